@@ -1,0 +1,16 @@
+//! xen-core: a hypervisor for 64-bit PV guests speaking the Xen 4.17 public interface.
+//!
+//! Portable logic (multiboot parsing, boot options) is plain safe Rust, unit-tested on the
+//! host. Everything that touches hardware lives in `arch`, built only for the bare-metal
+//! target.
+#![cfg_attr(not(test), no_std)]
+
+pub mod boot_options;
+pub mod multiboot;
+
+#[cfg(target_os = "none")]
+pub mod arch;
+#[cfg(target_os = "none")]
+mod console;
+#[cfg(target_os = "none")]
+mod start;
