@@ -1,1 +1,57 @@
-fn main() {}
+//! `cargo xtask`: build images, run them in QEMU, run every test tier, run benchmarks.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod cmd;
+mod deps;
+mod error;
+mod images;
+mod qemu;
+mod reference;
+mod results;
+mod tiers;
+
+use error::Result;
+use std::path::{Path, PathBuf};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  build                 build every image into target/images/
+  run                   boot the newest thing that works (xen-core with pv-guest) in QEMU
+  test [TIER...]        run test tiers: host, boot, reference, dom0 (default: all)
+  bench [NAME...]       run benchmarks: ring (default: all); results go to docs/benchmarks.md
+";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(e) = dispatch(&args) {
+        eprintln!("xtask: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(args: &[String]) -> Result<()> {
+    let root = workspace_root();
+    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    match args.first().map(String::as_str) {
+        Some("build") => images::build_all(&root).map(|_| ()),
+        Some("run") => tiers::run_main(&root),
+        Some("test") => tiers::test(&root, &rest),
+        Some("bench") => bench::bench(&root, &rest),
+        Some("-h" | "--help" | "help") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(error::Error::new(format!("unknown command `{other}`\n{USAGE}"))),
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}

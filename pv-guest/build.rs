@@ -1,0 +1,11 @@
+//! Links the bare-metal kernel with our linker script; host builds (unit tests) skip it.
+fn main() {
+    let target = std::env::var("TARGET").unwrap_or_default();
+    println!("cargo:rerun-if-changed=src/arch/x86_64/link.ld");
+    if target == "x86_64-unknown-none" {
+        let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+        println!("cargo:rustc-link-arg-bins=-T{dir}/src/arch/x86_64/link.ld");
+        println!("cargo:rustc-link-arg-bins=--no-dynamic-linker");
+        println!("cargo:rustc-link-arg-bins=-static");
+    }
+}

@@ -1,0 +1,2 @@
+//! Hardware and hypervisor access: the only place for assembly and raw pointers.
+pub mod x86_64;

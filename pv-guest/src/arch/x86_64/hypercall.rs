@@ -1,0 +1,103 @@
+//! Hypercalls, through the hypercall page or by a direct `syscall` (what post-XSA-466
+//! Linux does). Both take the number in rax and arguments in rdi, rsi, rdx, r10, r8; the
+//! hypervisor clobbers rcx and r11.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Which entry every hypercall uses; tests flip it to check both.
+static USE_SYSCALL: AtomicBool = AtomicBool::new(false);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    HypercallPage,
+    Syscall,
+}
+
+pub fn set_method(m: Method) {
+    USE_SYSCALL.store(m == Method::Syscall, Ordering::Relaxed);
+}
+
+pub fn method() -> Method {
+    if USE_SYSCALL.load(Ordering::Relaxed) {
+        Method::Syscall
+    } else {
+        Method::HypercallPage
+    }
+}
+
+/// Issues hypercall `nr` with up to five arguments; returns rax (negative = -errno).
+///
+/// # Safety
+/// Pointer arguments must be valid for what hypercall `nr` reads or writes through them.
+pub unsafe fn hypercall(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
+    let ret: i64;
+    match method() {
+        // SAFETY: the stub at hypercall_page + 32 * nr is the hypervisor's; it preserves
+        // everything but rax, rcx and r11, which are declared clobbered. The caller vouches
+        // for the memory the hypercall touches.
+        Method::HypercallPage => unsafe {
+            core::arch::asm!(
+                "lea rcx, [rip + hypercall_page]",
+                "shl rax, 5",
+                "add rax, rcx",
+                "call rax",
+                inout("rax") nr => ret,
+                inout("rdi") a1 => _,
+                inout("rsi") a2 => _,
+                inout("rdx") a3 => _,
+                inout("r10") a4 => _,
+                inout("r8") a5 => _,
+                out("rcx") _,
+                out("r11") _,
+            )
+        },
+        // SAFETY: a 64-bit PV kernel's `syscall` enters the hypervisor, which clobbers only
+        // rax, rcx and r11 (declared). The caller vouches for the memory touched.
+        Method::Syscall => unsafe {
+            core::arch::asm!(
+                "syscall",
+                inout("rax") nr => ret,
+                inout("rdi") a1 => _,
+                inout("rsi") a2 => _,
+                inout("rdx") a3 => _,
+                inout("r10") a4 => _,
+                inout("r8") a5 => _,
+                out("rcx") _,
+                out("r11") _,
+            )
+        },
+    }
+    ret
+}
+
+/// `console_io(CONSOLEIO_write)`: the initial domain's console (Xen's own serial line).
+pub fn console_write(bytes: &[u8]) -> i64 {
+    use xen_abi::{hypercall::HYPERVISOR_console_io, xen::CONSOLEIO_write};
+    // SAFETY: Xen reads `len` bytes from `ptr`, which is a live slice.
+    unsafe {
+        hypercall(HYPERVISOR_console_io, u64::from(CONSOLEIO_write), bytes.len() as u64, bytes.as_ptr() as u64, 0, 0)
+    }
+}
+
+/// `xen_version(cmd, NULL)` for the sub-ops that take no buffer (e.g. `XENVER_version`).
+pub fn xen_version_no_arg(cmd: u32) -> i64 {
+    // SAFETY: a NULL argument: nothing is read or written.
+    unsafe { hypercall(xen_abi::hypercall::HYPERVISOR_xen_version, u64::from(cmd), 0, 0, 0, 0) }
+}
+
+/// A hypercall with no arguments, for probing numbers the hypervisor must refuse.
+pub fn raw_no_args(nr: u64) -> i64 {
+    // SAFETY: all arguments are zero: a hypervisor that accepts the number reads no
+    // guest memory through a NULL pointer it must validate anyway.
+    unsafe { hypercall(nr, 0, 0, 0, 0, 0) }
+}
+
+/// `sched_op(SCHEDOP_shutdown, reason)`: never returns when it succeeds.
+pub fn shutdown(reason: u32) -> i64 {
+    use xen_abi::sched::{SchedShutdown, SCHEDOP_shutdown};
+    let arg = SchedShutdown { reason };
+    // SAFETY: Xen reads one `sched_shutdown` from a live local.
+    unsafe {
+        hypercall(xen_abi::hypercall::HYPERVISOR_sched_op, u64::from(SCHEDOP_shutdown), &arg as *const _ as u64, 0, 0, 0)
+    }
+}

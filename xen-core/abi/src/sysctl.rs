@@ -1,0 +1,201 @@
+//! `sysctl.h` (tools interface, `XEN_SYSCTL_INTERFACE_VERSION` 0x15 for Xen 4.17):
+//! the `xen_sysctl` header with its 128-byte payload, `physinfo`,
+//! `getdomaininfolist` and `readconsole`.
+#![allow(non_upper_case_globals)]
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// `XEN_SYSCTL_INTERFACE_VERSION` (Xen 4.17).
+pub const XEN_SYSCTL_INTERFACE_VERSION: u32 = 0x0000_0015;
+
+/// `XEN_SYSCTL_readconsole`
+pub const XEN_SYSCTL_readconsole: u32 = 1;
+/// `XEN_SYSCTL_tbuf_op`
+pub const XEN_SYSCTL_tbuf_op: u32 = 2;
+/// `XEN_SYSCTL_physinfo`
+pub const XEN_SYSCTL_physinfo: u32 = 3;
+/// `XEN_SYSCTL_sched_id`
+pub const XEN_SYSCTL_sched_id: u32 = 4;
+/// `XEN_SYSCTL_perfc_op`
+pub const XEN_SYSCTL_perfc_op: u32 = 5;
+/// `XEN_SYSCTL_getdomaininfolist`
+pub const XEN_SYSCTL_getdomaininfolist: u32 = 6;
+/// `XEN_SYSCTL_debug_keys`
+pub const XEN_SYSCTL_debug_keys: u32 = 7;
+/// `XEN_SYSCTL_getcpuinfo`
+pub const XEN_SYSCTL_getcpuinfo: u32 = 8;
+/// `XEN_SYSCTL_availheap`
+pub const XEN_SYSCTL_availheap: u32 = 9;
+/// `XEN_SYSCTL_get_pmstat`
+pub const XEN_SYSCTL_get_pmstat: u32 = 10;
+/// `XEN_SYSCTL_cpu_hotplug`
+pub const XEN_SYSCTL_cpu_hotplug: u32 = 11;
+/// `XEN_SYSCTL_pm_op`
+pub const XEN_SYSCTL_pm_op: u32 = 12;
+/// `XEN_SYSCTL_page_offline_op`
+pub const XEN_SYSCTL_page_offline_op: u32 = 14;
+/// `XEN_SYSCTL_lockprof_op`
+pub const XEN_SYSCTL_lockprof_op: u32 = 15;
+/// `XEN_SYSCTL_cputopoinfo`
+pub const XEN_SYSCTL_cputopoinfo: u32 = 16;
+/// `XEN_SYSCTL_numainfo`
+pub const XEN_SYSCTL_numainfo: u32 = 17;
+/// `XEN_SYSCTL_cpupool_op`
+pub const XEN_SYSCTL_cpupool_op: u32 = 18;
+/// `XEN_SYSCTL_scheduler_op`
+pub const XEN_SYSCTL_scheduler_op: u32 = 19;
+/// `XEN_SYSCTL_coverage_op`
+pub const XEN_SYSCTL_coverage_op: u32 = 20;
+/// `XEN_SYSCTL_psr_cmt_op`
+pub const XEN_SYSCTL_psr_cmt_op: u32 = 21;
+/// `XEN_SYSCTL_pcitopoinfo`
+pub const XEN_SYSCTL_pcitopoinfo: u32 = 22;
+/// `XEN_SYSCTL_psr_alloc`
+pub const XEN_SYSCTL_psr_alloc: u32 = 23;
+/// `XEN_SYSCTL_get_cpu_levelling_caps`
+pub const XEN_SYSCTL_get_cpu_levelling_caps: u32 = 25;
+/// `XEN_SYSCTL_get_cpu_featureset`
+pub const XEN_SYSCTL_get_cpu_featureset: u32 = 26;
+/// `XEN_SYSCTL_livepatch_op`
+pub const XEN_SYSCTL_livepatch_op: u32 = 27;
+/// `XEN_SYSCTL_get_cpu_policy`
+pub const XEN_SYSCTL_get_cpu_policy: u32 = 29;
+
+/// `XEN_SYSCTL_PHYSCAP_hvm`
+pub const XEN_SYSCTL_PHYSCAP_hvm: u32 = 1 << 0;
+/// `XEN_SYSCTL_PHYSCAP_pv`
+pub const XEN_SYSCTL_PHYSCAP_pv: u32 = 1 << 1;
+/// `XEN_SYSCTL_PHYSCAP_directio`
+pub const XEN_SYSCTL_PHYSCAP_directio: u32 = 1 << 2;
+/// `XEN_SYSCTL_PHYSCAP_hap`
+pub const XEN_SYSCTL_PHYSCAP_hap: u32 = 1 << 3;
+/// `XEN_SYSCTL_PHYSCAP_shadow`
+pub const XEN_SYSCTL_PHYSCAP_shadow: u32 = 1 << 4;
+/// `XEN_SYSCTL_PHYSCAP_iommu_hap_pt_share`
+pub const XEN_SYSCTL_PHYSCAP_iommu_hap_pt_share: u32 = 1 << 5;
+/// `XEN_SYSCTL_PHYSCAP_vmtrace`
+pub const XEN_SYSCTL_PHYSCAP_vmtrace: u32 = 1 << 6;
+/// `XEN_SYSCTL_PHYSCAP_vpmu`
+pub const XEN_SYSCTL_PHYSCAP_vpmu: u32 = 1 << 7;
+/// `XEN_SYSCTL_PHYSCAP_gnttab_v1`
+pub const XEN_SYSCTL_PHYSCAP_gnttab_v1: u32 = 1 << 8;
+/// `XEN_SYSCTL_PHYSCAP_gnttab_v2`
+pub const XEN_SYSCTL_PHYSCAP_gnttab_v2: u32 = 1 << 9;
+
+/// Size of the `xen_sysctl.u` union.
+pub const XEN_SYSCTL_PAYLOAD_SIZE: usize = 128;
+
+/// `struct xen_sysctl` (136 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct XenSysctl {
+    /// `XEN_SYSCTL_*`.
+    pub cmd: u32,
+    /// Must equal [`XEN_SYSCTL_INTERFACE_VERSION`].
+    pub interface_version: u32,
+    /// The `u` union (one of the `XenSysctl*` payloads, or `uint8_t pad[128]`).
+    pub u: [u64; XEN_SYSCTL_PAYLOAD_SIZE / 8],
+}
+
+zeroed_default!(XenSysctl);
+
+impl XenSysctl {
+    /// A request for `cmd` with the current interface version and a zeroed payload.
+    pub fn new(cmd: u32) -> Self {
+        Self { cmd, interface_version: XEN_SYSCTL_INTERFACE_VERSION, ..Self::default() }
+    }
+
+    /// Reads the payload as `T` (`None` if `T` is larger than the union).
+    pub fn payload<T: FromBytes>(&self) -> Option<T> {
+        T::read_from_prefix(self.u.as_bytes()).ok().map(|(v, _)| v)
+    }
+
+    /// Writes `v` to the start of the payload and zeroes the rest. Returns `false`
+    /// (leaving the payload untouched) if `T` is larger than the union.
+    pub fn set_payload<T: IntoBytes + Immutable>(&mut self, v: &T) -> bool {
+        let src = v.as_bytes();
+        let dst = self.u.as_mut_bytes();
+        if src.len() > dst.len() {
+            return false;
+        }
+        dst.fill(0);
+        dst[..src.len()].copy_from_slice(src);
+        true
+    }
+}
+
+/// `struct xen_sysctl_readconsole` (24 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct XenSysctlReadconsole {
+    /// Non-zero: clear after reading.
+    pub clear: u8,
+    /// Non-zero: start at `index`.
+    pub incremental: u8,
+    pub pad0: u8,
+    pub pad1: u8,
+    pub index: u32,
+    /// Guest handle to the buffer.
+    pub buffer: u64,
+    /// IN: buffer size; OUT: bytes written.
+    pub count: u32,
+    pub _pad0: [u8; 4],
+}
+
+/// `struct xen_sysctl_physinfo` (112 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct XenSysctlPhysinfo {
+    pub threads_per_core: u32,
+    pub cores_per_socket: u32,
+    pub nr_cpus: u32,
+    pub max_cpu_id: u32,
+    pub nr_nodes: u32,
+    pub max_node_id: u32,
+    pub cpu_khz: u32,
+    /// `XEN_SYSCTL_PHYSCAP_*`.
+    pub capabilities: u32,
+    pub arch_capabilities: u32,
+    pub pad: u32,
+    pub total_pages: u64,
+    pub free_pages: u64,
+    pub scrub_pages: u64,
+    pub outstanding_pages: u64,
+    pub max_mfn: u64,
+    pub hw_cap: [u32; 8],
+}
+
+/// `struct xen_sysctl_getdomaininfolist` (24 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct XenSysctlGetdomaininfolist {
+    pub first_domain: u16,
+    pub _pad0: [u8; 2],
+    pub max_domains: u32,
+    /// Guest handle to `xen_domctl_getdomaininfo[]`.
+    pub buffer: u64,
+    /// OUT.
+    pub num_domains: u32,
+    pub _pad1: [u8; 4],
+}
+
+/// `struct xen_sysctl_sched_id`
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct XenSysctlSchedId {
+    pub sched_id: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trip() {
+        let mut s = XenSysctl::new(XEN_SYSCTL_physinfo);
+        let p = XenSysctlPhysinfo { nr_cpus: 2, capabilities: XEN_SYSCTL_PHYSCAP_pv, ..Default::default() };
+        assert!(s.set_payload(&p));
+        assert_eq!(s.payload::<XenSysctlPhysinfo>(), Some(p));
+        assert_eq!(s.interface_version, 0x15);
+    }
+}

@@ -1,0 +1,69 @@
+//! `cargo xtask bench [NAME...]`: benchmarks that put ours and the references side by side
+//! in one run; results are written into docs/benchmarks.md.
+
+use crate::cmd;
+use crate::error::{Error, Result};
+use std::path::Path;
+use std::process::Command;
+
+const BENCHES: &[&str] = &["ring"];
+
+pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
+    let names: Vec<&str> = if args.is_empty() { BENCHES.to_vec() } else { args.to_vec() };
+    for name in names {
+        match name {
+            "ring" => ring(root)?,
+            other => return Err(Error::new(format!("unknown benchmark `{other}` (benchmarks: {})", BENCHES.join(", ")))),
+        }
+    }
+    Ok(())
+}
+
+fn machine_line() -> Result<String> {
+    let date = cmd::output(Command::new("date").args(["-u", "+%Y-%m-%d"]))?;
+    let nproc = cmd::output(&mut Command::new("nproc"))?;
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split(':').nth(1)))
+        .unwrap_or("unknown CPU")
+        .trim()
+        .to_string();
+    Ok(format!("{}, nproc {}, {model}", date.trim(), nproc.trim()))
+}
+
+/// Replaces the section headed `heading` in docs/benchmarks.md (or appends it).
+fn write_section(root: &Path, heading: &str, body: &str) -> Result<()> {
+    let path = root.join("docs/benchmarks.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    let marker = format!("## {heading}\n");
+    let section = format!("{marker}\n{body}\n");
+    let new = match old.find(&marker) {
+        Some(start) => {
+            let after = &old[start + marker.len()..];
+            let end = after.find("\n## ").map(|i| start + marker.len() + i + 1).unwrap_or(old.len());
+            format!("{}{section}{}", &old[..start], &old[end..])
+        }
+        None => format!("{}\n{section}", old.trim_end()),
+    };
+    std::fs::write(&path, new)?;
+    println!("xtask: wrote section `{heading}` of {}", path.display());
+    Ok(())
+}
+
+fn ring(root: &Path) -> Result<()> {
+    let mut c = cmd::cargo(root);
+    c.args(["run", "--release", "--quiet", "-p", "xen-ring-c-interop", "--bin", "ring-bench", "--", "--markdown"]);
+    let table = cmd::output(&mut c)?;
+    print!("{table}");
+    let body = format!(
+        "Host ring throughput: a request/response exchange between two threads pinned to two \
+cores (front pushes a batch of requests, back answers each, front consumes the responses); \
+ours (`xen-ring`), the `ringbuf` crate's SPSC buffers (one per direction), and the C \
+`io/ring.h` macros from libxen-dev, all in the same run (`cargo xtask bench ring`).\n\n\
+Machine: {}\n\n{}",
+        machine_line()?,
+        table.trim_end()
+    );
+    write_section(root, "Host ring (`cargo xtask bench ring`)", &body)
+}

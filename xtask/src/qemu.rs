@@ -1,0 +1,139 @@
+//! The QEMU harness: one TCG machine per run, serial log to a file, `isa-debug-exit` for
+//! status, a hard timeout, and early stop once the log shows a line we wait for.
+
+use crate::deps::QEMU;
+use crate::error::{Context, Error, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// QEMU's exit status when a guest writes `code` to the debug-exit port.
+pub const fn debug_exit_status(code: u32) -> i32 {
+    ((code << 1) | 1) as i32
+}
+/// The codes xen-core writes (see `arch/x86_64/qemu.rs`).
+pub const EXIT_SUCCESS: i32 = debug_exit_status(0x10);
+pub const EXIT_FAILURE: i32 = debug_exit_status(0x11);
+
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// Multiboot kernel for `-kernel`.
+    pub kernel: PathBuf,
+    pub append: String,
+    /// Modules, each `path` plus optional arguments; QEMU splits `-initrd` on commas.
+    pub modules: Vec<(PathBuf, String)>,
+    pub memory_mib: u32,
+    pub smp: u32,
+}
+
+impl Machine {
+    fn command(&self) -> Result<Command> {
+        let mut c = Command::new(QEMU);
+        c.args(["-machine", "q35", "-cpu", "max,-smap", "-accel", "tcg"])
+            .args(["-m", &self.memory_mib.to_string(), "-smp", &self.smp.to_string()])
+            .args(["-display", "none", "-no-reboot", "-monitor", "none"])
+            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+            .arg("-kernel")
+            .arg(&self.kernel)
+            .args(["-append", &self.append]);
+        if !self.modules.is_empty() {
+            let mut list = Vec::new();
+            for (path, args) in &self.modules {
+                let p = path.to_string_lossy();
+                if p.contains(',') || args.contains(',') {
+                    return Err(Error::new(format!("module `{p} {args}` has a comma, which QEMU's -initrd cannot pass")));
+                }
+                list.push(if args.is_empty() { p.into_owned() } else { format!("{p} {args}") });
+            }
+            c.arg("-initrd").arg(list.join(","));
+        }
+        Ok(c)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// QEMU ended by itself with this status.
+    Status(i32),
+    /// We stopped QEMU because the log showed this `stop_on` line.
+    Stopped(String),
+    TimedOut,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub exit: Exit,
+    pub log: String,
+    pub log_path: PathBuf,
+    /// For each `marks` entry: time from QEMU start until a log line contained it.
+    pub marks: Vec<Option<Duration>>,
+    pub elapsed: Duration,
+}
+
+/// Runs `m` with the serial console logged to `log_path`, until QEMU exits, a `stop_on`
+/// text shows up in the log, or `timeout` passes.
+pub fn run(m: &Machine, log_path: &Path, timeout: Duration, stop_on: &[&str], marks: &[&str]) -> Result<Outcome> {
+    if let Some(dir) = log_path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(log_path);
+    let mut c = m.command()?;
+    c.arg("-serial").arg(format!("file:{}", log_path.display()));
+    c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = c.spawn().context(|| format!("starting {QEMU}"))?;
+    let mut mark_times = vec![None; marks.len()];
+    let exit = loop {
+        let log = std::fs::read(log_path).unwrap_or_default();
+        let text = String::from_utf8_lossy(&log);
+        for (i, mark) in marks.iter().enumerate() {
+            if mark_times[i].is_none() && text.contains(mark) {
+                mark_times[i] = Some(start.elapsed());
+            }
+        }
+        if let Some(s) = stop_on.iter().find(|s| text.contains(*s)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Exit::Stopped((*s).to_string());
+        }
+        if let Some(status) = child.try_wait()? {
+            break Exit::Status(status.code().unwrap_or(-1));
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Exit::TimedOut;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = start.elapsed();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let log = String::from_utf8_lossy(&std::fs::read(log_path).unwrap_or_default()).replace('\r', "");
+    if !stderr.trim().is_empty() && log.is_empty() {
+        return Err(Error::new(format!("{QEMU} printed: {}", stderr.trim())));
+    }
+    Ok(Outcome { exit, log, log_path: log_path.to_path_buf(), marks: mark_times, elapsed })
+}
+
+/// Runs `m` with the serial console on this terminal (for `cargo xtask run`).
+pub fn run_interactive(m: &Machine, timeout: Duration) -> Result<i32> {
+    let mut c = m.command()?;
+    c.args(["-serial", "stdio"]);
+    let mut child = c.spawn().context(|| format!("starting {QEMU}"))?;
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status.code().unwrap_or(-1));
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::new(format!("QEMU still running after {}s: stopped it", timeout.as_secs())));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
