@@ -18,14 +18,16 @@ pub fn images_dir(root: &Path) -> PathBuf {
 }
 
 /// Builds one bare-metal binary in its own target dir (its flags differ from the host's).
-fn build_bare(root: &Path, package: &str) -> Result<PathBuf> {
+/// Images run at the addresses they are linked at (no runtime relocation); the hypervisor
+/// lives in Xen's slot 261, outside both 2 GiB windows of the small and kernel code
+/// models, so it uses the large one.
+fn build_bare(root: &Path, package: &str, rustflags: &str) -> Result<PathBuf> {
     let target_dir = root.join("target/bare").join(package);
     let mut c = cmd::cargo(root);
     c.args(["build", "--release", "--package", package, "--bin", package, "--target", BARE_TARGET])
         .arg("--target-dir")
         .arg(&target_dir)
-        // Images run at the addresses they are linked at: no runtime relocation.
-        .env("CARGO_TARGET_X86_64_UNKNOWN_NONE_RUSTFLAGS", "-C relocation-model=static");
+        .env("CARGO_TARGET_X86_64_UNKNOWN_NONE_RUSTFLAGS", rustflags);
     cmd::run(&mut c)?;
     Ok(target_dir.join(BARE_TARGET).join("release").join(package))
 }
@@ -34,7 +36,7 @@ pub fn build_all(root: &Path) -> Result<Images> {
     let dir = images_dir(root);
     std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
 
-    let hv_elf = build_bare(root, "xen-core")?;
+    let hv_elf = build_bare(root, "xen-core", "-C relocation-model=static -C code-model=large")?;
     let elf = std::fs::read(&hv_elf).context(|| format!("reading {}", hv_elf.display()))?;
     let flat = flat_image(&elf).context(|| format!("converting {}", hv_elf.display()))?;
     check_multiboot_header(&flat)?;
@@ -42,7 +44,7 @@ pub fn build_all(root: &Path) -> Result<Images> {
     std::fs::write(&xen_core, &flat)?;
     std::fs::copy(&hv_elf, dir.join("xen-core.elf"))?;
 
-    let guest_elf = build_bare(root, "pv-guest")?;
+    let guest_elf = build_bare(root, "pv-guest", "-C relocation-model=static")?;
     let pv_guest = dir.join("pv-guest");
     std::fs::copy(&guest_elf, &pv_guest).context(|| format!("copying {}", guest_elf.display()))?;
 

@@ -1,17 +1,51 @@
-//! The hypervisor's console: `println!` to COM1 with Xen's `(XEN) ` line prefix, so logs
-//! read like Xen's.
+//! The hypervisor's console: `println!` to COM1 with Xen's `(XEN) ` prefix on every line,
+//! so logs read like Xen's.
 
 use crate::arch::x86_64::serial::Com1;
-use core::fmt::Write;
+use core::fmt::{self, Write};
 
-/// One CPU and no interrupts yet, so a handle per call cannot interleave.
-pub fn print(args: core::fmt::Arguments<'_>) {
-    let _ = Com1::handle().write_fmt(args);
+struct Prefixed(Com1);
+
+impl Write for Prefixed {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut lines = s.split('\n');
+        if let Some(first) = lines.next() {
+            self.0.write_str(first)?;
+        }
+        for line in lines {
+            self.0.write_str("\n(XEN) ")?;
+            self.0.write_str(line)?;
+        }
+        Ok(())
+    }
+}
+
+static LOCK: spin::Mutex<()> = spin::Mutex::new(());
+
+/// Writes one message; the lock keeps messages whole if an exception prints meanwhile
+/// from another CPU (one CPU today).
+pub fn print(args: fmt::Arguments<'_>) {
+    let _g = LOCK.try_lock();
+    let mut out = Prefixed(Com1::handle());
+    let _ = out.write_str("(XEN) ");
+    let _ = out.write_fmt(args);
+    let _ = out.0.write_str("\n");
+}
+
+/// Writes guest console output verbatim (the initial domain's `console_io`, as Xen does).
+pub fn write_raw(bytes: &[u8]) {
+    let mut c = Com1::handle();
+    for &b in bytes {
+        if b == b'\n' {
+            c.write_byte(b'\r');
+        }
+        c.write_byte(b);
+    }
 }
 
 #[macro_export]
 macro_rules! println {
     ($($arg:tt)*) => {
-        $crate::console::print(format_args!("(XEN) {}\n", format_args!($($arg)*)))
+        $crate::console::print(format_args!($($arg)*))
     };
 }

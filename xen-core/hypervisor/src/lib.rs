@@ -5,7 +5,12 @@
 //! target.
 #![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
 pub mod boot_options;
+pub mod domain;
+pub mod frames;
+pub mod mm;
 pub mod multiboot;
 
 #[cfg(target_os = "none")]
@@ -14,3 +19,5 @@ pub mod arch;
 mod console;
 #[cfg(target_os = "none")]
 mod start;
+#[cfg(target_os = "none")]
+pub use start::{guest_syscall, guest_trap};

@@ -1,10 +1,14 @@
-/* Multiboot (v1) entry: QEMU's -kernel loader enters here in 32-bit protected mode
- * with paging off, eax = 0x2BADB002 and ebx = the multiboot information block.
- * We identity-map the first 4 GiB with 2 MiB pages, enter long mode and call
- * kmain(magic, info). */
+/* Multiboot (v1) entry: QEMU's -kernel loader enters here in 32-bit protected mode with
+ * paging off, eax = 0x2BADB002 and ebx = the multiboot information block.
+ *
+ * Early page tables map the first 4 GiB three times with 2 MiB pages: identity (so this
+ * code keeps running after paging is on), at the direct map (L4 slot 262) and at
+ * XEN_VIRT_START (slot 261, where the rest of the image is linked). kmain builds the real
+ * tables and drops the identity map. */
 
     .set MB_MAGIC, 0x1BADB002
     .set MB_FLAGS, 0x00010003     /* page-align modules, memory info, address fields */
+    .set XEN_VIRT_START, 0xffff82d040000000
 
     .section .multiboot, "a"
     .balign 4
@@ -12,11 +16,11 @@ mb_header:
     .long MB_MAGIC
     .long MB_FLAGS
     .long -(MB_MAGIC + MB_FLAGS)
-    .long mb_header       /* header_addr */
-    .long __image_start   /* load_addr */
-    .long __load_end      /* load_end_addr */
-    .long __bss_end       /* bss_end_addr */
-    .long _start32        /* entry_addr */
+    .long mb_header           /* header_addr */
+    .long __image_start_phys  /* load_addr */
+    .long __load_end_phys     /* load_end_addr */
+    .long __bss_end_phys      /* bss_end_addr */
+    .long _start32            /* entry_addr */
 
     .section .text.boot, "ax"
     .code32
@@ -38,15 +42,24 @@ _start32:
     btl $29, %edx
     jnc no_long_mode
 
-    /* Zero PML4, PDPT and the four page directories. */
+    /* Zero PML4, PDPT, high PDPT and the four page directories. */
     movl $boot_pml4, %edi
-    movl $(6 * 4096 / 4), %ecx
+    movl $(7 * 4096 / 4), %ecx
     xorl %eax, %eax
     rep stosl
 
+    /* PML4[0] and PML4[262] -> boot_pdpt (identity and direct map). */
     movl $boot_pdpt, %eax
     orl $0x3, %eax
     movl %eax, boot_pml4
+    movl %eax, boot_pml4 + 262 * 8
+    /* PML4[261] -> boot_pdpt_high; its entry for XEN_VIRT_START -> the first PD. */
+    movl $boot_pdpt_high, %eax
+    orl $0x3, %eax
+    movl %eax, boot_pml4 + 261 * 8
+    movl $boot_pd, %eax
+    orl $0x3, %eax
+    movl %eax, boot_pdpt_high + ((XEN_VIRT_START >> 30) & 0x1ff) * 8
 
     xorl %ecx, %ecx
 1:  movl %ecx, %eax
@@ -81,10 +94,10 @@ _start32:
     movl %eax, %cr0
 
     lgdt boot_gdt_ptr
-    ljmp $0x08, $start64
+    ljmp $0x08, $start64_low
 
 no_long_mode:
-    /* Say so on COM1 (no init needed for QEMU's UART) and stop. */
+    /* Say so on COM1 (QEMU's UART needs no setup) and stop. */
     movl $no_lm_msg, %esi
 3:  lodsb
     testb %al, %al
@@ -96,23 +109,11 @@ no_long_mode:
     jmp 4b
 
     .code64
-start64:
-    movw $0x10, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    xorw %ax, %ax
-    movw %ax, %fs
-    movw %ax, %gs
-    movq $boot_stack_top, %rsp
-    movl boot_mb_magic, %edi
-    movl boot_mb_info, %esi
-    call kmain
-5:  cli
-    hlt
-    jmp 5b
+start64_low:
+    movabsq $start64, %rax
+    jmp *%rax
 
-    .section .rodata
+    .section .data.boot, "aw"
 no_lm_msg:
     .asciz "xen-core: CPU has no long mode\n"
     .balign 8
@@ -124,17 +125,43 @@ boot_gdt_end:
 boot_gdt_ptr:
     .word boot_gdt_end - boot_gdt - 1
     .long boot_gdt
-
-    .section .data
     .balign 4
+    .global boot_mb_magic, boot_mb_info
 boot_mb_magic: .long 0
 boot_mb_info:  .long 0
 
-    .section .bss
+    .section .bss.boot, "aw", @nobits
     .balign 4096
-boot_pml4: .skip 4096
-boot_pdpt: .skip 4096
-boot_pd:   .skip 4 * 4096
-    .balign 16
-boot_stack: .skip 64 * 1024
+boot_pml4:      .skip 4096
+boot_pdpt:      .skip 4096
+boot_pdpt_high: .skip 4096
+boot_pd:        .skip 4 * 4096
+boot_stack:     .skip 4096
 boot_stack_top:
+
+    /* From here on: linked at XEN_VIRT_START. */
+    .text
+start64:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    xorw %ax, %ax
+    movw %ax, %fs
+    movw %ax, %gs
+    movabsq $cpu0_stack_top, %rsp
+    xorl %ebp, %ebp
+    movl boot_mb_magic, %edi
+    movl boot_mb_info, %esi
+    movabsq $kmain, %rax
+    call *%rax
+5:  cli
+    hlt
+    jmp 5b
+
+    .bss
+    .balign 4096
+    .global cpu0_stack_bottom, cpu0_stack_top
+cpu0_stack_bottom:
+    .skip 64 * 1024
+cpu0_stack_top:

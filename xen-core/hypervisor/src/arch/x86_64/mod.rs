@@ -1,12 +1,19 @@
-//! x86_64: multiboot entry to long mode, port I/O, COM1, QEMU's debug-exit port and
-//! access to identity-mapped physical memory.
+//! x86_64: multiboot entry to long mode, page tables, descriptor tables, entry paths,
+//! port I/O, COM1, QEMU's debug-exit port and access to machine memory.
 
+pub mod cpu;
+pub mod gdt;
+pub mod layout;
+pub mod mem;
+pub mod paging;
 pub mod phys;
 pub mod port;
 pub mod qemu;
 pub mod serial;
+pub mod trap;
 
 core::arch::global_asm!(include_str!("boot.s"), options(att_syntax));
+core::arch::global_asm!(include_str!("entry.s"), options(att_syntax));
 
 /// Stops this CPU for good.
 pub fn halt_forever() -> ! {

@@ -1,28 +1,80 @@
-//! Reads of physical memory through the boot identity map (first 4 GiB).
+//! Physical memory through the direct map: loader data and whole machine frames.
 
+use super::layout::{phys_to_virt, DIRECTMAP_SIZE, PAGE_SIZE};
 use crate::multiboot::{MultibootError, PhysRead};
 
-/// The limit of the boot page tables built in `boot.s`.
-const IDENTITY_MAPPED: u64 = 4 << 30;
+/// Highest physical address + 1 that the direct map covers right now (raised by
+/// `paging::init` once it maps all RAM; the boot tables map 4 GiB).
+static MAPPED_LIMIT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(4 << 30);
 
+pub fn set_mapped_limit(limit: u64) {
+    MAPPED_LIMIT.store(limit.min(DIRECTMAP_SIZE), core::sync::atomic::Ordering::Relaxed);
+}
+
+fn mapped_limit() -> u64 {
+    MAPPED_LIMIT.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Reads of loader-provided data (the multiboot block, module command lines).
 #[derive(Debug)]
-pub struct IdentityMapped;
+pub struct DirectMap;
 
-impl PhysRead for IdentityMapped {
+impl PhysRead for DirectMap {
     fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<(), MultibootError> {
         let len = buf.len() as u64;
         let err = MultibootError::Unreadable { paddr, len };
         let end = paddr.checked_add(len).ok_or(err)?;
         // Page 0 stays unreadable so a null pointer from a loader is an error.
-        if paddr < 4096 || end > IDENTITY_MAPPED {
+        if paddr < PAGE_SIZE || end > mapped_limit() {
             return Err(err);
         }
-        // SAFETY: [paddr, end) lies inside the identity map set up in boot.s, so the
-        // addresses are mapped; the bytes are copied out with volatile reads because a
-        // loader's data is not a Rust object and may alias nothing we own.
         for (i, b) in buf.iter_mut().enumerate() {
-            *b = unsafe { core::ptr::read_volatile((paddr as usize + i) as *const u8) };
+            // SAFETY: [paddr, end) is inside the direct map; loader data is not a Rust
+            // object, so it is read byte by byte with volatile reads.
+            *b = unsafe { core::ptr::read_volatile(phys_to_virt(paddr + i as u64) as *const u8) };
         }
         Ok(())
     }
+}
+
+fn entry_ptr(mfn: u64, index: usize) -> *mut u64 {
+    assert!(index < 512 && (mfn + 1) * PAGE_SIZE <= mapped_limit(), "frame {mfn:#x}[{index}] outside the direct map");
+    (phys_to_virt(mfn * PAGE_SIZE) + index as u64 * 8) as *mut u64
+}
+
+/// Reads 64-bit entry `index` of machine frame `mfn` (page tables, M2P, ...).
+pub fn read_entry(mfn: u64, index: usize) -> u64 {
+    // SAFETY: entry_ptr checked the frame lies inside the direct map; frames are only
+    // accessed through these volatile helpers, so no Rust reference aliases them.
+    unsafe { core::ptr::read_volatile(entry_ptr(mfn, index)) }
+}
+
+/// Writes 64-bit entry `index` of machine frame `mfn`.
+pub fn write_entry(mfn: u64, index: usize, value: u64) {
+    // SAFETY: as for read_entry.
+    unsafe { core::ptr::write_volatile(entry_ptr(mfn, index), value) }
+}
+
+/// Fills a whole frame with zeros.
+pub fn zero_frame(mfn: u64) {
+    for i in 0..512 {
+        write_entry(mfn, i, 0);
+    }
+}
+
+/// Copies `data` into physical memory at `paddr` (within one or more frames).
+pub fn write_bytes(paddr: u64, data: &[u8]) {
+    let end = paddr.checked_add(data.len() as u64).expect("no overflow");
+    assert!(end <= mapped_limit(), "write outside the direct map");
+    // SAFETY: the range is inside the direct map and is machine memory the caller owns
+    // (a guest frame being populated); no Rust reference aliases it.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), phys_to_virt(paddr) as *mut u8, data.len()) }
+}
+
+/// Copies physical memory at `paddr` into `buf`.
+pub fn read_bytes(paddr: u64, buf: &mut [u8]) {
+    let end = paddr.checked_add(buf.len() as u64).expect("no overflow");
+    assert!(end <= mapped_limit(), "read outside the direct map");
+    // SAFETY: as for write_bytes.
+    unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(paddr) as *const u8, buf.as_mut_ptr(), buf.len()) }
 }

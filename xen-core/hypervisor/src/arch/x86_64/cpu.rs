@@ -1,0 +1,86 @@
+//! Control registers, MSRs, CPUID and descriptor-table loads.
+
+pub const MSR_EFER: u32 = 0xC000_0080;
+pub const MSR_STAR: u32 = 0xC000_0081;
+pub const MSR_LSTAR: u32 = 0xC000_0082;
+pub const MSR_CSTAR: u32 = 0xC000_0083;
+pub const MSR_FMASK: u32 = 0xC000_0084;
+pub const MSR_FS_BASE: u32 = 0xC000_0100;
+pub const MSR_GS_BASE: u32 = 0xC000_0101;
+pub const MSR_KERNEL_GS_BASE: u32 = 0xC000_0102;
+
+const EFER_SCE: u64 = 1 << 0;
+const EFER_NXE: u64 = 1 << 11;
+
+pub fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: only architectural MSRs listed above are read, which exist on every
+    // x86_64 CPU; rdmsr has no memory effects.
+    unsafe { core::arch::asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// # Safety
+/// The caller must know the effect of the MSR write on the running system.
+pub unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: the caller vouches for the effect.
+    unsafe {
+        core::arch::asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nostack, preserves_flags))
+    };
+}
+
+pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
+    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    (r.eax, r.ebx, r.ecx, r.edx)
+}
+
+pub fn enable_nx_and_wp() {
+    let nx = cpuid(0x8000_0001, 0).3 & (1 << 20) != 0;
+    assert!(nx, "xen-core needs a CPU with NX");
+    // SAFETY: setting EFER.NXE and EFER.SCE only enables the NX bit in page tables and the
+    // SYSCALL instruction; nothing mapped yet uses bit 63.
+    unsafe { wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_NXE | EFER_SCE) };
+    let mut cr0: u64;
+    // SAFETY: reading and setting CR0.WP (bit 16) makes ring 0 honour read-only mappings.
+    unsafe {
+        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
+        cr0 |= 1 << 16;
+        core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
+    }
+}
+
+/// Loads a new page-table root.
+pub fn write_cr3(value: u64) {
+    // SAFETY: callers pass a PML4 that maps the hypervisor image, its stacks and the
+    // direct map at their linked addresses (built by paging::init or copied from it), so
+    // execution continues unaffected.
+    unsafe { core::arch::asm!("mov cr3, {}", in(reg) value, options(nostack)) };
+}
+
+pub fn read_cr3() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR3 has no effect.
+    unsafe { core::arch::asm!("mov {}, cr3", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+pub fn read_cr2() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR2 has no effect.
+    unsafe { core::arch::asm!("mov {}, cr2", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+pub fn invlpg(va: u64) {
+    // SAFETY: invalidating a TLB entry only forces a re-walk.
+    unsafe { core::arch::asm!("invlpg [{}]", in(reg) va, options(nostack)) };
+}
+
+pub fn flush_tlb() {
+    write_cr3(read_cr3());
+}
+
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc reads the time-stamp counter; no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}

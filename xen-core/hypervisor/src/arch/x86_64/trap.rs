@@ -1,0 +1,88 @@
+//! The register frame every entry builds (Xen's `cpu_user_regs` order up to `ss`) and the
+//! Rust side of exception entry.
+
+use core::fmt;
+
+/// Saved by `entry.s`; fields below `rip` are pushed by software, the rest by the CPU
+/// (or by hand for SYSCALL). Handlers may edit it: iretq uses what is left here.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Regs {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub rbp: u64,
+    pub rbx: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rax: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub error_code: u32,
+    pub entry_vector: u32,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+/// `entry_vector` of a SYSCALL entry.
+pub const ENTRY_SYSCALL: u32 = 0x100;
+
+impl Regs {
+    pub fn from_guest(&self) -> bool {
+        self.cs & 3 == 3
+    }
+}
+
+pub const EXCEPTION_NAMES: [&str; 32] = [
+    "divide error", "debug", "NMI", "int3", "overflow", "bounds", "invalid opcode",
+    "device not available", "double fault", "coprocessor segment", "invalid TSS",
+    "segment not present", "stack segment", "general protection", "page fault", "reserved",
+    "x87 FPU error", "alignment check", "machine check", "SIMD exception", "virtualisation",
+    "control protection", "reserved", "reserved", "reserved", "reserved", "reserved",
+    "reserved", "hypervisor injection", "VMM communication", "security", "reserved",
+];
+
+impl fmt::Display for Regs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "RIP:    {:04x}:[<{:016x}>]  RFLAGS: {:016x}", self.cs, self.rip, self.rflags)?;
+        writeln!(f, "rax: {:016x}   rbx: {:016x}   rcx: {:016x}", self.rax, self.rbx, self.rcx)?;
+        writeln!(f, "rdx: {:016x}   rsi: {:016x}   rdi: {:016x}", self.rdx, self.rsi, self.rdi)?;
+        writeln!(f, "rbp: {:016x}   rsp: {:016x}   r8:  {:016x}", self.rbp, self.rsp, self.r8)?;
+        writeln!(f, "r9:  {:016x}   r10: {:016x}   r11: {:016x}", self.r9, self.r10, self.r11)?;
+        writeln!(f, "r12: {:016x}   r13: {:016x}   r14: {:016x}", self.r12, self.r13, self.r14)?;
+        write!(f, "r15: {:016x}   ss: {:04x}   error code: {:04x}", self.r15, self.ss, self.error_code)
+    }
+}
+
+/// Rust side of every exception and interrupt entry.
+#[no_mangle]
+extern "C" fn handle_trap(regs: &mut Regs) {
+    if regs.from_guest() {
+        crate::guest_trap(regs);
+        return;
+    }
+    let vector = regs.entry_vector as usize;
+    let name = EXCEPTION_NAMES.get(vector).copied().unwrap_or("interrupt");
+    crate::println!("----[ xen-core fatal trap: vector {vector} ({name}) in hypervisor ]----");
+    if vector == 14 {
+        crate::println!("cr2: {:016x}", super::cpu::read_cr2());
+    }
+    crate::println!("{regs}");
+    crate::println!("Panic on CPU 0: fatal trap in hypervisor");
+    super::qemu::exit(super::qemu::ExitCode::Failure);
+}
+
+/// Rust side of SYSCALL from ring 3.
+#[no_mangle]
+extern "C" fn handle_syscall(regs: &mut Regs) {
+    crate::guest_syscall(regs);
+}
+
