@@ -129,7 +129,9 @@ pub const TI_IF: u8 = 4;
 
 /// `struct trap_info` (16 bytes): one entry of the virtual IDT.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct TrapInfo {
     /// Exception vector.
     pub vector: u8,
@@ -157,7 +159,9 @@ impl TrapInfo {
 
 /// `struct iret_context` (72 bytes): what the `iret` hypercall finds on the stack.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct IretContext {
     pub rax: u64,
     pub r11: u64,
@@ -174,7 +178,9 @@ pub struct IretContext {
 /// `struct cpu_user_regs` (x86-64, 200 bytes). The C header declares each GPR as a
 /// union of its 64/32/16/8-bit names; only the 64-bit names are used here.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct CpuUserRegs {
     pub r15: u64,
     pub r14: u64,
@@ -271,7 +277,13 @@ mod tests {
 
     #[test]
     fn trap_info_flags() {
-        let t = TrapInfo { vector: 3, flags: 3 | TI_IF, cs: FLAT_KERNEL_CS, address: 1, ..Default::default() };
+        let t = TrapInfo {
+            vector: 3,
+            flags: 3 | TI_IF,
+            cs: FLAT_KERNEL_CS,
+            address: 1,
+            ..Default::default()
+        };
         assert_eq!(t.dpl(), 3);
         assert!(t.masks_events());
         assert_eq!(xen_cr3_to_pfn(xen_pfn_to_cr3(0x1234)), 0x1234);

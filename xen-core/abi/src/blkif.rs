@@ -20,7 +20,9 @@ pub const BLKIF_RSP_OKAY: i16 = 0;
 /// `struct blkif_request_segment`: one granted frame and the inclusive 512-byte sector
 /// range used within it.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct BlkifRequestSegment {
     pub gref: u32,
     pub first_sect: u8,
@@ -30,7 +32,9 @@ pub struct BlkifRequestSegment {
 
 /// `struct blkif_request` (112 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct BlkifRequest {
     pub operation: u8,
     pub nr_segments: u8,
@@ -43,7 +47,9 @@ pub struct BlkifRequest {
 
 /// `struct blkif_response` (16 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct BlkifResponse {
     pub id: u64,
     pub operation: u8,
@@ -69,7 +75,9 @@ pub const BLKIF_SEGS_PER_INDIRECT_FRAME: usize = 4096 / core::mem::size_of::<Blk
 
 /// `struct blkif_request_discard` (32 bytes; occupies a 112-byte ring slot).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct BlkifRequestDiscard {
     /// `BLKIF_OP_DISCARD`.
     pub operation: u8,
@@ -84,7 +92,9 @@ pub struct BlkifRequestDiscard {
 
 /// `struct blkif_request_indirect` (x86-64: 64 bytes; occupies a 112-byte ring slot).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct BlkifRequestIndirect {
     /// `BLKIF_OP_INDIRECT`.
     pub operation: u8,

@@ -30,7 +30,9 @@ pub const CALLBACKOP_unregister: u32 = 1;
 
 /// `struct callback_register` (16 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct CallbackRegister {
     /// `CALLBACKTYPE_*`.
     pub type_: u16,
@@ -43,7 +45,9 @@ pub struct CallbackRegister {
 
 /// `struct callback_unregister` (4 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct CallbackUnregister {
     /// `CALLBACKTYPE_*`.
     pub type_: u16,

@@ -46,7 +46,7 @@ pub const XEN_DOMCTL_iomem_permission: u32 = 20;
 pub const XEN_DOMCTL_ioport_permission: u32 = 21;
 /// `XEN_DOMCTL_hypercall_init`
 pub const XEN_DOMCTL_hypercall_init: u32 = 22;
-/// `XEN_DOMCTL_soft_reset_cont`
+/// `XEN_DOMCTL_soft_reset_cont` (internal to Xen: only defined under `__XEN__`).
 pub const XEN_DOMCTL_soft_reset_cont: u32 = 23;
 /// `XEN_DOMCTL_settimeoffset`
 pub const XEN_DOMCTL_settimeoffset: u32 = 24;
@@ -235,7 +235,12 @@ impl XenDomctl {
     /// A request for `cmd` on `domain` with the current interface version and a
     /// zeroed payload.
     pub fn new(cmd: u32, domain: u16) -> Self {
-        Self { cmd, interface_version: XEN_DOMCTL_INTERFACE_VERSION, domain, ..Self::default() }
+        Self {
+            cmd,
+            interface_version: XEN_DOMCTL_INTERFACE_VERSION,
+            domain,
+            ..Self::default()
+        }
     }
 
     /// Reads the payload as `T` (`None` if `T` is larger than the union).
@@ -259,7 +264,9 @@ impl XenDomctl {
 
 /// `struct xen_arch_domainconfig` (x86, 8 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenArchDomainconfig {
     /// `XEN_X86_EMU_*`.
     pub emulation_flags: u32,
@@ -269,7 +276,9 @@ pub struct XenArchDomainconfig {
 
 /// `struct xen_domctl_createdomain` (64 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlCreatedomain {
     pub ssidref: u32,
     /// `xen_domain_handle_t` (UUID).
@@ -292,7 +301,9 @@ pub struct XenDomctlCreatedomain {
 
 /// `struct xen_domctl_getdomaininfo` (112 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlGetdomaininfo {
     pub domain: u16,
     pub pad1: u16,
@@ -318,14 +329,18 @@ pub struct XenDomctlGetdomaininfo {
 
 /// `struct xen_domctl_max_mem`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlMaxMem {
     pub max_memkb: u64,
 }
 
 /// `struct xen_domctl_vcpucontext` (16 bytes): `XEN_DOMCTL_{set,get}vcpucontext`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlVcpucontext {
     pub vcpu: u32,
     pub _pad0: [u8; 4],
@@ -335,7 +350,9 @@ pub struct XenDomctlVcpucontext {
 
 /// `struct xen_domctl_getvcpuinfo` (24 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlGetvcpuinfo {
     pub vcpu: u32,
     pub online: u8,
@@ -349,21 +366,27 @@ pub struct XenDomctlGetvcpuinfo {
 
 /// `struct xen_domctl_max_vcpus`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlMaxVcpus {
     pub max: u32,
 }
 
 /// `struct xen_domctl_setdomainhandle`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlSetdomainhandle {
     pub handle: [u8; 16],
 }
 
 /// `struct xen_domctl_hypercall_init`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlHypercallInit {
     /// GMFN to be initialised with hypercall stubs.
     pub gmfn: u64,
@@ -371,14 +394,18 @@ pub struct XenDomctlHypercallInit {
 
 /// `struct xen_domctl_settimeoffset`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlSettimeoffset {
     pub time_offset_seconds: i64,
 }
 
 /// `struct xen_domctl_address_size`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlAddressSize {
     /// 64 for x86-64 PV.
     pub size: u32,
@@ -393,8 +420,15 @@ mod tests {
         let mut d = XenDomctl::new(XEN_DOMCTL_max_vcpus, 3);
         assert_eq!(d.interface_version, XEN_DOMCTL_INTERFACE_VERSION);
         assert!(d.set_payload(&XenDomctlMaxVcpus { max: 4 }));
-        assert_eq!(d.payload::<XenDomctlMaxVcpus>(), Some(XenDomctlMaxVcpus { max: 4 }));
-        let info = XenDomctlGetdomaininfo { domain: 3, tot_pages: 77, ..Default::default() };
+        assert_eq!(
+            d.payload::<XenDomctlMaxVcpus>(),
+            Some(XenDomctlMaxVcpus { max: 4 })
+        );
+        let info = XenDomctlGetdomaininfo {
+            domain: 3,
+            tot_pages: 77,
+            ..Default::default()
+        };
         assert!(d.set_payload(&info));
         assert_eq!(d.payload::<XenDomctlGetdomaininfo>().unwrap().tot_pages, 77);
         assert!(!d.set_payload(&[0u8; 129]));

@@ -77,7 +77,9 @@ pub const EVTCHN_FIFO_NR_CHANNELS: u32 = 1 << EVTCHN_FIFO_LINK_BITS;
 
 /// `struct evtchn_alloc_unbound` (8 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnAllocUnbound {
     pub dom: u16,
     pub remote_dom: u16,
@@ -87,7 +89,9 @@ pub struct EvtchnAllocUnbound {
 
 /// `struct evtchn_bind_interdomain` (12 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnBindInterdomain {
     pub remote_dom: u16,
     pub _pad0: [u8; 2],
@@ -98,7 +102,9 @@ pub struct EvtchnBindInterdomain {
 
 /// `struct evtchn_bind_virq` (12 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnBindVirq {
     /// `VIRQ_*`.
     pub virq: u32,
@@ -109,7 +115,9 @@ pub struct EvtchnBindVirq {
 
 /// `struct evtchn_bind_pirq` (12 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnBindPirq {
     pub pirq: u32,
     /// `BIND_PIRQ__*`.
@@ -120,7 +128,9 @@ pub struct EvtchnBindPirq {
 
 /// `struct evtchn_bind_ipi` (8 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnBindIpi {
     pub vcpu: u32,
     /// OUT.
@@ -129,21 +139,27 @@ pub struct EvtchnBindIpi {
 
 /// `struct evtchn_close`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnClose {
     pub port: u32,
 }
 
 /// `struct evtchn_send`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnSend {
     pub port: u32,
 }
 
 /// `struct evtchn_status` (24 bytes). `u` is a C union; use the accessors.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnStatus {
     pub dom: u16,
     pub _pad0: [u8; 2],
@@ -189,7 +205,9 @@ impl EvtchnStatus {
 
 /// `struct evtchn_bind_vcpu` (8 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnBindVcpu {
     pub port: u32,
     pub vcpu: u32,
@@ -197,21 +215,27 @@ pub struct EvtchnBindVcpu {
 
 /// `struct evtchn_unmask`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnUnmask {
     pub port: u32,
 }
 
 /// `struct evtchn_reset`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnReset {
     pub dom: u16,
 }
 
 /// `struct evtchn_init_control` (24 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnInitControl {
     pub control_gfn: u64,
     pub offset: u32,
@@ -223,14 +247,18 @@ pub struct EvtchnInitControl {
 
 /// `struct evtchn_expand_array`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnExpandArray {
     pub array_gfn: u64,
 }
 
 /// `struct evtchn_set_priority`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnSetPriority {
     pub port: u32,
     pub priority: u32,
@@ -240,7 +268,9 @@ pub struct EvtchnSetPriority {
 /// `event_channel_op_compat` (16). `u` holds one of the structures above; convert
 /// with `zerocopy` (e.g. `EvtchnSend::read_from_prefix(op.u.as_bytes())`).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnOp {
     /// `EVTCHNOP_*`.
     pub cmd: u32,
@@ -250,7 +280,9 @@ pub struct EvtchnOp {
 
 /// `struct evtchn_fifo_control_block` (72 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnFifoControlBlock {
     pub ready: u32,
     pub _rsvd: u32,
@@ -274,8 +306,12 @@ mod tests {
 
     #[test]
     fn compat_op_holds_every_payload() {
-        let op = EvtchnOp { cmd: EVTCHNOP_send, u: [5, 0, 0, 0, 0, 0] };
-        let (send, _) = <EvtchnSend as zerocopy::FromBytes>::read_from_prefix(op.u.as_bytes()).unwrap();
+        let op = EvtchnOp {
+            cmd: EVTCHNOP_send,
+            u: [5, 0, 0, 0, 0, 0],
+        };
+        let (send, _) =
+            <EvtchnSend as zerocopy::FromBytes>::read_from_prefix(op.u.as_bytes()).unwrap();
         assert_eq!(send.port, 5);
         assert!(core::mem::size_of::<EvtchnStatus>() <= core::mem::size_of_val(&op.u));
     }

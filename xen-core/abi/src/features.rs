@@ -25,7 +25,8 @@ pub const XENFEAT_hvm_safe_pvclock: u32 = 9;
 pub const XENFEAT_hvm_pirqs: u32 = 10;
 /// `XENFEAT_dom0`
 pub const XENFEAT_dom0: u32 = 11;
-/// `XENFEAT_grant_map_identity`
+/// `XENFEAT_grant_map_identity`: deprecated; the 4.17 header keeps it only inside a
+/// comment, so the bit stays reserved.
 pub const XENFEAT_grant_map_identity: u32 = 12;
 /// `XENFEAT_memory_op_vnode_supported`
 pub const XENFEAT_memory_op_vnode_supported: u32 = 13;
@@ -44,7 +45,10 @@ pub const XENFEAT_NR_SUBMAPS: u32 = 1;
 /// numbers (a leading `!` in the note marks a feature as required).
 pub const ELFNOTE_FEATURE_NAMES: &[(&str, u32)] = &[
     ("writable_page_tables", XENFEAT_writable_page_tables),
-    ("writable_descriptor_tables", XENFEAT_writable_descriptor_tables),
+    (
+        "writable_descriptor_tables",
+        XENFEAT_writable_descriptor_tables,
+    ),
     ("auto_translated_physmap", XENFEAT_auto_translated_physmap),
     ("supervisor_mode_kernel", XENFEAT_supervisor_mode_kernel),
     ("pae_pgdir_above_4gb", XENFEAT_pae_pgdir_above_4gb),
@@ -54,7 +58,10 @@ pub const ELFNOTE_FEATURE_NAMES: &[(&str, u32)] = &[
 
 /// Looks up a feature name from `XEN_ELFNOTE_FEATURES`.
 pub fn feature_by_name(name: &str) -> Option<u32> {
-    ELFNOTE_FEATURE_NAMES.iter().find(|(n, _)| *n == name).map(|&(_, b)| b)
+    ELFNOTE_FEATURE_NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, b)| b)
 }
 
 #[cfg(test)]

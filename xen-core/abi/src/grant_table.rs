@@ -178,12 +178,16 @@ pub fn gntst_message(status: i16) -> Option<&'static str> {
     if status > 0 {
         return None;
     }
-    GNTTABOP_ERROR_MSGS.get(status.unsigned_abs() as usize).copied()
+    GNTTABOP_ERROR_MSGS
+        .get(status.unsigned_abs() as usize)
+        .copied()
 }
 
 /// `struct grant_entry_v1` (8 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GrantEntryV1 {
     /// `GTF_*`.
     pub flags: u16,
@@ -195,7 +199,9 @@ pub struct GrantEntryV1 {
 
 /// `struct grant_entry_header` (4 bytes; the common head of v2 entries).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GrantEntryHeader {
     pub flags: u16,
     pub domid: u16,
@@ -203,7 +209,9 @@ pub struct GrantEntryHeader {
 
 /// `struct gnttab_map_grant_ref` (32 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GnttabMapGrantRef {
     pub host_addr: u64,
     /// `GNTMAP_*`.
@@ -220,7 +228,9 @@ pub struct GnttabMapGrantRef {
 
 /// `struct gnttab_unmap_grant_ref` (24 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GnttabUnmapGrantRef {
     pub host_addr: u64,
     pub dev_bus_addr: u64,
@@ -232,7 +242,9 @@ pub struct GnttabUnmapGrantRef {
 
 /// `struct gnttab_setup_table` (24 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GnttabSetupTable {
     pub dom: u16,
     pub _pad0: [u8; 2],
@@ -246,7 +258,9 @@ pub struct GnttabSetupTable {
 
 /// `struct gnttab_dump_table`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GnttabDumpTable {
     pub dom: u16,
     pub status: i16,
@@ -254,7 +268,9 @@ pub struct GnttabDumpTable {
 
 /// `struct gnttab_transfer` (24 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GnttabTransfer {
     pub mfn: u64,
     pub domid: u16,
@@ -266,7 +282,9 @@ pub struct GnttabTransfer {
 
 /// `struct gnttab_copy_ptr` (16 bytes): `u` is `union { grant_ref_t ref; xen_pfn_t gmfn; }`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GnttabCopyPtr {
     pub u: u64,
     pub domid: u16,
@@ -287,7 +305,9 @@ impl GnttabCopyPtr {
 
 /// `struct gnttab_copy` (40 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GnttabCopy {
     pub source: GnttabCopyPtr,
     pub dest: GnttabCopyPtr,
@@ -301,7 +321,9 @@ pub struct GnttabCopy {
 
 /// `struct gnttab_query_size` (16 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GnttabQuerySize {
     pub dom: u16,
     pub _pad0: [u8; 2],
@@ -313,7 +335,9 @@ pub struct GnttabQuerySize {
 
 /// `struct gnttab_unmap_and_replace` (24 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GnttabUnmapAndReplace {
     pub host_addr: u64,
     pub new_addr: u64,
@@ -324,7 +348,9 @@ pub struct GnttabUnmapAndReplace {
 
 /// `struct gnttab_set_version`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GnttabSetVersion {
     /// IN/OUT: 1 or 2.
     pub version: u32,
@@ -332,7 +358,9 @@ pub struct GnttabSetVersion {
 
 /// `struct gnttab_get_status_frames` (16 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GnttabGetStatusFrames {
     pub nr_frames: u32,
     pub dom: u16,
@@ -343,7 +371,9 @@ pub struct GnttabGetStatusFrames {
 
 /// `struct gnttab_get_version` (8 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GnttabGetVersion {
     pub dom: u16,
     pub pad: u16,
@@ -352,7 +382,9 @@ pub struct GnttabGetVersion {
 
 /// `struct gnttab_swap_grant_ref` (12 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GnttabSwapGrantRef {
     pub ref_a: u32,
     pub ref_b: u32,
@@ -362,7 +394,9 @@ pub struct GnttabSwapGrantRef {
 
 /// `struct gnttab_cache_flush` (16 bytes): `a` is `union { dev_bus_addr; ref; }`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GnttabCacheFlush {
     pub a: u64,
     pub offset: u16,
@@ -381,7 +415,10 @@ mod tests {
         assert_eq!(gntst_message(GNTST_no_space), Some("out of space"));
         assert_eq!(gntst_message(-14), None);
         assert_eq!(gntst_message(1), None);
-        let p = GnttabCopyPtr { u: 0xdead_0000_0007, ..Default::default() };
+        let p = GnttabCopyPtr {
+            u: 0xdead_0000_0007,
+            ..Default::default()
+        };
         assert_eq!(p.gref(), 7);
     }
 }

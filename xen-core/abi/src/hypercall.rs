@@ -173,6 +173,9 @@ mod tests {
         assert_eq!(Hypercall::from_number(11), None);
         assert_eq!(Hypercall::try_from(56), Err(56));
         assert_eq!(Hypercall::Iret.name(), "iret");
-        assert_eq!(Hypercall::from_number(HYPERVISOR_mmuext_op), Some(Hypercall::MmuextOp));
+        assert_eq!(
+            Hypercall::from_number(HYPERVISOR_mmuext_op),
+            Some(Hypercall::MmuextOp)
+        );
     }
 }

@@ -118,7 +118,9 @@ pub const XENMEM_resource_grant_table_id_status: u32 = 1;
 
 /// `struct xen_memory_reservation` (32 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenMemoryReservation {
     /// Guest handle to an array of `xen_pfn_t` (IN/OUT).
     pub extent_start: u64,
@@ -134,7 +136,9 @@ pub struct XenMemoryReservation {
 
 /// `struct xen_memory_exchange` (72 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenMemoryExchange {
     /// C field `in`.
     pub in_: XenMemoryReservation,
@@ -144,14 +148,18 @@ pub struct XenMemoryExchange {
 
 /// `struct xen_memory_domain`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenMemoryDomain {
     pub domid: u16,
 }
 
 /// `struct xen_machphys_mfn_list` (24 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenMachphysMfnList {
     pub max_extents: u32,
     pub _pad0: [u8; 4],
@@ -163,7 +171,9 @@ pub struct XenMachphysMfnList {
 
 /// `struct xen_machphys_mapping` (24 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenMachphysMapping {
     /// Start virtual address of the read-only M2P.
     pub v_start: u64,
@@ -175,7 +185,9 @@ pub struct XenMachphysMapping {
 
 /// `struct xen_add_to_physmap` (24 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenAddToPhysmap {
     pub domid: u16,
     /// Pages for `XENMAPSPACE_gmfn_range`.
@@ -188,7 +200,9 @@ pub struct XenAddToPhysmap {
 
 /// `struct xen_add_to_physmap_batch` (32 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenAddToPhysmapBatch {
     pub domid: u16,
     pub space: u16,
@@ -205,7 +219,9 @@ pub struct XenAddToPhysmapBatch {
 
 /// `struct xen_remove_from_physmap` (16 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenRemoveFromPhysmap {
     pub domid: u16,
     pub _pad0: [u8; 6],
@@ -214,7 +230,9 @@ pub struct XenRemoveFromPhysmap {
 
 /// `struct xen_memory_map` (16 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenMemoryMap {
     /// IN: entries that fit in `buffer`; OUT: entries written.
     pub nr_entries: u32,
@@ -225,7 +243,9 @@ pub struct XenMemoryMap {
 
 /// `struct xen_foreign_memory_map` (24 bytes): `XENMEM_set_memory_map`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenForeignMemoryMap {
     pub domid: u16,
     pub _pad0: [u8; 6],
@@ -234,7 +254,9 @@ pub struct XenForeignMemoryMap {
 
 /// `struct xen_pod_target` (40 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenPodTarget {
     pub target_pages: u64,
     pub tot_pages: u64,
@@ -246,7 +268,9 @@ pub struct XenPodTarget {
 
 /// `struct xen_mem_acquire_resource` (32 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenMemAcquireResource {
     pub domid: u16,
     /// `XENMEM_resource_*`.
@@ -261,7 +285,9 @@ pub struct XenMemAcquireResource {
 
 /// `struct xen_vmemrange` (24 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenVmemrange {
     pub start: u64,
     pub end: u64,
@@ -272,7 +298,9 @@ pub struct XenVmemrange {
 /// `struct xen_vnuma_topology_info` (40 bytes). The three trailing unions of a guest
 /// handle and `uint64_t pad` are plain `u64` guest addresses here.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenVnumaTopologyInfo {
     pub domid: u16,
     pub pad: u16,
@@ -302,7 +330,9 @@ pub const E820_UNUSABLE: u32 = 5;
 /// 20-byte `{ u64 addr; u64 size; u32 type; }` (not declared in the 4.17 public
 /// headers; the layout test checks it against a packed C definition).
 #[repr(C, packed)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct E820Entry {
     pub addr: u64,
     pub size: u64,
@@ -317,8 +347,15 @@ mod tests {
     #[test]
     fn memflags() {
         assert_eq!(xenmemf_get_node(xenmemf_node(3)), 3);
-        assert_eq!(xenmemf_get_address_bits(xenmemf_address_bits(32) | xenmemf_node(1)), 32);
-        let e = E820Entry { addr: 0, size: 0x1000, type_: E820_RAM };
+        assert_eq!(
+            xenmemf_get_address_bits(xenmemf_address_bits(32) | xenmemf_node(1)),
+            32
+        );
+        let e = E820Entry {
+            addr: 0,
+            size: 0x1000,
+            type_: E820_RAM,
+        };
         let (addr, size, ty) = (e.addr, e.size, e.type_);
         assert_eq!((addr, size, ty), (0, 0x1000, 1));
     }

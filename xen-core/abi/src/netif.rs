@@ -111,7 +111,9 @@ pub const XEN_NETIF_CTRL_STATUS_BUFFER_OVERFLOW: u32 = 3;
 
 /// `struct netif_tx_request` (12 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NetifTxRequest {
     pub gref: u32,
     pub offset: u16,
@@ -124,7 +126,9 @@ pub struct NetifTxRequest {
 
 /// `struct netif_tx_response` (4 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NetifTxResponse {
     pub id: u16,
     /// `NETIF_RSP_*`.
@@ -133,7 +137,9 @@ pub struct NetifTxResponse {
 
 /// `struct netif_rx_request` (8 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NetifRxRequest {
     pub id: u16,
     pub pad: u16,
@@ -142,7 +148,9 @@ pub struct NetifRxRequest {
 
 /// `struct netif_rx_response` (8 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NetifRxResponse {
     pub id: u16,
     pub offset: u16,
@@ -155,55 +163,70 @@ pub struct NetifRxResponse {
 /// `struct netif_extra_info` (8 bytes). `u` is the C union (`gso`, `mcast`, `hash`,
 /// `uint16_t pad[3]`); use the accessors.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NetifExtraInfo {
     /// `XEN_NETIF_EXTRA_TYPE_*`.
     pub type_: u8,
     /// `XEN_NETIF_EXTRA_FLAG_*`.
     pub flags: u8,
-    pub u: [u8; 6],
+    pub u: [u16; 3],
 }
 
 impl NetifExtraInfo {
+    /// The union's six bytes, in memory order.
+    pub fn u_bytes(&self) -> [u8; 6] {
+        let mut b = [0; 6];
+        b.copy_from_slice(self.u.as_bytes());
+        b
+    }
+    /// Overwrites the union's six bytes.
+    pub fn set_u_bytes(&mut self, b: [u8; 6]) {
+        self.u.as_mut_bytes().copy_from_slice(&b);
+    }
     /// `u.gso.size`
-    pub const fn gso_size(&self) -> u16 {
-        u16::from_le_bytes([self.u[0], self.u[1]])
+    pub fn gso_size(&self) -> u16 {
+        self.u[0]
     }
     /// `u.gso.type` (`XEN_NETIF_GSO_TYPE_*`)
-    pub const fn gso_type(&self) -> u8 {
-        self.u[2]
+    pub fn gso_type(&self) -> u8 {
+        self.u_bytes()[2]
     }
     /// `u.gso.features`
-    pub const fn gso_features(&self) -> u16 {
-        u16::from_le_bytes([self.u[4], self.u[5]])
+    pub fn gso_features(&self) -> u16 {
+        self.u[2]
     }
     /// Fills `u.gso`.
     pub fn set_gso(&mut self, size: u16, gso_type: u8, features: u16) {
-        let s = size.to_le_bytes();
-        let f = features.to_le_bytes();
-        self.u = [s[0], s[1], gso_type, 0, f[0], f[1]];
+        let s = size.to_ne_bytes();
+        let f = features.to_ne_bytes();
+        self.set_u_bytes([s[0], s[1], gso_type, 0, f[0], f[1]]);
     }
     /// `u.mcast.addr`
-    pub const fn mcast_addr(&self) -> [u8; 6] {
-        self.u
+    pub fn mcast_addr(&self) -> [u8; 6] {
+        self.u_bytes()
     }
     /// `u.hash.type`
-    pub const fn hash_type(&self) -> u8 {
-        self.u[0]
+    pub fn hash_type(&self) -> u8 {
+        self.u_bytes()[0]
     }
     /// `u.hash.algorithm`
-    pub const fn hash_algorithm(&self) -> u8 {
-        self.u[1]
+    pub fn hash_algorithm(&self) -> u8 {
+        self.u_bytes()[1]
     }
     /// `u.hash.value`
-    pub const fn hash_value(&self) -> [u8; 4] {
-        [self.u[2], self.u[3], self.u[4], self.u[5]]
+    pub fn hash_value(&self) -> [u8; 4] {
+        let b = self.u_bytes();
+        [b[2], b[3], b[4], b[5]]
     }
 }
 
 /// `struct xen_netif_ctrl_request` (16 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenNetifCtrlRequest {
     pub id: u16,
     /// `XEN_NETIF_CTRL_TYPE_*`.
@@ -213,7 +236,9 @@ pub struct XenNetifCtrlRequest {
 
 /// `struct xen_netif_ctrl_response` (12 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenNetifCtrlResponse {
     pub id: u16,
     pub type_: u16,
@@ -224,7 +249,9 @@ pub struct XenNetifCtrlResponse {
 
 /// `struct xen_netif_gref` (8 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenNetifGref {
     pub ref_: u32,
     pub flags: u16,
@@ -237,10 +264,19 @@ mod tests {
 
     #[test]
     fn extra_info_gso() {
-        let mut e = NetifExtraInfo { type_: XEN_NETIF_EXTRA_TYPE_GSO, ..Default::default() };
+        let mut e = NetifExtraInfo {
+            type_: XEN_NETIF_EXTRA_TYPE_GSO,
+            ..Default::default()
+        };
         e.set_gso(1448, XEN_NETIF_GSO_TYPE_TCPV4, 0);
         assert_eq!(e.gso_size(), 1448);
         assert_eq!(e.gso_type(), XEN_NETIF_GSO_TYPE_TCPV4);
         assert_eq!(e.gso_features(), 0);
+        e.set_u_bytes([1, 2, 3, 4, 5, 6]);
+        assert_eq!(e.mcast_addr(), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            (e.hash_type(), e.hash_algorithm(), e.hash_value()),
+            (1, 2, [3, 4, 5, 6])
+        );
     }
 }

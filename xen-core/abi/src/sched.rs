@@ -70,7 +70,9 @@ impl From<ShutdownReason> for u32 {
 
 /// `struct sched_shutdown`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct SchedShutdown {
     /// `SHUTDOWN_*`.
     pub reason: u32,
@@ -78,7 +80,9 @@ pub struct SchedShutdown {
 
 /// `struct sched_poll` (24 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct SchedPoll {
     /// Guest handle to an array of `evtchn_port_t`.
     pub ports: u64,
@@ -90,7 +94,9 @@ pub struct SchedPoll {
 
 /// `struct sched_remote_shutdown` (8 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct SchedRemoteShutdown {
     pub domain_id: u16,
     pub _pad0: [u8; 2],
@@ -100,7 +106,9 @@ pub struct SchedRemoteShutdown {
 
 /// `struct sched_watchdog`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct SchedWatchdog {
     pub id: u32,
     pub timeout: u32,
@@ -108,7 +116,9 @@ pub struct SchedWatchdog {
 
 /// `struct sched_pin_override`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct SchedPinOverride {
     pub pcpu: i32,
 }

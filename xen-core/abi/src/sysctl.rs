@@ -102,7 +102,11 @@ zeroed_default!(XenSysctl);
 impl XenSysctl {
     /// A request for `cmd` with the current interface version and a zeroed payload.
     pub fn new(cmd: u32) -> Self {
-        Self { cmd, interface_version: XEN_SYSCTL_INTERFACE_VERSION, ..Self::default() }
+        Self {
+            cmd,
+            interface_version: XEN_SYSCTL_INTERFACE_VERSION,
+            ..Self::default()
+        }
     }
 
     /// Reads the payload as `T` (`None` if `T` is larger than the union).
@@ -126,7 +130,9 @@ impl XenSysctl {
 
 /// `struct xen_sysctl_readconsole` (24 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenSysctlReadconsole {
     /// Non-zero: clear after reading.
     pub clear: u8,
@@ -144,7 +150,9 @@ pub struct XenSysctlReadconsole {
 
 /// `struct xen_sysctl_physinfo` (112 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenSysctlPhysinfo {
     pub threads_per_core: u32,
     pub cores_per_socket: u32,
@@ -167,7 +175,9 @@ pub struct XenSysctlPhysinfo {
 
 /// `struct xen_sysctl_getdomaininfolist` (24 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenSysctlGetdomaininfolist {
     pub first_domain: u16,
     pub _pad0: [u8; 2],
@@ -181,7 +191,9 @@ pub struct XenSysctlGetdomaininfolist {
 
 /// `struct xen_sysctl_sched_id`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenSysctlSchedId {
     pub sched_id: u32,
 }
@@ -193,7 +205,11 @@ mod tests {
     #[test]
     fn payload_round_trip() {
         let mut s = XenSysctl::new(XEN_SYSCTL_physinfo);
-        let p = XenSysctlPhysinfo { nr_cpus: 2, capabilities: XEN_SYSCTL_PHYSCAP_pv, ..Default::default() };
+        let p = XenSysctlPhysinfo {
+            nr_cpus: 2,
+            capabilities: XEN_SYSCTL_PHYSCAP_pv,
+            ..Default::default()
+        };
         assert!(s.set_payload(&p));
         assert_eq!(s.payload::<XenSysctlPhysinfo>(), Some(p));
         assert_eq!(s.interface_version, 0x15);

@@ -52,7 +52,9 @@ pub const VCPU_SSHOTTMR_future: u32 = 1 << _VCPU_SSHOTTMR_future;
 
 /// `struct vcpu_runstate_info` (48 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct VcpuRunstateInfo {
     /// `RUNSTATE_*`.
     pub state: i32,
@@ -66,7 +68,9 @@ pub struct VcpuRunstateInfo {
 /// `struct vcpu_register_runstate_memory_area` (8 bytes): `addr` is a union of a
 /// guest handle, a pointer and a `uint64_t p`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct VcpuRegisterRunstateMemoryArea {
     /// Guest virtual address of a [`VcpuRunstateInfo`].
     pub addr: u64,
@@ -74,14 +78,18 @@ pub struct VcpuRegisterRunstateMemoryArea {
 
 /// `struct vcpu_set_periodic_timer`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct VcpuSetPeriodicTimer {
     pub period_ns: u64,
 }
 
 /// `struct vcpu_set_singleshot_timer` (16 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct VcpuSetSingleshotTimer {
     /// Absolute system time in nanoseconds.
     pub timeout_abs_ns: u64,
@@ -92,7 +100,9 @@ pub struct VcpuSetSingleshotTimer {
 
 /// `struct vcpu_register_vcpu_info` (16 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct VcpuRegisterVcpuInfo {
     /// Frame to place the `vcpu_info` in.
     pub mfn: u64,
@@ -103,7 +113,9 @@ pub struct VcpuRegisterVcpuInfo {
 
 /// `struct vcpu_get_physid`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct VcpuGetPhysid {
     pub phys_id: u64,
 }
@@ -111,7 +123,9 @@ pub struct VcpuGetPhysid {
 /// `struct vcpu_register_time_memory_area` (8 bytes; `addr` is a union like
 /// [`VcpuRegisterRunstateMemoryArea::addr`]).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct VcpuRegisterTimeMemoryArea {
     /// Guest virtual address of a `vcpu_time_info`.
     pub addr: u64,

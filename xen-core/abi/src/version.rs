@@ -67,7 +67,9 @@ zeroed_default!(XenCompileInfo);
 
 /// `struct xen_platform_parameters`
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenPlatformParameters {
     /// `HYPERVISOR_VIRT_START` for 64-bit PV.
     pub virt_start: u64,
@@ -75,7 +77,9 @@ pub struct XenPlatformParameters {
 
 /// `struct xen_feature_info` (8 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenFeatureInfo {
     /// IN: which 32-bit submap to return.
     pub submap_idx: u32,
@@ -85,7 +89,9 @@ pub struct XenFeatureInfo {
 
 /// `struct xen_build_id` header (4 bytes): `len` then a flexible `buf[]`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenBuildId {
     /// IN: size of the buffer that follows.
     pub len: u32,

@@ -66,7 +66,9 @@ pub const MMU_PT_UPDATE_NO_TRANSLATE: u64 = 3;
 
 /// `struct mmu_update` (16 bytes): the command is in `ptr & 3`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct MmuUpdate {
     /// Machine address of the PTE, with the `MMU_*` command in bits 1:0.
     pub ptr: u64,
@@ -130,7 +132,9 @@ pub const MMUEXT_UNMARK_SUPER: u32 = 20;
 
 /// `struct mmuext_op` (24 bytes). `arg1` and `arg2` are C unions; use the accessors.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct MmuextOp {
     /// `MMUEXT_*`.
     pub cmd: u32,
@@ -185,7 +189,9 @@ pub const UVMF_ALL: u64 = 4;
 
 /// `struct multicall_entry` (64 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct MulticallEntry {
     /// Hypercall number.
     pub op: u64,
@@ -249,7 +255,9 @@ pub const XEN_PVCLOCK_GUEST_STOPPED: u8 = 1 << 1;
 
 /// `struct vcpu_time_info` (32 bytes). `version` is a seqlock: odd while updating.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct VcpuTimeInfo {
     pub version: u32,
     pub pad0: u32,
@@ -281,7 +289,9 @@ impl VcpuTimeInfo {
 
 /// `struct arch_vcpu_info` (x86-64, 16 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct ArchVcpuInfo {
     /// Faulting address of the last #PF delivered to the guest.
     pub cr2: u64,
@@ -290,7 +300,9 @@ pub struct ArchVcpuInfo {
 
 /// `struct vcpu_info` (64 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct VcpuInfo {
     /// Written non-zero by Xen when an event is pending.
     pub evtchn_upcall_pending: u8,
@@ -310,7 +322,9 @@ pub const EVTCHN_WORDS: usize = 64;
 
 /// `struct arch_shared_info` (x86-64, 48 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct ArchSharedInfo {
     /// Number of valid P2M entries.
     pub max_pfn: u64,
@@ -427,7 +441,9 @@ impl StartInfo {
 
 /// `struct xen_multiboot_mod_list` (16 bytes): entry of a `SIF_MULTIBOOT_MOD` module.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenMultibootModList {
     pub mod_start: u32,
     pub mod_end: u32,
@@ -468,7 +484,10 @@ mod tests {
 
     #[test]
     fn mmu_update_cmd() {
-        let u = MmuUpdate { ptr: 0x1000 | MMU_PT_UPDATE_PRESERVE_AD, val: 0 };
+        let u = MmuUpdate {
+            ptr: 0x1000 | MMU_PT_UPDATE_PRESERVE_AD,
+            val: 0,
+        };
         assert_eq!(u.cmd(), MMU_PT_UPDATE_PRESERVE_AD);
         assert_eq!(u.addr(), 0x1000);
     }

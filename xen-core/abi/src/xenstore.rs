@@ -130,7 +130,10 @@ pub const XSD_ERRORS: [(Errno, &str); 16] = [
 /// The `XS_ERROR` payload name for `e`; errors outside [`XSD_ERRORS`] map to
 /// `"EINVAL"` like the reference daemon does.
 pub fn xsd_error_name(e: Errno) -> &'static str {
-    XSD_ERRORS.iter().find(|(n, _)| *n == e).map_or("EINVAL", |&(_, s)| s)
+    XSD_ERRORS
+        .iter()
+        .find(|(n, _)| *n == e)
+        .map_or("EINVAL", |&(_, s)| s)
 }
 
 /// Parses an `XS_ERROR` payload (a trailing NUL is tolerated).
@@ -139,7 +142,10 @@ pub fn xsd_error_from_name(payload: &[u8]) -> Option<Errno> {
         Some((0, rest)) => rest,
         _ => payload,
     };
-    XSD_ERRORS.iter().find(|(_, s)| s.as_bytes() == name).map(|&(e, _)| e)
+    XSD_ERRORS
+        .iter()
+        .find(|(_, s)| s.as_bytes() == name)
+        .map(|&(e, _)| e)
 }
 
 /// `XENSTORE_RING_SIZE`
@@ -174,7 +180,9 @@ pub const fn mask_xenstore_idx(idx: u32) -> usize {
 
 /// `struct xsd_sockmsg` (16 bytes), followed by `len` payload bytes.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XsdSockmsg {
     /// `XS_*` (see [`XsType`]).
     pub type_: u32,
@@ -230,7 +238,10 @@ mod tests {
         assert_eq!(XsType::try_from(XS_INVALID), Err(0xffff));
         assert_eq!(XsType::try_from(2), Ok(XsType::Read));
         assert_eq!(XsType::WatchEvent.name(), "XS_WATCH_EVENT");
-        let m = XsdSockmsg { type_: XS_ERROR, ..Default::default() };
+        let m = XsdSockmsg {
+            type_: XS_ERROR,
+            ..Default::default()
+        };
         assert_eq!(m.msg_type(), Ok(XsType::Error));
     }
 
