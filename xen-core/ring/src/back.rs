@@ -153,7 +153,7 @@ where
             return Err(RingError::NoRequestToAnswer);
         }
         let idx = self.rsp_prod_pvt;
-        self.shared.write_rsp(idx, rsp);
+        self.shared.write_rsp(idx, &rsp);
         self.rsp_prod_pvt = idx.wrapping_add(1);
         Ok(idx)
     }

@@ -118,7 +118,7 @@ where
             return Err(RingError::Full);
         }
         let idx = self.req_prod_pvt;
-        self.shared.write_req(idx, req);
+        self.shared.write_req(idx, &req);
         self.req_prod_pvt = idx.wrapping_add(1);
         Ok(idx)
     }

@@ -19,7 +19,8 @@
 //! request it answers.
 //!
 //! The peer is not trusted: it controls the producer index it publishes and every byte of
-//! every entry. Entries are therefore copied out exactly once into values of types that are
+//! every entry. Entries are therefore copied out exactly once (relaxed atomic word loads,
+//! so even a concurrently scribbling peer is no data race) into values of types that are
 //! valid for any bytes (`zerocopy::FromBytes`), slot indices are always masked with
 //! `size - 1`, and a producer index that claims more entries than are possible is reported
 //! as a [`RingError`] instead of being trusted.
@@ -59,8 +60,9 @@ pub const MAX_RING_SIZE: u32 = 1 << 31;
 pub enum RingError {
     /// The page pointer was null.
     NullPage,
-    /// The page pointer is not aligned to `required` bytes (indices are 32-bit atomics,
-    /// slots must be aligned for the entry types; types aligned beyond 64 are unsupported).
+    /// The page pointer is not aligned to `required` bytes (at least 8: indices are 32-bit
+    /// atomics and slots are copied with up to 64-bit atomic words; slots must also be
+    /// aligned for the entry types, and types aligned beyond 64 are unsupported).
     Misaligned { required: usize },
     /// The page cannot hold the 64-byte header and at least one entry.
     PageTooSmall { page_size: usize, entry_size: usize },

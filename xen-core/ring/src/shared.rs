@@ -1,5 +1,5 @@
 //! The only module with `unsafe` code: the raw shared page, atomic access to its four
-//! indices, and volatile copies of entries in and out of its slots.
+//! indices, and copies of entries in and out of its slots (relaxed atomic words).
 //!
 //! Everything here is bounds-checked by construction: [`Shared::new`] validates the page
 //! (non-null, aligned, large enough for at least one entry) and every slot access masks the
@@ -7,7 +7,7 @@
 //! the page.
 
 use core::marker::PhantomData;
-use core::ptr::{self, NonNull};
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -30,12 +30,13 @@ const PVT_OFFSET: usize = 16;
 /// A validated view of one shared ring page.
 ///
 /// Holds a raw pointer, never a Rust reference to the page (the peer writes it
-/// concurrently): indices are accessed as atomics, entries by volatile copies.
+/// concurrently): indices are accessed as atomics, entries copied with atomic words, so
+/// every access is race-free in Rust's memory model whatever the peer does.
 pub(crate) struct Shared<Req, Rsp> {
     base: NonNull<u8>,
     /// Number of entries (a power of two, 1..=2^31).
     size: u32,
-    _types: PhantomData<(fn() -> Req, fn() -> Rsp)>,
+    _types: PhantomData<fn() -> (Req, Rsp)>,
 }
 
 impl<Req, Rsp> core::fmt::Debug for Shared<Req, Rsp> {
@@ -47,7 +48,7 @@ impl<Req, Rsp> core::fmt::Debug for Shared<Req, Rsp> {
     }
 }
 
-// SAFETY: `Shared` only touches the page through atomics and volatile copies of
+// SAFETY: `Shared` only touches the page through atomic accesses and copies of
 // `FromBytes + IntoBytes` data; the contract of `Shared::new` requires the mapping to stay
 // valid for the object's whole life, independently of which thread holds the object.
 unsafe impl<Req, Rsp> Send for Shared<Req, Rsp> {}
@@ -70,7 +71,7 @@ where
         if align > RING_HEADER_SIZE {
             return Err(RingError::Misaligned { required: align });
         }
-        if (page as usize) % align != 0 {
+        if (page as usize) & (align - 1) != 0 {
             return Err(RingError::Misaligned { required: align });
         }
         let size = ring_size(page_size, entry_size::<Req, Rsp>());
@@ -87,10 +88,11 @@ where
         })
     }
 
-    /// Alignment the page must have: the indices are 32-bit atomics and every entry slot
-    /// must be aligned for both `Req` and `Rsp`.
+    /// Alignment the page must have: 8 bytes (indices are 32-bit atomics, slots are copied
+    /// with up to 64-bit atomic words), and every slot aligned for both `Req` and `Rsp`.
     const fn required_align() -> usize {
-        let mut a = core::mem::align_of::<AtomicU32>();
+        // 8: slots are copied with up to 64-bit atomic words.
+        let mut a = 8;
         if core::mem::align_of::<Req>() > a {
             a = core::mem::align_of::<Req>();
         }
@@ -126,10 +128,11 @@ where
 
     /// `SHARED_RING_INIT`: producers 0, events 1, `pvt` and padding zeroed.
     pub(crate) fn init_header(&self) {
-        for off in PVT_OFFSET..RING_HEADER_SIZE {
-            // SAFETY: 16..64 lies inside the page (see `index`); a volatile byte write has
-            // no alignment requirement.
-            unsafe { ptr::write_volatile(self.base.as_ptr().add(off), 0u8) };
+        for off in (PVT_OFFSET..RING_HEADER_SIZE).step_by(4) {
+            // SAFETY: 16..64 lies inside the page and each word is 4-byte aligned (see
+            // `index`); these words are only accessed atomically from this side.
+            unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(off).cast::<u32>()) }
+                .store(0, Ordering::Relaxed);
         }
         self.store(Index::ReqProd, 0, Ordering::Relaxed);
         self.store(Index::RspProd, 0, Ordering::Relaxed);
@@ -153,29 +156,92 @@ where
     /// Copies the request in slot `idx` out of shared memory (`RING_COPY_REQUEST`).
     #[inline(always)]
     pub(crate) fn read_req(&self, idx: u32) -> Req {
-        // SAFETY: `slot` is in bounds and aligned for `Req` (page aligned to `Req`'s
-        // alignment, header 64 bytes, entry size a multiple of it); `Req: FromBytes` so any
-        // bytes the peer left there form a valid value, and the volatile read copies them
-        // exactly once (no double fetch).
-        unsafe { ptr::read_volatile(self.slot(idx).cast::<Req>()) }
+        self.copy_out::<Req>(idx)
     }
 
     #[inline(always)]
-    pub(crate) fn write_req(&self, idx: u32, req: Req) {
-        // SAFETY: in-bounds and aligned as in `read_req`; `Req: IntoBytes` so no
-        // uninitialised padding is exposed to the peer.
-        unsafe { ptr::write_volatile(self.slot(idx).cast::<Req>(), req) }
+    pub(crate) fn write_req(&self, idx: u32, req: &Req) {
+        self.copy_in(idx, req)
     }
 
     #[inline(always)]
     pub(crate) fn read_rsp(&self, idx: u32) -> Rsp {
-        // SAFETY: as `read_req`, for `Rsp`.
-        unsafe { ptr::read_volatile(self.slot(idx).cast::<Rsp>()) }
+        self.copy_out::<Rsp>(idx)
     }
 
     #[inline(always)]
-    pub(crate) fn write_rsp(&self, idx: u32, rsp: Rsp) {
-        // SAFETY: as `write_req`, for `Rsp`.
-        unsafe { ptr::write_volatile(self.slot(idx).cast::<Rsp>(), rsp) }
+    pub(crate) fn write_rsp(&self, idx: u32, rsp: &Rsp) {
+        self.copy_in(idx, rsp)
+    }
+
+    /// Width of the atomic words used to copy a `T` in or out of a slot: the largest of
+    /// 8/4/2/1 bytes dividing both the slot size and `size_of::<T>()` (slots then start
+    /// at multiples of it, since the page is 8-byte aligned and the header is 64 bytes).
+    const fn word<T>() -> usize {
+        let (e, s) = (entry_size::<Req, Rsp>(), core::mem::size_of::<T>());
+        if e % 8 == 0 && s % 8 == 0 {
+            8
+        } else if e % 4 == 0 && s % 4 == 0 {
+            4
+        } else if e % 2 == 0 && s % 2 == 0 {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Copies a `T` out of slot `idx` with relaxed atomic word loads: each byte is read
+    /// exactly once (no double fetch, whatever the peer does meanwhile) and the result is
+    /// private memory. `T: FromBytes` makes any bytes a valid `T`.
+    #[inline(always)]
+    fn copy_out<T: FromBytes + IntoBytes>(&self, idx: u32) -> T {
+        let src = self.slot(idx);
+        let mut value = T::new_zeroed();
+        let dst = value.as_mut_bytes();
+        macro_rules! copy {
+            ($atomic:ty, $w:expr) => {
+                for (i, chunk) in dst.chunks_exact_mut($w).enumerate() {
+                    // SAFETY: `src + i*w .. + w` lies within the slot (T fits in a slot);
+                    // it is aligned to `w` (see `word`), and the page is valid for the life
+                    // of `self`. The word is only accessed atomically from this side.
+                    let word = unsafe { <$atomic>::from_ptr(src.add(i * $w).cast()) }
+                        .load(Ordering::Relaxed);
+                    chunk.copy_from_slice(&word.to_ne_bytes());
+                }
+            };
+        }
+        match Self::word::<T>() {
+            8 => copy!(core::sync::atomic::AtomicU64, 8),
+            4 => copy!(AtomicU32, 4),
+            2 => copy!(core::sync::atomic::AtomicU16, 2),
+            _ => copy!(core::sync::atomic::AtomicU8, 1),
+        }
+        value
+    }
+
+    /// Copies `value` into slot `idx` with relaxed atomic word stores. `T: IntoBytes`
+    /// means no uninitialised padding reaches the peer.
+    #[inline(always)]
+    fn copy_in<T: IntoBytes + Immutable>(&self, idx: u32, value: &T) {
+        let dst = self.slot(idx);
+        let src = value.as_bytes();
+        macro_rules! copy {
+            ($atomic:ty, $int:ty, $w:expr) => {
+                for (i, chunk) in src.chunks_exact($w).enumerate() {
+                    let mut bytes = [0u8; $w];
+                    bytes.copy_from_slice(chunk);
+                    // SAFETY: as in `copy_out`: in bounds of the slot, aligned to `w`, page
+                    // valid for the life of `self`, accessed only atomically from here.
+                    unsafe { <$atomic>::from_ptr(dst.add(i * $w).cast()) }
+                        .store(<$int>::from_ne_bytes(bytes), Ordering::Relaxed);
+                }
+            };
+        }
+        match Self::word::<T>() {
+            8 => copy!(core::sync::atomic::AtomicU64, u64, 8),
+            4 => copy!(AtomicU32, u32, 4),
+            2 => copy!(core::sync::atomic::AtomicU16, u16, 2),
+            _ => copy!(core::sync::atomic::AtomicU8, u8, 1),
+        }
     }
 }

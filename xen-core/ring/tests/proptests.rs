@@ -51,7 +51,7 @@ proptest! {
         let mut page = Page::new();
         let p = page.ptr();
         // SAFETY: live aligned page outliving the rings, accessed only through them.
-        drop(unsafe { Front::init(p, PAGE_SIZE) }.unwrap());
+        unsafe { Front::init(p, PAGE_SIZE) }.unwrap();
         page.0[0..4].copy_from_slice(&start.to_ne_bytes());
         page.0[8..12].copy_from_slice(&start.to_ne_bytes());
         // SAFETY: as above.
@@ -140,7 +140,7 @@ proptest! {
                 Ok(Some(_req)) => {
                     n += 1;
                     prop_assert!(n <= size, "read more requests than the ring holds");
-                    if n % 2 == 0 {
+                    if n & 1 == 0 {
                         back.write_response(BlkifResponse::default()).unwrap();
                     }
                 }

@@ -238,9 +238,19 @@ pub mod cbench {
         extern "C" {
             pub fn c_bench_init_blkif(page: *mut u8);
             pub fn c_bench_init_e64(page: *mut u8);
-            pub fn c_bench_blkif_front(page: *mut u8, batch: u32, stop: *const u32, done: *mut u32) -> u64;
+            pub fn c_bench_blkif_front(
+                page: *mut u8,
+                batch: u32,
+                stop: *const u32,
+                done: *mut u32,
+            ) -> u64;
             pub fn c_bench_blkif_back(page: *mut u8, batch: u32, done: *const u32);
-            pub fn c_bench_e64_front(page: *mut u8, batch: u32, stop: *const u32, done: *mut u32) -> u64;
+            pub fn c_bench_e64_front(
+                page: *mut u8,
+                batch: u32,
+                stop: *const u32,
+                done: *mut u32,
+            ) -> u64;
             pub fn c_bench_e64_back(page: *mut u8, batch: u32, done: *const u32);
         }
     }
@@ -273,13 +283,23 @@ pub mod cbench {
     /// # Safety
     /// `page` must be a valid 4096-byte page initialised with [`init`], stay valid until
     /// return, and be driven by exactly one back end ([`back`]) on another thread.
-    pub unsafe fn front(entry: Entry, page: *mut u8, batch: u32, stop: &AtomicU32, done: &AtomicU32) -> u64 {
+    pub unsafe fn front(
+        entry: Entry,
+        page: *mut u8,
+        batch: u32,
+        stop: &AtomicU32,
+        done: &AtomicU32,
+    ) -> u64 {
         match entry {
             // SAFETY: forwarded caller contract; the flags are live atomics accessed by C
             // with __atomic builtins only.
-            Entry::Blkif => unsafe { ffi::c_bench_blkif_front(page, batch, stop.as_ptr(), done.as_ptr()) },
+            Entry::Blkif => unsafe {
+                ffi::c_bench_blkif_front(page, batch, stop.as_ptr(), done.as_ptr())
+            },
             // SAFETY: as above.
-            Entry::E64 => unsafe { ffi::c_bench_e64_front(page, batch, stop.as_ptr(), done.as_ptr()) },
+            Entry::E64 => unsafe {
+                ffi::c_bench_e64_front(page, batch, stop.as_ptr(), done.as_ptr())
+            },
         }
     }
 

@@ -64,8 +64,16 @@ impl Peer {
             std::thread::sleep(Duration::from_millis(5));
         };
         let mut out = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-        assert!(status.success(), "ring-c-peer failed: {status}; stdout: {out}");
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert!(
+            status.success(),
+            "ring-c-peer failed: {status}; stdout: {out}"
+        );
         let n = out
             .split_whitespace()
             .find_map(|w| w.strip_prefix("notifications="))
@@ -75,7 +83,10 @@ impl Peer {
 }
 
 fn wait(evt: &EventFd, who: &str, start: Instant) {
-    assert!(start.elapsed() < DEADLINE, "{who}: over the {DEADLINE:?} deadline");
+    assert!(
+        start.elapsed() < DEADLINE,
+        "{who}: over the {DEADLINE:?} deadline"
+    );
     assert!(
         evt.wait(WAIT_TIMEOUT).unwrap(),
         "{who}: no notification from the C peer within {WAIT_TIMEOUT:?} (lost wakeup?)"
@@ -94,7 +105,8 @@ fn c_front_end_rust_back_end() {
     wait(&to_rust, "rust back (connect)", start);
     // SAFETY: the memfd page stays mapped until `page` drops at the end of this test, after
     // the ring is gone; it is used only as this ring by us and the peer.
-    let mut back = unsafe { BackRing::<BlkifRequest, BlkifResponse>::init(page.as_ptr(), PAGE_SIZE) }.unwrap();
+    let mut back =
+        unsafe { BackRing::<BlkifRequest, BlkifResponse>::init(page.as_ptr(), PAGE_SIZE) }.unwrap();
     let (mut expected, mut batch, mut notifications, mut waits) = (0u64, 0u32, 0u64, 0u64);
     while expected < COUNT {
         while let Some(req) = back.read_request().unwrap() {
@@ -102,7 +114,7 @@ fn c_front_end_rust_back_end() {
             back.write_response(make_response(req.id)).unwrap();
             expected += 1;
             batch += 1;
-            if batch >= (expected % 8) as u32 + 1 {
+            if batch > (expected % 8) as u32 {
                 batch = 0;
                 if back.push_responses_and_check_notify() {
                     to_c.notify().unwrap();
@@ -132,7 +144,9 @@ fn rust_front_end_c_back_end() {
     let page = SharedPage::new(PAGE_SIZE).unwrap();
     let (to_rust, to_c) = (EventFd::new().unwrap(), EventFd::new().unwrap());
     // SAFETY: as in the other test: the page outlives the ring and is used only as a ring.
-    let mut front = unsafe { FrontRing::<BlkifRequest, BlkifResponse>::init(page.as_ptr(), PAGE_SIZE) }.unwrap();
+    let mut front =
+        unsafe { FrontRing::<BlkifRequest, BlkifResponse>::init(page.as_ptr(), PAGE_SIZE) }
+            .unwrap();
     let start = Instant::now();
     let peer = Peer::spawn("back", &page, &to_rust, &to_c);
     // "Connected": the ring is initialised (not counted as a ring notification).
@@ -152,7 +166,10 @@ fn rust_front_end_c_back_end() {
             notifications += 1;
         }
         while let Some(rsp) = front.read_response().unwrap() {
-            assert!(check_response(received, &rsp), "response {received}: {rsp:?}");
+            assert!(
+                check_response(received, &rsp),
+                "response {received}: {rsp:?}"
+            );
             received += 1;
         }
         let blocked = sent == COUNT || front.is_full();
