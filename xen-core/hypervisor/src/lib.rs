@@ -20,4 +20,6 @@ mod console;
 #[cfg(target_os = "none")]
 mod start;
 #[cfg(target_os = "none")]
-pub use start::{guest_syscall, guest_trap};
+pub mod pv;
+#[cfg(target_os = "none")]
+pub use pv::{guest_syscall, guest_trap};

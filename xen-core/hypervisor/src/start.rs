@@ -1,7 +1,21 @@
 //! From `kmain` (called by boot.s in long mode) to the first domain.
 
-use crate::arch::x86_64::{gdt, mem, paging, phys::DirectMap, qemu, serial::Com1, trap::Regs};
+use crate::arch::x86_64::{cpu, gdt, mem, paging, phys, phys::DirectMap, pic, qemu, serial::Com1, trap};
+use crate::pv::{build, m2p, DOM0};
 use crate::{boot_options, multiboot, println};
+use alloc::string::String;
+
+static CMDLINE: spin::Once<String> = spin::Once::new();
+
+/// The hypervisor command line without the image name (`XENVER_commandline`).
+pub fn hypervisor_cmdline() -> &'static str {
+    CMDLINE.get().map_or("", String::as_str)
+}
+
+/// Drops the first word (the loader's file name) as Xen does.
+fn without_image_name(s: &str) -> &str {
+    s.trim_start().split_once(char::is_whitespace).map_or("", |(_, rest)| rest.trim_start())
+}
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -16,7 +30,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     println!("xen-core {VERSION} (Xen 4.17 PV interface)");
     let boot = multiboot::parse(&DirectMap, magic, u64::from(info))
         .unwrap_or_else(|e| fail(format_args!("multiboot: {e}")));
-    println!("Command line: {}", boot.cmdline.as_str());
+    println!("Command line: {}", without_image_name(boot.cmdline.as_str()));
     let opts = boot_options::parse(boot.cmdline.as_str(), |r| println!("{r}"));
     println!(
         "console={} dom0_mem={:?} dom0_max_vcpus={:?} loglvl={:?}",
@@ -35,28 +49,53 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     }
 
     let (free, loader_end) = mem::init_frames(&boot, u64::from(info));
+    phys::set_ram_limit(mem::ram_end(&boot));
     let pml4 = paging::init(&mut mem::FRAMES.lock().as_mut().expect("just initialised"), mem::ram_end(&boot));
     mem::init_heap();
+    pic::disable();
     gdt::init();
     println!(
         "Memory: {} MiB free after the loader's {} KiB; page tables at mfn {pml4:#x}, W^X image, direct map",
         free >> 8,
         loader_end >> 10
     );
-    println!("no domain builder yet: stopping");
-    qemu::exit(qemu::ExitCode::Success);
-}
+    CMDLINE.call_once(|| String::from(without_image_name(boot.cmdline.as_str())));
+    m2p::init(pml4, mem::ram_end(&boot) / 4096);
 
-/// A trap from a guest (ring 3).
-pub fn guest_trap(regs: &mut Regs) {
-    println!("guest trap {} with no domain to deliver it to\n{regs}", regs.entry_vector);
-    qemu::exit(qemu::ExitCode::Failure);
-}
-
-/// SYSCALL from a guest.
-pub fn guest_syscall(regs: &mut Regs) {
-    println!("guest SYSCALL {:#x} with no domain\n{regs}", regs.rax);
-    qemu::exit(qemu::ExitCode::Failure);
+    let mut modules = boot.modules();
+    let Some(kernel) = modules.next() else { fail(format_args!("no dom0 kernel module")) };
+    let kernel_cmd = kernel.cmdline(&DirectMap).unwrap_or_else(|e| fail(format_args!("dom0 kernel: {e}")));
+    let initrd = modules.next().map(|m| phys::module_bytes(m.start, m.len()));
+    let free = mem::with_frames(|a| a.free_frames());
+    // Without dom0_mem, leave a sixteenth (at least 16 MiB) to the hypervisor, as Xen does.
+    let default_pages = free - (free / 16).max(4096);
+    let nr_pages = opts.dom0_mem.amount.map_or(default_pages, |b| b / 4096).min(default_pages);
+    let input = build::Dom0Input {
+        kernel: phys::module_bytes(kernel.start, kernel.len()),
+        cmdline: without_image_name(kernel_cmd.as_str()),
+        initrd,
+        nr_pages,
+    };
+    println!("*** Building a PV Dom0 ***");
+    let built = build::build_dom0(&input).unwrap_or_else(|e| fail(format_args!("Could not construct domain 0: {e}")));
+    let l = &built.layout;
+    println!("VIRTUAL MEMORY ARRANGEMENT:");
+    println!(" Loaded kernel: {}", l.kernel);
+    if let Some(r) = l.initrd {
+        println!(" Init. ramdisk: {r}");
+    }
+    println!(" Phys-Mach map: {}", l.phys_mach);
+    println!(" Start info:    {}", l.start_info);
+    println!(" Page tables:   {}", l.page_tables);
+    println!(" Boot stack:    {}", l.boot_stack);
+    println!(" TOTAL:         {}", l.total());
+    println!(" ENTRY ADDRESS: {:016x}", l.entry);
+    println!("Dom0 has maximum 1 VCPUs");
+    let regs = built.regs;
+    cpu::write_cr3(built.domain.vcpu.kernel_l4 << 12);
+    *DOM0.lock() = Some(built.domain);
+    println!("Starting dom0");
+    trap::enter_guest(&regs);
 }
 
 #[panic_handler]

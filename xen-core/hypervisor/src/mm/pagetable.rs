@@ -5,7 +5,7 @@
 //! Xen keeps PTE flags as a 24-bit value (bits 11:0 and 63:52 of the entry); here every
 //! mask is a plain 64-bit PTE mask, which is the same rule written differently.
 
-use xen_abi::arch_x86_64::HYPERVISOR_VIRT_END;
+use xen_abi::arch_x86_64::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 use xen_abi::Mfn;
 
 /// Entries per page-table page.
@@ -80,10 +80,10 @@ pub const FASTPATH_FLAG_WHITELIST: u64 = PAGE_NX
     | PAGE_ACCESSED
     | PAGE_USER;
 
-/// `ROOT_PAGETABLE_FIRST_XEN_SLOT`: L4 slot of `HYPERVISOR_VIRT_START`.
-pub const FIRST_XEN_L4_SLOT: usize = 256;
-/// `ROOT_PAGETABLE_LAST_XEN_SLOT`: last L4 slot below `HYPERVISOR_VIRT_END`.
-pub const LAST_XEN_L4_SLOT: usize = 271;
+/// `ROOT_PAGETABLE_FIRST_XEN_SLOT`: L4 slot of `HYPERVISOR_VIRT_START` (256).
+pub const FIRST_XEN_L4_SLOT: usize = table_offset(HYPERVISOR_VIRT_START, 4);
+/// `ROOT_PAGETABLE_LAST_XEN_SLOT`: last L4 slot below `HYPERVISOR_VIRT_END` (271).
+pub const LAST_XEN_L4_SLOT: usize = table_offset(HYPERVISOR_VIRT_END - 1, 4);
 
 /// True if `pte` has `_PAGE_PRESENT`.
 pub const fn present(pte: u64) -> bool {
@@ -171,6 +171,7 @@ mod tests {
         assert!(!needs_revalidation(0x1000 | 0x21, 0x1000 | 0x61 | PAGE_NX));
         assert!(needs_revalidation(0x1000 | 0x21, 0x1000 | 0x23));
         assert!(needs_revalidation(0x1000 | 0x21, 0x2000 | 0x21));
+        assert_eq!((FIRST_XEN_L4_SLOT, LAST_XEN_L4_SLOT), (256, 271));
         assert!(is_guest_l4_slot(255) && !is_guest_l4_slot(256));
         assert!(!is_guest_l4_slot(271) && is_guest_l4_slot(272));
         assert!(addr_ok(0x7fff_ffff_ffff) && !addr_ok(0x8000_0000_0000));

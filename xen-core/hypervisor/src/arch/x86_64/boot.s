@@ -165,3 +165,10 @@ start64:
 cpu0_stack_bottom:
     .skip 64 * 1024
 cpu0_stack_top:
+    /* Entries from guests (TSS.RSP0, SYSCALL) land here; kmain's boot stack above is
+     * abandoned once the first guest runs. */
+    .balign 4096
+    .global hv_stack_top
+hv_stack_bottom:
+    .skip 64 * 1024
+hv_stack_top:

@@ -42,7 +42,7 @@ static mut IST_STACK: Stack = Stack([0; 16 * 1024]);
 extern "C" {
     static vector_table: [u64; 32];
     static vector_spurious_table: [u64; 3];
-    static cpu0_stack_top: u8;
+    static hv_stack_top: u8;
     static mut syscall_stack_top: u64;
     fn syscall_entry();
 }
@@ -78,7 +78,7 @@ pub fn init() {
         gdt.0[e + 7] = 0x00cf_9a00_0000_ffff; // 0xe038 ring 0 code, compat
 
         let tss = &mut *core::ptr::addr_of_mut!(TSS);
-        let stack_top = core::ptr::addr_of!(cpu0_stack_top) as u64;
+        let stack_top = core::ptr::addr_of!(hv_stack_top) as u64;
         tss.rsp[0] = stack_top;
         tss.ist[0] = core::ptr::addr_of!(IST_STACK) as u64 + 16 * 1024;
         let base = tss as *const Tss as u64;

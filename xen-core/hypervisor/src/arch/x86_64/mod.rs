@@ -3,10 +3,12 @@
 
 pub mod cpu;
 pub mod gdt;
+pub mod guest;
 pub mod layout;
 pub mod mem;
 pub mod paging;
 pub mod phys;
+pub mod pic;
 pub mod port;
 pub mod qemu;
 pub mod serial;

@@ -37,6 +37,18 @@ impl PhysRead for DirectMap {
     }
 }
 
+/// Whether machine frame `mfn` is ordinary RAM inside the direct map (not MMIO).
+pub fn frame_in_ram(mfn: u64) -> bool {
+    (mfn + 1) * PAGE_SIZE <= RAM_LIMIT.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// End of the highest RAM region, set at boot.
+static RAM_LIMIT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+pub fn set_ram_limit(end: u64) {
+    RAM_LIMIT.store(end, core::sync::atomic::Ordering::Relaxed);
+}
+
 fn entry_ptr(mfn: u64, index: usize) -> *mut u64 {
     assert!(index < 512 && (mfn + 1) * PAGE_SIZE <= mapped_limit(), "frame {mfn:#x}[{index}] outside the direct map");
     (phys_to_virt(mfn * PAGE_SIZE) + index as u64 * 8) as *mut u64
@@ -77,4 +89,14 @@ pub fn read_bytes(paddr: u64, buf: &mut [u8]) {
     assert!(end <= mapped_limit(), "read outside the direct map");
     // SAFETY: as for write_bytes.
     unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(paddr) as *const u8, buf.as_mut_ptr(), buf.len()) }
+}
+
+/// A boot module's bytes. Module frames are reserved at boot and never handed out or
+/// written, so the slice stays valid and unaliased by writers.
+pub fn module_bytes(start: u64, len: u64) -> &'static [u8] {
+    let end = start.checked_add(len).expect("module range does not wrap");
+    assert!(end <= mapped_limit(), "module outside the direct map");
+    // SAFETY: [start, end) is a loader module inside the direct map; mem::init_frames
+    // reserved it, so nothing allocates or writes these frames for the hypervisor's life.
+    unsafe { core::slice::from_raw_parts(phys_to_virt(start) as *const u8, len as usize) }
 }

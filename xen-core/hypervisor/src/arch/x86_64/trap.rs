@@ -86,3 +86,32 @@ extern "C" fn handle_syscall(regs: &mut Regs) {
     crate::guest_syscall(regs);
 }
 
+
+extern "C" {
+    static hv_stack_top: u8;
+    fn return_to_frame();
+}
+
+/// Where an entry from ring 3 leaves its frame: the top of the hypervisor stack.
+pub fn guest_frame_slot() -> *mut Regs {
+    (core::ptr::addr_of!(hv_stack_top) as usize - core::mem::size_of::<Regs>()) as *mut Regs
+}
+
+/// Starts running a guest: its registers become the frame at the top of the hypervisor
+/// stack and the exit path `iretq`s into them. The caller has loaded the guest's CR3.
+pub fn enter_guest(regs: &Regs) -> ! {
+    let frame = guest_frame_slot();
+    // SAFETY: the frame slot lies in the hypervisor stack, which nothing uses while we run
+    // on the boot stack; after the write we switch to that stack, abandoning the boot
+    // stack, and jump to the common exit path that pops exactly a `Regs`.
+    unsafe {
+        frame.write(*regs);
+        core::arch::asm!(
+            "mov rsp, {frame}",
+            "jmp {exit}",
+            frame = in(reg) frame,
+            exit = sym return_to_frame,
+            options(noreturn)
+        )
+    }
+}

@@ -1,0 +1,79 @@
+//! A PV domain and its vCPU as the hypervisor keeps them.
+
+use alloc::vec::Vec;
+use xen_abi::arch_x86_64::TrapInfo;
+
+/// The state of a PV vCPU that is not in the register frame.
+#[derive(Debug)]
+pub struct Vcpu {
+    /// Guest kernel mode (true) or guest user mode; both run in ring 3.
+    pub kernel_mode: bool,
+    /// L4 MFNs of the kernel and user address spaces (`NEW_BASEPTR`, `NEW_USER_BASEPTR`).
+    pub kernel_l4: u64,
+    pub user_l4: u64,
+    /// Kernel stack for entries from user mode (`stack_switch`).
+    pub kernel_ss: u64,
+    pub kernel_sp: u64,
+    /// `set_trap_table`, indexed by vector; address 0 = no handler.
+    pub trap_table: [TrapInfo; 256],
+    pub event_callback: u64,
+    pub failsafe_callback: u64,
+    pub syscall_callback: u64,
+    pub syscall_masks_events: bool,
+    /// FS base, and the GS bases of kernel and user mode (`set_segment_base`).
+    pub fs_base: u64,
+    pub gs_base_kernel: u64,
+    pub gs_base_user: u64,
+    /// Machine address of this vCPU's `vcpu_info` (shared_info slot 0 until
+    /// `VCPUOP_register_vcpu_info` moves it).
+    pub vcpu_info_maddr: u64,
+    /// Single-shot timer deadline in system time (ns), if armed.
+    pub timer_deadline: Option<u64>,
+    /// `fpu_taskswitch(1)` set CR0.TS for the guest.
+    pub fpu_ts: bool,
+}
+
+impl Vcpu {
+    pub fn new(kernel_l4: u64, vcpu_info_maddr: u64) -> Self {
+        Vcpu {
+            kernel_mode: true,
+            kernel_l4,
+            user_l4: 0,
+            kernel_ss: 0,
+            kernel_sp: 0,
+            trap_table: [TrapInfo::default(); 256],
+            event_callback: 0,
+            failsafe_callback: 0,
+            syscall_callback: 0,
+            syscall_masks_events: false,
+            fs_base: 0,
+            gs_base_kernel: 0,
+            gs_base_user: 0,
+            vcpu_info_maddr,
+            timer_deadline: None,
+            fpu_ts: false,
+        }
+    }
+
+    /// The L4 the CPU should run with in the current guest mode.
+    pub fn current_l4(&self) -> u64 {
+        if self.kernel_mode || self.user_l4 == 0 {
+            self.kernel_l4
+        } else {
+            self.user_l4
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Domain {
+    pub id: u16,
+    pub privileged: bool,
+    /// pfn -> mfn for every page the domain owns.
+    pub p2m: Vec<u64>,
+    pub max_pages: u64,
+    pub shared_info_mfn: u64,
+    pub vcpu: Vcpu,
+    /// vm_assist bits the guest turned on.
+    pub vm_assist: u64,
+}

@@ -1,0 +1,162 @@
+//! Hypercall dispatch: one table, Xen's numbers, Xen's errno values. Arguments arrive in
+//! rdi, rsi, rdx, r10, r8; the result goes back in rax. Every pointer goes through the
+//! checked guest-memory helpers; unknown hypercalls and sub-ops answer -ENOSYS.
+
+use super::domain::Domain;
+use super::traps;
+use crate::arch::x86_64::guest::{GuestView, HYPERVISOR_VIRT_START};
+use crate::arch::x86_64::trap::Regs;
+use crate::println;
+use xen_abi::errno::Errno;
+use xen_abi::hypercall::Hypercall;
+use xen_abi::{features as feat, sched, version as ver, xen};
+
+/// What a hypercall handler returns: the value for rax, or an errno.
+pub type HcResult = Result<u64, Errno>;
+
+/// Our version: the interface is Xen 4.17's.
+const XEN_MAJOR: u64 = 4;
+const XEN_MINOR: u64 = 17;
+const EXTRAVERSION: &[u8] = b".0-xen-core";
+
+pub fn dispatch(d: &mut Domain, regs: &mut Regs) {
+    let a = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
+    let result = match Hypercall::from_number(regs.rax) {
+        Some(Hypercall::Iret) => {
+            // No return value: the frame is replaced (or the domain crashed).
+            traps::do_iret(d, regs);
+            return;
+        }
+        Some(h) => call(d, regs, h, a),
+        None => Err(Errno::ENOSYS),
+    };
+    regs.rax = match result {
+        Ok(v) => v,
+        Err(e) => e.to_rax(),
+    };
+}
+
+fn call(d: &mut Domain, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcResult {
+    let guest = GuestView { l4_mfn: d.vcpu.current_l4() };
+    match h {
+        Hypercall::ConsoleIo => console_io(d, &guest, a[0] as u32, a[1], a[2]),
+        Hypercall::XenVersion => xen_version(d, &guest, a[0] as u32, a[1]),
+        Hypercall::SchedOp => sched_op(d, &guest, regs, a[0] as u32, a[1]),
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+fn console_io(d: &Domain, guest: &GuestView, cmd: u32, count: u64, buf: u64) -> HcResult {
+    match cmd {
+        xen::CONSOLEIO_write => {
+            // Xen copies in small chunks and stops at the first unreadable byte.
+            let mut chunk = [0u8; 128];
+            let mut done = 0u64;
+            while done < count {
+                let n = (count - done).min(chunk.len() as u64) as usize;
+                guest.copy_from(buf.wrapping_add(done), &mut chunk[..n])?;
+                if d.privileged {
+                    crate::console::write_raw(&chunk[..n]);
+                }
+                done += n as u64;
+            }
+            Ok(0)
+        }
+        // No serial input is routed to guests yet: nothing to read.
+        xen::CONSOLEIO_read => Ok(0),
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+fn copy_string(guest: &GuestView, dst: u64, s: &[u8], len: usize) -> HcResult {
+    let mut buf = [0u8; 1024];
+    let n = s.len().min(len - 1);
+    buf[..n].copy_from_slice(&s[..n]);
+    guest.copy_to(dst, &buf[..len])?;
+    Ok(0)
+}
+
+fn xen_version(d: &Domain, guest: &GuestView, cmd: u32, arg: u64) -> HcResult {
+    match cmd {
+        ver::XENVER_version => Ok((XEN_MAJOR << 16) | XEN_MINOR),
+        ver::XENVER_extraversion => copy_string(guest, arg, EXTRAVERSION, ver::XEN_EXTRAVERSION_LEN),
+        ver::XENVER_capabilities => copy_string(guest, arg, b"xen-3.0-x86_64 ", ver::XEN_CAPABILITIES_INFO_LEN),
+        ver::XENVER_changeset => copy_string(guest, arg, b"xen-core", ver::XEN_CHANGESET_INFO_LEN),
+        ver::XENVER_compile_info => {
+            let mut ci = ver::XenCompileInfo::default();
+            let put = |dst: &mut [u8], s: &[u8]| dst[..s.len()].copy_from_slice(s);
+            put(&mut ci.compiler, b"rustc");
+            put(&mut ci.compile_by, b"xen-core");
+            put(&mut ci.compile_domain, b"xen-core");
+            put(&mut ci.compile_date, b"unknown");
+            guest.write(arg, &ci)?;
+            Ok(0)
+        }
+        ver::XENVER_platform_parameters => {
+            guest.write(arg, &ver::XenPlatformParameters { virt_start: HYPERVISOR_VIRT_START })?;
+            Ok(0)
+        }
+        ver::XENVER_get_features => {
+            let mut fi: ver::XenFeatureInfo = guest.read(arg)?;
+            fi.submap = if fi.submap_idx == 0 { features(d) } else { 0 };
+            guest.write(arg, &fi)?;
+            Ok(0)
+        }
+        ver::XENVER_pagesize => Ok(4096),
+        ver::XENVER_guest_handle => guest.copy_to(arg, &[0u8; ver::XEN_DOMAIN_HANDLE_LEN]).map(|_| 0),
+        ver::XENVER_commandline => {
+            if !d.privileged {
+                return Err(Errno::EPERM);
+            }
+            copy_string(guest, arg, crate::start::hypervisor_cmdline().as_bytes(), ver::XEN_COMMANDLINE_LEN)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// `XENVER_get_features` submap 0 for a 64-bit PV guest, as Xen 4.17 answers it.
+fn features(d: &Domain) -> u32 {
+    let mut f = (1 << feat::XENFEAT_mmu_pt_update_preserve_ad)
+        | (1 << feat::XENFEAT_highmem_assist)
+        | (1 << feat::XENFEAT_gnttab_map_avail_bits)
+        | (1 << feat::XENFEAT_memory_op_vnode_supported)
+        | (1 << feat::XENFEAT_direct_mapped);
+    if d.privileged {
+        f |= 1 << feat::XENFEAT_dom0;
+    }
+    f
+}
+
+fn sched_op(d: &mut Domain, guest: &GuestView, regs: &mut Regs, cmd: u32, arg: u64) -> HcResult {
+    match cmd {
+        sched::SCHEDOP_yield => Ok(0),
+        sched::SCHEDOP_shutdown => {
+            let s: sched::SchedShutdown = guest.read(arg)?;
+            shutdown(d, regs, s.reason)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// The initial domain shutting down takes the machine with it, with Xen's words.
+fn shutdown(d: &mut Domain, _regs: &mut Regs, reason: u32) -> HcResult {
+    use crate::arch::x86_64::qemu::{exit, ExitCode};
+    if reason > sched::SHUTDOWN_MAX {
+        return Err(Errno::EINVAL);
+    }
+    match reason {
+        sched::SHUTDOWN_poweroff => {
+            println!("Hardware Dom{} halted: halting machine", d.id);
+            exit(ExitCode::Success);
+        }
+        sched::SHUTDOWN_reboot => {
+            println!("Hardware Dom{} shutdown: rebooting machine", d.id);
+            exit(ExitCode::Success);
+        }
+        sched::SHUTDOWN_suspend => Ok(0),
+        _ => {
+            println!("Hardware Dom{} crashed: rebooting machine in 5 seconds.", d.id);
+            exit(ExitCode::Failure);
+        }
+    }
+}
