@@ -4,6 +4,8 @@
 //! host. Everything that touches hardware lives in `arch`, built only for the bare-metal
 //! target.
 #![cfg_attr(not(test), no_std)]
+// Constants keep Xen's names (EVTCHNOP_send, ...), so patterns use them as they are.
+#![allow(non_upper_case_globals)]
 
 extern crate alloc;
 
@@ -12,6 +14,7 @@ pub mod domain;
 pub mod frames;
 pub mod mm;
 pub mod multiboot;
+pub mod time;
 
 #[cfg(target_os = "none")]
 pub mod arch;

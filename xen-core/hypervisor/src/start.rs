@@ -1,6 +1,6 @@
 //! From `kmain` (called by boot.s in long mode) to the first domain.
 
-use crate::arch::x86_64::{cpu, gdt, mem, paging, phys, phys::DirectMap, pic, qemu, serial::Com1, trap};
+use crate::arch::x86_64::{clock, cpu, gdt, mem, paging, phys, phys::DirectMap, pic, qemu, serial::Com1, trap};
 use crate::pv::{build, m2p, DOM0};
 use crate::{boot_options, multiboot, println};
 use alloc::string::String;
@@ -54,6 +54,8 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     mem::init_heap();
     pic::disable();
     gdt::init();
+    clock::init();
+    println!("TSC {} MHz, APIC timer {} MHz", clock::tsc_hz() / 1_000_000, clock::lapic_hz() / 1_000_000);
     println!(
         "Memory: {} MiB free after the loader's {} KiB; page tables at mfn {pml4:#x}, W^X image, direct map",
         free >> 8,
@@ -93,6 +95,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     println!("Dom0 has maximum 1 VCPUs");
     let regs = built.regs;
     cpu::write_cr3(built.domain.vcpu.kernel_l4 << 12);
+    crate::pv::events::update_time(&built.domain);
     *DOM0.lock() = Some(built.domain);
     println!("Starting dom0");
     trap::enter_guest(&regs);

@@ -242,6 +242,9 @@ pub fn build_dom0(input: &Dom0Input<'_>) -> Result<Built, BuildError> {
         shared_info_mfn,
         vcpu: Vcpu::new(l4, shared_info_mfn << 12),
         vm_assist: 0,
+        evtchn: Default::default(),
+        grant_frames: Vec::new(),
+        runstate_area: None,
     };
     Ok(Built { domain, regs, layout })
 }

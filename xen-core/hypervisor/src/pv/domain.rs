@@ -76,4 +76,9 @@ pub struct Domain {
     pub vcpu: Vcpu,
     /// vm_assist bits the guest turned on.
     pub vm_assist: u64,
+    pub evtchn: super::events::EventChannels,
+    /// Grant-table frames (`GNTTABOP_setup_table`), shared read/write with the domain.
+    pub grant_frames: Vec<u64>,
+    /// Guest virtual address of the runstate area, if registered.
+    pub runstate_area: Option<u64>,
 }

@@ -1,6 +1,177 @@
-//! Event channels and timers (2-level ABI). Filled in with the event-channel work; for
-//! now nothing can become pending, so there is nothing to check.
+//! Event channels (2-level ABI), timers and the time a PV guest reads from shared memory.
+//!
+//! Pending/mask bitmaps live in the domain's shared_info page and the selector and upcall
+//! flag in its vcpu_info; the guest only runs while the hypervisor doesn't (one CPU), so
+//! plain read-modify-write of those words is safe here.
 
 use super::domain::Domain;
+use crate::arch::x86_64::{clock, cpu, phys};
+use alloc::vec::Vec;
+use core::mem::offset_of;
+use xen_abi::errno::Errno;
+use xen_abi::xen::{SharedInfo, VcpuInfo, VcpuTimeInfo, NR_VIRQS, VIRQ_TIMER};
+use zerocopy::IntoBytes;
 
-pub fn check_timers(_d: &mut Domain) {}
+/// 2-level ABI on 64-bit: 64 selector bits x 64 bits per word.
+pub const NR_EVENT_CHANNELS: u32 = 64 * 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Port {
+    Free,
+    /// Port 0 is never handed out.
+    Reserved,
+    Unbound { remote: u16 },
+    Interdomain { remote_dom: u16, remote_port: u32 },
+    Virq(u32),
+    Ipi,
+}
+
+#[derive(Debug)]
+pub struct EventChannels {
+    pub ports: Vec<Port>,
+    pub virq: [Option<u32>; NR_VIRQS as usize],
+}
+
+impl Default for EventChannels {
+    fn default() -> Self {
+        EventChannels { ports: alloc::vec![Port::Reserved], virq: [None; NR_VIRQS as usize] }
+    }
+}
+
+impl EventChannels {
+    /// The lowest free port.
+    pub fn alloc(&mut self) -> Result<u32, Errno> {
+        if let Some(p) = self.ports.iter().position(|p| *p == Port::Free) {
+            return Ok(p as u32);
+        }
+        if self.ports.len() as u32 >= NR_EVENT_CHANNELS {
+            return Err(Errno::ENOSPC);
+        }
+        self.ports.push(Port::Free);
+        Ok(self.ports.len() as u32 - 1)
+    }
+
+    pub fn get(&self, port: u32) -> Option<Port> {
+        self.ports.get(port as usize).copied()
+    }
+
+    pub fn set(&mut self, port: u32, state: Port) {
+        if let Some(p) = self.ports.get_mut(port as usize) {
+            *p = state;
+        }
+    }
+}
+
+const PENDING: u64 = offset_of!(SharedInfo, evtchn_pending) as u64;
+const MASK: u64 = offset_of!(SharedInfo, evtchn_mask) as u64;
+const SEL: u64 = offset_of!(VcpuInfo, evtchn_pending_sel) as u64;
+const UPCALL_PENDING: u64 = offset_of!(VcpuInfo, evtchn_upcall_pending) as u64;
+const TIME: u64 = offset_of!(VcpuInfo, time) as u64;
+
+fn read_u64(maddr: u64) -> u64 {
+    let mut b = [0u8; 8];
+    phys::read_bytes(maddr, &mut b);
+    u64::from_le_bytes(b)
+}
+
+fn write_u64(maddr: u64, v: u64) {
+    phys::write_bytes(maddr, &v.to_le_bytes());
+}
+
+fn bit(base: u64, port: u32) -> (u64, u64) {
+    (base + u64::from(port / 64) * 8, 1u64 << (port % 64))
+}
+
+/// Marks the port's selector word and the upcall flag, as Xen's 2-level `set_pending`.
+fn mark_selector(d: &Domain, port: u32) {
+    let sel = d.vcpu.vcpu_info_maddr + SEL;
+    let s = read_u64(sel);
+    let b = 1u64 << (port / 64);
+    if s & b == 0 {
+        write_u64(sel, s | b);
+        phys::write_bytes(d.vcpu.vcpu_info_maddr + UPCALL_PENDING, &[1]);
+    }
+}
+
+/// Sets `port` pending in `d` and raises the upcall if it is not masked.
+pub fn set_pending(d: &Domain, port: u32) {
+    let si = d.shared_info_mfn << 12;
+    let (pw, pb) = bit(si + PENDING, port);
+    let p = read_u64(pw);
+    if p & pb != 0 {
+        return;
+    }
+    write_u64(pw, p | pb);
+    let (mw, mb) = bit(si + MASK, port);
+    if read_u64(mw) & mb == 0 {
+        mark_selector(d, port);
+    }
+}
+
+pub fn clear_pending(d: &Domain, port: u32) {
+    let (pw, pb) = bit((d.shared_info_mfn << 12) + PENDING, port);
+    write_u64(pw, read_u64(pw) & !pb);
+}
+
+/// `EVTCHNOP_unmask`: clear the mask; a pending event then raises the upcall.
+pub fn unmask(d: &Domain, port: u32) {
+    let si = d.shared_info_mfn << 12;
+    let (mw, mb) = bit(si + MASK, port);
+    write_u64(mw, read_u64(mw) & !mb);
+    let (pw, pb) = bit(si + PENDING, port);
+    if read_u64(pw) & pb != 0 {
+        mark_selector(d, port);
+    }
+}
+
+/// Delivers a per-vCPU or global VIRQ if the domain bound it.
+pub fn send_virq(d: &Domain, virq: u32) {
+    if let Some(port) = d.evtchn.virq.get(virq as usize).copied().flatten() {
+        set_pending(d, port);
+    }
+}
+
+/// Fires an expired single-shot timer, then arms the APIC for the next deadline.
+pub fn check_timers(d: &mut Domain) {
+    if let Some(deadline) = d.vcpu.timer_deadline {
+        if deadline <= clock::now_ns() {
+            d.vcpu.timer_deadline = None;
+            send_virq(d, VIRQ_TIMER);
+        }
+    }
+    clock::arm(d.vcpu.timer_deadline);
+}
+
+/// Publishes `vcpu_time_info` (version odd while writing, even when done) and the
+/// wallclock, as Xen's `update_vcpu_system_time` / `update_domain_wallclock_time`.
+pub fn update_time(d: &Domain) {
+    let at = d.vcpu.vcpu_info_maddr + TIME;
+    let mut version = [0u8; 4];
+    phys::read_bytes(at, &mut version);
+    let v = u32::from_le_bytes(version).wrapping_add(1) | 1;
+    phys::write_bytes(at, &v.to_le_bytes());
+    let tsc = cpu::rdtsc();
+    let scale = clock::tsc_scale();
+    let info = VcpuTimeInfo {
+        version: v,
+        tsc_timestamp: tsc,
+        system_time: scale.scale(tsc.wrapping_sub(clock::boot_tsc())),
+        tsc_to_system_mul: scale.mul,
+        tsc_shift: scale.shift,
+        ..VcpuTimeInfo::default()
+    };
+    phys::write_bytes(at, info.as_bytes());
+    phys::write_bytes(at, &v.wrapping_add(1).to_le_bytes());
+
+    let si = d.shared_info_mfn << 12;
+    let wc = si + offset_of!(SharedInfo, wc_version) as u64;
+    let mut wv = [0u8; 4];
+    phys::read_bytes(wc, &mut wv);
+    let wv = u32::from_le_bytes(wv).wrapping_add(1) | 1;
+    phys::write_bytes(wc, &wv.to_le_bytes());
+    let secs = clock::boot_wallclock();
+    phys::write_bytes(si + offset_of!(SharedInfo, wc_sec) as u64, &(secs as u32).to_le_bytes());
+    phys::write_bytes(si + offset_of!(SharedInfo, wc_nsec) as u64, &0u32.to_le_bytes());
+    phys::write_bytes(si + offset_of!(SharedInfo, wc_sec_hi) as u64, &((secs >> 32) as u32).to_le_bytes());
+    phys::write_bytes(wc, &wv.wrapping_add(1).to_le_bytes());
+}

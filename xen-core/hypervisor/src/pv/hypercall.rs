@@ -3,8 +3,9 @@
 //! checked guest-memory helpers; unknown hypercalls and sub-ops answer -ENOSYS.
 
 use super::domain::Domain;
-use super::traps;
-use crate::arch::x86_64::guest::{GuestView, HYPERVISOR_VIRT_START};
+use super::{hc_event, hc_mem, hc_misc, traps};
+use crate::arch::x86_64::guest::GuestView;
+use xen_abi::arch_x86_64::HYPERVISOR_VIRT_START;
 use crate::arch::x86_64::trap::Regs;
 use crate::println;
 use xen_abi::errno::Errno;
@@ -42,8 +43,42 @@ fn call(d: &mut Domain, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcResult 
         Hypercall::ConsoleIo => console_io(d, &guest, a[0] as u32, a[1], a[2]),
         Hypercall::XenVersion => xen_version(d, &guest, a[0] as u32, a[1]),
         Hypercall::SchedOp => sched_op(d, &guest, regs, a[0] as u32, a[1]),
+        Hypercall::SetTrapTable => hc_misc::set_trap_table(d, &guest, a[0]),
+        Hypercall::SetCallbacks => hc_misc::set_callbacks(d, a[0], a[1], a[2]),
+        Hypercall::CallbackOp => hc_misc::callback_op(d, &guest, a[0] as u32, a[1]),
+        Hypercall::StackSwitch => hc_misc::stack_switch(d, a[0], a[1]),
+        Hypercall::SetSegmentBase => hc_misc::set_segment_base(d, a[0] as u32, a[1]),
+        Hypercall::FpuTaskswitch => hc_misc::fpu_taskswitch(d, a[0]),
+        Hypercall::VmAssist => hc_misc::vm_assist(d, a[0] as u32, a[1] as u32),
+        Hypercall::SetTimerOp => hc_misc::set_timer_op(d, a[0]),
+        Hypercall::VcpuOp => hc_misc::vcpu_op(d, &guest, a[0] as u32, a[1], a[2]),
+        Hypercall::EventChannelOp => hc_event::event_channel_op(d, &guest, a[0] as u32, a[1]),
+        Hypercall::MemoryOp => hc_mem::memory_op(d, &guest, a[0], a[1]),
+        Hypercall::GrantTableOp => hc_mem::grant_table_op(d, &guest, a[0] as u32, a[1], a[2]),
+        Hypercall::Multicall => multicall(d, regs, &guest, a[0], a[1]),
         _ => Err(Errno::ENOSYS),
     }
+}
+
+/// `multicall(entries, count)`: each entry's result is written back; a fault reading or
+/// writing an entry ends the batch with -EFAULT, as in Xen.
+fn multicall(d: &mut Domain, regs: &mut Regs, guest: &GuestView, list: u64, count: u64) -> HcResult {
+    let size = core::mem::size_of::<xen::MulticallEntry>() as u64;
+    for i in 0..count {
+        let at = list.wrapping_add(i.wrapping_mul(size));
+        let mut e: xen::MulticallEntry = guest.read(at)?;
+        let result = match Hypercall::from_number(e.op) {
+            // A nested multicall or an iret cannot run inside a batch.
+            Some(Hypercall::Multicall) | Some(Hypercall::Iret) | None => Err(Errno::ENOSYS),
+            Some(h) => call(d, regs, h, [e.args[0], e.args[1], e.args[2], e.args[3], e.args[4]]),
+        };
+        e.result = match result {
+            Ok(v) => v,
+            Err(err) => err.to_rax(),
+        };
+        guest.write(at, &e)?;
+    }
+    Ok(0)
 }
 
 fn console_io(d: &Domain, guest: &GuestView, cmd: u32, count: u64, buf: u64) -> HcResult {
@@ -130,6 +165,7 @@ fn features(d: &Domain) -> u32 {
 fn sched_op(d: &mut Domain, guest: &GuestView, regs: &mut Regs, cmd: u32, arg: u64) -> HcResult {
     match cmd {
         sched::SCHEDOP_yield => Ok(0),
+        sched::SCHEDOP_block => hc_misc::block(d),
         sched::SCHEDOP_shutdown => {
             let s: sched::SchedShutdown = guest.read(arg)?;
             shutdown(d, regs, s.reason)
@@ -141,9 +177,6 @@ fn sched_op(d: &mut Domain, guest: &GuestView, regs: &mut Regs, cmd: u32, arg: u
 /// The initial domain shutting down takes the machine with it, with Xen's words.
 fn shutdown(d: &mut Domain, _regs: &mut Regs, reason: u32) -> HcResult {
     use crate::arch::x86_64::qemu::{exit, ExitCode};
-    if reason > sched::SHUTDOWN_MAX {
-        return Err(Errno::EINVAL);
-    }
     match reason {
         sched::SHUTDOWN_poweroff => {
             println!("Hardware Dom{} halted: halting machine", d.id);

@@ -4,6 +4,9 @@
 pub mod build;
 pub mod domain;
 pub mod events;
+mod hc_event;
+mod hc_mem;
+mod hc_misc;
 pub mod hypercall;
 pub mod m2p;
 pub mod traps;

@@ -39,6 +39,10 @@ pub fn set_upcall_mask(d: &Domain, masked: bool) {
     phys::write_bytes(d.vcpu.vcpu_info_maddr + VCPU_INFO_UPCALL_MASK, &[u8::from(masked)]);
 }
 
+pub fn upcall_pending(d: &Domain) -> bool {
+    vcpu_info_byte(d, VCPU_INFO_UPCALL_PENDING) != 0
+}
+
 pub fn upcall_mask(d: &Domain) -> bool {
     vcpu_info_byte(d, VCPU_INFO_UPCALL_MASK) != 0
 }

@@ -84,3 +84,22 @@ pub fn rdtsc() -> u64 {
     // SAFETY: rdtsc reads the time-stamp counter; no side effects.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
+
+/// Sets or clears CR0.TS (a guest's `fpu_taskswitch`; the hypervisor uses no FPU).
+pub fn set_ts(on: bool) {
+    let mut cr0: u64;
+    // SAFETY: only CR0.TS (bit 3) changes; the hypervisor is built soft-float, so a #NM
+    // can only come from guest code.
+    unsafe {
+        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
+        cr0 = if on { cr0 | 8 } else { cr0 & !8 };
+        core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
+    }
+}
+
+/// Sleeps until the next interrupt (which the trap handler acknowledges).
+pub fn idle_until_interrupt() {
+    // SAFETY: `sti; hlt` is atomic with respect to interrupt delivery; the interrupt
+    // handler runs on this stack and returns here, and interrupts are off again after.
+    unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
+}

@@ -7,9 +7,7 @@ use super::phys;
 use xen_abi::errno::Errno;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-/// Xen's hypervisor hole: guests can never name an address inside it.
-pub const HYPERVISOR_VIRT_START: u64 = 0xffff_8000_0000_0000;
-pub const HYPERVISOR_VIRT_END: u64 = 0xffff_8800_0000_0000;
+pub use xen_abi::arch_x86_64::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 
 fn canonical(va: u64) -> bool {
     let top = va >> 47;

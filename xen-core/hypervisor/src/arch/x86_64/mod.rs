@@ -1,6 +1,7 @@
 //! x86_64: multiboot entry to long mode, page tables, descriptor tables, entry paths,
 //! port I/O, COM1, QEMU's debug-exit port and access to machine memory.
 
+pub mod clock;
 pub mod cpu;
 pub mod gdt;
 pub mod guest;

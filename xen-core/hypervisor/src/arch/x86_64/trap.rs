@@ -65,6 +65,17 @@ impl fmt::Display for Regs {
 /// Rust side of every exception and interrupt entry.
 #[no_mangle]
 extern "C" fn handle_trap(regs: &mut Regs) {
+    if regs.entry_vector >= 32 {
+        // An interrupt: the APIC timer (or a spurious one). Its work is done on the way
+        // back to the guest; in the hypervisor it only ends an idle `hlt`.
+        if regs.entry_vector == super::clock::TIMER_VECTOR {
+            super::clock::eoi();
+        }
+        if regs.from_guest() {
+            crate::guest_trap(regs);
+        }
+        return;
+    }
     if regs.from_guest() {
         crate::guest_trap(regs);
         return;

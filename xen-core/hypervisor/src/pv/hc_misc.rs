@@ -1,0 +1,239 @@
+//! Hypercalls about the vCPU's own state: trap table, callbacks, kernel stack, segment
+//! bases, FPU switching, vm_assist, timers, vcpu_op, and blocking.
+
+use super::domain::Domain;
+use super::events;
+use super::hypercall::HcResult;
+use super::traps;
+use crate::arch::x86_64::guest::GuestView;
+use crate::arch::x86_64::{clock, cpu, phys};
+use xen_abi::arch_x86_64::{TrapInfo, SEGBASE_FS, SEGBASE_GS_KERNEL, SEGBASE_GS_USER, SEGBASE_GS_USER_SEL};
+use xen_abi::callback::*;
+use xen_abi::errno::Errno;
+use xen_abi::vcpu::*;
+use xen_abi::xen::{self as x, VcpuInfo};
+
+fn canonical(va: u64) -> bool {
+    let top = va >> 47;
+    top == 0 || top == 0x1ffff
+}
+
+/// `set_trap_table`: entries until one with address 0; NULL clears the table.
+pub fn set_trap_table(d: &mut Domain, guest: &GuestView, list: u64) -> HcResult {
+    if list == 0 {
+        d.vcpu.trap_table = [TrapInfo::default(); 256];
+        return Ok(0);
+    }
+    let size = core::mem::size_of::<TrapInfo>() as u64;
+    for i in 0..=256u64 {
+        let t: TrapInfo = guest.read(list.wrapping_add(i * size))?;
+        if t.address == 0 {
+            return Ok(0);
+        }
+        if !canonical(t.address) {
+            return Err(Errno::EINVAL);
+        }
+        let mut t = t;
+        t.cs |= 3;
+        d.vcpu.trap_table[t.vector as usize] = t;
+    }
+    Ok(0)
+}
+
+pub fn set_callbacks(d: &mut Domain, event: u64, failsafe: u64, syscall: u64) -> HcResult {
+    if ![event, failsafe, syscall].iter().all(|&a| canonical(a)) {
+        return Err(Errno::EINVAL);
+    }
+    d.vcpu.event_callback = event;
+    d.vcpu.failsafe_callback = failsafe;
+    d.vcpu.syscall_callback = syscall;
+    d.vcpu.syscall_masks_events = false;
+    Ok(0)
+}
+
+pub fn callback_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -> HcResult {
+    match cmd {
+        CALLBACKOP_register => {
+            let r: CallbackRegister = guest.read(arg)?;
+            if !canonical(r.address) {
+                return Err(Errno::EINVAL);
+            }
+            let mask = r.flags & CALLBACKF_mask_events != 0;
+            match r.type_ {
+                CALLBACKTYPE_event => d.vcpu.event_callback = r.address,
+                CALLBACKTYPE_failsafe => d.vcpu.failsafe_callback = r.address,
+                CALLBACKTYPE_syscall => {
+                    d.vcpu.syscall_callback = r.address;
+                    d.vcpu.syscall_masks_events = mask;
+                }
+                // 32-bit user entry points and the NMI callback are accepted; no 32-bit
+                // user code or NMIs reach a guest yet.
+                CALLBACKTYPE_syscall32 | CALLBACKTYPE_sysenter | CALLBACKTYPE_nmi => {}
+                _ => return Err(Errno::ENOSYS),
+            }
+            Ok(0)
+        }
+        CALLBACKOP_unregister => {
+            let u: CallbackUnregister = guest.read(arg)?;
+            match u.type_ {
+                CALLBACKTYPE_nmi => Ok(0),
+                CALLBACKTYPE_event | CALLBACKTYPE_failsafe | CALLBACKTYPE_syscall | CALLBACKTYPE_syscall32
+                | CALLBACKTYPE_sysenter => Err(Errno::EINVAL),
+                _ => Err(Errno::ENOSYS),
+            }
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+pub fn stack_switch(d: &mut Domain, ss: u64, sp: u64) -> HcResult {
+    d.vcpu.kernel_ss = ss | 3;
+    d.vcpu.kernel_sp = sp;
+    Ok(0)
+}
+
+pub fn set_segment_base(d: &mut Domain, which: u32, base: u64) -> HcResult {
+    match which {
+        SEGBASE_FS | SEGBASE_GS_USER | SEGBASE_GS_KERNEL if !canonical(base) => Err(Errno::EINVAL),
+        SEGBASE_FS => {
+            // SAFETY: FS_BASE only affects fs-relative accesses; the hypervisor makes none.
+            unsafe { cpu::wrmsr(cpu::MSR_FS_BASE, base) };
+            d.vcpu.fs_base = base;
+            Ok(0)
+        }
+        SEGBASE_GS_USER => {
+            d.vcpu.gs_base_user = base;
+            if !d.vcpu.kernel_mode {
+                // SAFETY: as above, for GS.
+                unsafe { cpu::wrmsr(cpu::MSR_GS_BASE, base) };
+            }
+            Ok(0)
+        }
+        SEGBASE_GS_KERNEL => {
+            d.vcpu.gs_base_kernel = base;
+            if d.vcpu.kernel_mode {
+                // SAFETY: as above, for GS.
+                unsafe { cpu::wrmsr(cpu::MSR_GS_BASE, base) };
+            }
+            Ok(0)
+        }
+        // Loading a user GS selector: only the null selector exists without guest GDTs.
+        SEGBASE_GS_USER_SEL if base & !3 == 0 => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn fpu_taskswitch(d: &mut Domain, set: u64) -> HcResult {
+    d.vcpu.fpu_ts = set != 0;
+    cpu::set_ts(d.vcpu.fpu_ts);
+    Ok(0)
+}
+
+/// The vm_assist types a 64-bit PV guest may use (Xen's VM_ASSIST_VALID).
+const VM_ASSIST_VALID: u64 = (1 << x::VMASST_TYPE_4gb_segments)
+    | (1 << x::VMASST_TYPE_4gb_segments_notify)
+    | (1 << x::VMASST_TYPE_writable_pagetables)
+    | (1 << x::VMASST_TYPE_pae_extended_cr3)
+    | (1 << x::VMASST_TYPE_architectural_iopl)
+    | (1 << x::VMASST_TYPE_runstate_update_flag)
+    | (1 << x::VMASST_TYPE_m2p_strict);
+
+pub fn vm_assist(d: &mut Domain, cmd: u32, kind: u32) -> HcResult {
+    if kind >= 64 || VM_ASSIST_VALID & (1 << kind) == 0 {
+        return Err(Errno::EINVAL);
+    }
+    match cmd {
+        x::VMASST_CMD_enable => d.vm_assist |= 1 << kind,
+        x::VMASST_CMD_disable => d.vm_assist &= !(1 << kind),
+        _ => return Err(Errno::ENOSYS),
+    }
+    Ok(0)
+}
+
+/// `set_timer_op(timeout)`: 0 cancels; a past deadline fires at once.
+pub fn set_timer_op(d: &mut Domain, timeout: u64) -> HcResult {
+    d.vcpu.timer_deadline = (timeout != 0).then_some(timeout);
+    events::check_timers(d);
+    Ok(0)
+}
+
+fn runstate(d: &Domain) -> VcpuRunstateInfo {
+    let now = clock::now_ns();
+    let _ = d;
+    VcpuRunstateInfo { state: 0, state_entry_time: 0, time: [now, 0, 0, 0], ..Default::default() }
+}
+
+pub fn vcpu_op(d: &mut Domain, guest: &GuestView, cmd: u32, vcpu: u64, arg: u64) -> HcResult {
+    if vcpu != 0 {
+        return Err(Errno::ENOENT);
+    }
+    match cmd {
+        VCPUOP_is_up => Ok(1),
+        VCPUOP_up => Ok(0),
+        VCPUOP_get_runstate_info => {
+            guest.write(arg, &runstate(d))?;
+            Ok(0)
+        }
+        VCPUOP_register_runstate_memory_area => {
+            let a: VcpuRegisterRunstateMemoryArea = guest.read(arg)?;
+            // Xen takes any address; it writes the area when it can.
+            let _ = guest.write(a.addr, &runstate(d));
+            d.runstate_area = Some(a.addr);
+            Ok(0)
+        }
+        VCPUOP_set_singleshot_timer => {
+            let t: VcpuSetSingleshotTimer = guest.read(arg)?;
+            if t.flags & VCPU_SSHOTTMR_future != 0 && t.timeout_abs_ns < clock::now_ns() {
+                return Err(Errno::ETIME);
+            }
+            d.vcpu.timer_deadline = Some(t.timeout_abs_ns);
+            events::check_timers(d);
+            Ok(0)
+        }
+        VCPUOP_stop_singleshot_timer => {
+            d.vcpu.timer_deadline = None;
+            Ok(0)
+        }
+        VCPUOP_stop_periodic_timer => Ok(0),
+        VCPUOP_register_vcpu_info => {
+            let r: VcpuRegisterVcpuInfo = guest.read(arg)?;
+            let size = core::mem::size_of::<VcpuInfo>() as u64;
+            if u64::from(r.offset) + size > 4096 {
+                return Err(Errno::EINVAL);
+            }
+            if d.vcpu.vcpu_info_maddr != d.shared_info_mfn << 12 {
+                return Err(Errno::EINVAL); // registered once already
+            }
+            let pfn = super::m2p::get(r.mfn);
+            if d.p2m.get(pfn as usize) != Some(&r.mfn) {
+                return Err(Errno::EINVAL);
+            }
+            let mut cur = [0u8; 64];
+            phys::read_bytes(d.vcpu.vcpu_info_maddr, &mut cur);
+            let new = (r.mfn << 12) + u64::from(r.offset);
+            phys::write_bytes(new, &cur);
+            d.vcpu.vcpu_info_maddr = new;
+            events::update_time(d);
+            Ok(0)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// `SCHEDOP_block`: enable events and sleep until one is pending.
+pub fn block(d: &mut Domain) -> HcResult {
+    traps::set_upcall_mask(d, false);
+    loop {
+        events::check_timers(d);
+        if traps::upcall_pending(d) {
+            break;
+        }
+        if d.vcpu.timer_deadline.is_none() {
+            // Nothing can wake an idle single-domain machine.
+            return Ok(0);
+        }
+        cpu::idle_until_interrupt();
+    }
+    events::update_time(d);
+    Ok(0)
+}
