@@ -7,5 +7,8 @@ fn main() {
         println!("cargo:rustc-link-arg-bins=-T{dir}/src/arch/x86_64/link.ld");
         println!("cargo:rustc-link-arg-bins=--no-dynamic-linker");
         println!("cargo:rustc-link-arg-bins=-static");
+        // A plain `cargo build` compiles position-independent code; link it at its fixed
+        // address all the same (xtask also passes -C relocation-model=static).
+        println!("cargo:rustc-link-arg-bins=-no-pie");
     }
 }

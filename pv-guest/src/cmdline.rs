@@ -33,7 +33,7 @@ pub fn tests(cmdline: &str) -> TestSelection<'_> {
     cmdline
         .split_ascii_whitespace()
         .filter_map(|w| w.strip_prefix("tests="))
-        .last()
+        .next_back()
         .map_or(TestSelection::None, |v| if v == "all" { TestSelection::All } else { TestSelection::Only(v) })
 }
 

@@ -1,15 +1,36 @@
 //! pv-guest: a Rust PV kernel for Xen's 64-bit PV interface. It boots unmodified on real
 //! Xen 4.17 and on xen-core, runs the self-tests its command line selects and reports
 //! `TEST <name> PASS|FAIL` lines and a closing `N passed, N failed`.
+//!
+//! Portable logic (command line, page-table encoding and allocators, time scaling,
+//! event-bitmap scanning) is plain safe Rust with host unit tests; the bare-metal parts
+//! build only for `x86_64-unknown-none`, with every `unsafe` block under `arch/`.
 #![cfg_attr(not(test), no_std)]
 
 pub mod cmdline;
+pub mod events;
+pub mod mm;
+pub mod time;
 
 #[cfg(target_os = "none")]
 pub mod arch;
 #[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
+mod evtchn;
+#[cfg(target_os = "none")]
+mod hostile;
+#[cfg(target_os = "none")]
+mod hv;
+#[cfg(target_os = "none")]
+mod paging;
+#[cfg(target_os = "none")]
 mod selftest;
 #[cfg(target_os = "none")]
+mod shared;
+#[cfg(target_os = "none")]
 mod start;
+#[cfg(target_os = "none")]
+mod store;
+#[cfg(target_os = "none")]
+mod trap;

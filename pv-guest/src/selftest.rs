@@ -1,14 +1,25 @@
 //! Self-tests: one `TEST <name> PASS|FAIL <why>` line each, then `N passed, N failed`.
+//! `tests=all` runs [`TESTS`]; `tests=hostile` runs the forbidden-operation suite in
+//! `hostile` (never part of `all`).
+
+// Test failures carry their message in a fixed buffer (no allocator): a large `Err`
+// is the point.
+#![allow(clippy::result_large_err)]
 
 use crate::arch::x86_64::hypercall::{self, Method};
+use crate::arch::x86_64::mem::{scratch_addr, scratch_fill, scratch_get};
+use crate::arch::x86_64::traps;
 use crate::cmdline::TestSelection;
-use crate::println;
+use crate::evtchn::{self, Sleep, HITS};
+use crate::mm::{pte, Layout};
+use crate::{hostile, hv, paging, println, shared, trap};
 use core::fmt::{self, Write};
-use xen_abi::xen::{StartInfo, SIF_INITDOMAIN, START_INFO_MAGIC_X86_64};
+use core::sync::atomic::{fence, Ordering};
+use xen_abi::xen::{StartInfo, DOMID_SELF, SIF_INITDOMAIN, START_INFO_MAGIC_X86_64};
 
 /// Why a test failed, formatted without allocation.
 pub struct Failure {
-    buf: [u8; 160],
+    buf: [u8; 200],
     len: usize,
 }
 
@@ -28,7 +39,7 @@ impl Write for Failure {
 }
 
 pub fn fail(args: fmt::Arguments<'_>) -> Failure {
-    let mut f = Failure { buf: [0; 160], len: 0 };
+    let mut f = Failure { buf: [0; 200], len: 0 };
     let _ = f.write_fmt(args);
     f
 }
@@ -36,59 +47,104 @@ pub fn fail(args: fmt::Arguments<'_>) -> Failure {
 macro_rules! ensure {
     ($cond:expr, $($arg:tt)*) => {
         if !$cond {
-            return Err(fail(format_args!($($arg)*)));
+            return Err($crate::selftest::fail(format_args!($($arg)*)));
         }
     };
 }
+#[allow(unused_imports)]
+pub(crate) use ensure;
 
 pub struct Env<'a> {
     pub start_info: &'a StartInfo,
+    pub layout: Layout,
 }
 
-type TestFn = fn(&Env<'_>) -> Result<(), Failure>;
+pub type TestResult = Result<(), Failure>;
+type TestFn = fn(&Env<'_>) -> TestResult;
 
 const TESTS: &[(&str, TestFn)] = &[
     ("console", console),
     ("start_info", start_info),
     ("hypercall_entry", hypercall_entry),
     ("unknown_hypercall", unknown_hypercall),
+    ("multicall", multicall),
+    ("m2p_p2m", m2p_p2m),
+    ("trap_ud", trap_ud),
+    ("trap_gp_hlt", trap_gp_hlt),
+    ("trap_gp_wrmsr", trap_gp_wrmsr),
+    ("trap_bp", trap_bp),
+    ("trap_de", trap_de),
+    ("trap_pf", trap_pf),
+    ("iret_via_syscall", iret_via_syscall),
+    ("event_ipi", event_ipi),
+    ("event_loopback", event_loopback),
+    ("timer", timer),
+    ("time_monotonic", time_monotonic),
+    ("wallclock", wallclock),
+    ("mmu_map", mmu_map),
+    ("mmu_readonly_fault", mmu_readonly_fault),
+    ("mmu_pagetable_writable_refused", mmu_pagetable_writable_refused),
+    ("grant_table", grant_table),
+    ("xenstore", xenstore),
 ];
 
 /// Runs the selected tests; returns (passed, failed).
 pub fn run(env: &Env<'_>, sel: TestSelection<'_>) -> (u32, u32) {
     let (mut passed, mut failed) = (0, 0);
+    let mut report = |name: &str, r: TestResult| match r {
+        Ok(()) => {
+            passed += 1;
+            println!("TEST {name} PASS");
+        }
+        Err(f) => {
+            failed += 1;
+            println!("TEST {name} FAIL {}", f.as_str());
+        }
+    };
     for (name, test) in TESTS.iter().filter(|(n, _)| sel.includes(n)) {
-        match test(env) {
-            Ok(()) => {
-                passed += 1;
-                println!("TEST {name} PASS");
-            }
-            Err(f) => {
-                failed += 1;
-                println!("TEST {name} FAIL {}", f.as_str());
-            }
+        if *name == "xenstore" && env.start_info.store_mfn == 0 {
+            println!("pv-guest: no xenstore ring (store_mfn 0: the initial domain): xenstore test not run");
+            continue;
+        }
+        report(name, test(env));
+    }
+    if let TestSelection::Only(list) = sel {
+        if list.split(',').any(|n| n == "hostile") {
+            hostile::run(env, &mut report);
         }
     }
     (passed, failed)
 }
 
-fn console(_: &Env<'_>) -> Result<(), Failure> {
+fn console(_: &Env<'_>) -> TestResult {
+    if crate::console::is_ring() {
+        println!("pv-guest: console ring write");
+        return Ok(());
+    }
     let r = hypercall::console_write(b"pv-guest: console_io write\n");
     ensure!(r >= 0, "console_io write returned {r}");
     Ok(())
 }
 
-fn start_info(env: &Env<'_>) -> Result<(), Failure> {
+fn start_info(env: &Env<'_>) -> TestResult {
     let si = env.start_info;
     ensure!(si.magic.starts_with(START_INFO_MAGIC_X86_64), "magic {:?}", &si.magic[..16]);
-    ensure!(si.flags & SIF_INITDOMAIN != 0, "SIF_INITDOMAIN missing from flags {:#x}", si.flags);
     ensure!(si.nr_pages > 0 && si.nr_pt_frames > 0, "nr_pages {} nr_pt_frames {}", si.nr_pages, si.nr_pt_frames);
-    ensure!(si.pt_base >= 0xffff_ffff_8000_0000, "pt_base {:#x} outside the initial mapping", si.pt_base);
+    ensure!(si.pt_base >= crate::mm::VIRT_BASE, "pt_base {:#x} outside the initial mapping", si.pt_base);
+    let l = env.layout;
+    // The layout we derived: the last boot-mapped page is mapped, the next one is not.
+    let last = Layout::va_of_pfn(l.mapped_end_pfn - 1);
+    ensure!(paging::lookup(last).is_some_and(pte::present), "last page of the initial mapping {last:#x} not mapped");
+    let beyond = paging::lookup(l.mapped_end_va()).unwrap_or(0);
+    ensure!(!pte::present(beyond), "initial mapping extends past {:#x}", l.mapped_end_va());
+    if si.flags & SIF_INITDOMAIN != 0 {
+        ensure!(si.store_mfn == 0, "initial domain with a store ring {:#x}", si.store_mfn);
+    }
     Ok(())
 }
 
 /// The hypercall page and a direct `syscall` reach the same hypervisor.
-fn hypercall_entry(_: &Env<'_>) -> Result<(), Failure> {
+fn hypercall_entry(_: &Env<'_>) -> TestResult {
     hypercall::set_method(Method::HypercallPage);
     let via_page = hypercall::xen_version_no_arg(xen_abi::version::XENVER_version);
     hypercall::set_method(Method::Syscall);
@@ -100,7 +156,7 @@ fn hypercall_entry(_: &Env<'_>) -> Result<(), Failure> {
 }
 
 /// Numbers Xen leaves unused answer -ENOSYS, through either entry.
-fn unknown_hypercall(_: &Env<'_>) -> Result<(), Failure> {
+fn unknown_hypercall(_: &Env<'_>) -> TestResult {
     let enosys = -i64::from(xen_abi::errno::ENOSYS);
     for m in [Method::HypercallPage, Method::Syscall] {
         hypercall::set_method(m);
@@ -114,4 +170,326 @@ fn unknown_hypercall(_: &Env<'_>) -> Result<(), Failure> {
     }
     hypercall::set_method(Method::HypercallPage);
     Ok(())
+}
+
+/// Two calls in one multicall: each entry gets its own result.
+fn multicall(_: &Env<'_>) -> TestResult {
+    use xen_abi::hypercall::HYPERVISOR_xen_version;
+    use xen_abi::xen::MulticallEntry;
+    let mut calls = [
+        MulticallEntry { op: HYPERVISOR_xen_version, args: [0; 6], ..Default::default() },
+        MulticallEntry { op: 11, result: 7, ..Default::default() },
+        MulticallEntry { op: HYPERVISOR_xen_version, args: [xen_abi::version::XENVER_pagesize.into(), 0, 0, 0, 0, 0], ..Default::default() },
+    ];
+    let r = hv::multicall(&mut calls);
+    ensure!(r == 0, "multicall returned {r}");
+    let results = [calls[0].result as i64, calls[1].result as i64, calls[2].result as i64];
+    ensure!(results == [0x4_0011, -38, 4096], "results {results:?}, wanted [0x40011, -38, 4096]");
+    Ok(())
+}
+
+/// M2P and P2M are inverse over the domain's pages.
+fn m2p_p2m(env: &Env<'_>) -> TestResult {
+    use crate::arch::x86_64::mem::{m2p, p2m};
+    let n = env.start_info.nr_pages;
+    for pfn in [0, 1, env.layout.first_free_pfn, env.layout.mapped_end_pfn, n / 2, n - 1] {
+        let mfn = p2m(pfn).ok_or_else(|| fail(format_args!("no P2M entry for pfn {pfn:#x}")))?;
+        let back = m2p(mfn);
+        ensure!(back == Some(pfn), "pfn {pfn:#x} -> mfn {mfn:#x} -> M2P {back:?}");
+    }
+    Ok(())
+}
+
+fn caught(what: &str, r: traps::Probe<()>, vector: u64) -> TestResult {
+    match r {
+        Err(v) if v == vector => Ok(()),
+        Err(v) => Err(fail(format_args!("{what}: vector {v}, wanted {vector}"))),
+        Ok(()) => Err(fail(format_args!("{what}: no exception, wanted vector {vector}"))),
+    }
+}
+
+/// #UD from `ud2`, caught (with a register dump) and resumed.
+fn trap_ud(_: &Env<'_>) -> TestResult {
+    let before = trap::count(6);
+    trap::dump_next();
+    caught("ud2", traps::ud2(), 6)?;
+    ensure!(trap::count(6) == before + 1, "#UD count {} -> {}", before, trap::count(6));
+    caught("ud2 again", traps::ud2(), 6)
+}
+
+/// `hlt` is privileged (the PV kernel runs in ring 3) and Xen does not emulate it: #GP(0).
+fn trap_gp_hlt(_: &Env<'_>) -> TestResult {
+    caught("hlt", traps::hlt(), 13)?;
+    let c = trap::last_caught();
+    ensure!(c.error_code == 0, "#GP error code {:#x}", c.error_code);
+    Ok(())
+}
+
+/// Xen emulates WRMSR for a few MSRs and injects #GP for the rest.
+fn trap_gp_wrmsr(_: &Env<'_>) -> TestResult {
+    // MSR 0x1234 does not exist.
+    caught("wrmsr 0x1234", traps::wrmsr(0x1234, 0), 13)?;
+    // Emulated: reading and rewriting FS_BASE (0xc0000100) is allowed.
+    let fs = traps::rdmsr(0xc000_0100).map_err(|v| fail(format_args!("rdmsr FS_BASE: vector {v}")))?;
+    traps::wrmsr(0xc000_0100, fs).map_err(|v| fail(format_args!("wrmsr FS_BASE: vector {v}")))?;
+    Ok(())
+}
+
+/// `int3` (DPL 3 in our trap table) is delivered as #BP, a trap: resumed after it.
+fn trap_bp(_: &Env<'_>) -> TestResult {
+    caught("int3", traps::int3(), 3)
+}
+
+fn trap_de(_: &Env<'_>) -> TestResult {
+    caught("div by zero", traps::div0(), 0)
+}
+
+/// A read of an unmapped address: #PF with cr2 (vcpu_info.arch.cr2) = the address.
+fn trap_pf(_: &Env<'_>) -> TestResult {
+    let addr = crate::mm::VMAP_END - 8;
+    match traps::read_u64(addr) {
+        Err(14) => {}
+        other => return Err(fail(format_args!("read of {addr:#x}: {other:?}, wanted #PF"))),
+    }
+    let c = trap::last_caught();
+    ensure!(c.cr2 == addr, "cr2 {:#x}, wanted {addr:#x}", c.cr2);
+    // Not present (bit 0 clear), read (bit 1 clear), user (bit 2: the kernel is ring 3).
+    ensure!(c.error_code & 3 == 0, "#PF error code {:#x}", c.error_code);
+    Ok(())
+}
+
+/// Exceptions return through the iret hypercall; here through a direct `syscall` as
+/// well as through the hypercall page's stub.
+fn iret_via_syscall(_: &Env<'_>) -> TestResult {
+    traps::set_iret_via_syscall(true);
+    let r = traps::ud2();
+    let r2 = traps::int3();
+    traps::set_iret_via_syscall(false);
+    caught("ud2", r, 6)?;
+    caught("int3", r2, 3)
+}
+
+/// An IPI to ourselves arrives through the upcall.
+fn event_ipi(_: &Env<'_>) -> TestResult {
+    let port = hv::bind_ipi(0).map_err(|r| fail(format_args!("bind_ipi: {r}")))?;
+    let upcalls = trap::UPCALLS.load(Ordering::Acquire);
+    let r = evtchn::unmask(port);
+    ensure!(r == 0, "unmask {port}: {r}");
+    let seen = HITS.count(port);
+    let r = hv::send(port);
+    ensure!(r == 0, "send {port}: {r}");
+    // Delivered on the return from the send hypercall.
+    let got = HITS.count(port);
+    let fired = got > seen || evtchn::wait_for(port, seen, shared::now_ns() + 1_000_000_000, Sleep::Poll);
+    hv::close(port);
+    ensure!(fired, "port {port} never dispatched");
+    ensure!(trap::UPCALLS.load(Ordering::Acquire) > upcalls, "no upcall");
+    ensure!(got == seen + 1, "not delivered on return from send (count {seen} -> {got})");
+    Ok(())
+}
+
+/// An unbound port allocated for ourselves, bound interdomain to ourselves: a send on
+/// one end fires the other.
+fn event_loopback(_: &Env<'_>) -> TestResult {
+    let a = hv::alloc_unbound(DOMID_SELF.0, DOMID_SELF.0).map_err(|r| fail(format_args!("alloc_unbound: {r}")))?;
+    let b = match hv::bind_interdomain(DOMID_SELF.0, a) {
+        Ok(b) => b,
+        Err(r) => {
+            hv::close(a);
+            return Err(fail(format_args!("bind_interdomain(self, {a}): {r}")));
+        }
+    };
+    let st = hv::status(b);
+    evtchn::unmask(a);
+    evtchn::unmask(b);
+    let (sa, sb) = (HITS.count(a), HITS.count(b));
+    hv::send(b);
+    let a_fired = evtchn::wait_for(a, sa, shared::now_ns() + 1_000_000_000, Sleep::Poll);
+    hv::send(a);
+    let b_fired = evtchn::wait_for(b, sb, shared::now_ns() + 1_000_000_000, Sleep::Poll);
+    hv::close(b);
+    hv::close(a);
+    let st = st.map_err(|r| fail(format_args!("status({b}): {r}")))?;
+    ensure!(st.status == xen_abi::event_channel::EVTCHNSTAT_interdomain && st.remote_port() == a, "status of {b}: {st:?}");
+    ensure!(a_fired && b_fired, "send {b} -> {a}: {a_fired}, send {a} -> {b}: {b_fired}");
+    Ok(())
+}
+
+/// VIRQ_TIMER + VCPUOP_set_singleshot_timer, waiting with SCHEDOP_block.
+fn timer(_: &Env<'_>) -> TestResult {
+    use xen_abi::vcpu::{VcpuSetSingleshotTimer, VCPUOP_set_singleshot_timer};
+    let port = hv::bind_virq(xen_abi::xen::VIRQ_TIMER, 0).map_err(|r| fail(format_args!("bind_virq(TIMER): {r}")))?;
+    evtchn::unmask(port);
+    let seen = HITS.count(port);
+    const DELAY: u64 = 20_000_000; // 20 ms
+    let start = shared::now_ns();
+    let mut t = VcpuSetSingleshotTimer { timeout_abs_ns: start + DELAY, flags: 0, ..Default::default() };
+    let r = hv::vcpu(VCPUOP_set_singleshot_timer, 0, &mut t);
+    ensure!(r == 0, "set_singleshot_timer: {r}");
+    let fired = evtchn::wait_for(port, seen, u64::MAX, Sleep::Block);
+    let elapsed = shared::now_ns() - start;
+    hv::close(port);
+    ensure!(fired, "timer never fired");
+    // Xen may fire up to its timer slack (50 us by default) early; under TCG it is late.
+    ensure!(elapsed + 100_000 >= DELAY && elapsed < DELAY + 2_000_000_000, "fired after {elapsed} ns, wanted ~{DELAY}");
+    println!("pv-guest: timer: {DELAY} ns asked, fired after {elapsed} ns");
+    Ok(())
+}
+
+/// System time never goes backwards and advances.
+fn time_monotonic(_: &Env<'_>) -> TestResult {
+    let first = shared::now_ns();
+    let mut prev = first;
+    for i in 0..20_000 {
+        let t = shared::now_ns();
+        ensure!(t >= prev, "time went back at read {i}: {prev} -> {t}");
+        prev = t;
+        if i % 1000 == 0 {
+            hv::sched_yield();
+        }
+    }
+    ensure!(prev > first, "time did not advance ({first} -> {prev})");
+    let info = shared::time_info();
+    ensure!(info.version.is_multiple_of(2) && info.tsc_to_system_mul != 0, "vcpu_time_info {info:?}");
+    Ok(())
+}
+
+/// The wallclock is a plausible date (after 2020-01-01) and advances with system time.
+fn wallclock(_: &Env<'_>) -> TestResult {
+    let (s1, n1) = shared::wallclock();
+    ensure!(s1 > 1_577_836_800, "wallclock {s1}.{n1:09} is before 2020");
+    let (s2, n2) = shared::wallclock();
+    ensure!((s2, n2) >= (s1, n1), "wallclock went back: {s1}.{n1:09} -> {s2}.{n2:09}");
+    println!("pv-guest: wallclock {s1}.{n1:09} (seconds since the epoch)");
+    Ok(())
+}
+
+/// A fresh frame mapped with update_va_mapping, aliased with mmu_update: both views see
+/// the same bytes.
+fn mmu_map(_: &Env<'_>) -> TestResult {
+    let (page, pfn, mfn) = paging::new_page().map_err(|r| fail(format_args!("new page: {r}")))?;
+    ensure!(paging::lookup(page.va()).map(pte::mfn) == Some(mfn), "L1 entry for {:#x} does not map {mfn:#x}", page.va());
+    page.u64(8).store(0x1122_3344_5566_7788, Ordering::SeqCst);
+    let alias = paging::alloc_window(1).map_err(|r| fail(format_args!("window: {r}")))?;
+    paging::map_with_mmu_update(alias, mfn, pte::KERNEL_RW).map_err(|r| fail(format_args!("mmu_update map: {r}")))?;
+    let alias = crate::arch::x86_64::mem::WindowPage::new(alias);
+    ensure!(alias.u64(8).load(Ordering::SeqCst) == 0x1122_3344_5566_7788, "alias reads {:#x}", alias.u64(8).load(Ordering::SeqCst));
+    alias.u64(16).store(42, Ordering::SeqCst);
+    ensure!(page.u64(16).load(Ordering::SeqCst) == 42, "write through alias not seen");
+    paging::unmap(alias.va()).map_err(|r| fail(format_args!("unmap alias: {r}")))?;
+    ensure!(traps::read_u64(alias.va()) == Err(14), "alias still readable after unmap");
+    paging::unmap(page.va()).map_err(|r| fail(format_args!("unmap: {r}")))?;
+    paging::free_frame(pfn);
+    Ok(())
+}
+
+/// Remapped read-only, the page reads but a write faults (#PF, present + write).
+fn mmu_readonly_fault(_: &Env<'_>) -> TestResult {
+    let (page, _pfn, mfn) = paging::new_page().map_err(|r| fail(format_args!("new page: {r}")))?;
+    traps::write_u64(page.va(), 5).map_err(|v| fail(format_args!("write to RW page: vector {v}")))?;
+    let r = hv::update_va_mapping(page.va(), pte::make(mfn, pte::KERNEL_RO), xen_abi::xen::UVMF_INVLPG);
+    ensure!(r == 0, "remap read-only: {r}");
+    ensure!(traps::read_u64(page.va()) == Ok(5), "read-only page reads {:?}", traps::read_u64(page.va()));
+    let w = traps::write_u64(page.va() + 8, 6);
+    ensure!(w == Err(14), "write to read-only page: {w:?}, wanted #PF");
+    let c = trap::last_caught();
+    ensure!(c.cr2 == page.va() + 8, "cr2 {:#x}", c.cr2);
+    ensure!(c.error_code & 3 == 3, "#PF error code {:#x}, wanted present|write", c.error_code);
+    Ok(())
+}
+
+/// Xen refuses a writable mapping of one of our page tables (here the L4, through
+/// update_va_mapping, and the window's L1, through mmu_update). Real Xen 4.17 answers
+/// -EBUSY (-16) for both: the frame's type (a page table) cannot also become
+/// PGT_writable_page.
+fn mmu_pagetable_writable_refused(_: &Env<'_>) -> TestResult {
+    const EBUSY: i64 = -16;
+    let va = paging::alloc_window(1).map_err(|r| fail(format_args!("window: {r}")))?;
+    let ptr = paging::l1_entry_maddr(va).map_err(|r| fail(format_args!("tables for {va:#x}: {r}")))?;
+    let l4 = paging::l4_mfn();
+    let r4 = hv::update_va_mapping(va, pte::make(l4, pte::KERNEL_RW), xen_abi::xen::UVMF_INVLPG);
+    let (r1, done) = hv::mmu_update_self(&[xen_abi::xen::MmuUpdate { ptr, val: pte::make(ptr >> 12, pte::KERNEL_RW) }]);
+    ensure!(r4 == EBUSY && r1 == EBUSY && done == 0, "writable mapping of the L4: {r4}; of an L1 via mmu_update: {r1} (done {done}); wanted {EBUSY} for both");
+    // Read-only is fine, and the mapping shows the L4 (Xen's slot 256 entry present).
+    let r = hv::update_va_mapping(va, pte::make(l4, pte::KERNEL_RO), xen_abi::xen::UVMF_INVLPG);
+    ensure!(r == 0, "read-only mapping of the L4: {r}");
+    let e = traps::read_u64(va + 256 * 8).map_err(|v| fail(format_args!("reading the L4: vector {v}")))?;
+    ensure!(pte::present(e), "L4 slot 256 (Xen's M2P) reads {e:#x}");
+    paging::unmap(va).map_err(|r| fail(format_args!("unmap: {r}")))?;
+    Ok(())
+}
+
+/// Grant table v1: query_size, setup_table, map the frame, grant a page (domid and frame
+/// written before the flags, with a write barrier between), copy through the grant
+/// with GNTTABOP_copy, and revoke it.
+fn grant_table(env: &Env<'_>) -> TestResult {
+    use xen_abi::grant_table::*;
+    let mut q = GnttabQuerySize { dom: DOMID_SELF.0, ..Default::default() };
+    let r = hv::grant(GNTTABOP_query_size, &mut q);
+    ensure!(r == 0 && q.status == GNTST_okay, "query_size: {r}, status {}", q.status);
+    ensure!(q.max_nr_frames >= 1, "query_size: {q:?}");
+    scratch_fill(hv::AUX, 8, 0);
+    let mut s = GnttabSetupTable { dom: DOMID_SELF.0, nr_frames: 1, frame_list: scratch_addr(hv::AUX), ..Default::default() };
+    let r = hv::grant(GNTTABOP_setup_table, &mut s);
+    ensure!(r == 0 && s.status == GNTST_okay, "setup_table: {r}, status {}", s.status);
+    let frame: u64 = scratch_get(hv::AUX);
+    ensure!(frame != 0, "setup_table returned frame 0");
+    let table = match grant_frame() {
+        Some(t) => t,
+        None => {
+            let t = paging::map_frame(frame, pte::KERNEL_RW).map_err(|r| fail(format_args!("mapping grant frame {frame:#x}: {r}")))?;
+            set_grant_frame(t);
+            t
+        }
+    };
+    let (src, _, src_mfn) = paging::new_page().map_err(|r| fail(format_args!("new page: {r}")))?;
+    for i in 0..8 {
+        src.u64(i * 8).store(0xa5a5_0000 + i as u64, Ordering::Relaxed);
+    }
+    // Grant ref 8, the first one not reserved, to ourselves.
+    let gref = GNTTAB_NR_RESERVED_ENTRIES as usize;
+    let off = gref * core::mem::size_of::<GrantEntryV1>();
+    let self_id = if env.start_info.flags & SIF_INITDOMAIN != 0 { 0 } else { DOMID_SELF.0 };
+    table.u32(off + 4).store(src_mfn as u32, Ordering::Relaxed);
+    table.u16(off + 2).store(self_id, Ordering::Relaxed);
+    fence(Ordering::Release); // wmb(): domid and frame visible before the entry is valid
+    table.u16(off).store(GTF_permit_access, Ordering::Release);
+    let e: GrantEntryV1 = table.read(off);
+    ensure!(e.flags == GTF_permit_access && e.domid == self_id && u64::from(e.frame) == src_mfn, "entry reads back {e:?}");
+    let (dst, _, dst_mfn) = paging::new_page().map_err(|r| fail(format_args!("new page: {r}")))?;
+    let mut c = GnttabCopy {
+        source: GnttabCopyPtr { u: gref as u64, domid: DOMID_SELF.0, offset: 0, ..Default::default() },
+        dest: GnttabCopyPtr { u: dst_mfn, domid: DOMID_SELF.0, offset: 0, ..Default::default() },
+        len: 64,
+        flags: GNTCOPY_source_gref,
+        ..Default::default()
+    };
+    let r = hv::grant(GNTTABOP_copy, &mut c);
+    let copied = (0..8).all(|i| dst.u64(i * 8).load(Ordering::Relaxed) == 0xa5a5_0000 + i as u64);
+    // Revoke: only if Xen is not using it (GTF_reading/GTF_writing clear).
+    let flags = table.u16(off);
+    let revoked = flags.compare_exchange(GTF_permit_access, 0, Ordering::AcqRel, Ordering::Acquire);
+    ensure!(r == 0 && c.status == GNTST_okay, "copy through grant {gref}: {r}, status {}", c.status);
+    ensure!(copied, "copy through grant {gref}: data differs");
+    ensure!(revoked.is_ok(), "revoking grant {gref}: flags {revoked:?}");
+    println!("pv-guest: grant table: {} of {} frames, frame 0 = mfn {frame:#x}", q.nr_frames, q.max_nr_frames);
+    Ok(())
+}
+
+static GRANT_FRAME: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn grant_frame() -> Option<crate::arch::x86_64::mem::WindowPage> {
+    match GRANT_FRAME.load(Ordering::Acquire) {
+        0 => None,
+        va => Some(crate::arch::x86_64::mem::WindowPage::new(va)),
+    }
+}
+
+fn set_grant_frame(p: crate::arch::x86_64::mem::WindowPage) {
+    GRANT_FRAME.store(p.va(), Ordering::Release);
+}
+
+/// The xenstore client over the store ring (a domU only).
+fn xenstore(env: &Env<'_>) -> TestResult {
+    crate::store::selftest(env)
 }

@@ -14,6 +14,9 @@ const TIERS: &[&str] = &["host", "boot", "reference", "dom0"];
 
 /// The pv-guest command line every boot tier uses, on ours and on real Xen alike.
 pub const GUEST_CMDLINE: &str = "tests=all";
+/// pv-guest's forbidden-operation suite (not part of `tests=all`): each refusal must be
+/// exactly what real Xen answers, and the guest must survive them all.
+pub const HOSTILE_CMDLINE: &str = "tests=hostile";
 /// The hypervisor command line: Xen's own options, so the same line boots both.
 const HV_CMDLINE: &str = "console=com1 dom0_mem=64M loglvl=all guest_loglvl=all";
 
@@ -159,17 +162,20 @@ fn boot(root: &Path, img: &Images) -> Result<Tally> {
     Ok(t)
 }
 
-/// Boots real Xen 4.17 with pv-guest as the initial domain and collects its report.
+/// Boots real Xen 4.17 with pv-guest as the initial domain and collects its report:
+/// once with the self-tests, once with the hostile suite.
 fn reference_tier(root: &Path, img: &Images) -> Result<Tally> {
     let xen = reference::xen_hypervisor(root)?;
-    let m = Machine {
-        kernel: xen,
+    let machine = |guest_cmdline: &str| Machine {
+        kernel: xen.clone(),
         append: HV_CMDLINE.into(),
-        modules: vec![(img.pv_guest.clone(), GUEST_CMDLINE.into())],
+        modules: vec![(img.pv_guest.clone(), guest_cmdline.into())],
         memory_mib: 512,
         smp: 1,
     };
-    guest_report(root, &m, "reference")
+    let mut t = guest_report(root, &machine(GUEST_CMDLINE), "reference")?;
+    t.absorb(guest_report(root, &machine(HOSTILE_CMDLINE), "reference-hostile")?);
+    Ok(t)
 }
 
 /// Xen's words when the initial domain shuts down (xen/common/shutdown.c).

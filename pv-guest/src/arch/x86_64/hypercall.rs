@@ -31,7 +31,9 @@ pub fn method() -> Method {
 /// Pointer arguments must be valid for what hypercall `nr` reads or writes through them.
 pub unsafe fn hypercall(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
     let ret: i64;
-    match method() {
+    // The page has 128 stubs: a larger number can only be tried through `syscall`.
+    let method = if nr >= xen_abi::hypercall::HYPERCALL_PAGE_ENTRIES as u64 { Method::Syscall } else { method() };
+    match method {
         // SAFETY: the stub at hypercall_page + 32 * nr is the hypervisor's; it preserves
         // everything but rax, rcx and r11, which are declared clobbered. The caller vouches
         // for the memory the hypercall touches.
@@ -100,4 +102,36 @@ pub fn shutdown(reason: u32) -> i64 {
     unsafe {
         hypercall(xen_abi::hypercall::HYPERVISOR_sched_op, u64::from(SCHEDOP_shutdown), &arg as *const _ as u64, 0, 0, 0)
     }
+}
+
+/// Issues hypercall `nr` whose pointer arguments point into the scratch arena
+/// (`mem::scratch_*`) or outside the kernel's own memory altogether (the hostile tests'
+/// garbage pointers, window virtual addresses Xen resolves through the page tables).
+/// Panics when an argument falls in the kernel's own memory outside the arena, so the
+/// hypervisor can never write into a Rust object through it. Callers size arena
+/// buffers for what the hypercall accesses (counts times element sizes).
+pub fn call(nr: u64, args: [u64; 5]) -> i64 {
+    for (i, &a) in args.iter().enumerate() {
+        assert!(
+            !super::mem::is_owned(a) || super::mem::in_scratch(a),
+            "hypercall {nr}: argument {i} ({a:#x}) points into kernel memory outside the scratch arena"
+        );
+    }
+    // SAFETY: no argument points at kernel memory other than the arena (checked above),
+    // which is only accessed by copies between hypercalls.
+    unsafe { hypercall(nr, args[0], args[1], args[2], args[3], args[4]) }
+}
+
+/// `update_va_mapping(va, pte, flags)`. Xen never dereferences `va`: it rewrites the L1
+/// entry mapping it. So `va` may be a window address or a free page of the initial
+/// mapping (a page becoming a page table is remapped read-only), but not memory that
+/// holds Rust objects or boot data.
+pub fn update_va_mapping(va: u64, pte: u64, flags: u64) -> i64 {
+    assert!(!super::mem::is_owned(va) || super::mem::is_free_boot_page(va), "update_va_mapping of kernel memory {va:#x}");
+    // Beyond the flush type, `flags` may carry a vCPU-mask pointer (UVMF_MULTI).
+    let mask_ptr = flags & !xen_abi::xen::UVMF_FLUSHTYPE_MASK & !xen_abi::xen::UVMF_ALL;
+    assert!(!super::mem::is_owned(mask_ptr) || super::mem::in_scratch(mask_ptr), "vCPU mask {mask_ptr:#x}");
+    // SAFETY: `va` is only used by Xen to find the L1 entry to rewrite (checked not to
+    // be memory in use); a mask pointer is in the arena or outside our memory.
+    unsafe { hypercall(xen_abi::hypercall::HYPERVISOR_update_va_mapping, va, pte, flags, 0, 0) }
 }

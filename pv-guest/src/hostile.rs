@@ -1,0 +1,318 @@
+//! `tests=hostile`: forbidden operations, each its own `TEST` line. The expectation of
+//! each is exactly what real Xen 4.17 answers (learned by running this suite on it);
+//! every test must leave the guest alive, which the next test and the closing
+//! `alive_after_hostile` check.
+//!
+//! Values are hypercall results (negative errno), or for grant-table operations, whose
+//! call returns 0 with a per-operation status, the `GNTST_*` status.
+
+// Test failures carry their message in a fixed buffer (no allocator): a large `Err`
+// is the point.
+#![allow(clippy::result_large_err)]
+
+use crate::arch::x86_64::hypercall::{call, raw_no_args};
+use crate::arch::x86_64::mem::{m2p, scratch_addr, scratch_fill, scratch_get, scratch_put};
+use crate::evtchn::{self, Sleep, HITS};
+use crate::mm::{pte, table_index, VMAP_START};
+use crate::selftest::{fail, Env, TestResult};
+use crate::{hv, paging, shared};
+use xen_abi::arch_x86_64::{TrapInfo, FLAT_KERNEL_CS, HYPERVISOR_VIRT_START};
+use xen_abi::callback::{CallbackRegister, CALLBACKOP_register, CALLBACKTYPE_syscall};
+use xen_abi::event_channel::EVTCHNOP_bind_virq;
+use xen_abi::grant_table::*;
+use xen_abi::hypercall::*;
+use xen_abi::memory::{XenMachphysMfnList, XenMemoryReservation, XENMEM_decrease_reservation, XENMEM_machphys_mfn_list};
+use xen_abi::xen::*;
+
+// errno values as Xen returns them.
+const EPERM: i64 = -1;
+const ESRCH: i64 = -3;
+const ENOENT: i64 = -2;
+const EFAULT: i64 = -14;
+const EBUSY: i64 = -16;
+const EEXIST: i64 = -17;
+const EINVAL: i64 = -22;
+const ENOSYS: i64 = -38;
+
+/// A non-canonical address.
+const NONCANONICAL: u64 = 0xdead_beef_0000_0000;
+/// Inside Xen's own range (its direct map, L4 slot 262).
+const XEN_VA: u64 = 0xffff_8300_0000_0000;
+/// Canonical, guest-owned half, never mapped.
+const UNMAPPED: u64 = 0x10_0000;
+/// A domain that does not exist.
+const NO_DOMAIN: u16 = 77;
+
+/// What the tests work on, set up once.
+struct Ctx {
+    /// A window page whose L1 exists, mapped to nothing.
+    va: u64,
+    /// Machine address of its L1 entry.
+    l1e: u64,
+    l4_mfn: u64,
+    /// The window's L3 and L2 tables.
+    l3_mfn: u64,
+    l2_mfn: u64,
+    /// A data frame of ours, mapped writable in the window.
+    data_mfn: u64,
+    /// A frame of Xen's (the first M2P extent, via XENMEM_machphys_mfn_list).
+    xen_mfn: u64,
+}
+
+type Hostile = (&'static str, fn(&Ctx) -> i64, i64);
+
+const HOSTILE: &[Hostile] = &[
+    // --- page tables
+    // A page table cannot also be mapped writable: its type is not PGT_writable_page.
+    ("pt_writable_l4_update_va_mapping", |c| uvm(c.va, pte::make(c.l4_mfn, pte::KERNEL_RW)), EBUSY),
+    ("pt_writable_l1_mmu_update", |c| mmu1(c.l1e, pte::make(c.l1e >> 12, pte::KERNEL_RW)), EBUSY),
+    ("pt_writable_l3_mmu_update", |c| mmu1(c.l1e, pte::make(c.l3_mfn, pte::KERNEL_RW)), EBUSY),
+    // L4 slots 256-271 are Xen's.
+    ("l4_xen_slot_256", |c| mmu1((c.l4_mfn << 12) + 256 * 8, pte::make(c.l3_mfn, pte::TABLE)), EINVAL),
+    ("l4_xen_slot_271", |c| mmu1((c.l4_mfn << 12) + 271 * 8, pte::make(c.l3_mfn, pte::TABLE)), EINVAL),
+    // No superpages for PV: PSE in an L2 entry.
+    ("l2_superpage", |c| mmu1((c.l2_mfn << 12) + 511 * 8, pte::make(c.data_mfn & !511, pte::KERNEL_RW | pte::PSE)), EINVAL),
+    // --- frames that are not ours
+    // An M2P frame: Xen's, shared read-only with privileged guests, never writable.
+    ("map_xen_frame_writable", |c| uvm(c.va, pte::make(c.xen_mfn, pte::KERNEL_RW)), EBUSY),
+    // Machine address 2^51: no RAM, and no I/O memory the domain may map.
+    ("map_frame_beyond_ram", |c| uvm(c.va, pte::make(1 << 39, pte::KERNEL_RO)), EPERM),
+    ("map_nonexistent_domain_frame", |c| hv::mmu_update(&[req(c.l1e, pte::make(c.data_mfn, pte::KERNEL_RO))], NO_DOMAIN).0, ESRCH),
+    ("m2p_update_xen_frame", |c| mmu1((c.xen_mfn << 12) | MMU_MACHPHYS_UPDATE, 0), EINVAL),
+    // --- addresses in the hypervisor's range or non-canonical
+    ("update_va_mapping_xen_va", |_| uvm(HYPERVISOR_VIRT_START + 0x1000, 0), EINVAL),
+    ("update_va_mapping_noncanonical", |_| uvm(NONCANONICAL, 0), EINVAL),
+    ("mmu_update_unaligned_ptr", |c| mmu1(c.l1e + 4, 0), ENOSYS),
+    // --- pinning
+    ("pin_data_frame_as_l4", |c| hv::mmuext1(MMUEXT_PIN_L4_TABLE, c.data_mfn, 0), EINVAL),
+    ("unpin_not_pinned", |c| hv::mmuext1(MMUEXT_UNPIN_TABLE, c.data_mfn, 0), EINVAL),
+    ("new_baseptr_data_frame", |c| hv::mmuext1(MMUEXT_NEW_BASEPTR, c.data_mfn, 0), EINVAL),
+    // --- bad pointers and counts
+    ("trap_table_noncanonical_ptr", |_| call(HYPERVISOR_set_trap_table, [NONCANONICAL, 0, 0, 0, 0]), EFAULT),
+    ("trap_table_xen_ptr", |_| call(HYPERVISOR_set_trap_table, [XEN_VA, 0, 0, 0, 0]), EFAULT),
+    ("trap_table_noncanonical_handler", |_| trap_table_bad_handler(), EINVAL),
+    ("multicall_huge_count", |_| call(HYPERVISOR_multicall, [UNMAPPED, u64::from(u32::MAX), 0, 0, 0]), EFAULT),
+    ("multicall_noncanonical", |_| call(HYPERVISOR_multicall, [NONCANONICAL, 1, 0, 0, 0]), EFAULT),
+    ("mmu_update_huge_count", |_| call(HYPERVISOR_mmu_update, [UNMAPPED, 0x7fff_ffff, 0, u64::from(DOMID_SELF.0), 0]), EFAULT),
+    ("mmuext_op_huge_count", |_| call(HYPERVISOR_mmuext_op, [UNMAPPED, 0x7fff_ffff, 0, u64::from(DOMID_SELF.0), 0]), EFAULT),
+    ("console_io_huge_length", |_| call(HYPERVISOR_console_io, [CONSOLEIO_write.into(), u64::from(u32::MAX), UNMAPPED, 0, 0]), EFAULT),
+    ("console_io_noncanonical_buf", |_| call(HYPERVISOR_console_io, [CONSOLEIO_write.into(), 16, NONCANONICAL, 0, 0]), EFAULT),
+    ("xen_version_xen_va", |_| call(HYPERVISOR_xen_version, [xen_abi::version::XENVER_extraversion.into(), XEN_VA, 0, 0, 0]), EFAULT),
+    ("physdev_op_noncanonical", |_| call(HYPERVISOR_physdev_op, [6, NONCANONICAL, 0, 0, 0]), EFAULT),
+    // memory_op reservation calls return the number of extents done: none.
+    ("decrease_reservation_noncanonical", |_| decrease_reservation_bad(), 0),
+    ("set_segment_base_noncanonical", |_| call(HYPERVISOR_set_segment_base, [xen_abi::arch_x86_64::SEGBASE_FS.into(), NONCANONICAL, 0, 0, 0]), EINVAL),
+    ("callback_noncanonical", |_| callback_syscall(NONCANONICAL), EINVAL),
+    ("set_gdt_too_many_entries", |_| set_gdt_huge(), EINVAL),
+    ("update_descriptor_beyond_ram", |_| call(HYPERVISOR_update_descriptor, [1 << 50, 0, 0, 0, 0]), EINVAL),
+    // --- unknown hypercalls and sub-ops
+    ("unknown_hypercall_100", |_| raw_no_args(100), ENOSYS),
+    ("unknown_hypercall_max", |_| raw_no_args(u64::MAX), ENOSYS), // through syscall
+    ("unknown_event_channel_op", |_| call(HYPERVISOR_event_channel_op, [99, UNMAPPED, 0, 0, 0]), ENOSYS),
+    ("unknown_memory_op", |_| call(HYPERVISOR_memory_op, [63, UNMAPPED, 0, 0, 0]), ENOSYS),
+    ("unknown_vcpu_op", |_| call(HYPERVISOR_vcpu_op, [99, 0, UNMAPPED, 0, 0]), ENOSYS),
+    ("unknown_sched_op", |_| call(HYPERVISOR_sched_op, [99, UNMAPPED, 0, 0, 0]), ENOSYS),
+    ("unknown_grant_table_op", |_| call(HYPERVISOR_grant_table_op, [99, UNMAPPED, 1, 0, 0]), ENOSYS),
+    ("unknown_xen_version", |_| call(HYPERVISOR_xen_version, [99, UNMAPPED, 0, 0, 0]), ENOSYS),
+    ("unknown_physdev_op", |_| call(HYPERVISOR_physdev_op, [99, UNMAPPED, 0, 0, 0]), ENOSYS),
+    ("unknown_console_io", |_| call(HYPERVISOR_console_io, [99, 0, UNMAPPED, 0, 0]), ENOSYS),
+    ("unknown_mmuext_cmd", |_| hv::mmuext1(99, 0, 0), ENOSYS),
+    ("unknown_callback_type", |_| callback(99, 0x1000), ENOSYS),
+    // --- event channels
+    ("evtchn_send_port_4096", |_| hv::send(4096), EINVAL),
+    ("evtchn_send_port_max", |_| hv::send(u32::MAX), EINVAL),
+    ("evtchn_send_unbound_port", |_| hv::send(4000), EINVAL),
+    ("evtchn_close_out_of_range", |_| hv::close(5000), EINVAL),
+    ("evtchn_unmask_out_of_range", |_| hv::unmask(4096), EINVAL),
+    ("evtchn_bind_virq_twice", |_| bind_virq_twice(), EEXIST),
+    ("evtchn_bind_virq_invalid", |_| bind_virq(NR_VIRQS, 0), EINVAL),
+    ("evtchn_bind_virq_bad_vcpu", |_| bind_virq(VIRQ_TIMER, 7), ENOENT),
+    ("evtchn_alloc_unbound_no_domain", |_| hv::alloc_unbound(NO_DOMAIN, DOMID_SELF.0).err().unwrap_or(0), ESRCH),
+    // --- grant tables
+    ("grant_setup_table_huge", |_| setup_table(1 << 20, 1), GNTST_general_error as i64),
+    ("grant_setup_table_count_2", |_| setup_table(1, 2), EINVAL),
+    ("grant_query_size_no_domain", |_| query_size(NO_DOMAIN), GNTST_bad_domain as i64),
+    ("grant_copy_bad_ref", |c| grant_copy_bad_ref(c), GNTST_bad_gntref as i64),
+    // map_grant_ref takes a real domain id: DOMID_SELF is refused before the ref is looked at.
+    ("grant_map_domid_self", |c| grant_map_self(c), GNTST_bad_domain as i64),
+    // --- vCPUs and domains
+    ("vcpu_op_bad_vcpu", |_| call(HYPERVISOR_vcpu_op, [xen_abi::vcpu::VCPUOP_is_up.into(), 99, 0, 0, 0]), ENOENT),
+    ("remote_shutdown_no_domain", |_| remote_shutdown(NO_DOMAIN), ESRCH),
+    ("sched_op_shutdown_bad_reason_ptr", |_| call(HYPERVISOR_sched_op, [xen_abi::sched::SCHEDOP_shutdown.into(), NONCANONICAL, 0, 0, 0]), EFAULT),
+];
+
+fn req(ptr: u64, val: u64) -> MmuUpdate {
+    MmuUpdate { ptr, val }
+}
+
+fn mmu1(ptr: u64, val: u64) -> i64 {
+    hv::mmu_update_self(&[req(ptr, val)]).0
+}
+
+fn uvm(va: u64, pte: u64) -> i64 {
+    hv::update_va_mapping(va, pte, UVMF_INVLPG)
+}
+
+fn trap_table_bad_handler() -> i64 {
+    // Vector 0x40 is unused by us: even a partial install changes nothing we rely on.
+    let table = [
+        TrapInfo { vector: 0x40, flags: 3, cs: FLAT_KERNEL_CS, address: NONCANONICAL, ..Default::default() },
+        TrapInfo::default(),
+    ];
+    scratch_put(hv::ARG, &table);
+    call(HYPERVISOR_set_trap_table, [scratch_addr(hv::ARG), 0, 0, 0, 0])
+}
+
+fn decrease_reservation_bad() -> i64 {
+    let mut r = XenMemoryReservation { extent_start: NONCANONICAL, nr_extents: 1, domid: DOMID_SELF.0, ..Default::default() };
+    hv::op(HYPERVISOR_memory_op, XENMEM_decrease_reservation.into(), &mut r)
+}
+
+fn callback(type_: u16, address: u64) -> i64 {
+    let mut c = CallbackRegister { type_, flags: 0, address, ..Default::default() };
+    hv::op(HYPERVISOR_callback_op, CALLBACKOP_register.into(), &mut c)
+}
+
+/// The 64-bit user SYSCALL callback: we never run user code, so even an accepted
+/// registration would be harmless.
+fn callback_syscall(address: u64) -> i64 {
+    callback(CALLBACKTYPE_syscall, address)
+}
+
+fn set_gdt_huge() -> i64 {
+    scratch_fill(hv::ARG, 16 * 8, 0);
+    call(HYPERVISOR_set_gdt, [scratch_addr(hv::ARG), 65536, 0, 0, 0])
+}
+
+fn bind_virq(virq: u32, vcpu: u32) -> i64 {
+    let mut a = xen_abi::event_channel::EvtchnBindVirq { virq, vcpu, port: 0 };
+    let r = hv::evtchn(EVTCHNOP_bind_virq, &mut a);
+    if r == 0 {
+        hv::close(a.port);
+    }
+    r
+}
+
+fn bind_virq_twice() -> i64 {
+    let first = match hv::bind_virq(VIRQ_TIMER, 0) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let second = hv::bind_virq(VIRQ_TIMER, 0);
+    hv::close(first);
+    match second {
+        Ok(p) => {
+            hv::close(p);
+            0
+        }
+        Err(r) => r,
+    }
+}
+
+fn setup_table(nr_frames: u32, count: u64) -> i64 {
+    // The frame list points at unmapped memory: even an accepted call writes nothing of ours.
+    let mut s = GnttabSetupTable { dom: DOMID_SELF.0, nr_frames, frame_list: UNMAPPED, ..Default::default() };
+    scratch_put(hv::ARG, &s);
+    scratch_put(hv::ARG + core::mem::size_of::<GnttabSetupTable>(), &s);
+    let r = call(HYPERVISOR_grant_table_op, [GNTTABOP_setup_table.into(), scratch_addr(hv::ARG), count, 0, 0]);
+    s = scratch_get(hv::ARG);
+    if r != 0 {
+        r
+    } else {
+        i64::from(s.status)
+    }
+}
+
+fn query_size(dom: u16) -> i64 {
+    let mut q = GnttabQuerySize { dom, ..Default::default() };
+    let r = hv::grant(GNTTABOP_query_size, &mut q);
+    if r != 0 {
+        r
+    } else {
+        i64::from(q.status)
+    }
+}
+
+fn grant_copy_bad_ref(c: &Ctx) -> i64 {
+    let mut op = GnttabCopy {
+        source: GnttabCopyPtr { u: 5000, domid: DOMID_SELF.0, ..Default::default() },
+        dest: GnttabCopyPtr { u: c.data_mfn, domid: DOMID_SELF.0, ..Default::default() },
+        len: 8,
+        flags: GNTCOPY_source_gref,
+        ..Default::default()
+    };
+    let r = hv::grant(GNTTABOP_copy, &mut op);
+    if r != 0 {
+        r
+    } else {
+        i64::from(op.status)
+    }
+}
+
+fn grant_map_self(c: &Ctx) -> i64 {
+    let mut op = GnttabMapGrantRef { host_addr: c.va, flags: GNTMAP_host_map, ref_: 5000, dom: DOMID_SELF.0, ..Default::default() };
+    let r = hv::grant(GNTTABOP_map_grant_ref, &mut op);
+    if r != 0 {
+        r
+    } else {
+        i64::from(op.status)
+    }
+}
+
+fn remote_shutdown(dom: u16) -> i64 {
+    let mut a = xen_abi::sched::SchedRemoteShutdown { domain_id: dom, reason: xen_abi::sched::SHUTDOWN_poweroff, ..Default::default() };
+    hv::sched(xen_abi::sched::SCHEDOP_remote_shutdown, &mut a)
+}
+
+fn setup() -> Result<Ctx, i64> {
+    let va = paging::alloc_window(1)?;
+    let l1e = paging::l1_entry_maddr(va)?;
+    let w = paging::walk(va);
+    let l3_mfn = w[1].ok_or(EFAULT)?.0;
+    let l2_mfn = w[2].ok_or(EFAULT)?.0;
+    let (_, _, data_mfn) = paging::new_page()?;
+    scratch_fill(hv::AUX, 8, 0);
+    let mut l = XenMachphysMfnList { max_extents: 1, extent_start: scratch_addr(hv::AUX), ..Default::default() };
+    let r = hv::op(HYPERVISOR_memory_op, XENMEM_machphys_mfn_list.into(), &mut l);
+    if r != 0 || l.nr_extents != 1 {
+        return Err(if r != 0 { r } else { EFAULT });
+    }
+    let xen_mfn: u64 = scratch_get(hv::AUX);
+    // It must not be one of ours.
+    if m2p(xen_mfn).is_some_and(|pfn| crate::arch::x86_64::mem::p2m(pfn) == Some(xen_mfn)) {
+        return Err(EPERM);
+    }
+    let _ = table_index(VMAP_START, 4);
+    Ok(Ctx { va, l1e, l4_mfn: paging::l4_mfn(), l3_mfn, l2_mfn, data_mfn, xen_mfn })
+}
+
+pub fn run(_env: &Env<'_>, report: &mut dyn FnMut(&str, TestResult)) {
+    let ctx = match setup() {
+        Ok(c) => c,
+        Err(r) => return report("hostile_setup", Err(fail(format_args!("setting up: {r}")))),
+    };
+    for &(name, op, want) in HOSTILE {
+        let got = op(&ctx);
+        let r = if got == want { Ok(()) } else { Err(fail(format_args!("got {got}, wanted {want}"))) };
+        report(name, r);
+    }
+    report("alive_after_hostile", alive());
+}
+
+/// After all that: hypercalls, events and the page we mapped still work.
+fn alive() -> TestResult {
+    let v = crate::arch::x86_64::hypercall::xen_version_no_arg(0);
+    if v != 0x4_0011 {
+        return Err(fail(format_args!("xen_version {v:#x}")));
+    }
+    let port = hv::bind_ipi(0).map_err(|r| fail(format_args!("bind_ipi: {r}")))?;
+    evtchn::unmask(port);
+    let seen = HITS.count(port);
+    hv::send(port);
+    let ok = evtchn::wait_for(port, seen, shared::now_ns() + 1_000_000_000, Sleep::Poll);
+    hv::close(port);
+    if !ok {
+        return Err(fail(format_args!("IPI on port {port} not delivered")));
+    }
+    Ok(())
+}

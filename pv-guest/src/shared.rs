@@ -1,0 +1,114 @@
+//! The shared_info page (mapped by `start` in the window) and vCPU 0's vcpu_info in it:
+//! event words, the event mask, time and the wallclock.
+
+use crate::arch::x86_64::cpu::rdtsc;
+use crate::arch::x86_64::mem::WindowPage;
+use crate::events::EventWords;
+use crate::time::{self, WallclockBase};
+use core::mem::{offset_of, size_of};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use xen_abi::xen::{SharedInfo, VcpuInfo, VcpuTimeInfo};
+
+static PAGE: AtomicU64 = AtomicU64::new(0);
+
+pub fn set_page(page: WindowPage) {
+    PAGE.store(page.va(), Ordering::Release);
+}
+
+pub fn page() -> Option<WindowPage> {
+    match PAGE.load(Ordering::Acquire) {
+        0 => None,
+        va => Some(WindowPage::new(va)),
+    }
+}
+
+fn si() -> WindowPage {
+    page().expect("shared_info not mapped yet")
+}
+
+const fn vcpu_off(vcpu: usize, field: usize) -> usize {
+    offset_of!(SharedInfo, vcpu_info) + vcpu * size_of::<VcpuInfo>() + field
+}
+
+/// vCPU 0's `evtchn_upcall_mask`: the guest's virtual interrupt flag (1 = masked).
+pub fn upcall_mask() -> &'static AtomicU8 {
+    si().u8(vcpu_off(0, offset_of!(VcpuInfo, evtchn_upcall_mask)))
+}
+
+pub fn upcall_pending() -> &'static AtomicU8 {
+    si().u8(vcpu_off(0, offset_of!(VcpuInfo, evtchn_upcall_pending)))
+}
+
+pub fn pending_word(word: usize) -> &'static AtomicU64 {
+    si().u64(offset_of!(SharedInfo, evtchn_pending) + word * 8)
+}
+
+pub fn mask_word(word: usize) -> &'static AtomicU64 {
+    si().u64(offset_of!(SharedInfo, evtchn_mask) + word * 8)
+}
+
+/// `vcpu_info.arch.cr2`: the address of the last #PF Xen delivered.
+pub fn cr2() -> u64 {
+    match page() {
+        Some(p) => p.u64(vcpu_off(0, offset_of!(VcpuInfo, arch))).load(Ordering::Acquire),
+        None => 0,
+    }
+}
+
+/// vCPU 0's event words, for `events::scan`.
+#[derive(Debug)]
+pub struct Vcpu0Events;
+
+impl EventWords for Vcpu0Events {
+    fn clear_upcall_pending(&self) {
+        upcall_pending().store(0, Ordering::SeqCst);
+    }
+    fn take_selector(&self) -> u64 {
+        si().u64(vcpu_off(0, offset_of!(VcpuInfo, evtchn_pending_sel))).swap(0, Ordering::SeqCst)
+    }
+    fn pending(&self, word: usize) -> u64 {
+        pending_word(word).load(Ordering::Acquire)
+    }
+    fn masked(&self, word: usize) -> u64 {
+        mask_word(word).load(Ordering::Acquire)
+    }
+    fn clear_pending(&self, word: usize, bits: u64) {
+        pending_word(word).fetch_and(!bits, Ordering::SeqCst);
+    }
+}
+
+/// A consistent copy of vCPU 0's `vcpu_time_info`.
+pub fn time_info() -> VcpuTimeInfo {
+    let p = si();
+    let off = vcpu_off(0, offset_of!(VcpuInfo, time));
+    let version = p.u32(off + offset_of!(VcpuTimeInfo, version));
+    time::read_versioned(|| version.load(Ordering::Acquire), || p.read::<VcpuTimeInfo>(off))
+}
+
+/// Xen system time now, in nanoseconds since boot.
+pub fn now_ns() -> u64 {
+    let info = time_info();
+    time::system_time_ns(&info, rdtsc())
+}
+
+/// The wallclock base (time of day at system time 0), version-checked.
+pub fn wallclock_base() -> WallclockBase {
+    let p = si();
+    let version = p.u32(offset_of!(SharedInfo, wc_version));
+    time::read_versioned(
+        || version.load(Ordering::Acquire),
+        || {
+            let f = |o| p.u32(o).load(Ordering::Relaxed);
+            WallclockBase::from_fields(
+                f(offset_of!(SharedInfo, wc_sec)),
+                f(offset_of!(SharedInfo, wc_sec_hi)),
+                f(offset_of!(SharedInfo, wc_nsec)),
+            )
+        },
+    )
+}
+
+/// Time of day now (seconds, nanoseconds since the epoch).
+pub fn wallclock() -> (u64, u32) {
+    wallclock_base().at(now_ns())
+}
