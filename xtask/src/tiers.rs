@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-const TIERS: &[&str] = &["host", "boot", "reference", "dom0"];
+/// In run order: the reference runs before ours so the boot tier can compare reports.
+const TIERS: &[&str] = &["host", "reference", "boot", "dom0"];
 
 /// The pv-guest command line every boot tier uses, on ours and on real Xen alike.
 pub const GUEST_CMDLINE: &str = "tests=all";
@@ -21,7 +22,9 @@ pub const HOSTILE_CMDLINE: &str = "tests=hostile";
 const HV_CMDLINE: &str = "console=com1 dom0_mem=64M loglvl=all guest_loglvl=all";
 
 pub fn test(root: &Path, args: &[&str]) -> Result<()> {
-    let tiers: Vec<&str> = if args.is_empty() { TIERS.to_vec() } else { args.to_vec() };
+    let mut tiers: Vec<&str> = if args.is_empty() { TIERS.to_vec() } else { args.to_vec() };
+    tiers.sort_by_key(|t| TIERS.iter().position(|x| x == t));
+    tiers.dedup();
     if let Some(bad) = tiers.iter().find(|t| !TIERS.contains(t)) {
         return Err(Error::new(format!("unknown test tier `{bad}` (tiers: {})", TIERS.join(", "))));
     }
@@ -29,6 +32,7 @@ pub fn test(root: &Path, args: &[&str]) -> Result<()> {
         deps::ensure(root)?;
     }
     let mut images = None;
+    let mut reference_reports = Vec::new();
     let mut total = Tally::default();
     for tier in tiers {
         println!("== tier {tier}");
@@ -45,8 +49,12 @@ pub fn test(root: &Path, args: &[&str]) -> Result<()> {
                 }
                 let img = images.as_ref().expect("built above");
                 match tier {
-                    "boot" => boot(root, img)?,
-                    _ => reference_tier(root, img)?,
+                    "boot" => boot(root, img, &reference_reports)?,
+                    _ => {
+                        let (t, reports) = reference_tier(root, img)?;
+                        reference_reports = reports;
+                        t
+                    }
                 }
             }
         };
@@ -114,20 +122,77 @@ fn data_module(root: &Path) -> Result<PathBuf> {
     Ok(p)
 }
 
-fn ours(root: &Path, img: &Images) -> Result<Machine> {
-    Ok(Machine {
+/// Our hypervisor with pv-guest as the initial domain, as the reference tier boots Xen.
+fn ours(img: &Images, guest_cmdline: &str) -> Machine {
+    Machine {
         kernel: img.xen_core.clone(),
-        append: format!("{HV_CMDLINE} frobnicate"),
-        modules: vec![(img.pv_guest.clone(), GUEST_CMDLINE.into()), (data_module(root)?, String::new())],
-        memory_mib: 256,
+        append: HV_CMDLINE.into(),
+        modules: vec![(img.pv_guest.clone(), guest_cmdline.into())],
+        memory_mib: 512,
         smp: 1,
-    })
+    }
 }
 
-/// Boots our hypervisor and checks what it reports about the machine it was given.
-fn boot(root: &Path, img: &Images) -> Result<Tally> {
-    let m = ours(root, img)?;
-    let out = qemu::run(&m, &log_dir(root).join("boot.log"), Duration::from_secs(120), &[], &["xen-core "])?;
+/// For the machine checks: an unknown option and a second module (the initrd).
+fn ours_with_initrd(root: &Path, img: &Images) -> Result<Machine> {
+    let mut m = ours(img, "tests=console");
+    m.append = format!("{HV_CMDLINE} frobnicate");
+    m.modules.push((data_module(root)?, String::new()));
+    m.memory_mib = 256;
+    Ok(m)
+}
+
+/// Boots our hypervisor: once to check what it reports about the machine it was given,
+/// then with pv-guest's self-tests and its hostile suite, each compared with real Xen's
+/// report from the reference tier when that ran too.
+fn boot(root: &Path, img: &Images, reference: &[Report]) -> Result<Tally> {
+    let mut t = machine_checks(root, img)?;
+    for (cmdline, name) in [(GUEST_CMDLINE, "boot"), (HOSTILE_CMDLINE, "boot-hostile")] {
+        let (tally, ours) = guest_report(root, &ours(img, cmdline), name)?;
+        t.absorb(tally);
+        match reference.iter().find(|r| r.cmdline == cmdline) {
+            Some(theirs) => {
+                let diff = compare(&ours, theirs);
+                t.record(&format!("{name}: same report as real Xen 4.17"), diff.is_empty(), &diff.join("; "));
+            }
+            None => println!("  {name}: no reference report in this run (run `cargo xtask test reference boot` to compare)"),
+        }
+    }
+    Ok(t)
+}
+
+/// Differences between two reports of the same guest command line.
+fn compare(ours: &Report, theirs: &Report) -> Vec<String> {
+    let mut diff = Vec::new();
+    for r in &theirs.tests {
+        match ours.tests.iter().find(|o| o.name == r.name) {
+            None => diff.push(format!("{} missing", r.name)),
+            Some(o) if o.passed != r.passed => {
+                diff.push(format!("{}: ours {} ({}), Xen {}", r.name, verdict(o.passed), o.detail, verdict(r.passed)))
+            }
+            Some(_) => {}
+        }
+    }
+    for o in ours.tests.iter().filter(|o| !theirs.tests.iter().any(|r| r.name == o.name)) {
+        diff.push(format!("{} only on ours", o.name));
+    }
+    if ours.shutdown != theirs.shutdown {
+        diff.push(format!("shutdown: ours {:?}, Xen {:?}", ours.shutdown, theirs.shutdown));
+    }
+    diff
+}
+
+fn verdict(passed: bool) -> &'static str {
+    if passed {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+fn machine_checks(root: &Path, img: &Images) -> Result<Tally> {
+    let m = ours_with_initrd(root, img)?;
+    let out = qemu::run(&m, &log_dir(root).join("boot-machine.log"), Duration::from_secs(120), &[], &["xen-core "])?;
     println!("  log: {} ({} ms; banner after {:?})", out.log_path.display(), out.elapsed.as_millis(), out.marks[0]);
     let mut t = Tally::default();
     let log = &out.log;
@@ -164,7 +229,7 @@ fn boot(root: &Path, img: &Images) -> Result<Tally> {
 
 /// Boots real Xen 4.17 with pv-guest as the initial domain and collects its report:
 /// once with the self-tests, once with the hostile suite.
-fn reference_tier(root: &Path, img: &Images) -> Result<Tally> {
+fn reference_tier(root: &Path, img: &Images) -> Result<(Tally, Vec<Report>)> {
     let xen = reference::xen_hypervisor(root)?;
     let machine = |guest_cmdline: &str| Machine {
         kernel: xen.clone(),
@@ -173,9 +238,18 @@ fn reference_tier(root: &Path, img: &Images) -> Result<Tally> {
         memory_mib: 512,
         smp: 1,
     };
-    let mut t = guest_report(root, &machine(GUEST_CMDLINE), "reference")?;
-    t.absorb(guest_report(root, &machine(HOSTILE_CMDLINE), "reference-hostile")?);
-    Ok(t)
+    let (mut t, all) = guest_report(root, &machine(GUEST_CMDLINE), "reference")?;
+    let (hostile_tally, hostile) = guest_report(root, &machine(HOSTILE_CMDLINE), "reference-hostile")?;
+    t.absorb(hostile_tally);
+    Ok((t, vec![all, hostile]))
+}
+
+/// What pv-guest reported for one command line.
+#[derive(Debug)]
+pub struct Report {
+    cmdline: String,
+    tests: Vec<results::TestLine>,
+    shutdown: Option<&'static str>,
 }
 
 /// Xen's words when the initial domain shuts down (xen/common/shutdown.c).
@@ -184,8 +258,8 @@ const DOM0_CRASH: &str = "Hardware Dom0 crashed";
 const DOM0_REBOOT: &str = "Hardware Dom0 shutdown: rebooting";
 
 /// Runs a machine whose initial domain is pv-guest and turns its `TEST` lines, its
-/// closing summary and its shutdown reason into a tally.
-fn guest_report(root: &Path, m: &Machine, name: &str) -> Result<Tally> {
+/// closing summary and its shutdown reason into a tally and a report.
+fn guest_report(root: &Path, m: &Machine, name: &str) -> Result<(Tally, Report)> {
     let log_path = log_dir(root).join(format!("{name}.log"));
     let out = qemu::run(
         m,
@@ -203,13 +277,18 @@ fn guest_report(root: &Path, m: &Machine, name: &str) -> Result<Tally> {
     );
     let mut t = Tally::default();
     let mut summary = None;
+    let mut tests = Vec::new();
     for line in out.log.lines() {
         if let Some(r) = results::parse_test_line(line) {
             t.record(&format!("{name}: {}", r.name), r.passed, &r.detail);
+            tests.push(r);
         } else if let Some(s) = results::parse_summary(line) {
             summary = Some(s);
         }
     }
+    // Real Xen halts (xtask stops QEMU on the line); ours also leaves QEMU through the
+    // debug-exit port right after printing the same line.
+    let shutdown = [DOM0_POWEROFF, DOM0_CRASH, DOM0_REBOOT].into_iter().find(|l| out.log.contains(l));
     let consistent = summary == Some((t.passed, t.failed)) && t.passed > 0;
     t.record(
         &format!("{name}: guest summary matches its test lines"),
@@ -219,8 +298,8 @@ fn guest_report(root: &Path, m: &Machine, name: &str) -> Result<Tally> {
     let want = if t.failed == 0 { DOM0_POWEROFF } else { DOM0_CRASH };
     t.record(
         &format!("{name}: shutdown reason tells the result"),
-        out.exit == Exit::Stopped(want.into()),
-        &format!("wanted `{want}`, got {:?}", out.exit),
+        shutdown == Some(want) && out.exit != Exit::TimedOut,
+        &format!("wanted `{want}`, got {shutdown:?} ({:?})", out.exit),
     );
     if t.failed > 0 {
         let tail: Vec<&str> = out.log.lines().rev().take(60).collect();
@@ -229,14 +308,14 @@ fn guest_report(root: &Path, m: &Machine, name: &str) -> Result<Tally> {
             println!("{l}");
         }
     }
-    Ok(t)
+    Ok((t, Report { cmdline: m.modules[0].1.clone(), tests, shutdown }))
 }
 
 /// `cargo xtask run`: our hypervisor with pv-guest, console on this terminal.
 pub fn run_main(root: &Path) -> Result<()> {
     deps::ensure(root)?;
     let img = images::build_all(root)?;
-    let m = ours(root, &img)?;
+    let m = ours(&img, GUEST_CMDLINE);
     println!("xtask: booting {} with {} (Ctrl-C stops QEMU)", img.xen_core.display(), img.pv_guest.display());
     match qemu::run_interactive(&m, Duration::from_secs(300))? {
         qemu::EXIT_SUCCESS => Ok(()),

@@ -25,7 +25,7 @@ impl<'a> FrameAllocator<'a> {
         self.free
     }
 
-    fn is_free(&self, mfn: u64) -> bool {
+    pub fn is_free(&self, mfn: u64) -> bool {
         self.bits[(mfn / 64) as usize] & (1 << (mfn % 64)) != 0
     }
 

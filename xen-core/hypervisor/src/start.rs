@@ -63,6 +63,8 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     );
     CMDLINE.call_once(|| String::from(without_image_name(boot.cmdline.as_str())));
     m2p::init(pml4, mem::ram_end(&boot) / 4096);
+    let nr_frames = mem::ram_end(&boot) / 4096;
+    mem::with_frames(|a| crate::pv::mmu::init(nr_frames, |m| !a.is_free(m)));
 
     let mut modules = boot.modules();
     let Some(kernel) = modules.next() else { fail(format_args!("no dom0 kernel module")) };

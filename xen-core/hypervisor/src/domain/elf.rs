@@ -18,10 +18,10 @@ use core::fmt;
 use xen_abi::elfnote::{
     XEN_ELFNOTE_BSD_SYMTAB, XEN_ELFNOTE_ENTRY, XEN_ELFNOTE_FEATURES, XEN_ELFNOTE_GUEST_OS,
     XEN_ELFNOTE_GUEST_VERSION, XEN_ELFNOTE_HV_START_LOW, XEN_ELFNOTE_HYPERCALL_PAGE,
-    XEN_ELFNOTE_INIT_P2M, XEN_ELFNOTE_L1_MFN_VALID, XEN_ELFNOTE_LOADER,
-    XEN_ELFNOTE_MOD_START_PFN, XEN_ELFNOTE_NAME, XEN_ELFNOTE_PADDR_OFFSET,
-    XEN_ELFNOTE_PAE_MODE, XEN_ELFNOTE_PHYS32_ENTRY, XEN_ELFNOTE_SUPPORTED_FEATURES,
-    XEN_ELFNOTE_SUSPEND_CANCEL, XEN_ELFNOTE_VIRT_BASE, XEN_ELFNOTE_XEN_VERSION,
+    XEN_ELFNOTE_INIT_P2M, XEN_ELFNOTE_L1_MFN_VALID, XEN_ELFNOTE_LOADER, XEN_ELFNOTE_MOD_START_PFN,
+    XEN_ELFNOTE_NAME, XEN_ELFNOTE_PADDR_OFFSET, XEN_ELFNOTE_PAE_MODE, XEN_ELFNOTE_PHYS32_ENTRY,
+    XEN_ELFNOTE_SUPPORTED_FEATURES, XEN_ELFNOTE_SUSPEND_CANCEL, XEN_ELFNOTE_VIRT_BASE,
+    XEN_ELFNOTE_XEN_VERSION,
 };
 use xen_abi::features::{feature_by_name, XENFEAT_dom0};
 
@@ -150,9 +150,9 @@ impl fmt::Display for ElfError {
                 f.write_str("not a Xen-ELF image: no ELF notes or '__xen_guest' section found")
             }
             Self::UnknownRequiredFeature(n) => write!(f, "unknown required feature '{n}'"),
-            Self::UnsupportedLoader => f.write_str(
-                "will only load images built for the generic loader or Linux images",
-            ),
+            Self::UnsupportedLoader => {
+                f.write_str("will only load images built for the generic loader or Linux images")
+            }
             Self::BadXenVersion => f.write_str("will only load images built for Xen v3.0"),
             Self::PaddrOffsetWithoutVirtBase => {
                 f.write_str("ELF_PADDR_OFFSET set, VIRT_BASE unset")
@@ -202,7 +202,11 @@ impl fmt::Display for NoteStr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use fmt::Write;
         for &b in self.as_bytes() {
-            f.write_char(if b.is_ascii_graphic() || b == b' ' { char::from(b) } else { '?' })?;
+            f.write_char(if b.is_ascii_graphic() || b == b' ' {
+                char::from(b)
+            } else {
+                '?'
+            })?;
         }
         Ok(())
     }
@@ -450,7 +454,10 @@ pub fn parse_features(s: &[u8], supported: &mut u32, required: &mut u32) -> Resu
             Some((b'!', name)) => (name, true),
             _ => (tok, false),
         };
-        let bit = core::str::from_utf8(name).ok().and_then(feature_by_name).filter(|&b| b < 32);
+        let bit = core::str::from_utf8(name)
+            .ok()
+            .and_then(feature_by_name)
+            .filter(|&b| b < 32);
         match bit {
             Some(b) => {
                 *supported |= 1 << b;
@@ -491,14 +498,20 @@ fn parse_xen_note(notes: &mut XenNotes, ty: u32, desc: &[u8]) -> Result<(), ElfE
         }
         XEN_ELFNOTE_SUPPORTED_FEATURES => {
             // elf_note_numeric_array(note, 4, 0): 0 unless a whole number of u32s.
-            let word = if desc.len() % 4 == 0 { u32_at(desc, 0).unwrap_or(0) } else { 0 };
+            let word = if desc.len().is_multiple_of(4) {
+                u32_at(desc, 0).unwrap_or(0)
+            } else {
+                0
+            };
             notes.supported_features = Some(notes.supported_features.unwrap_or(0) | word);
             notes.f_supported |= word;
         }
         XEN_ELFNOTE_L1_MFN_VALID => {
             notes.l1_mfn_valid = match desc.len() {
                 n if n >= 16 && n % 8 == 0 => u64_at(desc, 0).zip(u64_at(desc, 8)),
-                8 => u32_at(desc, 0).zip(u32_at(desc, 4)).map(|(m, v)| (m.into(), v.into())),
+                8 => u32_at(desc, 0)
+                    .zip(u32_at(desc, 4))
+                    .map(|(m, v)| (m.into(), v.into())),
                 _ => None,
             };
         }
@@ -538,7 +551,9 @@ fn parse_notes(
             xen += 1;
         }
         // The descriptor fits, so its rounded end is at most 3 past the area's end.
-        pos = round4(descsz).and_then(|d| desc_at.checked_add(d)).ok_or(ElfError::NoteTruncated)?;
+        pos = round4(descsz)
+            .and_then(|d| desc_at.checked_add(d))
+            .ok_or(ElfError::NoteTruncated)?;
     }
     Ok(xen)
 }
@@ -617,8 +632,12 @@ impl GuestImage {
                     if range64(elf, offset, filesz).is_none() {
                         return Err(ElfError::SegmentOutsideFile(index));
                     }
-                    let end = paddr.checked_add(memsz).ok_or(ElfError::SegmentWraps(index))?;
-                    let slot = segments.get_mut(nr_segments).ok_or(ElfError::TooManySegments)?;
+                    let end = paddr
+                        .checked_add(memsz)
+                        .ok_or(ElfError::SegmentWraps(index))?;
+                    let slot = segments
+                        .get_mut(nr_segments)
+                        .ok_or(ElfError::TooManySegments)?;
                     *slot = LoadSegment {
                         index,
                         vaddr,
@@ -716,7 +735,10 @@ impl GuestImage {
             if !range_canonical(s.load_addr, s.memsz) {
                 return Err(ElfError::SegmentNotCanonical(s.index));
             }
-            let end = s.load_addr.checked_add(s.memsz).ok_or(ElfError::SegmentWraps(s.index))?;
+            let end = s
+                .load_addr
+                .checked_add(s.memsz)
+                .ok_or(ElfError::SegmentWraps(s.index))?;
             if s.load_addr < virt_kstart || end > virt_kend {
                 return Err(ElfError::ImageWraps);
             }
@@ -750,7 +772,14 @@ impl GuestImage {
             suspend_cancel: notes.suspend_cancel.is_some_and(|v| v != 0),
             bsd_symtab: notes.bsd_symtab.is_some_and(|s| s == "yes"),
         };
-        Ok(Self { e_entry, segments, nr_segments, notes, notes_from_sections, params })
+        Ok(Self {
+            e_entry,
+            segments,
+            nr_segments,
+            notes,
+            notes_from_sections,
+            params,
+        })
     }
 
     /// The loadable segments, in program header order.

@@ -20,7 +20,7 @@ use core::fmt;
 
 use xen_abi::arch_x86_64::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 use xen_abi::types::PAGE_SHIFT;
-use xen_abi::xen::{SIF_INITDOMAIN, SIF_MOD_START_PFN, SIF_PRIVILEGED, StartInfo};
+use xen_abi::xen::{StartInfo, SIF_INITDOMAIN, SIF_MOD_START_PFN, SIF_PRIVILEGED};
 
 use super::elf::{is_canonical, DomainParams};
 
@@ -282,8 +282,11 @@ pub fn dom0_layout(
     } else {
         (kend_pg, kend_pg.checked_add(initrd_len).ok_or(Ovf)?)
     };
-    let vphysmap_start =
-        if params.unmapped_initrd { kend_pg } else { round_pgup(vinitrd_end).ok_or(Ovf)? };
+    let vphysmap_start = if params.unmapped_initrd {
+        kend_pg
+    } else {
+        round_pgup(vinitrd_end).ok_or(Ovf)?
+    };
 
     // vphysmap_end = vphysmap_start + nr_pages * sizeof(unsigned long), or
     // vphysmap_start if parms.p2m_base is set (the list then lives elsewhere).
@@ -298,7 +301,8 @@ pub fn dom0_layout(
     // (not shim) vpt_start = round_pgup(vstartinfo_end);
     //            vstartinfo_end += sizeof(struct dom0_vga_console_info);
     let vstartinfo_start = round_pgup(vphysmap_end).ok_or(Ovf)?;
-    let vpt_start = round_pgup(vstartinfo_start.checked_add(START_INFO_SIZE).ok_or(Ovf)?).ok_or(Ovf)?;
+    let vpt_start =
+        round_pgup(vstartinfo_start.checked_add(START_INFO_SIZE).ok_or(Ovf)?).ok_or(Ovf)?;
     let vstartinfo_end = vstartinfo_start + START_INFO_SIZE + DOM0_VGA_CONSOLE_INFO_SIZE;
 
     // for ( nr_pt_pages = 2; ; nr_pt_pages++ ) {
@@ -339,8 +343,10 @@ pub fn dom0_layout(
         count = count.checked_sub(initrd_bytes).ok_or(Ovf)?;
     }
     let alloc_order = order_from_bytes(count);
-    let needed =
-        1u64.checked_shl(alloc_order).and_then(|p| p.checked_add(initrd_pages)).ok_or(Ovf)?;
+    let needed = 1u64
+        .checked_shl(alloc_order)
+        .and_then(|p| p.checked_add(initrd_pages))
+        .ok_or(Ovf)?;
     if needed > nr_pages {
         return Err(LayoutError::TooSmall { needed, nr_pages });
     }
@@ -349,7 +355,9 @@ pub fn dom0_layout(
     //     vphysmap_end = vphysmap_start + nr_pages * sizeof(unsigned long); }
     let phys_mach = match params.p2m_base {
         Some(base) => {
-            let end = base.checked_add(p2m_bytes).ok_or(LayoutError::P2mBadAddress(base))?;
+            let end = base
+                .checked_add(p2m_bytes)
+                .ok_or(LayoutError::P2mBadAddress(base))?;
             Region::new(base, end)
         }
         None => Region::new(vphysmap_start, vphysmap_end),
@@ -417,7 +425,10 @@ pub fn dom0_layout(
         // initrd) + (round_pgup(vphysmap_end) - vphysmap_start) / PAGE_SIZE + 3 must
         // not exceed nr_pages. Also (ours) everything with 4 KiB mappings must fit.
         let remaining = (round_pgup(phys_mach.end).ok_or(Ovf)? - phys_mach.start) >> PAGE_SHIFT;
-        let first = needed.checked_add(remaining).and_then(|n| n.checked_add(3)).ok_or(Ovf)?;
+        let first = needed
+            .checked_add(remaining)
+            .and_then(|n| n.checked_add(3))
+            .ok_or(Ovf)?;
         let all = needed.checked_add(layout.p2m_frames_4k()).ok_or(Ovf)?;
         if first > nr_pages || all > nr_pages {
             return Err(LayoutError::P2mTooSmall);
@@ -439,7 +450,9 @@ impl Dom0Layout {
 
     /// PFN backing virtual address `va` of the initial mapping.
     pub fn pfn_of(&self, va: u64) -> Option<u64> {
-        self.total().contains(va).then(|| (va - self.v_start) >> PAGE_SHIFT)
+        self.total()
+            .contains(va)
+            .then(|| (va - self.v_start) >> PAGE_SHIFT)
     }
 
     /// Page-table frames per level (their sum is `nr_pt_frames`).

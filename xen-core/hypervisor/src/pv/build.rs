@@ -28,6 +28,8 @@ pub enum BuildError {
     OutOfMemory { wanted: u64, free: u64 },
     /// A segment or the initrd falls outside the initial mapping.
     OutsideMapping(u64),
+    /// The PV MMU refused the initial page tables or frames.
+    Mm(xen_abi::errno::Errno),
 }
 
 impl fmt::Display for BuildError {
@@ -39,6 +41,7 @@ impl fmt::Display for BuildError {
             Self::InitP2mUnsupported => f.write_str("kernel asks for INIT_P2M, which is not supported yet"),
             Self::OutOfMemory { wanted, free } => write!(f, "need {wanted} pages, {free} free"),
             Self::OutsideMapping(va) => write!(f, "address {va:#x} outside the initial mapping"),
+            Self::Mm(e) => write!(f, "page tables refused: {e:?}"),
         }
     }
 }
@@ -82,8 +85,9 @@ fn hypercall_page() -> [u8; 4096] {
     for (i, stub) in page.chunks_exact_mut(32).enumerate() {
         let nr = (i as u32).to_le_bytes();
         if i as u64 == HYPERVISOR_iret {
-            // Jumped to, never returns: push rax; mov $23, eax; syscall.
-            stub[..8].copy_from_slice(&[0x50, 0xb8, nr[0], nr[1], nr[2], nr[3], 0x0f, 0x05]);
+            // Jumped to, never returns: push rcx; push r11; push rax; mov $23, eax;
+            // syscall -- completing the guest's frame into an `iret_context`.
+            stub[..11].copy_from_slice(&[0x51, 0x41, 0x53, 0x50, 0xb8, nr[0], nr[1], nr[2], nr[3], 0x0f, 0x05]);
         } else {
             // push rcx; push r11; mov $i, eax; syscall; pop r11; pop rcx; ret
             stub[..14].copy_from_slice(&[
@@ -225,6 +229,23 @@ pub fn build_dom0(input: &Dom0Input<'_>) -> Result<Built, BuildError> {
 
     let l4 = build_page_tables(&layout, &p2m)?;
 
+    // Hand the frames to the domain and validate + pin the bootstrap tables, as Xen
+    // does: from here on the PV MMU's rules hold for them.
+    let dom = xen_abi::DomId(0);
+    let mut vcpu = Vcpu::new(l4, shared_info_mfn << 12);
+    super::mmu::with(|t, hw| {
+        for &mfn in &p2m {
+            t.assign_frame(dom, xen_abi::Mfn(mfn))?;
+        }
+        t.pin_table(hw, dom, xen_abi::Mfn(l4), crate::mm::PageType::L4)?;
+        let mut vm = crate::mm::VcpuMm::default();
+        t.new_baseptr(hw, dom, &mut vm, xen_abi::Mfn(l4))?;
+        vcpu.set_mm(vm);
+        Ok(())
+    })
+    .map_err(BuildError::Mm)?;
+    super::mmu::share_with(0, shared_info_mfn, true).map_err(BuildError::Mm)?;
+
     let regs = Regs {
         rip: layout.entry,
         cs: 0xe033,
@@ -240,7 +261,7 @@ pub fn build_dom0(input: &Dom0Input<'_>) -> Result<Built, BuildError> {
         max_pages: input.nr_pages,
         p2m,
         shared_info_mfn,
-        vcpu: Vcpu::new(l4, shared_info_mfn << 12),
+        vcpu,
         vm_assist: 0,
         evtchn: Default::default(),
         grant_frames: Vec::new(),

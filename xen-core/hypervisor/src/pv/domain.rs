@@ -1,5 +1,6 @@
 //! A PV domain and its vCPU as the hypervisor keeps them.
 
+use crate::mm::VcpuMm;
 use alloc::vec::Vec;
 use xen_abi::arch_x86_64::TrapInfo;
 
@@ -31,6 +32,8 @@ pub struct Vcpu {
     pub timer_deadline: Option<u64>,
     /// `fpu_taskswitch(1)` set CR0.TS for the guest.
     pub fpu_ts: bool,
+    /// Page-table bases and LDT as the PV MMU tracks them (kernel_l4/user_l4 mirror it).
+    pub mm: VcpuMm,
 }
 
 impl Vcpu {
@@ -52,7 +55,15 @@ impl Vcpu {
             vcpu_info_maddr,
             timer_deadline: None,
             fpu_ts: false,
+            mm: VcpuMm::default(),
         }
+    }
+
+    /// Takes the MMU's view of the bases after an `mmuext_op`.
+    pub fn set_mm(&mut self, mm: VcpuMm) {
+        self.mm = mm;
+        self.kernel_l4 = mm.kernel_l4.map_or(0, |m| m.0);
+        self.user_l4 = mm.user_l4.map_or(0, |m| m.0);
     }
 
     /// The L4 the CPU should run with in the current guest mode.

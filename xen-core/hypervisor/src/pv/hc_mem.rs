@@ -68,6 +68,11 @@ pub fn grant_table_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64, cou
                         return Ok(0);
                     };
                     phys::zero_frame(mfn);
+                    if super::mmu::share_with(d.id, mfn, true).is_err() {
+                        s.status = GNTST_general_error;
+                        guest.write(arg, &s)?;
+                        return Ok(0);
+                    }
                     d.grant_frames.push(mfn);
                 }
                 for (i, mfn) in d.grant_frames.iter().take(s.nr_frames as usize).enumerate() {

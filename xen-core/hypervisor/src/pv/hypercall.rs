@@ -3,7 +3,7 @@
 //! checked guest-memory helpers; unknown hypercalls and sub-ops answer -ENOSYS.
 
 use super::domain::Domain;
-use super::{hc_event, hc_mem, hc_misc, traps};
+use super::{hc_event, hc_mem, hc_misc, hc_mmu, traps};
 use crate::arch::x86_64::guest::GuestView;
 use xen_abi::arch_x86_64::HYPERVISOR_VIRT_START;
 use crate::arch::x86_64::trap::Regs;
@@ -56,6 +56,9 @@ fn call(d: &mut Domain, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcResult 
         Hypercall::MemoryOp => hc_mem::memory_op(d, &guest, a[0], a[1]),
         Hypercall::GrantTableOp => hc_mem::grant_table_op(d, &guest, a[0] as u32, a[1], a[2]),
         Hypercall::Multicall => multicall(d, regs, &guest, a[0], a[1]),
+        Hypercall::MmuUpdate => hc_mmu::mmu_update(d, &guest, a[0], a[1], a[2], a[3]),
+        Hypercall::UpdateVaMapping => hc_mmu::update_va_mapping(d, &guest, a[0], a[1], a[2]),
+        Hypercall::MmuextOp => hc_mmu::mmuext_op(d, &guest, a[0], a[1], a[2], a[3]),
         _ => Err(Errno::ENOSYS),
     }
 }

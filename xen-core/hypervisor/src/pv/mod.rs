@@ -7,8 +7,10 @@ pub mod events;
 mod hc_event;
 mod hc_mem;
 mod hc_misc;
+mod hc_mmu;
 pub mod hypercall;
 pub mod m2p;
+pub mod mmu;
 pub mod traps;
 
 use crate::arch::x86_64::trap::Regs;

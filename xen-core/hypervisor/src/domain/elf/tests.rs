@@ -43,7 +43,11 @@ struct Builder {
 }
 
 fn xen(ty: u32, desc: &[u8]) -> Note {
-    Note { name: b"Xen\0".to_vec(), ty, desc: desc.to_vec() }
+    Note {
+        name: b"Xen\0".to_vec(),
+        ty,
+        desc: desc.to_vec(),
+    }
 }
 fn xen_str(ty: u32, s: &str) -> Note {
     let mut d = s.as_bytes().to_vec();
@@ -59,7 +63,15 @@ fn xen_u32(ty: u32, v: u32) -> Note {
 
 fn load_seg(flags: u32, addr: u64, filesz: usize, memsz: u64) -> Seg {
     let data = (0..filesz).map(|i| (i % 251) as u8 + 1).collect();
-    Seg { p_type: PT_LOAD, flags, vaddr: addr, paddr: addr, data, memsz, offset: None }
+    Seg {
+        p_type: PT_LOAD,
+        flags,
+        vaddr: addr,
+        paddr: addr,
+        data,
+        memsz,
+        offset: None,
+    }
 }
 
 impl Builder {
@@ -106,14 +118,14 @@ impl Builder {
         // Segment data, each 16-aligned.
         let mut offsets = Vec::new();
         for s in &self.segs {
-            while out.len() % 16 != 0 {
+            while !out.len().is_multiple_of(16) {
                 out.push(0);
             }
             offsets.push(s.offset.unwrap_or(out.len() as u64));
             out.extend_from_slice(&s.data);
         }
         // Note area.
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
         let notes_at = out.len();
@@ -128,7 +140,7 @@ impl Builder {
         }
         let notes_len = out.len() - notes_at;
         // Section headers: null + optional SHT_NOTE.
-        while out.len() % 8 != 0 {
+        while !out.len().is_multiple_of(8) {
             out.push(0);
         }
         let shoff = out.len();
@@ -196,7 +208,10 @@ fn parses_pv_style_image() {
     let p = img.params;
     assert_eq!(img.segments().len(), 2);
     let s = img.segments()[1];
-    assert_eq!((s.index, s.paddr, s.vaddr, s.filesz, s.memsz), (1, BASE + 0x2000, BASE + 0x2000, 0x100, 0x3001));
+    assert_eq!(
+        (s.index, s.paddr, s.vaddr, s.filesz, s.memsz),
+        (1, BASE + 0x2000, BASE + 0x2000, 0x100, 0x3001)
+    );
     assert_eq!(s.flags, PF_R | PF_W);
     assert_eq!(s.load_addr, BASE + 0x2000);
     assert_eq!(img.notes.guest_os.unwrap(), "test-os");
@@ -220,20 +235,32 @@ fn parses_pv_style_image() {
 
 #[test]
 fn entry_note_overrides_e_entry() {
-    let img = Builder::pv().note(xen_u64(XEN_ELFNOTE_ENTRY, BASE + 0x10)).parse().unwrap();
+    let img = Builder::pv()
+        .note(xen_u64(XEN_ELFNOTE_ENTRY, BASE + 0x10))
+        .parse()
+        .unwrap();
     assert_eq!(img.params.virt_entry, BASE + 0x10);
     assert_eq!(img.e_entry, BASE);
 }
 
 #[test]
 fn numeric_notes_accept_4_and_8_bytes_and_read_odd_sizes_as_zero() {
-    let img = Builder::pv().note(xen_u32(XEN_ELFNOTE_SUSPEND_CANCEL, 1)).parse().unwrap();
+    let img = Builder::pv()
+        .note(xen_u32(XEN_ELFNOTE_SUSPEND_CANCEL, 1))
+        .parse()
+        .unwrap();
     assert_eq!(img.notes.suspend_cancel, Some(1));
     assert!(img.params.suspend_cancel);
-    let img = Builder::pv().note(xen(XEN_ELFNOTE_HV_START_LOW, &0xf580_0000u32.to_le_bytes())).parse().unwrap();
+    let img = Builder::pv()
+        .note(xen(XEN_ELFNOTE_HV_START_LOW, &0xf580_0000u32.to_le_bytes()))
+        .parse()
+        .unwrap();
     assert_eq!(img.params.virt_hv_start_low, Some(0xf580_0000));
     // libelf's elf_note_numeric: a 3-byte descriptor reads as 0 but counts as given.
-    let img = Builder::pv().note(xen(XEN_ELFNOTE_MOD_START_PFN, &[1, 0, 0])).parse().unwrap();
+    let img = Builder::pv()
+        .note(xen(XEN_ELFNOTE_MOD_START_PFN, &[1, 0, 0]))
+        .parse()
+        .unwrap();
     assert_eq!(img.notes.mod_start_pfn, Some(0));
     assert!(!img.params.unmapped_initrd);
     assert_eq!(note_numeric(&[0x34, 0x12]), 0x1234);
@@ -242,17 +269,29 @@ fn numeric_notes_accept_4_and_8_bytes_and_read_odd_sizes_as_zero() {
 
 #[test]
 fn mod_start_pfn_sets_unmapped_initrd() {
-    let img = Builder::pv().note(xen_u64(XEN_ELFNOTE_MOD_START_PFN, 1)).parse().unwrap();
+    let img = Builder::pv()
+        .note(xen_u64(XEN_ELFNOTE_MOD_START_PFN, 1))
+        .parse()
+        .unwrap();
     assert!(img.params.unmapped_initrd);
 }
 
 #[test]
 fn init_p2m_outside_the_image() {
-    let img = Builder::pv().note(xen_u64(XEN_ELFNOTE_INIT_P2M, 0x80_0000_0000)).parse().unwrap();
+    let img = Builder::pv()
+        .note(xen_u64(XEN_ELFNOTE_INIT_P2M, 0x80_0000_0000))
+        .parse()
+        .unwrap();
     assert_eq!(img.params.p2m_base, Some(0x80_0000_0000));
-    assert_eq!(err(Builder::pv().note(xen_u64(XEN_ELFNOTE_INIT_P2M, BASE + 0x3000))), ElfError::P2mBaseInImage(BASE + 0x3000));
+    assert_eq!(
+        err(Builder::pv().note(xen_u64(XEN_ELFNOTE_INIT_P2M, BASE + 0x3000))),
+        ElfError::P2mBaseInImage(BASE + 0x3000)
+    );
     // kend itself is outside [kstart, kend).
-    assert!(Builder::pv().note(xen_u64(XEN_ELFNOTE_INIT_P2M, BASE + 0x5001)).parse().is_ok());
+    assert!(Builder::pv()
+        .note(xen_u64(XEN_ELFNOTE_INIT_P2M, BASE + 0x5001))
+        .parse()
+        .is_ok());
 }
 
 #[test]
@@ -268,25 +307,36 @@ fn pae_mode_bsd_symtab_and_l1_mfn_valid() {
     assert_eq!(img.notes.pae_mode.unwrap(), "yes");
     assert!(img.params.bsd_symtab);
     assert_eq!(img.notes.l1_mfn_valid, Some((1, 1)));
-    let img = Builder::pv().note(xen(XEN_ELFNOTE_L1_MFN_VALID, &[1, 0, 0, 0, 1, 0, 0, 0])).parse().unwrap();
+    let img = Builder::pv()
+        .note(xen(XEN_ELFNOTE_L1_MFN_VALID, &[1, 0, 0, 0, 1, 0, 0, 0]))
+        .parse()
+        .unwrap();
     assert_eq!(img.notes.l1_mfn_valid, Some((1, 1)));
 }
 
 #[test]
 fn features_note() {
     let img = Builder::pv()
-        .with(xen_str(XEN_ELFNOTE_FEATURES, "writable_descriptor_tables|auto_translated_physmap|!pae_pgdir_above_4gb|unknown_one"))
+        .with(xen_str(
+            XEN_ELFNOTE_FEATURES,
+            "writable_descriptor_tables|auto_translated_physmap|!pae_pgdir_above_4gb|unknown_one",
+        ))
         .parse()
         .unwrap();
     let bit = |b: u32| 1u32 << b;
     assert_eq!(
         img.params.f_supported,
-        bit(XENFEAT_writable_descriptor_tables) | bit(XENFEAT_auto_translated_physmap) | bit(XENFEAT_pae_pgdir_above_4gb)
+        bit(XENFEAT_writable_descriptor_tables)
+            | bit(XENFEAT_auto_translated_physmap)
+            | bit(XENFEAT_pae_pgdir_above_4gb)
     );
     assert_eq!(img.params.f_required, bit(XENFEAT_pae_pgdir_above_4gb));
     assert!(img.notes.features_present);
     assert_eq!(
-        err(Builder::pv().with(xen_str(XEN_ELFNOTE_FEATURES, "writable_page_tables|!no_such_feature"))),
+        err(Builder::pv().with(xen_str(
+            XEN_ELFNOTE_FEATURES,
+            "writable_page_tables|!no_such_feature"
+        ))),
         ElfError::UnknownRequiredFeature(NoteStr::new(b"no_such_feature"))
     );
 }
@@ -312,12 +362,18 @@ fn feature_string_tokenizer_follows_libelf() {
 
 #[test]
 fn supported_features_note_and_dom0() {
-    let img = Builder::pv().note(xen_u32(XEN_ELFNOTE_SUPPORTED_FEATURES, 1)).parse().unwrap();
+    let img = Builder::pv()
+        .note(xen_u32(XEN_ELFNOTE_SUPPORTED_FEATURES, 1))
+        .parse()
+        .unwrap();
     assert_eq!(img.notes.supported_features, Some(1));
     assert!(img.params.has_supported_features_note);
     assert!(!img.params.dom0_capable());
     let img = Builder::pv()
-        .note(xen_u32(XEN_ELFNOTE_SUPPORTED_FEATURES, (1 << XENFEAT_dom0) | 1))
+        .note(xen_u32(
+            XEN_ELFNOTE_SUPPORTED_FEATURES,
+            (1 << XENFEAT_dom0) | 1,
+        ))
         .parse()
         .unwrap();
     assert!(img.params.dom0_capable());
@@ -326,24 +382,45 @@ fn supported_features_note_and_dom0() {
 
 #[test]
 fn later_note_wins() {
-    let img = Builder::pv().note(xen_str(XEN_ELFNOTE_GUEST_OS, "second")).parse().unwrap();
+    let img = Builder::pv()
+        .note(xen_str(XEN_ELFNOTE_GUEST_OS, "second"))
+        .parse()
+        .unwrap();
     assert_eq!(img.notes.guest_os.unwrap(), "second");
 }
 
 #[test]
 fn long_strings_are_truncated_not_refused() {
     let long = "a".repeat(200);
-    let img = Builder::pv().with(xen_str(XEN_ELFNOTE_GUEST_VERSION, &long)).parse().unwrap();
-    assert_eq!(img.notes.guest_version.unwrap().as_bytes().len(), NOTE_STR_MAX);
+    let img = Builder::pv()
+        .with(xen_str(XEN_ELFNOTE_GUEST_VERSION, &long))
+        .parse()
+        .unwrap();
+    assert_eq!(
+        img.notes.guest_version.unwrap().as_bytes().len(),
+        NOTE_STR_MAX
+    );
     // No NUL in the descriptor: the whole descriptor.
-    let img = Builder::pv().with(xen(XEN_ELFNOTE_GUEST_OS, b"abcd")).parse().unwrap();
+    let img = Builder::pv()
+        .with(xen(XEN_ELFNOTE_GUEST_OS, b"abcd"))
+        .parse()
+        .unwrap();
     assert_eq!(img.notes.guest_os.unwrap(), "abcd");
 }
 
 #[test]
 fn other_owners_and_unknown_types_are_ignored() {
-    let gnu = Note { name: b"GNU\0".to_vec(), ty: XEN_ELFNOTE_GUEST_OS, desc: b"evil\0".to_vec() };
-    let img = Builder::pv().note(gnu).note(xen_u64(0x1234, 5)).note(xen_str(0, "INFO=1")).parse().unwrap();
+    let gnu = Note {
+        name: b"GNU\0".to_vec(),
+        ty: XEN_ELFNOTE_GUEST_OS,
+        desc: b"evil\0".to_vec(),
+    };
+    let img = Builder::pv()
+        .note(gnu)
+        .note(xen_u64(0x1234, 5))
+        .note(xen_str(0, "INFO=1"))
+        .parse()
+        .unwrap();
     assert_eq!(img.notes.guest_os.unwrap(), "test-os");
 }
 
@@ -374,41 +451,71 @@ fn note_segment_with_offset_zero_is_skipped() {
 
 #[test]
 fn xen_version_must_start_with_xen_3_0() {
-    assert_eq!(err(Builder::pv().without(XEN_ELFNOTE_XEN_VERSION)), ElfError::BadXenVersion);
-    assert_eq!(err(Builder::pv().with(xen_str(XEN_ELFNOTE_XEN_VERSION, "xen-4.0"))), ElfError::BadXenVersion);
-    assert!(Builder::pv().with(xen_str(XEN_ELFNOTE_XEN_VERSION, "xen-3.0-x86_64")).parse().is_ok());
+    assert_eq!(
+        err(Builder::pv().without(XEN_ELFNOTE_XEN_VERSION)),
+        ElfError::BadXenVersion
+    );
+    assert_eq!(
+        err(Builder::pv().with(xen_str(XEN_ELFNOTE_XEN_VERSION, "xen-4.0"))),
+        ElfError::BadXenVersion
+    );
+    assert!(Builder::pv()
+        .with(xen_str(XEN_ELFNOTE_XEN_VERSION, "xen-3.0-x86_64"))
+        .parse()
+        .is_ok());
 }
 
 #[test]
 fn loader_generic_unless_linux() {
-    assert_eq!(err(Builder::pv().without(XEN_ELFNOTE_LOADER)), ElfError::UnsupportedLoader);
-    assert_eq!(err(Builder::pv().with(xen_str(XEN_ELFNOTE_LOADER, "special"))), ElfError::UnsupportedLoader);
-    let linux = Builder::pv().without(XEN_ELFNOTE_LOADER).with(xen_str(XEN_ELFNOTE_GUEST_OS, "linux"));
+    assert_eq!(
+        err(Builder::pv().without(XEN_ELFNOTE_LOADER)),
+        ElfError::UnsupportedLoader
+    );
+    assert_eq!(
+        err(Builder::pv().with(xen_str(XEN_ELFNOTE_LOADER, "special"))),
+        ElfError::UnsupportedLoader
+    );
+    let linux = Builder::pv()
+        .without(XEN_ELFNOTE_LOADER)
+        .with(xen_str(XEN_ELFNOTE_GUEST_OS, "linux"));
     assert!(linux.parse().is_ok());
     // libelf compares 7 characters: "generic-ish" passes.
-    assert!(Builder::pv().with(xen_str(XEN_ELFNOTE_LOADER, "generic-ish")).parse().is_ok());
+    assert!(Builder::pv()
+        .with(xen_str(XEN_ELFNOTE_LOADER, "generic-ish"))
+        .parse()
+        .is_ok());
 }
 
 #[test]
 fn paddr_offset_needs_virt_base() {
-    assert_eq!(err(Builder::pv().without(XEN_ELFNOTE_VIRT_BASE)), ElfError::PaddrOffsetWithoutVirtBase);
+    assert_eq!(
+        err(Builder::pv().without(XEN_ELFNOTE_VIRT_BASE)),
+        ElfError::PaddrOffsetWithoutVirtBase
+    );
 }
 
 #[test]
 fn virt_base_defaults_to_zero_xtf_style() {
     // XTF: linked at 1 MiB, no VIRT_BASE/PADDR_OFFSET: VA == PA.
-    let mut b = Builder::pv().without(XEN_ELFNOTE_VIRT_BASE).without(XEN_ELFNOTE_PADDR_OFFSET);
+    let mut b = Builder::pv()
+        .without(XEN_ELFNOTE_VIRT_BASE)
+        .without(XEN_ELFNOTE_PADDR_OFFSET);
     b.segs = vec![load_seg(PF_R | PF_W | PF_X, 0x10_0000, 0x1000, 0x4000)];
     b.entry = 0x10_0000;
     let b = b.with(xen_u64(XEN_ELFNOTE_HYPERCALL_PAGE, 0x10_1000));
     let p = b.parse().unwrap().params;
-    assert_eq!((p.virt_base, p.elf_paddr_offset, p.virt_kstart, p.virt_kend), (0, 0, 0x10_0000, 0x10_4000));
+    assert_eq!(
+        (p.virt_base, p.elf_paddr_offset, p.virt_kstart, p.virt_kend),
+        (0, 0, 0x10_0000, 0x10_4000)
+    );
 }
 
 #[test]
 fn linux_style_paddr_offset() {
     // Linux: p_paddr 16 MiB, VIRT_BASE __START_KERNEL_map, PADDR_OFFSET 0.
-    let mut b = Builder::pv().with(xen_u64(XEN_ELFNOTE_PADDR_OFFSET, 0)).with(xen_u64(XEN_ELFNOTE_HYPERCALL_PAGE, BASE + 0x100_1000));
+    let mut b = Builder::pv()
+        .with(xen_u64(XEN_ELFNOTE_PADDR_OFFSET, 0))
+        .with(xen_u64(XEN_ELFNOTE_HYPERCALL_PAGE, BASE + 0x100_1000));
     for s in &mut b.segs {
         s.paddr -= BASE - 0x100_0000;
         s.vaddr += 0x100_0000;
@@ -430,21 +537,35 @@ fn entry_must_be_in_image() {
     // libelf accepts entry == kend.
     b.entry = BASE + 0x5001;
     assert!(b.parse().is_ok());
-    assert_eq!(err(Builder::pv().note(xen_u64(XEN_ELFNOTE_ENTRY, 0))), ElfError::EntryOutOfImage(0));
+    assert_eq!(
+        err(Builder::pv().note(xen_u64(XEN_ELFNOTE_ENTRY, 0))),
+        ElfError::EntryOutOfImage(0)
+    );
 }
 
 #[test]
 fn virt_base_must_not_be_above_kernel() {
-    let b = Builder::pv().with(xen_u64(XEN_ELFNOTE_VIRT_BASE, BASE + 0x1000)).with(xen_u64(XEN_ELFNOTE_PADDR_OFFSET, BASE + 0x1000));
+    let b = Builder::pv()
+        .with(xen_u64(XEN_ELFNOTE_VIRT_BASE, BASE + 0x1000))
+        .with(xen_u64(XEN_ELFNOTE_PADDR_OFFSET, BASE + 0x1000));
     assert_eq!(err(b), ElfError::VirtBaseAboveKernel);
 }
 
 #[test]
 fn hypercall_page_must_be_in_image() {
     for a in [BASE - 0x1000, BASE + 0x5001, 0] {
-        assert_eq!(err(Builder::pv().with(xen_u64(XEN_ELFNOTE_HYPERCALL_PAGE, a))), ElfError::HypercallPageOutOfImage(a));
+        assert_eq!(
+            err(Builder::pv().with(xen_u64(XEN_ELFNOTE_HYPERCALL_PAGE, a))),
+            ElfError::HypercallPageOutOfImage(a)
+        );
     }
-    assert!(Builder::pv().without(XEN_ELFNOTE_HYPERCALL_PAGE).parse().unwrap().params.virt_hypercall.is_none());
+    assert!(Builder::pv()
+        .without(XEN_ELFNOTE_HYPERCALL_PAGE)
+        .parse()
+        .unwrap()
+        .params
+        .virt_hypercall
+        .is_none());
 }
 
 // ---------------------------------------------------------------------------------
@@ -463,7 +584,9 @@ fn overlapping_segments_are_refused() {
 
 #[test]
 fn non_canonical_and_wrapping_segments_are_refused() {
-    let mut b = Builder::pv().with(xen_u64(XEN_ELFNOTE_VIRT_BASE, 0)).with(xen_u64(XEN_ELFNOTE_PADDR_OFFSET, 0));
+    let mut b = Builder::pv()
+        .with(xen_u64(XEN_ELFNOTE_VIRT_BASE, 0))
+        .with(xen_u64(XEN_ELFNOTE_PADDR_OFFSET, 0));
     b.segs = vec![load_seg(PF_R | PF_X, 0x7fff_ffff_f000, 0x1000, 0x2000)];
     b.entry = 0x7fff_ffff_f000;
     let b = b.with(xen_u64(XEN_ELFNOTE_HYPERCALL_PAGE, 0x7fff_ffff_f000));
@@ -492,8 +615,14 @@ fn segment_offsets_and_sizes_are_checked() {
 #[test]
 fn non_loadable_segments_are_ignored() {
     let mut b = Builder::pv();
-    b.segs.push(Seg { flags: 0, ..load_seg(0, 0, 0x10, 0x10) }); // PT_LOAD without R/W/X
-    b.segs.push(Seg { p_type: 0x6474e551, ..load_seg(PF_R | PF_W, 0, 0, 0) }); // GNU_STACK
+    b.segs.push(Seg {
+        flags: 0,
+        ..load_seg(0, 0, 0x10, 0x10)
+    }); // PT_LOAD without R/W/X
+    b.segs.push(Seg {
+        p_type: 0x6474e551,
+        ..load_seg(PF_R | PF_W, 0, 0, 0)
+    }); // GNU_STACK
     let img = b.parse().unwrap();
     assert_eq!(img.segments().len(), 2);
     let mut b = Builder::pv();
@@ -504,7 +633,9 @@ fn non_loadable_segments_are_ignored() {
 #[test]
 fn too_many_segments() {
     let mut b = Builder::pv();
-    b.segs = (0..=MAX_LOAD_SEGMENTS as u64).map(|i| load_seg(PF_R | PF_X, BASE + i * 0x1000, 0x10, 0x1000)).collect();
+    b.segs = (0..=MAX_LOAD_SEGMENTS as u64)
+        .map(|i| load_seg(PF_R | PF_X, BASE + i * 0x1000, 0x10, 0x1000))
+        .collect();
     assert_eq!(err(b.clone()), ElfError::TooManySegments);
     b.segs.pop();
     assert!(b.parse().is_ok());
@@ -527,12 +658,30 @@ fn header_checks() {
     assert_eq!(patched(4, &[1]), Err(ElfError::NotElf64));
     assert_eq!(patched(5, &[2]), Err(ElfError::NotLittleEndian));
     assert_eq!(patched(6, &[0]), Err(ElfError::BadVersion));
-    assert_eq!(patched(16, &3u16.to_le_bytes()), Err(ElfError::NotExecutable(3)));
-    assert_eq!(patched(18, &3u16.to_le_bytes()), Err(ElfError::WrongMachine(3)));
-    assert_eq!(patched(54, &32u16.to_le_bytes()), Err(ElfError::BadHeaderSize));
-    assert_eq!(patched(32, &u64::MAX.to_le_bytes()), Err(ElfError::PhdrTableOutOfBounds));
-    assert_eq!(patched(56, &0xffffu16.to_le_bytes()), Err(ElfError::PhdrTableOutOfBounds));
-    assert_eq!(patched(40, &(u64::MAX - 10).to_le_bytes()), Err(ElfError::ShdrTableOutOfBounds));
+    assert_eq!(
+        patched(16, &3u16.to_le_bytes()),
+        Err(ElfError::NotExecutable(3))
+    );
+    assert_eq!(
+        patched(18, &3u16.to_le_bytes()),
+        Err(ElfError::WrongMachine(3))
+    );
+    assert_eq!(
+        patched(54, &32u16.to_le_bytes()),
+        Err(ElfError::BadHeaderSize)
+    );
+    assert_eq!(
+        patched(32, &u64::MAX.to_le_bytes()),
+        Err(ElfError::PhdrTableOutOfBounds)
+    );
+    assert_eq!(
+        patched(56, &0xffffu16.to_le_bytes()),
+        Err(ElfError::PhdrTableOutOfBounds)
+    );
+    assert_eq!(
+        patched(40, &(u64::MAX - 10).to_le_bytes()),
+        Err(ElfError::ShdrTableOutOfBounds)
+    );
 }
 
 #[test]
@@ -561,7 +710,11 @@ fn too_many_notes() {
     let mut b = Builder::pv();
     b.note_section = false;
     for _ in 0..MAX_TOTAL_NOTES {
-        b.notes.push(Note { name: Vec::new(), ty: 0, desc: Vec::new() });
+        b.notes.push(Note {
+            name: Vec::new(),
+            ty: 0,
+            desc: Vec::new(),
+        });
     }
     assert_eq!(err(b), ElfError::TooManyNotes);
 }
@@ -579,7 +732,10 @@ fn errors_display() {
     for e in all {
         assert!(!e.to_string().is_empty());
     }
-    assert_eq!(ElfError::UnknownRequiredFeature(NoteStr::new(b"x\xff")).to_string(), "unknown required feature 'x?'");
+    assert_eq!(
+        ElfError::UnknownRequiredFeature(NoteStr::new(b"x\xff")).to_string(),
+        "unknown required feature 'x?'"
+    );
     let l: LoadError<&str> = LoadError::Dest("no frame");
     assert_eq!(l.to_string(), "placing the kernel: no frame");
 }
@@ -613,8 +769,14 @@ fn load_writes_file_bytes_and_zeroes_bss() {
     assert_eq!(mem[0x1fff], (0x1fff % 251) as u8 + 1);
     assert_eq!(mem[0x2000], 1);
     // Destination errors come back as Dest; a short slice as Image.
-    assert_eq!(img.load(&bytes, |_, _| Err(7), |_, _| Ok(())), Err(LoadError::Dest(7)));
-    assert_eq!(img.load::<()>(&bytes[..100], |_, _| Ok(()), |_, _| Ok(())), Err(LoadError::Image(ElfError::SegmentOutsideFile(0))));
+    assert_eq!(
+        img.load(&bytes, |_, _| Err(7), |_, _| Ok(())),
+        Err(LoadError::Dest(7))
+    );
+    assert_eq!(
+        img.load::<()>(&bytes[..100], |_, _| Ok(()), |_, _| Ok(())),
+        Err(LoadError::Image(ElfError::SegmentOutsideFile(0)))
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -636,13 +798,17 @@ fn real_pv_guest_image() {
     assert_eq!(p.virt_entry, 0xffff_ffff_8000_0000);
     assert_eq!(p.virt_kstart, 0xffff_ffff_8000_0000);
     let hc = p.virt_hypercall.expect("HYPERCALL_PAGE");
-    assert!(hc >= p.virt_kstart && hc < p.virt_kend && hc % 4096 == 0);
+    assert!(hc >= p.virt_kstart && hc < p.virt_kend && hc.is_multiple_of(4096));
     assert_ne!(p.f_required & (1 << XENFEAT_writable_page_tables), 0);
     let mut written = 0u64;
-    img.load::<()>(&bytes, |_, d| {
-        written += d.len() as u64;
-        Ok(())
-    }, |_, _| Ok(()))
+    img.load::<()>(
+        &bytes,
+        |_, d| {
+            written += d.len() as u64;
+            Ok(())
+        },
+        |_, _| Ok(()),
+    )
     .unwrap();
     assert!(written > 0);
 }

@@ -1,0 +1,66 @@
+//! The portable PV MMU (`crate::mm`) on real machine memory: the frame table every
+//! domain's page tables are checked against, and the `Frames` view of machine frames.
+
+use super::m2p;
+use crate::arch::x86_64::{cpu, phys};
+use crate::mm::{FrameTable, Frames, Owner, PageInfo};
+use alloc::vec;
+use alloc::vec::Vec;
+use spin::Mutex;
+use xen_abi::{DomId, Mfn};
+
+pub type Table = FrameTable<Vec<PageInfo>>;
+
+/// One lock for every page-type operation.
+pub static MM: Mutex<Option<Table>> = Mutex::new(None);
+
+/// Machine frames through the direct map.
+#[derive(Debug)]
+pub struct MachineFrames;
+
+impl Frames for MachineFrames {
+    fn read_entry(&self, mfn: Mfn, idx: usize) -> u64 {
+        phys::read_entry(mfn.0, idx)
+    }
+
+    fn write_entry(&mut self, mfn: Mfn, idx: usize, val: u64) {
+        phys::write_entry(mfn.0, idx, val)
+    }
+
+    fn fill_xen_l4_slots(&mut self, mfn: Mfn) {
+        m2p::install_xen_slots(mfn.0)
+    }
+
+    fn set_m2p(&mut self, mfn: Mfn, pfn: u64) {
+        m2p::set(mfn.0, pfn)
+    }
+
+    fn flush_tlbs(&mut self, _dom: DomId) {
+        cpu::flush_tlb()
+    }
+}
+
+/// Creates the frame table for `nr_frames` machine frames; every frame the allocator
+/// has already handed out (image, loader data, page tables, heap, M2P) is the
+/// hypervisor's.
+pub fn init(nr_frames: u64, in_use: impl Fn(u64) -> bool) {
+    let mut t = FrameTable::new(vec![PageInfo::FREE; nr_frames as usize]);
+    for mfn in (0..nr_frames).filter(|&m| in_use(m)) {
+        t.set_owner_at_boot(Mfn(mfn), Owner::Xen);
+    }
+    *MM.lock() = Some(t);
+}
+
+/// Runs `f` with the frame table and the machine frames.
+pub fn with<R>(f: impl FnOnce(&mut Table, &mut MachineFrames) -> R) -> R {
+    let mut g = MM.lock();
+    f(g.as_mut().expect("frame table initialised at boot"), &mut MachineFrames)
+}
+
+/// A hypervisor frame lent to `dom` (shared_info, grant frames).
+pub fn share_with(dom: u16, mfn: u64, writable: bool) -> Result<(), xen_abi::errno::Errno> {
+    with(|t, _| {
+        t.set_owner_at_boot(Mfn(mfn), Owner::Xen);
+        t.share_xen_frame(DomId(dom), Mfn(mfn), writable)
+    })
+}
