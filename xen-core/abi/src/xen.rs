@@ -77,13 +77,14 @@ pub struct MmuUpdate {
 }
 
 impl MmuUpdate {
-    /// The `MMU_*` command (`ptr & 3`).
+    /// The `MMU_*` command: Xen reads the low `sizeof(l1_pgentry_t) - 1` = 3 bits
+    /// (`do_mmu_update`), so commands 4..=7 exist as "unknown" (-ENOSYS).
     pub const fn cmd(&self) -> u64 {
-        self.ptr & 3
+        self.ptr & 7
     }
     /// The target address with the command bits cleared.
     pub const fn addr(&self) -> u64 {
-        self.ptr & !3
+        self.ptr & !7
     }
 }
 

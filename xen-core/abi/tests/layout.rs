@@ -192,6 +192,8 @@ layout_table! {
     vcpu::VcpuGetPhysid => "struct vcpu_get_physid" { phys_id },
     vcpu::VcpuRegisterTimeMemoryArea => "struct vcpu_register_time_memory_area" { addr },
     // ------------------------------------------------------------ sched.h
+    physdev::PhysdevSetIopl => "struct physdev_set_iopl" { iopl },
+    physdev::PhysdevSetIobitmap => "struct physdev_set_iobitmap" { bitmap, nr_ports },
     sched::SchedShutdown => "struct sched_shutdown" { reason },
     sched::SchedPoll => "struct sched_poll" { ports, nr_ports, timeout },
     sched::SchedRemoteShutdown => "struct sched_remote_shutdown" { domain_id, reason },
@@ -488,6 +490,7 @@ const_table! {
         RUNSTATE_running, RUNSTATE_runnable, RUNSTATE_blocked, RUNSTATE_offline,
         XEN_RUNSTATE_UPDATE, _VCPU_SSHOTTMR_future, VCPU_SSHOTTMR_future,
     },
+    physdev::{PHYSDEVOP_set_iopl, PHYSDEVOP_set_iobitmap},
     sched::{
         SCHEDOP_yield, SCHEDOP_block, SCHEDOP_shutdown, SCHEDOP_poll, SCHEDOP_remote_shutdown,
         SCHEDOP_shutdown_code, SCHEDOP_watchdog, SCHEDOP_pin_override,
@@ -776,6 +779,7 @@ const PROBE_HEADERS: &[&str] = &[
     "xen/callback.h",
     "xen/vcpu.h",
     "xen/sched.h",
+    "xen/physdev.h",
     "xen/memory.h",
     "xen/event_channel.h",
     "xen/grant_table.h",

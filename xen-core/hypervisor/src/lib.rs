@@ -14,6 +14,7 @@ pub mod domain;
 pub mod frames;
 pub mod mm;
 pub mod multiboot;
+pub mod segdesc;
 pub mod time;
 
 #[cfg(target_os = "none")]

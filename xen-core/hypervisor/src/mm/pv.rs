@@ -23,10 +23,6 @@ use super::pagetable::{
 use super::refs::disallow_mask;
 use super::Frames;
 
-/// `do_mmu_update` masks the command with `sizeof(l1_pgentry_t) - 1`, so bit 2 of `ptr`
-/// is part of the command (commands 4..7 are `-ENOSYS`). (`MmuUpdate::cmd()` in
-/// xen-abi masks with 3.)
-const MMU_CMD_MASK: u64 = 7;
 /// `MMUEXT_SET_LDT`: most LDT entries Xen accepts.
 const LDT_MAX_ENTS: u32 = 8192;
 
@@ -213,7 +209,7 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
         dom: DomId,
         req: MmuUpdate,
     ) -> Result<(), Errno> {
-        let cmd = req.ptr & MMU_CMD_MASK;
+        let cmd = req.cmd();
         match cmd {
             MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD | MMU_PT_UPDATE_NO_TRANSLATE => {
                 let ptr = req.ptr - cmd;

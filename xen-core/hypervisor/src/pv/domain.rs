@@ -34,6 +34,10 @@ pub struct Vcpu {
     pub fpu_ts: bool,
     /// Page-table bases and LDT as the PV MMU tracks them (kernel_l4/user_l4 mirror it).
     pub mm: VcpuMm,
+    /// Frames of the guest's GDT (`set_gdt`), whose checked copy is loaded.
+    pub gdt_frames: Vec<u64>,
+    /// Virtual I/O privilege level (`PHYSDEVOP_set_iopl`).
+    pub iopl: u32,
 }
 
 impl Vcpu {
@@ -56,6 +60,8 @@ impl Vcpu {
             timer_deadline: None,
             fpu_ts: false,
             mm: VcpuMm::default(),
+            gdt_frames: Vec::new(),
+            iopl: 0,
         }
     }
 

@@ -3,7 +3,7 @@
 //! checked guest-memory helpers; unknown hypercalls and sub-ops answer -ENOSYS.
 
 use super::domain::Domain;
-use super::{hc_event, hc_mem, hc_misc, hc_mmu, traps};
+use super::{descriptors, hc_event, hc_mem, hc_misc, hc_mmu, traps};
 use crate::arch::x86_64::guest::GuestView;
 use xen_abi::arch_x86_64::HYPERVISOR_VIRT_START;
 use crate::arch::x86_64::trap::Regs;
@@ -59,6 +59,9 @@ fn call(d: &mut Domain, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcResult 
         Hypercall::MmuUpdate => hc_mmu::mmu_update(d, &guest, a[0], a[1], a[2], a[3]),
         Hypercall::UpdateVaMapping => hc_mmu::update_va_mapping(d, &guest, a[0], a[1], a[2]),
         Hypercall::MmuextOp => hc_mmu::mmuext_op(d, &guest, a[0], a[1], a[2], a[3]),
+        Hypercall::PhysdevOp => hc_misc::physdev_op(d, &guest, a[0] as u32, a[1]),
+        Hypercall::SetGdt => descriptors::set_gdt(d, &guest, a[0], a[1]),
+        Hypercall::UpdateDescriptor => descriptors::update_descriptor(d, a[0], a[1]),
         _ => Err(Errno::ENOSYS),
     }
 }
@@ -171,6 +174,13 @@ fn sched_op(d: &mut Domain, guest: &GuestView, regs: &mut Regs, cmd: u32, arg: u
         sched::SCHEDOP_block => hc_misc::block(d),
         sched::SCHEDOP_shutdown => {
             let s: sched::SchedShutdown = guest.read(arg)?;
+            shutdown(d, regs, s.reason)
+        }
+        sched::SCHEDOP_remote_shutdown => {
+            let s: sched::SchedRemoteShutdown = guest.read(arg)?;
+            if s.domain_id != d.id {
+                return Err(Errno::ESRCH);
+            }
             shutdown(d, regs, s.reason)
         }
         _ => Err(Errno::ENOSYS),

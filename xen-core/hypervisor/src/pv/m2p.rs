@@ -62,6 +62,11 @@ pub fn init(idle_pml4: u64, max_mfn: u64) {
     M2P_ENTRIES.store(max_mfn, Ordering::Relaxed);
 }
 
+/// First machine frame of the (contiguous) table.
+pub fn base_mfn() -> u64 {
+    M2P_BASE_MFN.load(Ordering::Relaxed)
+}
+
 pub fn set(mfn: u64, pfn: u64) {
     if mfn < entries() {
         let base = M2P_BASE_MFN.load(Ordering::Relaxed);

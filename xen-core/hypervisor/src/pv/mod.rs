@@ -2,7 +2,9 @@
 //! dispatch, and delivery of traps and events into the guest.
 
 pub mod build;
+mod descriptors;
 pub mod domain;
+mod emulate;
 pub mod events;
 mod hc_event;
 mod hc_mem;

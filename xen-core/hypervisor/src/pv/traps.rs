@@ -5,7 +5,7 @@
 use super::domain::Domain;
 use crate::arch::x86_64::guest::{GuestView, HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 use crate::arch::x86_64::trap::{Regs, EXCEPTION_NAMES};
-use crate::arch::x86_64::{cpu, phys, qemu};
+use crate::arch::x86_64::{cpu, gdt, phys, qemu};
 use crate::println;
 use xen_abi::arch_x86_64::{IretContext, VGCF_in_syscall};
 
@@ -153,6 +153,8 @@ pub fn guest_exception(d: &mut Domain, regs: &mut Regs) {
             }
             inject_exception(d, regs, 14, Some(e));
         }
+        6 if super::emulate::forced_cpuid(d, regs) => {}
+        13 if regs.error_code == 0 && super::emulate::privileged_op(d, regs) => {}
         0..=31 => inject_exception(d, regs, vector, error),
         _ => {} // interrupts: handled by the caller's event check
     }
@@ -184,10 +186,12 @@ pub fn do_iret(d: &mut Domain, regs: &mut Regs) {
     };
     let to_user = ctx.cs & 3 == 3;
     let cs = ctx.cs | 3;
-    // Selectors our GDT has (no guest GDT/LDT frames yet); anything else would fault
-    // in the hypervisor's iretq, so the domain crashes instead, as its fault would.
-    let cs_ok = cs == FLAT_KERNEL_CS || cs == FLAT_RING3_CS32;
-    let ss_ok = (ctx.ss | 3) == FLAT_KERNEL_SS;
+    // Only selectors whose descriptors iretq can load (Xen's flat ones, or checked guest
+    // GDT entries); anything else would fault in the hypervisor's iretq, so the domain
+    // crashes instead, as its fault would.
+    let cs_ok = cs == FLAT_KERNEL_CS || cs == FLAT_RING3_CS32 || gdt::guest_selector_ok(cs, true);
+    let ss = ctx.ss | 3;
+    let ss_ok = ss == FLAT_KERNEL_SS || gdt::guest_selector_ok(ss, false);
     if !cs_ok || !ss_ok || !canonical(ctx.rip) || !canonical(ctx.rsp) {
         crash_domain(d, format_args!("iret: bad frame cs {:#x} ss {:#x} rip {:#x}", ctx.cs, ctx.ss, ctx.rip), regs);
     }

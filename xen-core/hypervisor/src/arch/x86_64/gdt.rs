@@ -131,3 +131,37 @@ pub fn init() {
         cpu::wrmsr(cpu::MSR_FMASK, 0x4_7700);
     }
 }
+
+/// Replaces the guest part of the GDT (entries below FIRST_RESERVED_GDT_ENTRY) with
+/// already-checked descriptors; the rest of that part becomes not-present.
+pub fn load_guest_descriptors(descs: &[u64]) {
+    // SAFETY: one CPU; the GDT is only written here and in init, and the guest part is
+    // never loaded by the hypervisor itself, so no live selector changes under us.
+    let gdt = unsafe { &mut *core::ptr::addr_of_mut!(GDT) };
+    for (i, e) in gdt.0[..FIRST_RESERVED_GDT_ENTRY].iter_mut().enumerate() {
+        *e = descs.get(i).copied().unwrap_or(0);
+    }
+}
+
+/// Updates one checked guest descriptor.
+pub fn set_guest_descriptor(index: usize, desc: u64) {
+    if index < FIRST_RESERVED_GDT_ENTRY {
+        // SAFETY: as for load_guest_descriptors.
+        unsafe { (*core::ptr::addr_of_mut!(GDT)).0[index] = desc };
+    }
+}
+
+/// Whether `sel` (RPL forced to 3) names a present, DPL-3 descriptor in the guest part
+/// of the GDT: a code segment for CS, a writable data segment for SS.
+pub fn guest_selector_ok(sel: u64, code: bool) -> bool {
+    let index = (sel >> 3) as usize;
+    if sel & 4 != 0 || index >= FIRST_RESERVED_GDT_ENTRY || sel > 0xffff {
+        return false;
+    }
+    // SAFETY: a read of the GDT under the same single-CPU discipline as the writers.
+    let d = unsafe { (*core::ptr::addr_of!(GDT)).0[index] };
+    let present_user = d & (1 << 47) != 0 && (d >> 45) & 3 == 3 && d & (1 << 44) != 0;
+    let is_code = d & (1 << 43) != 0;
+    let writable_data = !is_code && d & (1 << 41) != 0;
+    present_user && if code { is_code } else { writable_data }
+}

@@ -1,0 +1,69 @@
+//! Guest segment descriptors: `set_gdt` and `update_descriptor`. The guest's GDT frames
+//! are checked descriptor by descriptor (Xen's `check_descriptor`) and copied into the
+//! low part of the hypervisor's GDT, below Xen's reserved entries, so only checked
+//! descriptors are ever loaded.
+
+use super::domain::Domain;
+use super::hypercall::HcResult;
+use crate::arch::x86_64::gdt::{self, FIRST_RESERVED_GDT_ENTRY};
+use crate::arch::x86_64::guest::GuestView;
+use crate::arch::x86_64::phys;
+use crate::mm::PageType;
+use crate::segdesc::check_descriptor;
+use alloc::vec::Vec;
+use xen_abi::errno::Errno;
+use xen_abi::Mfn;
+
+fn owned(d: &Domain, mfn: u64) -> bool {
+    let pfn = super::m2p::get(mfn);
+    d.p2m.get(pfn as usize) == Some(&mfn)
+}
+
+/// `set_gdt(frame_list, entries)`.
+pub fn set_gdt(d: &mut Domain, guest: &GuestView, list: u64, entries: u64) -> HcResult {
+    if entries > FIRST_RESERVED_GDT_ENTRY as u64 {
+        return Err(Errno::EINVAL);
+    }
+    let nr_frames = entries.div_ceil(512);
+    let mut frames = Vec::with_capacity(nr_frames as usize);
+    for i in 0..nr_frames {
+        let mfn: u64 = guest.read(list.wrapping_add(8 * i))?;
+        if !owned(d, mfn) {
+            return Err(Errno::EINVAL);
+        }
+        frames.push(mfn);
+    }
+    let mut descs = Vec::with_capacity(entries as usize);
+    for i in 0..entries {
+        let raw = phys::read_entry(frames[(i / 512) as usize], (i % 512) as usize);
+        descs.push(check_descriptor(raw).ok_or(Errno::EINVAL)?);
+    }
+    gdt::load_guest_descriptors(&descs);
+    d.vcpu.gdt_frames = frames;
+    Ok(0)
+}
+
+/// `update_descriptor(maddr, desc)`: one descriptor in a frame the domain owns that is
+/// not a page table.
+pub fn update_descriptor(d: &mut Domain, maddr: u64, desc: u64) -> HcResult {
+    if maddr % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let desc = check_descriptor(desc).ok_or(Errno::EINVAL)?;
+    let mfn = maddr >> 12;
+    if !owned(d, mfn) {
+        return Err(Errno::EINVAL);
+    }
+    let is_table = super::mmu::with(|t, _| {
+        t.page(Mfn(mfn)).is_some_and(|p| matches!(p.page_type(), PageType::L1 | PageType::L2 | PageType::L3 | PageType::L4))
+    });
+    if is_table {
+        return Err(Errno::EINVAL);
+    }
+    let index = ((maddr & 0xfff) / 8) as usize;
+    phys::write_entry(mfn, index, desc);
+    if let Some(n) = d.vcpu.gdt_frames.iter().position(|&f| f == mfn) {
+        gdt::set_guest_descriptor(n * 512 + index, desc);
+    }
+    Ok(0)
+}
