@@ -53,14 +53,12 @@ fn wrmsr(d: &mut Domain, msr: u32, val: u64) -> bool {
     match msr {
         MSR_FS_BASE | MSR_GS_BASE | MSR_SHADOW_GS_BASE if !canonical(val) => false,
         MSR_FS_BASE => {
-            // SAFETY: FS_BASE only affects fs-relative accesses; the hypervisor makes none.
-            unsafe { cpu::wrmsr(cpu::MSR_FS_BASE, val) };
+            cpu::set_fs_base(val);
             d.vcpu.fs_base = val;
             true
         }
         MSR_GS_BASE => {
-            // SAFETY: as above, for GS.
-            unsafe { cpu::wrmsr(cpu::MSR_GS_BASE, val) };
+            cpu::set_gs_base(val);
             if d.vcpu.kernel_mode {
                 d.vcpu.gs_base_kernel = val;
             } else {

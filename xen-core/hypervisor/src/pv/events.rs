@@ -108,6 +108,11 @@ pub fn set_pending(d: &Domain, port: u32) {
     }
 }
 
+pub fn is_pending(d: &Domain, port: u32) -> bool {
+    let (pw, pb) = bit((d.shared_info_mfn << 12) + PENDING, port);
+    read_u64(pw) & pb != 0
+}
+
 pub fn clear_pending(d: &Domain, port: u32) {
     let (pw, pb) = bit((d.shared_info_mfn << 12) + PENDING, port);
     write_u64(pw, read_u64(pw) & !pb);

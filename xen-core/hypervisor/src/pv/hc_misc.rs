@@ -96,24 +96,21 @@ pub fn set_segment_base(d: &mut Domain, which: u32, base: u64) -> HcResult {
     match which {
         SEGBASE_FS | SEGBASE_GS_USER | SEGBASE_GS_KERNEL if !canonical(base) => Err(Errno::EINVAL),
         SEGBASE_FS => {
-            // SAFETY: FS_BASE only affects fs-relative accesses; the hypervisor makes none.
-            unsafe { cpu::wrmsr(cpu::MSR_FS_BASE, base) };
+            cpu::set_fs_base(base);
             d.vcpu.fs_base = base;
             Ok(0)
         }
         SEGBASE_GS_USER => {
             d.vcpu.gs_base_user = base;
             if !d.vcpu.kernel_mode {
-                // SAFETY: as above, for GS.
-                unsafe { cpu::wrmsr(cpu::MSR_GS_BASE, base) };
+                cpu::set_gs_base(base);
             }
             Ok(0)
         }
         SEGBASE_GS_KERNEL => {
             d.vcpu.gs_base_kernel = base;
             if d.vcpu.kernel_mode {
-                // SAFETY: as above, for GS.
-                unsafe { cpu::wrmsr(cpu::MSR_GS_BASE, base) };
+                cpu::set_gs_base(base);
             }
             Ok(0)
         }
@@ -217,6 +214,42 @@ pub fn vcpu_op(d: &mut Domain, guest: &GuestView, cmd: u32, vcpu: u64, arg: u64)
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// `SCHEDOP_poll`: sleep until one of the listed ports is pending (masked or not), an
+/// upcall is deliverable, or the timeout (absolute system time, 0 = none) passes.
+pub fn poll(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult {
+    let p: xen_abi::sched::SchedPoll = guest.read(arg)?;
+    if p.nr_ports > 128 {
+        return Err(Errno::EINVAL);
+    }
+    if p.ports >= (1 << 47) && p.ports < xen_abi::arch_x86_64::HYPERVISOR_VIRT_END {
+        return Err(Errno::EFAULT);
+    }
+    let mut ports = [0u32; 128];
+    for (i, port) in ports.iter_mut().take(p.nr_ports as usize).enumerate() {
+        *port = guest.read(p.ports.wrapping_add(4 * i as u64))?;
+        if *port >= events::NR_EVENT_CHANNELS {
+            return Err(Errno::EINVAL);
+        }
+    }
+    loop {
+        events::check_timers(d);
+        let deliverable = traps::upcall_pending(d) && !traps::upcall_mask(d);
+        let any = ports[..p.nr_ports as usize].iter().any(|&port| events::is_pending(d, port));
+        let expired = p.timeout != 0 && clock::now_ns() >= p.timeout;
+        if deliverable || any || expired {
+            return Ok(0);
+        }
+        let wake = match (d.vcpu.timer_deadline, p.timeout) {
+            (Some(t), 0) => t,
+            (Some(t), pt) => t.min(pt),
+            (None, 0) => return Ok(0), // nothing could ever wake a lone domain
+            (None, pt) => pt,
+        };
+        clock::arm(Some(wake));
+        cpu::idle_until_interrupt();
     }
 }
 

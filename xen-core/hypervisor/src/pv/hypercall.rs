@@ -172,6 +172,7 @@ fn sched_op(d: &mut Domain, guest: &GuestView, regs: &mut Regs, cmd: u32, arg: u
     match cmd {
         sched::SCHEDOP_yield => Ok(0),
         sched::SCHEDOP_block => hc_misc::block(d),
+        sched::SCHEDOP_poll => hc_misc::poll(d, guest, arg),
         sched::SCHEDOP_shutdown => {
             let s: sched::SchedShutdown = guest.read(arg)?;
             shutdown(d, regs, s.reason)

@@ -60,8 +60,7 @@ fn toggle_guest_mode(d: &mut Domain) {
     }
     v.kernel_mode = !v.kernel_mode;
     let gs = if v.kernel_mode { v.gs_base_kernel } else { v.gs_base_user };
-    // SAFETY: GS_BASE only affects gs-relative accesses; the hypervisor makes none.
-    unsafe { cpu::wrmsr(cpu::MSR_GS_BASE, gs) };
+    cpu::set_gs_base(gs);
     cpu::write_cr3(v.current_l4() << 12);
 }
 

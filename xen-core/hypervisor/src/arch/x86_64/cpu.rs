@@ -103,3 +103,15 @@ pub fn idle_until_interrupt() {
     // handler runs on this stack and returns here, and interrupts are off again after.
     unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
 }
+
+/// Loads the FS base a guest asked for (the hypervisor makes no fs-relative accesses).
+pub fn set_fs_base(base: u64) {
+    // SAFETY: FS_BASE only affects fs-relative accesses, which only guest code makes.
+    unsafe { wrmsr(MSR_FS_BASE, base) };
+}
+
+/// Loads the GS base a guest asked for (the hypervisor makes no gs-relative accesses).
+pub fn set_gs_base(base: u64) {
+    // SAFETY: GS_BASE only affects gs-relative accesses, which only guest code makes.
+    unsafe { wrmsr(MSR_GS_BASE, base) };
+}
