@@ -30,7 +30,9 @@ pub fn main(si: &'static StartInfo) -> ! {
         Ok(page) => shared::set_page(page),
         Err(r) => fatal("mapping shared_info", r),
     }
-    if si.flags & SIF_INITDOMAIN == 0 {
+    // A domU built without a console ring (e.g. from xen-core's boot manifest, which has
+    // no console daemon) keeps console_io, as the hardware domain does.
+    if si.flags & SIF_INITDOMAIN == 0 && si.console_mfn != 0 {
         match paging::map_frame(si.console_mfn, pte::KERNEL_RW) {
             Ok(page) => console::use_ring(page, si.console_evtchn),
             Err(r) => fatal("mapping the console ring", r),

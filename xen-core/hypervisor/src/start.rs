@@ -1,7 +1,9 @@
 //! From `kmain` (called by boot.s in long mode) to the first domain.
 
-use crate::arch::x86_64::{clock, cpu, gdt, mem, paging, phys, phys::DirectMap, pic, qemu, serial::Com1, trap};
-use crate::pv::{build, m2p, DOM0};
+use crate::arch::x86_64::{clock, gdt, mem, paging, phys, phys::DirectMap, pic, qemu, serial::Com1, trap};
+use crate::pv::sched::{self, Domains};
+use crate::pv::{build, m2p, DOMAINS};
+use boot_manifest::Manifest;
 use crate::{boot_options, multiboot, println};
 use alloc::string::String;
 
@@ -66,39 +68,74 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     let nr_frames = mem::ram_end(&boot) / 4096;
     mem::with_frames(|a| crate::pv::mmu::init(nr_frames, |m| !a.is_free(m)));
 
-    let mut modules = boot.modules();
-    let Some(kernel) = modules.next() else { fail(format_args!("no dom0 kernel module")) };
-    let kernel_cmd = kernel.cmdline(&DirectMap).unwrap_or_else(|e| fail(format_args!("dom0 kernel: {e}")));
-    let initrd = modules.next().map(|m| phys::module_bytes(m.start, m.len()));
+    let modules: alloc::vec::Vec<_> = boot.modules().copied().collect();
+    let Some(first) = modules.first() else { fail(format_args!("no dom0 kernel module")) };
+    let first_bytes = phys::module_bytes(first.start, first.len());
     let free = mem::with_frames(|a| a.free_frames());
-    // Without dom0_mem, leave a sixteenth (at least 16 MiB) to the hypervisor, as Xen does.
-    let default_pages = free - (free / 16).max(4096);
-    let nr_pages = opts.dom0_mem.amount.map_or(default_pages, |b| b / 4096).min(default_pages);
-    let input = build::Dom0Input {
-        kernel: phys::module_bytes(kernel.start, kernel.len()),
-        cmdline: without_image_name(kernel_cmd.as_str()),
-        initrd,
-        nr_pages,
-    };
-    println!("*** Building a PV Dom0 ***");
-    let built = build::build_dom0(&input).unwrap_or_else(|e| fail(format_args!("Could not construct domain 0: {e}")));
-    let l = &built.layout;
-    println!("VIRTUAL MEMORY ARRANGEMENT:");
-    println!(" Loaded kernel: {}", l.kernel);
-    if let Some(r) = l.initrd {
-        println!(" Init. ramdisk: {r}");
+    let mut doms = Domains::default();
+    if Manifest::is_manifest(first_bytes) {
+        let manifest = Manifest::decode(first_bytes, modules.len())
+            .unwrap_or_else(|e| fail(format_args!("boot manifest: {e}")));
+        println!("*** Building {} domains from the boot manifest ***", manifest.domains.len());
+        for (i, spec) in manifest.domains.iter().enumerate() {
+            let m = modules[spec.kernel_module as usize];
+            let input = build::DomainInput {
+                id: i as u16,
+                name: &spec.name,
+                privileged: spec.privileged,
+                hardware: false,
+                kernel: phys::module_bytes(m.start, m.len()),
+                cmdline: &spec.cmdline,
+                initrd: None,
+                nr_pages: spec.memory_kib / 4,
+            };
+            let built = build::build_domain(&input)
+                .unwrap_or_else(|e| fail(format_args!("Could not construct domain {i} ({}): {e}", spec.name)));
+            println!(
+                "Domain {i} ({}): {} MiB, entry {:#x}, cmdline \"{}\"{}",
+                spec.name,
+                spec.memory_kib >> 10,
+                built.layout.entry,
+                spec.cmdline,
+                if spec.privileged { ", privileged" } else { "" }
+            );
+            doms.add(built.domain);
+        }
+    } else {
+        let kernel_cmd = first.cmdline(&DirectMap).unwrap_or_else(|e| fail(format_args!("dom0 kernel: {e}")));
+        let initrd = modules.get(1).map(|m| phys::module_bytes(m.start, m.len()));
+        // Without dom0_mem, leave a sixteenth (at least 16 MiB) to the hypervisor, as Xen does.
+        let default_pages = free - (free / 16).max(4096);
+        let nr_pages = opts.dom0_mem.amount.map_or(default_pages, |b| b / 4096).min(default_pages);
+        let input = build::DomainInput {
+            id: 0,
+            name: "Domain-0",
+            privileged: true,
+            hardware: true,
+            kernel: first_bytes,
+            cmdline: without_image_name(kernel_cmd.as_str()),
+            initrd,
+            nr_pages,
+        };
+        println!("*** Building a PV Dom0 ***");
+        let built = build::build_domain(&input).unwrap_or_else(|e| fail(format_args!("Could not construct domain 0: {e}")));
+        let l = &built.layout;
+        println!("VIRTUAL MEMORY ARRANGEMENT:");
+        println!(" Loaded kernel: {}", l.kernel);
+        if let Some(r) = l.initrd {
+            println!(" Init. ramdisk: {r}");
+        }
+        println!(" Phys-Mach map: {}", l.phys_mach);
+        println!(" Start info:    {}", l.start_info);
+        println!(" Page tables:   {}", l.page_tables);
+        println!(" Boot stack:    {}", l.boot_stack);
+        println!(" TOTAL:         {}", l.total());
+        println!(" ENTRY ADDRESS: {:016x}", l.entry);
+        println!("Dom0 has maximum 1 VCPUs");
+        doms.add(built.domain);
     }
-    println!(" Phys-Mach map: {}", l.phys_mach);
-    println!(" Start info:    {}", l.start_info);
-    println!(" Page tables:   {}", l.page_tables);
-    println!(" Boot stack:    {}", l.boot_stack);
-    println!(" TOTAL:         {}", l.total());
-    println!(" ENTRY ADDRESS: {:016x}", l.entry);
-    println!("Dom0 has maximum 1 VCPUs");
-    let regs = built.regs;
-    cpu::write_cr3(built.domain.vcpu.kernel_l4 << 12);
-    crate::pv::events::update_time(&built.domain);
-    *DOM0.lock() = Some(built.domain);
+    let regs = sched::start(&mut doms, 0);
+    *DOMAINS.lock() = Some(doms);
     println!("Starting dom0");
     trap::enter_guest(&regs);
 }

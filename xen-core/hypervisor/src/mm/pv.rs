@@ -17,8 +17,8 @@ use xen_abi::{DomId, Errno, Mfn};
 use super::page_info::{FrameTable, Owner, PageInfo, PageType};
 use super::pagetable::{
     addr_ok, adjust_guest_l1e, adjust_guest_upper, is_canonical, is_guest_l4_slot,
-    needs_revalidation, present, pte_mfn, table_offset, ENTRIES, L1_DISALLOW_MASK, PAGE_PRESENT,
-    PAGE_PSE,
+    needs_revalidation, present, pte_mfn, table_offset, ENTRIES, L1_DISALLOW_MASK, PAGE_ACCESSED,
+    PAGE_DIRTY, PAGE_PRESENT, PAGE_PSE, PAGE_RW, PAGE_USER,
 };
 use super::refs::disallow_mask;
 use super::Frames;
@@ -661,5 +661,64 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
         }
         let leaked = self.frames_of(dom).count();
         ReleaseReport { freed: before - leaked, leaked }
+    }
+}
+
+// ---------------------------------------------------------------- grant mappings
+
+impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
+    /// `create_grant_pv_mapping` for `GNTMAP_host_map`: points entry `idx` of `mapper`'s
+    /// validated L1 `l1` at `frame`, which `granter` owns. The references taken have the
+    /// same shape as an ordinary L1 entry's (general, plus writable type for a writable
+    /// mapping), so a later PTE write or teardown releases them like any other entry.
+    /// Errors: the L1 is not `mapper`'s validated L1 `-EINVAL`; the frame is not
+    /// `granter`'s `-EINVAL`; a writable mapping of a frame that can't be writable
+    /// (page table, descriptor page) `-EBUSY`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn grant_map<F: Frames>(
+        &mut self,
+        hw: &mut F,
+        mapper: DomId,
+        granter: DomId,
+        l1: Mfn,
+        idx: usize,
+        frame: Mfn,
+        writable: bool,
+    ) -> Result<(), Errno> {
+        let l1_ok = self.page(l1).is_some_and(|p| {
+            p.owner == Owner::Dom(mapper) && p.ty == PageType::L1 && p.validated && p.type_count > 0
+        });
+        if !l1_ok || idx >= ENTRIES {
+            return Err(Errno::EINVAL);
+        }
+        let Some(p) = self.page_mut(frame) else { return Err(Errno::EINVAL) };
+        if p.owner != Owner::Dom(granter) || p.count == 0 {
+            return Err(Errno::EINVAL);
+        }
+        p.count += 1;
+        if writable && self.get_page_type(hw, frame, PageType::Writable).is_err() {
+            self.put_page(frame);
+            return Err(Errno::EBUSY);
+        }
+        let flags = PAGE_PRESENT | PAGE_USER | PAGE_ACCESSED | PAGE_DIRTY | if writable { PAGE_RW } else { 0 };
+        let old = hw.read_entry(l1, idx);
+        hw.write_entry(l1, idx, (frame.0 << 12) | flags);
+        self.put_page_from_l1e(hw, old);
+        Ok(())
+    }
+
+    /// Undoes [`Self::grant_map`]: the entry must still map `frame`.
+    pub fn grant_unmap<F: Frames>(&mut self, hw: &mut F, mapper: DomId, l1: Mfn, idx: usize, frame: Mfn) -> Result<(), Errno> {
+        let l1_ok = self.page(l1).is_some_and(|p| p.owner == Owner::Dom(mapper) && p.ty == PageType::L1);
+        if !l1_ok || idx >= ENTRIES {
+            return Err(Errno::EINVAL);
+        }
+        let e = hw.read_entry(l1, idx);
+        if !present(e) || pte_mfn(e) != frame {
+            return Err(Errno::EINVAL);
+        }
+        hw.write_entry(l1, idx, 0);
+        self.put_page_from_l1e(hw, e);
+        Ok(())
     }
 }

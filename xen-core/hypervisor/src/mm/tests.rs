@@ -854,3 +854,39 @@ proptest! {
         assert_all_free(&e);
     }
 }
+
+#[test]
+fn grant_mappings_hold_the_granters_frame_and_release_it() {
+    let mut e = Env::built();
+    let before = *e.ft.page(B_FRAME).unwrap();
+    // A maps B's frame writable through a grant at L1 slot 20.
+    e.ft.grant_map(&mut e.hw, A, B, L1, 20, B_FRAME, true).unwrap();
+    assert_eq!(e.hw.mem[L1.0 as usize][20] & PAGE_ADDR_MASK, B_FRAME.addr());
+    let mapped = *e.ft.page(B_FRAME).unwrap();
+    assert_eq!(mapped.count(), before.count() + 1);
+    assert_eq!(mapped.page_type(), PageType::Writable);
+    // While mapped writable, B can't turn the frame into a page table.
+    assert!(e.ft.pin_table(&mut e.hw, B, B_FRAME, PageType::L1).is_err());
+    // The wrong frame, the wrong L1 or a frame B doesn't own are refused.
+    assert_eq!(e.ft.grant_unmap(&mut e.hw, A, L1, 20, Mfn(25)), Err(Errno::EINVAL));
+    assert_eq!(e.ft.grant_map(&mut e.hw, A, B, L2, 20, B_FRAME, false), Err(Errno::EINVAL));
+    assert_eq!(e.ft.grant_map(&mut e.hw, A, B, L1, 21, Mfn(DATA), false), Err(Errno::EINVAL));
+    // A writable grant of one of A's own page tables is refused.
+    assert_eq!(e.ft.grant_map(&mut e.hw, A, A, L1, 21, L2, true), Err(Errno::EBUSY));
+    e.ft.grant_unmap(&mut e.hw, A, L1, 20, B_FRAME).unwrap();
+    assert_eq!(e.hw.mem[L1.0 as usize][20], 0);
+    let after = *e.ft.page(B_FRAME).unwrap();
+    assert_eq!((after.count(), after.type_count()), (before.count(), before.type_count()));
+    e.audit();
+}
+
+#[test]
+fn a_grant_mapping_zapped_by_a_pte_write_releases_its_references() {
+    let mut e = Env::built();
+    let before = *e.ft.page(B_FRAME).unwrap();
+    e.ft.grant_map(&mut e.hw, A, B, L1, 20, B_FRAME, false).unwrap();
+    e.mmu(upd(L1, 20, 0)).unwrap();
+    assert_eq!(e.ft.page(B_FRAME).unwrap().count(), before.count());
+    assert_eq!(e.ft.grant_unmap(&mut e.hw, A, L1, 20, B_FRAME), Err(Errno::EINVAL));
+    e.audit();
+}

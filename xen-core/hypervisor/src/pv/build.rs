@@ -46,7 +46,15 @@ impl fmt::Display for BuildError {
     }
 }
 
-pub struct Dom0Input<'a> {
+#[derive(Debug)]
+pub struct DomainInput<'a> {
+    pub id: u16,
+    pub name: &'a str,
+    /// `SIF_PRIVILEGED`.
+    pub privileged: bool,
+    /// The initial domain of a single-domain boot (`SIF_INITDOMAIN`, console_io to the
+    /// console, its end is the machine's).
+    pub hardware: bool,
     pub kernel: &'a [u8],
     pub cmdline: &'a str,
     /// Initrd bytes (the second module), if any.
@@ -55,6 +63,7 @@ pub struct Dom0Input<'a> {
 }
 
 /// The built domain and the registers it starts with.
+#[derive(Debug)]
 pub struct Built {
     pub domain: Domain,
     pub regs: Regs,
@@ -146,9 +155,9 @@ fn build_page_tables(layout: &Dom0Layout, p2m: &[u64]) -> Result<u64, BuildError
     Ok(l4)
 }
 
-pub fn build_dom0(input: &Dom0Input<'_>) -> Result<Built, BuildError> {
+pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
     let img = GuestImage::parse(input.kernel).map_err(BuildError::Elf)?;
-    if !img.params.dom0_capable() {
+    if input.hardware && !img.params.dom0_capable() {
         return Err(BuildError::NotDom0Capable);
     }
     if img.params.p2m_base.is_some() {
@@ -212,7 +221,13 @@ pub fn build_dom0(input: &Dom0Input<'_>) -> Result<Built, BuildError> {
     start.set_magic(START_INFO_MAGIC_X86_64);
     start.nr_pages = input.nr_pages;
     start.shared_info = shared_info_mfn << 12;
-    start.flags = layout.start_info_flags();
+    // Xen's dom0 flags for the hardware domain; otherwise only what applies.
+    let pfn_flag = layout.start_info_flags() & xen_abi::xen::SIF_MOD_START_PFN;
+    start.flags = if input.hardware {
+        layout.start_info_flags()
+    } else {
+        pfn_flag | if input.privileged { xen_abi::xen::SIF_PRIVILEGED } else { 0 }
+    };
     start.pt_base = layout.page_tables.start;
     start.nr_pt_frames = layout.nr_pt_frames;
     start.mfn_list = layout.phys_mach.start;
@@ -231,7 +246,7 @@ pub fn build_dom0(input: &Dom0Input<'_>) -> Result<Built, BuildError> {
 
     // Hand the frames to the domain and validate + pin the bootstrap tables, as Xen
     // does: from here on the PV MMU's rules hold for them.
-    let dom = xen_abi::DomId(0);
+    let dom = xen_abi::DomId(input.id);
     let mut vcpu = Vcpu::new(l4, shared_info_mfn << 12);
     super::mmu::with(|t, hw| {
         for &mfn in &p2m {
@@ -244,7 +259,7 @@ pub fn build_dom0(input: &Dom0Input<'_>) -> Result<Built, BuildError> {
         Ok(())
     })
     .map_err(BuildError::Mm)?;
-    super::mmu::share_with(0, shared_info_mfn, true).map_err(BuildError::Mm)?;
+    super::mmu::share_with(input.id, shared_info_mfn, true).map_err(BuildError::Mm)?;
 
     let regs = Regs {
         rip: layout.entry,
@@ -255,9 +270,14 @@ pub fn build_dom0(input: &Dom0Input<'_>) -> Result<Built, BuildError> {
         rflags: 1 << 9,
         ..Regs::default()
     };
+    let mut vcpu = vcpu;
+    vcpu.saved = regs;
     let domain = Domain {
-        id: 0,
-        privileged: true,
+        id: input.id,
+        name: alloc::string::String::from(input.name),
+        privileged: input.privileged,
+        hardware: input.hardware,
+        ending: None,
         max_pages: input.nr_pages,
         p2m,
         shared_info_mfn,
@@ -266,6 +286,8 @@ pub fn build_dom0(input: &Dom0Input<'_>) -> Result<Built, BuildError> {
         evtchn: Default::default(),
         grant_frames: Vec::new(),
         runstate_area: None,
+        maptrack: Vec::new(),
+        console_line: Vec::new(),
     };
     Ok(Built { domain, regs, layout })
 }

@@ -1,12 +1,35 @@
 //! A PV domain and its vCPU as the hypervisor keeps them.
 
+use crate::arch::x86_64::cpu::FpuArea;
+use crate::arch::x86_64::trap::Regs;
 use crate::mm::VcpuMm;
+use alloc::boxed::Box;
+use alloc::string::String;
 use alloc::vec::Vec;
 use xen_abi::arch_x86_64::TrapInfo;
+
+/// `Domain::ending` for a crash (= `SHUTDOWN_crash`).
+pub const END_CRASH: u32 = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Runnable,
+    /// `SCHEDOP_block`: until an event upcall is deliverable.
+    Blocked,
+    /// `SCHEDOP_poll`: until one of `ports` is pending, an upcall is deliverable, or
+    /// system time `timeout` (0 = none).
+    Polling { ports: [u32; 128], nr: usize, timeout: u64 },
+}
 
 /// The state of a PV vCPU that is not in the register frame.
 #[derive(Debug)]
 pub struct Vcpu {
+    /// Registers while another vCPU runs (the frame on the hypervisor stack otherwise).
+    pub saved: Regs,
+    pub run: RunState,
+    pub fpu: Box<FpuArea>,
+    /// Checked descriptors of the guest's GDT, loaded when this vCPU runs.
+    pub gdt_shadow: Vec<u64>,
     /// Guest kernel mode (true) or guest user mode; both run in ring 3.
     pub kernel_mode: bool,
     /// L4 MFNs of the kernel and user address spaces (`NEW_BASEPTR`, `NEW_USER_BASEPTR`).
@@ -43,6 +66,10 @@ pub struct Vcpu {
 impl Vcpu {
     pub fn new(kernel_l4: u64, vcpu_info_maddr: u64) -> Self {
         Vcpu {
+            saved: Regs::default(),
+            run: RunState::Runnable,
+            fpu: Box::new(FpuArea::initial()),
+            gdt_shadow: Vec::new(),
             kernel_mode: true,
             kernel_l4,
             user_l4: 0,
@@ -72,6 +99,15 @@ impl Vcpu {
         self.user_l4 = mm.user_l4.map_or(0, |m| m.0);
     }
 
+    /// When this vCPU needs the CPU back at the latest: its timer or its poll timeout.
+    pub fn wake_deadline(&self) -> Option<u64> {
+        let poll = match self.run {
+            RunState::Polling { timeout, .. } if timeout != 0 => Some(timeout),
+            _ => None,
+        };
+        [self.timer_deadline, poll].into_iter().flatten().min()
+    }
+
     /// The L4 the CPU should run with in the current guest mode.
     pub fn current_l4(&self) -> u64 {
         if self.kernel_mode || self.user_l4 == 0 {
@@ -82,10 +118,29 @@ impl Vcpu {
     }
 }
 
+/// A grant this domain mapped (`GNTTABOP_map_grant_ref`), by handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrantMapping {
+    pub granter: u16,
+    pub gref: u32,
+    pub frame: u64,
+    pub host_addr: u64,
+    /// The L1 entry holding the mapping.
+    pub l1: u64,
+    pub index: usize,
+    pub writable: bool,
+}
+
 #[derive(Debug)]
 pub struct Domain {
     pub id: u16,
+    pub name: String,
     pub privileged: bool,
+    /// The initial domain of a single-domain boot: its end is the machine's.
+    pub hardware: bool,
+    /// Set when the domain shut down or crashed (the reason); it is destroyed before the
+    /// next return to a guest.
+    pub ending: Option<u32>,
     /// pfn -> mfn for every page the domain owns.
     pub p2m: Vec<u64>,
     pub max_pages: u64,
@@ -98,4 +153,21 @@ pub struct Domain {
     pub grant_frames: Vec<u64>,
     /// Guest virtual address of the runstate area, if registered.
     pub runstate_area: Option<u64>,
+    /// Grants this domain has mapped, indexed by handle.
+    pub maptrack: Vec<Option<GrantMapping>>,
+    /// Partial console_io line of a domU (printed with a `(dN) ` prefix per line).
+    pub console_line: Vec<u8>,
+}
+
+impl Domain {
+    pub fn alive(&self) -> bool {
+        self.ending.is_none()
+    }
+
+    /// Whether `mfn` is one of this domain's pages (the builder's p2m, kept in step
+    /// with reservation changes).
+    pub fn owns(&self, mfn: u64) -> bool {
+        let pfn = super::m2p::get(mfn);
+        self.p2m.get(pfn as usize) == Some(&mfn)
+    }
 }

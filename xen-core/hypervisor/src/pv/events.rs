@@ -4,7 +4,7 @@
 //! flag in its vcpu_info; the guest only runs while the hypervisor doesn't (one CPU), so
 //! plain read-modify-write of those words is safe here.
 
-use super::domain::Domain;
+use super::domain::{Domain, RunState};
 use crate::arch::x86_64::{clock, cpu, phys};
 use alloc::vec::Vec;
 use core::mem::offset_of;
@@ -136,15 +136,33 @@ pub fn send_virq(d: &Domain, virq: u32) {
     }
 }
 
-/// Fires an expired single-shot timer, then arms the APIC for the next deadline.
-pub fn check_timers(d: &mut Domain) {
+/// Fires the vCPU's single-shot timer if it expired by `now`.
+pub fn fire_timer(d: &mut Domain, now: u64) {
     if let Some(deadline) = d.vcpu.timer_deadline {
-        if deadline <= clock::now_ns() {
+        if deadline <= now {
             d.vcpu.timer_deadline = None;
             send_virq(d, VIRQ_TIMER);
         }
     }
-    clock::arm(d.vcpu.timer_deadline);
+}
+
+fn upcall_deliverable(d: &Domain) -> bool {
+    let mut b = [0u8; 2];
+    phys::read_bytes(d.vcpu.vcpu_info_maddr + UPCALL_PENDING, &mut b);
+    b == [1, 0] // pending, not masked (Xen tests the two bytes as one u16)
+}
+
+/// Whether a blocked or polling vCPU has a reason to run again.
+pub fn wants_to_run(d: &Domain) -> bool {
+    match d.vcpu.run {
+        RunState::Runnable => true,
+        RunState::Blocked => upcall_deliverable(d),
+        RunState::Polling { ports, nr, timeout } => {
+            upcall_deliverable(d)
+                || ports[..nr].iter().any(|&p| is_pending(d, p))
+                || (timeout != 0 && clock::now_ns() >= timeout)
+        }
+    }
 }
 
 /// Publishes `vcpu_time_info` (version odd while writing, even when done) and the

@@ -1,35 +1,59 @@
-//! `event_channel_op` (2-level ABI; FIFO sub-ops answer -ENOSYS so guests stay on 2L).
+//! `event_channel_op` (2-level ABI; FIFO sub-ops answer -ENOSYS so guests stay on 2L),
+//! including channels between domains.
 
-use super::domain::Domain;
 use super::events::{self, Port};
 use super::hypercall::HcResult;
+use super::sched::Domains;
 use crate::arch::x86_64::guest::GuestView;
 use xen_abi::errno::Errno;
 use xen_abi::event_channel::*;
 use xen_abi::xen::{DOMID_SELF, NR_VIRQS};
 
-/// Resolves `DOMID_SELF` and our own id; other domains don't exist yet.
-fn own(d: &Domain, dom: u16) -> Result<u16, Errno> {
-    if dom == DOMID_SELF.0 || dom == d.id {
-        Ok(d.id)
-    } else {
-        Err(Errno::ESRCH)
-    }
+/// Resolves `DOMID_SELF`; any other id must name a live domain.
+fn resolve(doms: &Domains, dom: u16) -> Result<u16, Errno> {
+    let id = if dom == DOMID_SELF.0 { doms.current_id() } else { dom };
+    doms.get(id).map(|d| d.id).ok_or(Errno::ESRCH)
 }
 
-fn valid(d: &Domain, port: u32) -> Result<Port, Errno> {
-    match d.evtchn.get(port) {
+fn valid(state: Option<Port>) -> Result<Port, Errno> {
+    match state {
         Some(Port::Free) | Some(Port::Reserved) | None => Err(Errno::EINVAL),
         Some(p) => Ok(p),
     }
 }
 
-pub fn event_channel_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -> HcResult {
+/// Closes `port` of the current domain: an interdomain peer goes back to unbound.
+pub fn close_port(doms: &mut Domains, port: u32) -> Result<(), Errno> {
+    let me = doms.current_id();
+    let state = valid(doms.cur().evtchn.get(port))?;
+    match state {
+        Port::Virq(v) => doms.cur().evtchn.virq[v as usize] = None,
+        Port::Interdomain { remote_dom, remote_port } => {
+            let (cur, other) = doms.pair(remote_dom);
+            let peer = if remote_dom == me { Some(cur) } else { other };
+            if let Some(peer) = peer {
+                peer.evtchn.set(remote_port, Port::Unbound { remote: me });
+            }
+        }
+        _ => {}
+    }
+    let d = doms.cur();
+    d.evtchn.set(port, Port::Free);
+    events::clear_pending(d, port);
+    Ok(())
+}
+
+pub fn event_channel_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64) -> HcResult {
+    let me = doms.current_id();
     match cmd {
         EVTCHNOP_alloc_unbound => {
             let mut a: EvtchnAllocUnbound = guest.read(arg)?;
-            own(d, a.dom)?;
-            let remote = own(d, a.remote_dom)?;
+            let dom = resolve(doms, a.dom)?;
+            if dom != me && !doms.cur().privileged {
+                return Err(Errno::EPERM);
+            }
+            let remote = resolve(doms, a.remote_dom)?;
+            let d = doms.get_mut(dom).ok_or(Errno::ESRCH)?;
             let port = d.evtchn.alloc()?;
             d.evtchn.set(port, Port::Unbound { remote });
             a.port = port;
@@ -38,15 +62,17 @@ pub fn event_channel_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -
         }
         EVTCHNOP_bind_interdomain => {
             let mut a: EvtchnBindInterdomain = guest.read(arg)?;
-            let remote_dom = own(d, a.remote_dom)?;
-            match d.evtchn.get(a.remote_port) {
-                Some(Port::Unbound { remote }) if remote == d.id => {}
-                Some(_) => return Err(Errno::EINVAL),
-                None => return Err(Errno::EINVAL),
+            let remote_dom = resolve(doms, a.remote_dom)?;
+            let local = doms.cur().evtchn.alloc()?;
+            let (cur, other) = doms.pair(remote_dom);
+            let remote = if remote_dom == me { cur } else { other.ok_or(Errno::ESRCH)? };
+            match remote.evtchn.get(a.remote_port) {
+                Some(Port::Unbound { remote: r }) if r == me => {}
+                _ => return Err(Errno::EINVAL),
             }
-            let local = d.evtchn.alloc()?;
+            remote.evtchn.set(a.remote_port, Port::Interdomain { remote_dom: me, remote_port: local });
+            let d = doms.cur();
             d.evtchn.set(local, Port::Interdomain { remote_dom, remote_port: a.remote_port });
-            d.evtchn.set(a.remote_port, Port::Interdomain { remote_dom, remote_port: local });
             // Xen marks the new local port pending, so a missed notification is not lost.
             events::set_pending(d, local);
             a.local_port = local;
@@ -61,6 +87,7 @@ pub fn event_channel_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -
             if a.vcpu != 0 {
                 return Err(Errno::ENOENT);
             }
+            let d = doms.cur();
             if d.evtchn.virq[a.virq as usize].is_some() {
                 return Err(Errno::EEXIST);
             }
@@ -76,6 +103,7 @@ pub fn event_channel_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -
             if a.vcpu != 0 {
                 return Err(Errno::ENOENT);
             }
+            let d = doms.cur();
             let port = d.evtchn.alloc()?;
             d.evtchn.set(port, Port::Ipi);
             a.port = port;
@@ -84,22 +112,20 @@ pub fn event_channel_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -
         }
         EVTCHNOP_close => {
             let a: EvtchnClose = guest.read(arg)?;
-            match valid(d, a.port)? {
-                Port::Virq(v) => d.evtchn.virq[v as usize] = None,
-                Port::Interdomain { remote_port, .. } => {
-                    d.evtchn.set(remote_port, Port::Unbound { remote: d.id });
-                }
-                _ => {}
-            }
-            d.evtchn.set(a.port, Port::Free);
-            events::clear_pending(d, a.port);
+            close_port(doms, a.port)?;
             Ok(0)
         }
         EVTCHNOP_send => {
             let a: EvtchnSend = guest.read(arg)?;
-            match valid(d, a.port)? {
-                Port::Interdomain { remote_port, .. } => events::set_pending(d, remote_port),
-                Port::Ipi => events::set_pending(d, a.port),
+            match valid(doms.cur().evtchn.get(a.port))? {
+                Port::Interdomain { remote_dom, remote_port } => {
+                    let (cur, other) = doms.pair(remote_dom);
+                    let target = if remote_dom == me { Some(cur) } else { other };
+                    if let Some(t) = target {
+                        events::set_pending(t, remote_port);
+                    }
+                }
+                Port::Ipi => events::set_pending(doms.cur(), a.port),
                 Port::Unbound { .. } => {} // dropped, as Xen does
                 _ => return Err(Errno::EINVAL),
             }
@@ -107,6 +133,7 @@ pub fn event_channel_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -
         }
         EVTCHNOP_unmask => {
             let a: EvtchnUnmask = guest.read(arg)?;
+            let d = doms.cur();
             if a.port >= d.evtchn.ports.len() as u32 {
                 return Err(Errno::EINVAL);
             }
@@ -115,7 +142,11 @@ pub fn event_channel_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -
         }
         EVTCHNOP_status => {
             let mut a: EvtchnStatus = guest.read(arg)?;
-            own(d, a.dom)?;
+            let dom = resolve(doms, a.dom)?;
+            if dom != me && !doms.cur().privileged {
+                return Err(Errno::EPERM);
+            }
+            let d = doms.get(dom).ok_or(Errno::ESRCH)?;
             if a.port >= d.evtchn.ports.len() as u32 {
                 return Err(Errno::EINVAL);
             }
@@ -141,7 +172,7 @@ pub fn event_channel_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -
         }
         EVTCHNOP_bind_vcpu => {
             let a: EvtchnBindVcpu = guest.read(arg)?;
-            valid(d, a.port)?;
+            valid(doms.cur().evtchn.get(a.port))?;
             if a.vcpu != 0 {
                 return Err(Errno::ENOENT);
             }

@@ -1,7 +1,7 @@
 //! Hypercalls about the vCPU's own state: trap table, callbacks, kernel stack, segment
 //! bases, FPU switching, vm_assist, timers, vcpu_op, and blocking.
 
-use super::domain::Domain;
+use super::domain::{Domain, RunState};
 use super::events;
 use super::hypercall::HcResult;
 use super::traps;
@@ -150,7 +150,6 @@ pub fn vm_assist(d: &mut Domain, cmd: u32, kind: u32) -> HcResult {
 /// `set_timer_op(timeout)`: 0 cancels; a past deadline fires at once.
 pub fn set_timer_op(d: &mut Domain, timeout: u64) -> HcResult {
     d.vcpu.timer_deadline = (timeout != 0).then_some(timeout);
-    events::check_timers(d);
     Ok(0)
 }
 
@@ -184,7 +183,6 @@ pub fn vcpu_op(d: &mut Domain, guest: &GuestView, cmd: u32, vcpu: u64, arg: u64)
                 return Err(Errno::ETIME);
             }
             d.vcpu.timer_deadline = Some(t.timeout_abs_ns);
-            events::check_timers(d);
             Ok(0)
         }
         VCPUOP_stop_singleshot_timer => {
@@ -218,7 +216,8 @@ pub fn vcpu_op(d: &mut Domain, guest: &GuestView, cmd: u32, vcpu: u64, arg: u64)
 }
 
 /// `SCHEDOP_poll`: sleep until one of the listed ports is pending (masked or not), an
-/// upcall is deliverable, or the timeout (absolute system time, 0 = none) passes.
+/// upcall is deliverable, or the timeout (absolute system time, 0 = none) passes. The
+/// scheduler runs others meanwhile and wakes this vCPU (`events::wants_to_run`).
 pub fn poll(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult {
     let p: xen_abi::sched::SchedPoll = guest.read(arg)?;
     if p.nr_ports > 128 {
@@ -234,40 +233,14 @@ pub fn poll(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult {
             return Err(Errno::EINVAL);
         }
     }
-    loop {
-        events::check_timers(d);
-        let deliverable = traps::upcall_pending(d) && !traps::upcall_mask(d);
-        let any = ports[..p.nr_ports as usize].iter().any(|&port| events::is_pending(d, port));
-        let expired = p.timeout != 0 && clock::now_ns() >= p.timeout;
-        if deliverable || any || expired {
-            return Ok(0);
-        }
-        let wake = match (d.vcpu.timer_deadline, p.timeout) {
-            (Some(t), 0) => t,
-            (Some(t), pt) => t.min(pt),
-            (None, 0) => return Ok(0), // nothing could ever wake a lone domain
-            (None, pt) => pt,
-        };
-        clock::arm(Some(wake));
-        cpu::idle_until_interrupt();
-    }
+    d.vcpu.run = RunState::Polling { ports, nr: p.nr_ports as usize, timeout: p.timeout };
+    Ok(0)
 }
 
-/// `SCHEDOP_block`: enable events and sleep until one is pending.
+/// `SCHEDOP_block`: enable events and sleep until an upcall is deliverable.
 pub fn block(d: &mut Domain) -> HcResult {
     traps::set_upcall_mask(d, false);
-    loop {
-        events::check_timers(d);
-        if traps::upcall_pending(d) {
-            break;
-        }
-        if d.vcpu.timer_deadline.is_none() {
-            // Nothing can wake an idle single-domain machine.
-            return Ok(0);
-        }
-        cpu::idle_until_interrupt();
-    }
-    events::update_time(d);
+    d.vcpu.run = RunState::Blocked;
     Ok(0)
 }
 

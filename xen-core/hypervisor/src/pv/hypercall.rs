@@ -3,7 +3,8 @@
 //! checked guest-memory helpers; unknown hypercalls and sub-ops answer -ENOSYS.
 
 use super::domain::Domain;
-use super::{descriptors, hc_event, hc_mem, hc_misc, hc_mmu, traps};
+use super::sched::Domains;
+use super::{descriptors, hc_event, hc_grant, hc_mem, hc_misc, hc_mmu, traps};
 use crate::arch::x86_64::guest::GuestView;
 use xen_abi::arch_x86_64::HYPERVISOR_VIRT_START;
 use crate::arch::x86_64::trap::Regs;
@@ -20,15 +21,15 @@ const XEN_MAJOR: u64 = 4;
 const XEN_MINOR: u64 = 17;
 const EXTRAVERSION: &[u8] = b".0-xen-core";
 
-pub fn dispatch(d: &mut Domain, regs: &mut Regs) {
+pub fn dispatch(doms: &mut Domains, regs: &mut Regs) {
     let a = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
     let result = match Hypercall::from_number(regs.rax) {
         Some(Hypercall::Iret) => {
             // No return value: the frame is replaced (or the domain crashed).
-            traps::do_iret(d, regs);
+            traps::do_iret(doms.cur(), regs);
             return;
         }
-        Some(h) => call(d, regs, h, a),
+        Some(h) => call(doms, regs, h, a),
         None => Err(Errno::ENOSYS),
     };
     regs.rax = match result {
@@ -37,12 +38,19 @@ pub fn dispatch(d: &mut Domain, regs: &mut Regs) {
     };
 }
 
-fn call(d: &mut Domain, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcResult {
-    let guest = GuestView { l4_mfn: d.vcpu.current_l4() };
+fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcResult {
+    let guest = GuestView { l4_mfn: doms.cur().vcpu.current_l4() };
+    match h {
+        Hypercall::EventChannelOp => return hc_event::event_channel_op(doms, &guest, a[0] as u32, a[1]),
+        Hypercall::GrantTableOp => return hc_grant::grant_table_op(doms, &guest, a[0] as u32, a[1], a[2]),
+        Hypercall::SchedOp => return sched_op(doms, &guest, a[0] as u32, a[1]),
+        Hypercall::Multicall => return multicall(doms, regs, &guest, a[0], a[1]),
+        _ => {}
+    }
+    let d = doms.cur();
     match h {
         Hypercall::ConsoleIo => console_io(d, &guest, a[0] as u32, a[1], a[2]),
         Hypercall::XenVersion => xen_version(d, &guest, a[0] as u32, a[1]),
-        Hypercall::SchedOp => sched_op(d, &guest, regs, a[0] as u32, a[1]),
         Hypercall::SetTrapTable => hc_misc::set_trap_table(d, &guest, a[0]),
         Hypercall::SetCallbacks => hc_misc::set_callbacks(d, a[0], a[1], a[2]),
         Hypercall::CallbackOp => hc_misc::callback_op(d, &guest, a[0] as u32, a[1]),
@@ -52,10 +60,7 @@ fn call(d: &mut Domain, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcResult 
         Hypercall::VmAssist => hc_misc::vm_assist(d, a[0] as u32, a[1] as u32),
         Hypercall::SetTimerOp => hc_misc::set_timer_op(d, a[0]),
         Hypercall::VcpuOp => hc_misc::vcpu_op(d, &guest, a[0] as u32, a[1], a[2]),
-        Hypercall::EventChannelOp => hc_event::event_channel_op(d, &guest, a[0] as u32, a[1]),
         Hypercall::MemoryOp => hc_mem::memory_op(d, &guest, a[0], a[1]),
-        Hypercall::GrantTableOp => hc_mem::grant_table_op(d, &guest, a[0] as u32, a[1], a[2]),
-        Hypercall::Multicall => multicall(d, regs, &guest, a[0], a[1]),
         Hypercall::MmuUpdate => hc_mmu::mmu_update(d, &guest, a[0], a[1], a[2], a[3]),
         Hypercall::UpdateVaMapping => hc_mmu::update_va_mapping(d, &guest, a[0], a[1], a[2]),
         Hypercall::MmuextOp => hc_mmu::mmuext_op(d, &guest, a[0], a[1], a[2], a[3]),
@@ -68,7 +73,7 @@ fn call(d: &mut Domain, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcResult 
 
 /// `multicall(entries, count)`: each entry's result is written back; a fault reading or
 /// writing an entry ends the batch with -EFAULT, as in Xen.
-fn multicall(d: &mut Domain, regs: &mut Regs, guest: &GuestView, list: u64, count: u64) -> HcResult {
+fn multicall(doms: &mut Domains, regs: &mut Regs, guest: &GuestView, list: u64, count: u64) -> HcResult {
     let size = core::mem::size_of::<xen::MulticallEntry>() as u64;
     for i in 0..count {
         let at = list.wrapping_add(i.wrapping_mul(size));
@@ -76,7 +81,7 @@ fn multicall(d: &mut Domain, regs: &mut Regs, guest: &GuestView, list: u64, coun
         let result = match Hypercall::from_number(e.op) {
             // A nested multicall or an iret cannot run inside a batch.
             Some(Hypercall::Multicall) | Some(Hypercall::Iret) | None => Err(Errno::ENOSYS),
-            Some(h) => call(d, regs, h, [e.args[0], e.args[1], e.args[2], e.args[3], e.args[4]]),
+            Some(h) => call(doms, regs, h, [e.args[0], e.args[1], e.args[2], e.args[3], e.args[4]]),
         };
         e.result = match result {
             Ok(v) => v,
@@ -87,7 +92,7 @@ fn multicall(d: &mut Domain, regs: &mut Regs, guest: &GuestView, list: u64, coun
     Ok(0)
 }
 
-fn console_io(d: &Domain, guest: &GuestView, cmd: u32, count: u64, buf: u64) -> HcResult {
+fn console_io(d: &mut Domain, guest: &GuestView, cmd: u32, count: u64, buf: u64) -> HcResult {
     match cmd {
         xen::CONSOLEIO_write => {
             // Xen copies in small chunks and stops at the first unreadable byte.
@@ -96,9 +101,7 @@ fn console_io(d: &Domain, guest: &GuestView, cmd: u32, count: u64, buf: u64) -> 
             while done < count {
                 let n = (count - done).min(chunk.len() as u64) as usize;
                 guest.copy_from(buf.wrapping_add(done), &mut chunk[..n])?;
-                if d.privileged {
-                    crate::console::write_raw(&chunk[..n]);
-                }
+                guest_console_write(d, &chunk[..n]);
                 done += n as u64;
             }
             Ok(0)
@@ -106,6 +109,26 @@ fn console_io(d: &Domain, guest: &GuestView, cmd: u32, count: u64, buf: u64) -> 
         // No serial input is routed to guests yet: nothing to read.
         xen::CONSOLEIO_read => Ok(0),
         _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// The hardware domain writes straight to the console (it may be interactive); other
+/// domains' output goes out a line at a time with a `(dN) ` prefix, as Xen prints it
+/// with `guest_loglvl=all`.
+fn guest_console_write(d: &mut Domain, bytes: &[u8]) {
+    if d.hardware {
+        crate::console::write_raw(bytes);
+        return;
+    }
+    for &b in bytes {
+        if b == b'\n' || d.console_line.len() >= 1024 {
+            let line = core::mem::take(&mut d.console_line);
+            crate::console::write_raw(alloc::format!("(d{}) ", d.id).as_bytes());
+            crate::console::write_raw(&line);
+            crate::console::write_raw(b"\n");
+        } else if b != b'\r' {
+            d.console_line.push(b);
+        }
     }
 }
 
@@ -168,28 +191,43 @@ fn features(d: &Domain) -> u32 {
     f
 }
 
-fn sched_op(d: &mut Domain, guest: &GuestView, regs: &mut Regs, cmd: u32, arg: u64) -> HcResult {
+fn sched_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64) -> HcResult {
+    let d = doms.cur();
     match cmd {
         sched::SCHEDOP_yield => Ok(0),
         sched::SCHEDOP_block => hc_misc::block(d),
         sched::SCHEDOP_poll => hc_misc::poll(d, guest, arg),
         sched::SCHEDOP_shutdown => {
             let s: sched::SchedShutdown = guest.read(arg)?;
-            shutdown(d, regs, s.reason)
+            shutdown(d, s.reason);
+            Ok(0)
         }
         sched::SCHEDOP_remote_shutdown => {
             let s: sched::SchedRemoteShutdown = guest.read(arg)?;
-            if s.domain_id != d.id {
-                return Err(Errno::ESRCH);
+            let caller_privileged = d.privileged;
+            let caller = d.id;
+            let target = doms.get_mut(s.domain_id).ok_or(Errno::ESRCH)?;
+            if target.id != caller && !caller_privileged {
+                return Err(Errno::EPERM);
             }
-            shutdown(d, regs, s.reason)
+            shutdown(target, s.reason);
+            Ok(0)
         }
         _ => Err(Errno::ENOSYS),
     }
 }
 
-/// The initial domain shutting down takes the machine with it, with Xen's words.
-fn shutdown(d: &mut Domain, _regs: &mut Regs, reason: u32) -> HcResult {
+/// Marks the domain as ending; the scheduler destroys it before the next guest runs.
+/// A suspend (no toolstack to resume it) is a no-op, as without a listener in Xen.
+fn shutdown(d: &mut Domain, reason: u32) {
+    if reason != sched::SHUTDOWN_suspend {
+        d.ending = Some(reason);
+    }
+}
+
+/// The hardware domain of a single-domain boot shutting down takes the machine with it,
+/// with Xen's words.
+pub fn hardware_domain_shutdown(d: &Domain, reason: u32) -> ! {
     use crate::arch::x86_64::qemu::{exit, ExitCode};
     match reason {
         sched::SHUTDOWN_poweroff => {
@@ -200,7 +238,6 @@ fn shutdown(d: &mut Domain, _regs: &mut Regs, reason: u32) -> HcResult {
             println!("Hardware Dom{} shutdown: rebooting machine", d.id);
             exit(ExitCode::Success);
         }
-        sched::SHUTDOWN_suspend => Ok(0),
         _ => {
             println!("Hardware Dom{} crashed: rebooting machine in 5 seconds.", d.id);
             exit(ExitCode::Failure);

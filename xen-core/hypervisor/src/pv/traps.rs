@@ -5,7 +5,7 @@
 use super::domain::Domain;
 use crate::arch::x86_64::guest::{GuestView, HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 use crate::arch::x86_64::trap::{Regs, EXCEPTION_NAMES};
-use crate::arch::x86_64::{cpu, gdt, phys, qemu};
+use crate::arch::x86_64::{cpu, gdt, phys};
 use crate::println;
 use xen_abi::arch_x86_64::{IretContext, VGCF_in_syscall};
 
@@ -64,13 +64,13 @@ fn toggle_guest_mode(d: &mut Domain) {
     cpu::write_cr3(v.current_l4() << 12);
 }
 
-/// Ends the domain because of something it did, as Xen's domain_crash does; for the
-/// initial domain that ends the machine.
-pub fn crash_domain(d: &Domain, why: core::fmt::Arguments<'_>, regs: &Regs) -> ! {
+/// Ends the domain because of something it did, as Xen's domain_crash does. The domain
+/// is destroyed before the next return to a guest (for the hardware domain of a
+/// single-domain boot, that ends the machine); callers stop touching its state.
+pub fn crash_domain(d: &mut Domain, why: core::fmt::Arguments<'_>, regs: &Regs) {
     println!("domain_crash called: {why}");
     println!("Domain {} (vcpu#0) crashed on cpu#0:\n{regs}", d.id);
-    println!("Hardware Dom{} crashed: rebooting machine in 5 seconds.", d.id);
-    qemu::exit(qemu::ExitCode::Failure);
+    d.ending = Some(super::domain::END_CRASH);
 }
 
 /// Pushes Xen's bounce frame on the guest kernel stack and points the vCPU at `handler`.
@@ -111,6 +111,7 @@ fn bounce(d: &mut Domain, regs: &mut Regs, handler: u64, error_code: Option<u64>
     let guest = GuestView { l4_mfn: d.vcpu.kernel_l4 };
     if in_hole || guest.copy_to(new_sp, &bytes[..n * 8]).is_err() {
         crash_domain(d, format_args!("cannot write a bounce frame at {new_sp:#x}"), regs);
+        return;
     }
     regs.rsp = new_sp;
     regs.rip = handler;
@@ -132,7 +133,9 @@ pub fn inject_exception(d: &mut Domain, regs: &mut Regs, vector: u32, error_code
     let ti = d.vcpu.trap_table[vector as usize & 0xff];
     if ti.address == 0 {
         let name = EXCEPTION_NAMES.get(vector as usize).copied().unwrap_or("software interrupt");
-        crash_domain(d, format_args!("Unhandled {name} (vector {vector}) in domain {}", d.id), regs);
+        let id = d.id;
+        crash_domain(d, format_args!("Unhandled {name} (vector {vector}) in domain {id}"), regs);
+        return;
     }
     bounce(d, regs, ti.address, error_code, ti.flags & TI_MASK_EVENTS != 0);
 }
@@ -181,7 +184,7 @@ pub fn do_iret(d: &mut Domain, regs: &mut Regs) {
     let guest = GuestView { l4_mfn: d.vcpu.current_l4() };
     let ctx: IretContext = match guest.read(regs.rsp) {
         Ok(c) => c,
-        Err(_) => crash_domain(d, format_args!("iret: unreadable frame at {:#x}", regs.rsp), regs),
+        Err(_) => return crash_domain(d, format_args!("iret: unreadable frame at {:#x}", regs.rsp), regs),
     };
     let to_user = ctx.cs & 3 == 3;
     let cs = ctx.cs | 3;
@@ -192,11 +195,11 @@ pub fn do_iret(d: &mut Domain, regs: &mut Regs) {
     let ss = ctx.ss | 3;
     let ss_ok = ss == FLAT_KERNEL_SS || gdt::guest_selector_ok(ss, false);
     if !cs_ok || !ss_ok || !canonical(ctx.rip) || !canonical(ctx.rsp) {
-        crash_domain(d, format_args!("iret: bad frame cs {:#x} ss {:#x} rip {:#x}", ctx.cs, ctx.ss, ctx.rip), regs);
+        return crash_domain(d, format_args!("iret: bad frame cs {:#x} ss {:#x} rip {:#x}", ctx.cs, ctx.ss, ctx.rip), regs);
     }
     if to_user && d.vcpu.kernel_mode {
         if d.vcpu.user_l4 == 0 {
-            crash_domain(d, format_args!("iret to user mode with no user page tables"), regs);
+            return crash_domain(d, format_args!("iret to user mode with no user page tables"), regs);
         }
         toggle_guest_mode(d);
     }
@@ -213,9 +216,9 @@ pub fn do_iret(d: &mut Domain, regs: &mut Regs) {
     set_upcall_mask(d, ctx.rflags & RFLAGS_IF == 0);
 }
 
-/// Work on every return to the guest: pending events, and sane flags for iretq.
-pub fn exit_to_guest(d: &mut Domain, regs: &mut Regs) {
-    super::events::check_timers(d);
+/// On every return to the running guest: a deliverable event upcall, and sane flags
+/// for iretq.
+pub fn deliver_events(d: &mut Domain, regs: &mut Regs) {
     let pending = vcpu_info_byte(d, VCPU_INFO_UPCALL_PENDING) != 0;
     if pending && !upcall_mask(d) && d.vcpu.event_callback != 0 {
         let cb = d.vcpu.event_callback;

@@ -115,3 +115,55 @@ pub fn set_gs_base(base: u64) {
     // SAFETY: GS_BASE only affects gs-relative accesses, which only guest code makes.
     unsafe { wrmsr(MSR_GS_BASE, base) };
 }
+
+/// An FXSAVE image (x87/SSE state of a guest vCPU).
+#[repr(C, align(16))]
+#[derive(Clone, Debug)]
+pub struct FpuArea(pub [u8; 512]);
+
+impl FpuArea {
+    /// The state after FNINIT with MXCSR's default (all exceptions masked).
+    pub fn initial() -> Self {
+        let mut a = FpuArea([0; 512]);
+        a.0[0..2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW
+        a.0[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR
+        a
+    }
+}
+
+/// Enables SSE state for guests (CR4.OSFXSR, OSXMMEXCPT; CR0.MP on, EM off).
+pub fn enable_fpu() {
+    // SAFETY: only bits about the FPU change; the hypervisor is soft-float and never
+    // executes an FPU/SSE instruction itself except FXSAVE/FXRSTOR, which these enable.
+    unsafe {
+        let (mut cr0, mut cr4): (u64, u64);
+        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
+        cr0 = (cr0 | 2) & !4;
+        core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
+        core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack));
+        cr4 |= (1 << 9) | (1 << 10);
+        core::arch::asm!("mov cr4, {}", in(reg) cr4, options(nostack));
+    }
+}
+
+pub fn fxsave(area: &mut FpuArea) {
+    // SAFETY: `area` is 512 bytes, 16-byte aligned and exclusively borrowed; CR0.TS may
+    // be set for the guest, so clear it around the save and restore it.
+    unsafe {
+        let cr0: u64;
+        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
+        core::arch::asm!("clts", "fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack));
+        core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
+    }
+}
+
+pub fn fxrstor(area: &FpuArea) {
+    // SAFETY: as for fxsave; the image was produced by fxsave or FpuArea::initial, whose
+    // reserved MXCSR bits are zero, so fxrstor cannot fault.
+    unsafe {
+        let cr0: u64;
+        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
+        core::arch::asm!("clts", "fxrstor64 [{}]", in(reg) area.0.as_ptr(), options(nostack));
+        core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
+    }
+}

@@ -79,3 +79,25 @@ impl GuestView {
         self.copy_to(va, value.as_bytes())
     }
 }
+
+impl GuestView {
+    /// The L1 table and index that map `va`, if L4, L3 and L2 entries are present (a
+    /// grant mapping is installed there). No permission check: the MMU checks the L1.
+    pub fn l1_slot(&self, va: u64) -> Option<(u64, usize)> {
+        if !canonical(va) || (HYPERVISOR_VIRT_START..HYPERVISOR_VIRT_END).contains(&va) {
+            return None;
+        }
+        let mut table = self.l4_mfn;
+        for shift in [39u32, 30, 21] {
+            let e = phys::read_entry(table, ((va >> shift) & 0x1ff) as usize);
+            if e & PTE_P == 0 || e & PTE_PS != 0 {
+                return None;
+            }
+            table = (e & PTE_ADDR_MASK) >> 12;
+            if !phys::frame_in_ram(table) {
+                return None;
+            }
+        }
+        Some((table, ((va >> 12) & 0x1ff) as usize))
+    }
+}

@@ -1,0 +1,84 @@
+//! The end of a domain (Xen's `domain_kill` + `domain_relinquish_resources`): its event
+//! channels close (interdomain peers see unbound ports), the grants it mapped are
+//! unmapped, its page references go, and every frame nobody else still references goes
+//! back to the allocator. Frames another domain still maps (through a grant) stay until
+//! that domain unmaps them.
+
+use super::domain::Domain;
+use super::events::Port;
+use super::m2p;
+use super::sched::Domains;
+use crate::arch::x86_64::{cpu, mem};
+use crate::mm::Owner;
+use crate::println;
+use alloc::vec::Vec;
+use xen_abi::sched::{SHUTDOWN_crash, SHUTDOWN_poweroff, SHUTDOWN_reboot};
+use xen_abi::{DomId, Mfn};
+
+fn reason_name(reason: u32) -> &'static str {
+    match reason {
+        SHUTDOWN_poweroff => "poweroff",
+        SHUTDOWN_reboot => "reboot",
+        SHUTDOWN_crash => "crash",
+        _ => "other",
+    }
+}
+
+pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
+    let id = d.id;
+    let mut ports = 0;
+    for state in &d.evtchn.ports {
+        if let Port::Interdomain { remote_dom, remote_port } = *state {
+            if let Some(peer) = doms.get_mut(remote_dom) {
+                peer.evtchn.set(remote_port, Port::Unbound { remote: id });
+            }
+        }
+        if !matches!(state, Port::Free | Port::Reserved) {
+            ports += 1;
+        }
+    }
+
+    let mappings: Vec<_> = d.maptrack.drain(..).flatten().collect();
+    let mut granters = Vec::new();
+    super::mmu::with(|t, hw| {
+        for m in &mappings {
+            let _ = t.grant_unmap(hw, DomId(id), Mfn(m.l1), m.index, Mfn(m.frame));
+            granters.push((m.granter, m.gref));
+        }
+    });
+    for (g, gref) in granters {
+        super::hc_grant::refresh_flags(doms, g, gref);
+    }
+
+    let shared: Vec<u64> = core::iter::once(d.shared_info_mfn).chain(d.grant_frames.iter().copied()).collect();
+    let own: Vec<u64> = d.p2m.iter().copied().filter(|&m| m != m2p::INVALID_M2P_ENTRY).collect();
+    let (mut freed, mut held) = (0, 0);
+    super::mmu::with(|t, hw| {
+        t.release_domain(hw, DomId(id), core::slice::from_mut(&mut d.vcpu.mm));
+        for &mfn in &own {
+            if t.page(Mfn(mfn)).is_some_and(|p| p.is_free()) {
+                m2p::set(mfn, m2p::INVALID_M2P_ENTRY);
+                mem::with_frames(|a| a.free(mfn));
+                freed += 1;
+            } else {
+                held += 1;
+            }
+        }
+        for &mfn in &shared {
+            // Lent hypervisor frames come back as the hypervisor's; unreferenced, free.
+            if t.page(Mfn(mfn)).is_some_and(|p| p.owner() == Owner::Xen) && t.set_owner_at_boot(Mfn(mfn), Owner::None) {
+                mem::with_frames(|a| a.free(mfn));
+                freed += 1;
+            } else {
+                held += 1;
+            }
+        }
+    });
+    cpu::flush_tlb();
+    println!(
+        "Domain {id} ({}) destroyed ({}): {ports} event channels closed, {} grant mappings undone, {freed} pages freed, {held} still referenced",
+        d.name,
+        reason_name(reason),
+        mappings.len()
+    );
+}

@@ -1,0 +1,294 @@
+//! `grant_table_op` (v1): a domain's own table (setup, query, version), grant copy and
+//! grant mapping between domains. A mapped grant shows `GTF_reading`/`GTF_writing` in
+//! the granter's entry, so the granter can't take it back while it is in use.
+
+use super::domain::{Domain, GrantMapping};
+use super::hypercall::HcResult;
+use super::sched::Domains;
+use crate::arch::x86_64::guest::GuestView;
+use crate::arch::x86_64::{cpu, mem, phys};
+use xen_abi::errno::Errno;
+use xen_abi::grant_table::*;
+use xen_abi::xen::DOMID_SELF;
+use xen_abi::{DomId, Mfn};
+use zerocopy::IntoBytes;
+
+/// Xen 4.17's default `gnttab_max_frames`.
+pub const MAX_GRANT_FRAMES: u32 = 64;
+/// Grant entries per 4 KiB frame (v1, 8 bytes each).
+const ENTRIES_PER_FRAME: u32 = 512;
+/// Mappings one domain may hold (Xen's default `gnttab_max_maptrack_frames` x 256).
+const MAX_MAPTRACK: usize = 1024 * 256;
+
+/// Machine address of entry `gref` in `d`'s table.
+fn entry_maddr(d: &Domain, gref: u32) -> Option<u64> {
+    let frame = d.grant_frames.get((gref / ENTRIES_PER_FRAME) as usize)?;
+    Some((frame << 12) + u64::from(gref % ENTRIES_PER_FRAME) * 8)
+}
+
+fn read_entry(maddr: u64) -> GrantEntryV1 {
+    let mut e = GrantEntryV1::default();
+    phys::read_bytes(maddr, e.as_mut_bytes());
+    e
+}
+
+fn write_flags(maddr: u64, flags: u16) {
+    phys::write_bytes(maddr, &flags.to_le_bytes());
+}
+
+/// Checks `gref` of `granter` grants `grantee` access (read, or write too).
+fn checked_entry(granter: &Domain, gref: u32, grantee: u16, write: bool) -> Result<(u64, GrantEntryV1), i16> {
+    let at = entry_maddr(granter, gref).ok_or(GNTST_bad_gntref)?;
+    let e = read_entry(at);
+    if e.flags & GTF_type_mask != GTF_permit_access || e.domid != grantee || (write && e.flags & GTF_readonly != 0) {
+        return Err(GNTST_permission_denied);
+    }
+    Ok((at, e))
+}
+
+pub fn grant_table_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> HcResult {
+    if count == 0 {
+        return Ok(0);
+    }
+    // Sub-ops on the caller's own table take exactly one argument structure.
+    let single = matches!(cmd, GNTTABOP_setup_table | GNTTABOP_query_size | GNTTABOP_set_version | GNTTABOP_get_version);
+    if single && count != 1 {
+        return Err(Errno::EINVAL);
+    }
+    let me = doms.current_id();
+    let own = |dom: u16| dom == DOMID_SELF.0 || dom == me;
+    match cmd {
+        GNTTABOP_query_size => {
+            let mut q: GnttabQuerySize = guest.read(arg)?;
+            let privileged = doms.cur().privileged;
+            q.status = match doms.get(if own(q.dom) { me } else { q.dom }) {
+                Some(d) if own(q.dom) || privileged => {
+                    q.nr_frames = d.grant_frames.len() as u32;
+                    q.max_nr_frames = MAX_GRANT_FRAMES;
+                    GNTST_okay
+                }
+                _ => GNTST_bad_domain,
+            };
+            guest.write(arg, &q)?;
+            Ok(0)
+        }
+        GNTTABOP_setup_table => {
+            let mut s: GnttabSetupTable = guest.read(arg)?;
+            let d = doms.cur();
+            s.status = if !own(s.dom) {
+                GNTST_bad_domain
+            } else if s.nr_frames > MAX_GRANT_FRAMES {
+                GNTST_general_error
+            } else {
+                grow_table(d, s.nr_frames)
+            };
+            if s.status == GNTST_okay {
+                for (i, mfn) in d.grant_frames.iter().take(s.nr_frames as usize).enumerate() {
+                    guest.write(s.frame_list.wrapping_add(8 * i as u64), mfn)?;
+                }
+            }
+            guest.write(arg, &s)?;
+            Ok(0)
+        }
+        GNTTABOP_copy => {
+            let size = core::mem::size_of::<GnttabCopy>() as u64;
+            for i in 0..count {
+                let at = arg.wrapping_add(i.wrapping_mul(size));
+                let mut op: GnttabCopy = guest.read(at)?;
+                op.status = match grant_copy(doms, &op) {
+                    Ok(()) => GNTST_okay,
+                    Err(st) => st,
+                };
+                guest.write(at, &op)?;
+            }
+            Ok(0)
+        }
+        GNTTABOP_map_grant_ref => {
+            let size = core::mem::size_of::<GnttabMapGrantRef>() as u64;
+            for i in 0..count {
+                let at = arg.wrapping_add(i.wrapping_mul(size));
+                let mut op: GnttabMapGrantRef = guest.read(at)?;
+                match map_one(doms, guest, &op) {
+                    Ok((handle, frame)) => {
+                        op.handle = handle;
+                        op.dev_bus_addr = frame << 12;
+                        op.status = GNTST_okay;
+                    }
+                    Err(st) => op.status = st,
+                }
+                guest.write(at, &op)?;
+            }
+            Ok(0)
+        }
+        GNTTABOP_unmap_grant_ref => {
+            let size = core::mem::size_of::<GnttabUnmapGrantRef>() as u64;
+            for i in 0..count {
+                let at = arg.wrapping_add(i.wrapping_mul(size));
+                let mut op: GnttabUnmapGrantRef = guest.read(at)?;
+                op.status = match unmap_one(doms, op.handle, op.host_addr) {
+                    Ok(()) => GNTST_okay,
+                    Err(st) => st,
+                };
+                guest.write(at, &op)?;
+            }
+            Ok(0)
+        }
+        GNTTABOP_set_version => {
+            let mut v: GnttabSetVersion = guest.read(arg)?;
+            let r = if v.version == 1 { Ok(0) } else { Err(Errno::EINVAL) };
+            v.version = 1;
+            guest.write(arg, &v)?;
+            r
+        }
+        GNTTABOP_get_version => {
+            let mut v: GnttabGetVersion = guest.read(arg)?;
+            if !own(v.dom) {
+                return Err(Errno::ESRCH);
+            }
+            v.version = 1;
+            guest.write(arg, &v)?;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// Grows `d`'s table to `nr` frames, each lent to the domain read/write.
+fn grow_table(d: &mut Domain, nr: u32) -> i16 {
+    while d.grant_frames.len() < nr as usize {
+        let Some(mfn) = mem::alloc_frame() else { return GNTST_general_error };
+        phys::zero_frame(mfn);
+        if super::mmu::share_with(d.id, mfn, true).is_err() {
+            mem::with_frames(|a| a.free(mfn));
+            return GNTST_general_error;
+        }
+        d.grant_frames.push(mfn);
+    }
+    GNTST_okay
+}
+
+/// The machine address one side of a copy names: a granted frame (checked against the
+/// granter's entry) or one of the caller's own frames.
+fn copy_side(doms: &Domains, p: &GnttabCopyPtr, by_ref: bool, write: bool) -> Result<u64, i16> {
+    let me = doms.current_id();
+    let mfn = if by_ref {
+        let granter = if p.domid == DOMID_SELF.0 { me } else { p.domid };
+        let g = doms.get(granter).ok_or(GNTST_bad_domain)?;
+        let (_, e) = checked_entry(g, p.gref(), me, write)?;
+        let frame = u64::from(e.frame);
+        if !g.owns(frame) {
+            return Err(GNTST_bad_page);
+        }
+        frame
+    } else {
+        // Only the caller's own frames can be named by MFN.
+        if p.domid != DOMID_SELF.0 && p.domid != me {
+            return Err(GNTST_permission_denied);
+        }
+        if !doms.get(me).is_some_and(|d| d.owns(p.u)) {
+            return Err(GNTST_bad_page);
+        }
+        p.u
+    };
+    Ok(mfn << 12)
+}
+
+fn grant_copy(doms: &Domains, op: &GnttabCopy) -> Result<(), i16> {
+    let len = u64::from(op.len);
+    if u64::from(op.source.offset) + len > 4096 || u64::from(op.dest.offset) + len > 4096 {
+        return Err(GNTST_general_error);
+    }
+    let src = copy_side(doms, &op.source, op.flags & GNTCOPY_source_gref != 0, false)?;
+    let dst = copy_side(doms, &op.dest, op.flags & GNTCOPY_dest_gref != 0, true)?;
+    let mut buf = [0u8; 4096];
+    let n = len as usize;
+    phys::read_bytes(src + u64::from(op.source.offset), &mut buf[..n]);
+    phys::write_bytes(dst + u64::from(op.dest.offset), &buf[..n]);
+    Ok(())
+}
+
+/// Recomputes `GTF_reading`/`GTF_writing` of `granter`'s entry `gref` from every live
+/// mapping of it.
+pub fn refresh_flags(doms: &Domains, granter: u16, gref: u32) {
+    let Some(g) = doms.get(granter) else { return };
+    let Some(at) = entry_maddr(g, gref) else { return };
+    let (mut reading, mut writing) = (false, false);
+    for id in doms.ids() {
+        for m in doms.get(id).into_iter().flat_map(|d| d.maptrack.iter().flatten()) {
+            if m.granter == granter && m.gref == gref {
+                reading = true;
+                writing |= m.writable;
+            }
+        }
+    }
+    let flags = read_entry(at).flags & !(GTF_reading | GTF_writing);
+    let flags = flags | if reading { GTF_reading } else { 0 } | if writing { GTF_writing } else { 0 };
+    write_flags(at, flags);
+}
+
+fn map_one(doms: &mut Domains, guest: &GuestView, op: &GnttabMapGrantRef) -> Result<(u32, u64), i16> {
+    let me = doms.current_id();
+    if op.flags & (GNTMAP_host_map | GNTMAP_device_map) == 0 {
+        return Err(GNTST_bad_gntref);
+    }
+    // Only the form Linux's gntdev and our back-ends use: a host virtual address.
+    if op.flags & (GNTMAP_contains_pte | GNTMAP_application_map) != 0 || op.flags & GNTMAP_host_map == 0 {
+        return Err(GNTST_general_error);
+    }
+    // DOMID_SELF is not a domain here, as in Xen.
+    let g = doms.get(op.dom).ok_or(GNTST_bad_domain)?;
+    let writable = op.flags & GNTMAP_readonly == 0;
+    let (_, e) = checked_entry(g, op.ref_, me, writable)?;
+    let frame = u64::from(e.frame);
+    if !g.owns(frame) {
+        return Err(GNTST_general_error);
+    }
+    let (l1, index) = guest.l1_slot(op.host_addr).ok_or(GNTST_general_error)?;
+    let d = doms.cur();
+    let handle = match d.maptrack.iter().position(Option::is_none) {
+        Some(h) => h,
+        None if d.maptrack.len() < MAX_MAPTRACK => {
+            d.maptrack.push(None);
+            d.maptrack.len() - 1
+        }
+        None => return Err(GNTST_no_space),
+    };
+    super::mmu::with(|t, hw| t.grant_map(hw, DomId(me), DomId(op.dom), Mfn(l1), index, Mfn(frame), writable))
+        .map_err(|_| GNTST_general_error)?;
+    cpu::invlpg(op.host_addr);
+    doms.cur().maptrack[handle] = Some(GrantMapping {
+        granter: op.dom,
+        gref: op.ref_,
+        frame,
+        host_addr: op.host_addr,
+        l1,
+        index,
+        writable,
+    });
+    refresh_flags(doms, op.dom, op.ref_);
+    Ok((handle as u32, frame))
+}
+
+/// Removes mapping `handle` of the current domain; `host_addr` 0 skips the address check
+/// (teardown).
+pub fn unmap_one(doms: &mut Domains, handle: u32, host_addr: u64) -> Result<(), i16> {
+    let me = doms.current_id();
+    let m = doms.cur().maptrack.get(handle as usize).copied().flatten().ok_or(GNTST_bad_handle)?;
+    if host_addr != 0 && host_addr != m.host_addr {
+        return Err(GNTST_general_error);
+    }
+    doms.cur().maptrack[handle as usize] = None;
+    let unmapped = super::mmu::with(|t, hw| {
+        let r = t.grant_unmap(hw, DomId(me), Mfn(m.l1), m.index, Mfn(m.frame));
+        // A granter that died while we held its page leaves it to us: free it now.
+        let free = t.page(Mfn(m.frame)).is_some_and(|p| p.is_free());
+        (r, free)
+    });
+    cpu::invlpg(m.host_addr);
+    if unmapped.1 {
+        mem::with_frames(|a| a.free(m.frame));
+    }
+    refresh_flags(doms, m.granter, m.gref);
+    // The guest overwrote the mapping itself: the references are gone, the entry too.
+    unmapped.0.map_err(|_| GNTST_general_error)
+}
