@@ -25,6 +25,8 @@ mod hv;
 #[cfg(target_os = "none")]
 mod paging;
 #[cfg(target_os = "none")]
+mod roles;
+#[cfg(target_os = "none")]
 mod selftest;
 #[cfg(target_os = "none")]
 mod shared;

@@ -145,6 +145,12 @@ pub fn map_with_mmu_update(va: u64, mfn: u64, flags: u64) -> Result<()> {
 }
 
 /// Unmaps window address `va`.
+/// Makes sure an L1 table covers `va` (a grant mapping is installed into it).
+pub fn prepare(va: u64) -> Result<()> {
+    assert!((VMAP_START..VMAP_END).contains(&va));
+    with(|m| ensure_l1(m, va)).map(|_| ())
+}
+
 pub fn unmap(va: u64) -> Result<()> {
     match hv::update_va_mapping(va, 0, UVMF_INVLPG) {
         0 => Ok(()),

@@ -24,7 +24,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> &str {
         core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
     }
 }

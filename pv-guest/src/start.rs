@@ -2,7 +2,7 @@
 
 use crate::arch::x86_64::hypercall;
 use crate::mm::pte;
-use crate::{cmdline, console, evtchn, paging, println, selftest, shared, trap};
+use crate::{cmdline, console, roles, evtchn, paging, println, selftest, shared, trap};
 use xen_abi::sched::{SHUTDOWN_crash, SHUTDOWN_poweroff};
 use xen_abi::xen::{StartInfo, SIF_INITDOMAIN};
 
@@ -48,7 +48,10 @@ pub fn main(si: &'static StartInfo) -> ! {
         layout.first_free_pfn,
         if console::is_ring() { "ring" } else { "console_io" }
     );
-    let (passed, failed) = selftest::run(&selftest::Env { start_info: si, layout }, cmdline::tests(cmd));
+    let (passed, failed) = match roles::run(cmd) {
+        Some(r) => r,
+        None => selftest::run(&selftest::Env { start_info: si, layout }, cmdline::tests(cmd)),
+    };
     println!("{passed} passed, {failed} failed");
     let reason = if failed == 0 { SHUTDOWN_poweroff } else { SHUTDOWN_crash };
     let r = hypercall::shutdown(reason);

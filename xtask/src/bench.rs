@@ -6,13 +6,39 @@ use crate::error::{Error, Result};
 use std::path::Path;
 use std::process::Command;
 
-const BENCHES: &[&str] = &["ring"];
+const BENCHES: &[&str] = &["ring", "boot", "interdomain"];
 
 pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
     let names: Vec<&str> = if args.is_empty() { BENCHES.to_vec() } else { args.to_vec() };
     for name in names {
         match name {
             "ring" => ring(root)?,
+            "interdomain" => {
+                let table = crate::multi::bench(root)?;
+                print!("{table}");
+                let body = format!(
+                    "Between two pv-guest domains on xen-core, created from the boot manifest with \
+static event channels (`cargo xtask bench interdomain`): event-channel ping-pong round trip \
+(20,000 rounds), grant map+unmap of one 4 KiB page vs grant copy of one page (2,000 each). \
+One CPU, so a round trip includes two domain switches.\n\nMachine: {}\n\n{}",
+                    machine_line()?,
+                    table.trim_end()
+                );
+                write_section(root, "Inter-domain on xen-core (`cargo xtask bench interdomain`)", &body)?;
+            }
+            "boot" => {
+                let table = crate::bench_boot::boot(root)?;
+                print!("{table}");
+                let body = format!(
+                    "Boot latency: QEMU (TCG) start to the initial domain's first console line and \
+to its shutdown, median of 5 boots each, xen-core and Debian's Xen 4.17 booting the same \
+pv-guest image (`tests=console`, `dom0_mem=64M`) in one run (`cargo xtask bench boot`).\n\n\
+Machine: {}\n\n{}",
+                    machine_line()?,
+                    table.trim_end()
+                );
+                write_section(root, "Boot (`cargo xtask bench boot`)", &body)?;
+            }
             other => return Err(Error::new(format!("unknown benchmark `{other}` (benchmarks: {})", BENCHES.join(", ")))),
         }
     }

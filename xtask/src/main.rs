@@ -2,10 +2,12 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_boot;
 mod cmd;
 mod deps;
 mod error;
 mod images;
+mod multi;
 mod qemu;
 mod reference;
 mod results;
@@ -21,7 +23,7 @@ commands:
   build                 build every image into target/images/
   run                   boot the newest thing that works (xen-core with pv-guest) in QEMU
   test [TIER...]        run test tiers: host, boot, reference, dom0 (default: all)
-  bench [NAME...]       run benchmarks: ring (default: all); results go to docs/benchmarks.md
+  bench [NAME...]       run benchmarks: ring, boot, interdomain (default: all); results go to docs/benchmarks.md
 ";
 
 fn main() {

@@ -32,11 +32,25 @@ pub struct DomainSpec {
     pub privileged: bool,
 }
 
+/// An interdomain event channel bound at boot (like Xen 4.17's dom0less static event
+/// channels): port `port_a` of domain `dom_a` is connected to `port_b` of `dom_b`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaticChannel {
+    pub dom_a: u16,
+    pub port_a: u32,
+    pub dom_b: u16,
+    pub port_b: u32,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// Created in order: domain ids 0, 1, 2, ...
     pub domains: Vec<DomainSpec>,
+    pub channels: Vec<StaticChannel>,
 }
+
+/// Highest port a static channel may use (2-level ABI: 4096 ports; port 0 is reserved).
+pub const MAX_STATIC_PORT: u32 = 4095;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ManifestError {
@@ -46,6 +60,8 @@ pub enum ManifestError {
     NoDomains,
     /// Domain index and what is wrong with it.
     Bad(usize, &'static str),
+    /// Channel index and what is wrong with it.
+    BadChannel(usize, &'static str),
 }
 
 impl fmt::Display for ManifestError {
@@ -56,6 +72,7 @@ impl fmt::Display for ManifestError {
             Self::TooManyDomains(n) => write!(f, "{n} domains (at most {MAX_DOMAINS})"),
             Self::NoDomains => f.write_str("manifest lists no domains"),
             Self::Bad(i, why) => write!(f, "domain {i}: {why}"),
+            Self::BadChannel(i, why) => write!(f, "channel {i}: {why}"),
         }
     }
 }
@@ -95,6 +112,21 @@ impl Manifest {
                 return Err(ManifestError::Bad(i, "command line longer than 1023 bytes"));
             }
         }
+        let mut used: Vec<(u16, u32)> = Vec::new();
+        for (i, c) in m.channels.iter().enumerate() {
+            for (dom, port) in [(c.dom_a, c.port_a), (c.dom_b, c.port_b)] {
+                if dom as usize >= m.domains.len() {
+                    return Err(ManifestError::BadChannel(i, "no such domain"));
+                }
+                if port == 0 || port > MAX_STATIC_PORT {
+                    return Err(ManifestError::BadChannel(i, "port must be 1..=4095"));
+                }
+                if used.contains(&(dom, port)) {
+                    return Err(ManifestError::BadChannel(i, "port used twice"));
+                }
+                used.push((dom, port));
+            }
+        }
         Ok(m)
     }
 }
@@ -119,7 +151,10 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let m = Manifest { domains: vec![spec(1), spec(2)] };
+        let m = Manifest {
+            domains: vec![spec(1), spec(2)],
+            channels: vec![StaticChannel { dom_a: 0, port_a: 10, dom_b: 1, port_b: 10 }],
+        };
         assert_eq!(Manifest::decode(&m.encode(), 3), Ok(m));
     }
 
@@ -128,12 +163,22 @@ mod tests {
         assert_eq!(Manifest::decode(b"ELF...", 3), Err(ManifestError::NotAManifest));
         assert_eq!(Manifest::decode(&MAGIC, 3), Err(ManifestError::Decode));
         assert_eq!(Manifest::decode(&Manifest::default().encode(), 3), Err(ManifestError::NoDomains));
-        let m = Manifest { domains: vec![spec(5)] };
+        let ch = |dom_a, port_a, dom_b, port_b| StaticChannel { dom_a, port_a, dom_b, port_b };
+        for (c, _) in [(ch(0, 0, 1, 3), "port 0"), (ch(0, 5, 2, 5), "domain 2"), (ch(0, 4096, 1, 3), "port 4096")] {
+            let m = Manifest { domains: vec![spec(1), spec(1)], channels: vec![c] };
+            assert!(matches!(Manifest::decode(&m.encode(), 3), Err(ManifestError::BadChannel(0, _))));
+        }
+        let twice = Manifest { domains: vec![spec(1), spec(1)], channels: vec![ch(0, 7, 1, 7), ch(0, 7, 1, 8)] };
+        assert!(matches!(Manifest::decode(&twice.encode(), 3), Err(ManifestError::BadChannel(1, _))));
+        let m = Manifest { domains: vec![spec(5)], ..Default::default() };
         assert!(matches!(Manifest::decode(&m.encode(), 3), Err(ManifestError::Bad(0, _))));
         let mut s = spec(1);
         s.memory_kib = 1000;
-        assert!(matches!(Manifest::decode(&Manifest { domains: vec![s] }.encode(), 3), Err(ManifestError::Bad(0, _))));
-        let many = Manifest { domains: vec![spec(1); MAX_DOMAINS + 1] };
+        assert!(matches!(
+            Manifest::decode(&Manifest { domains: vec![s], ..Default::default() }.encode(), 3),
+            Err(ManifestError::Bad(0, _))
+        ));
+        let many = Manifest { domains: vec![spec(1); MAX_DOMAINS + 1], ..Default::default() };
         assert_eq!(Manifest::decode(&many.encode(), 3), Err(ManifestError::TooManyDomains(MAX_DOMAINS + 1)));
     }
 

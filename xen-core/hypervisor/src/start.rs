@@ -1,6 +1,7 @@
 //! From `kmain` (called by boot.s in long mode) to the first domain.
 
 use crate::arch::x86_64::{clock, gdt, mem, paging, phys, phys::DirectMap, pic, qemu, serial::Com1, trap};
+use crate::pv::events::Port;
 use crate::pv::sched::{self, Domains};
 use crate::pv::{build, m2p, DOMAINS};
 use boot_manifest::Manifest;
@@ -100,6 +101,17 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
                 if spec.privileged { ", privileged" } else { "" }
             );
             doms.add(built.domain);
+        }
+        for c in &manifest.channels {
+            let (a, b) = (c.dom_a, c.dom_b);
+            let bound = doms
+                .get_mut(a)
+                .map(|d| d.evtchn.bind_at(c.port_a, Port::Interdomain { remote_dom: b, remote_port: c.port_b }))
+                .zip(doms.get_mut(b).map(|d| d.evtchn.bind_at(c.port_b, Port::Interdomain { remote_dom: a, remote_port: c.port_a })));
+            match bound {
+                Some((Ok(()), Ok(()))) => println!("Static event channel: d{a} port {} <-> d{b} port {}", c.port_a, c.port_b),
+                _ => fail(format_args!("static event channel d{a}:{} <-> d{b}:{} could not be bound", c.port_a, c.port_b)),
+            }
         }
     } else {
         let kernel_cmd = first.cmdline(&DirectMap).unwrap_or_else(|e| fail(format_args!("dom0 kernel: {e}")));

@@ -212,7 +212,7 @@ mod tests {
         assert_eq!(Request::parse(XsType::TransactionEnd, b"T\0"), Ok(Request::TransactionEnd { commit: true }));
         assert_eq!(Request::parse(XsType::TransactionEnd, b"X\0"), Err(WireError::BadPayload));
         assert_eq!(
-            Request::parse(XsType::Introduce, b"3\012345\07\0"),
+            Request::parse(XsType::Introduce, b"3\x0012345\x007\0"),
             Ok(Request::Introduce { domid: 3, mfn: 12345, port: 7 })
         );
         assert_eq!(Request::parse(XsType::Release, b"x\0"), Err(WireError::BadPayload));

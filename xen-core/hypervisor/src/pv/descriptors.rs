@@ -39,6 +39,7 @@ pub fn set_gdt(d: &mut Domain, guest: &GuestView, list: u64, entries: u64) -> Hc
         descs.push(check_descriptor(raw).ok_or(Errno::EINVAL)?);
     }
     gdt::load_guest_descriptors(&descs);
+    d.vcpu.gdt_shadow = descs;
     d.vcpu.gdt_frames = frames;
     Ok(0)
 }
@@ -63,7 +64,11 @@ pub fn update_descriptor(d: &mut Domain, maddr: u64, desc: u64) -> HcResult {
     let index = ((maddr & 0xfff) / 8) as usize;
     phys::write_entry(mfn, index, desc);
     if let Some(n) = d.vcpu.gdt_frames.iter().position(|&f| f == mfn) {
-        gdt::set_guest_descriptor(n * 512 + index, desc);
+        let entry = n * 512 + index;
+        if let Some(slot) = d.vcpu.gdt_shadow.get_mut(entry) {
+            *slot = desc;
+            gdt::set_guest_descriptor(entry, desc);
+        }
     }
     Ok(0)
 }

@@ -51,6 +51,21 @@ impl EventChannels {
         Ok(self.ports.len() as u32 - 1)
     }
 
+    /// Puts `port` (free, below the limit) into `state`: a static channel set at boot.
+    pub fn bind_at(&mut self, port: u32, state: Port) -> Result<(), Errno> {
+        if port == 0 || port >= NR_EVENT_CHANNELS {
+            return Err(Errno::EINVAL);
+        }
+        if self.ports.len() <= port as usize {
+            self.ports.resize(port as usize + 1, Port::Free);
+        }
+        if self.ports[port as usize] != Port::Free {
+            return Err(Errno::EEXIST);
+        }
+        self.ports[port as usize] = state;
+        Ok(())
+    }
+
     pub fn get(&self, port: u32) -> Option<Port> {
         self.ports.get(port as usize).copied()
     }

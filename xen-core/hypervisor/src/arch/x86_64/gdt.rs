@@ -132,14 +132,22 @@ pub fn init() {
     }
 }
 
+/// How many guest entries the GDT holds now (the rest of the guest part is zero), so a
+/// switch between domains only rewrites what they use.
+static GUEST_ENTRIES: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
 /// Replaces the guest part of the GDT (entries below FIRST_RESERVED_GDT_ENTRY) with
 /// already-checked descriptors; the rest of that part becomes not-present.
 pub fn load_guest_descriptors(descs: &[u64]) {
+    use core::sync::atomic::Ordering;
+    let n = descs.len().min(FIRST_RESERVED_GDT_ENTRY);
+    let old = GUEST_ENTRIES.swap(n, Ordering::Relaxed);
     // SAFETY: one CPU; the GDT is only written here and in init, and the guest part is
     // never loaded by the hypervisor itself, so no live selector changes under us.
     let gdt = unsafe { &mut *core::ptr::addr_of_mut!(GDT) };
-    for (i, e) in gdt.0[..FIRST_RESERVED_GDT_ENTRY].iter_mut().enumerate() {
-        *e = descs.get(i).copied().unwrap_or(0);
+    gdt.0[..n].copy_from_slice(&descs[..n]);
+    if old > n {
+        gdt.0[n..old].fill(0);
     }
 }
 

@@ -1,0 +1,238 @@
+//! Roles for multi-domain runs on xen-core's boot manifest (`role=` on the command
+//! line): an event-channel ping/pong pair and a grant server/client pair. Each prints
+//! `TEST` lines and `BENCH <name> <value> <unit>` figures; ports come from the
+//! manifest's static event channels (`port=`), the peer's id from `peer=`.
+
+use crate::arch::x86_64::mem::{scratch_addr, scratch_fill, scratch_get, WindowPage};
+use crate::evtchn::{self, Sleep};
+use crate::mm::pte;
+use crate::paging;
+use crate::selftest::{fail, Failure};
+use crate::{hv, println, shared};
+use core::sync::atomic::{fence, Ordering};
+use xen_abi::grant_table::*;
+use xen_abi::xen::DOMID_SELF;
+
+/// The grant reference the server offers (the first one not reserved).
+const GREF: u32 = GNTTAB_NR_RESERVED_ENTRIES;
+/// How long any one wait may take before the role gives up.
+const WAIT_NS: u64 = 5_000_000_000;
+
+fn arg<'a>(cmd: &'a str, key: &str) -> Option<&'a str> {
+    cmd.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+fn num(cmd: &str, key: &str, default: u64) -> u64 {
+    arg(cmd, key).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+type TestResult = Result<(), Failure>;
+
+struct Report {
+    passed: u32,
+    failed: u32,
+}
+
+impl Report {
+    fn test(&mut self, name: &str, r: TestResult) {
+        match r {
+            Ok(()) => {
+                self.passed += 1;
+                println!("TEST {name} PASS");
+            }
+            Err(f) => {
+                self.failed += 1;
+                println!("TEST {name} FAIL {}", f.as_str());
+            }
+        }
+    }
+}
+
+/// Waits for event number `n` (1-based) on `port`.
+fn wait_nth(port: u32, n: u32) -> TestResult {
+    if evtchn::wait_for(port, n - 1, shared::now_ns() + WAIT_NS, Sleep::Poll) {
+        Ok(())
+    } else {
+        Err(fail(format_args!("no event {n} on port {port} within 5 s")))
+    }
+}
+
+fn send(port: u32) -> TestResult {
+    match hv::send(port) {
+        0 => Ok(()),
+        r => Err(fail(format_args!("EVTCHNOP_send({port}): {r}"))),
+    }
+}
+
+/// Runs the role `cmd` names; returns (passed, failed), or None without `role=`.
+pub fn run(cmd: &str) -> Option<(u32, u32)> {
+    let role = arg(cmd, "role")?;
+    let port = num(cmd, "port", 0) as u32;
+    let peer = num(cmd, "peer", 0) as u16;
+    let mut r = Report { passed: 0, failed: 0 };
+    let unmasked = evtchn::unmask(port);
+    if unmasked != 0 {
+        r.test("static_port", Err(fail(format_args!("unmask({port}): {unmasked}"))));
+        return Some((r.passed, r.failed));
+    }
+    match role {
+        "pong" => {
+            let rounds = num(cmd, "rounds", 1000) as u32;
+            r.test("evtchn_pong", (1..=rounds).try_for_each(|i| wait_nth(port, i).and_then(|_| send(port))));
+        }
+        "ping" => {
+            let rounds = num(cmd, "rounds", 1000) as u32;
+            let t0 = shared::now_ns();
+            let res = (1..=rounds).try_for_each(|i| send(port).and_then(|_| wait_nth(port, i)));
+            let dt = shared::now_ns() - t0;
+            if res.is_ok() {
+                println!("BENCH evtchn_pingpong_rtt {} ns", dt / u64::from(rounds.max(1)));
+            }
+            r.test("evtchn_pingpong", res);
+        }
+        "grant-server" => grant_server(&mut r, port, peer),
+        "grant-client" => grant_client(&mut r, port, peer, num(cmd, "iters", 1000)),
+        other => r.test("role", Err(fail(format_args!("unknown role {other}")))),
+    }
+    Some((r.passed, r.failed))
+}
+
+fn pattern(i: usize) -> u64 {
+    0x5eed_0000_0000_0000 | i as u64
+}
+
+/// Offers a page to `peer` (grant ref GREF), checks it can't be taken back while the
+/// peer maps it, sees the peer's write, and takes it back after the unmap.
+fn grant_server(r: &mut Report, port: u32, peer: u16) {
+    let setup = || -> Result<(WindowPage, WindowPage), Failure> {
+        scratch_fill(hv::AUX, 8, 0);
+        let mut s = GnttabSetupTable { dom: DOMID_SELF.0, nr_frames: 1, frame_list: scratch_addr(hv::AUX), ..Default::default() };
+        let rc = hv::grant(GNTTABOP_setup_table, &mut s);
+        if rc != 0 || s.status != GNTST_okay {
+            return Err(fail(format_args!("setup_table: {rc}, status {}", s.status)));
+        }
+        let frame: u64 = scratch_get(hv::AUX);
+        let table = paging::map_frame(frame, pte::KERNEL_RW).map_err(|e| fail(format_args!("map grant frame: {e}")))?;
+        let (page, _, mfn) = paging::new_page().map_err(|e| fail(format_args!("new page: {e}")))?;
+        for i in 0..256 {
+            page.u64(i * 8).store(pattern(i), Ordering::Relaxed);
+        }
+        let off = GREF as usize * 8;
+        table.u32(off + 4).store(mfn as u32, Ordering::Relaxed);
+        table.u16(off + 2).store(peer, Ordering::Relaxed);
+        fence(Ordering::Release);
+        table.u16(off).store(GTF_permit_access, Ordering::Release);
+        Ok((table, page))
+    };
+    let (table, page) = match setup() {
+        Ok(t) => t,
+        Err(f) => return r.test("grant_offer", Err(f)),
+    };
+    r.test("grant_offer", send(port));
+    let off = GREF as usize * 8;
+    // Event 1 from the client: it has the page mapped writable.
+    r.test(
+        "grant_revoke_refused_while_mapped",
+        wait_nth(port, 1).and_then(|_| {
+            let flags = table.u16(off).load(Ordering::Acquire);
+            let busy = flags & (GTF_reading | GTF_writing) == GTF_reading | GTF_writing;
+            let taken = table.u16(off).compare_exchange(GTF_permit_access, 0, Ordering::AcqRel, Ordering::Acquire);
+            if busy && taken.is_err() {
+                Ok(())
+            } else {
+                Err(fail(format_args!("flags {flags:#x} while mapped, revoke {taken:?}")))
+            }
+        }),
+    );
+    r.test(
+        "grant_peer_write_visible",
+        match page.u64(2048).load(Ordering::Acquire) {
+            0xc11e_0000_0000_0001 => Ok(()),
+            v => Err(fail(format_args!("word at 2048 is {v:#x}"))),
+        },
+    );
+    // Event 2 to the client: go on; event 2 from it: unmapped.
+    r.test(
+        "grant_revoke_after_unmap",
+        send(port).and_then(|_| wait_nth(port, 2)).and_then(|_| {
+            let taken = table.u16(off).compare_exchange(GTF_permit_access, 0, Ordering::AcqRel, Ordering::Acquire);
+            taken.map(|_| ()).map_err(|f| fail(format_args!("flags {f:#x} after the peer unmapped")))
+        }),
+    );
+}
+
+fn map(peer: u16, va: u64, readonly: bool) -> Result<u32, Failure> {
+    let flags = GNTMAP_host_map | if readonly { GNTMAP_readonly } else { 0 };
+    let mut m = GnttabMapGrantRef { host_addr: va, flags, ref_: GREF, dom: peer, ..Default::default() };
+    let rc = hv::grant(GNTTABOP_map_grant_ref, &mut m);
+    if rc != 0 || m.status != GNTST_okay {
+        return Err(fail(format_args!("map_grant_ref: {rc}, status {}", m.status)));
+    }
+    Ok(m.handle)
+}
+
+fn unmap(va: u64, handle: u32) -> TestResult {
+    let mut u = GnttabUnmapGrantRef { host_addr: va, handle, ..Default::default() };
+    let rc = hv::grant(GNTTABOP_unmap_grant_ref, &mut u);
+    if rc != 0 || u.status != GNTST_okay {
+        return Err(fail(format_args!("unmap_grant_ref: {rc}, status {}", u.status)));
+    }
+    Ok(())
+}
+
+/// Maps the server's page read-only and writable, copies it, and times map+unmap
+/// against copy per 4 KiB page.
+fn grant_client(r: &mut Report, port: u32, peer: u16, iters: u64) {
+    r.test("grant_offer_seen", wait_nth(port, 1));
+    let va = match paging::alloc_window(1).and_then(|va| paging::prepare(va).map(|_| va)) {
+        Ok(v) => v,
+        Err(e) => return r.test("grant_window", Err(fail(format_args!("{e}")))),
+    };
+    let t0 = shared::now_ns();
+    let maps = (0..iters).try_for_each(|_| map(peer, va, true).and_then(|h| unmap(va, h)));
+    let t1 = shared::now_ns();
+    if maps.is_ok() {
+        println!("BENCH grant_map_unmap {} ns/page", (t1 - t0) / iters.max(1));
+    }
+    r.test("grant_map_unmap_readonly", maps);
+
+    let copy = || -> TestResult {
+        let (dst, _, dst_mfn) = paging::new_page().map_err(|e| fail(format_args!("new page: {e}")))?;
+        let t0 = shared::now_ns();
+        for _ in 0..iters {
+            let mut c = GnttabCopy {
+                source: GnttabCopyPtr { u: GREF.into(), domid: peer, offset: 0, ..Default::default() },
+                dest: GnttabCopyPtr { u: dst_mfn, domid: DOMID_SELF.0, offset: 0, ..Default::default() },
+                len: 4096,
+                flags: GNTCOPY_source_gref,
+                ..Default::default()
+            };
+            let rc = hv::grant(GNTTABOP_copy, &mut c);
+            if rc != 0 || c.status != GNTST_okay {
+                return Err(fail(format_args!("copy: {rc}, status {}", c.status)));
+            }
+        }
+        let t1 = shared::now_ns();
+        println!("BENCH grant_copy {} ns/page", (t1 - t0) / iters.max(1));
+        (0..256).try_for_each(|i| match dst.u64(i * 8).load(Ordering::Relaxed) {
+            v if v == pattern(i) => Ok(()),
+            v => Err(fail(format_args!("copied word {i} is {v:#x}"))),
+        })
+    };
+    r.test("grant_copy_data", copy());
+
+    let rw = || -> TestResult {
+        let h = map(peer, va, false)?;
+        let page = WindowPage::new(va);
+        (0..256).try_for_each(|i| match page.u64(i * 8).load(Ordering::Relaxed) {
+            v if v == pattern(i) => Ok(()),
+            v => Err(fail(format_args!("mapped word {i} is {v:#x}"))),
+        })?;
+        page.u64(2048).store(0xc11e_0000_0000_0001, Ordering::Release);
+        send(port)?; // event 1: mapped and written
+        wait_nth(port, 2)?; // the server checked the grant can't be revoked
+        unmap(va, h)?;
+        send(port) // event 2: unmapped
+    };
+    r.test("grant_map_writable", rw());
+}

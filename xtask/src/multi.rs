@@ -1,0 +1,139 @@
+//! Multi-domain runs of xen-core from a boot manifest: pv-guest pairs talking over static
+//! event channels and grants. Used by the boot tier (checks) and `bench interdomain`.
+
+use crate::error::{Error, Result};
+use crate::images::{self, Images};
+use crate::qemu::{self, Exit, Machine};
+use crate::results::{self, Tally};
+use boot_manifest::{DomainSpec, Manifest, StaticChannel};
+use std::path::Path;
+use std::time::Duration;
+
+const HV_CMDLINE: &str = "console=com1 loglvl=all guest_loglvl=all";
+const ALL_DOWN: &str = "All domains have shut down";
+
+fn dom(name: &str, cmdline: String) -> DomainSpec {
+    DomainSpec { name: name.into(), kernel_module: 1, memory_kib: 32 * 1024, vcpus: 1, cmdline, privileged: false }
+}
+
+/// Ping/pong over one static channel, grant server/client over another.
+pub fn pairs_manifest(rounds: u32, iters: u32) -> Manifest {
+    Manifest {
+        domains: vec![
+            dom("pong", format!("role=pong port=10 peer=1 rounds={rounds}")),
+            dom("ping", format!("role=ping port=10 peer=0 rounds={rounds}")),
+            dom("grant-server", "role=grant-server port=11 peer=3".into()),
+            dom("grant-client", format!("role=grant-client port=11 peer=2 iters={iters}")),
+        ],
+        channels: vec![
+            StaticChannel { dom_a: 0, port_a: 10, dom_b: 1, port_b: 10 },
+            StaticChannel { dom_a: 2, port_a: 11, dom_b: 3, port_b: 11 },
+        ],
+    }
+}
+
+/// What a manifest run printed.
+#[derive(Debug)]
+pub struct Run {
+    pub log: String,
+    pub exit: Exit,
+    /// `BENCH <name> <value> <unit>` lines: (name, value, unit).
+    pub bench: Vec<(String, u64, String)>,
+}
+
+pub fn boot(root: &Path, img: &Images, name: &str, manifest: &Manifest) -> Result<Run> {
+    let path = images::images_dir(root).join(format!("{name}.manifest"));
+    std::fs::write(&path, manifest.encode())?;
+    let m = Machine {
+        kernel: img.xen_core.clone(),
+        append: HV_CMDLINE.into(),
+        modules: vec![(path, String::new()), (img.pv_guest.clone(), String::new())],
+        memory_mib: 512,
+        smp: 1,
+    };
+    let out = qemu::run(&m, &root.join(format!("target/logs/{name}.log")), Duration::from_secs(180), &[], &[])?;
+    let bench = out
+        .log
+        .lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("BENCH ")? + 6..];
+            let mut w = rest.split_whitespace();
+            Some((w.next()?.to_string(), w.next()?.parse().ok()?, w.collect::<Vec<_>>().join(" ")))
+        })
+        .collect();
+    Ok(Run { log: out.log, exit: out.exit, bench })
+}
+
+/// The boot tier's multi-domain checks.
+pub fn checks(root: &Path, img: &Images) -> Result<Tally> {
+    let manifest = pairs_manifest(2000, 200);
+    let run = boot(root, img, "boot-pairs", &manifest)?;
+    let mut t = Tally::default();
+    let mut per_domain = vec![(0u32, 0u32); manifest.domains.len()];
+    for line in run.log.lines() {
+        let Some(rest) = line.strip_prefix("(d") else { continue };
+        let Some((id, text)) = rest.split_once(") ") else { continue };
+        let Ok(id) = id.parse::<usize>() else { continue };
+        if let Some(r) = results::parse_test_line(text) {
+            let name = manifest.domains.get(id).map_or("?", |d| d.name.as_str());
+            t.record(&format!("boot-pairs: d{id} ({name}) {}", r.name), r.passed, &r.detail);
+        } else if let (Some(s), Some(slot)) = (results::parse_summary(text), per_domain.get_mut(id)) {
+            *slot = s;
+        }
+    }
+    for (id, (p, f)) in per_domain.iter().enumerate() {
+        t.record(&format!("boot-pairs: d{id} reported and passed"), *p > 0 && *f == 0, &format!("{p} passed, {f} failed"));
+    }
+    let destroyed: Vec<&str> = run.log.lines().filter(|l| l.contains(") destroyed (")).collect();
+    t.record(
+        "boot-pairs: every domain destroyed with nothing left referenced",
+        destroyed.len() == manifest.domains.len() && destroyed.iter().all(|l| l.ends_with(" 0 still referenced")),
+        &destroyed.join(" | "),
+    );
+    t.record(
+        "boot-pairs: machine halts after the last domain",
+        run.log.contains(ALL_DOWN) && run.exit == Exit::Status(qemu::EXIT_SUCCESS),
+        &format!("{:?}", run.exit),
+    );
+    if t.failed > 0 {
+        println!("--- target/logs/boot-pairs.log ---\n{}", run.log);
+    }
+    Ok(t)
+}
+
+/// One pair of `pairs_manifest` on its own, so no other domain shares the CPU.
+fn only(m: &Manifest, a: u16, b: u16) -> Manifest {
+    let keep = |i: u16| i == a || i == b;
+    let domains: Vec<_> = m.domains.iter().enumerate().filter(|(i, _)| keep(*i as u16)).map(|(_, d)| d.clone()).collect();
+    let renum = |i: u16| if i == a { 0 } else { 1 };
+    let fix = |d: DomainSpec| DomainSpec { cmdline: d.cmdline.replace(&format!("peer={a}"), "peer=0").replace(&format!("peer={b}"), "peer=1"), ..d };
+    Manifest {
+        domains: domains.into_iter().map(fix).collect(),
+        channels: m
+            .channels
+            .iter()
+            .filter(|c| keep(c.dom_a) && keep(c.dom_b))
+            .map(|c| StaticChannel { dom_a: renum(c.dom_a), dom_b: renum(c.dom_b), ..*c })
+            .collect(),
+    }
+}
+
+/// `cargo xtask bench interdomain`: the BENCH figures of longer runs, one pair at a time.
+pub fn bench(root: &Path) -> Result<String> {
+    crate::deps::ensure(root)?;
+    let img = images::build_all(root)?;
+    let all = pairs_manifest(20_000, 2_000);
+    let mut figures = Vec::new();
+    for (name, a, b) in [("bench-evtchn", 0, 1), ("bench-grant", 2, 3)] {
+        let run = boot(root, &img, name, &only(&all, a, b))?;
+        if run.bench.is_empty() {
+            return Err(Error::new(format!("no BENCH lines (see target/logs/{name}.log)")));
+        }
+        figures.extend(run.bench);
+    }
+    let mut t = String::from("| measurement | xen-core | Xen 4.17 |\n|---|---:|---:|\n");
+    for (name, value, unit) in &figures {
+        t += &format!("| {name} | {value} {unit} | pending: needs our toolstack to create the pair on Xen |\n");
+    }
+    Ok(t)
+}
