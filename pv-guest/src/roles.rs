@@ -91,6 +91,14 @@ pub fn run(cmd: &str) -> Option<(u32, u32)> {
             r.test("evtchn_pingpong", res);
         }
         "grant-server" => grant_server(&mut r, port, peer),
+        // A guest bug the hypervisor must contain: a page fault with no handler for it.
+        "crash" => {
+            // set_trap_table(NULL) clears the table: the fault below has nowhere to go.
+            crate::arch::x86_64::hypercall::raw_no_args(xen_abi::hypercall::HYPERVISOR_set_trap_table);
+            println!("pv-guest: touching an unmapped page with no trap table");
+            let v = crate::arch::x86_64::traps::read_u64(crate::mm::VMAP_END - 8);
+            r.test("crash", Err(fail(format_args!("read of an unmapped page returned {v:?}"))));
+        }
         "grant-client" => grant_client(&mut r, port, peer, num(cmd, "iters", 1000)),
         other => r.test("role", Err(fail(format_args!("unknown role {other}")))),
     }
