@@ -3,6 +3,9 @@
 //! `TEST` lines and `BENCH <name> <value> <unit>` figures; ports come from the
 //! manifest's static event channels (`port=`), the peer's id from `peer=`.
 
+// A failure carries its message inline (no allocator in pv-guest), as in selftest.
+#![allow(clippy::result_large_err)]
+
 use crate::arch::x86_64::mem::{scratch_addr, scratch_fill, scratch_get, WindowPage};
 use crate::evtchn::{self, Sleep};
 use crate::mm::pte;

@@ -5,7 +5,15 @@ use crate::cmd;
 use crate::error::{Context, Error, Result};
 use std::path::{Path, PathBuf};
 
-const BARE_TARGET: &str = "x86_64-unknown-none";
+pub const BARE_TARGET: &str = "x86_64-unknown-none";
+
+/// The bare-metal images and their code-generation flags: they run at the addresses they
+/// are linked at (no runtime relocation); the hypervisor lives in Xen's slot 261, outside
+/// both 2 GiB windows of the small and kernel code models, so it uses the large one.
+pub const BARE_IMAGES: [(&str, &str); 2] = [
+    ("xen-core", "-C relocation-model=static -C code-model=large"),
+    ("pv-guest", "-C relocation-model=static"),
+];
 
 #[derive(Debug)]
 pub struct Images {
@@ -18,10 +26,7 @@ pub fn images_dir(root: &Path) -> PathBuf {
 }
 
 /// Builds one bare-metal binary in its own target dir (its flags differ from the host's).
-/// Images run at the addresses they are linked at (no runtime relocation); the hypervisor
-/// lives in Xen's slot 261, outside both 2 GiB windows of the small and kernel code
-/// models, so it uses the large one.
-fn build_bare(root: &Path, package: &str, rustflags: &str) -> Result<PathBuf> {
+pub fn build_bare(root: &Path, package: &str, rustflags: &str) -> Result<PathBuf> {
     let target_dir = root.join("target/bare").join(package);
     let mut c = cmd::cargo(root);
     c.args(["build", "--release", "--package", package, "--bin", package, "--target", BARE_TARGET])
@@ -36,7 +41,7 @@ pub fn build_all(root: &Path) -> Result<Images> {
     let dir = images_dir(root);
     std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
 
-    let hv_elf = build_bare(root, "xen-core", "-C relocation-model=static -C code-model=large")?;
+    let hv_elf = build_bare(root, BARE_IMAGES[0].0, BARE_IMAGES[0].1)?;
     let elf = std::fs::read(&hv_elf).context(|| format!("reading {}", hv_elf.display()))?;
     let flat = flat_image(&elf).context(|| format!("converting {}", hv_elf.display()))?;
     check_multiboot_header(&flat)?;
@@ -44,7 +49,7 @@ pub fn build_all(root: &Path) -> Result<Images> {
     std::fs::write(&xen_core, &flat)?;
     std::fs::copy(&hv_elf, dir.join("xen-core.elf"))?;
 
-    let guest_elf = build_bare(root, "pv-guest", "-C relocation-model=static")?;
+    let guest_elf = build_bare(root, BARE_IMAGES[1].0, BARE_IMAGES[1].1)?;
     let pv_guest = dir.join("pv-guest");
     std::fs::copy(&guest_elf, &pv_guest).context(|| format!("copying {}", guest_elf.display()))?;
 

@@ -53,7 +53,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
 
     let (free, loader_end) = mem::init_frames(&boot, u64::from(info));
     phys::set_ram_limit(mem::ram_end(&boot));
-    let pml4 = paging::init(&mut mem::FRAMES.lock().as_mut().expect("just initialised"), mem::ram_end(&boot));
+    let pml4 = paging::init(mem::FRAMES.lock().as_mut().expect("just initialised"), mem::ram_end(&boot));
     mem::init_heap();
     pic::disable();
     gdt::init();

@@ -270,7 +270,6 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
         rflags: 1 << 9,
         ..Regs::default()
     };
-    let mut vcpu = vcpu;
     vcpu.saved = regs;
     let domain = Domain {
         id: input.id,

@@ -47,7 +47,7 @@ pub fn set_gdt(d: &mut Domain, guest: &GuestView, list: u64, entries: u64) -> Hc
 /// `update_descriptor(maddr, desc)`: one descriptor in a frame the domain owns that is
 /// not a page table.
 pub fn update_descriptor(d: &mut Domain, maddr: u64, desc: u64) -> HcResult {
-    if maddr % 8 != 0 {
+    if !maddr.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let desc = check_descriptor(desc).ok_or(Errno::EINVAL)?;

@@ -16,9 +16,9 @@ pub enum RunState {
     Runnable,
     /// `SCHEDOP_block`: until an event upcall is deliverable.
     Blocked,
-    /// `SCHEDOP_poll`: until one of `ports` is pending, an upcall is deliverable, or
-    /// system time `timeout` (0 = none).
-    Polling { ports: [u32; 128], nr: usize, timeout: u64 },
+    /// `SCHEDOP_poll`: until one of `Vcpu::poll_ports` is pending, an upcall is
+    /// deliverable, or system time `timeout` (0 = none).
+    Polling { timeout: u64 },
 }
 
 /// The state of a PV vCPU that is not in the register frame.
@@ -27,6 +27,8 @@ pub struct Vcpu {
     /// Registers while another vCPU runs (the frame on the hypervisor stack otherwise).
     pub saved: Regs,
     pub run: RunState,
+    /// The ports of the current `SCHEDOP_poll`.
+    pub poll_ports: Vec<u32>,
     pub fpu: Box<FpuArea>,
     /// Checked descriptors of the guest's GDT, loaded when this vCPU runs.
     pub gdt_shadow: Vec<u64>,
@@ -68,6 +70,7 @@ impl Vcpu {
         Vcpu {
             saved: Regs::default(),
             run: RunState::Runnable,
+            poll_ports: Vec::new(),
             fpu: Box::new(FpuArea::initial()),
             gdt_shadow: Vec::new(),
             kernel_mode: true,

@@ -172,9 +172,9 @@ pub fn wants_to_run(d: &Domain) -> bool {
     match d.vcpu.run {
         RunState::Runnable => true,
         RunState::Blocked => upcall_deliverable(d),
-        RunState::Polling { ports, nr, timeout } => {
+        RunState::Polling { timeout } => {
             upcall_deliverable(d)
-                || ports[..nr].iter().any(|&p| is_pending(d, p))
+                || d.vcpu.poll_ports.iter().any(|&p| is_pending(d, p))
                 || (timeout != 0 && clock::now_ns() >= timeout)
         }
     }

@@ -2,6 +2,7 @@
 //! bases, FPU switching, vm_assist, timers, vcpu_op, and blocking.
 
 use super::domain::{Domain, RunState};
+use alloc::vec::Vec;
 use super::events;
 use super::hypercall::HcResult;
 use super::traps;
@@ -226,14 +227,16 @@ pub fn poll(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult {
     if p.ports >= (1 << 47) && p.ports < xen_abi::arch_x86_64::HYPERVISOR_VIRT_END {
         return Err(Errno::EFAULT);
     }
-    let mut ports = [0u32; 128];
-    for (i, port) in ports.iter_mut().take(p.nr_ports as usize).enumerate() {
-        *port = guest.read(p.ports.wrapping_add(4 * i as u64))?;
-        if *port >= events::NR_EVENT_CHANNELS {
+    let mut ports = Vec::with_capacity(p.nr_ports as usize);
+    for i in 0..u64::from(p.nr_ports) {
+        let port: u32 = guest.read(p.ports.wrapping_add(4 * i))?;
+        if port >= events::NR_EVENT_CHANNELS {
             return Err(Errno::EINVAL);
         }
+        ports.push(port);
     }
-    d.vcpu.run = RunState::Polling { ports, nr: p.nr_ports as usize, timeout: p.timeout };
+    d.vcpu.poll_ports = ports;
+    d.vcpu.run = RunState::Polling { timeout: p.timeout };
     Ok(0)
 }
 

@@ -16,7 +16,7 @@ const MMU_UPDATE_PREEMPTED: u64 = 1 << 31;
 
 /// Xen's `array_access_ok`: fewer than 2^32 elements and a start outside the hole.
 fn array_ok(ptr: u64, count: u64) -> Result<(), Errno> {
-    let addr_ok = ptr < (1 << 47) || ptr >= HYPERVISOR_VIRT_END;
+    let addr_ok = !((1 << 47)..HYPERVISOR_VIRT_END).contains(&ptr);
     if count >> 32 != 0 || !addr_ok {
         return Err(Errno::EFAULT);
     }
