@@ -11,6 +11,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod blkfront;
 pub mod console;
 pub mod page;
 pub mod xenstore;

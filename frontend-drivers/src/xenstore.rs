@@ -7,10 +7,10 @@
 //! our `req_id` arrives; watch events that arrive meanwhile are queued.
 
 use crate::page::{Notify, SharedPage};
-use core::mem::{offset_of, size_of};
+use core::mem::offset_of;
 use xen_abi::errno::Errno;
 use xen_abi::xenstore::*;
-use zerocopy::{FromBytes, IntoBytes};
+use xenstore_wire::{self as wire, Header, Request, HEADER_LEN};
 
 const REQ: usize = offset_of!(XenstoreDomainInterface, req);
 const RSP: usize = offset_of!(XenstoreDomainInterface, rsp);
@@ -18,7 +18,6 @@ const REQ_CONS: usize = offset_of!(XenstoreDomainInterface, req_cons);
 const REQ_PROD: usize = offset_of!(XenstoreDomainInterface, req_prod);
 const RSP_CONS: usize = offset_of!(XenstoreDomainInterface, rsp_cons);
 const RSP_PROD: usize = offset_of!(XenstoreDomainInterface, rsp_prod);
-const HDR: usize = size_of::<XsdSockmsg>();
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
@@ -54,14 +53,14 @@ pub struct WatchEvent {
 }
 
 impl WatchEvent {
-    fn field(&self, i: usize) -> &[u8] {
-        self.event.data[..self.event.len].split(|&b| b == 0).nth(i).unwrap_or(&[])
+    fn fields(&self) -> (&[u8], &[u8]) {
+        wire::reply::watch_event(&self.event.data[..self.event.len]).unwrap_or((&[], &[]))
     }
     pub fn path(&self) -> &[u8] {
-        self.field(XS_WATCH_PATH as usize)
+        self.fields().0
     }
     pub fn token(&self) -> &[u8] {
-        self.field(XS_WATCH_TOKEN as usize)
+        self.fields().1
     }
 }
 
@@ -142,15 +141,12 @@ impl<P: SharedPage, N: Notify> XenStore<P, N> {
     }
 
     /// Reads one message; watch events are queued and `None` returned for them.
-    fn receive(&mut self, reply: &mut [u8]) -> Result<Option<(XsdSockmsg, usize)>> {
-        let mut h = [0u8; HDR];
-        self.get(Some(&mut h), HDR)?;
-        let hdr = XsdSockmsg::read_from_bytes(&h).map_err(|_| Error::Protocol)?;
-        let len = hdr.len as usize;
-        if len > XENSTORE_PAYLOAD_MAX {
-            return Err(Error::Protocol);
-        }
-        if hdr.type_ == XS_WATCH_EVENT {
+    fn receive(&mut self, reply: &mut [u8]) -> Result<Option<(Header, usize)>> {
+        let mut h = [0u8; HEADER_LEN];
+        self.get(Some(&mut h), HEADER_LEN)?;
+        let hdr = Header::decode(&h).map_err(|_| Error::Protocol)?;
+        let len = hdr.payload_len();
+        if hdr.ty == XS_WATCH_EVENT {
             let mut ev = Event { len: len.min(EVENT_BYTES), data: [0; EVENT_BYTES] };
             self.get(Some(&mut ev.data[..ev.len]), ev.len)?;
             self.get(None, len - ev.len)?;
@@ -168,30 +164,34 @@ impl<P: SharedPage, N: Notify> XenStore<P, N> {
         Ok(Some((hdr, len)))
     }
 
-    /// Sends one request made of `parts` and returns the reply's payload length (in
-    /// `reply`).
-    pub fn request(&mut self, ty: XsType, tx: Tx, parts: &[&[u8]], reply: &mut [u8]) -> Result<usize> {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
+    /// Sends `req` (encoded by the shared wire crate) and returns the reply's payload
+    /// length (in `reply`).
+    pub fn call(&mut self, req: &Request<'_>, tx: Tx, reply: &mut [u8]) -> Result<usize> {
+        let len = req.payload_len();
         if len > XENSTORE_PAYLOAD_MAX {
             return Err(Error::TooBig(len));
         }
+        let ty = req.msg_type();
         let req_id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let hdr = XsdSockmsg { type_: ty.into(), req_id, tx_id: tx, len: len as u32 };
-        self.put(hdr.as_bytes())?;
-        for p in parts {
-            self.put(p)?;
-        }
+        self.put(&Header::new(ty, req_id, tx, len).encode())?;
+        let mut sent = Ok(());
+        req.for_each_part(&mut |part| {
+            if sent.is_ok() {
+                sent = self.put(part);
+            }
+        });
+        sent?;
         loop {
             let Some((h, n)) = self.receive(reply)? else { continue };
             if h.req_id != req_id {
                 return Err(Error::Protocol);
             }
-            if h.type_ == XS_ERROR {
+            if h.ty == XS_ERROR {
                 let keep = n.min(reply.len());
-                return Err(Error::Xs(xsd_error_from_name(&reply[..keep]).unwrap_or(Errno::EINVAL)));
+                return Err(Error::Xs(wire::reply::error_from_payload(&reply[..keep])));
             }
-            if h.type_ != u32::from(ty) {
+            if h.ty != u32::from(ty) {
                 return Err(Error::Protocol);
             }
             if n > reply.len() {
@@ -201,10 +201,10 @@ impl<P: SharedPage, N: Notify> XenStore<P, N> {
         }
     }
 
-    fn expect_ok(&mut self, ty: XsType, tx: Tx, parts: &[&[u8]]) -> Result<()> {
+    fn expect_ok(&mut self, req: &Request<'_>, tx: Tx) -> Result<()> {
         let mut r = [0u8; 8];
-        let n = self.request(ty, tx, parts, &mut r)?;
-        if &r[..n] == b"OK\0" {
+        let n = self.call(req, tx, &mut r)?;
+        if wire::reply::is_ok(&r[..n]) {
             Ok(())
         } else {
             Err(Error::Protocol)
@@ -213,41 +213,40 @@ impl<P: SharedPage, N: Notify> XenStore<P, N> {
 
     /// The value of `path` (absolute, or relative to `/local/domain/<domid>`).
     pub fn read(&mut self, tx: Tx, path: &str, buf: &mut [u8]) -> Result<usize> {
-        self.request(XsType::Read, tx, &[path.as_bytes(), b"\0"], buf)
+        self.call(&Request::Read { path: path.as_bytes() }, tx, buf)
     }
 
     pub fn write(&mut self, tx: Tx, path: &str, value: &[u8]) -> Result<()> {
-        self.expect_ok(XsType::Write, tx, &[path.as_bytes(), b"\0", value])
+        self.expect_ok(&Request::Write { path: path.as_bytes(), value }, tx)
     }
 
     pub fn rm(&mut self, tx: Tx, path: &str) -> Result<()> {
-        self.expect_ok(XsType::Rm, tx, &[path.as_bytes(), b"\0"])
+        self.expect_ok(&Request::Rm { path: path.as_bytes() }, tx)
     }
 
     /// The children of `path`, NUL-separated in `buf` (see [`entries`]).
     pub fn directory(&mut self, tx: Tx, path: &str, buf: &mut [u8]) -> Result<usize> {
-        self.request(XsType::Directory, tx, &[path.as_bytes(), b"\0"], buf)
+        self.call(&Request::Directory { path: path.as_bytes() }, tx, buf)
     }
 
     /// Registers a watch; xenstored fires it once at once.
     pub fn watch(&mut self, path: &str, token: &str) -> Result<()> {
-        self.expect_ok(XsType::Watch, NO_TX, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"])
+        self.expect_ok(&Request::Watch { path: path.as_bytes(), token: token.as_bytes() }, NO_TX)
     }
 
     pub fn unwatch(&mut self, path: &str, token: &str) -> Result<()> {
-        self.expect_ok(XsType::Unwatch, NO_TX, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"])
+        self.expect_ok(&Request::Unwatch { path: path.as_bytes(), token: token.as_bytes() }, NO_TX)
     }
 
     pub fn transaction_start(&mut self) -> Result<Tx> {
         let mut r = [0u8; 16];
-        let n = self.request(XsType::TransactionStart, NO_TX, &[b"\0"], &mut r)?;
-        let digits = r[..n].strip_suffix(b"\0").unwrap_or(&r[..n]);
-        core::str::from_utf8(digits).ok().and_then(|s| s.parse().ok()).ok_or(Error::Protocol)
+        let n = self.call(&Request::TransactionStart, NO_TX, &mut r)?;
+        wire::reply::number(&r[..n]).and_then(|v| u32::try_from(v).ok()).ok_or(Error::Protocol)
     }
 
     /// Commits (or aborts) `tx`; `Error::Xs(EAGAIN)` means retry the transaction.
     pub fn transaction_end(&mut self, tx: Tx, commit: bool) -> Result<()> {
-        self.expect_ok(XsType::TransactionEnd, tx, &[if commit { b"T\0" } else { b"F\0" }])
+        self.expect_ok(&Request::TransactionEnd { commit }, tx)
     }
 
     /// The next watch event, waiting for one if none is queued.
@@ -271,9 +270,7 @@ impl<P: SharedPage, N: Notify> XenStore<P, N> {
 }
 
 /// The names in a `directory` reply.
-pub fn entries(reply: &[u8]) -> impl Iterator<Item = &[u8]> {
-    reply.split(|&b| b == 0).filter(|s| !s.is_empty())
-}
+pub use wire::entries;
 
 #[cfg(test)]
 mod tests {
@@ -319,8 +316,8 @@ mod tests {
         }
 
         fn reply(st: &mut State, ty: u32, req_id: u32, tx: u32, payload: &[u8]) {
-            let h = XsdSockmsg { type_: ty, req_id, tx_id: tx, len: payload.len() as u32 };
-            st.outbox.extend_from_slice(h.as_bytes());
+            let h = Header { ty, req_id, tx_id: tx, len: payload.len() as u32 };
+            st.outbox.extend_from_slice(&h.encode());
             st.outbox.extend_from_slice(payload);
         }
 
@@ -336,20 +333,20 @@ mod tests {
             }
         }
 
-        fn handle(st: &mut State, h: XsdSockmsg, body: &[u8]) {
+        fn handle(st: &mut State, h: Header, body: &[u8]) {
             let fields: Vec<&[u8]> = body.split(|&b| b == 0).collect();
             let s = |i: usize| String::from_utf8_lossy(fields.get(i).copied().unwrap_or(b"")).to_string();
-            let ok = |st: &mut State| Self::reply(st, h.type_, h.req_id, h.tx_id, b"OK\0");
+            let ok = |st: &mut State| Self::reply(st, h.ty, h.req_id, h.tx_id, b"OK\0");
             let err = |st: &mut State, e: &str| {
                 let mut p = e.as_bytes().to_vec();
                 p.push(0);
                 Self::reply(st, XS_ERROR, h.req_id, h.tx_id, &p)
             };
             let tx = h.tx_id;
-            if tx != 0 && !st.tx.contains_key(&tx) && h.type_ != XS_TRANSACTION_START {
+            if tx != 0 && !st.tx.contains_key(&tx) && h.ty != XS_TRANSACTION_START {
                 return err(st, "ESRCH");
             }
-            match h.type_ {
+            match h.ty {
                 XS_READ => {
                     let path = Self::abs(&s(0));
                     let v = if tx != 0 { st.tx[&tx].get(&path).cloned() } else { None }.or_else(|| st.nodes.get(&path).cloned());
@@ -399,7 +396,7 @@ mod tests {
                     let id = st.next_tx;
                     st.next_tx += 1;
                     st.tx.insert(id, BTreeMap::new());
-                    Self::reply(st, h.type_, h.req_id, 0, std::format!("{id}\0").as_bytes())
+                    Self::reply(st, h.ty, h.req_id, 0, std::format!("{id}\0").as_bytes())
                 }
                 XS_TRANSACTION_END => {
                     let writes = st.tx.remove(&tx).unwrap();
@@ -434,13 +431,13 @@ mod tests {
                 moved = true;
             }
             self.page.store_u32(REQ_CONS, prod);
-            while st.inbox.len() >= HDR {
-                let h = XsdSockmsg::read_from_bytes(&st.inbox[..HDR]).unwrap();
-                let total = HDR + h.len as usize;
+            while st.inbox.len() >= HEADER_LEN {
+                let h = Header::decode(&st.inbox[..HEADER_LEN]).unwrap();
+                let total = HEADER_LEN + h.len as usize;
                 if st.inbox.len() < total {
                     break;
                 }
-                let body: Vec<u8> = st.inbox[HDR..total].to_vec();
+                let body: Vec<u8> = st.inbox[HEADER_LEN..total].to_vec();
                 st.inbox.drain(..total);
                 Self::handle(&mut st, h, &body);
             }
