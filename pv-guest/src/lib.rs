@@ -27,6 +27,8 @@ mod paging;
 #[cfg(target_os = "none")]
 mod roles;
 #[cfg(target_os = "none")]
+mod blk;
+#[cfg(target_os = "none")]
 mod selftest;
 #[cfg(target_os = "none")]
 mod shared;

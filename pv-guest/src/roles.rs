@@ -21,11 +21,11 @@ const GREF: u32 = GNTTAB_NR_RESERVED_ENTRIES;
 /// How long any one wait may take before the role gives up.
 const WAIT_NS: u64 = 5_000_000_000;
 
-fn arg<'a>(cmd: &'a str, key: &str) -> Option<&'a str> {
+pub fn arg<'a>(cmd: &'a str, key: &str) -> Option<&'a str> {
     cmd.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
-fn num(cmd: &str, key: &str, default: u64) -> u64 {
+pub fn num(cmd: &str, key: &str, default: u64) -> u64 {
     arg(cmd, key).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
@@ -70,6 +70,9 @@ fn send(port: u32) -> TestResult {
 /// Runs the role `cmd` names; returns (passed, failed), or None without `role=`.
 pub fn run(cmd: &str) -> Option<(u32, u32)> {
     let role = arg(cmd, "role")?;
+    if let Some(block) = block_role(role, cmd) {
+        return Some(block);
+    }
     let port = num(cmd, "port", 0) as u32;
     let peer = num(cmd, "peer", 0) as u16;
     let mut r = Report { passed: 0, failed: 0 };
@@ -105,6 +108,19 @@ pub fn run(cmd: &str) -> Option<(u32, u32)> {
         "grant-client" => grant_client(&mut r, port, peer, num(cmd, "iters", 1000)),
         other => r.test("role", Err(fail(format_args!("unknown role {other}")))),
     }
+    Some((r.passed, r.failed))
+}
+
+/// The block roles (in `blk`), which set up their own ports.
+fn block_role(role: &str, cmd: &str) -> Option<(u32, u32)> {
+    let run: fn(&str, &mut dyn FnMut(&str, TestResult)) = match role {
+        "blkback" => crate::blk::backend,
+        "blkfront" => crate::blk::frontend,
+        "blkfront-hostile" => crate::blk::hostile,
+        _ => return None,
+    };
+    let mut r = Report { passed: 0, failed: 0 };
+    run(cmd, &mut |name, res| r.test(name, res));
     Some((r.passed, r.failed))
 }
 

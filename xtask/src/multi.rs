@@ -34,6 +34,92 @@ pub fn pairs_manifest(rounds: u32, iters: u32) -> Manifest {
     }
 }
 
+/// A block back-end over a 72 MiB RAM disk serving three front-ends: one moves 64 MiB
+/// each way (every byte checked), one crashes after 2 MiB, one sends garbage.
+pub fn blk_manifest(mib: u64) -> Manifest {
+    let mut backend = dom("blkback", "role=blkback ports=20,21,22 peers=1,2,3 disk-mib=72".into());
+    backend.memory_kib = 112 * 1024;
+    Manifest {
+        domains: vec![
+            backend,
+            dom("blkfront", format!("role=blkfront port=20 peer=0 disk-mib=72 mib={mib}")),
+            dom("blkfront-crash", "role=blkfront port=20 peer=0 disk-mib=72 base-mib=64 mib=8 crash-after-mib=2 seed=77".into()),
+            dom("blkfront-hostile", "role=blkfront-hostile port=20 peer=0 disk-mib=72".into()),
+        ],
+        channels: vec![
+            StaticChannel { dom_a: 0, port_a: 20, dom_b: 1, port_b: 20 },
+            StaticChannel { dom_a: 0, port_a: 21, dom_b: 2, port_b: 20 },
+            StaticChannel { dom_a: 0, port_a: 22, dom_b: 3, port_b: 20 },
+        ],
+    }
+}
+
+/// TEST lines of a manifest run, per domain: (tally, per-domain (passed, failed)).
+fn domain_results(manifest: &Manifest, log: &str, prefix: &str) -> (Tally, Vec<(u32, u32)>) {
+    let mut t = Tally::default();
+    let mut per_domain = vec![(0u32, 0u32); manifest.domains.len()];
+    for line in log.lines() {
+        let Some(rest) = line.strip_prefix("(d") else { continue };
+        let Some((id, text)) = rest.split_once(") ") else { continue };
+        let Ok(id) = id.parse::<usize>() else { continue };
+        if let Some(r) = results::parse_test_line(text) {
+            let name = manifest.domains.get(id).map_or("?", |d| d.name.as_str());
+            t.record(&format!("{prefix}: d{id} ({name}) {}", r.name), r.passed, &r.detail);
+        } else if let (Some(s), Some(slot)) = (results::parse_summary(text), per_domain.get_mut(id)) {
+            *slot = s;
+        }
+    }
+    (t, per_domain)
+}
+
+/// The boot tier's block checks (the inter-domain I/O done-when).
+pub fn blk_checks(root: &Path, img: &Images) -> Result<Tally> {
+    let manifest = blk_manifest(64);
+    let run = boot(root, img, "boot-blk", &manifest)?;
+    let (mut t, per_domain) = domain_results(&manifest, &run.log, "boot-blk");
+    for (id, (p, f)) in per_domain.iter().enumerate().filter(|(id, _)| *id != 2) {
+        t.record(&format!("boot-blk: d{id} reported and passed"), *p > 0 && *f == 0, &format!("{p} passed, {f} failed"));
+    }
+    // The crashed front-end: destroyed while the back-end still mapped its ring page, which
+    // is freed once the back-end notices and unmaps it.
+    let crashed = run.log.lines().find(|l| l.contains("Domain 2 (blkfront-crash) destroyed (crash)")).unwrap_or("");
+    let held = crashed.split(", ").find_map(|p| p.strip_suffix(" still referenced")).and_then(|n| n.parse::<u32>().ok());
+    t.record(
+        "boot-blk: crashed front-end's ring page outlives it while mapped",
+        held.is_some_and(|n| n >= 1),
+        &format!("destroy line: {crashed:?}"),
+    );
+    t.record(
+        "boot-blk: ...and is freed when the back-end unmaps it",
+        run.log.contains("d2's page ") && run.log.contains("freed: its last grant mapping (by d0) is gone"),
+        "no free line for d2's page",
+    );
+    // Every page a dead domain left mapped by another is freed when that one unmaps it.
+    let mut unfreed = Vec::new();
+    for l in run.log.lines().filter(|l| l.contains(") destroyed (")) {
+        let id = l.split("Domain ").nth(1).and_then(|r| r.split(' ').next()).unwrap_or("?");
+        let held = l.rsplit(", ").next().and_then(|p| p.strip_suffix(" still referenced")).and_then(|n| n.parse::<usize>().ok()).unwrap_or(usize::MAX);
+        let freed = run.log.lines().filter(|f| f.contains(&format!("d{id}'s page ")) && f.contains(" freed: ")).count();
+        if freed != held {
+            unfreed.push(format!("d{id}: {held} held, {freed} freed later"));
+        }
+    }
+    t.record("boot-blk: nothing a dead domain left behind stays allocated", unfreed.is_empty(), &unfreed.join("; "));
+    t.record(
+        "boot-blk: machine halts after the last domain",
+        run.log.contains(ALL_DOWN) && run.exit == Exit::Status(qemu::EXIT_FAILURE),
+        &format!("{:?} (a crash makes the status a failure)", run.exit),
+    );
+    if t.failed > 0 {
+        let tail: Vec<&str> = run.log.lines().rev().take(80).collect();
+        println!("--- last lines of target/logs/boot-blk.log ---");
+        for l in tail.iter().rev() {
+            println!("{l}");
+        }
+    }
+    Ok(t)
+}
+
 /// What a manifest run printed.
 #[derive(Debug)]
 pub struct Run {
@@ -70,19 +156,7 @@ pub fn boot(root: &Path, img: &Images, name: &str, manifest: &Manifest) -> Resul
 pub fn checks(root: &Path, img: &Images) -> Result<Tally> {
     let manifest = pairs_manifest(2000, 200);
     let run = boot(root, img, "boot-pairs", &manifest)?;
-    let mut t = Tally::default();
-    let mut per_domain = vec![(0u32, 0u32); manifest.domains.len()];
-    for line in run.log.lines() {
-        let Some(rest) = line.strip_prefix("(d") else { continue };
-        let Some((id, text)) = rest.split_once(") ") else { continue };
-        let Ok(id) = id.parse::<usize>() else { continue };
-        if let Some(r) = results::parse_test_line(text) {
-            let name = manifest.domains.get(id).map_or("?", |d| d.name.as_str());
-            t.record(&format!("boot-pairs: d{id} ({name}) {}", r.name), r.passed, &r.detail);
-        } else if let (Some(s), Some(slot)) = (results::parse_summary(text), per_domain.get_mut(id)) {
-            *slot = s;
-        }
-    }
+    let (mut t, per_domain) = domain_results(&manifest, &run.log, "boot-pairs");
     let crasher = manifest.domains.iter().position(|d| d.cmdline.starts_with("role=crash"));
     for (id, (p, f)) in per_domain.iter().enumerate().filter(|(id, _)| Some(*id) != crasher) {
         t.record(&format!("boot-pairs: d{id} reported and passed"), *p > 0 && *f == 0, &format!("{p} passed, {f} failed"));

@@ -160,6 +160,7 @@ fn ours_with_initrd(root: &Path, img: &Images) -> Result<Machine> {
 fn boot(root: &Path, img: &Images, reference: &[Report]) -> Result<Tally> {
     let mut t = machine_checks(root, img)?;
     t.absorb(crate::multi::checks(root, img)?);
+    t.absorb(crate::multi::blk_checks(root, img)?);
     for (cmdline, name) in [(GUEST_CMDLINE, "boot"), (HOSTILE_CMDLINE, "boot-hostile")] {
         let (tally, ours) = guest_report(root, &ours(img, cmdline), name)?;
         t.absorb(tally);

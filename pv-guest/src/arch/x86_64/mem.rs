@@ -215,3 +215,21 @@ impl WindowPage {
         }
     }
 }
+
+/// The block rings pv-guest's roles drive over window pages.
+pub type BlkFrontRing = xen_ring::FrontRing<xen_abi::blkif::BlkifRequest, xen_abi::blkif::BlkifResponse>;
+pub type BlkBackRing = xen_ring::BackRing<xen_abi::blkif::BlkifRequest, xen_abi::blkif::BlkifResponse>;
+
+/// Initialises a front-end blkif ring in `page` (a page of ours, to be granted).
+pub fn blk_front_ring(page: &WindowPage) -> Result<BlkFrontRing, xen_ring::RingError> {
+    // SAFETY: window pages stay mapped read/write for the life of the domain, and the
+    // caller uses this page for nothing but the ring (the back-end peer may write it).
+    unsafe { xen_ring::FrontRing::init(page.va() as *mut u8, PAGE_SIZE as usize) }
+}
+
+/// Attaches a back-end to the ring the front-end initialised in `page` (a grant mapping).
+pub fn blk_back_ring(page: &WindowPage) -> Result<BlkBackRing, xen_ring::RingError> {
+    // SAFETY: as for blk_front_ring; the mapping stays until the caller unmaps it after
+    // dropping the ring, and the front-end peer may write the page at any time.
+    unsafe { xen_ring::BackRing::init(page.va() as *mut u8, PAGE_SIZE as usize) }
+}

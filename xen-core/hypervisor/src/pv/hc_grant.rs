@@ -287,6 +287,7 @@ pub fn unmap_one(doms: &mut Domains, handle: u32, host_addr: u64) -> Result<(), 
     cpu::invlpg(m.host_addr);
     if unmapped.1 {
         mem::with_frames(|a| a.free(m.frame));
+        crate::println!("d{}'s page {:#x} freed: its last grant mapping (by d{me}) is gone", m.granter, m.frame);
     }
     refresh_flags(doms, m.granter, m.gref);
     // The guest overwrote the mapping itself: the references are gone, the entry too.

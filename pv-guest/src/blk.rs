@@ -1,0 +1,580 @@
+//! Block roles on xen-core's boot manifest, built on the shared blkif logic:
+//! `blkback-core` (a back-end over a RAM disk, serving several front-ends) and
+//! `frontend_drivers::blkfront`. With no xenstore yet, the rendezvous is static: the
+//! front-end grants its ring page as reference `RING_REF`, then signals the manifest's
+//! event channel; the back-end maps that reference when it sees the event.
+#![allow(clippy::result_large_err)]
+// Xen's constant names (GNTST_bad_gntref, ...) in patterns.
+#![allow(non_upper_case_globals)]
+
+use crate::arch::x86_64::mem::{blk_back_ring, blk_front_ring, scratch_addr, scratch_fill, scratch_get, BlkBackRing, WindowPage};
+use crate::evtchn::{self, Sleep, HITS};
+use crate::mm::pte;
+use crate::selftest::{fail, Failure};
+use crate::{hv, paging, println, shared};
+use blkback_core::{Backend, BackendConfig, BlockStore, GrantAccess, GrantError, RingState, StoreError};
+use core::cell::Cell;
+use core::sync::atomic::{fence, Ordering};
+use frontend_drivers::blkfront::{self, BackendInfo, BlkFront, BlkFrontConfig, FrontGrants};
+use frontend_drivers::Notify;
+use xen_abi::blkif::{BlkifRequest, BlkifRequestSegment, BLKIF_OP_READ, BLKIF_RSP_OKAY};
+use xen_abi::event_channel::EVTCHNSTAT_interdomain;
+use xen_abi::grant_table::*;
+use xen_abi::xen::DOMID_SELF;
+use xen_abi::GrantRef;
+
+/// The front-end's ring page reference; data pages follow it.
+pub const RING_REF: u32 = GNTTAB_NR_RESERVED_ENTRIES;
+const PAGE: usize = 4096;
+const WAIT_NS: u64 = 10_000_000_000;
+
+type TestResult = Result<(), Failure>;
+
+// ------------------------------------------------------------------ shared helpers
+
+fn read_words(page: &WindowPage, off: usize, buf: &mut [u8]) {
+    for (i, chunk) in buf.chunks_exact_mut(8).enumerate() {
+        chunk.copy_from_slice(&page.u64(off + i * 8).load(Ordering::Relaxed).to_le_bytes());
+    }
+}
+
+fn write_words(page: &WindowPage, off: usize, data: &[u8]) {
+    for (i, chunk) in data.chunks_exact(8).enumerate() {
+        page.u64(off + i * 8).store(u64::from_le_bytes(chunk.try_into().expect("8 bytes")), Ordering::Relaxed);
+    }
+}
+
+/// Sets up `frames` grant-table frames and maps frame 0 (references 0..512).
+fn grant_table() -> Result<WindowPage, Failure> {
+    scratch_fill(hv::AUX, 8, 0);
+    let mut s = GnttabSetupTable { dom: DOMID_SELF.0, nr_frames: 1, frame_list: scratch_addr(hv::AUX), ..Default::default() };
+    let rc = hv::grant(GNTTABOP_setup_table, &mut s);
+    if rc != 0 || s.status != GNTST_okay {
+        return Err(fail(format_args!("setup_table: {rc}, status {}", s.status)));
+    }
+    let frame: u64 = scratch_get(hv::AUX);
+    paging::map_frame(frame, pte::KERNEL_RW).map_err(|e| fail(format_args!("map grant frame: {e}")))
+}
+
+fn grant_entry(table: &WindowPage, gref: u32, mfn: u64, domid: u16, readonly: bool) {
+    let off = gref as usize * 8;
+    table.u32(off + 4).store(mfn as u32, Ordering::Relaxed);
+    table.u16(off + 2).store(domid, Ordering::Relaxed);
+    fence(Ordering::Release); // domid and frame visible before the entry is valid
+    let flags = GTF_permit_access | if readonly { GTF_readonly } else { 0 };
+    table.u16(off).store(flags, Ordering::Release);
+}
+
+/// An event channel as the drivers' `Notify`.
+struct Chan {
+    port: u32,
+    seen: Cell<u32>,
+}
+
+impl Chan {
+    fn new(port: u32) -> Self {
+        Chan { port, seen: Cell::new(HITS.count(port)) }
+    }
+}
+
+impl Notify for Chan {
+    fn notify(&self) {
+        hv::send(self.port);
+    }
+
+    fn wait(&self) -> bool {
+        let ok = evtchn::wait_for(self.port, self.seen.get(), shared::now_ns() + WAIT_NS, Sleep::Poll);
+        self.seen.set(HITS.count(self.port));
+        ok
+    }
+}
+
+// ------------------------------------------------------------------ back-end
+
+/// A RAM disk over consecutive window pages.
+struct PagedDisk {
+    base: u64,
+    pages: u64,
+}
+
+impl PagedDisk {
+    fn new(mib: u64) -> Result<Self, Failure> {
+        let pages = mib * 256;
+        let base = paging::alloc_window(pages).map_err(|e| fail(format_args!("disk window: {e}")))?;
+        for i in 0..pages {
+            let (_, mfn) = paging::alloc_frame().map_err(|e| fail(format_args!("disk frame {i}: {e}")))?;
+            paging::map(base + i * 4096, mfn, pte::KERNEL_RW).map_err(|e| fail(format_args!("map disk page {i}: {e}")))?;
+        }
+        Ok(PagedDisk { base, pages })
+    }
+
+    fn each<'a>(&self, sector: u64, len: usize, mut f: impl FnMut(&WindowPage, usize, core::ops::Range<usize>) + 'a) -> Result<(), StoreError> {
+        let start = sector.checked_mul(512).ok_or(StoreError::OutOfRange)?;
+        let end = start.checked_add(len as u64).ok_or(StoreError::OutOfRange)?;
+        if end > self.pages * 4096 || len % 8 != 0 {
+            return Err(StoreError::OutOfRange);
+        }
+        let mut at = start;
+        while at < end {
+            let off = (at % 4096) as usize;
+            let n = (4096 - off).min((end - at) as usize);
+            let done = (at - start) as usize;
+            f(&WindowPage::new(self.base + (at / 4096) * 4096), off, done..done + n);
+            at += n as u64;
+        }
+        Ok(())
+    }
+}
+
+impl BlockStore for PagedDisk {
+    fn sector_count(&self) -> u64 {
+        self.pages * 8
+    }
+
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), StoreError> {
+        let len = buf.len();
+        self.each(sector, len, |p, off, r| read_words(p, off, &mut buf[r]))
+    }
+
+    fn write(&mut self, sector: u64, data: &[u8]) -> Result<(), StoreError> {
+        self.each(sector, data.len(), |p, off, r| write_words(p, off, &data[r]))
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn discard(&mut self, sector: u64, nr_sectors: u64, _secure: bool) -> Result<(), StoreError> {
+        let zero = [0u8; 512];
+        (0..nr_sectors).try_for_each(|s| self.write(sector + s, &zero))
+    }
+}
+
+/// Grant access by `GNTTABOP_copy` through a bounce page of ours.
+struct CopyGrants {
+    peer: u16,
+    bounce: WindowPage,
+    bounce_mfn: u64,
+}
+
+fn copy_status(st: i16, write: bool) -> GrantError {
+    match st {
+        GNTST_bad_gntref => GrantError::BadRef,
+        GNTST_permission_denied if write => GrantError::ReadOnly,
+        other => GrantError::Other(other),
+    }
+}
+
+impl CopyGrants {
+    fn copy(&self, gref: GrantRef, offset: usize, len: usize, to_grant: bool) -> Result<(), GrantError> {
+        if offset + len > PAGE {
+            return Err(GrantError::OutOfBounds);
+        }
+        let theirs = GnttabCopyPtr { u: u64::from(gref.get()), domid: self.peer, offset: offset as u16, ..Default::default() };
+        let ours = GnttabCopyPtr { u: self.bounce_mfn, domid: DOMID_SELF.0, offset: 0, ..Default::default() };
+        let mut c = if to_grant {
+            GnttabCopy { source: ours, dest: theirs, len: len as u16, flags: GNTCOPY_dest_gref, ..Default::default() }
+        } else {
+            GnttabCopy { source: theirs, dest: ours, len: len as u16, flags: GNTCOPY_source_gref, ..Default::default() }
+        };
+        match hv::grant(GNTTABOP_copy, &mut c) {
+            0 if c.status == GNTST_okay => Ok(()),
+            0 => Err(copy_status(c.status, to_grant)),
+            rc => Err(GrantError::Other(rc as i16)),
+        }
+    }
+}
+
+impl GrantAccess for CopyGrants {
+    fn copy_from_grant(&mut self, gref: GrantRef, offset: usize, buf: &mut [u8]) -> Result<(), GrantError> {
+        self.copy(gref, offset, buf.len(), false)?;
+        read_words(&self.bounce, 0, buf);
+        Ok(())
+    }
+
+    fn copy_to_grant(&mut self, gref: GrantRef, offset: usize, data: &[u8]) -> Result<(), GrantError> {
+        write_words(&self.bounce, 0, data);
+        self.copy(gref, offset, data.len(), true)
+    }
+}
+
+/// One front-end the back-end serves.
+struct Conn {
+    index: usize,
+    name: &'static str,
+    port: u32,
+    peer: u16,
+    ring: Option<(BlkBackRing, u64, u32)>, // ring, mapped va, grant handle
+    grants: CopyGrants,
+    requests: u64,
+    done: bool,
+}
+
+fn peer_alive(port: u32) -> bool {
+    matches!(hv::status(port), Ok(s) if s.status == EVTCHNSTAT_interdomain)
+}
+
+fn unmap_ring(c: &mut Conn) -> TestResult {
+    if let Some((_, va, handle)) = c.ring.take() {
+        let mut u = GnttabUnmapGrantRef { host_addr: va, handle, ..Default::default() };
+        let rc = hv::grant(GNTTABOP_unmap_grant_ref, &mut u);
+        if rc != 0 || u.status != GNTST_okay {
+            return Err(fail(format_args!("unmapping {}'s ring: {rc}, status {}", c.name, u.status)));
+        }
+    }
+    Ok(())
+}
+
+fn map_ring(c: &mut Conn) -> TestResult {
+    let va = paging::alloc_window(1).and_then(|va| paging::prepare(va).map(|_| va)).map_err(|e| fail(format_args!("{e}")))?;
+    let mut m = GnttabMapGrantRef { host_addr: va, flags: GNTMAP_host_map, ref_: RING_REF, dom: c.peer, ..Default::default() };
+    let rc = hv::grant(GNTTABOP_map_grant_ref, &mut m);
+    if rc != 0 || m.status != GNTST_okay {
+        return Err(fail(format_args!("mapping {}'s ring: {rc}, status {}", c.name, m.status)));
+    }
+    let ring = blk_back_ring(&WindowPage::new(va)).map_err(|e| fail(format_args!("ring: {e:?}")))?;
+    c.ring = Some((ring, va, m.handle));
+    Ok(())
+}
+
+const NAMES: [&str; 4] = ["front0", "front1", "front2", "front3"];
+const RING_TESTS: [&str; 4] = ["blkback_front0_ring", "blkback_front1_ring", "blkback_front2_ring", "blkback_front3_ring"];
+const CLEANUP_TESTS: [&str; 4] =
+    ["blkback_cleanup_front0", "blkback_cleanup_front1", "blkback_cleanup_front2", "blkback_cleanup_front3"];
+
+/// `role=blkback ports=p1,p2.. peers=d1,d2.. disk-mib=M`: serves every front-end until
+/// each is gone (shut down or crashed), then reports.
+pub fn backend(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
+    let list = |key: &str| crate::roles::arg(cmd, key).unwrap_or("").split(',').filter_map(|v| v.parse::<u64>().ok());
+    let mib = crate::roles::num(cmd, "disk-mib", 16);
+    let mut disk = match PagedDisk::new(mib) {
+        Ok(d) => d,
+        Err(f) => return test("blkback_disk", Err(f)),
+    };
+    let mut conns: heapless_vec::Vec4<Conn> = heapless_vec::Vec4::new();
+    for (i, (port, peer)) in list("ports").zip(list("peers")).enumerate().take(4) {
+        let (bounce, _, bounce_mfn) = match paging::new_page() {
+            Ok(p) => p,
+            Err(e) => return test("blkback_bounce", Err(fail(format_args!("{e}")))),
+        };
+        let port = port as u32;
+        if evtchn::unmask(port) != 0 {
+            return test("blkback_port", Err(fail(format_args!("unmask {port}"))));
+        }
+        conns.push(Conn { index: i, name: NAMES[i], port, peer: peer as u16, ring: None, grants: CopyGrants { peer: peer as u16, bounce, bounce_mfn }, requests: 0, done: false });
+    }
+    let mut backend = Backend::new(BackendConfig::DEFAULT);
+    let mut seen = [0u32; 4];
+    loop {
+        let mut busy = false;
+        for (i, c) in conns.iter_mut().enumerate().filter(|(_, c)| !c.done) {
+            let fired = HITS.count(c.port) > seen[i];
+            seen[i] = HITS.count(c.port);
+            if c.ring.is_none() && fired {
+                if let Err(f) = map_ring(c) {
+                    test(RING_TESTS[c.index], Err(f));
+                    c.done = true;
+                    continue;
+                }
+            }
+            let Some((ring, _, _)) = c.ring.as_mut() else { continue };
+            let out = backend.process(ring, &mut c.grants, &mut disk);
+            c.requests += u64::from(out.requests);
+            if out.notify {
+                hv::send(c.port);
+            }
+            match out.state {
+                RingState::MoreWork => busy = true,
+                RingState::Idle => {}
+                RingState::Disconnect(e) => {
+                    println!("pv-guest: blkback: {} sent a bad ring index ({e:?}): dropping it", c.name);
+                    let _ = unmap_ring(c);
+                    c.done = true;
+                }
+            }
+        }
+        if busy {
+            continue;
+        }
+        // Idle: a front-end that is gone (port back to unbound) is cleaned up.
+        for c in conns.iter_mut().filter(|c| !c.done) {
+            if !peer_alive(c.port) {
+                let r = unmap_ring(c);
+                println!("pv-guest: blkback: {} (d{}) is gone after {} requests; its ring is unmapped", c.name, c.peer, c.requests);
+                test(CLEANUP_TESTS[c.index], r);
+                c.done = true;
+            }
+        }
+        if conns.iter().all(|c| c.done) {
+            break;
+        }
+        let mut ports = [0u32; 4];
+        let mut n = 0;
+        for c in conns.iter().filter(|c| !c.done) {
+            ports[n] = c.port;
+            n += 1;
+        }
+        evtchn::disable();
+        let pending = conns.iter().enumerate().any(|(i, c)| !c.done && HITS.count(c.port) > seen[i]);
+        if !pending {
+            hv::poll(&ports[..n], shared::now_ns() + 100_000_000);
+        }
+        evtchn::enable();
+    }
+    let stats = backend.stats();
+    println!("pv-guest: blkback served {} requests ({:?})", conns.iter().map(|c| c.requests).sum::<u64>(), stats);
+    test("blkback_served_every_front_end", Ok(()));
+}
+
+// ------------------------------------------------------------------ front-ends
+
+/// Pool pages granted to the back-end as references RING_REF + 1 + index.
+struct Pool {
+    table: WindowPage,
+    pages: [Option<(WindowPage, u64)>; POOL],
+    backend: u16,
+}
+
+const POOL: usize = 24;
+
+impl FrontGrants for Pool {
+    fn page_count(&self) -> usize {
+        POOL
+    }
+
+    fn grant(&mut self, page: usize, readonly: bool) -> Result<GrantRef, blkfront::GrantError> {
+        let (_, mfn) = self.pages[page].as_ref().ok_or(blkfront::GrantError::Other(-1))?;
+        let gref = RING_REF + 1 + page as u32;
+        grant_entry(&self.table, gref, *mfn, self.backend, readonly);
+        Ok(GrantRef(gref))
+    }
+
+    fn end_access(&mut self, gref: GrantRef) -> Result<(), blkfront::GrantError> {
+        let off = gref.get() as usize * 8;
+        let flags = self.table.u16(off).load(Ordering::Acquire);
+        if flags & (GTF_reading | GTF_writing) != 0 {
+            return Err(blkfront::GrantError::InUse);
+        }
+        self.table
+            .u16(off)
+            .compare_exchange(flags, 0, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(|_| blkfront::GrantError::InUse)
+    }
+
+    fn write_page(&mut self, page: usize, offset: usize, data: &[u8]) {
+        if let Some((p, _)) = &self.pages[page] {
+            write_words(p, offset, data);
+        }
+    }
+
+    fn read_page(&mut self, page: usize, offset: usize, buf: &mut [u8]) {
+        if let Some((p, _)) = &self.pages[page] {
+            read_words(p, offset, buf);
+        }
+    }
+}
+
+fn word_pattern(byte_offset: u64, seed: u64) -> u64 {
+    (byte_offset / 8).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed
+}
+
+fn fill(buf: &mut [u8], at: u64, seed: u64) {
+    for (i, c) in buf.chunks_exact_mut(8).enumerate() {
+        c.copy_from_slice(&word_pattern(at + 8 * i as u64, seed).to_le_bytes());
+    }
+}
+
+struct Front {
+    dev: BlkFront<Pool>,
+    chan: Chan,
+}
+
+/// The granted ring, the pool and the grant table, before the driver takes them.
+struct Parts {
+    ring: crate::arch::x86_64::mem::BlkFrontRing,
+    pool: Pool,
+    chan: Chan,
+}
+
+fn connect(port: u32, backend: u16, disk_mib: u64) -> Result<Front, Failure> {
+    let p = connect_parts(port, backend)?;
+    let info = BackendInfo {
+        sectors: disk_mib * 2048,
+        info: 0,
+        sector_size: 512,
+        physical_sector_size: 512,
+        flush_cache: false,
+        barrier: false,
+        discard: false,
+        discard_granularity: 0,
+        discard_alignment: 0,
+        discard_secure: false,
+        persistent: false,
+        max_indirect_segments: 0,
+        max_ring_page_order: 0,
+    };
+    let cfg = BlkFrontConfig { max_segments: 11, persistent: false };
+    let dev = BlkFront::new(p.ring, p.pool, info, cfg).map_err(|e| fail(format_args!("blkfront: {e:?}")))?;
+    p.chan.notify(); // the ring is granted: the back-end may map it
+    Ok(Front { dev, chan: p.chan })
+}
+
+fn connect_parts(port: u32, backend: u16) -> Result<Parts, Failure> {
+    if evtchn::unmask(port) != 0 {
+        return Err(fail(format_args!("unmask {port}")));
+    }
+    let table = grant_table()?;
+    let (ring_page, _, ring_mfn) = paging::new_page().map_err(|e| fail(format_args!("ring page: {e}")))?;
+    let ring = blk_front_ring(&ring_page).map_err(|e| fail(format_args!("ring: {e:?}")))?;
+    let mut pages: [Option<(WindowPage, u64)>; POOL] = Default::default();
+    for p in pages.iter_mut() {
+        let (page, _, mfn) = paging::new_page().map_err(|e| fail(format_args!("pool page: {e}")))?;
+        *p = Some((page, mfn));
+    }
+    grant_entry(&table, RING_REF, ring_mfn, backend, false);
+    let pool = Pool { table, pages, backend };
+    Ok(Parts { ring, pool, chan: Chan::new(port) })
+}
+
+/// `role=blkfront port=P peer=B disk-mib=M mib=N [crash-after-mib=K] [seed=S]`: writes N
+/// MiB, reads them back and checks every byte (or crashes on purpose after K MiB).
+pub fn frontend(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
+    let port = crate::roles::num(cmd, "port", 0) as u32;
+    let backend = crate::roles::num(cmd, "peer", 0) as u16;
+    let disk_mib = crate::roles::num(cmd, "disk-mib", 16);
+    let mib = crate::roles::num(cmd, "mib", disk_mib).min(disk_mib - crate::roles::num(cmd, "base-mib", 0).min(disk_mib));
+    let crash_after = crate::roles::arg(cmd, "crash-after-mib").and_then(|v| v.parse::<u64>().ok());
+    // This front-end's region of the shared disk starts here.
+    let base = crate::roles::num(cmd, "base-mib", 0) << 20;
+    let seed = crate::roles::num(cmd, "seed", 0x5eed);
+    let mut f = match connect(port, backend, disk_mib) {
+        Ok(f) => f,
+        Err(e) => return test("blkfront_connect", Err(e)),
+    };
+    // Four pages per call: one request of 4 segments (the stack is 64 KiB).
+    let chunk = 4 * PAGE;
+    let mut buf = [0u8; 4 * PAGE];
+    let total = mib << 20;
+    let t0 = shared::now_ns();
+    let mut written = 0u64;
+    let write = (0..total / chunk as u64).try_for_each(|i| {
+        let at = base + i * chunk as u64;
+        fill(&mut buf, at, seed);
+        f.dev.write(at / 512, &buf, &f.chan).map_err(|e| fail(format_args!("write at {at:#x}: {e:?}")))?;
+        written += chunk as u64;
+        if crash_after.is_some_and(|k| written >= k << 20) {
+            // A front-end dying mid-transfer, with requests and grants outstanding.
+            crate::arch::x86_64::hypercall::raw_no_args(xen_abi::hypercall::HYPERVISOR_set_trap_table);
+            let _ = f.dev.submit_read(0, 4);
+            f.dev.push_requests();
+            println!("pv-guest: crashing mid-transfer after {} MiB", written >> 20);
+            let v = crate::arch::x86_64::traps::read_u64(crate::mm::VMAP_END - 8);
+            return Err(fail(format_args!("still alive after the fault ({v:?})")));
+        }
+        Ok(())
+    });
+    let t1 = shared::now_ns();
+    test("blkfront_write", write);
+    let read = (0..total / chunk as u64).try_for_each(|i| {
+        let at = base + i * chunk as u64;
+        f.dev.read(at / 512, &mut buf, &f.chan).map_err(|e| fail(format_args!("read at {at:#x}: {e:?}")))?;
+        for (w, c) in buf.chunks_exact(8).enumerate() {
+            let off = at + 8 * w as u64;
+            let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            if v != word_pattern(off, seed) {
+                return Err(fail(format_args!("byte offset {off:#x}: {v:#x}, wanted {:#x}", word_pattern(off, seed))));
+            }
+        }
+        Ok(())
+    });
+    let t2 = shared::now_ns();
+    test("blkfront_read_back_every_byte", read);
+    let ms = |dt: u64| dt.max(1) / 1_000_000;
+    println!("BENCH blkif_write {} MB/s", (total >> 20) * 1000 / ms(t1 - t0).max(1));
+    println!("BENCH blkif_read {} MB/s", (total >> 20) * 1000 / ms(t2 - t1).max(1));
+    println!("pv-guest: blkfront moved {mib} MiB each way ({:?})", f.dev.stats());
+    let torn = f.dev.teardown().map(|_| ()).map_err(|e| fail(format_args!("teardown: {e:?}")));
+    test("blkfront_teardown_ends_every_grant", torn.and_then(|_| match f.dev.grants_held() {
+        0 => Ok(()),
+        n => Err(fail(format_args!("{n} grants still held"))),
+    }));
+}
+
+/// `role=blkfront-hostile port=P peer=B disk-mib=M`: puts garbage on the ring and
+/// expects an error for each, then checks the back-end still answers a good read.
+pub fn hostile(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
+    let port = crate::roles::num(cmd, "port", 0) as u32;
+    let backend = crate::roles::num(cmd, "peer", 0) as u16;
+    let disk_mib = crate::roles::num(cmd, "disk-mib", 16);
+    let mut p = match connect_parts(port, backend) {
+        Ok(p) => p,
+        Err(e) => return test("blkfront_hostile_connect", Err(e)),
+    };
+    let seg = |gref: u32, first: u8, last: u8| BlkifRequestSegment { gref, first_sect: first, last_sect: last, ..Default::default() };
+    let mut bad = [BlkifRequest::default(); 5];
+    bad[0] = BlkifRequest { operation: BLKIF_OP_READ, nr_segments: 1, id: 900, sector_number: 0, ..Default::default() };
+    bad[0].seg[0] = seg(4000, 0, 7); // a reference never granted
+    bad[1] = BlkifRequest { operation: BLKIF_OP_READ, nr_segments: 200, id: 901, ..Default::default() };
+    bad[2] = BlkifRequest { operation: BLKIF_OP_READ, nr_segments: 1, id: 902, sector_number: disk_mib * 2048, ..Default::default() };
+    bad[2].seg[0] = seg(RING_REF + 1, 0, 7); // past the end of the disk
+    bad[3] = BlkifRequest { operation: 77, nr_segments: 0, id: 903, ..Default::default() };
+    bad[4] = BlkifRequest { operation: BLKIF_OP_READ, nr_segments: 1, id: 904, ..Default::default() };
+    bad[4].seg[0] = seg(RING_REF + 1, 7, 2); // first_sect > last_sect
+    for r in bad {
+        if let Err(e) = p.ring.write_request(r) {
+            return test("blkfront_hostile_send", Err(fail(format_args!("ring: {e:?}"))));
+        }
+    }
+    p.ring.push_requests();
+    p.chan.notify(); // ring granted and requests queued
+    let mut answered = 0;
+    let deadline = shared::now_ns() + WAIT_NS;
+    let mut errors = true;
+    while answered < bad.len() && shared::now_ns() < deadline {
+        match p.ring.read_response() {
+            Ok(Some(rsp)) => {
+                answered += 1;
+                errors &= rsp.status != BLKIF_RSP_OKAY && (900..905).contains(&rsp.id);
+            }
+            Ok(None) => {
+                p.chan.wait();
+            }
+            Err(e) => return test("blkfront_hostile_answers", Err(fail(format_args!("{e:?}")))),
+        }
+    }
+    test(
+        "blkfront_hostile_requests_get_errors",
+        if answered == bad.len() && errors { Ok(()) } else { Err(fail(format_args!("{answered} answered, all errors: {errors}"))) },
+    );
+}
+
+/// A tiny fixed-capacity vector (pv-guest has no allocator).
+mod heapless_vec {
+    pub struct Vec4<T> {
+        items: [Option<T>; 4],
+        len: usize,
+    }
+
+    impl<T> Vec4<T> {
+        pub fn new() -> Self {
+            Vec4 { items: [None, None, None, None], len: 0 }
+        }
+
+        pub fn push(&mut self, t: T) {
+            if self.len < 4 {
+                self.items[self.len] = Some(t);
+                self.len += 1;
+            }
+        }
+
+        pub fn iter(&self) -> impl Iterator<Item = &T> {
+            self.items[..self.len].iter().flatten()
+        }
+
+        pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+            self.items[..self.len].iter_mut().flatten()
+        }
+    }
+
+}
