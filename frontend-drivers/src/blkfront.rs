@@ -933,8 +933,10 @@ impl<G: FrontGrants> BlkFront<G> {
         }
     }
 
-    /// Waits until there is a response to take (`Ok`), or `Notify::wait` gives up.
-    fn wait_response<N: Notify + ?Sized>(&mut self, notify: &N) -> Result<(), BlkError> {
+    /// Waits until there is a response to take (`Ok`), or `Notify::wait` gives up: the
+    /// final check re-arms the response event before sleeping, so no wakeup is lost.
+    /// For callers driving several requests with `submit_*`/`poll`.
+    pub fn wait_response<N: Notify + ?Sized>(&mut self, notify: &N) -> Result<(), BlkError> {
         loop {
             if self.ring.final_check_for_responses()? {
                 return Ok(());

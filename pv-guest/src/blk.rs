@@ -335,7 +335,7 @@ struct Pool {
     backend: u16,
 }
 
-const POOL: usize = 24;
+const POOL: usize = 36;
 
 impl FrontGrants for Pool {
     fn page_count(&self) -> usize {
@@ -427,7 +427,7 @@ fn connect_parts(port: u32, backend: u16) -> Result<Parts, Failure> {
     let table = grant_table()?;
     let (ring_page, _, ring_mfn) = paging::new_page().map_err(|e| fail(format_args!("ring page: {e}")))?;
     let ring = blk_front_ring(&ring_page).map_err(|e| fail(format_args!("ring: {e:?}")))?;
-    let mut pages: [Option<(WindowPage, u64)>; POOL] = Default::default();
+    let mut pages: [Option<(WindowPage, u64)>; POOL] = core::array::from_fn(|_| None);
     for p in pages.iter_mut() {
         let (page, _, mfn) = paging::new_page().map_err(|e| fail(format_args!("pool page: {e}")))?;
         *p = Some((page, mfn));
@@ -499,6 +499,67 @@ pub fn frontend(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
         0 => Ok(()),
         n => Err(fail(format_args!("{n} grants still held"))),
     }));
+}
+
+/// Reads `count` 4 KiB blocks keeping up to `depth` requests in flight; returns ns.
+fn timed_reads(f: &mut Front, count: u64, depth: u64, disk_sectors: u64) -> Result<u64, Failure> {
+    let err = |what: &str, e: blkfront::BlkError| fail(format_args!("{what}: {e:?}"));
+    let t0 = shared::now_ns();
+    let (mut issued, mut done, mut in_flight) = (0u64, 0u64, 0u64);
+    let mut buf = [0u8; PAGE];
+    while done < count {
+        while in_flight < depth && issued < count {
+            let sector = (issued * 8) % disk_sectors;
+            match f.dev.submit_read(sector, 8) {
+                Ok(_) => {}
+                // Every request slot or pool page in use: the queue is as deep as it gets.
+                Err(blkfront::BlkError::Busy) => break,
+                Err(e) => return Err(err("submit", e)),
+            }
+            issued += 1;
+            in_flight += 1;
+        }
+        if f.dev.push_requests() {
+            f.chan.notify();
+        }
+        let mut got = false;
+        while let Some(c) = f.dev.poll().map_err(|e| err("poll", e))? {
+            if c.status != blkfront::RspStatus::Okay {
+                return Err(fail(format_args!("read {} answered {:?}", c.id, c.status)));
+            }
+            f.dev.release(c.id, Some(&mut buf)).map_err(|e| err("release", e))?;
+            done += 1;
+            in_flight -= 1;
+            got = true;
+        }
+        if !got {
+            f.dev.wait_response(&f.chan).map_err(|e| fail(format_args!("waiting ({done} of {count} done): {e:?}")))?;
+        }
+    }
+    Ok(shared::now_ns() - t0)
+}
+
+/// `role=blkfront-bench port=P peer=B disk-mib=M count=N`: 4 KiB reads at queue depth 1
+/// and 32, as requests/s and MB/s.
+pub fn bench(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
+    let port = crate::roles::num(cmd, "port", 0) as u32;
+    let backend = crate::roles::num(cmd, "peer", 0) as u16;
+    let disk_mib = crate::roles::num(cmd, "disk-mib", 16);
+    let count = crate::roles::num(cmd, "count", 2000);
+    let mut f = match connect(port, backend, disk_mib) {
+        Ok(f) => f,
+        Err(e) => return test("blkfront_bench_connect", Err(e)),
+    };
+    for (name, depth) in [("blkfront_bench_qd1", 1u64), ("blkfront_bench_qd32", 32)] {
+        let r = timed_reads(&mut f, count, depth, disk_mib * 2048).map(|ns| {
+            let per_s = count * 1_000_000_000 / ns.max(1);
+            println!("BENCH blkif_4k_read_qd{depth} {per_s} req/s");
+            println!("BENCH blkif_4k_read_qd{depth}_throughput {} MB/s", per_s * 4096 / 1_000_000);
+        });
+        test(name, r);
+    }
+    let torn = f.dev.teardown().map(|_| ()).map_err(|e| fail(format_args!("teardown: {e:?}")));
+    test("blkfront_bench_teardown", torn);
 }
 
 /// `role=blkfront-hostile port=P peer=B disk-mib=M`: puts garbage on the ring and

@@ -117,6 +117,7 @@ fn block_role(role: &str, cmd: &str) -> Option<(u32, u32)> {
         "blkback" => crate::blk::backend,
         "blkfront" => crate::blk::frontend,
         "blkfront-hostile" => crate::blk::hostile,
+        "blkfront-bench" => crate::blk::bench,
         _ => return None,
     };
     let mut r = Report { passed: 0, failed: 0 };

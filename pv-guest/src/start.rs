@@ -25,6 +25,11 @@ pub fn main(si: &'static StartInfo) -> ! {
     if let Err((what, r)) = trap::init() {
         fatal(what, r);
     }
+    // A guard page below the stack: an overflow becomes a fault, not corrupted statics.
+    match hypercall::unmap_stack_guard() {
+        0 => {}
+        r => fatal("unmapping the stack guard page", r),
+    }
     // start_info.shared_info is a machine address.
     match paging::map_frame(si.shared_info >> 12, pte::KERNEL_RW) {
         Ok(page) => shared::set_page(page),

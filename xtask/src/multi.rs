@@ -218,6 +218,17 @@ pub fn bench(root: &Path) -> Result<String> {
         }
         figures.extend(run.bench);
     }
+    let mut blk = blk_manifest(0);
+    blk.domains.truncate(2);
+    blk.channels.truncate(1);
+    blk.domains[0].cmdline = "role=blkback ports=20 peers=1 disk-mib=16".into();
+    blk.domains[0].memory_kib = 48 * 1024;
+    blk.domains[1].cmdline = "role=blkfront-bench port=20 peer=0 disk-mib=16 count=4000".into();
+    let run = boot(root, &img, "bench-blk", &blk)?;
+    if run.bench.is_empty() {
+        return Err(Error::new("no BENCH lines (see target/logs/bench-blk.log)"));
+    }
+    figures.extend(run.bench);
     let mut t = String::from("| measurement | xen-core | Xen 4.17 |\n|---|---:|---:|\n");
     for (name, value, unit) in &figures {
         t += &format!("| {name} | {value} {unit} | pending: needs our toolstack to create the pair on Xen |\n");

@@ -258,6 +258,8 @@ boot_initial_rsp:
 
     .section .bss
     .balign 16
+    .balign 4096
+    .global boot_stack
 boot_stack:
-    .skip 64 * 1024
+    .skip 256 * 1024
 boot_stack_top:

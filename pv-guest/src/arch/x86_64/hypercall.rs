@@ -122,6 +122,15 @@ pub fn call(nr: u64, args: [u64; 5]) -> i64 {
     unsafe { hypercall(nr, args[0], args[1], args[2], args[3], args[4]) }
 }
 
+/// Unmaps the stack's guard page (`mem::stack_guard_page`): the one page of the image
+/// that is taken out of use rather than written through.
+pub fn unmap_stack_guard() -> i64 {
+    let va = super::mem::stack_guard_page();
+    // SAFETY: Xen only rewrites the L1 entry mapping `va`; the guard page holds no Rust
+    // object (it is the unused bottom of the stack), so nothing refers to it.
+    unsafe { hypercall(xen_abi::hypercall::HYPERVISOR_update_va_mapping, va, 0, xen_abi::xen::UVMF_INVLPG, 0, 0) }
+}
+
 /// `update_va_mapping(va, pte, flags)`. Xen never dereferences `va`: it rewrites the L1
 /// entry mapping it. So `va` may be a window address or a free page of the initial
 /// mapping (a page becoming a page table is remapped read-only), but not memory that

@@ -233,3 +233,13 @@ pub fn blk_back_ring(page: &WindowPage) -> Result<BlkBackRing, xen_ring::RingErr
     // dropping the ring, and the front-end peer may write the page at any time.
     unsafe { xen_ring::BackRing::init(page.va() as *mut u8, PAGE_SIZE as usize) }
 }
+
+extern "C" {
+    static boot_stack: u8;
+}
+
+/// The lowest page of the kernel stack, kept unmapped so an overflow faults (and the
+/// hypervisor reports it) instead of overwriting the statics below.
+pub fn stack_guard_page() -> u64 {
+    core::ptr::addr_of!(boot_stack) as u64
+}
