@@ -31,6 +31,7 @@ pub fn pairs_manifest(rounds: u32, iters: u32) -> Manifest {
             StaticChannel { dom_a: 2, port_a: 11, dom_b: 3, port_b: 11 },
             StaticChannel { dom_a: 4, port_a: 12, dom_b: 0, port_b: 12 },
         ],
+        xenstore: None,
     }
 }
 
@@ -51,6 +52,7 @@ pub fn blk_manifest(mib: u64) -> Manifest {
             StaticChannel { dom_a: 0, port_a: 21, dom_b: 2, port_b: 20 },
             StaticChannel { dom_a: 0, port_a: 22, dom_b: 3, port_b: 20 },
         ],
+        xenstore: None,
     }
 }
 
@@ -202,6 +204,7 @@ fn only(m: &Manifest, a: u16, b: u16) -> Manifest {
             .filter(|c| keep(c.dom_a) && keep(c.dom_b))
             .map(|c| StaticChannel { dom_a: renum(c.dom_a), dom_b: renum(c.dom_b), ..*c })
             .collect(),
+        xenstore: None,
     }
 }
 

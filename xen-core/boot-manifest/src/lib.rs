@@ -42,11 +42,22 @@ pub struct StaticChannel {
     pub port_b: u32,
 }
 
+/// The domain that runs xenstored. Every other domain gets a xenstore ring page (its
+/// `start_info.store_mfn`), grant reference 1 (`GNTTAB_RESERVED_XENSTORE`) granting
+/// that page to the xenstore domain, and an event channel whose xenstore-domain end is
+/// port `port_base + domid` (the other end is `start_info.store_evtchn`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XenstoreSpec {
+    pub domain: u16,
+    pub port_base: u32,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// Created in order: domain ids 0, 1, 2, ...
     pub domains: Vec<DomainSpec>,
     pub channels: Vec<StaticChannel>,
+    pub xenstore: Option<XenstoreSpec>,
 }
 
 /// Highest port a static channel may use (2-level ABI: 4096 ports; port 0 is reserved).
@@ -62,6 +73,7 @@ pub enum ManifestError {
     Bad(usize, &'static str),
     /// Channel index and what is wrong with it.
     BadChannel(usize, &'static str),
+    BadXenstore(&'static str),
 }
 
 impl fmt::Display for ManifestError {
@@ -73,6 +85,7 @@ impl fmt::Display for ManifestError {
             Self::NoDomains => f.write_str("manifest lists no domains"),
             Self::Bad(i, why) => write!(f, "domain {i}: {why}"),
             Self::BadChannel(i, why) => write!(f, "channel {i}: {why}"),
+            Self::BadXenstore(why) => write!(f, "xenstore: {why}"),
         }
     }
 }
@@ -113,6 +126,16 @@ impl Manifest {
             }
         }
         let mut used: Vec<(u16, u32)> = Vec::new();
+        if let Some(xs) = m.xenstore {
+            if xs.domain as usize >= m.domains.len() {
+                return Err(ManifestError::BadXenstore("no such domain"));
+            }
+            let last = xs.port_base.checked_add(m.domains.len() as u32 - 1);
+            if xs.port_base == 0 || last.is_none_or(|p| p > MAX_STATIC_PORT) {
+                return Err(ManifestError::BadXenstore("ports out of range"));
+            }
+            used.extend((0..m.domains.len() as u32).map(|i| (xs.domain, xs.port_base + i)));
+        }
         for (i, c) in m.channels.iter().enumerate() {
             for (dom, port) in [(c.dom_a, c.port_a), (c.dom_b, c.port_b)] {
                 if dom as usize >= m.domains.len() {
@@ -154,8 +177,18 @@ mod tests {
         let m = Manifest {
             domains: vec![spec(1), spec(2)],
             channels: vec![StaticChannel { dom_a: 0, port_a: 10, dom_b: 1, port_b: 10 }],
+            xenstore: Some(XenstoreSpec { domain: 0, port_base: 100 }),
         };
         assert_eq!(Manifest::decode(&m.encode(), 3), Ok(m));
+        // A static channel may not take a port of the xenstore domain's range.
+        let clash = Manifest {
+            domains: vec![spec(1), spec(2)],
+            channels: vec![StaticChannel { dom_a: 0, port_a: 101, dom_b: 1, port_b: 10 }],
+            xenstore: Some(XenstoreSpec { domain: 0, port_base: 100 }),
+        };
+        assert!(matches!(Manifest::decode(&clash.encode(), 3), Err(ManifestError::BadChannel(0, _))));
+        let bad = Manifest { domains: vec![spec(1)], xenstore: Some(XenstoreSpec { domain: 3, port_base: 100 }), ..Default::default() };
+        assert_eq!(Manifest::decode(&bad.encode(), 3), Err(ManifestError::BadXenstore("no such domain")));
     }
 
     #[test]
@@ -165,10 +198,10 @@ mod tests {
         assert_eq!(Manifest::decode(&Manifest::default().encode(), 3), Err(ManifestError::NoDomains));
         let ch = |dom_a, port_a, dom_b, port_b| StaticChannel { dom_a, port_a, dom_b, port_b };
         for (c, _) in [(ch(0, 0, 1, 3), "port 0"), (ch(0, 5, 2, 5), "domain 2"), (ch(0, 4096, 1, 3), "port 4096")] {
-            let m = Manifest { domains: vec![spec(1), spec(1)], channels: vec![c] };
+            let m = Manifest { domains: vec![spec(1), spec(1)], channels: vec![c], xenstore: None };
             assert!(matches!(Manifest::decode(&m.encode(), 3), Err(ManifestError::BadChannel(0, _))));
         }
-        let twice = Manifest { domains: vec![spec(1), spec(1)], channels: vec![ch(0, 7, 1, 7), ch(0, 7, 1, 8)] };
+        let twice = Manifest { domains: vec![spec(1), spec(1)], channels: vec![ch(0, 7, 1, 7), ch(0, 7, 1, 8)], xenstore: None };
         assert!(matches!(Manifest::decode(&twice.encode(), 3), Err(ManifestError::BadChannel(1, _))));
         let m = Manifest { domains: vec![spec(5)], ..Default::default() };
         assert!(matches!(Manifest::decode(&m.encode(), 3), Err(ManifestError::Bad(0, _))));

@@ -113,6 +113,15 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
                 _ => fail(format_args!("static event channel d{a}:{} <-> d{b}:{} could not be bound", c.port_a, c.port_b)),
             }
         }
+        if let Some(xs) = manifest.xenstore {
+            for id in doms.ids().into_iter().filter(|&i| i != xs.domain) {
+                let xs_port = xs.port_base + u32::from(id);
+                match crate::pv::xenstore_setup::connect(&mut doms, id, xs.domain, xs_port) {
+                    Ok((mfn, port)) => println!("xenstore: d{id} ring mfn {mfn:#x}, port {port} <-> d{} port {xs_port}, grant ref 1", xs.domain),
+                    Err(why) => fail(format_args!("xenstore for d{id}: {why}")),
+                }
+            }
+        }
     } else {
         let kernel_cmd = first.cmdline(&DirectMap).unwrap_or_else(|e| fail(format_args!("dom0 kernel: {e}")));
         let initrd = modules.get(1).map(|m| phys::module_bytes(m.start, m.len()));

@@ -247,6 +247,7 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
     // Hand the frames to the domain and validate + pin the bootstrap tables, as Xen
     // does: from here on the PV MMU's rules hold for them.
     let dom = xen_abi::DomId(input.id);
+    let p2m_for_si = p2m.clone();
     let mut vcpu = Vcpu::new(l4, shared_info_mfn << 12);
     super::mmu::with(|t, hw| {
         for &mfn in &p2m {
@@ -287,6 +288,8 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
         runstate_area: None,
         maptrack: Vec::new(),
         console_line: Vec::new(),
+        start_info_maddr: (mfn_of(&layout, &p2m_for_si, layout.start_info.start)? << 12) | (layout.start_info.start & 0xfff),
+        store_mfn: None,
     };
     Ok(Built { domain, regs, layout })
 }

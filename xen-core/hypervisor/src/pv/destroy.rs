@@ -50,7 +50,8 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
         super::hc_grant::refresh_flags(doms, g, gref);
     }
 
-    let shared: Vec<u64> = core::iter::once(d.shared_info_mfn).chain(d.grant_frames.iter().copied()).collect();
+    let shared: Vec<u64> =
+        core::iter::once(d.shared_info_mfn).chain(d.grant_frames.iter().copied()).chain(d.store_mfn).collect();
     let own: Vec<u64> = d.p2m.iter().copied().filter(|&m| m != m2p::INVALID_M2P_ENTRY).collect();
     let (mut freed, mut held) = (0, 0);
     super::mmu::with(|t, hw| {

@@ -160,6 +160,10 @@ pub struct Domain {
     pub maptrack: Vec<Option<GrantMapping>>,
     /// Partial console_io line of a domU (printed with a `(dN) ` prefix per line).
     pub console_line: Vec<u8>,
+    /// Machine address of this domain's start_info page.
+    pub start_info_maddr: u64,
+    /// The xenstore ring page lent to this domain, if a xenstore domain serves it.
+    pub store_mfn: Option<u64>,
 }
 
 impl Domain {
@@ -171,6 +175,6 @@ impl Domain {
     /// with reservation changes).
     pub fn owns(&self, mfn: u64) -> bool {
         let pfn = super::m2p::get(mfn);
-        self.p2m.get(pfn as usize) == Some(&mfn)
+        self.p2m.get(pfn as usize) == Some(&mfn) || self.store_mfn == Some(mfn)
     }
 }

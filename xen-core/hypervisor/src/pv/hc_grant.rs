@@ -32,6 +32,17 @@ fn read_entry(maddr: u64) -> GrantEntryV1 {
     e
 }
 
+/// Writes a whole v1 entry (the builder's reserved entries).
+pub fn write_entry(d: &Domain, gref: u32, entry: GrantEntryV1) -> bool {
+    match entry_maddr(d, gref) {
+        Some(at) => {
+            phys::write_bytes(at, entry.as_bytes());
+            true
+        }
+        None => false,
+    }
+}
+
 fn write_flags(maddr: u64, flags: u16) {
     phys::write_bytes(maddr, &flags.to_le_bytes());
 }
@@ -154,7 +165,7 @@ pub fn grant_table_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64,
 }
 
 /// Grows `d`'s table to `nr` frames, each lent to the domain read/write.
-fn grow_table(d: &mut Domain, nr: u32) -> i16 {
+pub fn grow_table(d: &mut Domain, nr: u32) -> i16 {
     while d.grant_frames.len() < nr as usize {
         let Some(mfn) = mem::alloc_frame() else { return GNTST_general_error };
         phys::zero_frame(mfn);

@@ -8,7 +8,7 @@ pub mod domain;
 mod emulate;
 pub mod events;
 mod hc_event;
-mod hc_grant;
+pub mod hc_grant;
 mod hc_mem;
 mod hc_misc;
 mod hc_mmu;
@@ -17,6 +17,7 @@ pub mod m2p;
 pub mod mmu;
 pub mod sched;
 pub mod traps;
+pub mod xenstore_setup;
 
 use crate::arch::x86_64::trap::Regs;
 use sched::Domains;
