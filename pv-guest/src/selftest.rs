@@ -84,6 +84,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("mmu_map", mmu_map),
     ("mmu_readonly_fault", mmu_readonly_fault),
     ("mmu_pagetable_writable_refused", mmu_pagetable_writable_refused),
+    ("mmu_writable_pagetable", mmu_writable_pagetable),
     ("grant_table", grant_table),
     ("xenstore", xenstore),
 ];
@@ -395,6 +396,33 @@ fn mmu_readonly_fault(_: &Env<'_>) -> TestResult {
     let c = trap::last_caught();
     ensure!(c.cr2 == page.va() + 8, "cr2 {:#x}", c.cr2);
     ensure!(c.error_code & 3 == 3, "#PF error code {:#x}, wanted present|write", c.error_code);
+    Ok(())
+}
+
+/// Writable page tables: a plain store into one of our L1 tables through a read-only
+/// mapping of it is emulated (Xen checks the new entry as mmu_update does), and a store
+/// of an entry Xen refuses (a writable mapping of our L4) faults like any write to a
+/// read-only page.
+fn mmu_writable_pagetable(_: &Env<'_>) -> TestResult {
+    let va = paging::alloc_window(1).map_err(|r| fail(format_args!("window: {r}")))?;
+    paging::prepare(va).map_err(|r| fail(format_args!("tables for {va:#x}: {r}")))?;
+    let ptr = paging::l1_entry_maddr(va).map_err(|r| fail(format_args!("tables for {va:#x}: {r}")))?;
+    let table = paging::alloc_window(1).map_err(|r| fail(format_args!("window: {r}")))?;
+    paging::map(table, ptr >> 12, pte::KERNEL_RO).map_err(|r| fail(format_args!("map the L1 read-only: {r}")))?;
+    let entry = table + (ptr & 0xfff);
+    let (page, _, mfn) = paging::new_page().map_err(|r| fail(format_args!("new page: {r}")))?;
+    page.u64(0).store(0x7a7a_0000_0000_0001, Ordering::SeqCst);
+    traps::write_u64(entry, pte::make(mfn, pte::KERNEL_RW)).map_err(|v| fail(format_args!("PTE store faulted (vector {v})")))?;
+    let seen = traps::read_u64(va);
+    ensure!(seen == Ok(0x7a7a_0000_0000_0001), "through the new entry: {seen:?}");
+    let refused = traps::write_u64(entry, pte::make(paging::l4_mfn(), pte::KERNEL_RW));
+    ensure!(refused == Err(14), "store of a writable L4 mapping: {refused:?}, wanted #PF");
+    traps::write_u64(entry, 0).map_err(|v| fail(format_args!("clearing the entry faulted (vector {v})")))?;
+    // As on hardware, dropping a translation is the kernel's to flush: Xen does not.
+    let r = hv::mmuext1(xen_abi::xen::MMUEXT_INVLPG_LOCAL, va, 0);
+    ensure!(r == 0, "invlpg: {r}");
+    ensure!(traps::read_u64(va) == Err(14), "still mapped after clearing the entry and invlpg");
+    paging::unmap(table).map_err(|r| fail(format_args!("unmap the L1 view: {r}")))?;
     Ok(())
 }
 

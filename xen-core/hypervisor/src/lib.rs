@@ -17,6 +17,8 @@ pub mod domain;
 #[deny(unsafe_code)]
 pub mod frames;
 #[deny(unsafe_code)]
+pub mod insn;
+#[deny(unsafe_code)]
 pub mod mm;
 #[deny(unsafe_code)]
 pub mod multiboot;

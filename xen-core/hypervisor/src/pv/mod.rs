@@ -15,6 +15,7 @@ mod hc_mmu;
 pub mod hypercall;
 pub mod m2p;
 pub mod mmu;
+mod ptwr;
 pub mod sched;
 pub mod traps;
 pub mod xenstore_setup;

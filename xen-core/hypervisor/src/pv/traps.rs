@@ -147,6 +147,10 @@ pub fn guest_exception(d: &mut Domain, regs: &mut Regs) {
     match vector {
         14 => {
             let cr2 = cpu::read_cr2();
+            // A kernel write to a present, read-only page (error code P|W, not user).
+            if regs.error_code & 3 == 3 && d.vcpu.kernel_mode && super::ptwr::emulate(d, regs, cr2) {
+                return;
+            }
             phys::write_bytes(d.vcpu.vcpu_info_maddr + VCPU_INFO_CR2, &cr2.to_le_bytes());
             // The guest kernel runs at CPL 3: report U/S as the guest's own mode.
             let mut e = u64::from(regs.error_code) & !4;
