@@ -85,6 +85,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("mmu_readonly_fault", mmu_readonly_fault),
     ("mmu_pagetable_writable_refused", mmu_pagetable_writable_refused),
     ("mmu_writable_pagetable", mmu_writable_pagetable),
+    ("cpuid_xen_leaves", cpuid_xen_leaves),
     ("grant_table", grant_table),
     ("xenstore", xenstore),
 ];
@@ -396,6 +397,23 @@ fn mmu_readonly_fault(_: &Env<'_>) -> TestResult {
     let c = trap::last_caught();
     ensure!(c.cr2 == page.va() + 8, "cr2 {:#x}", c.cr2);
     ensure!(c.error_code & 3 == 3, "#PF error code {:#x}, wanted present|write", c.error_code);
+    Ok(())
+}
+
+/// Xen's CPUID leaves through the forced-emulation prefix: the "XenVMMXenVMM" signature
+/// at 0x40000000 (a PV guest sees no viridian shift) and the version at 0x40000001.
+fn cpuid_xen_leaves(_: &Env<'_>) -> TestResult {
+    let [max, b, c, d] = crate::arch::x86_64::cpu::xen_cpuid(0x4000_0000, 0);
+    let mut sig = [0u8; 12];
+    sig[..4].copy_from_slice(&b.to_le_bytes());
+    sig[4..8].copy_from_slice(&c.to_le_bytes());
+    sig[8..].copy_from_slice(&d.to_le_bytes());
+    ensure!(&sig == b"XenVMMXenVMM", "signature {:?}", core::str::from_utf8(&sig));
+    ensure!(max >= 0x4000_0002, "max leaf {max:#x}");
+    let [version, ..] = crate::arch::x86_64::cpu::xen_cpuid(0x4000_0001, 0);
+    ensure!(version >> 16 == 4 && version & 0xffff == 17, "version {version:#x}, wanted 4.17");
+    let [pages, msr, ..] = crate::arch::x86_64::cpu::xen_cpuid(0x4000_0002, 0);
+    ensure!(pages == 1 && msr == 0x4000_0000, "leaf 2: {pages} hypercall pages, MSR base {msr:#x}");
     Ok(())
 }
 
