@@ -291,8 +291,15 @@ pub fn unmap_one(doms: &mut Domains, handle: u32, host_addr: u64) -> Result<(), 
     doms.cur().maptrack[handle as usize] = None;
     let unmapped = super::mmu::with(|t, hw| {
         let r = t.grant_unmap(hw, DomId(me), Mfn(m.l1), m.index, Mfn(m.frame));
-        // A granter that died while we held its page leaves it to us: free it now.
-        let free = t.page(Mfn(m.frame)).is_some_and(|p| p.is_free());
+        // A granter that died while we held its page leaves it to us: free it now. A
+        // page it had been lent (a ring) went back to the hypervisor at its death; once
+        // unreferenced it is free too.
+        let f = Mfn(m.frame);
+        let lent_back = t.page(f).is_some_and(|p| p.owner() == crate::mm::Owner::Xen && p.count() == 0);
+        if lent_back {
+            t.set_owner_at_boot(f, crate::mm::Owner::None);
+        }
+        let free = t.page(f).is_some_and(|p| p.is_free());
         (r, free)
     });
     cpu::invlpg(m.host_addr);
