@@ -1,8 +1,10 @@
 //! Block roles on xen-core's boot manifest, built on the shared blkif logic:
 //! `blkback-core` (a back-end over a RAM disk, serving several front-ends) and
-//! `frontend_drivers::blkfront`. With no xenstore yet, the rendezvous is static: the
-//! front-end grants its ring page as reference `RING_REF`, then signals the manifest's
-//! event channel; the back-end maps that reference when it sees the event.
+//! `frontend_drivers::blkfront`. Two rendezvous share the data path here: the static
+//! one (the front-end grants its ring page as reference `RING_REF`, then signals the
+//! manifest's event channel; the back-end maps that reference when it sees the event)
+//! and the xenbus handshake through xenstore (`crate::xenbus`), which finds the ring
+//! reference and event channel in the store and then calls [`serve`] and [`transfer`].
 #![allow(clippy::result_large_err)]
 // Xen's constant names (GNTST_bad_gntref, ...) in patterns.
 #![allow(non_upper_case_globals)]
@@ -66,13 +68,13 @@ fn grant_entry(table: &WindowPage, gref: u32, mfn: u64, domid: u16, readonly: bo
 }
 
 /// An event channel as the drivers' `Notify`.
-struct Chan {
+pub(crate) struct Chan {
     port: u32,
     seen: Cell<u32>,
 }
 
 impl Chan {
-    fn new(port: u32) -> Self {
+    pub(crate) fn new(port: u32) -> Self {
         Chan { port, seen: Cell::new(HITS.count(port)) }
     }
 }
@@ -92,13 +94,13 @@ impl Notify for Chan {
 // ------------------------------------------------------------------ back-end
 
 /// A RAM disk over consecutive window pages.
-struct PagedDisk {
+pub(crate) struct PagedDisk {
     base: u64,
     pages: u64,
 }
 
 impl PagedDisk {
-    fn new(mib: u64) -> Result<Self, Failure> {
+    pub(crate) fn new(mib: u64) -> Result<Self, Failure> {
         let pages = mib * 256;
         let base = paging::alloc_window(pages).map_err(|e| fail(format_args!("disk window: {e}")))?;
         for i in 0..pages {
@@ -111,7 +113,7 @@ impl PagedDisk {
     fn each<'a>(&self, sector: u64, len: usize, mut f: impl FnMut(&WindowPage, usize, core::ops::Range<usize>) + 'a) -> Result<(), StoreError> {
         let start = sector.checked_mul(512).ok_or(StoreError::OutOfRange)?;
         let end = start.checked_add(len as u64).ok_or(StoreError::OutOfRange)?;
-        if end > self.pages * 4096 || len % 8 != 0 {
+        if end > self.pages * 4096 || !len.is_multiple_of(8) {
             return Err(StoreError::OutOfRange);
         }
         let mut at = start;
@@ -199,22 +201,36 @@ impl GrantAccess for CopyGrants {
 }
 
 /// One front-end the back-end serves.
-struct Conn {
+pub(crate) struct Conn {
     index: usize,
     name: &'static str,
     port: u32,
     peer: u16,
+    /// The front-end's ring page reference (static: `RING_REF`; xenbus: `ring-ref`).
+    ring_ref: u32,
     ring: Option<(BlkBackRing, u64, u32)>, // ring, mapped va, grant handle
     grants: CopyGrants,
     requests: u64,
     done: bool,
 }
 
+impl Conn {
+    /// Front-end number `index` (0..4) of domain `peer`, on our `port`.
+    pub(crate) fn new(index: usize, port: u32, peer: u16, ring_ref: u32) -> Result<Conn, Failure> {
+        let (bounce, _, bounce_mfn) = paging::new_page().map_err(|e| fail(format_args!("bounce page: {e}")))?;
+        if evtchn::unmask(port) != 0 {
+            return Err(fail(format_args!("unmask {port}")));
+        }
+        let grants = CopyGrants { peer, bounce, bounce_mfn };
+        Ok(Conn { index, name: NAMES[index], port, peer, ring_ref, ring: None, grants, requests: 0, done: false })
+    }
+}
+
 fn peer_alive(port: u32) -> bool {
     matches!(hv::status(port), Ok(s) if s.status == EVTCHNSTAT_interdomain)
 }
 
-fn unmap_ring(c: &mut Conn) -> TestResult {
+pub(crate) fn unmap_ring(c: &mut Conn) -> TestResult {
     if let Some((_, va, handle)) = c.ring.take() {
         let mut u = GnttabUnmapGrantRef { host_addr: va, handle, ..Default::default() };
         let rc = hv::grant(GNTTABOP_unmap_grant_ref, &mut u);
@@ -225,9 +241,9 @@ fn unmap_ring(c: &mut Conn) -> TestResult {
     Ok(())
 }
 
-fn map_ring(c: &mut Conn) -> TestResult {
+pub(crate) fn map_ring(c: &mut Conn) -> TestResult {
     let va = paging::alloc_window(1).and_then(|va| paging::prepare(va).map(|_| va)).map_err(|e| fail(format_args!("{e}")))?;
-    let mut m = GnttabMapGrantRef { host_addr: va, flags: GNTMAP_host_map, ref_: RING_REF, dom: c.peer, ..Default::default() };
+    let mut m = GnttabMapGrantRef { host_addr: va, flags: GNTMAP_host_map, ref_: c.ring_ref, dom: c.peer, ..Default::default() };
     let rc = hv::grant(GNTTABOP_map_grant_ref, &mut m);
     if rc != 0 || m.status != GNTST_okay {
         return Err(fail(format_args!("mapping {}'s ring: {rc}, status {}", c.name, m.status)));
@@ -253,19 +269,31 @@ pub fn backend(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
     };
     let mut conns: heapless_vec::Vec4<Conn> = heapless_vec::Vec4::new();
     for (i, (port, peer)) in list("ports").zip(list("peers")).enumerate().take(4) {
-        let (bounce, _, bounce_mfn) = match paging::new_page() {
-            Ok(p) => p,
-            Err(e) => return test("blkback_bounce", Err(fail(format_args!("{e}")))),
-        };
-        let port = port as u32;
-        if evtchn::unmask(port) != 0 {
-            return test("blkback_port", Err(fail(format_args!("unmask {port}"))));
+        match Conn::new(i, port as u32, peer as u16, RING_REF) {
+            Ok(c) => conns.push(c),
+            Err(f) => return test("blkback_port", Err(f)),
         }
-        conns.push(Conn { index: i, name: NAMES[i], port, peer: peer as u16, ring: None, grants: CopyGrants { peer: peer as u16, bounce, bounce_mfn }, requests: 0, done: false });
     }
+    serve(&mut conns, &mut disk, None, &mut |_| false, test);
+}
+
+/// Serves every connection until each is done: its front-end is gone (port unbound),
+/// broke the ring protocol, or (`closing`, asked when idle) asked to disconnect.
+/// `wake` is one more port to wake up for (the store's, for `closing` to look).
+pub(crate) fn serve(
+    conns: &mut heapless_vec::Vec4<Conn>,
+    disk: &mut PagedDisk,
+    wake: Option<u32>,
+    closing: &mut dyn FnMut(&Conn) -> bool,
+    test: &mut dyn FnMut(&str, TestResult),
+) {
     let mut backend = Backend::new(BackendConfig::DEFAULT);
     let mut seen = [0u32; 4];
+    let mut wake_seen = wake.map_or(0, |p| HITS.count(p));
     loop {
+        if let Some(p) = wake {
+            wake_seen = HITS.count(p);
+        }
         let mut busy = false;
         for (i, c) in conns.iter_mut().enumerate().filter(|(_, c)| !c.done) {
             let fired = HITS.count(c.port) > seen[i];
@@ -278,7 +306,7 @@ pub fn backend(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
                 }
             }
             let Some((ring, _, _)) = c.ring.as_mut() else { continue };
-            let out = backend.process(ring, &mut c.grants, &mut disk);
+            let out = backend.process(ring, &mut c.grants, disk);
             c.requests += u64::from(out.requests);
             if out.notify {
                 hv::send(c.port);
@@ -303,19 +331,28 @@ pub fn backend(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
                 println!("pv-guest: blkback: {} (d{}) is gone after {} requests; its ring is unmapped", c.name, c.peer, c.requests);
                 test(CLEANUP_TESTS[c.index], r);
                 c.done = true;
+            } else if closing(c) {
+                let r = unmap_ring(c).and_then(|_| match hv::close(c.port) {
+                    0 => Ok(()),
+                    rc => Err(fail(format_args!("closing port {}: {rc}", c.port))),
+                });
+                println!("pv-guest: blkback: {} (d{}) disconnected after {} requests; ring unmapped, port closed", c.name, c.peer, c.requests);
+                test(CLEANUP_TESTS[c.index], r);
+                c.done = true;
             }
         }
         if conns.iter().all(|c| c.done) {
             break;
         }
-        let mut ports = [0u32; 4];
+        let mut ports = [0u32; 5];
         let mut n = 0;
-        for c in conns.iter().filter(|c| !c.done) {
-            ports[n] = c.port;
+        for p in conns.iter().filter(|c| !c.done).map(|c| c.port).chain(wake) {
+            ports[n] = p;
             n += 1;
         }
         evtchn::disable();
-        let pending = conns.iter().enumerate().any(|(i, c)| !c.done && HITS.count(c.port) > seen[i]);
+        let pending = conns.iter().enumerate().any(|(i, c)| !c.done && HITS.count(c.port) > seen[i])
+            || wake.is_some_and(|p| HITS.count(p) > wake_seen);
         if !pending {
             hv::poll(&ports[..n], shared::now_ns() + 100_000_000);
         }
@@ -385,13 +422,13 @@ fn fill(buf: &mut [u8], at: u64, seed: u64) {
     }
 }
 
-struct Front {
+pub(crate) struct Front {
     dev: BlkFront<Pool>,
     chan: Chan,
 }
 
 /// The granted ring, the pool and the grant table, before the driver takes them.
-struct Parts {
+pub(crate) struct Parts {
     ring: crate::arch::x86_64::mem::BlkFrontRing,
     pool: Pool,
     chan: Chan,
@@ -414,13 +451,21 @@ fn connect(port: u32, backend: u16, disk_mib: u64) -> Result<Front, Failure> {
         max_indirect_segments: 0,
         max_ring_page_order: 0,
     };
+    let f = front(p, info)?;
+    f.chan.notify(); // the ring is granted: the back-end may map it
+    Ok(f)
+}
+
+/// The driver over the parts, for a disk as `info` describes it.
+pub(crate) fn front(p: Parts, info: BackendInfo) -> Result<Front, Failure> {
     let cfg = BlkFrontConfig { max_segments: 11, persistent: false };
     let dev = BlkFront::new(p.ring, p.pool, info, cfg).map_err(|e| fail(format_args!("blkfront: {e:?}")))?;
-    p.chan.notify(); // the ring is granted: the back-end may map it
     Ok(Front { dev, chan: p.chan })
 }
 
-fn connect_parts(port: u32, backend: u16) -> Result<Parts, Failure> {
+/// Grants a fresh ring page as `RING_REF` and the data pool to `backend`; `port` is our
+/// end of the channel to it.
+pub(crate) fn connect_parts(port: u32, backend: u16) -> Result<Parts, Failure> {
     if evtchn::unmask(port) != 0 {
         return Err(fail(format_args!("unmask {port}")));
     }
@@ -452,6 +497,12 @@ pub fn frontend(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
         Ok(f) => f,
         Err(e) => return test("blkfront_connect", Err(e)),
     };
+    transfer(&mut f, base, mib, seed, crash_after, test);
+}
+
+/// Writes `mib` MiB at byte `base`, reads them back checking every byte (or crashes on
+/// purpose after `crash_after` MiB), then ends every grant.
+pub(crate) fn transfer(f: &mut Front, base: u64, mib: u64, seed: u64, crash_after: Option<u64>, test: &mut dyn FnMut(&str, TestResult)) {
     // Four pages per call: one request of 4 segments (the stack is 64 KiB).
     let chunk = 4 * PAGE;
     let mut buf = [0u8; 4 * PAGE];
@@ -610,8 +661,8 @@ pub fn hostile(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
     );
 }
 
-/// A tiny fixed-capacity vector (pv-guest has no allocator).
-mod heapless_vec {
+/// A tiny fixed-capacity vector (the static block roles run without a heap).
+pub(crate) mod heapless_vec {
     pub struct Vec4<T> {
         items: [Option<T>; 4],
         len: usize,

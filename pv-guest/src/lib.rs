@@ -7,10 +7,13 @@
 //! build only for `x86_64-unknown-none`, with every `unsafe` block under `arch/`.
 #![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
 pub mod cmdline;
 pub mod events;
 pub mod mm;
 pub mod time;
+pub mod xsd;
 
 #[cfg(target_os = "none")]
 pub mod arch;
@@ -18,6 +21,8 @@ pub mod arch;
 mod console;
 #[cfg(target_os = "none")]
 mod evtchn;
+#[cfg(target_os = "none")]
+mod heap;
 #[cfg(target_os = "none")]
 mod hostile;
 #[cfg(target_os = "none")]
@@ -38,3 +43,7 @@ mod start;
 mod store;
 #[cfg(target_os = "none")]
 mod trap;
+#[cfg(target_os = "none")]
+mod xenbus;
+#[cfg(target_os = "none")]
+mod xenstored;

@@ -1,9 +1,10 @@
 //! Roles for multi-domain runs on xen-core's boot manifest (`role=` on the command
 //! line): an event-channel ping/pong pair and a grant server/client pair. Each prints
-//! `TEST` lines and `BENCH <name> <value> <unit>` figures; ports come from the
+//! `TEST` lines and `BENCH <name> <value> <unit>` figures (the block roles and the
+//! xenstore service domain are in `blk`, `xenbus` and `xenstored`); ports come from the
 //! manifest's static event channels (`port=`), the peer's id from `peer=`.
 
-// A failure carries its message inline (no allocator in pv-guest), as in selftest.
+// A failure carries its message inline (these roles run without a heap), as in selftest.
 #![allow(clippy::result_large_err)]
 
 use crate::arch::x86_64::mem::{scratch_addr, scratch_fill, scratch_get, WindowPage};
@@ -14,7 +15,7 @@ use crate::selftest::{fail, Failure};
 use crate::{hv, println, shared};
 use core::sync::atomic::{fence, Ordering};
 use xen_abi::grant_table::*;
-use xen_abi::xen::DOMID_SELF;
+use xen_abi::xen::{StartInfo, DOMID_SELF};
 
 /// The grant reference the server offers (the first one not reserved).
 const GREF: u32 = GNTTAB_NR_RESERVED_ENTRIES;
@@ -68,9 +69,9 @@ fn send(port: u32) -> TestResult {
 }
 
 /// Runs the role `cmd` names; returns (passed, failed), or None without `role=`.
-pub fn run(cmd: &str) -> Option<(u32, u32)> {
+pub fn run(cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
     let role = arg(cmd, "role")?;
-    if let Some(block) = block_role(role, cmd) {
+    if let Some(block) = block_role(role, cmd, si) {
         return Some(block);
     }
     let port = num(cmd, "port", 0) as u32;
@@ -111,17 +112,22 @@ pub fn run(cmd: &str) -> Option<(u32, u32)> {
     Some((r.passed, r.failed))
 }
 
-/// The block roles (in `blk`), which set up their own ports.
-fn block_role(role: &str, cmd: &str) -> Option<(u32, u32)> {
-    let run: fn(&str, &mut dyn FnMut(&str, TestResult)) = match role {
-        "blkback" => crate::blk::backend,
-        "blkfront" => crate::blk::frontend,
-        "blkfront-hostile" => crate::blk::hostile,
-        "blkfront-bench" => crate::blk::bench,
-        _ => return None,
-    };
+/// The block roles (in `blk` and, over xenstore, `xenbus`) and the xenstore service
+/// domain (`xenstored`), which set up their own ports.
+fn block_role(role: &str, cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
     let mut r = Report { passed: 0, failed: 0 };
-    run(cmd, &mut |name, res| r.test(name, res));
+    let mut test = |name: &str, res: TestResult| r.test(name, res);
+    match role {
+        "blkback" => crate::blk::backend(cmd, &mut test),
+        "blkfront" => crate::blk::frontend(cmd, &mut test),
+        "blkfront-hostile" => crate::blk::hostile(cmd, &mut test),
+        "blkfront-bench" => crate::blk::bench(cmd, &mut test),
+        "xenstored" => crate::xenstored::run(cmd, &mut test),
+        "blkback-xenbus" => crate::xenbus::backend(si, cmd, &mut test),
+        "blkfront-xenbus" => crate::xenbus::frontend(si, cmd, &mut test),
+        "xenstore-hostile" => crate::store::hostile(si, &mut test),
+        _ => return None,
+    }
     Some((r.passed, r.failed))
 }
 

@@ -53,7 +53,7 @@ pub fn main(si: &'static StartInfo) -> ! {
         layout.first_free_pfn,
         if console::is_ring() { "ring" } else { "console_io" }
     );
-    let (passed, failed) = match roles::run(cmd) {
+    let (passed, failed) = match roles::run(cmd, si) {
         Some(r) => r,
         None => selftest::run(&selftest::Env { start_info: si, layout }, cmdline::tests(cmd)),
     };

@@ -9,6 +9,10 @@ use crate::console::Shared;
 use crate::evtchn::{self, Sleep, HITS};
 use crate::mm::pte;
 use crate::selftest::{fail, Env, TestResult};
+use core::mem::offset_of;
+use core::sync::atomic::Ordering;
+use xen_abi::xen::StartInfo;
+use xenstore_wire::XenstoreDomainInterface as Iface;
 use crate::{paging, println, shared};
 use frontend_drivers::xenstore::{entries, XenStore, NO_TX};
 use frontend_drivers::Notify;
@@ -64,4 +68,36 @@ pub fn selftest(env: &Env<'_>) -> TestResult {
     }
     xs.unwatch("data/pv-guest", "t").map_err(|e| fail(format_args!("unwatch: {e:?}")))?;
     Ok(())
+}
+
+/// `role=xenstore-hostile`: a client that is served, then publishes a request index
+/// 5000 bytes past what it consumed (more than the 1 KiB ring holds). xenstored must drop
+/// it, without reading outside the ring or hurting its other clients.
+pub fn hostile(si: &StartInfo, test: &mut dyn FnMut(&str, TestResult)) {
+    let page = match paging::map_frame(si.store_mfn, pte::KERNEL_RW) {
+        Ok(p) => p,
+        Err(r) => return test("xenstore_hostile_served_first", Err(fail(format_args!("mapping store ring: {r}")))),
+    };
+    evtchn::unmask(si.store_evtchn);
+    let client = |secs: u64| XenStore::new(Shared(page), StorePort { port: si.store_evtchn, deadline_ns: shared::now_ns() + secs * 1_000_000_000 });
+    let mut buf = [0u8; 16];
+    let first = client(10).read(NO_TX, "domid", &mut buf).map(|_| ()).map_err(|e| fail(format_args!("read domid: {e:?}")));
+    test("xenstore_hostile_served_first", first);
+    let cons = page.u32(offset_of!(Iface, req_cons)).load(Ordering::Acquire);
+    page.u32(offset_of!(Iface, req_prod)).store(cons.wrapping_add(5000), Ordering::Release);
+    crate::hv::send(si.store_evtchn);
+    // Give xenstored time to look, then put the index back and ask again: no answer.
+    let t = shared::now_ns() + 500_000_000;
+    while shared::now_ns() < t {
+        crate::hv::sched_yield();
+    }
+    page.u32(offset_of!(Iface, req_prod)).store(page.u32(offset_of!(Iface, req_cons)).load(Ordering::Acquire), Ordering::Release);
+    let again = client(1).read(NO_TX, "domid", &mut buf);
+    test(
+        "xenstore_hostile_index_gets_client_dropped",
+        match again {
+            Err(frontend_drivers::xenstore::Error::Timeout) => Ok(()),
+            other => Err(fail(format_args!("still answered after a hostile index: {other:?}"))),
+        },
+    );
 }

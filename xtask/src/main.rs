@@ -5,6 +5,7 @@ mod bench;
 mod bench_boot;
 mod cmd;
 mod deps;
+mod dom0;
 mod error;
 mod images;
 mod multi;

@@ -1,11 +1,12 @@
 //! Multi-domain runs of xen-core from a boot manifest: pv-guest pairs talking over static
-//! event channels and grants. Used by the boot tier (checks) and `bench interdomain`.
+//! event channels and grants, and over xenstore served by a pv-guest xenstore domain.
+//! Used by the boot tier (checks) and `bench interdomain`.
 
 use crate::error::{Error, Result};
 use crate::images::{self, Images};
 use crate::qemu::{self, Exit, Machine};
 use crate::results::{self, Tally};
-use boot_manifest::{DomainSpec, Manifest, StaticChannel};
+use boot_manifest::{DomainSpec, Manifest, StaticChannel, XenstoreSpec};
 use std::path::Path;
 use std::time::Duration;
 
@@ -115,6 +116,116 @@ pub fn blk_checks(root: &Path, img: &Images) -> Result<Tally> {
     if t.failed > 0 {
         let tail: Vec<&str> = run.log.lines().rev().take(80).collect();
         println!("--- last lines of target/logs/boot-blk.log ---");
+        for l in tail.iter().rev() {
+            println!("{l}");
+        }
+    }
+    Ok(t)
+}
+
+/// Xenstore as a service domain: pv-guest's xenstored serves every other domain's store
+/// ring; a block back-end and front-end find each other through it (the xenbus
+/// handshake) and move `mib` MiB each way; a fourth domain runs the xenstore self-test,
+/// a fifth publishes a hostile ring index and must be dropped alone.
+pub fn xenstore_manifest(mib: u64) -> Manifest {
+    let mut backend = dom("blkback", "role=blkback-xenbus disk-mib=72".into());
+    backend.memory_kib = 112 * 1024;
+    Manifest {
+        domains: vec![
+            dom(
+                "xenstored",
+                "role=xenstored clients=1,2,3,4 port-base=100 vbd=2:1 names=blkback,blkfront,selftest,xs-hostile hostile=4".into(),
+            ),
+            backend,
+            dom("blkfront", format!("role=blkfront-xenbus mib={mib}")),
+            dom("selftest", "tests=xenstore".into()),
+            dom("xs-hostile", "role=xenstore-hostile".into()),
+        ],
+        channels: vec![],
+        xenstore: Some(XenstoreSpec { domain: 0, port_base: 100 }),
+    }
+}
+
+/// The TEST lines each domain of `xenstore_manifest` must pass.
+const XENSTORE_TESTS: [(usize, &[&str]); 5] = [
+    (
+        0,
+        &[
+            "xenstored_toolstack_setup",
+            "xenstored_maps_every_client_ring",
+            "xenstored_unmaps_gone_clients",
+            "xenstored_drops_hostile_clients",
+            "xenstored_served_every_client",
+        ],
+    ),
+    (
+        1,
+        &[
+            "blkback_xenbus_finds_device",
+            "blkback_xenbus_initwait",
+            "blkback_xenbus_reads_frontend_keys",
+            "blkback_xenbus_connected",
+            "blkback_cleanup_front0",
+            "blkback_xenbus_closed",
+            "blkback_served_every_front_end",
+        ],
+    ),
+    (
+        2,
+        &[
+            "blkfront_xenbus_finds_backend",
+            "blkfront_xenbus_backend_initwait",
+            "blkfront_xenbus_initialised",
+            "blkfront_xenbus_connected",
+            "blkfront_write",
+            "blkfront_read_back_every_byte",
+            "blkfront_teardown_ends_every_grant",
+            "blkfront_xenbus_closed",
+        ],
+    ),
+    (3, &["xenstore"]),
+    (4, &["xenstore_hostile_served_first", "xenstore_hostile_index_gets_client_dropped"]),
+];
+
+/// The boot tier's xenstore checks: the service domain, the block pair over xenbus.
+pub fn xenstore_checks(root: &Path, img: &Images) -> Result<Tally> {
+    let manifest = xenstore_manifest(64);
+    let run = boot(root, img, "boot-xenstore", &manifest)?;
+    let (mut t, per_domain) = domain_results(&manifest, &run.log, "boot-xenstore");
+    for (id, (p, f)) in per_domain.iter().enumerate() {
+        t.record(&format!("boot-xenstore: d{id} reported and passed"), *p > 0 && *f == 0, &format!("{p} passed, {f} failed"));
+    }
+    for (id, names) in XENSTORE_TESTS {
+        let missing: Vec<&str> =
+            names.iter().copied().filter(|n| !run.log.contains(&format!("(d{id}) TEST {n} PASS"))).collect();
+        t.record(&format!("boot-xenstore: d{id} passed every handshake step"), missing.is_empty(), &format!("missing: {missing:?}"));
+    }
+    t.record(
+        "boot-xenstore: 64 MiB moved each way over the xenbus-connected pair",
+        run.log.contains("blkfront moved 64 MiB each way"),
+        "no \"blkfront moved 64 MiB each way\" line",
+    );
+    // A client dies with its store ring still mapped by xenstored (1 page held), which
+    // unmaps it when it sees the client's port unbound; xenstored itself holds nothing.
+    let destroyed: Vec<&str> = run.log.lines().filter(|l| l.contains(") destroyed (")).collect();
+    let held = |l: &str| l.rsplit(", ").next().and_then(|p| p.strip_suffix(" still referenced")).and_then(|n| n.parse::<u32>().ok());
+    let clients_ok = (1..manifest.domains.len()).all(|id| {
+        destroyed.iter().any(|l| l.contains(&format!("Domain {id} (")) && held(l).is_some_and(|n| n <= 1))
+            && run.log.contains(&format!("xenstored: d{id} is gone after "))
+    });
+    t.record(
+        "boot-xenstore: every domain destroyed; a client holds only its store ring, which xenstored unmaps",
+        destroyed.len() == manifest.domains.len() && clients_ok && destroyed.iter().any(|l| l.contains("Domain 0 (xenstored)") && held(l) == Some(0)),
+        &destroyed.join(" | "),
+    );
+    t.record(
+        "boot-xenstore: machine halts after the last domain",
+        run.log.contains(ALL_DOWN) && run.exit == Exit::Status(qemu::EXIT_SUCCESS),
+        &format!("{:?}", run.exit),
+    );
+    if t.failed > 0 {
+        let tail: Vec<&str> = run.log.lines().rev().take(80).collect();
+        println!("--- last lines of target/logs/boot-xenstore.log ---");
         for l in tail.iter().rev() {
             println!("{l}");
         }

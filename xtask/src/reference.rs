@@ -1,5 +1,6 @@
 //! Reference binaries from Debian's packages (`apt-get download`, cached under
-//! `target/reference/`): real Xen 4.17 now, Debian's Linux kernel later.
+//! `target/reference/`): real Xen 4.17, Debian's Linux kernel, busybox and the
+//! userspace the dom0 tier puts into its initramfs.
 
 use crate::cmd;
 use crate::error::{Context, Error, Result};
@@ -40,7 +41,7 @@ fn deb(root: &Path, package: &str) -> Result<PathBuf> {
 }
 
 /// Unpacks `package` (once) and returns the directory it was unpacked into.
-fn unpacked(root: &Path, package: &str) -> Result<PathBuf> {
+pub fn unpacked(root: &Path, package: &str) -> Result<PathBuf> {
     let deb = deb(root, package)?;
     let dir = cache(root).join("unpacked").join(package);
     let stamp = dir.join(".unpacked");

@@ -38,11 +38,7 @@ pub fn test(root: &Path, args: &[&str]) -> Result<()> {
         println!("== tier {tier}");
         let t = match tier {
             "host" => host(root)?,
-            "dom0" if args.is_empty() => {
-                println!("  dom0 tier: not built yet (Linux dom0 image arrives with the dom0-tools issue); skipped");
-                continue;
-            }
-            "dom0" => return Err(Error::new("the dom0 tier is not built yet (it arrives with the dom0-tools issue)")),
+            "dom0" => crate::dom0::tier(root)?,
             _ => {
                 if images.is_none() {
                     images = Some(images::build_all(root)?);
@@ -161,6 +157,7 @@ fn boot(root: &Path, img: &Images, reference: &[Report]) -> Result<Tally> {
     let mut t = machine_checks(root, img)?;
     t.absorb(crate::multi::checks(root, img)?);
     t.absorb(crate::multi::blk_checks(root, img)?);
+    t.absorb(crate::multi::xenstore_checks(root, img)?);
     for (cmdline, name) in [(GUEST_CMDLINE, "boot"), (HOSTILE_CMDLINE, "boot-hostile")] {
         let (tally, ours) = guest_report(root, &ours(img, cmdline), name)?;
         t.absorb(tally);

@@ -7,6 +7,9 @@
 //!   special `@` paths, parent/child relations.
 //! - [`perms`]: permission strings (`n0`, `r5`, `w3`, `b7`).
 //! - [`reply`]: reply payloads (`OK`, errors by errno name, watch events, numbers).
+//! - `store` (feature `alloc`): xenstored's I/O-free engine (tree, permissions, watches,
+//!   transactions), shared by dom0's xenstored and pv-guest's xenstore domain.
+//! - `server_ring` (feature `alloc`): xenstored's end of a domain's store ring.
 //!
 //! No `unsafe`, no allocation unless the `alloc` feature is on.
 #![no_std]
@@ -20,6 +23,10 @@ pub mod path;
 pub mod perms;
 pub mod reply;
 pub mod request;
+#[cfg(any(test, feature = "alloc"))]
+pub mod server_ring;
+#[cfg(any(test, feature = "alloc"))]
+pub mod store;
 
 pub use header::{Header, HEADER_LEN};
 pub use perms::{Perm, PermKind};

@@ -4,6 +4,7 @@
 pub mod hypercall;
 pub mod mem;
 pub mod cpu;
+pub mod heap;
 pub mod sync;
 pub mod traps;
 

@@ -79,7 +79,7 @@ pub fn emulate(d: &mut Domain, regs: &mut Regs, cr2: u64) -> bool {
     let mut bytes = [0u8; 15];
     let fetched = (1..=15).rev().find(|&n| guest.copy_from(regs.rip, &mut bytes[..n]).is_ok()).unwrap_or(0);
     let Some(w) = insn::decode(&bytes[..fetched], |n| reg(regs, n)) else { return false };
-    if cr2 % u64::from(w.size) != 0 {
+    if !cr2.is_multiple_of(u64::from(w.size)) {
         return false;
     }
     let slot = ((cr2 & 0xfff) / 8) as usize;
@@ -101,7 +101,7 @@ pub fn emulate(d: &mut Domain, regs: &mut Regs, cr2: u64) -> bool {
             merge(reg(regs, r))
         }
     };
-    let req = MmuUpdate { ptr: (table << 12) | (slot as u64 * 8) | u64::from(MMU_NORMAL_PT_UPDATE), val: new };
+    let req = MmuUpdate { ptr: (table << 12) | (slot as u64 * 8) | MMU_NORMAL_PT_UPDATE, val: new };
     if mmu::with(|t, hw| t.mmu_update_one(hw, DomId(d.id), req)).is_err() {
         return false; // refused entry: the guest sees its page fault
     }

@@ -1,0 +1,404 @@
+//! `xl`: Xen's domain-management CLI (the PV subset), over our hypercall layer and
+//! xenstored. Errors are one line on stderr and exit status 1.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use dom0_tools::toolstack::{self, Error, Result};
+use dom0_tools::xc::Xc;
+use dom0_tools::xlcfg;
+use dom0_tools::xs::Xs;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(name = "xl", about = "Xen domain management (PV guests)", disable_version_flag = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create a domain from a config file (extra `key=value` arguments override it).
+    Create {
+        /// Attach to the console after creating.
+        #[arg(short = 'c')]
+        console: bool,
+        /// Leave the domain paused.
+        #[arg(short = 'p')]
+        paused: bool,
+        /// Check the configuration only.
+        #[arg(short = 'n', long = "dry-run")]
+        dry_run: bool,
+        config: String,
+        overrides: Vec<String>,
+    },
+    /// List domains.
+    List {
+        #[arg(short = 'l', long = "long")]
+        long: bool,
+        domains: Vec<String>,
+    },
+    /// Destroy a domain at once.
+    Destroy { domain: String },
+    /// Show a domain's console output (follows it until Ctrl-C or the domain goes away).
+    Console {
+        domain: String,
+        /// Print what is there and return (for scripts).
+        #[arg(long = "no-follow")]
+        no_follow: bool,
+    },
+    Pause { domain: String },
+    Unpause { domain: String },
+    /// Ask a domain to shut down (PV control/shutdown, then a remote shutdown).
+    Shutdown {
+        #[arg(short = 'w')]
+        wait: bool,
+        domain: String,
+    },
+    Reboot { domain: String },
+    /// Host and hypervisor information.
+    Info,
+    #[command(name = "vcpu-list")]
+    VcpuList { domains: Vec<String> },
+    #[command(name = "mem-set")]
+    MemSet { domain: String, memory: String },
+    /// Xen's console ring.
+    Dmesg {
+        #[arg(short = 'c')]
+        clear: bool,
+    },
+    /// Print vCPU 0's registers (diagnostics).
+    #[command(name = "debug-vcpu", hide = true)]
+    DebugVcpu { domain: String },
+    /// Print guest memory at a kernel virtual address as text (diagnostics).
+    #[command(name = "debug-mem", hide = true)]
+    DebugMem { domain: String, va: String, len: usize },
+    /// Write dom0's xenstore entries (what xen-init-dom0 does).
+    #[command(name = "init-dom0", hide = true)]
+    InitDom0,
+    /// Watch a domain and apply its on_poweroff/on_crash actions (started by create).
+    #[command(hide = true)]
+    Monitor { domid: u16, on_poweroff: String, on_reboot: String, on_crash: String },
+}
+
+fn xc() -> Result<Xc> {
+    Xc::open().map_err(|e| Error::Other(format!("cannot open the hypercall interface: {e}")))
+}
+
+fn xs() -> Result<Xs> {
+    Xs::open().map_err(Error::from)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli.cmd) {
+        eprintln!("xl: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn log_path(name: &str) -> String {
+    format!("/var/log/xen/console/guest-{name}.log")
+}
+
+fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Create { console, paused, dry_run, config, overrides } => {
+            let text = std::fs::read_to_string(&config).map_err(|e| Error::Other(format!("{config}: {e}")))?;
+            let settings = xlcfg::parse(&config, &text).map_err(|e| Error::Other(e.to_string()))?;
+            let ov = xlcfg::parse_overrides(&overrides).map_err(|e| Error::Other(e.to_string()))?;
+            let c = xlcfg::domain_config(&config, &settings, &ov).map_err(|e| Error::Other(e.to_string()))?;
+            if dry_run {
+                println!("{c:#?}");
+                return Ok(());
+            }
+            let xc = xc()?;
+            let mut xs = xs()?;
+            let domid = toolstack::create(&xc, &mut xs, &c, paused)?;
+            eprintln!("Parsing config from {config}");
+            // The monitor applies on_poweroff/on_crash when the guest stops.
+            if let Ok(exe) = std::env::current_exe() {
+                let _ = std::process::Command::new(exe)
+                    .args(["monitor", &domid.to_string(), c.on_poweroff.name(), c.on_reboot.name(), c.on_crash.name()])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn();
+            }
+            if console {
+                return follow(&c.name, domid, false);
+            }
+            Ok(())
+        }
+        Cmd::List { long, domains } => {
+            let xc = xc()?;
+            let mut xs = xs()?;
+            let mut all = xc.domains()?;
+            if !domains.is_empty() {
+                let want: Vec<u16> = domains.iter().map(|d| toolstack::find_domain(&mut xs, d)).collect::<Result<_>>()?;
+                all.retain(|i| want.contains(&i.domain));
+            }
+            if long {
+                println!("[");
+                for (n, i) in all.iter().enumerate() {
+                    let name = toolstack::domain_name(&mut xs, i.domain);
+                    let comma = if n + 1 < all.len() { "," } else { "" };
+                    println!(
+                        "    {{\n        \"domid\": {},\n        \"config\": {{\n            \"c_info\": {{ \"type\": \"pv\", \"name\": \"{}\" }},\n            \"b_info\": {{ \"max_vcpus\": {}, \"max_memkb\": {}, \"target_memkb\": {} }}\n        }}\n    }}{comma}",
+                        i.domain,
+                        name,
+                        i.max_vcpu_id + 1,
+                        i.max_pages * 4,
+                        i.tot_pages * 4
+                    );
+                }
+                println!("]");
+            } else {
+                println!("{}", toolstack::LIST_HEADER);
+                for i in &all {
+                    let name = toolstack::domain_name(&mut xs, i.domain);
+                    println!("{}", toolstack::list_line(&name, i));
+                }
+            }
+            Ok(())
+        }
+        Cmd::Destroy { domain } => {
+            let mut xs = xs()?;
+            let d = toolstack::find_domain(&mut xs, &domain)?;
+            toolstack::destroy(&xc()?, &mut xs, d)
+        }
+        Cmd::Console { domain, no_follow } => {
+            let mut xs = xs()?;
+            let d = toolstack::find_domain(&mut xs, &domain)?;
+            let name = toolstack::domain_name(&mut xs, d);
+            follow(&name, d, no_follow)
+        }
+        Cmd::Pause { domain } => {
+            let d = toolstack::find_domain(&mut xs()?, &domain)?;
+            Ok(xc()?.pause(d)?)
+        }
+        Cmd::Unpause { domain } => {
+            let d = toolstack::find_domain(&mut xs()?, &domain)?;
+            Ok(xc()?.unpause(d)?)
+        }
+        Cmd::Shutdown { wait, domain } => shutdown(&domain, "poweroff", 0, wait),
+        Cmd::Reboot { domain } => shutdown(&domain, "reboot", 1, false),
+        Cmd::Info => {
+            for (k, v) in toolstack::info_lines(&xc()?)? {
+                println!("{k:<23}: {v}");
+            }
+            Ok(())
+        }
+        Cmd::VcpuList { domains } => {
+            let xc = xc()?;
+            let mut xs = xs()?;
+            println!("Name                                ID  VCPU   CPU State   Time(s) Affinity (Hard / Soft)");
+            for i in xc.domains()? {
+                if !domains.is_empty() && !domains.iter().any(|d| toolstack::find_domain(&mut xs, d).ok() == Some(i.domain)) {
+                    continue;
+                }
+                let name = toolstack::domain_name(&mut xs, i.domain);
+                for v in 0..=i.max_vcpu_id {
+                    let vi = xc.vcpu_info(i.domain, v)?;
+                    let state = if vi.online == 0 { "---" } else if vi.running != 0 { "r--" } else if vi.blocked != 0 { "-b-" } else { "---" };
+                    let cpu = if vi.online != 0 { vi.cpu.to_string() } else { "-".into() };
+                    println!("{:<32} {:>5} {:>5} {:>5}   {}  {:>9.1}  all / all", name, i.domain, v, cpu, state, vi.cpu_time as f64 / 1e9);
+                }
+            }
+            Ok(())
+        }
+        Cmd::MemSet { domain, memory } => {
+            let mib = parse_mem(&memory).ok_or_else(|| Error::Other(format!("bad memory size `{memory}` (e.g. 256m, 1g)")))?;
+            let mut xs = xs()?;
+            let d = toolstack::find_domain(&mut xs, &domain)?;
+            xs.write(0, &format!("/local/domain/{d}/memory/target"), (mib << 10).to_string().as_bytes())?;
+            Ok(())
+        }
+        Cmd::Dmesg { clear } => {
+            print!("{}", xc()?.read_console(clear)?);
+            Ok(())
+        }
+        Cmd::DebugVcpu { domain } => {
+            let d = toolstack::find_domain(&mut xs()?, &domain)?;
+            let xc = xc()?;
+            let c = xc.vcpu_context(d, 0)?;
+            let r = &c.user_regs;
+            println!("rip {:#x} rsp {:#x} rflags {:#x} cs {:#x} rax {:#x} rdi {:#x} rsi {:#x} cr3 {:#x} flags {:#x}", r.rip, r.rsp, r.rflags, r.cs, r.rax, r.rdi, r.rsi, c.ctrlreg[3], c.flags);
+            if let Some(i) = xc.domain_info(d)? {
+                println!("domain flags {:#x} state {}", i.flags, toolstack::state_string(&i));
+            }
+            // The stack, through the guest's own page tables.
+            let read = |va: u64| -> Option<u64> {
+                let mut b = [0u8; 8];
+                guest_read(&xc, d, c.ctrlreg[3] >> 12, va, &mut b)?;
+                Some(u64::from_le_bytes(b))
+            };
+            for i in 0..64u64 {
+                if let Some(w) = read(r.rsp + i * 8) {
+                    if w >> 40 == 0xff_ffff {
+                        println!("stack {w:016x}");
+                    }
+                }
+            }
+            Ok(())
+        }
+        Cmd::DebugMem { domain, va, len } => {
+            let d = toolstack::find_domain(&mut xs()?, &domain)?;
+            let xc = xc()?;
+            let va = u64::from_str_radix(va.trim_start_matches("0x"), 16).map_err(|_| Error::Other(format!("bad address {va}")))?;
+            let cr3 = xc.vcpu_context(d, 0)?.ctrlreg[3] >> 12;
+            let mut out = Vec::new();
+            let mut page = vec![0u8; 4096];
+            let mut a = va;
+            while a < va + len as u64 {
+                let n = (4096 - (a & 0xfff) as usize).min((va + len as u64 - a) as usize);
+                if guest_read(&xc, d, cr3, a, &mut page[..n]).is_some() {
+                    out.extend(page[..n].iter().map(|&c| if c == b'\n' || (0x20..0x7f).contains(&c) { c } else { b'\n' }));
+                }
+                a += n as u64;
+            }
+            let text = String::from_utf8_lossy(&out);
+            for l in text.lines().filter(|l| l.len() >= 8) {
+                println!("{l}");
+            }
+            Ok(())
+        }
+        Cmd::InitDom0 => toolstack::init_dom0(&mut xs()?),
+        Cmd::Monitor { domid, on_poweroff, on_reboot, on_crash } => monitor(domid, &on_poweroff, &on_reboot, &on_crash),
+    }
+}
+
+/// `256`, `256m`, `1g`, `131072k` -> MiB.
+fn parse_mem(s: &str) -> Option<u64> {
+    let (num, mul_kib) = match s.chars().last()? {
+        'k' | 'K' => (&s[..s.len() - 1], 1),
+        'm' | 'M' => (&s[..s.len() - 1], 1024),
+        'g' | 'G' => (&s[..s.len() - 1], 1024 * 1024),
+        _ => (s, 1024),
+    };
+    let kib = num.parse::<u64>().ok()?.checked_mul(mul_kib)?;
+    Some(kib >> 10)
+}
+
+fn shutdown(domain: &str, what: &str, reason: u32, wait: bool) -> Result<()> {
+    let xc = xc()?;
+    let mut xs = xs()?;
+    let d = toolstack::find_domain(&mut xs, domain)?;
+    // PV guests watch control/shutdown; xl falls back to the hypercall for guests
+    // without PV control (libxl: "PV control interface not available").
+    let feature = xs.read_string(0, &format!("/local/domain/{d}/control/feature-{what}")).ok();
+    if feature.as_deref() == Some("1") {
+        xs.write(0, &format!("/local/domain/{d}/control/shutdown"), what.as_bytes())?;
+    } else {
+        xc.shutdown(d, reason)?;
+    }
+    if wait {
+        let start = Instant::now();
+        while xc.domain_info(d)?.is_some() {
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err(Error::Other(format!("domain {d} did not shut down within 60 s")));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(())
+}
+
+/// Prints the guest's console log; follows it while the domain lives.
+fn follow(name: &str, domid: u16, no_follow: bool) -> Result<()> {
+    let path = log_path(name);
+    let xc = xc()?;
+    let start = Instant::now();
+    let mut f = loop {
+        match std::fs::File::open(&path) {
+            Ok(f) => break f,
+            Err(_) if start.elapsed() < Duration::from_secs(5) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(Error::Other(format!("{path}: {e} (is xenconsoled running?)"))),
+        }
+    };
+    let mut out = std::io::stdout();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::Other(e.to_string()))?;
+        if n > 0 {
+            let _ = out.write_all(&buf[..n]);
+            let _ = out.flush();
+            continue;
+        }
+        if no_follow {
+            return Ok(());
+        }
+        match xc.domain_info(domid)? {
+            Some(i) if i.flags & xen_abi::domctl::XEN_DOMINF_dying == 0 => {}
+            _ => return Ok(()),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Applies the configured action when the domain shuts down; exits when it is gone.
+fn monitor(domid: u16, on_poweroff: &str, on_reboot: &str, on_crash: &str) -> Result<()> {
+    let xc = xc()?;
+    let note = |msg: String| {
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open("/var/log/xen/xl-monitor.log")
+            .and_then(|mut f| writeln!(f, "domain {domid}: {msg}"));
+    };
+    loop {
+        let Some(i) = xc.domain_info(domid)? else { return Ok(()) };
+        if i.flags & xen_abi::domctl::XEN_DOMINF_shutdown != 0 {
+            let reason = (i.flags >> 16) & 0xff;
+            let action = match reason {
+                0 => on_poweroff,
+                1 => on_reboot,
+                3 => on_crash,
+                _ => "destroy",
+            };
+            if let Ok(c) = xc.vcpu_context(domid, 0) {
+                note(format!("shut down, reason {reason}, action {action}, rip {:#x} rsp {:#x}", c.user_regs.rip, c.user_regs.rsp));
+            }
+            if action != "preserve" {
+                // restart is reported as destroy: re-creating needs the config (not kept yet).
+                let mut xs = xs()?;
+                toolstack::destroy(&xc, &mut xs, domid)?;
+            }
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Reads guest memory at `va` (within one page) through the guest's page tables
+/// rooted at L4 frame `l4`: diagnostics for a guest that died before its console.
+fn guest_read(xc: &Xc, d: u16, l4: u64, va: u64, buf: &mut [u8]) -> Option<()> {
+    let mut table = l4;
+    for shift in [39u32, 30, 21] {
+        let m = xc.privcmd().map_foreign_ro(d, &[table]).ok()?;
+        let mut b = [0u8; 8];
+        m.read((((va >> shift) & 511) * 8) as usize, &mut b);
+        let e = u64::from_le_bytes(b);
+        if e & 1 == 0 {
+            return None;
+        }
+        if shift == 21 && e & 0x80 != 0 {
+            table = ((e & 0x000f_ffff_ffe0_0000) >> 12) + ((va >> 12) & 511);
+            let m = xc.privcmd().map_foreign_ro(d, &[table]).ok()?;
+            m.read((va & 0xfff) as usize, buf);
+            return Some(());
+        }
+        table = (e & 0x000f_ffff_ffff_f000) >> 12;
+    }
+    let m = xc.privcmd().map_foreign_ro(d, &[table]).ok()?;
+    let mut b = [0u8; 8];
+    m.read((((va >> 12) & 511) * 8) as usize, &mut b);
+    let e = u64::from_le_bytes(b);
+    if e & 1 == 0 {
+        return None;
+    }
+    let m = xc.privcmd().map_foreign_ro(d, &[(e & 0x000f_ffff_ffff_f000) >> 12]).ok()?;
+    m.read((va & 0xfff) as usize, buf);
+    Some(())
+}

@@ -1,0 +1,188 @@
+//! The PV domain builder: creates a domain, gives it memory, loads the kernel (ELF with
+//! Xen notes, parsed by xen-core's `domain::elf`), writes the P2M list, `start_info`,
+//! the xenstore and console rings and the initial page tables, pins the L4 and loads
+//! vCPU 0's context. The domain is left paused.
+
+pub mod layout;
+
+use crate::xc::{self, Xc};
+use layout::{domu_layout, page_tables, DomuLayout, PAGE};
+use std::fmt;
+use xen_abi::arch_x86_64::{VcpuGuestContext, FLAT_KERNEL_CS, FLAT_KERNEL_SS, VGCF_in_kernel, VGCF_online};
+use std::mem::offset_of;
+use xen_abi::xen::{StartInfo, VcpuInfo, XEN_LEGACY_MAX_VCPUS};
+use xen_core::domain::elf::GuestImage;
+use zerocopy::IntoBytes;
+
+#[derive(Debug, Clone)]
+pub struct BuildConfig {
+    pub memory_mib: u64,
+    pub maxmem_mib: u64,
+    pub vcpus: u32,
+    pub kernel: Vec<u8>,
+    pub ramdisk: Option<Vec<u8>>,
+    pub cmdline: String,
+    pub handle: [u8; 16],
+}
+
+/// What the toolstack needs to know about a built domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Built {
+    pub domid: u16,
+    pub nr_pages: u64,
+    pub store_mfn: u64,
+    pub store_port: u32,
+    pub console_mfn: u64,
+    pub console_port: u32,
+}
+
+#[derive(Debug)]
+pub enum BuildError {
+    Kernel(String),
+    Layout(layout::LayoutError),
+    Xen(xc::Error),
+    Map(std::io::Error),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Kernel(m) => write!(f, "kernel: {m}"),
+            BuildError::Layout(e) => write!(f, "{e}"),
+            BuildError::Xen(e) => write!(f, "{e}"),
+            BuildError::Map(e) => write!(f, "mapping guest memory: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+impl From<xc::Error> for BuildError {
+    fn from(e: xc::Error) -> Self {
+        BuildError::Xen(e)
+    }
+}
+
+/// `start_info` for a domU.
+pub fn start_info(l: &DomuLayout, b: &Built, shared_info_mfn: u64, mod_len: u64, cmdline: &str) -> StartInfo {
+    let mut si = StartInfo { nr_pages: l.nr_pages, ..StartInfo::default() };
+    si.set_magic(b"xen-3.0-x86_64");
+    si.shared_info = shared_info_mfn << 12;
+    si.store_mfn = b.store_mfn;
+    si.store_evtchn = b.store_port;
+    si.console_mfn = b.console_mfn;
+    si.console_evtchn = b.console_port;
+    si.pt_base = l.va(l.pt_pfn);
+    si.nr_pt_frames = l.pt.total();
+    si.mfn_list = l.va(l.p2m_pfn);
+    if mod_len > 0 {
+        si.mod_start = l.va(l.ramdisk_pfn);
+        si.mod_len = mod_len;
+    }
+    let c = cmdline.as_bytes();
+    let n = c.len().min(si.cmd_line.len() - 1);
+    si.cmd_line[..n].copy_from_slice(&c[..n]);
+    si
+}
+
+/// vCPU 0 at the kernel's entry, as libxenguest starts a 64-bit PV guest.
+pub fn boot_context(l: &DomuLayout, entry: u64, l4_mfn: u64) -> VcpuGuestContext {
+    let mut c = VcpuGuestContext { flags: VGCF_in_kernel | VGCF_online, ..Default::default() };
+    c.user_regs.rip = entry;
+    c.user_regs.rsp = l.va(l.stack_pfn + 1);
+    c.user_regs.rsi = l.va(l.start_info_pfn);
+    c.user_regs.rflags = 1 << 9;
+    c.user_regs.cs = FLAT_KERNEL_CS;
+    c.user_regs.ss = FLAT_KERNEL_SS;
+    c.kernel_ss = u64::from(FLAT_KERNEL_SS);
+    c.kernel_sp = c.user_regs.rsp;
+    c.ctrlreg[3] = l4_mfn << 12;
+    c.debugreg[6] = 0xffff_0ff0;
+    c.debugreg[7] = 0x400;
+    c
+}
+
+/// Builds the domain; on failure the half-built domain is destroyed.
+pub fn build(xc: &Xc, cfg: &BuildConfig) -> Result<Built, BuildError> {
+    let image = GuestImage::parse(&cfg.kernel).map_err(|e| BuildError::Kernel(format!("{e:?}")))?;
+    let domid = xc.create_domain(cfg.handle, cfg.vcpus)?;
+    match build_into(xc, cfg, &image, domid) {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let _ = xc.destroy(domid);
+            Err(e)
+        }
+    }
+}
+
+fn build_into(xc: &Xc, cfg: &BuildConfig, image: &GuestImage, domid: u16) -> Result<Built, BuildError> {
+    let nr_pages = cfg.memory_mib << 8;
+    let ramdisk_len = cfg.ramdisk.as_ref().map_or(0, |r| r.len() as u64);
+    let l = domu_layout(&image.params, nr_pages, ramdisk_len).map_err(BuildError::Layout)?;
+    xc.max_vcpus(domid, cfg.vcpus)?;
+    // libxl adds 1 MiB of slack (LIBXL_MAXMEM_CONSTANT) to the domain's limit.
+    xc.max_mem(domid, (cfg.maxmem_mib.max(cfg.memory_mib) << 10) + 1024)?;
+    let p2m = xc.populate_physmap(domid, nr_pages)?;
+    let info = xc.domain_info(domid)?.ok_or(BuildError::Xen(xc::Error { what: "domctl getdomaininfo", errno: 3 }))?;
+    // Events stay masked on every vCPU until the guest unmasks them (libxenguest's
+    // shared_info setup): an upcall before the kernel has its handlers would kill it.
+    {
+        let si = xc.privcmd().map_foreign(domid, &[info.shared_info_frame]).map_err(BuildError::Map)?;
+        for v in 0..XEN_LEGACY_MAX_VCPUS {
+            si.write(v * size_of::<VcpuInfo>() + offset_of!(VcpuInfo, evtchn_upcall_mask), &[1]);
+        }
+    }
+    let store_port = xc.alloc_unbound(domid, 0)?;
+    let console_port = xc.alloc_unbound(domid, 0)?;
+    let built = Built {
+        domid,
+        nr_pages,
+        store_mfn: p2m[l.store_pfn as usize],
+        store_port,
+        console_mfn: p2m[l.console_pfn as usize],
+        console_port,
+    };
+    {
+        let mapped = l.mapped_pages() as usize;
+        let m = xc.privcmd().map_foreign(domid, &p2m[..mapped]).map_err(BuildError::Map)?;
+        let off = |va: u64| (va - l.virt_base) as usize;
+        image
+            .load(
+                &cfg.kernel,
+                |va, bytes| {
+                    m.copy_in(off(va), bytes);
+                    Ok::<(), ()>(())
+                },
+                |va, n| {
+                    m.zero(off(va), n as usize);
+                    Ok(())
+                },
+            )
+            .map_err(|e| BuildError::Kernel(format!("loading: {e:?}")))?;
+        if let Some(rd) = &cfg.ramdisk {
+            m.copy_in((l.ramdisk_pfn * PAGE) as usize, rd);
+        }
+        // P2M: an unsigned long per PFN; the rest of its pages stay zero (fresh memory
+        // from Xen is scrubbed, but the toolstack does not rely on that).
+        let p2m_bytes: Vec<u8> = p2m.iter().flat_map(|m| m.to_le_bytes()).collect();
+        m.copy_in((l.p2m_pfn * PAGE) as usize, &p2m_bytes);
+        for pfn in [l.start_info_pfn, l.store_pfn, l.console_pfn, l.stack_pfn] {
+            m.zero((pfn * PAGE) as usize, PAGE as usize);
+        }
+        let si = start_info(&l, &built, info.shared_info_frame, ramdisk_len, &cfg.cmdline);
+        m.copy_in((l.start_info_pfn * PAGE) as usize, si.as_bytes());
+        for (i, frame) in page_tables(&l, |pfn| p2m[pfn as usize]).iter().enumerate() {
+            m.copy_in(((l.pt_pfn + i as u64) * PAGE) as usize, frame.as_bytes());
+        }
+        // The mapping goes before the pin: Xen refuses to type a frame as a page
+        // table while a writable mapping of it exists.
+    }
+    if let Some(hc) = image.params.virt_hypercall {
+        xc.hypercall_init(domid, p2m[((hc - l.virt_base) / PAGE) as usize])?;
+    }
+    xc.set_memory_map(domid, nr_pages * PAGE)?;
+    let l4 = p2m[l.pt_pfn as usize];
+    xc.pin_l4(domid, l4)?;
+    xc.set_vcpu_context(domid, 0, &boot_context(&l, image.params.virt_entry, l4))?;
+    Ok(built)
+}

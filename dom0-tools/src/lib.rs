@@ -1,0 +1,11 @@
+//! The dom0 toolstack. `unsafe` lives only in [`sys`] (ioctl and mmap wrappers); the
+//! rest is safe Rust with host tests.
+
+pub mod builder;
+pub mod sys;
+pub mod xenconsoled;
+pub mod xenstored;
+pub mod xs;
+pub mod toolstack;
+pub mod xc;
+pub mod xlcfg;

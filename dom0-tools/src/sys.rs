@@ -1,0 +1,303 @@
+//! The lowest layer: Linux's Xen devices (`/dev/xen/privcmd`, `/dev/xen/evtchn`,
+//! `/proc/xen/xsd_kva`) through ioctl and mmap. Every `unsafe` block of dom0-tools lives
+//! here; everything above sees safe types with checked offsets.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{fence, Ordering};
+
+pub const PAGE_SIZE: usize = 4096;
+
+/// `_IOC(_IOC_NONE, ty, nr, size)`.
+const fn ioc_none(ty: u8, nr: u8, size: usize) -> libc::c_ulong {
+    ((size as libc::c_ulong) << 16) | ((ty as libc::c_ulong) << 8) | nr as libc::c_ulong
+}
+
+/// `struct privcmd_hypercall`.
+#[repr(C)]
+struct PrivcmdHypercall {
+    op: u64,
+    arg: [u64; 5],
+}
+
+/// `struct privcmd_mmapbatch_v2`.
+#[repr(C)]
+struct PrivcmdMmapbatchV2 {
+    num: u32,
+    dom: u16,
+    addr: u64,
+    arr: *const u64,
+    err: *mut i32,
+}
+
+const IOCTL_PRIVCMD_HYPERCALL: libc::c_ulong = ioc_none(b'P', 0, size_of::<PrivcmdHypercall>());
+const IOCTL_PRIVCMD_MMAPBATCH_V2: libc::c_ulong = ioc_none(b'P', 4, size_of::<PrivcmdMmapbatchV2>());
+const IOCTL_EVTCHN_BIND_VIRQ: libc::c_ulong = ioc_none(b'E', 0, 4);
+const IOCTL_EVTCHN_BIND_INTERDOMAIN: libc::c_ulong = ioc_none(b'E', 1, 8);
+const IOCTL_EVTCHN_BIND_UNBOUND_PORT: libc::c_ulong = ioc_none(b'E', 2, 4);
+const IOCTL_EVTCHN_UNBIND: libc::c_ulong = ioc_none(b'E', 3, 4);
+const IOCTL_EVTCHN_NOTIFY: libc::c_ulong = ioc_none(b'E', 4, 4);
+
+fn open_rw(path: &str) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
+}
+
+/// `ioctl(fd, req, arg)` returning the non-negative result.
+fn ioctl<T>(fd: RawFd, req: libc::c_ulong, arg: &mut T) -> io::Result<i64> {
+    // SAFETY: `arg` is a live, exclusively borrowed `#[repr(C)]` value of the type the
+    // request number encodes; the kernel reads/writes only within it (and memory it
+    // points to, which callers keep alive for the call).
+    let r = unsafe { libc::ioctl(fd, req as libc::Ioctl, arg as *mut T) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(i64::from(r))
+    }
+}
+
+/// Memory shared with Xen or another domain, mapped into this process.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory; all access goes through volatile or
+// atomic operations with bounds checks, so moving it between threads is sound.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    fn mmap(fd: RawFd, len: usize, offset: i64) -> io::Result<Mapping> {
+        Self::mmap_prot(fd, len, offset, libc::PROT_READ | libc::PROT_WRITE)
+    }
+
+    fn mmap_prot(fd: RawFd, len: usize, offset: i64, prot: libc::c_int) -> io::Result<Mapping> {
+        // SAFETY: a fresh shared mapping chosen by the kernel (addr NULL); the result is
+        // checked, and owned by the returned `Mapping` which unmaps it on drop.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, offset) };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping { ptr: p.cast(), len })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The address it is mapped at in this process (for hypercall arguments).
+    pub fn addr(&self) -> u64 {
+        self.ptr as u64
+    }
+
+    /// Buffers Xen may read and write during a hypercall without faulting: pages of
+    /// `/dev/xen/hypercall` (Linux's privcmd-buf), locked in memory by the kernel.
+    pub fn hypercall_buffer(pages: usize) -> io::Result<Mapping> {
+        let f = open_rw("/dev/xen/hypercall")?;
+        let m = Mapping::mmap(f.as_raw_fd(), pages * PAGE_SIZE, 0)?;
+        // The mapping outlives the descriptor (privcmd-buf keeps it).
+        Ok(m)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn check(&self, off: usize, n: usize) {
+        assert!(off.checked_add(n).is_some_and(|e| e <= self.len), "access {off}+{n} outside a {}-byte mapping", self.len);
+    }
+
+    /// Loads a u32 with acquire ordering (a ring index written by the peer).
+    pub fn load_u32(&self, off: usize) -> u32 {
+        self.check(off, 4);
+        assert!(off.is_multiple_of(4));
+        // SAFETY: in bounds and aligned (checked above); the memory stays mapped while
+        // `self` lives; the peer may write concurrently, hence the volatile read.
+        let v = unsafe { std::ptr::read_volatile(self.ptr.add(off).cast::<u32>()) };
+        fence(Ordering::Acquire);
+        v
+    }
+
+    /// Stores a u32 with release ordering (data before the index).
+    pub fn store_u32(&self, off: usize, v: u32) {
+        self.check(off, 4);
+        assert!(off.is_multiple_of(4));
+        fence(Ordering::Release);
+        // SAFETY: in bounds and aligned (checked above); mapped while `self` lives.
+        unsafe { std::ptr::write_volatile(self.ptr.add(off).cast::<u32>(), v) };
+        fence(Ordering::SeqCst);
+    }
+
+    pub fn read(&self, off: usize, buf: &mut [u8]) {
+        self.check(off, buf.len());
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: in bounds (checked above); mapped while `self` lives.
+            *b = unsafe { std::ptr::read_volatile(self.ptr.add(off + i)) };
+        }
+    }
+
+    /// Bulk copy into memory nobody else is using yet (a domain being built): plain
+    /// `memcpy` speed instead of byte-wise volatile stores.
+    pub fn copy_in(&self, off: usize, data: &[u8]) {
+        self.check(off, data.len());
+        // SAFETY: in bounds (checked above); `data` is ordinary memory that cannot
+        // overlap a mapping of another domain's frames; mapped while `self` lives.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(off), data.len()) };
+        fence(Ordering::SeqCst);
+    }
+
+    /// Bulk zeroing, as [`Mapping::copy_in`].
+    pub fn zero(&self, off: usize, n: usize) {
+        self.check(off, n);
+        // SAFETY: in bounds (checked above); mapped while `self` lives.
+        unsafe { std::ptr::write_bytes(self.ptr.add(off), 0, n) };
+        fence(Ordering::SeqCst);
+    }
+
+    pub fn write(&self, off: usize, data: &[u8]) {
+        self.check(off, data.len());
+        for (i, &b) in data.iter().enumerate() {
+            // SAFETY: in bounds (checked above); mapped while `self` lives.
+            unsafe { std::ptr::write_volatile(self.ptr.add(off + i), b) };
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` describe a mapping this value created and still owns.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// `/dev/xen/privcmd`: hypercalls and foreign mappings.
+#[derive(Debug)]
+pub struct Privcmd {
+    file: File,
+}
+
+impl Privcmd {
+    pub fn open() -> io::Result<Privcmd> {
+        Ok(Privcmd { file: open_rw("/dev/xen/privcmd")? })
+    }
+
+    /// Issues hypercall `op`; pointers in `args` must point at memory that stays valid
+    /// for the call (callers pass the addresses of their own buffers).
+    pub fn hypercall(&self, op: u64, args: [u64; 5]) -> io::Result<i64> {
+        let mut h = PrivcmdHypercall { op, arg: args };
+        ioctl(self.file.as_raw_fd(), IOCTL_PRIVCMD_HYPERCALL, &mut h)
+    }
+
+    /// Maps frames `gfns` of domain `dom` (machine frames for a PV domain) writable.
+    pub fn map_foreign(&self, dom: u16, gfns: &[u64]) -> io::Result<Mapping> {
+        self.map_foreign_prot(dom, gfns, true)
+    }
+
+    /// Maps frames of `dom` read-only (page-table frames can only be mapped so). Writes
+    /// to a read-only mapping fault; callers only read it.
+    pub fn map_foreign_ro(&self, dom: u16, gfns: &[u64]) -> io::Result<Mapping> {
+        self.map_foreign_prot(dom, gfns, false)
+    }
+
+    fn map_foreign_prot(&self, dom: u16, gfns: &[u64], writable: bool) -> io::Result<Mapping> {
+        let prot = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
+        let m = Mapping::mmap_prot(self.file.as_raw_fd(), gfns.len() * PAGE_SIZE, 0, prot)?;
+        let mut errs = vec![0i32; gfns.len()];
+        let mut b = PrivcmdMmapbatchV2 {
+            num: gfns.len() as u32,
+            dom,
+            addr: m.ptr as u64,
+            arr: gfns.as_ptr(),
+            err: errs.as_mut_ptr(),
+        };
+        ioctl(self.file.as_raw_fd(), IOCTL_PRIVCMD_MMAPBATCH_V2, &mut b)?;
+        if let Some(e) = errs.iter().find(|&&e| e != 0) {
+            return Err(io::Error::from_raw_os_error(-e));
+        }
+        Ok(m)
+    }
+}
+
+/// `/dev/xen/evtchn`: event channels for this process.
+#[derive(Debug)]
+pub struct Evtchn {
+    file: File,
+}
+
+impl Evtchn {
+    pub fn open() -> io::Result<Evtchn> {
+        Ok(Evtchn { file: open_rw("/dev/xen/evtchn")? })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+
+    /// Binds to `remote_port` of `domid`; returns the local port.
+    pub fn bind_interdomain(&self, domid: u32, remote_port: u32) -> io::Result<u32> {
+        let mut a = [domid, remote_port];
+        ioctl(self.fd(), IOCTL_EVTCHN_BIND_INTERDOMAIN, &mut a).map(|p| p as u32)
+    }
+
+    /// Allocates a port `domid` may bind to; returns the local port.
+    pub fn bind_unbound(&self, domid: u32) -> io::Result<u32> {
+        let mut a = [domid];
+        ioctl(self.fd(), IOCTL_EVTCHN_BIND_UNBOUND_PORT, &mut a).map(|p| p as u32)
+    }
+
+    pub fn bind_virq(&self, virq: u32) -> io::Result<u32> {
+        let mut a = [virq];
+        ioctl(self.fd(), IOCTL_EVTCHN_BIND_VIRQ, &mut a).map(|p| p as u32)
+    }
+
+    pub fn unbind(&self, port: u32) -> io::Result<()> {
+        let mut a = [port];
+        ioctl(self.fd(), IOCTL_EVTCHN_UNBIND, &mut a).map(|_| ())
+    }
+
+    pub fn notify(&self, port: u32) -> io::Result<()> {
+        let mut a = [port];
+        ioctl(self.fd(), IOCTL_EVTCHN_NOTIFY, &mut a).map(|_| ())
+    }
+
+    /// Pending ports (non-blocking callers poll the fd first); each is re-enabled.
+    pub fn pending(&self) -> io::Result<Vec<u32>> {
+        use std::io::{Read, Write};
+        let mut buf = [0u8; 4 * 64];
+        let n = (&self.file).read(&mut buf)?;
+        let ports: Vec<u32> = buf[..n].chunks_exact(4).map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect();
+        if !ports.is_empty() {
+            let raw: Vec<u8> = ports.iter().flat_map(|p| p.to_ne_bytes()).collect();
+            (&self.file).write_all(&raw)?;
+        }
+        Ok(ports)
+    }
+}
+
+/// dom0's own xenstore ring and its port, as Linux's xenfs publishes them when dom0
+/// runs xenstored (`/proc/xen/xsd_kva`, `/proc/xen/xsd_port`).
+pub fn dom0_store_ring() -> io::Result<(Mapping, u32)> {
+    let port: u32 = std::fs::read_to_string("/proc/xen/xsd_port")?
+        .trim()
+        .parse()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "/proc/xen/xsd_port is not a number"))?;
+    let f = open_rw("/proc/xen/xsd_kva")?;
+    let m = Mapping::mmap(f.as_raw_fd(), PAGE_SIZE, 0)?;
+    Ok((m, port))
+}
+
+/// Waits until one of `fds` is readable (or `timeout_ms` passes); returns which.
+pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
+    let mut p: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    // SAFETY: `p` is a live array of `p.len()` pollfd structs for the duration of the call.
+    let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(vec![false; fds.len()]);
+        }
+        return Err(e);
+    }
+    Ok(p.iter().map(|x| x.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0).collect())
+}

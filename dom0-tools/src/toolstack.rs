@@ -1,0 +1,338 @@
+//! What `xl` does, as a library: create a domain from a configuration (build, xenstore
+//! entries, introduce, unpause), destroy one (release, destroy, clean xenstore), find
+//! domains by name, and the text of `xl list` / `xl info`.
+
+use crate::builder::{self, BuildConfig, Built};
+use crate::xc::{self, DomainInfo, Xc};
+use crate::xlcfg::{vdev_number, DomainConfig};
+use crate::xs::{self, Xs};
+use std::fmt;
+use xen_abi::domctl::{XEN_DOMINF_blocked, XEN_DOMINF_dying, XEN_DOMINF_paused, XEN_DOMINF_running, XEN_DOMINF_shutdown};
+use xenstore_wire::{Perm, PermKind};
+
+#[derive(Debug)]
+pub enum Error {
+    Xen(xc::Error),
+    Store(xs::Error),
+    Build(builder::BuildError),
+    Other(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Xen(e) => write!(f, "{e}"),
+            Error::Store(e) => write!(f, "{e}"),
+            Error::Build(e) => write!(f, "{e}"),
+            Error::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<xc::Error> for Error {
+    fn from(e: xc::Error) -> Self {
+        Error::Xen(e)
+    }
+}
+impl From<xs::Error> for Error {
+    fn from(e: xs::Error) -> Self {
+        Error::Store(e)
+    }
+}
+impl From<builder::BuildError> for Error {
+    fn from(e: builder::BuildError) -> Self {
+        Error::Build(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A random-enough UUID (version 4 layout) from the clock and pid.
+pub fn new_uuid() -> [u8; 16] {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let mut x = (t as u64) ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15;
+    let mut u = [0u8; 16];
+    for b in u.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    u[6] = (u[6] & 0x0f) | 0x40;
+    u[8] = (u[8] & 0x3f) | 0x80;
+    u
+}
+
+pub fn uuid_string(u: &[u8; 16]) -> String {
+    let h: Vec<String> = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", h[..4].concat(), h[4..6].concat(), h[6..8].concat(), h[8..10].concat(), h[10..].concat())
+}
+
+/// dom0's own entries (what Xen's `xen-init-dom0` writes).
+pub fn init_dom0(xs: &mut Xs) -> Result<()> {
+    xs.write(0, "/local/domain/0/name", b"Domain-0")?;
+    xs.write(0, "/local/domain/0/domid", b"0")?;
+    let uuid = "00000000-0000-0000-0000-000000000000";
+    xs.write(0, "/local/domain/0/vm", format!("/vm/{uuid}").as_bytes())?;
+    xs.write(0, &format!("/vm/{uuid}/name"), b"Domain-0")?;
+    xs.write(0, &format!("/vm/{uuid}/uuid"), uuid.as_bytes())?;
+    Ok(())
+}
+
+/// The domid of `name_or_id` (a number, or a name under `/local/domain/*/name`).
+pub fn find_domain(xs: &mut Xs, name_or_id: &str) -> Result<u16> {
+    if let Ok(d) = name_or_id.parse::<u16>() {
+        return Ok(d);
+    }
+    if name_or_id == "Domain-0" {
+        return Ok(0);
+    }
+    for d in xs.directory(0, "/local/domain").unwrap_or_default() {
+        if xs.read_string(0, &format!("/local/domain/{d}/name")).ok().as_deref() == Some(name_or_id) {
+            return d.parse().map_err(|_| Error::Other(format!("bad domid {d}")));
+        }
+    }
+    Err(Error::Other(format!("domain `{name_or_id}` does not exist")))
+}
+
+pub fn domain_name(xs: &mut Xs, domid: u16) -> String {
+    if domid == 0 {
+        return "Domain-0".into();
+    }
+    xs.read_string(0, &format!("/local/domain/{domid}/name")).unwrap_or_else(|_| "(null)".into())
+}
+
+fn write_all(xs: &mut Xs, tx: u32, base: &str, kv: &[(&str, String)]) -> Result<()> {
+    for (k, v) in kv {
+        xs.write(tx, &format!("{base}/{k}"), v.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Writes the domain's xenstore entries (libxl's layout) in one transaction.
+pub fn write_domain_entries(xs: &mut Xs, c: &DomainConfig, b: &Built, uuid: &str) -> Result<()> {
+    let d = b.domid;
+    let dom = format!("/local/domain/{d}");
+    let ro = [Perm::new(PermKind::None, 0), Perm::new(PermKind::Read, d)];
+    let rw = [Perm::new(PermKind::None, d)];
+    loop {
+        let tx = xs.transaction_start()?;
+        let vm = format!("/vm/{uuid}");
+        xs.mkdir(tx, &dom)?;
+        xs.set_perms(tx, &dom, &ro)?;
+        xs.mkdir(tx, &vm)?;
+        xs.set_perms(tx, &vm, &ro)?;
+        write_all(xs, tx, &vm, &[("name", c.name.clone()), ("uuid", uuid.into())])?;
+        write_all(
+            xs,
+            tx,
+            &dom,
+            &[
+                ("name", c.name.clone()),
+                ("domid", d.to_string()),
+                ("vm", vm.clone()),
+                ("memory/static-max", (c.maxmem_mib << 10).to_string()),
+                ("memory/target", (c.memory_mib << 10).to_string()),
+                ("store/port", b.store_port.to_string()),
+                ("store/ring-ref", b.store_mfn.to_string()),
+                ("console/port", b.console_port.to_string()),
+                ("console/ring-ref", b.console_mfn.to_string()),
+                ("console/limit", "1048576".into()),
+                ("console/type", "xenconsoled".into()),
+            ],
+        )?;
+        for v in 0..c.vcpus {
+            xs.write(tx, &format!("{dom}/cpu/{v}/availability"), b"online")?;
+        }
+        for sub in ["device", "control"] {
+            let p = format!("{dom}/{sub}");
+            xs.mkdir(tx, &p)?;
+            xs.set_perms(tx, &p, &ro)?;
+        }
+        for sub in ["control/shutdown", "data", "drivers", "feature", "attr", "error"] {
+            let p = format!("{dom}/{sub}");
+            xs.mkdir(tx, &p)?;
+            xs.set_perms(tx, &p, &rw)?;
+        }
+        for (i, disk) in c.disks.iter().enumerate() {
+            let devid = vdev_number(&disk.vdev).unwrap_or(51712 + i as u32 * 16);
+            let fe = format!("{dom}/device/vbd/{devid}");
+            let be = format!("/local/domain/0/backend/vbd/{d}/{devid}");
+            write_all(
+                xs,
+                tx,
+                &fe,
+                &[
+                    ("backend", be.clone()),
+                    ("backend-id", "0".into()),
+                    ("state", "1".into()),
+                    ("virtual-device", devid.to_string()),
+                    ("device-type", "disk".into()),
+                ],
+            )?;
+            xs.set_perms(tx, &fe, &[Perm::new(PermKind::None, d), Perm::new(PermKind::Read, 0)])?;
+            write_all(
+                xs,
+                tx,
+                &be,
+                &[
+                    ("frontend", fe.clone()),
+                    ("frontend-id", d.to_string()),
+                    ("online", "1".into()),
+                    ("state", "1".into()),
+                    ("params", disk.target.clone()),
+                    ("type", disk.kind.clone()),
+                    ("mode", if disk.writable { "w" } else { "r" }.into()),
+                    ("dev", disk.vdev.clone()),
+                    ("device-type", "disk".into()),
+                    ("removable", "0".into()),
+                    ("bootable", "1".into()),
+                ],
+            )?;
+            xs.set_perms(tx, &be, &ro)?;
+        }
+        for (i, vif) in c.vifs.iter().enumerate() {
+            let fe = format!("{dom}/device/vif/{i}");
+            let be = format!("/local/domain/0/backend/vif/{d}/{i}");
+            let mac = vif.mac.clone().unwrap_or_else(|| format!("00:16:3e:00:{:02x}:{:02x}", d & 0xff, i));
+            write_all(
+                xs,
+                tx,
+                &fe,
+                &[("backend", be.clone()), ("backend-id", "0".into()), ("state", "1".into()), ("handle", i.to_string()), ("mac", mac.clone())],
+            )?;
+            xs.set_perms(tx, &fe, &[Perm::new(PermKind::None, d), Perm::new(PermKind::Read, 0)])?;
+            let mut kv = vec![
+                ("frontend", fe.clone()),
+                ("frontend-id", d.to_string()),
+                ("online", "1".to_string()),
+                ("state", "1".to_string()),
+                ("handle", i.to_string()),
+                ("mac", mac),
+            ];
+            if let Some(b) = &vif.bridge {
+                kv.push(("bridge", b.clone()));
+            }
+            write_all(xs, tx, &be, &kv)?;
+            xs.set_perms(tx, &be, &ro)?;
+        }
+        match xs.transaction_end(tx, true) {
+            Err(xs::Error::Xs(xenstore_wire::Errno::EAGAIN)) => continue,
+            r => return Ok(r?),
+        }
+    }
+}
+
+/// `xl create`: builds the domain, publishes it in xenstore, introduces it to
+/// xenstored and (unless `paused`) unpauses it. Returns the domid.
+pub fn create(xc: &Xc, xs: &mut Xs, c: &DomainConfig, paused: bool) -> Result<u16> {
+    if find_domain(xs, &c.name).is_ok() {
+        return Err(Error::Other(format!("domain `{}` already exists", c.name)));
+    }
+    let read = |p: &str| std::fs::read(p).map_err(|e| Error::Other(format!("{p}: {e}")));
+    let kernel = read(&c.kernel)?;
+    let ramdisk = c.ramdisk.as_deref().map(read).transpose()?;
+    let uuid = new_uuid();
+    let cfg = BuildConfig {
+        memory_mib: c.memory_mib,
+        maxmem_mib: c.maxmem_mib,
+        vcpus: c.vcpus,
+        kernel,
+        ramdisk,
+        cmdline: c.cmdline.clone(),
+        handle: uuid,
+    };
+    let b = builder::build(xc, &cfg)?;
+    let finish = |xs: &mut Xs| -> Result<()> {
+        write_domain_entries(xs, c, &b, &uuid_string(&uuid))?;
+        xs.introduce(u32::from(b.domid), b.store_mfn, b.store_port)?;
+        if !paused {
+            xc.unpause(b.domid)?;
+        }
+        Ok(())
+    };
+    if let Err(e) = finish(xs) {
+        let _ = destroy(xc, xs, b.domid);
+        return Err(e);
+    }
+    Ok(b.domid)
+}
+
+/// `xl destroy`: releases the domain from xenstored, destroys it, removes its entries.
+pub fn destroy(xc: &Xc, xs: &mut Xs, domid: u16) -> Result<()> {
+    if domid == 0 {
+        return Err(Error::Other("cannot destroy Domain-0".into()));
+    }
+    let _ = xs.release(u32::from(domid));
+    let vm = xs.read_string(0, &format!("/local/domain/{domid}/vm")).ok();
+    let _ = xc.pause(domid);
+    let r = xc.destroy(domid);
+    for p in [format!("/local/domain/{domid}"), format!("/local/domain/0/backend/vbd/{domid}"), format!("/local/domain/0/backend/vif/{domid}")] {
+        let _ = xs.rm(0, &p);
+    }
+    if let Some(vm) = vm.filter(|v| v.starts_with("/vm/")) {
+        let _ = xs.rm(0, &vm);
+    }
+    r.map_err(Error::from)
+}
+
+/// The state column of `xl list`: r b p s c d.
+pub fn state_string(i: &DomainInfo) -> String {
+    let f = i.flags;
+    let reason = (f >> 16) & 0xff;
+    let shut = f & XEN_DOMINF_shutdown != 0;
+    [
+        (f & XEN_DOMINF_running != 0, 'r'),
+        (f & XEN_DOMINF_blocked != 0, 'b'),
+        (f & XEN_DOMINF_paused != 0, 'p'),
+        (shut && reason != 3, 's'),
+        (shut && reason == 3, 'c'),
+        (f & XEN_DOMINF_dying != 0, 'd'),
+    ]
+    .iter()
+    .map(|&(on, c)| if on { c } else { '-' })
+    .collect()
+}
+
+/// One `xl list` line (Xen's format).
+pub fn list_line(name: &str, i: &DomainInfo) -> String {
+    let mem_mib = (i.tot_pages * 4) >> 10;
+    let vcpus = i.nr_online_vcpus;
+    format!("{:<40} {:>5} {:>5} {:>5}     {}  {:>8.1}", name, i.domain, mem_mib, vcpus, state_string(i), i.cpu_time as f64 / 1e9)
+}
+
+pub const LIST_HEADER: &str = "Name                                        ID   Mem VCPUs\tState\tTime(s)";
+
+/// `xl info`'s `key : value` lines.
+pub fn info_lines(xc: &Xc) -> Result<Vec<(String, String)>> {
+    let p = xc.physinfo()?;
+    let (maj, min) = xc.version()?;
+    let extra = xc.extraversion()?;
+    let uname = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let mib = |pages: u64| ((pages * 4096) >> 20).to_string();
+    Ok(vec![
+        ("host".into(), host.trim().into()),
+        ("release".into(), uname.trim().into()),
+        ("machine".into(), "x86_64".into()),
+        ("nr_cpus".into(), p.nr_cpus.to_string()),
+        ("max_cpu_id".into(), p.max_cpu_id.to_string()),
+        ("nr_nodes".into(), p.nr_nodes.to_string()),
+        ("cores_per_socket".into(), p.cores_per_socket.to_string()),
+        ("threads_per_core".into(), p.threads_per_core.to_string()),
+        ("cpu_mhz".into(), format!("{}.{:03}", p.cpu_khz / 1000, p.cpu_khz % 1000)),
+        ("total_memory".into(), mib(p.total_pages)),
+        ("free_memory".into(), mib(p.free_pages)),
+        ("outstanding_claims".into(), mib(p.outstanding_pages)),
+        ("xen_major".into(), maj.to_string()),
+        ("xen_minor".into(), min.to_string()),
+        ("xen_extra".into(), extra.clone()),
+        ("xen_version".into(), format!("{maj}.{min}{extra}")),
+        ("xen_caps".into(), xc.capabilities()?),
+        ("xen_pagesize".into(), "4096".into()),
+        ("xen_commandline".into(), xc.commandline()?),
+        ("free_pages".into(), p.free_pages.to_string()),
+    ])
+}

@@ -1,0 +1,731 @@
+//! The dom0 tier: real Xen 4.17 booting Debian's Linux as a PV dom0 whose initramfs
+//! (built here: busybox, the Xen kernel modules, our static musl toolstack and Debian's
+//! xenstore clients for compatibility checks) runs the test steps in `/init` and prints
+//! `TEST` lines, then powers off. One QEMU boot for the whole tier.
+
+use crate::error::{Context, Error, Result};
+use crate::qemu::{self, Exit, Machine};
+use crate::results::{self, Tally};
+use crate::{cmd, reference};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const MUSL: &str = "x86_64-unknown-linux-musl";
+/// Our dom0 binaries (static musl), installed in `/usr/sbin`.
+const OUR_BINS: &[&str] = &["xenstored", "xenconsoled", "xl"];
+/// Kernel modules dom0 loads, in this order (dependencies are added before each).
+const MODULES: &[&str] = &["xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs", "xen-blkback", "xen-netback"];
+/// Debian packages whose files go into dom0 for compatibility checks: the xenstore
+/// command-line clients and their shared-library closure.
+const DEBIAN_USERSPACE: &[&str] = &["xenstore-utils", "libxenstore4", "libxentoolcore1", "libc6"];
+/// Xen's command line for the dom0 tier.
+const XEN_CMDLINE: &str = "console=com1 dom0_mem=768M,max:768M loglvl=all guest_loglvl=all";
+/// What dom0's init prints last, and Xen's words when dom0 powers off.
+const DONE: &str = "DOM0-TESTS-DONE";
+const DOM0_POWEROFF: &str = "Hardware Dom0 halted";
+
+/// Files of the initramfs: path inside the image -> contents.
+#[derive(Debug, Default)]
+struct Tree {
+    entries: BTreeMap<String, Entry>,
+}
+
+#[derive(Debug)]
+enum Entry {
+    Dir,
+    File { data: Vec<u8>, mode: u32 },
+    Symlink(String),
+}
+
+impl Tree {
+    fn dir(&mut self, path: &str) {
+        let mut p = String::new();
+        for part in path.trim_matches('/').split('/').filter(|s| !s.is_empty()) {
+            p.push('/');
+            p.push_str(part);
+            self.entries.entry(p.clone()).or_insert(Entry::Dir);
+        }
+    }
+
+    fn parent(&mut self, path: &str) {
+        if let Some(i) = path.rfind('/') {
+            self.dir(&path[..i]);
+        }
+    }
+
+    fn file(&mut self, path: &str, data: Vec<u8>, mode: u32) {
+        self.parent(path);
+        self.entries.insert(path.to_string(), Entry::File { data, mode });
+    }
+
+    fn symlink(&mut self, path: &str, target: &str) {
+        self.parent(path);
+        self.entries.insert(path.to_string(), Entry::Symlink(target.to_string()));
+    }
+
+    /// Copies `src` (a directory of an unpacked package) to `dst`, keeping symlinks.
+    fn copy_tree(&mut self, src: &Path, dst: &str, skip: &dyn Fn(&str) -> bool) -> Result<()> {
+        if !src.exists() {
+            return Ok(());
+        }
+        for e in std::fs::read_dir(src).context(|| format!("reading {}", src.display()))? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let to = format!("{dst}/{name}");
+            if skip(&to) {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(e.path())?;
+            if meta.file_type().is_symlink() {
+                let t = std::fs::read_link(e.path())?;
+                self.symlink(&to, &t.to_string_lossy());
+            } else if meta.is_dir() {
+                self.dir(&to);
+                self.copy_tree(&e.path(), &to, skip)?;
+            } else {
+                use std::os::unix::fs::PermissionsExt;
+                self.file(&to, std::fs::read(e.path())?, meta.permissions().mode() & 0o7777);
+            }
+        }
+        Ok(())
+    }
+
+    /// The SVR4 "newc" cpio archive Linux unpacks as its initramfs.
+    fn cpio(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut ino = 1u32;
+        let mut put = |out: &mut Vec<u8>, name: &str, mode: u32, data: &[u8]| {
+            let hdr = format!(
+                "070701{ino:08x}{mode:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+                0,
+                0,
+                1,
+                0,
+                data.len(),
+                0,
+                0,
+                0,
+                0,
+                name.len() + 1,
+                0
+            );
+            ino += 1;
+            out.extend_from_slice(hdr.as_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.push(0);
+            while !out.len().is_multiple_of(4) {
+                out.push(0);
+            }
+            out.extend_from_slice(data);
+            while !out.len().is_multiple_of(4) {
+                out.push(0);
+            }
+        };
+        for (path, e) in &self.entries {
+            let name = path.trim_start_matches('/');
+            match e {
+                Entry::Dir => put(&mut out, name, 0o040755, &[]),
+                Entry::File { data, mode } => put(&mut out, name, 0o100000 | mode, data),
+                Entry::Symlink(t) => put(&mut out, name, 0o120777, t.as_bytes()),
+            }
+        }
+        put(&mut out, "TRAILER!!!", 0, &[]);
+        out
+    }
+}
+
+/// `linux-image-6.1.0-N-amd64`: what `linux-image-amd64` depends on today.
+fn kernel_package() -> Result<String> {
+    let out = cmd::output(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?;
+    out.lines()
+        .filter_map(|l| l.trim().strip_prefix("Depends: "))
+        .find(|p| p.starts_with("linux-image-") && p.ends_with("-amd64"))
+        .map(str::to_string)
+        .ok_or_else(|| Error::new("`apt-cache depends linux-image-amd64` names no linux-image-*-amd64 package"))
+}
+
+/// The `depends=` list in a module's `.modinfo`.
+fn module_depends(ko: &[u8]) -> Vec<String> {
+    let key = b"\0depends=";
+    let Some(at) = ko.windows(key.len()).position(|w| w == key) else { return Vec::new() };
+    let rest = &ko[at + key.len()..];
+    let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+    String::from_utf8_lossy(&rest[..end]).split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+fn find_module(dir: &Path, name: &str) -> Option<PathBuf> {
+    let want = name.replace('_', "-");
+    for e in std::fs::read_dir(dir).ok()? {
+        let p = e.ok()?.path();
+        if p.is_dir() {
+            if let Some(f) = find_module(&p, name) {
+                return Some(f);
+            }
+        } else if let Some(stem) = p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".ko")) {
+            if stem.replace('_', "-") == want {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// The modules to load, dependencies first, as (name, path inside the image, contents).
+fn modules(kdir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut order: Vec<(String, Vec<u8>)> = Vec::new();
+    fn add(kdir: &Path, name: &str, order: &mut Vec<(String, Vec<u8>)>, depth: u32) -> Result<()> {
+        if order.iter().any(|(n, _)| n == name) || depth > 16 {
+            return Ok(());
+        }
+        let p = find_module(kdir, name).ok_or_else(|| Error::new(format!("kernel module {name} not found under {}", kdir.display())))?;
+        let data = std::fs::read(&p)?;
+        for d in module_depends(&data) {
+            add(kdir, &d, order, depth + 1)?;
+        }
+        order.push((name.to_string(), data));
+        Ok(())
+    }
+    for m in MODULES {
+        add(kdir, m, &mut order, 0)?;
+    }
+    Ok(order)
+}
+
+fn build_our_binaries(root: &Path) -> Result<PathBuf> {
+    let mut c = cmd::cargo(root);
+    c.args(["build", "--release", "--package", "dom0-tools", "--target", MUSL]);
+    for b in OUR_BINS {
+        c.args(["--bin", b]);
+    }
+    cmd::run(&mut c)?;
+    Ok(root.join("target").join(MUSL).join("release"))
+}
+
+/// Debian's kernel as a plain ELF (`vmlinux`): the xz payload of the bzImage. Our
+/// domain builder loads ELF kernels (bzImage unpacking is not written yet).
+fn vmlinux(root: &Path, vmlinuz: &Path, kver: &str) -> Result<PathBuf> {
+    let out = root.join("target/reference").join(format!("vmlinux-{kver}"));
+    if out.exists() {
+        return Ok(out);
+    }
+    let z = std::fs::read(vmlinuz)?;
+    let magic = b"\xfd7zXZ\x00";
+    let at = z.windows(magic.len()).position(|w| w == magic).ok_or_else(|| Error::new(format!("no xz payload in {}", vmlinuz.display())))?;
+    let tmp = out.with_extension("xz");
+    std::fs::write(&tmp, &z[at..])?;
+    // xz stops at the end of the stream and complains about the bytes after it.
+    let o = Command::new("xz").args(["-dc"]).arg(&tmp).output().context(|| "running xz".to_string())?;
+    let _ = std::fs::remove_file(&tmp);
+    if o.stdout.get(..4) != Some(b"\x7fELF") {
+        return Err(Error::new(format!("unpacking the kernel in {} gave no ELF", vmlinuz.display())));
+    }
+    std::fs::write(&out, &o.stdout)?;
+    Ok(out)
+}
+
+/// The Linux domU's initramfs: busybox and an init that prints the marker.
+fn domu_initramfs(busybox: &[u8]) -> Vec<u8> {
+    let mut t = Tree::default();
+    for d in ["/proc", "/sys", "/dev", "/tmp"] {
+        t.dir(d);
+    }
+    t.file("/bin/busybox", busybox.to_vec(), 0o755);
+    t.file("/init", DOMU_INIT.as_bytes().to_vec(), 0o755);
+    // Linux's orderly poweroff (xl shutdown) runs /sbin/poweroff.
+    t.file("/sbin/poweroff", b"#!/bin/busybox sh\n/bin/busybox poweroff -f\n".to_vec(), 0o755);
+    t.cpio()
+}
+
+const DOMU_MARKER: &str = "DOMU UP";
+const DOMU_INIT: &str = "#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+read up _ < /proc/uptime
+echo \"DOMU UP uptime=$up\"
+while true; do /bin/busybox sleep 3600; done
+";
+
+/// dom0's kernel, its command line and the initramfs.
+#[derive(Debug)]
+pub struct Dom0Image {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+}
+
+/// Which dom0 to build: the test tier's, or the benchmark's (which also carries Debian's
+/// whole Xen toolstack to compare with).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    Test,
+    Bench,
+}
+
+/// Debian's toolstack (`xl`, C `xenstored`, `xenconsoled`, `xen-init-dom0`) and its
+/// shared-library closure, for the benchmark's side-by-side run.
+const DEBIAN_TOOLSTACK: &[&str] = &[
+    "xen-utils-4.17",
+    "xen-utils-common",
+    "libxenmisc4.17",
+    "libxencall1",
+    "libxenevtchn1",
+    "libxenforeignmemory1",
+    "libxengnttab1",
+    "libxentoollog1",
+    "libxendevicemodel1",
+    "libxenhypfs1",
+    "libyajl2",
+    "libncurses6",
+    "libtinfo6",
+    "libext2fs2",
+    "liblzma5",
+    "libuuid1",
+    "libzstd1",
+    "zlib1g",
+    "libgcc-s1",
+];
+
+pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
+    let kpkg = kernel_package()?;
+    let kver = kpkg.trim_start_matches("linux-image-").to_string();
+    let kroot = reference::unpacked(root, &kpkg)?;
+    let kernel = kroot.join(format!("boot/vmlinuz-{kver}"));
+    if !kernel.exists() {
+        return Err(Error::new(format!("{} missing", kernel.display())));
+    }
+    let bb = reference::unpacked(root, "busybox-static")?.join("bin/busybox");
+    let mut t = Tree::default();
+    for d in ["/proc", "/sys", "/dev", "/run", "/tmp", "/root", "/etc", "/var/log/xen/console", "/var/lib/xen", "/usr/sbin", "/usr/bin", "/sbin"] {
+        t.dir(d);
+    }
+    t.file("/bin/busybox", std::fs::read(&bb).context(|| format!("reading {}", bb.display()))?, 0o755);
+    t.file("/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n".to_vec(), 0o644);
+    t.file("/etc/group", b"root:x:0:\n".to_vec(), 0o644);
+    let mut load = String::new();
+    for (name, data) in modules(&kroot.join(format!("lib/modules/{kver}/kernel")))? {
+        t.file(&format!("/lib/modules/{name}.ko"), data, 0o644);
+        load.push_str(&format!("{name} "));
+    }
+    let extra: &[&str] = if variant == Variant::Bench { DEBIAN_TOOLSTACK } else { &[] };
+    for pkg in DEBIAN_USERSPACE.iter().chain(extra) {
+        let dir = reference::unpacked(root, pkg)?;
+        let skip = |p: &str| {
+            p.contains("/gconv") || p.starts_with("/usr/share") || p.contains("/audit") || p.contains("python") || p.ends_with("/boot/hvmloader")
+        };
+        for sub in ["lib", "lib64", "usr/lib", "usr/bin"] {
+            t.copy_tree(&dir.join(sub), &format!("/{sub}"), &skip)?;
+        }
+        if dir.join("etc/xen/xl.conf").exists() {
+            t.file("/etc/xen/xl.conf", std::fs::read(dir.join("etc/xen/xl.conf"))?, 0o644);
+        }
+    }
+    // domU payloads and their configurations.
+    let pv_guest = crate::images::build_bare(root, "pv-guest", "-C relocation-model=static")?;
+    t.file("/guests/pv-guest", std::fs::read(&pv_guest)?, 0o644);
+    t.file("/guests/vmlinux", std::fs::read(vmlinux(root, &kernel, &kver)?)?, 0o644);
+    t.file("/guests/domu.cpio", domu_initramfs(&std::fs::read(&bb)?), 0o644);
+    t.file("/etc/xen/pv-guest.cfg", PV_GUEST_CFG.as_bytes().to_vec(), 0o644);
+    t.file("/etc/xen/linux.cfg", LINUX_CFG.as_bytes().to_vec(), 0o644);
+    t.file("/etc/xen/bench.cfg", BENCH_CFG.as_bytes().to_vec(), 0o644);
+    t.file("/etc/xen/bad.cfg", b"name = \"bad\"\nkernel = \"/guests/pv-guest\"\nmemory = \"lots\"\n".to_vec(), 0o644);
+    let bins = build_our_binaries(root)?;
+    for b in OUR_BINS {
+        let p = bins.join(b);
+        t.file(&format!("/usr/sbin/{b}"), std::fs::read(&p).context(|| format!("reading {}", p.display()))?, 0o755);
+    }
+    t.file("/init", init_script(&load, variant).into_bytes(), 0o755);
+    let dir = crate::images::images_dir(root);
+    std::fs::create_dir_all(&dir)?;
+    let initrd = dir.join(if variant == Variant::Bench { "dom0-bench.cpio" } else { "dom0.cpio" });
+    std::fs::write(&initrd, t.cpio())?;
+    eprintln!("xtask: dom0 image: {} ({} bytes), kernel {}", initrd.display(), std::fs::metadata(&initrd)?.len(), kernel.display());
+    Ok(Dom0Image { kernel, initrd })
+}
+
+const PV_GUEST_CFG: &str = "# pv-guest as a domU: its self-tests, xenstore client included
+name = \"pv-guest\"
+type = \"pv\"
+kernel = \"/guests/pv-guest\"
+# grant_table is left out: as a domU it grants to DOMID_SELF, which Xen refuses in a
+# grant entry (it needs the guest's own domid); see the dom0-tools notes.
+extra = \"tests=console,start_info,hypercall_entry,unknown_hypercall,multicall,m2p_p2m,trap_ud,trap_gp_hlt,trap_gp_wrmsr,trap_bp,trap_de,trap_pf,iret_via_syscall,event_ipi,event_loopback,timer,time_monotonic,wallclock,mmu_map,mmu_readonly_fault,mmu_pagetable_writable_refused,xenstore\"
+memory = 32
+vcpus = 1
+on_poweroff = \"preserve\"
+on_crash = \"preserve\"
+";
+
+const LINUX_CFG: &str = "# Debian's kernel as a PV domU with a busybox initramfs
+name = \"linux\"
+type = \"pv\"
+kernel = \"/guests/vmlinux\"
+ramdisk = \"/guests/domu.cpio\"
+extra = \"console=hvc0 loglevel=4\"
+memory = 128
+vcpus = 1
+on_poweroff = \"destroy\"
+on_reboot = \"destroy\"
+on_crash = \"preserve\"
+disk = [ \"phy:/dev/null-disk,xvda,r\" ]
+vif = [ \"mac=00:16:3e:00:00:01,bridge=xenbr0\" ]
+";
+
+/// dom0's `/init`: busybox sh. Each check prints one `TEST` line.
+fn init_script(modules: &str, variant: Variant) -> String {
+    let steps = match variant {
+        Variant::Test => TEST_STEPS,
+        Variant::Bench => BENCH_STEPS,
+    };
+    INIT.replace("@STEPS@", steps)
+        .replace("@MODULES@", modules.trim())
+        .replace("@DONE@", DONE)
+        .replace("@MARKER@", DOMU_MARKER)
+        .replace("@REPS@", &BENCH_REPS.to_string())
+}
+
+/// dom0's init up to the toolstack: modules, xenfs, helpers.
+const INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+mkdir -p /dev/pts /run/xenstored /run/xen /var
+ln -sfn /run /var/run
+mount -t devpts devpts /dev/pts
+ln -sf /proc/self/fd /dev/fd; ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout; ln -sf /proc/self/fd/2 /dev/stderr
+echo "DOM0-USERSPACE"
+PASS=0; FAIL=0
+ok() { echo "TEST $1 PASS"; PASS=$((PASS+1)); }
+bad() { echo "TEST $1 FAIL $2"; FAIL=$((FAIL+1)); }
+check() { n=$1; shift; if "$@" >/tmp/out 2>&1; then ok "$n"; else bad "$n" "$(tr '\n' ' ' </tmp/out | cut -c1-200)"; fi; }
+# want NAME EXPECTED CMD...: the command's output must equal EXPECTED
+want() { n=$1; e=$2; shift 2; got=$("$@" 2>&1); if [ "$got" = "$e" ]; then ok "$n"; else bad "$n" "want [$e] got [$(echo "$got" | tr '\n' ' ' | cut -c1-200)]"; fi; }
+
+for m in @MODULES@; do insmod /lib/modules/$m.ko || echo "insmod $m failed"; done
+check dom0-modules-loaded test -c /dev/xen/privcmd -a -c /dev/xen/evtchn -a -c /dev/xen/gntdev
+check dom0-xenfs mount -t xenfs xenfs /proc/xen
+check dom0-xsd-port grep -q '^[0-9][0-9]*$' /proc/xen/xsd_port
+
+@STEPS@"#;
+
+/// The dom0 tier's steps.
+const TEST_STEPS: &str = r#"# ---- our xenstored
+xenstored --pid-file /run/xenstored.pid --verbose 2>/var/log/xen/xenstored.log &
+mkdir -p /var/log/xen/console
+i=0; while [ ! -S /run/xenstored/socket ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+check xenstored-socket test -S /run/xenstored/socket
+check xenstored-running kill -0 $(cat /run/xenstored.pid)
+
+# ---- Debian's xenstore clients (libxenstore over our socket)
+check debian-xenstore-write xenstore-write /test/a hello /test/b/c world
+want debian-xenstore-read hello xenstore-read /test/a
+check debian-clients-use-our-socket grep -q 'socket dom0 Ok(Write) "/test/a' /var/log/xen/xenstored.log
+want debian-xenstore-read-missing-fails 1 sh -c 'xenstore-read /test/nope >/dev/null 2>&1; echo $?'
+want debian-xenstore-exists 0 sh -c 'xenstore-exists /test/b/c; echo $?'
+want debian-xenstore-list "$(printf 'a\nb')" xenstore-list /test
+want debian-xenstore-ls "$(printf 'a = "hello"\nb = ""\n c = "world"')" xenstore-ls /test
+check debian-xenstore-chmod xenstore-chmod /test/a n0 r5
+check debian-xenstore-ls-perms sh -c 'xenstore-ls -p /test | grep -q "^a = \"hello\" .*(n0,r5)$"'
+check debian-xenstore-rm xenstore-rm /test/b
+want debian-xenstore-rm-gone 1 sh -c 'xenstore-exists /test/b; echo $?'
+xenstore-watch -n 2 /test/w > /tmp/watch.out 2>&1 &
+WP=$!
+sleep 0.3
+xenstore-write /test/w/x 1
+i=0; while kill -0 $WP 2>/dev/null && [ $i -lt 40 ]; do sleep 0.05; i=$((i+1)); done
+want debian-xenstore-watch "$(printf '/test/w\n/test/w')" sh -c "head -2 /tmp/watch.out | cut -d' ' -f1"
+kill $WP 2>/dev/null
+
+# ---- Linux's own xenbus connection to our xenstored (dom0's ring via xsd_kva)
+i=0; while ! grep -q 'ring dom0 Ok(Watch)' /var/log/xen/xenstored.log && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+check dom0-kernel-xenbus-connected grep -q 'ring dom0 Ok(Watch)' /var/log/xen/xenstored.log
+want dom0-xenbus-dev-read hello sh -c 'XENSTORED_PATH=/dev/xen/xenbus xenstore-read /test/a'
+check dom0-xenbus-dev-write sh -c 'XENSTORED_PATH=/dev/xen/xenbus xenstore-write /test/k kernel-path'
+want dom0-xenbus-dev-roundtrip kernel-path xenstore-read /test/k
+
+# ---- our toolstack: xl + xenconsoled over our hypercall layer
+check xl-init-dom0 xl init-dom0
+want xl-init-dom0-name Domain-0 xenstore-read /local/domain/0/name
+xenconsoled --pid-file=/run/xenconsoled.pid --log-dir=/var/log/xen/console 2>/var/log/xen/xenconsoled.log &
+check xl-info sh -c 'xl info > /tmp/info && grep -q "^xen_version *: 4.17" /tmp/info && grep -q "^free_memory *: [0-9]" /tmp/info'
+cat /tmp/info | sed 's/^/  info| /'
+check xl-list-dom0 sh -c 'xl list | grep -q "^Domain-0  *0 "'
+want xl-bad-config-one-line '/etc/xen/bad.cfg:3: memory: expects a number' sh -c 'xl create /etc/xen/bad.cfg 2>&1 | sed "s/^xl: //"'
+check xl-dmesg sh -c 'xl dmesg | grep -q "Xen version 4.17"'
+free0=$(sed -n 's/^free_memory *: //p' /tmp/info)
+# pv-guest as a domU: self-tests through its console ring, xenstore client over our xenstored
+# linux_diag: why the Linux domU printed nothing (its registers, stack and kernel log)
+linux_diag() {
+  xl list | sed 's/^/  diag| /'; cat /var/log/xen/xl-monitor.log 2>/dev/null
+sym() { awk -v a="$1" '$1 <= a {s=$3} END {print a, s}' /proc/kallsyms; }
+xl debug-vcpu linux > /tmp/dbg 2>&1; sed 's/^/  diag| /' /tmp/dbg | grep -v stack
+lb=$(awk '$3 == "__log_buf" {print $1}' /proc/kallsyms)
+[ -n "$lb" ] && xl debug-mem linux $lb 131072 | grep -v '^ *$' | tail -60 | sed 's/^/  klog| /'
+for w in $(sed -n 's/^rip 0x\([0-9a-f]*\).*/\1/p; s/^stack //p' /tmp/dbg); do sym $(printf '%016s' $w | tr ' ' 0); done | sed 's/^/  sym| /'
+}
+# waitlog FILE TEXT SECONDS (deadline from /proc/uptime: forks are slow under TCG)
+waitlog() {
+  read t _ < /proc/uptime; end=$(( ${t%.*} + $3 ))
+  while ! grep -q "$2" "$1" 2>/dev/null; do
+    read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && return 1
+    sleep 0.1
+  done
+}
+check xl-create-pv-guest xl create /etc/xen/pv-guest.cfg
+waitlog /var/log/xen/console/guest-pv-guest.log ' passed, ' 60
+sed 's/^/  pv-guest| /; s/TEST /test /; s/ passed, / ok, /' /var/log/xen/console/guest-pv-guest.log | tail -40
+check domu-pv-guest-selftests grep -q ' passed, 0 failed' /var/log/xen/console/guest-pv-guest.log
+check domu-pv-guest-xenstore grep -q 'TEST xenstore PASS' /var/log/xen/console/guest-pv-guest.log
+# Debian's Linux as a domU: a marker through xl console
+read u0 _ < /proc/uptime
+check xl-create-linux xl create /etc/xen/linux.cfg
+waitlog /var/log/xen/console/guest-linux.log . 60
+read u1 _ < /proc/uptime
+waitlog /var/log/xen/console/guest-linux.log '@MARKER@' 60 || { echo "--- no marker; diagnostics"; linux_diag; kill -0 $(cat /run/xenconsoled.pid) || echo "xenconsoled is gone"; ps; ls -la /var/log/xen/console; cat /var/log/xen/xenconsoled.log; dmesg | grep -i -E 'segfault|trap|xl\[|xenconsoled' | tail; head -c 3000 /var/log/xen/console/guest-linux.log; }
+read u2 _ < /proc/uptime
+echo "BENCH ours create_to_first_console_line_ms $(echo "$u0 $u1" | awk '{printf "%d", ($2-$1)*1000}')"
+echo "BENCH ours create_to_marker_ms $(echo "$u0 $u2" | awk '{printf "%d", ($2-$1)*1000}')"
+check domu-linux-marker-via-xl-console sh -c 'xl console --no-follow linux | grep -q "@MARKER@"'
+xl list > /tmp/list; sed 's/^/  list| /' /tmp/list
+check xl-list-shows-both sh -c 'grep -q "^pv-guest " /tmp/list && grep -q "^linux " /tmp/list'
+check xl-pause sh -c 'xl pause linux && xl list linux | grep -q " --p--- \| -bp--- \| r-p--- "'
+check xl-unpause sh -c 'xl unpause linux && ! xl list linux | grep -q "p---  "'
+check xl-vcpu-list sh -c 'xl vcpu-list linux | grep -q "^linux "'
+check xl-shutdown-linux xl shutdown -w linux
+check xl-destroy-pv-guest xl destroy pv-guest
+read t _ < /proc/uptime; end=$(( ${t%.*} + 10 ))
+while xl list | tail -n +2 | grep -qv '^Domain-0 '; do read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && break; sleep 0.2; done
+want xl-list-after-destroy Domain-0 sh -c 'xl list | tail -n +2 | cut -d" " -f1'
+# 20 create/destroy cycles: memory and xenstore come back
+i=0; cyc_ok=1
+while [ $i -lt 20 ]; do
+  xl create -p /etc/xen/pv-guest.cfg "name=\"cyc$i\"" >/tmp/cyc 2>&1 || { cyc_ok=0; cat /tmp/cyc; break; }
+  xl destroy cyc$i >/tmp/cyc 2>&1 || { cyc_ok=0; cat /tmp/cyc; break; }
+  i=$((i+1))
+done
+check create-destroy-20-cycles test $cyc_ok = 1
+sleep 0.5
+free1=$(xl info | sed -n 's/^free_memory *: //p')
+want free-memory-restored "$free0" echo "$free1"
+want no-stale-xenstore-domains 0 xenstore-list /local/domain
+want no-stale-vm-entries "00000000-0000-0000-0000-000000000000" xenstore-list /vm
+
+dmesg | grep -i -E 'segfault|general protection|traps:' | sed 's/^/  dmesg| /'
+echo "--- xenstored log tail"; grep -v 'socket dom0' /var/log/xen/xenstored.log | tail -15; tail -5 /var/log/xen/xenconsoled.log
+echo "$PASS passed, $FAIL failed"
+echo "@DONE@"
+poweroff -f
+"#;
+
+const BENCH_REPS: u32 = 3;
+
+/// `cargo xtask bench create`: in one dom0 boot, create a Linux domU and time it to its
+/// first console line and to its marker, REPS times with our toolstack, then REPS times
+/// with Debian's (C xenstored, xenconsoled, libxl's xl) after ours is stopped.
+const BENCH_STEPS: &str = r#"
+mkdir -p /var/log/xen/console /var/lib/xen /var/lib/xenstored /run/lock
+now() { read t _ < /proc/uptime; echo $t; }
+ms() { echo "$1 $2" | awk '{printf "%d", ($2-$1)*1000}'; }
+waitlog() {
+  read t _ < /proc/uptime; end=$(( ${t%.*} + $3 ))
+  while ! grep -q "$2" "$1" 2>/dev/null; do
+    read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && return 1
+    sleep 0.1
+  done
+}
+# run SIDE XL: REPS creations of the Linux domU, each timed, then destroyed
+run() {
+  side=$1; xl=$2; i=1
+  while [ $i -le @REPS@ ]; do
+    n=$side$i; log=/var/log/xen/console/guest-$n.log
+    t0=$(now)
+    $xl create /etc/xen/bench.cfg "name=\"$n\"" > /tmp/create.log 2>&1 || { echo "BENCH-FAIL $side create: $(cat /tmp/create.log | tr '\n' ' ')"; return; }
+    t1=$(now)
+    waitlog $log . 60 || { echo "BENCH-FAIL $side no console output"; cat /tmp/create.log; $xl list; ps | grep -v '\['; ls -la /var/log/xen/console /var/log/xen; tail -20 /var/log/xen/*.log; $xl destroy $n; return; }
+    t2=$(now)
+    waitlog $log '@MARKER@' 60 || echo "BENCH-FAIL $side no marker"
+    t3=$(now)
+    $xl destroy $n
+    echo "BENCH $side xl_create_returns_ms $(ms $t0 $t1)"
+    echo "BENCH $side create_to_first_console_line_ms $(ms $t0 $t2)"
+    echo "BENCH $side create_to_marker_ms $(ms $t0 $t3)"
+    i=$((i+1))
+  done
+}
+# ours
+xenstored --pid-file /run/xenstored.pid 2>/var/log/xen/xenstored.log &
+i=0; while [ ! -S /run/xenstored/socket ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+/usr/sbin/xl init-dom0
+xenconsoled --pid-file=/run/xenconsoled.pid --log-dir=/var/log/xen/console &
+sleep 1
+run ours /usr/sbin/xl
+kill $(cat /run/xenconsoled.pid) $(cat /run/xenstored.pid); sleep 1
+# Debian's, in the same boot
+X=/usr/lib/xen-4.17/bin
+rm -f /run/xenstored/socket
+$X/xenstored --pid-file /run/xenstored.pid || echo "BENCH-FAIL debian xenstored"
+i=0; until xenstore-exists / 2>/dev/null; do sleep 0.05; i=$((i+1)); [ $i -gt 200 ] && break; done
+$X/xen-init-dom0 >/dev/null 2>&1 || echo "BENCH-FAIL debian xen-init-dom0"
+$X/xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console || echo "BENCH-FAIL debian xenconsoled"
+sleep 1
+run debian $X/xl
+dmesg | grep -i -E 'segfault|general protection|traps:' | sed 's/^/  dmesg| /'
+echo "@DONE@"
+poweroff -f
+"#;
+
+const BENCH_CFG: &str = "name = \"bench\"
+type = \"pv\"
+kernel = \"/guests/vmlinux\"
+ramdisk = \"/guests/domu.cpio\"
+extra = \"console=hvc0 quiet\"
+memory = 128
+vcpus = 1
+on_poweroff = \"destroy\"
+on_reboot = \"destroy\"
+on_crash = \"destroy\"
+";
+
+fn median(v: &mut [u64]) -> u64 {
+    v.sort_unstable();
+    if v.is_empty() {
+        0
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+/// Boots the benchmark dom0 and returns a markdown table (ours vs Debian's) plus the log path.
+pub fn bench(root: &Path) -> Result<(String, PathBuf)> {
+    let xen = reference::xen_hypervisor(root)?;
+    let img = build_image(root, Variant::Bench)?;
+    let m = Machine {
+        kernel: xen,
+        append: XEN_CMDLINE.into(),
+        modules: vec![(img.kernel.clone(), "console=hvc0 quiet".into()), (img.initrd.clone(), String::new())],
+        memory_mib: 2048,
+        smp: 2,
+    };
+    let log_path = log_dir(root).join("bench-create.log");
+    let out = qemu::run(&m, &log_path, Duration::from_secs(540), &[DOM0_POWEROFF, "Panic on CPU"], &[DONE])?;
+    let mut vals: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+    for line in out.log.lines() {
+        if let Some(rest) = line.split("BENCH ").nth(1) {
+            let w: Vec<&str> = rest.split_whitespace().collect();
+            if let [side, name, v] = w[..] {
+                if let Ok(v) = v.parse() {
+                    vals.entry((side.to_string(), name.to_string())).or_default().push(v);
+                }
+            }
+        }
+        if line.contains("BENCH-FAIL") {
+            println!("  {line}");
+        }
+    }
+    if !out.log.contains(DONE) {
+        return Err(Error::new(format!("benchmark boot did not finish ({:?}); see {}", out.exit, log_path.display())));
+    }
+    let mut table = String::from("| metric (ms, median of runs; min–max) | ours (`xl`, our xenstored/xenconsoled) | Debian's `xl` + C xenstored + xenconsoled |\n|---|---|---|\n");
+    for name in ["xl_create_returns_ms", "create_to_first_console_line_ms", "create_to_marker_ms"] {
+        let mut cell = |side: &str| -> String {
+            match vals.get_mut(&(side.to_string(), name.to_string())) {
+                Some(v) if !v.is_empty() => {
+                    let (lo, hi) = (*v.iter().min().expect("non-empty"), *v.iter().max().expect("non-empty"));
+                    let n = v.len();
+                    format!("{} ({lo}–{hi}, n={n})", median(v))
+                }
+                _ => "—".into(),
+            }
+        };
+        let (a, b) = (cell("ours"), cell("debian"));
+        table.push_str(&format!("| {} | {a} | {b} |\n", name.trim_end_matches("_ms")));
+    }
+    Ok((table, log_path))
+}
+
+fn log_dir(root: &Path) -> PathBuf {
+    root.join("target/logs")
+}
+
+/// The dom0 tier: one boot, every `TEST` line of dom0's init, plus the closing checks.
+pub fn tier(root: &Path) -> Result<Tally> {
+    let xen = reference::xen_hypervisor(root)?;
+    let img = build_image(root, Variant::Test)?;
+    let m = Machine {
+        kernel: xen,
+        append: XEN_CMDLINE.into(),
+        modules: vec![(img.kernel.clone(), "console=hvc0 quiet".into()), (img.initrd.clone(), String::new())],
+        memory_mib: 2048,
+        smp: 2,
+    };
+    let log_path = log_dir(root).join("dom0.log");
+    let out = qemu::run(&m, &log_path, Duration::from_secs(280), &[DOM0_POWEROFF, "Panic on CPU"], &["DOM0-USERSPACE", DONE])?;
+    println!(
+        "  log: {} (QEMU start to dom0 userspace {:?}, to done {:?}, total {} ms)",
+        out.log_path.display(),
+        out.marks[0],
+        out.marks[1],
+        out.elapsed.as_millis()
+    );
+    let mut t = Tally::default();
+    let mut summary = None;
+    let (mut p, mut f) = (0, 0);
+    for line in out.log.lines() {
+        if let Some(r) = results::parse_test_line(line) {
+            if r.passed {
+                p += 1;
+            } else {
+                f += 1;
+            }
+            t.record(&format!("dom0: {}", r.name), r.passed, &r.detail);
+        } else if let Some(s) = results::parse_summary(line) {
+            summary = Some(s);
+        }
+    }
+    t.record("dom0: init ran to the end", out.log.contains(DONE), &format!("no `{DONE}` ({:?})", out.exit));
+    t.record(
+        "dom0: summary matches its test lines",
+        summary == Some((p, f)) && p > 0,
+        &format!("summary {summary:?}, lines {p} passed {f} failed"),
+    );
+    // Xen halts (we stop QEMU on its line) or switches the machine off (ACPI S5).
+    let off = matches!(out.exit, Exit::Stopped(ref s) if s == DOM0_POWEROFF) || out.exit == Exit::Status(0);
+    t.record("dom0: powered off", off, &format!("{:?}", out.exit));
+    if t.failed > 0 {
+        println!("--- last lines of {} ---", out.log_path.display());
+        let tail: Vec<&str> = out.log.lines().rev().take(80).collect();
+        for l in tail.iter().rev() {
+            println!("{l}");
+        }
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpio_newc_layout() {
+        let mut t = Tree::default();
+        t.file("/a/b", b"xyz".to_vec(), 0o644);
+        t.symlink("/l", "a/b");
+        let c = t.cpio();
+        assert!(c.starts_with(b"070701"));
+        assert_eq!(c.len() % 4, 0);
+        // Entries: /a (dir), /a/b, /l, trailer.
+        assert_eq!(c.windows(6).filter(|w| w == b"070701").count(), 4);
+        let s = String::from_utf8_lossy(&c);
+        assert!(s.contains("a/b\0"));
+        assert!(s.contains("TRAILER!!!"));
+    }
+
+    #[test]
+    fn module_dependencies_from_modinfo() {
+        assert_eq!(module_depends(b"junk\0license=GPL\0depends=xen-privcmd,foo\0name=xenfs\0"), ["xen-privcmd", "foo"]);
+        assert!(module_depends(b"\0depends=\0").is_empty());
+        assert!(module_depends(b"nothing").is_empty());
+    }
+}
