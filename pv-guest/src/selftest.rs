@@ -320,6 +320,13 @@ fn event_loopback(_: &Env<'_>) -> TestResult {
 /// VIRQ_TIMER + VCPUOP_set_singleshot_timer, waiting with SCHEDOP_block.
 fn timer(_: &Env<'_>) -> TestResult {
     use xen_abi::vcpu::{VcpuSetSingleshotTimer, VCPUOP_set_singleshot_timer};
+    // Xen starts every vCPU with a 10 ms periodic timer on VIRQ_TIMER; stop it (as
+    // Linux does) so only the single-shot timer can fire.
+    let r = crate::arch::x86_64::hypercall::call(
+        xen_abi::hypercall::HYPERVISOR_vcpu_op,
+        [xen_abi::vcpu::VCPUOP_stop_periodic_timer.into(), 0, 0, 0, 0],
+    );
+    ensure!(r == 0, "stop_periodic_timer: {r}");
     let port = hv::bind_virq(xen_abi::xen::VIRQ_TIMER, 0).map_err(|r| fail(format_args!("bind_virq(TIMER): {r}")))?;
     evtchn::unmask(port);
     let seen = HITS.count(port);
@@ -495,7 +502,12 @@ fn grant_table(env: &Env<'_>) -> TestResult {
     // Grant ref 8, the first one not reserved, to ourselves.
     let gref = GNTTAB_NR_RESERVED_ENTRIES as usize;
     let off = gref * core::mem::size_of::<GrantEntryV1>();
-    let self_id = if env.start_info.flags & SIF_INITDOMAIN != 0 { 0 } else { DOMID_SELF.0 };
+    // The initial domain is 0; a domU learns its id from xenstore (as Linux does).
+    let self_id = if env.start_info.flags & SIF_INITDOMAIN != 0 {
+        0
+    } else {
+        crate::store::own_domid(env.start_info).ok_or_else(|| fail(format_args!("a domU needs xenstore to learn its domid")))?
+    };
     table.u32(off + 4).store(src_mfn as u32, Ordering::Relaxed);
     table.u16(off + 2).store(self_id, Ordering::Relaxed);
     fence(Ordering::Release); // wmb(): domid and frame visible before the entry is valid

@@ -39,6 +39,21 @@ impl Notify for StorePort {
     }
 }
 
+/// This domain's id, from xenstore's `domid` key (a domU's grant entries must name
+/// domains by id; DOMID_SELF is not valid there). None without a xenstore ring.
+pub fn own_domid(si: &StartInfo) -> Option<u16> {
+    if si.store_mfn == 0 {
+        return None;
+    }
+    let page = paging::map_frame(si.store_mfn, pte::KERNEL_RW).ok()?;
+    evtchn::unmask(si.store_evtchn);
+    let port = StorePort { port: si.store_evtchn, deadline_ns: shared::now_ns() + 5_000_000_000 };
+    let mut xs = XenStore::new(Shared(page), port);
+    let mut buf = [0u8; 16];
+    let n = xs.read(NO_TX, "domid", &mut buf).ok()?;
+    core::str::from_utf8(&buf[..n]).ok()?.parse().ok()
+}
+
 pub fn selftest(env: &Env<'_>) -> TestResult {
     let si = env.start_info;
     let page = paging::map_frame(si.store_mfn, pte::KERNEL_RW).map_err(|r| fail(format_args!("mapping store ring: {r}")))?;
