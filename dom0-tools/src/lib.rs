@@ -1,6 +1,7 @@
 //! The dom0 toolstack. `unsafe` lives only in [`sys`] (ioctl and mmap wrappers); the
 //! rest is safe Rust with host tests.
 
+pub mod blkback;
 pub mod builder;
 pub mod sys;
 pub mod xenconsoled;

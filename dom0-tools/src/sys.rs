@@ -301,3 +301,214 @@ pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
     }
     Ok(p.iter().map(|x| x.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0).collect())
 }
+
+// ---------------------------------------------------------------- /dev/xen/gntdev
+//
+// `include/uapi/xen/gntdev.h`: map a peer's grants into this process, and
+// `GNTTABOP_copy` between a peer's grants and our own buffers.
+
+/// `struct ioctl_gntdev_grant_ref`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct GntdevGrantRef {
+    domid: u32,
+    gref: u32,
+}
+
+/// Most grants mapped by one [`Gntdev::map`] (a 16-page ring).
+pub const GNTDEV_MAX_MAP: usize = 16;
+
+/// `struct ioctl_gntdev_map_grant_ref` with room for [`GNTDEV_MAX_MAP`] references (the
+/// kernel reads `count` of them; the ioctl number encodes the one-reference size).
+#[repr(C)]
+struct GntdevMapGrantRef {
+    count: u32,
+    pad: u32,
+    index: u64,
+    refs: [GntdevGrantRef; GNTDEV_MAX_MAP],
+}
+
+/// `struct ioctl_gntdev_unmap_grant_ref`.
+#[repr(C)]
+struct GntdevUnmapGrantRef {
+    index: u64,
+    count: u32,
+    pad: u32,
+}
+
+/// `struct gntdev_grant_copy_segment`: `source`/`dest` are either a user pointer or
+/// `{ u32 ref; u16 offset; u16 domid }` (flag `GNTCOPY_source_gref`/`GNTCOPY_dest_gref`).
+#[repr(C)]
+struct GntdevGrantCopySegment {
+    source: u64,
+    dest: u64,
+    len: u16,
+    flags: u16,
+    status: i16,
+    pad: u16,
+}
+
+/// `struct ioctl_gntdev_grant_copy`.
+#[repr(C)]
+struct GntdevGrantCopy {
+    count: u32,
+    pad: u32,
+    segments: *mut GntdevGrantCopySegment,
+}
+
+const IOCTL_GNTDEV_MAP_GRANT_REF: libc::c_ulong = ioc_none(b'G', 0, 24);
+const IOCTL_GNTDEV_UNMAP_GRANT_REF: libc::c_ulong = ioc_none(b'G', 1, size_of::<GntdevUnmapGrantRef>());
+const IOCTL_GNTDEV_GRANT_COPY: libc::c_ulong = ioc_none(b'G', 8, size_of::<GntdevGrantCopy>());
+const GNTCOPY_SOURCE_GREF: u16 = 1 << 0;
+const GNTCOPY_DEST_GREF: u16 = 1 << 1;
+
+fn foreign(gref: u32, offset: u16, domid: u16) -> u64 {
+    u64::from(gref) | (u64::from(offset) << 32) | (u64::from(domid) << 48)
+}
+
+/// `/dev/xen/gntdev`, shared by a device's mappings (which unmap through it).
+#[derive(Debug, Clone)]
+pub struct Gntdev {
+    file: std::rc::Rc<File>,
+}
+
+/// Why a grant copy failed.
+#[derive(Debug)]
+pub enum GrantCopyError {
+    /// The ioctl itself failed.
+    Io(io::Error),
+    /// Xen's `GNTST_*` status for the segment.
+    Status(i16),
+}
+
+impl Gntdev {
+    pub fn open() -> io::Result<Gntdev> {
+        Ok(Gntdev { file: std::rc::Rc::new(open_rw("/dev/xen/gntdev")?) })
+    }
+
+    /// Maps grants `refs` of `domid` contiguously, read-write.
+    pub fn map(&self, domid: u16, refs: &[u32]) -> io::Result<GrantMapping> {
+        if refs.is_empty() || refs.len() > GNTDEV_MAX_MAP {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "1 to 16 grant references"));
+        }
+        let mut op = GntdevMapGrantRef { count: refs.len() as u32, pad: 0, index: 0, refs: [GntdevGrantRef::default(); GNTDEV_MAX_MAP] };
+        for (slot, &r) in op.refs.iter_mut().zip(refs) {
+            *slot = GntdevGrantRef { domid: u32::from(domid), gref: r };
+        }
+        let fd = self.file.as_raw_fd();
+        ioctl(fd, IOCTL_GNTDEV_MAP_GRANT_REF, &mut op)?;
+        let len = refs.len() * PAGE_SIZE;
+        let unmap = |e: io::Error| {
+            let mut u = GntdevUnmapGrantRef { index: op.index, count: refs.len() as u32, pad: 0 };
+            let _ = ioctl(fd, IOCTL_GNTDEV_UNMAP_GRANT_REF, &mut u);
+            e
+        };
+        let offset = i64::try_from(op.index).map_err(|_| unmap(io::Error::new(io::ErrorKind::InvalidData, "gntdev index")))?;
+        let m = Mapping::mmap(fd, len, offset).map_err(unmap)?;
+        Ok(GrantMapping { map: Some(m), index: op.index, count: refs.len() as u32, dev: self.clone() })
+    }
+
+    fn copy(&self, mut seg: GntdevGrantCopySegment) -> Result<(), GrantCopyError> {
+        let mut op = GntdevGrantCopy { count: 1, pad: 0, segments: &mut seg };
+        ioctl(self.file.as_raw_fd(), IOCTL_GNTDEV_GRANT_COPY, &mut op).map_err(GrantCopyError::Io)?;
+        match seg.status {
+            0 => Ok(()),
+            s => Err(GrantCopyError::Status(s)),
+        }
+    }
+
+    /// Copies `buf.len()` (at most a page, within it) bytes from `offset` of grant `gref`
+    /// of `domid` into `buf`.
+    pub fn copy_from_grant(&self, domid: u16, gref: u32, offset: usize, buf: &mut [u8]) -> Result<(), GrantCopyError> {
+        let (off, len) = copy_args(offset, buf.len())?;
+        self.copy(GntdevGrantCopySegment {
+            source: foreign(gref, off, domid),
+            dest: buf.as_mut_ptr() as u64,
+            len,
+            flags: GNTCOPY_SOURCE_GREF,
+            status: 0,
+            pad: 0,
+        })
+    }
+
+    /// Copies `data` (at most a page, within it) to `offset` of grant `gref` of `domid`.
+    pub fn copy_to_grant(&self, domid: u16, gref: u32, offset: usize, data: &[u8]) -> Result<(), GrantCopyError> {
+        let (off, len) = copy_args(offset, data.len())?;
+        self.copy(GntdevGrantCopySegment {
+            source: data.as_ptr() as u64,
+            dest: foreign(gref, off, domid),
+            len,
+            flags: GNTCOPY_DEST_GREF,
+            status: 0,
+            pad: 0,
+        })
+    }
+}
+
+/// `GNTST_bad_copy_arg`.
+const GNTST_BAD_COPY_ARG: i16 = -10;
+
+fn copy_args(offset: usize, len: usize) -> Result<(u16, u16), GrantCopyError> {
+    if offset.checked_add(len).is_none_or(|e| e > PAGE_SIZE) {
+        return Err(GrantCopyError::Status(GNTST_BAD_COPY_ARG));
+    }
+    Ok((offset as u16, len as u16))
+}
+
+/// Grants of another domain mapped into this process; unmapped (munmap, then
+/// `IOCTL_GNTDEV_UNMAP_GRANT_REF`) on drop.
+#[derive(Debug)]
+pub struct GrantMapping {
+    map: Option<Mapping>,
+    index: u64,
+    count: u32,
+    dev: Gntdev,
+}
+
+impl Drop for GrantMapping {
+    fn drop(&mut self) {
+        drop(self.map.take());
+        let mut u = GntdevUnmapGrantRef { index: self.index, count: self.count, pad: 0 };
+        let _ = ioctl(self.dev.file.as_raw_fd(), IOCTL_GNTDEV_UNMAP_GRANT_REF, &mut u);
+    }
+}
+
+/// A blkif back ring over granted pages: the ring is dropped before the mapping.
+#[derive(Debug)]
+pub struct MappedBlkRing {
+    ring: xen_ring::BackRing<xen_abi::blkif::BlkifRequest, xen_abi::blkif::BlkifResponse>,
+    // Declared after `ring`: dropped (unmapped) after it.
+    _map: GrantMapping,
+}
+
+impl MappedBlkRing {
+    /// Attaches a back ring (index 0) to the front-end's initialised ring pages.
+    pub fn new(map: GrantMapping) -> Result<MappedBlkRing, xen_ring::RingError> {
+        let m = map.map.as_ref().expect("mapped until drop");
+        // SAFETY: `m` maps `m.len()` readable and writable bytes that stay mapped until
+        // `_map` drops, which happens after `ring` (field order) — the ring is never used
+        // after that, since it is private to this struct. Only the front-end (by design)
+        // and this ring access the pages.
+        let ring = unsafe { xen_ring::BackRing::init(m.ptr, m.len) }?;
+        Ok(MappedBlkRing { ring, _map: map })
+    }
+
+    pub fn ring(&mut self) -> &mut xen_ring::BackRing<xen_abi::blkif::BlkifRequest, xen_abi::blkif::BlkifResponse> {
+        &mut self.ring
+    }
+}
+
+/// Deallocates `len` bytes at `offset` of `file` (`fallocate` punch-hole, keeping the
+/// size): the range reads back as zeros.
+pub fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let (Ok(off), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "range too large"));
+    };
+    // SAFETY: plain syscall on a descriptor `file` keeps open; no memory is passed.
+    let r = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, off, len) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

@@ -160,6 +160,13 @@ pub fn write_domain_entries(xs: &mut Xs, c: &DomainConfig, b: &Built, uuid: &str
             let devid = vdev_number(&disk.vdev).unwrap_or(51712 + i as u32 * 16);
             let fe = format!("{dom}/device/vbd/{devid}");
             let be = format!("/local/domain/0/backend/vbd/{d}/{devid}");
+            // Permissions first: keys written below inherit them (the front-end owns its
+            // directory and may read the back-end's, as libxl sets them up).
+            let fe_perms = [Perm::new(PermKind::None, d), Perm::new(PermKind::Read, 0)];
+            xs.mkdir(tx, &fe)?;
+            xs.set_perms(tx, &fe, &fe_perms)?;
+            xs.mkdir(tx, &be)?;
+            xs.set_perms(tx, &be, &ro)?;
             write_all(
                 xs,
                 tx,
@@ -172,7 +179,6 @@ pub fn write_domain_entries(xs: &mut Xs, c: &DomainConfig, b: &Built, uuid: &str
                     ("device-type", "disk".into()),
                 ],
             )?;
-            xs.set_perms(tx, &fe, &[Perm::new(PermKind::None, d), Perm::new(PermKind::Read, 0)])?;
             write_all(
                 xs,
                 tx,
@@ -191,7 +197,6 @@ pub fn write_domain_entries(xs: &mut Xs, c: &DomainConfig, b: &Built, uuid: &str
                     ("bootable", "1".into()),
                 ],
             )?;
-            xs.set_perms(tx, &be, &ro)?;
         }
         for (i, vif) in c.vifs.iter().enumerate() {
             let fe = format!("{dom}/device/vif/{i}");

@@ -429,6 +429,13 @@ fn cpuid_xen_leaves(_: &Env<'_>) -> TestResult {
 /// of an entry Xen refuses (a writable mapping of our L4) faults like any write to a
 /// read-only page.
 fn mmu_writable_pagetable(_: &Env<'_>) -> TestResult {
+    // Xen emulates these stores only for a domain that enabled writable page tables
+    // (its initial domain has them by default; a domU must ask).
+    let r = crate::arch::x86_64::hypercall::call(
+        xen_abi::hypercall::HYPERVISOR_vm_assist,
+        [xen_abi::xen::VMASST_CMD_enable.into(), xen_abi::xen::VMASST_TYPE_writable_pagetables.into(), 0, 0, 0],
+    );
+    ensure!(r == 0, "vm_assist(enable, writable_pagetables): {r}");
     let va = paging::alloc_window(1).map_err(|r| fail(format_args!("window: {r}")))?;
     paging::prepare(va).map_err(|r| fail(format_args!("tables for {va:#x}: {r}")))?;
     let ptr = paging::l1_entry_maddr(va).map_err(|r| fail(format_args!("tables for {va:#x}: {r}")))?;

@@ -97,16 +97,7 @@ pub fn blk_checks(root: &Path, img: &Images) -> Result<Tally> {
         run.log.contains("d2's page ") && run.log.contains("freed: its last grant mapping (by d0) is gone"),
         "no free line for d2's page",
     );
-    // Every page a dead domain left mapped by another is freed when that one unmaps it.
-    let mut unfreed = Vec::new();
-    for l in run.log.lines().filter(|l| l.contains(") destroyed (")) {
-        let id = l.split("Domain ").nth(1).and_then(|r| r.split(' ').next()).unwrap_or("?");
-        let held = l.rsplit(", ").next().and_then(|p| p.strip_suffix(" still referenced")).and_then(|n| n.parse::<usize>().ok()).unwrap_or(usize::MAX);
-        let freed = run.log.lines().filter(|f| f.contains(&format!("d{id}'s page ")) && f.contains(" freed: ")).count();
-        if freed != held {
-            unfreed.push(format!("d{id}: {held} held, {freed} freed later"));
-        }
-    }
+    let unfreed = left_behind(&run.log);
     t.record("boot-blk: nothing a dead domain left behind stays allocated", unfreed.is_empty(), &unfreed.join("; "));
     t.record(
         "boot-blk: machine halts after the last domain",
@@ -218,6 +209,8 @@ pub fn xenstore_checks(root: &Path, img: &Images) -> Result<Tally> {
         destroyed.len() == manifest.domains.len() && clients_ok && destroyed.iter().any(|l| l.contains("Domain 0 (xenstored)") && held(l) == Some(0)),
         &destroyed.join(" | "),
     );
+    let unfreed = left_behind(&run.log);
+    t.record("boot-xenstore: nothing a dead domain left behind stays allocated", unfreed.is_empty(), &unfreed.join("; "));
     t.record(
         "boot-xenstore: machine halts after the last domain",
         run.log.contains(ALL_DOWN) && run.exit == Exit::Status(qemu::EXIT_SUCCESS),
@@ -231,6 +224,27 @@ pub fn xenstore_checks(root: &Path, img: &Images) -> Result<Tally> {
         }
     }
     Ok(t)
+}
+
+/// Domains whose pages, still referenced by another domain at their death, were not
+/// all freed once that domain let go (each destroy line says how many it left; each
+/// later free is logged).
+fn left_behind(log: &str) -> Vec<String> {
+    let mut unfreed = Vec::new();
+    for l in log.lines().filter(|l| l.contains(") destroyed (")) {
+        let id = l.split("Domain ").nth(1).and_then(|r| r.split(' ').next()).unwrap_or("?");
+        let held = l
+            .rsplit(", ")
+            .next()
+            .and_then(|p| p.strip_suffix(" still referenced"))
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(usize::MAX);
+        let freed = log.lines().filter(|f| f.contains(&format!("d{id}'s page ")) && f.contains(" freed: ")).count();
+        if freed != held {
+            unfreed.push(format!("d{id}: {held} held, {freed} freed later"));
+        }
+    }
+    unfreed
 }
 
 /// What a manifest run printed.

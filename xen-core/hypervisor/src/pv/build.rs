@@ -282,7 +282,9 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
         p2m,
         shared_info_mfn,
         vcpu,
-        vm_assist: 0,
+        // Real Xen's initial domain emulates writable page tables without asking; a
+        // domU must enable VMASST_TYPE_writable_pagetables (seen on Xen 4.17).
+        vm_assist: if input.hardware { 1 << xen_abi::xen::VMASST_TYPE_writable_pagetables } else { 0 },
         evtchn: Default::default(),
         grant_frames: Vec::new(),
         runstate_area: None,

@@ -148,7 +148,10 @@ pub fn guest_exception(d: &mut Domain, regs: &mut Regs) {
         14 => {
             let cr2 = cpu::read_cr2();
             // A kernel write to a present, read-only page (error code P|W, not user).
-            if regs.error_code & 3 == 3 && d.vcpu.kernel_mode && super::ptwr::emulate(d, regs, cr2) {
+            // Only for a domain that asked for writable page tables (Xen's
+            // VM_ASSIST(d, writable_pagetables) check in fixup_page_fault).
+            let ptwr = d.vm_assist & (1 << xen_abi::xen::VMASST_TYPE_writable_pagetables) != 0;
+            if ptwr && regs.error_code & 3 == 3 && d.vcpu.kernel_mode && super::ptwr::emulate(d, regs, cr2) {
                 return;
             }
             phys::write_bytes(d.vcpu.vcpu_info_maddr + VCPU_INFO_CR2, &cr2.to_le_bytes());

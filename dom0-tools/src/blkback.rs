@@ -1,0 +1,443 @@
+//! `blkback`: the blkif back-end as a dom0 daemon. Serves raw image files (`disk=` lines
+//! with `file:`/`phy:` targets written by `xl create`) to front-ends in other domains.
+//!
+//! The request processing and the xenbus key checks are `blkback_core`'s; this module
+//! only wires them to Linux: the xenstore socket ([`Xs`]), `/dev/xen/gntdev` (ring
+//! mapping and grant copies) and `/dev/xen/evtchn` ([`crate::sys`]), and a file as the
+//! [`BlockStore`].
+//!
+//! For each `/local/domain/0/backend/vbd/<domid>/<devid>`: open `params` (read-only when
+//! `mode` is `r`), publish the features, `InitWait`; when the front-end is `Initialised`
+//! (or `Connected`) read its ring description, map the ring, bind the event channel,
+//! publish the disk, `Connected`; serve. When the front-end goes `Closing`/`Closed` (or
+//! its directory disappears), unmap and unbind, `Closing`, then `Closed`. When the
+//! toolstack removes the back-end directory (`xl destroy`) the device is dropped
+//! without writing anything.
+
+use crate::sys::{self, Evtchn, Gntdev, GrantCopyError, MappedBlkRing};
+use crate::xs::{self, Xs};
+use blkback_core::xenbus::{self as keys, BackendFeatures, DiskInfo};
+use blkback_core::{Backend, BackendConfig, BlockStore, GrantAccess, GrantError, RingState, StoreError};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use xen_abi::GrantRef;
+
+/// Where the toolstack creates our devices.
+pub const VBD_ROOT: &str = "/local/domain/0/backend/vbd";
+
+/// `XenbusState*`.
+const INIT_WAIT: u32 = 2;
+const INITIALISED: u32 = 3;
+const CONNECTED: u32 = 4;
+const CLOSING: u32 = 5;
+const CLOSED: u32 = 6;
+
+#[derive(Debug)]
+pub enum Error {
+    Xs(xs::Error),
+    Io(std::io::Error),
+    /// A device could not be set up: (device path, why).
+    Device(String, String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Xs(e) => write!(f, "{e}"),
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Device(d, w) => write!(f, "{d}: {w}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<xs::Error> for Error {
+    fn from(e: xs::Error) -> Self {
+        Error::Xs(e)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A raw image file as a block store (pread/pwrite/fdatasync, discard by punching holes).
+#[derive(Debug)]
+pub struct FileStore {
+    file: File,
+    sectors: u64,
+}
+
+impl FileStore {
+    pub fn open(path: &str, writable: bool) -> std::io::Result<FileStore> {
+        let file = OpenOptions::new().read(true).write(writable).open(path)?;
+        let len = file.metadata()?.len();
+        Ok(FileStore { file, sectors: len / 512 })
+    }
+
+    fn check(&self, sector: u64, len: usize) -> std::result::Result<u64, StoreError> {
+        let n = (len / 512) as u64;
+        match sector.checked_add(n) {
+            Some(end) if end <= self.sectors && len.is_multiple_of(512) => Ok(sector * 512),
+            _ => Err(StoreError::OutOfRange),
+        }
+    }
+}
+
+impl BlockStore for FileStore {
+    fn sector_count(&self) -> u64 {
+        self.sectors
+    }
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> std::result::Result<(), StoreError> {
+        let at = self.check(sector, buf.len())?;
+        self.file.read_exact_at(buf, at).map_err(|_| StoreError::Io)
+    }
+    fn write(&mut self, sector: u64, data: &[u8]) -> std::result::Result<(), StoreError> {
+        let at = self.check(sector, data.len())?;
+        self.file.write_all_at(data, at).map_err(|_| StoreError::Io)
+    }
+    fn flush(&mut self) -> std::result::Result<(), StoreError> {
+        self.file.sync_data().map_err(|_| StoreError::Io)
+    }
+    fn discard(&mut self, sector: u64, nr_sectors: u64, _secure: bool) -> std::result::Result<(), StoreError> {
+        let len = nr_sectors.checked_mul(512).ok_or(StoreError::OutOfRange)?;
+        if sector.checked_add(nr_sectors).is_none_or(|e| e > self.sectors) {
+            return Err(StoreError::OutOfRange);
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        match sys::punch_hole(&self.file, sector * 512, len) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Err(StoreError::Unsupported),
+            Err(_) => Err(StoreError::Io),
+        }
+    }
+}
+
+/// Grant copies through gntdev for one front-end domain.
+struct GntCopy<'a> {
+    dev: &'a Gntdev,
+    domid: u16,
+}
+
+fn grant_error(e: GrantCopyError) -> GrantError {
+    match e {
+        GrantCopyError::Io(_) => GrantError::Other(-1),
+        // GNTST_bad_gntref, GNTST_permission_denied, GNTST_bad_copy_arg
+        GrantCopyError::Status(-4) => GrantError::BadRef,
+        GrantCopyError::Status(-8) => GrantError::ReadOnly,
+        GrantCopyError::Status(-10) => GrantError::OutOfBounds,
+        GrantCopyError::Status(s) => GrantError::Other(s),
+    }
+}
+
+impl GrantAccess for GntCopy<'_> {
+    fn copy_from_grant(&mut self, gref: GrantRef, offset: usize, buf: &mut [u8]) -> std::result::Result<(), GrantError> {
+        self.dev.copy_from_grant(self.domid, gref.0, offset, buf).map_err(grant_error)
+    }
+    fn copy_to_grant(&mut self, gref: GrantRef, offset: usize, data: &[u8]) -> std::result::Result<(), GrantError> {
+        self.dev.copy_to_grant(self.domid, gref.0, offset, data).map_err(grant_error)
+    }
+}
+
+/// A connected ring.
+#[derive(Debug)]
+struct Conn {
+    ring: MappedBlkRing,
+    gnt: Gntdev,
+    /// Our end of the event channel.
+    port: u32,
+    requests: u64,
+    /// Serve again without waiting for an event.
+    more: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    New,
+    InitWait,
+    Connected,
+    Closing,
+    Closed,
+    /// Set-up failed; left alone until the toolstack removes it.
+    Failed,
+}
+
+#[derive(Debug)]
+struct Device {
+    be: String,
+    fe: String,
+    fe_id: u16,
+    phase: Phase,
+    cfg: BackendConfig,
+    store: Option<FileStore>,
+    conn: Option<Conn>,
+}
+
+/// The daemon: one xenstore connection, one event-channel handle, every device.
+#[derive(Debug)]
+pub struct Blkback {
+    xs: Xs,
+    evtchn: Evtchn,
+    backend: Box<Backend>,
+    devices: BTreeMap<(u16, u32), Device>,
+    /// Exit once a device was served and none is left (for tests).
+    pub exit_when_idle: bool,
+    served_any: bool,
+}
+
+fn state_of(xs: &mut Xs, dir: &str) -> Option<u32> {
+    xs.read_string(0, &format!("{dir}/state")).ok()?.trim().parse().ok()
+}
+
+impl Blkback {
+    pub fn new() -> Result<Blkback> {
+        let mut xs = Xs::open()?;
+        xs.watch(VBD_ROOT, "vbd")?;
+        Ok(Blkback { xs, evtchn: Evtchn::open()?, backend: Box::default(), devices: BTreeMap::new(), exit_when_idle: false, served_any: false })
+    }
+
+    /// Serves until an unrecoverable error (or, with `exit_when_idle`, until every
+    /// device served is gone).
+    pub fn run(&mut self) -> Result<()> {
+        self.rescan()?;
+        loop {
+            let busy = self.devices.values().any(|d| d.conn.as_ref().is_some_and(|c| c.more));
+            let timeout = if busy || !self.xs.events.is_empty() { 0 } else { 1000 };
+            let ready = sys::poll_readable(&[self.xs.fd(), self.evtchn.fd()], timeout)?;
+            let mut store_changed = !self.xs.events.is_empty();
+            self.xs.events.clear();
+            if ready[0] && self.xs.read_event()?.is_some() {
+                store_changed = true;
+            }
+            if ready[1] {
+                for p in self.evtchn.pending()? {
+                    if let Some(c) = self.devices.values_mut().filter_map(|d| d.conn.as_mut()).find(|c| c.port == p) {
+                        c.more = true;
+                    }
+                }
+            }
+            self.serve_rings();
+            if store_changed {
+                self.rescan()?;
+            }
+            if self.exit_when_idle && self.served_any && self.devices.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn serve_rings(&mut self) {
+        let mut failed = Vec::new();
+        for (key, d) in self.devices.iter_mut() {
+            let (Some(c), Some(store)) = (d.conn.as_mut(), d.store.as_mut()) else { continue };
+            if !c.more {
+                continue;
+            }
+            let mut g = GntCopy { dev: &c.gnt, domid: d.fe_id };
+            let out = self.backend.process(c.ring.ring(), &mut g, store);
+            c.requests += u64::from(out.requests);
+            if out.notify {
+                let _ = self.evtchn.notify(c.port);
+            }
+            match out.state {
+                RingState::Idle => c.more = false,
+                RingState::MoreWork => c.more = true,
+                RingState::Disconnect(e) => {
+                    eprintln!("blkback: {}: front-end broke the ring ({e}); disconnecting", d.be);
+                    failed.push(*key);
+                }
+            }
+        }
+        for k in failed {
+            if let Some(d) = self.devices.get_mut(&k) {
+                disconnect(&self.evtchn, d);
+                d.phase = Phase::Closing;
+                let _ = self.xs.write(0, &format!("{}/state", d.be), CLOSING.to_string().as_bytes());
+            }
+        }
+    }
+
+    /// Picks up new devices, drops removed ones, and moves each along the handshake.
+    fn rescan(&mut self) -> Result<()> {
+        let mut present = Vec::new();
+        for dom in self.xs.directory(0, VBD_ROOT).unwrap_or_default() {
+            let Ok(domid) = dom.parse::<u16>() else { continue };
+            for dev in self.xs.directory(0, &format!("{VBD_ROOT}/{dom}")).unwrap_or_default() {
+                if let Ok(devid) = dev.parse::<u32>() {
+                    present.push((domid, devid));
+                }
+            }
+        }
+        let gone: Vec<_> = self.devices.keys().filter(|k| !present.contains(k)).copied().collect();
+        for k in gone {
+            if let Some(mut d) = self.devices.remove(&k) {
+                disconnect(&self.evtchn, &mut d);
+                let _ = self.xs.unwatch(&format!("{}/state", d.fe), "fe");
+                eprintln!("blkback: {}: removed by the toolstack", d.be);
+            }
+        }
+        for k in present {
+            let d = self.devices.entry(k).or_insert_with(|| Device {
+                be: format!("{VBD_ROOT}/{}/{}", k.0, k.1),
+                fe: String::new(),
+                fe_id: k.0,
+                phase: Phase::New,
+                cfg: BackendConfig::DEFAULT,
+                store: None,
+                conn: None,
+            });
+            if let Err(e) = step(&mut self.xs, &self.evtchn, d) {
+                eprintln!("blkback: {e}");
+                disconnect(&self.evtchn, d);
+                d.phase = Phase::Failed;
+                let _ = self.xs.write(0, &format!("{}/state", d.be), CLOSING.to_string().as_bytes());
+            }
+            if d.phase == Phase::Connected {
+                self.served_any = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Unmaps the ring and unbinds the channel (idempotent).
+fn disconnect(evtchn: &Evtchn, d: &mut Device) {
+    if let Some(c) = d.conn.take() {
+        let _ = evtchn.unbind(c.port);
+        eprintln!("blkback: {}: disconnected after {} requests", d.be, c.requests);
+        // `c.ring` drops here: the ring, then the grant mapping.
+    }
+}
+
+fn dev_err(d: &Device, what: impl std::fmt::Display) -> Error {
+    Error::Device(d.be.clone(), what.to_string())
+}
+
+fn set_state(xs: &mut Xs, d: &Device, s: u32) -> Result<()> {
+    Ok(xs.write(0, &format!("{}/state", d.be), s.to_string().as_bytes())?)
+}
+
+/// One step of the xenbus handshake for `d`, as far as the front-end's state allows.
+fn step(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
+    if d.phase == Phase::New {
+        let be = d.be.clone();
+        let rd = |xs: &mut Xs, k: &str| xs.read_string(0, &format!("{be}/{k}"));
+        let fe = rd(xs, "frontend").map_err(|e| dev_err(d, format!("frontend: {e}")))?;
+        let fe_id: u16 = rd(xs, "frontend-id").ok().and_then(|v| v.trim().parse().ok()).ok_or_else(|| dev_err(d, "frontend-id"))?;
+        if fe_id != d.fe_id {
+            return Err(dev_err(d, format!("frontend-id {fe_id} under backend/vbd/{}", d.fe_id)));
+        }
+        let params = rd(xs, "params").map_err(|e| dev_err(d, format!("params: {e}")))?;
+        let writable = rd(xs, "mode").map(|m| m.trim() != "r").unwrap_or(false);
+        let store = FileStore::open(params.trim(), writable).map_err(|e| dev_err(d, format!("{params}: {e}")))?;
+        d.fe = fe;
+        d.cfg = BackendConfig { readonly: !writable, ..BackendConfig::DEFAULT };
+        let mut first: Result<()> = Ok(());
+        keys::publish_features(&BackendFeatures::of(&store, &d.cfg, 0), &mut |k: &str, v: &str| {
+            if first.is_ok() {
+                first = xs.write(0, &format!("{be}/{k}"), v.as_bytes()).map_err(Error::from);
+            }
+        });
+        first?;
+        xs.watch(&format!("{}/state", d.fe), "fe")?;
+        d.store = Some(store);
+        set_state(xs, d, INIT_WAIT)?;
+        d.phase = Phase::InitWait;
+        eprintln!("blkback: {be}: {params} ({}) for d{fe_id} at {}: InitWait", if writable { "rw" } else { "ro" }, d.fe);
+    }
+    let fe_state = state_of(xs, &d.fe);
+    match d.phase {
+        Phase::InitWait => match fe_state {
+            Some(INITIALISED | CONNECTED) => connect(xs, evtchn, d)?,
+            Some(CLOSING) | Some(CLOSED) | None => {
+                set_state(xs, d, CLOSING)?;
+                d.phase = Phase::Closing;
+            }
+            _ => {}
+        },
+        Phase::Connected if !matches!(fe_state, Some(INITIALISED | CONNECTED)) => {
+            disconnect(evtchn, d);
+            set_state(xs, d, CLOSING)?;
+            d.phase = Phase::Closing;
+        }
+        _ => {}
+    }
+    if d.phase == Phase::Closing && matches!(fe_state, Some(CLOSED) | None) {
+        set_state(xs, d, CLOSED)?;
+        d.phase = Phase::Closed;
+        eprintln!("blkback: {}: Closed", d.be);
+    }
+    Ok(())
+}
+
+fn connect(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
+    let fe = d.fe.clone();
+    let ring = keys::read_frontend(
+        &mut |k: &str, buf: &mut [u8]| {
+            let v = xs.read(0, &format!("{fe}/{k}")).ok()?;
+            let n = v.len().min(buf.len());
+            buf[..n].copy_from_slice(&v[..n]);
+            Some(v.len())
+        },
+        0,
+    )
+    .map_err(|e| dev_err(d, e))?;
+    let refs: Vec<u32> = ring.ring_refs().iter().map(|r| r.0).collect();
+    let gnt = Gntdev::open()?;
+    let map = gnt.map(d.fe_id, &refs).map_err(|e| dev_err(d, format!("mapping ring {refs:?}: {e}")))?;
+    let ring_map = MappedBlkRing::new(map).map_err(|e| dev_err(d, format!("ring: {e}")))?;
+    let port = evtchn
+        .bind_interdomain(u32::from(d.fe_id), ring.event_channel.0)
+        .map_err(|e| dev_err(d, format!("binding event channel {}: {e}", ring.event_channel.0)))?;
+    d.conn = Some(Conn { ring: ring_map, gnt, port, requests: 0, more: true });
+    let store = d.store.as_ref().expect("opened in New");
+    let be = d.be.clone();
+    let mut first: Result<()> = Ok(());
+    keys::publish_disk(&DiskInfo::of(store, &d.cfg, 0), &mut |k: &str, v: &str| {
+        if first.is_ok() {
+            first = xs.write(0, &format!("{be}/{k}"), v.as_bytes()).map_err(Error::from);
+        }
+    });
+    first?;
+    set_state(xs, d, CONNECTED)?;
+    d.phase = Phase::Connected;
+    eprintln!("blkback: {be}: Connected (ring-ref {refs:?}, event channel {} -> local {port})", ring.event_channel.0);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_store_bounds_and_io() {
+        let p = std::env::temp_dir().join(format!("blkback-test-{}.img", std::process::id()));
+        std::fs::write(&p, vec![0u8; 8 * 512 + 100]).unwrap();
+        let mut s = FileStore::open(p.to_str().unwrap(), true).unwrap();
+        assert_eq!(s.sector_count(), 8);
+        s.write(7, &[9u8; 512]).unwrap();
+        assert_eq!(s.write(7, &[9u8; 1024]), Err(StoreError::OutOfRange));
+        assert_eq!(s.write(u64::MAX, &[9u8; 512]), Err(StoreError::OutOfRange));
+        let mut b = [0u8; 512];
+        s.read(7, &mut b).unwrap();
+        assert_eq!(b, [9u8; 512]);
+        s.flush().unwrap();
+        match s.discard(7, 1, false) {
+            Ok(()) => {
+                s.read(7, &mut b).unwrap();
+                assert_eq!(b, [0u8; 512]);
+            }
+            Err(e) => assert_eq!(e, StoreError::Unsupported),
+        }
+        assert_eq!(s.discard(7, 2, false), Err(StoreError::OutOfRange));
+        let _ = std::fs::remove_file(&p);
+    }
+}
