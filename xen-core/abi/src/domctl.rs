@@ -245,20 +245,13 @@ impl XenDomctl {
 
     /// Reads the payload as `T` (`None` if `T` is larger than the union).
     pub fn payload<T: FromBytes>(&self) -> Option<T> {
-        T::read_from_prefix(self.u.as_bytes()).ok().map(|(v, _)| v)
+        crate::payload::read(self.u.as_bytes())
     }
 
     /// Writes `v` to the start of the payload and zeroes the rest. Returns `false`
     /// (leaving the payload untouched) if `T` is larger than the union.
     pub fn set_payload<T: IntoBytes + Immutable>(&mut self, v: &T) -> bool {
-        let src = v.as_bytes();
-        let dst = self.u.as_mut_bytes();
-        if src.len() > dst.len() {
-            return false;
-        }
-        dst.fill(0);
-        dst[..src.len()].copy_from_slice(src);
-        true
+        crate::payload::write(self.u.as_mut_bytes(), v)
     }
 }
 

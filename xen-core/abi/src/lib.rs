@@ -40,6 +40,7 @@ pub mod grant_table;
 pub mod hypercall;
 pub mod memory;
 pub mod netif;
+mod payload;
 pub mod physdev;
 pub mod sched;
 pub mod sysctl;
