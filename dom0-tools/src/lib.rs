@@ -1,8 +1,10 @@
-//! The dom0 toolstack. `unsafe` lives only in [`sys`] (ioctl and mmap wrappers); the
-//! rest is safe Rust with host tests.
+//! The dom0 toolstack. `unsafe` lives only in [`sys`] and [`netsys`] (ioctl and mmap
+//! wrappers); the rest is safe Rust with host tests.
 
 pub mod blkback;
 pub mod builder;
+pub mod netback;
+pub mod netsys;
 pub mod sys;
 pub mod xenconsoled;
 pub mod xenstored;

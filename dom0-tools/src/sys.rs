@@ -147,6 +147,27 @@ impl Mapping {
         fence(Ordering::SeqCst);
     }
 
+    /// Bulk copy out of memory a peer may be writing concurrently (a persistently mapped
+    /// grant): `memcpy` speed; the bytes are untrusted data, never a reference into the
+    /// shared page.
+    pub fn copy_out(&self, off: usize, buf: &mut [u8]) {
+        self.check(off, buf.len());
+        // SAFETY: in bounds (checked above) and mapped while `self` lives; `buf` is our
+        // own memory, which cannot overlap a mapping of another domain's frame. A
+        // concurrent write by the peer can only make the copied bytes arbitrary (u8 has
+        // no invalid values); no Rust reference to the shared bytes is created.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(off), buf.as_mut_ptr(), buf.len()) };
+    }
+
+    /// Bulk copy into memory a peer may be reading concurrently (a persistently mapped
+    /// grant), as [`Mapping::copy_out`].
+    pub fn copy_to(&self, off: usize, data: &[u8]) {
+        self.check(off, data.len());
+        // SAFETY: as in `copy_out`, the other way round; `data` is our own memory.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(off), data.len()) };
+        fence(Ordering::Release);
+    }
+
     /// Bulk zeroing, as [`Mapping::copy_in`].
     pub fn zero(&self, off: usize, n: usize) {
         self.check(off, n);
@@ -417,6 +438,64 @@ impl Gntdev {
         }
     }
 
+    /// Batched grant copies: one `IOCTL_GNTDEV_GRANT_COPY` with `count` = `segs.len()`
+    /// (the kernel walks them in batches of its own). Segment `i` moves `segs[i].len`
+    /// bytes between its grant (`domid`'s `gref` at `offset`) and the next `len` bytes of
+    /// `local`, the segments back to back. `status[i]` gets segment `i`'s `GNTST_*`
+    /// (0 = copied); a segment running past its frame or past `local` gets
+    /// `GNTST_bad_copy_arg` and is not submitted. `Err` only when the ioctl itself
+    /// failed (then no status is meaningful).
+    fn copy_batch(&self, domid: u16, segs: &[CopySeg], local: *mut u8, local_len: usize, to_grant: bool, status: &mut [i16]) -> io::Result<()> {
+        assert_eq!(segs.len(), status.len(), "one status per segment");
+        let mut ops: Vec<GntdevGrantCopySegment> = Vec::with_capacity(segs.len());
+        let mut which: Vec<usize> = Vec::with_capacity(segs.len());
+        let mut at = 0usize;
+        for (i, s) in segs.iter().enumerate() {
+            let len = usize::from(s.len);
+            let end = at.checked_add(len);
+            let fits = copy_args(usize::from(s.offset), len).is_ok() && end.is_some_and(|e| e <= local_len);
+            if !fits {
+                status[i] = GNTST_BAD_COPY_ARG;
+                at = end.unwrap_or(usize::MAX);
+                continue;
+            }
+            // `at + len <= local_len`: the address stays inside `local`'s allocation.
+            let ptr = local.wrapping_add(at) as u64;
+            let theirs = foreign(s.gref, s.offset, domid);
+            ops.push(if to_grant {
+                GntdevGrantCopySegment { source: ptr, dest: theirs, len: s.len, flags: GNTCOPY_DEST_GREF, status: 0, pad: 0 }
+            } else {
+                GntdevGrantCopySegment { source: theirs, dest: ptr, len: s.len, flags: GNTCOPY_SOURCE_GREF, status: 0, pad: 0 }
+            });
+            which.push(i);
+            at += len;
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut op = GntdevGrantCopy { count: ops.len() as u32, pad: 0, segments: ops.as_mut_ptr() };
+        // The kernel reads `count` segments at `segments` and writes through the local
+        // pointers, which lie within `local` (checked above; callers pass a live, exclusively
+        // borrowed buffer for writes and a live shared one for reads).
+        ioctl(self.file.as_raw_fd(), IOCTL_GNTDEV_GRANT_COPY, &mut op)?;
+        for (o, &i) in ops.iter().zip(&which) {
+            status[i] = o.status;
+        }
+        Ok(())
+    }
+
+    /// Copies the segments' bytes out of `domid`'s grants into `buf`, back to back, with
+    /// one ioctl; see [`Gntdev::copy_batch`] for `status`.
+    pub fn copy_from_grants(&self, domid: u16, segs: &[CopySeg], buf: &mut [u8], status: &mut [i16]) -> io::Result<()> {
+        self.copy_batch(domid, segs, buf.as_mut_ptr(), buf.len(), false, status)
+    }
+
+    /// Copies `data`, back to back, into the segments of `domid`'s grants with one ioctl.
+    pub fn copy_to_grants(&self, domid: u16, segs: &[CopySeg], data: &[u8], status: &mut [i16]) -> io::Result<()> {
+        // The kernel only reads the local side of a copy to a grant.
+        self.copy_batch(domid, segs, data.as_ptr().cast_mut(), data.len(), true, status)
+    }
+
     /// Copies `buf.len()` (at most a page, within it) bytes from `offset` of grant `gref`
     /// of `domid` into `buf`.
     pub fn copy_from_grant(&self, domid: u16, gref: u32, offset: usize, buf: &mut [u8]) -> Result<(), GrantCopyError> {
@@ -445,6 +524,14 @@ impl Gntdev {
     }
 }
 
+/// One segment of a batched grant copy: `len` bytes at `offset` of grant `gref`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopySeg {
+    pub gref: u32,
+    pub offset: u16,
+    pub len: u16,
+}
+
 /// `GNTST_bad_copy_arg`.
 const GNTST_BAD_COPY_ARG: i16 = -10;
 
@@ -463,6 +550,31 @@ pub struct GrantMapping {
     index: u64,
     count: u32,
     dev: Gntdev,
+}
+
+impl GrantMapping {
+    /// Bytes mapped.
+    pub fn len(&self) -> usize {
+        self.map.as_ref().map_or(0, Mapping::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies from `off` of the mapped grants into `buf` (bounds-checked; panics outside).
+    pub fn copy_out(&self, off: usize, buf: &mut [u8]) {
+        if let Some(m) = &self.map {
+            m.copy_out(off, buf);
+        }
+    }
+
+    /// Copies `data` to `off` of the mapped grants (bounds-checked; panics outside).
+    pub fn copy_to(&self, off: usize, data: &[u8]) {
+        if let Some(m) = &self.map {
+            m.copy_to(off, data);
+        }
+    }
 }
 
 impl Drop for GrantMapping {
@@ -498,6 +610,28 @@ impl MappedBlkRing {
     }
 }
 
+/// `BLKGETSIZE64`: `_IOR(0x12, 114, size_t)`.
+const BLKGETSIZE64: libc::c_ulong = (2 << 30) | ((size_of::<u64>() as libc::c_ulong) << 16) | (0x12 << 8) | 114;
+/// `BLKSSZGET`: `_IO(0x12, 104)` (an `int`: the logical sector size).
+const BLKSSZGET: libc::c_ulong = ioc_none(0x12, 104, 0);
+/// `BLKPBSZGET`: `_IO(0x12, 123)` (an `unsigned int`: the physical sector size).
+const BLKPBSZGET: libc::c_ulong = ioc_none(0x12, 123, 0);
+
+/// A block device's size in bytes and its logical and physical sector sizes (for a
+/// block device `metadata().len()` is 0). Fails (ENOTTY) on anything else.
+pub fn block_device_geometry(file: &File) -> io::Result<(u64, u32, u32)> {
+    let fd = file.as_raw_fd();
+    let mut bytes: u64 = 0;
+    ioctl(fd, BLKGETSIZE64, &mut bytes)?;
+    let mut lbs: libc::c_int = 0;
+    ioctl(fd, BLKSSZGET, &mut lbs)?;
+    let mut pbs: libc::c_uint = 0;
+    ioctl(fd, BLKPBSZGET, &mut pbs)?;
+    let lbs = u32::try_from(lbs).ok().filter(|s| s.is_power_of_two() && *s >= 512).unwrap_or(512);
+    let pbs = Some(pbs).filter(|s| s.is_power_of_two() && *s >= lbs).unwrap_or(lbs);
+    Ok((bytes, lbs, pbs))
+}
+
 /// Deallocates `len` bytes at `offset` of `file` (`fallocate` punch-hole, keeping the
 /// size): the range reads back as zeros.
 pub fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
@@ -510,5 +644,48 @@ pub fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `Gntdev` over `/dev/null`: every real ioctl fails (ENOTTY), so only the argument
+    /// checks made before the ioctl can succeed.
+    fn null_gntdev() -> Gntdev {
+        Gntdev { file: std::rc::Rc::new(File::open("/dev/null").unwrap()) }
+    }
+
+    #[test]
+    fn batched_copy_checks_segments_before_the_ioctl() {
+        let g = null_gntdev();
+        let mut buf = [0u8; 8192];
+        // Past its frame, past the local buffer: refused one by one, no ioctl made.
+        let segs = [CopySeg { gref: 8, offset: 4000, len: 512 }, CopySeg { gref: 9, offset: 0, len: 4096 }];
+        let mut st = [0i16; 2];
+        g.copy_from_grants(1, &segs, &mut buf[..4096 + 100], &mut st).unwrap();
+        assert_eq!(st, [GNTST_BAD_COPY_ARG, GNTST_BAD_COPY_ARG]);
+        let mut st = [0i16; 2];
+        g.copy_to_grants(1, &segs, &buf[..100], &mut st).unwrap();
+        assert_eq!(st, [GNTST_BAD_COPY_ARG, GNTST_BAD_COPY_ARG]);
+        // Empty batch: nothing to do.
+        g.copy_from_grants(1, &[], &mut buf, &mut []).unwrap();
+        // A valid segment reaches the ioctl (which /dev/null refuses).
+        let ok = [CopySeg { gref: 8, offset: 0, len: 4096 }, CopySeg { gref: 9, offset: 4095, len: 2 }];
+        let mut st = [0i16; 2];
+        assert!(g.copy_from_grants(1, &ok, &mut buf, &mut st).is_err());
+        assert_eq!(st[1], GNTST_BAD_COPY_ARG);
+    }
+
+    #[test]
+    fn block_ioctl_numbers() {
+        // As <linux/fs.h> defines them on x86_64.
+        assert_eq!(BLKGETSIZE64, 0x8008_1272);
+        assert_eq!(BLKSSZGET, 0x1268);
+        assert_eq!(BLKPBSZGET, 0x127b);
+        // Not a block device: refused, not misread.
+        let f = File::open("/dev/null").unwrap();
+        assert!(block_device_geometry(&f).is_err());
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::builder::{self, BuildConfig, Built};
 use crate::xc::{self, DomainInfo, Xc};
-use crate::xlcfg::{vdev_number, DomainConfig};
+use crate::xlcfg::{vdev_number, Disk, DiskBackend, DomainConfig};
 use crate::xs::{self, Xs};
 use std::fmt;
 use xen_abi::domctl::{XEN_DOMINF_blocked, XEN_DOMINF_dying, XEN_DOMINF_paused, XEN_DOMINF_running, XEN_DOMINF_shutdown};
@@ -111,8 +111,82 @@ fn write_all(xs: &mut Xs, tx: u32, base: &str, kv: &[(&str, String)]) -> Result<
     Ok(())
 }
 
+/// What Linux's kernel blkback needs for a `backendtype=phy` disk: the block device's
+/// numbers (`physical-device`, `major:minor` in hex as libxl writes them) and its path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhysicalDevice {
+    pub device: String,
+    pub path: String,
+    /// A loop device `xl` attached for a regular file (detached again on destroy).
+    pub loop_attached: bool,
+}
+
+/// `params` as libxl writes it: `aio:<target>` for the userspace back-end (the raw
+/// format's name), the bare target for the kernel's.
+fn disk_params(disk: &Disk) -> String {
+    match disk.backend {
+        DiskBackend::Qdisk => format!("aio:{}", disk.target),
+        DiskBackend::Phy => disk.target.clone(),
+    }
+}
+
+fn disk_type(disk: &Disk) -> &'static str {
+    match disk.backend {
+        DiskBackend::Qdisk => "qdisk",
+        DiskBackend::Phy => "phy",
+    }
+}
+
+/// `major:minor` of a device number (glibc's encoding), in hex as libxl writes it.
+fn device_numbers(rdev: u64) -> String {
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    format!("{major:x}:{minor:x}")
+}
+
+fn losetup(args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new("losetup").args(args).output().map_err(|e| Error::Other(format!("losetup: {e}")))?;
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(Error::Other(format!("losetup {}: {msg}", args.join(" "))));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// For a `backendtype=phy` disk: its block device, attaching a regular file to a free
+/// loop device first (what Xen's `block` hotplug script does).
+fn attach_physical(disk: &Disk) -> Result<Option<PhysicalDevice>> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if disk.backend != DiskBackend::Phy {
+        return Ok(None);
+    }
+    let meta = std::fs::metadata(&disk.target).map_err(|e| Error::Other(format!("disk {}: {}: {e}", disk.vdev, disk.target)))?;
+    let (path, loop_attached) = if meta.file_type().is_block_device() {
+        (disk.target.clone(), false)
+    } else if meta.is_file() {
+        let dev = losetup(&["-f"])?;
+        let mut args = vec![];
+        if !disk.writable {
+            args.push("-r");
+        }
+        args.extend([dev.as_str(), disk.target.as_str()]);
+        losetup(&args)?;
+        (dev, true)
+    } else {
+        return Err(Error::Other(format!("disk {}: {} is neither a block device nor a file", disk.vdev, disk.target)));
+    };
+    let rdev = std::fs::metadata(&path).map_err(|e| Error::Other(format!("disk {}: {path}: {e}", disk.vdev)))?.rdev();
+    Ok(Some(PhysicalDevice { device: device_numbers(rdev), path, loop_attached }))
+}
+
+fn detach_physical(phys: &[Option<PhysicalDevice>]) {
+    for p in phys.iter().flatten().filter(|p| p.loop_attached) {
+        let _ = losetup(&["-d", &p.path]);
+    }
+}
+
 /// Writes the domain's xenstore entries (libxl's layout) in one transaction.
-pub fn write_domain_entries(xs: &mut Xs, c: &DomainConfig, b: &Built, uuid: &str) -> Result<()> {
+pub fn write_domain_entries(xs: &mut Xs, c: &DomainConfig, b: &Built, uuid: &str, phys: &[Option<PhysicalDevice>]) -> Result<()> {
     let d = b.domid;
     let dom = format!("/local/domain/{d}");
     let ro = [Perm::new(PermKind::None, 0), Perm::new(PermKind::Read, d)];
@@ -156,10 +230,10 @@ pub fn write_domain_entries(xs: &mut Xs, c: &DomainConfig, b: &Built, uuid: &str
             xs.mkdir(tx, &p)?;
             xs.set_perms(tx, &p, &rw)?;
         }
-        for (i, disk) in c.disks.iter().enumerate() {
+        for (i, (disk, phy)) in c.disks.iter().zip(phys).enumerate() {
             let devid = vdev_number(&disk.vdev).unwrap_or(51712 + i as u32 * 16);
             let fe = format!("{dom}/device/vbd/{devid}");
-            let be = format!("/local/domain/0/backend/vbd/{d}/{devid}");
+            let be = format!("/local/domain/0/backend/{}/{d}/{devid}", disk.backend.xenstore_type());
             // Permissions first: keys written below inherit them (the front-end owns its
             // directory and may read the back-end's, as libxl sets them up).
             let fe_perms = [Perm::new(PermKind::None, d), Perm::new(PermKind::Read, 0)];
@@ -188,8 +262,8 @@ pub fn write_domain_entries(xs: &mut Xs, c: &DomainConfig, b: &Built, uuid: &str
                     ("frontend-id", d.to_string()),
                     ("online", "1".into()),
                     ("state", "1".into()),
-                    ("params", disk.target.clone()),
-                    ("type", disk.kind.clone()),
+                    ("params", disk_params(disk)),
+                    ("type", disk_type(disk).into()),
                     ("mode", if disk.writable { "w" } else { "r" }.into()),
                     ("dev", disk.vdev.clone()),
                     ("device-type", "disk".into()),
@@ -197,18 +271,26 @@ pub fn write_domain_entries(xs: &mut Xs, c: &DomainConfig, b: &Built, uuid: &str
                     ("bootable", "1".into()),
                 ],
             )?;
+            if let Some(p) = phy {
+                write_all(xs, tx, &be, &[("physical-device", p.device.clone()), ("physical-device-path", p.path.clone())])?;
+            }
         }
         for (i, vif) in c.vifs.iter().enumerate() {
             let fe = format!("{dom}/device/vif/{i}");
             let be = format!("/local/domain/0/backend/vif/{d}/{i}");
             let mac = vif.mac.clone().unwrap_or_else(|| format!("00:16:3e:00:{:02x}:{:02x}", d & 0xff, i));
+            // Permissions first, as for vbd: the keys below inherit them, so the
+            // front-end can write its own (ring references, state) and read ours.
+            xs.mkdir(tx, &fe)?;
+            xs.set_perms(tx, &fe, &[Perm::new(PermKind::None, d), Perm::new(PermKind::Read, 0)])?;
+            xs.mkdir(tx, &be)?;
+            xs.set_perms(tx, &be, &ro)?;
             write_all(
                 xs,
                 tx,
                 &fe,
                 &[("backend", be.clone()), ("backend-id", "0".into()), ("state", "1".into()), ("handle", i.to_string()), ("mac", mac.clone())],
             )?;
-            xs.set_perms(tx, &fe, &[Perm::new(PermKind::None, d), Perm::new(PermKind::Read, 0)])?;
             let mut kv = vec![
                 ("frontend", fe.clone()),
                 ("frontend-id", d.to_string()),
@@ -221,7 +303,6 @@ pub fn write_domain_entries(xs: &mut Xs, c: &DomainConfig, b: &Built, uuid: &str
                 kv.push(("bridge", b.clone()));
             }
             write_all(xs, tx, &be, &kv)?;
-            xs.set_perms(tx, &be, &ro)?;
         }
         match xs.transaction_end(tx, true) {
             Err(xs::Error::Xs(xenstore_wire::Errno::EAGAIN)) => continue,
@@ -249,9 +330,25 @@ pub fn create(xc: &Xc, xs: &mut Xs, c: &DomainConfig, paused: bool) -> Result<u1
         cmdline: c.cmdline.clone(),
         handle: uuid,
     };
-    let b = builder::build(xc, &cfg)?;
+    let mut phys = Vec::new();
+    for disk in &c.disks {
+        match attach_physical(disk) {
+            Ok(p) => phys.push(p),
+            Err(e) => {
+                detach_physical(&phys);
+                return Err(e);
+            }
+        }
+    }
+    let b = match builder::build(xc, &cfg) {
+        Ok(b) => b,
+        Err(e) => {
+            detach_physical(&phys);
+            return Err(e.into());
+        }
+    };
     let finish = |xs: &mut Xs| -> Result<()> {
-        write_domain_entries(xs, c, &b, &uuid_string(&uuid))?;
+        write_domain_entries(xs, c, &b, &uuid_string(&uuid), &phys)?;
         xs.introduce(u32::from(b.domid), b.store_mfn, b.store_port)?;
         if !paused {
             xc.unpause(b.domid)?;
@@ -260,6 +357,7 @@ pub fn create(xc: &Xc, xs: &mut Xs, c: &DomainConfig, paused: bool) -> Result<u1
     };
     if let Err(e) = finish(xs) {
         let _ = destroy(xc, xs, b.domid);
+        detach_physical(&phys);
         return Err(e);
     }
     Ok(b.domid)
@@ -274,13 +372,37 @@ pub fn destroy(xc: &Xc, xs: &mut Xs, domid: u16) -> Result<()> {
     let vm = xs.read_string(0, &format!("/local/domain/{domid}/vm")).ok();
     let _ = xc.pause(domid);
     let r = xc.destroy(domid);
-    for p in [format!("/local/domain/{domid}"), format!("/local/domain/0/backend/vbd/{domid}"), format!("/local/domain/0/backend/vif/{domid}")] {
+    let loops = attached_loops(xs, domid);
+    for p in [
+        format!("/local/domain/{domid}"),
+        format!("/local/domain/0/backend/vbd/{domid}"),
+        format!("/local/domain/0/backend/qdisk/{domid}"),
+        format!("/local/domain/0/backend/vif/{domid}"),
+    ] {
         let _ = xs.rm(0, &p);
     }
+    // After the back-end directories are gone: the kernel drops the device, and a loop
+    // device still open then detaches itself on its last close.
+    detach_physical(&loops);
     if let Some(vm) = vm.filter(|v| v.starts_with("/vm/")) {
         let _ = xs.rm(0, &vm);
     }
     r.map_err(Error::from)
+}
+
+/// The loop devices `xl create` attached for the domain's `backendtype=phy` file disks
+/// (the `physical-device-path` of a disk whose `params` is a regular file).
+fn attached_loops(xs: &mut Xs, domid: u16) -> Vec<Option<PhysicalDevice>> {
+    let base = format!("/local/domain/0/backend/vbd/{domid}");
+    let mut out = Vec::new();
+    for dev in xs.directory(0, &base).unwrap_or_default() {
+        let rd = |xs: &mut Xs, k: &str| xs.read_string(0, &format!("{base}/{dev}/{k}")).ok();
+        let (Some(params), Some(path)) = (rd(xs, "params"), rd(xs, "physical-device-path")) else { continue };
+        if path.starts_with("/dev/loop") && std::fs::metadata(&params).is_ok_and(|m| m.is_file()) {
+            out.push(Some(PhysicalDevice { device: String::new(), path, loop_attached: true }));
+        }
+    }
+    out
 }
 
 /// The state column of `xl list`: r b p s c d.
@@ -340,4 +462,25 @@ pub fn info_lines(xc: &Xc) -> Result<Vec<(String, String)>> {
         ("xen_commandline".into(), xc.commandline()?),
         ("free_pages".into(), p.free_pages.to_string()),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_numbers_as_libxl_writes_them() {
+        assert_eq!(device_numbers(0x0700), "7:0");
+        assert_eq!(device_numbers(0x0803), "8:3");
+        // major 259 (blkext), minor 300: glibc's split encoding of both halves
+        assert_eq!(device_numbers((259 << 8) | (300 & 0xff) | ((300 & !0xff) << 12)), "103:12c");
+    }
+
+    #[test]
+    fn params_and_type_by_backend() {
+        let mut d = Disk { target: "/tmp/a.img".into(), kind: "file".into(), vdev: "xvda".into(), writable: true, backend: DiskBackend::Qdisk };
+        assert_eq!((disk_params(&d), disk_type(&d)), ("aio:/tmp/a.img".to_string(), "qdisk"));
+        d.backend = DiskBackend::Phy;
+        assert_eq!((disk_params(&d), disk_type(&d)), ("/tmp/a.img".to_string(), "phy"));
+    }
 }

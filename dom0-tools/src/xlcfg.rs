@@ -172,6 +172,30 @@ pub struct Disk {
     pub kind: String,
     pub vdev: String,
     pub writable: bool,
+    pub backend: DiskBackend,
+}
+
+/// Which back-end serves a disk (`backendtype=`), and so where the toolstack puts its
+/// back-end directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DiskBackend {
+    /// Our userspace `blkback` daemon, under `backend/qdisk` (the path libxl uses for
+    /// QEMU's userspace back-end). The default: dom0 runs our daemon.
+    #[default]
+    Qdisk,
+    /// Linux's kernel blkback, under `backend/vbd`; it needs `physical-device`, so a
+    /// regular file is attached to a loop device first (as Xen's `block` script does).
+    Phy,
+}
+
+impl DiskBackend {
+    /// The back-end type in xenstore paths and the `type` key.
+    pub fn xenstore_type(self) -> &'static str {
+        match self {
+            DiskBackend::Qdisk => "qdisk",
+            DiskBackend::Phy => "vbd",
+        }
+    }
 }
 
 /// A `vif=` entry (`key=value` pairs).
@@ -198,7 +222,7 @@ pub struct DomainConfig {
 }
 
 pub fn parse_disk(spec: &str) -> Result<Disk, String> {
-    let mut d = Disk { target: String::new(), kind: "phy".into(), vdev: String::new(), writable: true };
+    let mut d = Disk { target: String::new(), kind: "phy".into(), vdev: String::new(), writable: true, backend: DiskBackend::default() };
     let mut positional = 0;
     for part in spec.split(',').map(str::trim) {
         if let Some((k, v)) = part.split_once('=') {
@@ -206,7 +230,19 @@ pub fn parse_disk(spec: &str) -> Result<Disk, String> {
                 "target" => d.target = v.into(),
                 "vdev" => d.vdev = v.into(),
                 "access" => d.writable = parse_access(v)?,
-                "format" | "backendtype" | "devtype" | "script" => {}
+                "backendtype" => {
+                    d.backend = match v {
+                        "qdisk" => DiskBackend::Qdisk,
+                        "phy" => DiskBackend::Phy,
+                        other => return Err(format!("backendtype `{other}` is not supported (phy or qdisk)")),
+                    }
+                }
+                "format" => {
+                    if v != "raw" {
+                        return Err(format!("disk format `{v}` is not supported (raw)"));
+                    }
+                }
+                "devtype" | "script" => {}
                 other => return Err(format!("unknown disk key `{other}`")),
             }
             continue;
@@ -429,7 +465,7 @@ maxmem = 256
 vcpus = 2
 on_poweroff = "destroy"
 on_reboot = "destroy"
-disk = [ "phy:/dev/loop0,xvda,w",
+disk = [ "phy:/dev/loop0,xvda,w,backendtype=phy",
          "file:/tmp/b.img,xvdb,r" ]
 vif = [ "mac=00:16:3e:00:00:01,bridge=xenbr0" ]
 "#;
@@ -446,7 +482,8 @@ vif = [ "mac=00:16:3e:00:00:01,bridge=xenbr0" ]
         assert_eq!(c.on_reboot, OnEvent::Destroy);
         assert_eq!(c.on_crash, OnEvent::Destroy);
         assert_eq!(c.disks.len(), 2);
-        assert_eq!(c.disks[1], Disk { target: "/tmp/b.img".into(), kind: "file".into(), vdev: "xvdb".into(), writable: false });
+        assert_eq!(c.disks[1], Disk { target: "/tmp/b.img".into(), kind: "file".into(), vdev: "xvdb".into(), writable: false, backend: DiskBackend::Qdisk });
+        assert_eq!(c.disks[0].backend, DiskBackend::Phy);
         assert_eq!(c.vifs[0].bridge.as_deref(), Some("xenbr0"));
     }
 
@@ -477,6 +514,8 @@ vif = [ "mac=00:16:3e:00:00:01,bridge=xenbr0" ]
         let e = domain_config("g.cfg", &parse("g.cfg", "memory=1").unwrap(), &[]).unwrap_err();
         assert_eq!(e.to_string(), "g.cfg:1: name: missing");
         assert!(parse("g.cfg", "disk = [ \"a\",\n").is_err());
+        let e = domain_config("g.cfg", &parse("g.cfg", "name=\"a\"\nkernel=\"k\"\ndisk=[\"/x,xvda,w,backendtype=tap\"]").unwrap(), &[]).unwrap_err();
+        assert_eq!(e.to_string(), "g.cfg:3: disk: backendtype `tap` is not supported (phy or qdisk)");
     }
 
     #[test]

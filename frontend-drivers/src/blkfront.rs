@@ -441,6 +441,13 @@ enum Job<'a> {
     Write(&'a [u8]),
 }
 
+/// Where a write's data comes from.
+enum Src<'a> {
+    Slice(&'a [u8]),
+    /// Called per page with the byte offset within the request and the page's part.
+    Fill(&'a mut dyn FnMut(usize, &mut [u8])),
+}
+
 impl<G: FrontGrants> BlkFront<G> {
     /// A front-end over `ring` (initialised with `FrontRing::init` on the page whose
     /// grant was published as `ring-ref`), the page pool `grants`, and the back-end's
@@ -633,14 +640,27 @@ impl<G: FrontGrants> BlkFront<G> {
             return Err(BlkError::Unaligned);
         }
         let n = u32::try_from(data.len() / SECTOR_SIZE).map_err(|_| BlkError::OutOfRange)?;
-        self.submit_rw(sector, n, Some(data), 0)
+        self.submit_rw(sector, n, Some(Src::Slice(data)), 0)
+    }
+
+    /// Submits a write of `nr_sectors` at `sector` whose data `fill` produces straight into
+    /// the shared pages, page by page: `fill(offset, part)` fills `part` (at most a page)
+    /// with the bytes at `offset` within the request. No caller buffer of the request's
+    /// size is needed, so requests of any size can be kept in flight from a small stack.
+    pub fn submit_write_with(
+        &mut self,
+        sector: u64,
+        nr_sectors: u32,
+        fill: &mut dyn FnMut(usize, &mut [u8]),
+    ) -> Result<u16, BlkError> {
+        self.submit_rw(sector, nr_sectors, Some(Src::Fill(fill)), 0)
     }
 
     fn submit_rw(
         &mut self,
         sector: u64,
         nr_sectors: u32,
-        data: Option<&[u8]>,
+        mut data: Option<Src<'_>>,
         buf_off: usize,
     ) -> Result<u16, BlkError> {
         if nr_sectors == 0 || nr_sectors > self.max_sectors_per_request() {
@@ -656,11 +676,20 @@ impl<G: FrontGrants> BlkFront<G> {
         let mut segs = [BlkifRequestSegment::default(); BLKFRONT_MAX_SEGMENTS];
         for (i, seg) in segs.iter_mut().enumerate().take(nseg) {
             let secs = (nsec - i * SECTORS_PER_PAGE).min(SECTORS_PER_PAGE);
-            if let Some(d) = data {
-                let off = i * PAGE_SIZE;
-                let page = self.page(id, i);
-                self.grants
-                    .write_page(page, 0, &d[off..off + secs * SECTOR_SIZE]);
+            let off = i * PAGE_SIZE;
+            let page = self.page(id, i);
+            match &mut data {
+                None => {}
+                Some(Src::Slice(d)) => {
+                    self.grants
+                        .write_page(page, 0, &d[off..off + secs * SECTOR_SIZE]);
+                }
+                Some(Src::Fill(f)) => {
+                    let mut tmp = [0u8; PAGE_SIZE];
+                    let part = &mut tmp[..secs * SECTOR_SIZE];
+                    f(off, part);
+                    self.grants.write_page(page, 0, part);
+                }
             }
             // The back-end writes into the pages of a read: grant those writable.
             let gref = match self.gref(id, i, write) {
@@ -873,6 +902,34 @@ impl<G: FrontGrants> BlkFront<G> {
         Ok(())
     }
 
+    /// As [`release`](Self::release), handing a successful read's data to `take` page by
+    /// page (`take(offset within the request, bytes)`) instead of into one buffer.
+    pub fn release_with(
+        &mut self,
+        id: u16,
+        take: &mut dyn FnMut(usize, &[u8]),
+    ) -> Result<(), BlkError> {
+        let idx = usize::from(id);
+        let Some(slot) = self.slots[..self.nr_ids].get(idx).copied() else {
+            return Err(BlkError::NotCompleted);
+        };
+        if !matches!(slot.state, SlotState::Done(_)) {
+            return Err(BlkError::NotCompleted);
+        }
+        if let (BLKIF_OP_READ, SlotState::Done(RspStatus::Okay)) = (slot.op, slot.state) {
+            let len = slot.nr_sectors as usize * SECTOR_SIZE;
+            let mut tmp = [0u8; PAGE_SIZE];
+            for (i, off) in (0..len).step_by(PAGE_SIZE).enumerate() {
+                let part = &mut tmp[..(len - off).min(PAGE_SIZE)];
+                let page = self.page(idx, i);
+                self.grants.read_page(page, 0, part);
+                take(off, part);
+            }
+        }
+        self.free_id(idx);
+        Ok(())
+    }
+
     fn check_range(&self, sector: u64, nr_sectors: u64) -> Result<(), BlkError> {
         match sector.checked_add(nr_sectors) {
             Some(end) if end <= self.info.sectors => Ok(()),
@@ -999,7 +1056,7 @@ impl<G: FrontGrants> BlkFront<G> {
                 let n = (total - next).min(per_req);
                 let off = next as usize * SECTOR_SIZE;
                 let data = match &job {
-                    Job::Write(d) => Some(&d[off..off + n as usize * SECTOR_SIZE]),
+                    Job::Write(d) => Some(Src::Slice(&d[off..off + n as usize * SECTOR_SIZE])),
                     Job::Read(_) => None,
                 };
                 match self.submit_rw(sector + next, n as u32, data, off) {

@@ -5,6 +5,7 @@
 //!
 //! - [`console`]: the PV console ring (`xencons_interface`).
 //! - [`xenstore`]: a xenstore client over the store ring (`xenstore_domain_interface`).
+//! - [`netfront`]: the netif front-end; [`netproto`]: Ethernet, ARP, IPv4, ICMP echo.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -13,6 +14,8 @@ extern crate std;
 
 pub mod blkfront;
 pub mod console;
+pub mod netfront;
+pub mod netproto;
 pub mod page;
 pub mod xenstore;
 

@@ -19,7 +19,8 @@ use core::cell::Cell;
 use core::sync::atomic::{fence, Ordering};
 use frontend_drivers::blkfront::{self, BackendInfo, BlkFront, BlkFrontConfig, FrontGrants};
 use frontend_drivers::Notify;
-use xen_abi::blkif::{BlkifRequest, BlkifRequestSegment, BLKIF_OP_READ, BLKIF_RSP_OKAY};
+use xen_abi::blkif::{BlkifRequest, BlkifRequestIndirect, BlkifRequestSegment, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_RSP_OKAY};
+use zerocopy::IntoBytes;
 use xen_abi::event_channel::EVTCHNSTAT_interdomain;
 use xen_abi::grant_table::*;
 use xen_abi::xen::DOMID_SELF;
@@ -365,14 +366,25 @@ pub(crate) fn serve(
 
 // ------------------------------------------------------------------ front-ends
 
-/// Pool pages granted to the back-end as references RING_REF + 1 + index.
+/// Pool pages (mapped back to back from `base`) granted to the back-end as references
+/// RING_REF + 1 + index.
 struct Pool {
     table: WindowPage,
-    pages: [Option<(WindowPage, u64)>; POOL],
+    base: u64,
+    mfns: [u64; POOL],
     backend: u16,
 }
 
-const POOL: usize = 36;
+/// Enough for a full single-page ring (32 requests) of 11-segment requests; the
+/// references stay within the grant table's first frame (512 entries).
+const POOL: usize = 32 * 11;
+const _: () = assert!(RING_REF as usize + 1 + POOL <= 512);
+
+impl Pool {
+    fn page(&self, page: usize) -> Option<WindowPage> {
+        (page < POOL).then(|| WindowPage::new(self.base + page as u64 * PAGE as u64))
+    }
+}
 
 impl FrontGrants for Pool {
     fn page_count(&self) -> usize {
@@ -380,9 +392,9 @@ impl FrontGrants for Pool {
     }
 
     fn grant(&mut self, page: usize, readonly: bool) -> Result<GrantRef, blkfront::GrantError> {
-        let (_, mfn) = self.pages[page].as_ref().ok_or(blkfront::GrantError::Other(-1))?;
+        let mfn = *self.mfns.get(page).ok_or(blkfront::GrantError::Other(-1))?;
         let gref = RING_REF + 1 + page as u32;
-        grant_entry(&self.table, gref, *mfn, self.backend, readonly);
+        grant_entry(&self.table, gref, mfn, self.backend, readonly);
         Ok(GrantRef(gref))
     }
 
@@ -400,14 +412,14 @@ impl FrontGrants for Pool {
     }
 
     fn write_page(&mut self, page: usize, offset: usize, data: &[u8]) {
-        if let Some((p, _)) = &self.pages[page] {
-            write_words(p, offset, data);
+        if let Some(p) = self.page(page) {
+            write_words(&p, offset, data);
         }
     }
 
     fn read_page(&mut self, page: usize, offset: usize, buf: &mut [u8]) {
-        if let Some((p, _)) = &self.pages[page] {
-            read_words(p, offset, buf);
+        if let Some(p) = self.page(page) {
+            read_words(&p, offset, buf);
         }
     }
 }
@@ -458,7 +470,16 @@ fn connect(port: u32, backend: u16, disk_mib: u64) -> Result<Front, Failure> {
 
 /// The driver over the parts, for a disk as `info` describes it.
 pub(crate) fn front(p: Parts, info: BackendInfo) -> Result<Front, Failure> {
-    let cfg = BlkFrontConfig { max_segments: 11, persistent: false };
+    // Full single-page ring depth of 11-segment requests (the pool's size).
+    front_with(p, info, 11)
+}
+
+/// As [`front`], with requests of up to `max_segments` segments (above 11: indirect
+/// requests, if the back-end offers them; fewer requests in flight, as the pool is
+/// shared). Pages stay granted between requests when the back-end offers persistent
+/// grants.
+pub(crate) fn front_with(p: Parts, info: BackendInfo, max_segments: usize) -> Result<Front, Failure> {
+    let cfg = BlkFrontConfig { max_segments, persistent: true };
     let dev = BlkFront::new(p.ring, p.pool, info, cfg).map_err(|e| fail(format_args!("blkfront: {e:?}")))?;
     Ok(Front { dev, chan: p.chan })
 }
@@ -472,13 +493,15 @@ pub(crate) fn connect_parts(port: u32, backend: u16) -> Result<Parts, Failure> {
     let table = grant_table()?;
     let (ring_page, _, ring_mfn) = paging::new_page().map_err(|e| fail(format_args!("ring page: {e}")))?;
     let ring = blk_front_ring(&ring_page).map_err(|e| fail(format_args!("ring: {e:?}")))?;
-    let mut pages: [Option<(WindowPage, u64)>; POOL] = core::array::from_fn(|_| None);
-    for p in pages.iter_mut() {
-        let (page, _, mfn) = paging::new_page().map_err(|e| fail(format_args!("pool page: {e}")))?;
-        *p = Some((page, mfn));
+    let base = paging::alloc_window(POOL as u64).map_err(|e| fail(format_args!("pool window: {e}")))?;
+    let mut mfns = [0u64; POOL];
+    for (i, m) in mfns.iter_mut().enumerate() {
+        let (_, mfn) = paging::alloc_frame().map_err(|e| fail(format_args!("pool frame {i}: {e}")))?;
+        paging::map(base + i as u64 * PAGE as u64, mfn, pte::KERNEL_RW).map_err(|e| fail(format_args!("map pool page {i}: {e}")))?;
+        *m = mfn;
     }
     grant_entry(&table, RING_REF, ring_mfn, backend, false);
-    let pool = Pool { table, pages, backend };
+    let pool = Pool { table, base, mfns, backend };
     Ok(Parts { ring, pool, chan: Chan::new(port) })
 }
 
@@ -501,25 +524,42 @@ pub fn frontend(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
 }
 
 /// Writes `mib` MiB at byte `base`, reads them back checking every byte (or crashes on
-/// purpose after `crash_after` MiB), then ends every grant.
+/// purpose after `crash_after` MiB), then ends every grant. Keeps the ring full: as many
+/// requests in flight as the driver has ids, each as large as it allows, the data
+/// generated straight into (and checked straight out of) the shared pages.
 pub(crate) fn transfer(f: &mut Front, base: u64, mib: u64, seed: u64, crash_after: Option<u64>, test: &mut dyn FnMut(&str, TestResult)) {
-    // Four pages per call: one request of 4 segments (the stack is 64 KiB).
-    let chunk = 4 * PAGE;
-    let mut buf = [0u8; 4 * PAGE];
+    transfer_data(f, base, mib, seed, crash_after, test);
+    teardown(f, test);
+}
+
+/// Ends every grant the driver holds (with persistent grants: once the back-end has
+/// unmapped them, i.e. after it disconnected).
+pub(crate) fn teardown(f: &mut Front, test: &mut dyn FnMut(&str, TestResult)) {
+    let torn = f.dev.teardown().map(|_| ()).map_err(|e| fail(format_args!("teardown: {e:?}")));
+    test("blkfront_teardown_ends_every_grant", torn.and_then(|_| match f.dev.grants_held() {
+        0 => Ok(()),
+        n => Err(fail(format_args!("{n} grants still held"))),
+    }));
+}
+
+/// Persistent grants are in use (both ends offered them).
+pub(crate) fn persistent(f: &Front) -> bool {
+    f.dev.persistent()
+}
+
+/// [`transfer`] without the teardown.
+pub(crate) fn transfer_data(f: &mut Front, base: u64, mib: u64, seed: u64, crash_after: Option<u64>, test: &mut dyn FnMut(&str, TestResult)) {
     let total = mib << 20;
     let t0 = shared::now_ns();
-    let mut written = 0u64;
-    let write = (0..total / chunk as u64).try_for_each(|i| {
-        let at = base + i * chunk as u64;
-        fill(&mut buf, at, seed);
-        f.dev.write(at / 512, &buf, &f.chan).map_err(|e| fail(format_args!("write at {at:#x}: {e:?}")))?;
-        written += chunk as u64;
-        if crash_after.is_some_and(|k| written >= k << 20) {
+    let write = pipeline(f, base, total, |f, at, n| {
+        f.dev.submit_write_with(at / 512, n / 512, &mut |off, part| fill(part, at + off as u64, seed))
+    }, |f, id, _| f.dev.release(id, None).map_err(|e| fail(format_args!("release: {e:?}"))), |f, done| {
+        if crash_after.is_some_and(|k| done >= k << 20) {
             // A front-end dying mid-transfer, with requests and grants outstanding.
             crate::arch::x86_64::hypercall::raw_no_args(xen_abi::hypercall::HYPERVISOR_set_trap_table);
             let _ = f.dev.submit_read(0, 4);
             f.dev.push_requests();
-            println!("pv-guest: crashing mid-transfer after {} MiB", written >> 20);
+            println!("pv-guest: crashing mid-transfer after {} MiB", done >> 20);
             let v = crate::arch::x86_64::traps::read_u64(crate::mm::VMAP_END - 8);
             return Err(fail(format_args!("still alive after the fault ({v:?})")));
         }
@@ -527,29 +567,85 @@ pub(crate) fn transfer(f: &mut Front, base: u64, mib: u64, seed: u64, crash_afte
     });
     let t1 = shared::now_ns();
     test("blkfront_write", write);
-    let read = (0..total / chunk as u64).try_for_each(|i| {
-        let at = base + i * chunk as u64;
-        f.dev.read(at / 512, &mut buf, &f.chan).map_err(|e| fail(format_args!("read at {at:#x}: {e:?}")))?;
-        for (w, c) in buf.chunks_exact(8).enumerate() {
-            let off = at + 8 * w as u64;
-            let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
-            if v != word_pattern(off, seed) {
-                return Err(fail(format_args!("byte offset {off:#x}: {v:#x}, wanted {:#x}", word_pattern(off, seed))));
-            }
+    let read = pipeline(f, base, total, |f, at, n| f.dev.submit_read(at / 512, n / 512), |f, id, at| {
+        let mut bad = None;
+        f.dev
+            .release_with(id, &mut |off, part| {
+                for (w, c) in part.chunks_exact(8).enumerate() {
+                    let o = at + (off + 8 * w) as u64;
+                    let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+                    if v != word_pattern(o, seed) && bad.is_none() {
+                        bad = Some((o, v));
+                    }
+                }
+            })
+            .map_err(|e| fail(format_args!("release: {e:?}")))?;
+        match bad {
+            None => Ok(()),
+            Some((o, v)) => Err(fail(format_args!("byte offset {o:#x}: {v:#x}, wanted {:#x}", word_pattern(o, seed)))),
         }
-        Ok(())
-    });
+    }, |_, _| Ok(()));
     let t2 = shared::now_ns();
     test("blkfront_read_back_every_byte", read);
     let ms = |dt: u64| dt.max(1) / 1_000_000;
     println!("BENCH blkif_write {} MB/s", (total >> 20) * 1000 / ms(t1 - t0).max(1));
     println!("BENCH blkif_read {} MB/s", (total >> 20) * 1000 / ms(t2 - t1).max(1));
-    println!("pv-guest: blkfront moved {mib} MiB each way ({:?})", f.dev.stats());
-    let torn = f.dev.teardown().map(|_| ()).map_err(|e| fail(format_args!("teardown: {e:?}")));
-    test("blkfront_teardown_ends_every_grant", torn.and_then(|_| match f.dev.grants_held() {
-        0 => Ok(()),
-        n => Err(fail(format_args!("{n} grants still held"))),
-    }));
+    println!("pv-guest: blkfront moved {mib} MiB each way ({:?}, persistent grants: {})", f.dev.stats(), f.dev.persistent());
+}
+
+/// Moves `total` bytes from byte `base` in requests as large as the driver allows, with
+/// as many in flight as it has ids: `submit(f, at, bytes)` queues one, `done(f, id, at)`
+/// takes a successful one's completion (and releases its id), `progress(f, bytes done)`
+/// runs after each. Stops at the first failure, after draining what is in flight.
+fn pipeline(
+    f: &mut Front,
+    base: u64,
+    total: u64,
+    mut submit: impl FnMut(&mut Front, u64, u32) -> Result<u16, blkfront::BlkError>,
+    mut done: impl FnMut(&mut Front, u16, u64) -> TestResult,
+    mut progress: impl FnMut(&mut Front, u64) -> TestResult,
+) -> TestResult {
+    let per_req = u64::from(f.dev.max_sectors_per_request()) * 512;
+    let (mut next, mut finished) = (0u64, 0u64);
+    let mut failed: Option<Failure> = None;
+    loop {
+        while failed.is_none() && next < total && f.dev.can_submit() {
+            let n = (total - next).min(per_req);
+            match submit(f, base + next, n as u32) {
+                Ok(_) => next += n,
+                Err(e) => failed = Some(fail(format_args!("submit at {:#x}: {e:?}", base + next))),
+            }
+        }
+        if f.dev.push_requests() {
+            f.chan.notify();
+        }
+        let mut got = false;
+        loop {
+            let c = match f.dev.poll() {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => return Err(fail(format_args!("poll: {e:?}"))),
+            };
+            got = true;
+            let at = c.sector * 512;
+            let r = if c.status == blkfront::RspStatus::Okay {
+                done(f, c.id, at)
+            } else {
+                let _ = f.dev.release(c.id, None);
+                Err(fail(format_args!("request at {at:#x} answered {:?}", c.status)))
+            };
+            finished += u64::from(c.nr_sectors) * 512;
+            if let Err(e) = r.and_then(|_| progress(f, finished)) {
+                failed.get_or_insert(e);
+            }
+        }
+        if f.dev.in_flight() == 0 && (next == total || failed.is_some()) {
+            return failed.map_or(Ok(()), Err);
+        }
+        if !got {
+            f.dev.wait_response(&f.chan).map_err(|e| fail(format_args!("waiting ({finished} of {total} bytes done): {e:?}")))?;
+        }
+    }
 }
 
 /// Reads `count` 4 KiB blocks keeping up to `depth` requests in flight; returns ns.
@@ -624,7 +720,7 @@ pub fn hostile(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
         Err(e) => return test("blkfront_hostile_connect", Err(e)),
     };
     let seg = |gref: u32, first: u8, last: u8| BlkifRequestSegment { gref, first_sect: first, last_sect: last, ..Default::default() };
-    let mut bad = [BlkifRequest::default(); 5];
+    let mut bad = [BlkifRequest::default(); 7];
     bad[0] = BlkifRequest { operation: BLKIF_OP_READ, nr_segments: 1, id: 900, sector_number: 0, ..Default::default() };
     bad[0].seg[0] = seg(4000, 0, 7); // a reference never granted
     bad[1] = BlkifRequest { operation: BLKIF_OP_READ, nr_segments: 200, id: 901, ..Default::default() };
@@ -633,6 +729,23 @@ pub fn hostile(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
     bad[3] = BlkifRequest { operation: 77, nr_segments: 0, id: 903, ..Default::default() };
     bad[4] = BlkifRequest { operation: BLKIF_OP_READ, nr_segments: 1, id: 904, ..Default::default() };
     bad[4].seg[0] = seg(RING_REF + 1, 7, 2); // first_sect > last_sect
+    // Indirect: more segments than the back-end's feature-max-indirect-segments, and an
+    // indirect page reference never granted.
+    let indirect = |id: u64, nr_segments: u16, gref: u32| {
+        let ind = BlkifRequestIndirect {
+            operation: BLKIF_OP_INDIRECT,
+            indirect_op: BLKIF_OP_READ,
+            nr_segments,
+            id,
+            indirect_grefs: [gref; 8],
+            ..Default::default()
+        };
+        let mut r = BlkifRequest::default();
+        r.as_mut_bytes()[..core::mem::size_of::<BlkifRequestIndirect>()].copy_from_slice(ind.as_bytes());
+        r
+    };
+    bad[5] = indirect(905, blkback_core::BLKBACK_MAX_INDIRECT_SEGMENTS + 1, RING_REF + 1);
+    bad[6] = indirect(906, 16, 4000);
     for r in bad {
         if let Err(e) = p.ring.write_request(r) {
             return test("blkfront_hostile_send", Err(fail(format_args!("ring: {e:?}"))));
@@ -647,7 +760,7 @@ pub fn hostile(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
         match p.ring.read_response() {
             Ok(Some(rsp)) => {
                 answered += 1;
-                errors &= rsp.status != BLKIF_RSP_OKAY && (900..905).contains(&rsp.id);
+                errors &= rsp.status != BLKIF_RSP_OKAY && (900..907).contains(&rsp.id);
             }
             Ok(None) => {
                 p.chan.wait();

@@ -28,6 +28,8 @@ mod hostile;
 #[cfg(target_os = "none")]
 mod hv;
 #[cfg(target_os = "none")]
+mod net;
+#[cfg(target_os = "none")]
 mod paging;
 #[cfg(target_os = "none")]
 mod roles;

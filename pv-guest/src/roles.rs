@@ -125,6 +125,7 @@ fn block_role(role: &str, cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
         "xenstored" => crate::xenstored::run(cmd, &mut test),
         "blkback-xenbus" => crate::xenbus::backend(si, cmd, &mut test),
         "blkfront-xenbus" => crate::xenbus::frontend(si, cmd, &mut test),
+        "netfront-xenbus" => crate::net::frontend(si, cmd, &mut test),
         "xenstore-hostile" => crate::store::hostile(si, &mut test),
         _ => return None,
     }

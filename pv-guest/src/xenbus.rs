@@ -7,7 +7,7 @@
 //!   maps the ring, binds the channel, publishes the disk and goes `Connected` (4);
 //!   serves until the front-end is `Closing` (5), disconnects, `Closing`, and `Closed`
 //!   (6) once the front-end is.
-//! - `role=blkfront-xenbus mib=N`: reads `backend` of `device/vbd/51712`, waits for
+//! - `role=blkfront-xenbus mib=N [segs=S]`: reads `backend` of `device/vbd/51712`, waits for
 //!   `InitWait`, grants its ring, allocates an unbound channel for the back-end,
 //!   publishes them, `Initialised`; at the back-end's `Connected` reads the disk,
 //!   `Connected`; moves N MiB each way checking every byte; `Closing`, then `Closed`
@@ -36,15 +36,15 @@ use xen_abi::{EvtchnPort, GrantRef};
 type TestResult = Result<(), Failure>;
 
 /// `XenbusState*`.
-const INIT_WAIT: u64 = 2;
-const INITIALISED: u64 = 3;
-const CONNECTED: u64 = 4;
-const CLOSING: u64 = 5;
-const CLOSED: u64 = 6;
+pub(crate) const INIT_WAIT: u64 = 2;
+pub(crate) const INITIALISED: u64 = 3;
+pub(crate) const CONNECTED: u64 = 4;
+pub(crate) const CLOSING: u64 = 5;
+pub(crate) const CLOSED: u64 = 6;
 
 /// The store's event channel: each wait polls up to 100 ms; 30 s without any event from
 /// xenstored ends the operation (`Timeout`).
-struct StoreChan {
+pub(crate) struct StoreChan {
     port: u32,
     seen: Cell<u32>,
     idle: Cell<u32>,
@@ -67,9 +67,9 @@ impl Notify for StoreChan {
     }
 }
 
-type Xs = XenStore<Shared, StoreChan>;
+pub(crate) type Xs = XenStore<Shared, StoreChan>;
 
-fn open(si: &StartInfo) -> Result<Xs, Failure> {
+pub(crate) fn open(si: &StartInfo) -> Result<Xs, Failure> {
     if si.store_mfn == 0 {
         return Err(fail(format_args!("no xenstore ring (store_mfn 0)")));
     }
@@ -79,27 +79,27 @@ fn open(si: &StartInfo) -> Result<Xs, Failure> {
     Ok(XenStore::new(Shared(page), StoreChan { port, seen: Cell::new(HITS.count(port)), idle: Cell::new(0) }))
 }
 
-fn xs_err(what: &str, path: &str, e: xenstore::Error) -> Failure {
+pub(crate) fn xs_err(what: &str, path: &str, e: xenstore::Error) -> Failure {
     fail(format_args!("{what} {path}: {e:?}"))
 }
 
-fn read_string(xs: &mut Xs, path: &str) -> Result<String, Failure> {
+pub(crate) fn read_string(xs: &mut Xs, path: &str) -> Result<String, Failure> {
     let mut buf = [0u8; 256];
     let n = xs.read(NO_TX, path, &mut buf).map_err(|e| xs_err("read", path, e))?;
     core::str::from_utf8(&buf[..n]).map(String::from).map_err(|_| fail(format_args!("{path} is not text")))
 }
 
-fn read_num(xs: &mut Xs, path: &str) -> Result<u64, Failure> {
+pub(crate) fn read_num(xs: &mut Xs, path: &str) -> Result<u64, Failure> {
     let v = read_string(xs, path)?;
     xenstore_wire::parse_decimal(v.as_bytes()).ok_or_else(|| fail(format_args!("{path} = {v:?} is not a number")))
 }
 
-fn write(xs: &mut Xs, path: &str, value: &str) -> TestResult {
+pub(crate) fn write(xs: &mut Xs, path: &str, value: &str) -> TestResult {
     xs.write(NO_TX, path, value.as_bytes()).map_err(|e| xs_err("write", path, e))
 }
 
 /// Reads `dir/key` for the drivers' key readers (full length when it doesn't fit).
-fn read_key(xs: &mut Xs, dir: &str, key: &str, buf: &mut [u8]) -> Option<usize> {
+pub(crate) fn read_key(xs: &mut Xs, dir: &str, key: &str, buf: &mut [u8]) -> Option<usize> {
     match xs.read(NO_TX, &format!("{dir}/{key}"), buf) {
         Ok(n) => Some(n),
         Err(xenstore::Error::TooBig(n)) => Some(n),
@@ -108,7 +108,7 @@ fn read_key(xs: &mut Xs, dir: &str, key: &str, buf: &mut [u8]) -> Option<usize> 
 }
 
 /// Writes `dir/key` for the drivers' key writers, keeping the first failure.
-fn write_key(xs: &mut Xs, dir: &str, key: &str, value: &str, first: &mut TestResult) {
+pub(crate) fn write_key(xs: &mut Xs, dir: &str, key: &str, value: &str, first: &mut TestResult) {
     let r = write(xs, &format!("{dir}/{key}"), value);
     if first.is_ok() {
         *first = r;
@@ -116,7 +116,7 @@ fn write_key(xs: &mut Xs, dir: &str, key: &str, value: &str, first: &mut TestRes
 }
 
 /// Waits (on a watch the caller set) until the number at `path` satisfies `done`.
-fn wait_state(xs: &mut Xs, path: &str, done: impl Fn(u64) -> bool) -> Result<u64, Failure> {
+pub(crate) fn wait_state(xs: &mut Xs, path: &str, done: impl Fn(u64) -> bool) -> Result<u64, Failure> {
     loop {
         let s = read_num(xs, path)?;
         if done(s) {
@@ -126,7 +126,7 @@ fn wait_state(xs: &mut Xs, path: &str, done: impl Fn(u64) -> bool) -> Result<u64
     }
 }
 
-fn set_state(xs: &mut Xs, dir: &str, state: u64) -> TestResult {
+pub(crate) fn set_state(xs: &mut Xs, dir: &str, state: u64) -> TestResult {
     write(xs, &format!("{dir}/state"), &format!("{state}"))
 }
 
@@ -282,7 +282,7 @@ pub fn frontend(si: &StartInfo, cmd: &str, test: &mut dyn FnMut(&str, TestResult
         let port = hv::alloc_unbound(DOMID_SELF.0, be).map_err(|r| fail(format_args!("alloc_unbound(remote d{be}): {r}")))?;
         let parts = blk::connect_parts(port, be)?;
         let mut r = Ok(());
-        blkfront::publish_frontend(GrantRef(RING_REF), EvtchnPort(port), false, &mut |k: &str, v: &str| {
+        blkfront::publish_frontend(GrantRef(RING_REF), EvtchnPort(port), true, &mut |k: &str, v: &str| {
             write_key(&mut xs, &dev, k, v, &mut r)
         });
         r?;
@@ -302,7 +302,7 @@ pub fn frontend(si: &StartInfo, cmd: &str, test: &mut dyn FnMut(&str, TestResult
         }
         let info = blkfront::read_backend(&mut |k: &str, b: &mut [u8]| read_key(&mut xs, &bp, k, b))
             .map_err(|e| fail(format_args!("back-end keys: {e:?}")))?;
-        let f = blk::front(parts, info)?;
+        let f = blk::front_with(parts, info, num(cmd, "segs", 11) as usize)?;
         set_state(&mut xs, &dev, CONNECTED)?;
         println!("pv-guest: blkfront: Connected: {} sectors of {} bytes", info.sectors, info.sector_size);
         Ok((f, info))
@@ -315,11 +315,22 @@ pub fn frontend(si: &StartInfo, cmd: &str, test: &mut dyn FnMut(&str, TestResult
 
     let mib = num(cmd, "mib", 64).min(info.sectors / 2048);
     let t0 = shared::now_ns();
-    blk::transfer(&mut f, 0, mib, num(cmd, "seed", 0x5eed), None, test);
+    blk::transfer_data(&mut f, 0, mib, num(cmd, "seed", 0x5eed), None, test);
     println!("pv-guest: blkfront: {mib} MiB written and read back over xenbus in {} ms", (shared::now_ns() - t0) / 1_000_000);
 
+    // With persistent grants the back-end may keep our pages mapped until it
+    // disconnects: end the grants once it is Closing.
+    let persistent = blk::persistent(&f);
+    if !persistent {
+        blk::teardown(&mut f, test);
+    }
     let closed = set_state(&mut xs, &dev, CLOSING)
         .and_then(|_| wait_state(&mut xs, &be_state, |s| s >= CLOSING))
+        .map(|_| {
+            if persistent {
+                blk::teardown(&mut f, test);
+            }
+        })
         .and_then(|_| set_state(&mut xs, &dev, CLOSED));
     test("blkfront_xenbus_closed", closed);
 }

@@ -14,14 +14,24 @@ use std::time::Duration;
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
 /// Our dom0 binaries (static musl), installed in `/usr/sbin`.
-const OUR_BINS: &[&str] = &["xenstored", "xenconsoled", "xl", "blkback"];
-/// Kernel modules dom0 loads, in this order (dependencies are added before each). Not
-/// Linux's `xen-blkback`: our `blkback` daemon serves `backend/vbd`, and the kernel's
-/// would claim the same devices.
-const MODULES: &[&str] = &["xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs", "xen-netback"];
+const OUR_BINS: &[&str] = &["xenstored", "xenconsoled", "xl", "blkback", "netback"];
+/// Kernel modules dom0 loads, in this order (dependencies are added before each); `tun`
+/// and `bridge` for our netback's TAP devices. Not Linux's `xen-blkback` (loaded later by its own test section, see
+/// `DOM0_LATER_MODULES`).
+const MODULES: &[&str] = &["xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs", "xen-netback", "tun", "bridge"];
 /// Debian packages whose files go into dom0 for compatibility checks: the xenstore
 /// command-line clients and their shared-library closure.
 const DEBIAN_USERSPACE: &[&str] = &["xenstore-utils", "libxenstore4", "libxentoolcore1", "libc6"];
+/// Modules in dom0's image that a test section loads itself: Linux's kernel blkback
+/// (for the leg that compares it with ours) and the loop driver it is given files by.
+const DOM0_LATER_MODULES: &[&str] = &["loop", "xen-blkback"];
+/// e2fsprogs (mkfs.ext4, fsck.ext4, debugfs) and its library closure: in the Linux domU
+/// to make and check a file system on its xen-blkfront disk, and in dom0 to check the
+/// image file natively.
+const E2FSPROGS: &[&str] = &["e2fsprogs", "libext2fs2", "libcom-err2", "libblkid1", "libuuid1", "libss2", "libc6"];
+/// The Linux domU's modules: the PV front-ends and ext4 (crc32c is ext4's checksum,
+/// loaded by name at mount time, so it is listed itself).
+const DOMU_MODULES: &[&str] = &["xen-blkfront", "xen-netfront", "crc32c_generic", "ext4"];
 /// Xen's command line for the dom0 tier.
 const XEN_CMDLINE: &str = "console=com1 dom0_mem=768M,max:768M loglvl=all guest_loglvl=all";
 /// What dom0's init prints last, and Xen's words when dom0 powers off.
@@ -175,7 +185,7 @@ fn find_module(dir: &Path, name: &str) -> Option<PathBuf> {
 }
 
 /// The modules to load, dependencies first, as (name, path inside the image, contents).
-fn modules(kdir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+fn modules(kdir: &Path, wanted: &[&str]) -> Result<Vec<(String, Vec<u8>)>> {
     let mut order: Vec<(String, Vec<u8>)> = Vec::new();
     fn add(kdir: &Path, name: &str, order: &mut Vec<(String, Vec<u8>)>, depth: u32) -> Result<()> {
         if order.iter().any(|(n, _)| n == name) || depth > 16 {
@@ -189,7 +199,7 @@ fn modules(kdir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
         order.push((name.to_string(), data));
         Ok(())
     }
-    for m in MODULES {
+    for m in wanted {
         add(kdir, m, &mut order, 0)?;
     }
     Ok(order)
@@ -227,26 +237,86 @@ fn vmlinux(root: &Path, vmlinuz: &Path, kver: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The Linux domU's initramfs: busybox and an init that prints the marker.
-fn domu_initramfs(busybox: &[u8]) -> Vec<u8> {
+/// Copies the files of Debian packages (their libraries and programs) into `t`.
+fn add_debian_packages(root: &Path, t: &mut Tree, pkgs: &[&str]) -> Result<()> {
+    for pkg in pkgs {
+        let dir = reference::unpacked(root, pkg)?;
+        let skip = |p: &str| {
+            p.contains("/gconv") || p.starts_with("/usr/share") || p.contains("/audit") || p.contains("python") || p.ends_with("/boot/hvmloader")
+        };
+        for sub in ["lib", "lib64", "usr/lib", "usr/bin", "sbin"] {
+            t.copy_tree(&dir.join(sub), &format!("/{sub}"), &skip)?;
+        }
+        for conf in ["etc/xen/xl.conf", "etc/mke2fs.conf"] {
+            if dir.join(conf).exists() {
+                t.file(&format!("/{conf}"), std::fs::read(dir.join(conf))?, 0o644);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The Linux domU's initramfs: busybox, the PV front-end and ext4 modules, e2fsprogs,
+/// and an init that prints the marker (and runs the disk test `blktest=` asks for).
+fn domu_initramfs(root: &Path, kdir: &Path, busybox: &[u8]) -> Result<Vec<u8>> {
     let mut t = Tree::default();
-    for d in ["/proc", "/sys", "/dev", "/tmp"] {
+    for d in ["/proc", "/sys", "/dev", "/tmp", "/mnt"] {
         t.dir(d);
     }
     t.file("/bin/busybox", busybox.to_vec(), 0o755);
-    t.file("/init", DOMU_INIT.as_bytes().to_vec(), 0o755);
+    let mut load = String::new();
+    for (name, data) in modules(kdir, DOMU_MODULES)? {
+        t.file(&format!("/lib/modules/{name}.ko"), data, 0o644);
+        load.push_str(&format!("{name} "));
+    }
+    add_debian_packages(root, &mut t, E2FSPROGS)?;
+    t.file("/init", DOMU_INIT.replace("@DOMU_MODULES@", load.trim()).into_bytes(), 0o755);
     // Linux's orderly poweroff (xl shutdown) runs /sbin/poweroff.
     t.file("/sbin/poweroff", b"#!/bin/busybox sh\n/bin/busybox poweroff -f\n".to_vec(), 0o755);
-    t.cpio()
+    Ok(t.cpio())
 }
 
 const DOMU_MARKER: &str = "DOMU UP";
-const DOMU_INIT: &str = "#!/bin/busybox sh
+const DOMU_INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 read up _ < /proc/uptime
-echo \"DOMU UP uptime=$up\"
-while true; do /bin/busybox sleep 3600; done
-";
+echo "DOMU UP uptime=$up"
+/bin/busybox --install -s /bin
+export PATH=/sbin:/bin
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in @DOMU_MODULES@; do insmod /lib/modules/$m.ko || echo "insmod $m failed"; done
+# blktest=format|verify: an ext4 file system on the xen-blkfront disk, files and their
+# checksums; `verify` (after a restart) checks them. Every result is a `BLK` line.
+blktest() {
+  i=0; while [ ! -b /dev/xvda ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+  [ -b /dev/xvda ] || { echo "BLK no /dev/xvda"; echo "BLK DONE"; poweroff -f; }
+  echo "BLK disk $(cat /sys/block/xvda/size) sectors"
+  if [ "$1" = format ]; then
+    mkfs.ext4 -q -F /dev/xvda && echo "BLK mkfs ok" || echo "BLK mkfs FAIL"
+    mount -t ext4 /dev/xvda /mnt && echo "BLK mount ok" || echo "BLK mount FAIL"
+    dd if=/dev/urandom of=/mnt/a bs=1k count=700 2>/dev/null
+    dd if=/dev/urandom of=/mnt/b bs=1M count=6 2>/dev/null
+    mkdir -p /mnt/d; echo "hello from $(cat /proc/sys/kernel/random/uuid)" > /mnt/d/c
+    (cd /mnt && sha256sum a b d/c > /tmp/sums && cp /tmp/sums SUMS)
+    sed 's/^/BLK sum /' /tmp/sums
+    umount /mnt && echo "BLK umount ok" || echo "BLK umount FAIL"
+  else
+    mount -t ext4 /dev/xvda /mnt && echo "BLK mount ok" || echo "BLK mount FAIL"
+    (cd /mnt && sha256sum -c SUMS >/tmp/check 2>&1) && echo "BLK verify ok" || { echo "BLK verify FAIL"; sed 's/^/BLK check /' /tmp/check; }
+    umount /mnt && echo "BLK umount ok" || echo "BLK umount FAIL"
+  fi
+  fsck.ext4 -f -n /dev/xvda >/tmp/fsck 2>&1; echo "BLK fsck rc=$?"
+  tail -3 /tmp/fsck | sed 's/^/BLK fsck| /'
+  echo "BLK DONE"
+  poweroff -f
+}
+case " $(cat /proc/cmdline) " in
+  *" blktest=format "*) blktest format ;;
+  *" blktest=verify "*) blktest verify ;;
+esac
+while true; do sleep 3600; done
+"#;
 
 /// dom0's kernel, its command line and the initramfs.
 #[derive(Debug)]
@@ -303,32 +373,37 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
     t.file("/bin/busybox", std::fs::read(&bb).context(|| format!("reading {}", bb.display()))?, 0o755);
     t.file("/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n".to_vec(), 0o644);
     t.file("/etc/group", b"root:x:0:\n".to_vec(), 0o644);
+    let kdir = kroot.join(format!("lib/modules/{kver}/kernel"));
     let mut load = String::new();
-    for (name, data) in modules(&kroot.join(format!("lib/modules/{kver}/kernel")))? {
-        t.file(&format!("/lib/modules/{name}.ko"), data, 0o644);
+    let boot_modules = modules(&kdir, MODULES)?;
+    for (name, data) in &boot_modules {
+        t.file(&format!("/lib/modules/{name}.ko"), data.clone(), 0o644);
         load.push_str(&format!("{name} "));
     }
-    let extra: &[&str] = if variant == Variant::Bench { DEBIAN_TOOLSTACK } else { &[] };
-    for pkg in DEBIAN_USERSPACE.iter().chain(extra) {
-        let dir = reference::unpacked(root, pkg)?;
-        let skip = |p: &str| {
-            p.contains("/gconv") || p.starts_with("/usr/share") || p.contains("/audit") || p.contains("python") || p.ends_with("/boot/hvmloader")
-        };
-        for sub in ["lib", "lib64", "usr/lib", "usr/bin"] {
-            t.copy_tree(&dir.join(sub), &format!("/{sub}"), &skip)?;
+    let mut later = String::new();
+    for (name, data) in modules(&kdir, DOM0_LATER_MODULES)? {
+        if !boot_modules.iter().any(|(n, _)| *n == name) {
+            t.file(&format!("/lib/modules/{name}.ko"), data, 0o644);
+            later.push_str(&format!("{name} "));
         }
-        if dir.join("etc/xen/xl.conf").exists() {
-            t.file("/etc/xen/xl.conf", std::fs::read(dir.join("etc/xen/xl.conf"))?, 0o644);
-        }
+    }
+    add_debian_packages(root, &mut t, DEBIAN_USERSPACE)?;
+    add_debian_packages(root, &mut t, E2FSPROGS)?;
+    if variant == Variant::Bench {
+        add_debian_packages(root, &mut t, DEBIAN_TOOLSTACK)?;
     }
     // domU payloads and their configurations.
     let pv_guest = crate::images::build_bare(root, "pv-guest", "-C relocation-model=static")?;
     t.file("/guests/pv-guest", std::fs::read(&pv_guest)?, 0o644);
     t.file("/guests/vmlinux", std::fs::read(vmlinux(root, &kernel, &kver)?)?, 0o644);
-    t.file("/guests/domu.cpio", domu_initramfs(&std::fs::read(&bb)?), 0o644);
+    t.file("/guests/domu.cpio", domu_initramfs(root, &kdir, &std::fs::read(&bb)?)?, 0o644);
     t.file("/etc/xen/pv-guest.cfg", PV_GUEST_CFG.as_bytes().to_vec(), 0o644);
     t.file("/etc/xen/pv-blk.cfg", PV_BLK_CFG.replace("@BLK_MIB@", &BLK_MIB.to_string()).into_bytes(), 0o644);
+    t.file("/etc/xen/pv-net.cfg", PV_NET_CFG.replace("@NAME@", "pv-net").replace("@VIF@", "").into_bytes(), 0o644);
+    t.file("/etc/xen/pv-net-ours.cfg", PV_NET_CFG.replace("@NAME@", "pv-net-ours").replace("@VIF@", ",bridge=xennet0").into_bytes(), 0o644);
     t.file("/etc/xen/linux.cfg", LINUX_CFG.as_bytes().to_vec(), 0o644);
+    t.file("/etc/xen/linux-blk.cfg", LINUX_BLK_CFG.as_bytes().to_vec(), 0o644);
+    t.file("/etc/xen/pv-kblk.cfg", PV_KBLK_CFG.replace("@BLK_MIB@", &BLK_MIB.to_string()).into_bytes(), 0o644);
     t.file("/etc/xen/bench.cfg", BENCH_CFG.as_bytes().to_vec(), 0o644);
     t.file("/etc/xen/bad.cfg", b"name = \"bad\"\nkernel = \"/guests/pv-guest\"\nmemory = \"lots\"\n".to_vec(), 0o644);
     let bins = build_our_binaries(root)?;
@@ -336,7 +411,7 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
         let p = bins.join(b);
         t.file(&format!("/usr/sbin/{b}"), std::fs::read(&p).context(|| format!("reading {}", p.display()))?, 0o755);
     }
-    t.file("/init", init_script(&load, variant).into_bytes(), 0o755);
+    t.file("/init", init_script(&load, &later, variant)?.into_bytes(), 0o755);
     let dir = crate::images::images_dir(root);
     std::fs::create_dir_all(&dir)?;
     let initrd = dir.join(if variant == Variant::Bench { "dom0-bench.cpio" } else { "dom0.cpio" });
@@ -371,8 +446,49 @@ on_crash = \"preserve\"
 disk = [ \"file:/tmp/pv-blk.img,xvda,w\" ]
 ";
 
+/// pv-guest's blkfront against Linux's kernel blkback (`backendtype=phy`).
+const PV_KBLK_CFG: &str = "# pv-guest's blkfront on Linux's kernel blkback, @BLK_MIB@ MiB each way
+name = \"pv-kblk\"
+type = \"pv\"
+kernel = \"/guests/pv-guest\"
+extra = \"role=blkfront-xenbus mib=@BLK_MIB@\"
+memory = 32
+vcpus = 1
+on_poweroff = \"destroy\"
+on_crash = \"preserve\"
+disk = [ \"file:/tmp/kblk.img,xvda,w,backendtype=phy\" ]
+";
+
+/// Debian's Linux with xen-blkfront on our blkback (the default back-end type, qdisk).
+const LINUX_BLK_CFG: &str = "name = \"linux-blk\"
+type = \"pv\"
+kernel = \"/guests/vmlinux\"
+ramdisk = \"/guests/domu.cpio\"
+extra = \"console=hvc0 loglevel=4\"
+memory = 160
+vcpus = 1
+on_poweroff = \"destroy\"
+on_reboot = \"destroy\"
+on_crash = \"preserve\"
+disk = [ \"file:/tmp/linux-blk.img,xvda,w\" ]
+";
+
 /// MiB pv-guest's blkfront writes and reads back through our blkback.
 const BLK_MIB: u32 = 4;
+
+/// pv-guest's netfront: ARP, 20 pings to dom0, answers 3 of dom0's (`@VIF@`: the
+/// bridge, for our netback's leg).
+const PV_NET_CFG: &str = "# pv-guest's netfront: xenbus handshake with a network back-end, ARP and ICMP echo
+name = \"@NAME@\"
+type = \"pv\"
+kernel = \"/guests/pv-guest\"
+extra = \"role=netfront-xenbus ip=10.0.0.2 peer=10.0.0.1 count=20 serve=3\"
+memory = 32
+vcpus = 1
+on_poweroff = \"destroy\"
+on_crash = \"preserve\"
+vif = [ \"mac=00:16:3e:00:00:10@VIF@\" ]
+";
 
 const LINUX_CFG: &str = "# Debian's kernel as a PV domU with a busybox initramfs
 name = \"linux\"
@@ -390,18 +506,146 @@ vif = [ \"mac=00:16:3e:00:00:01,bridge=xenbr0\" ]
 ";
 
 /// dom0's `/init`: busybox sh. Each check prints one `TEST` line.
-fn init_script(modules: &str, variant: Variant) -> String {
+fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<String> {
     let steps = match variant {
-        Variant::Test => TEST_STEPS,
-        Variant::Bench => BENCH_STEPS,
+        Variant::Test => {
+            let all = TEST_STEPS.replace("@KERNEL_BLKBACK@", KERNEL_BLKBACK_STEPS).replace("@LINUX_BLK@", LINUX_BLK_STEPS).replace("@NET@", NET_STEPS);
+            select_sections(&all, std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref())?
+        }
+        Variant::Bench => BENCH_STEPS.to_string(),
     };
-    INIT.replace("@STEPS@", steps)
+    Ok(INIT.replace("@STEPS@", &steps)
         .replace("@MODULES@", modules.trim())
+        .replace("@LATER_MODULES@", later_modules.trim())
         .replace("@DONE@", DONE)
         .replace("@MARKER@", DOMU_MARKER)
         .replace("@REPS@", &BENCH_REPS.to_string())
-        .replace("@BLK_MIB@", &BLK_MIB.to_string())
+        .replace("@BLK_MIB@", &BLK_MIB.to_string()))
 }
+
+/// The test steps are sections, each starting with a `#@ NAME` line. With
+/// `XTASK_DOM0_SECTIONS=a,b` (for working on one part) only `base`, those and `end` run; a
+/// section may rely on what earlier ones set up, so the full tier is the authority.
+fn select_sections(steps: &str, wanted: Option<&str>) -> Result<String> {
+    let Some(wanted) = wanted.filter(|w| !w.trim().is_empty()) else { return Ok(steps.to_string()) };
+    let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
+    let names: Vec<&str> = steps.lines().filter_map(|l| l.strip_prefix("#@ ")).map(str::trim).collect();
+    if let Some(bad) = wanted.iter().find(|w| !names.contains(w)) {
+        return Err(Error::new(format!("XTASK_DOM0_SECTIONS: no section `{bad}` (sections: {})", names.join(", "))));
+    }
+    let mut out = String::new();
+    let mut keep = true;
+    for line in steps.lines() {
+        if let Some(name) = line.strip_prefix("#@ ") {
+            keep = ["base", "end"].contains(&name.trim()) || wanted.contains(&name.trim());
+        }
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    eprintln!("xtask: dom0 tier: sections base,{}", wanted.join(","));
+    Ok(out)
+}
+
+/// pv-guest's blkfront on Linux's kernel blkback (`backendtype=phy`, on a loop device
+/// `xl` attaches to the image file), the same transfer as against ours.
+const KERNEL_BLKBACK_STEPS: &str = r#"#@ kernel-blkback
+for m in @LATER_MODULES@; do insmod /lib/modules/$m.ko || echo "insmod $m failed"; done
+check kernel-blkback-loaded grep -q '^xen_blkback ' /proc/modules
+dd if=/dev/zero of=/tmp/kblk.img bs=1M count=0 seek=@BLK_MIB@ 2>/dev/null
+check xl-create-pv-blk-on-kernel-blkback xl create /etc/xen/pv-kblk.cfg
+kid=$(xl domid pv-kblk 2>/dev/null)
+want xl-phy-disk-physical-device "$(stat -L -c '%t:%T' $(xenstore-read /local/domain/0/backend/vbd/$kid/51712/physical-device-path 2>/dev/null) 2>/dev/null)" xenstore-read /local/domain/0/backend/vbd/$kid/51712/physical-device
+waitlog /var/log/xen/console/guest-pv-kblk.log ' passed, ' 300
+sed 's/^/  pv-kblk| /; s/TEST /test /; s/ passed, / ok, /' /var/log/xen/console/guest-pv-kblk.log | grep -v '^  pv-kblk| test .* PASS' | tail -8
+check domu-blkfront-on-kernel-blkback-connected grep -q 'TEST blkfront_xenbus_connected PASS' /var/log/xen/console/guest-pv-kblk.log
+check domu-blkfront-on-kernel-blkback-@BLK_MIB@mib-every-byte grep -q 'TEST blkfront_read_back_every_byte PASS' /var/log/xen/console/guest-pv-kblk.log
+check domu-blkfront-on-kernel-blkback-all-passed grep -q ' passed, 0 failed' /var/log/xen/console/guest-pv-kblk.log
+grep BENCH /var/log/xen/console/guest-pv-kblk.log | sed 's/^.*BENCH /BENCH kernel-blkback-pv-guest /'
+want kernel-blkback-data-in-image-file 'ed 5e 00 00 00 00 00 00' sh -c 'od -A n -t x1 -N 8 /tmp/kblk.img | tr -s " " | sed "s/^ //; s/ $//"'
+read t _ < /proc/uptime; end=$(( ${t%.*} + 20 ))
+while xl list pv-kblk >/dev/null 2>&1 || losetup -a | grep -q kblk.img; do read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && break; sleep 0.2; done
+want xl-phy-loop-detached-after-destroy 0 sh -c 'losetup -a | grep -c kblk.img'
+"#;
+
+/// pv-guest's netfront (ARP, pings both ways) on Linux's kernel netback, then on our
+/// `netback` daemon (a TAP on a bridge); Linux's netback is back afterwards.
+const NET_STEPS: &str = r#"#@ net
+# ---- net: pv-guest's netfront on Linux's kernel netback, then on our netback daemon
+# waitif NAME SECONDS: until the network interface exists
+waitif() { read t _ < /proc/uptime; end=$(( ${t%.*} + $2 )); while [ ! -e /sys/class/net/$1 ]; do read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && return 1; sleep 0.1; done; }
+# netchecks LOG SIDE: the guest's TEST lines
+netchecks() {
+  waitlog $1 ' passed, ' 120
+  sed "s/^/  $2| /; s/TEST /test /; s/ passed, / ok, /" $1 | grep -v '| test .* PASS' | tail -8
+  for t in netfront_xenbus_connected netfront_arp_resolved netfront_ping_replies netfront_answered_echo_requests netfront_closed; do
+    check domu-$2-$t grep -q "TEST $t PASS" $1
+  done
+  check domu-$2-all-passed grep -q ' passed, 0 failed' $1
+  grep BENCH $1 | sed "s/^.*BENCH /BENCH $2-pv-guest /"
+}
+check kernel-netback-loaded grep -q '^xen_netback ' /proc/modules
+check xl-create-pv-net-kernel-netback xl create /etc/xen/pv-net.cfg
+nd=$(xl domid pv-net 2>/dev/null)
+check kernel-netback-vif-appears waitif vif$nd.0 30
+ip addr add 10.0.0.1/24 dev vif$nd.0; ip link set vif$nd.0 up
+# what the toolstack's vif hotplug script does; Linux's netback waits for it to go Connected
+xenstore-write /local/domain/0/backend/vif/$nd/0/hotplug-status connected
+waitlog /var/log/xen/console/guest-pv-net.log 'TEST netfront_ping_replies' 120
+check dom0-ping-pv-guest-on-kernel-netback ping -c 3 -W 5 10.0.0.2
+netchecks /var/log/xen/console/guest-pv-net.log kernel-netback
+xl destroy pv-net >/dev/null 2>&1
+read t _ < /proc/uptime; end=$(( ${t%.*} + 20 )); while [ -e /sys/class/net/vif$nd.0 ]; do read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && break; sleep 0.2; done
+# our netback daemon: a TAP vif<domid>.0 on the bridge the vif names
+rmmod xen-netback
+check kernel-netback-unloaded sh -c '! grep -q "^xen_netback " /proc/modules'
+brctl addbr xennet0 && ip addr add 10.0.0.1/24 dev xennet0 && ip link set xennet0 up
+netback --pid-file /run/netback.pid 2>/var/log/xen/netback.log &
+check netback-running sh -c 'sleep 0.3; kill -0 $(cat /run/netback.pid)'
+check xl-create-pv-net-ours xl create /etc/xen/pv-net-ours.cfg
+nd=$(xl domid pv-net-ours 2>/dev/null)
+check netback-tap-appears waitif vif$nd.0 30
+check netback-tap-on-bridge sh -c "sleep 0.5; test -e /sys/class/net/xennet0/brif/vif$nd.0"
+waitlog /var/log/xen/console/guest-pv-net-ours.log 'TEST netfront_ping_replies' 120
+check dom0-ping-pv-guest-on-our-netback ping -c 3 -W 5 10.0.0.2
+netchecks /var/log/xen/console/guest-pv-net-ours.log ours-netback
+waitlog /var/log/xen/netback.log 'removed by the toolstack' 20
+check netback-closed-after-frontend grep -q 'backend/vif/.*: Closed' /var/log/xen/netback.log
+check netback-tap-deleted sh -c "! test -e /sys/class/net/vif$nd.0"
+check netback-still-running kill -0 $(cat /run/netback.pid)
+sed 's/^/  netback| /' /var/log/xen/netback.log | tail -8
+xl destroy pv-net-ours >/dev/null 2>&1
+# Linux's netback again for what follows
+kill $(cat /run/netback.pid) 2>/dev/null
+ip link set xennet0 down; brctl delbr xennet0
+insmod /lib/modules/xen-netback.ko
+"#;
+
+/// Debian's Linux as a domU with xen-blkfront on our blkback: ext4 made, files written,
+/// fsck clean; the domain restarted with the same disk finds the same checksums; dom0
+/// checks the image file itself with e2fsprogs.
+const LINUX_BLK_STEPS: &str = r#"#@ linux-blk
+kill -0 $(cat /run/blkback.pid 2>/dev/null) 2>/dev/null || { blkback --pid-file /run/blkback.pid 2>>/var/log/xen/blkback.log & sleep 0.3; }
+dd if=/dev/zero of=/tmp/linux-blk.img bs=1M count=0 seek=48 2>/dev/null
+L1=/var/log/xen/console/guest-linux-blk.log; L2=/var/log/xen/console/guest-linux-blk-again.log
+check xl-create-linux-blk-format xl create /etc/xen/linux-blk.cfg 'extra="console=hvc0 loglevel=4 blktest=format"'
+waitlog $L1 'BLK DONE' 400 || { echo "--- linux-blk did not finish"; linux_diag linux-blk; tail -5 /var/log/xen/blkback.log; }
+grep -a 'BLK ' $L1 | sed 's/^/  linux-blk| /'
+check linux-blkfront-on-our-blkback-mkfs-ext4 grep -q 'BLK mkfs ok' $L1
+check linux-blkfront-on-our-blkback-files-written grep -q 'BLK umount ok' $L1
+check linux-blkfront-on-our-blkback-fsck-clean grep -q 'BLK fsck rc=0' $L1
+read t _ < /proc/uptime; end=$(( ${t%.*} + 30 ))
+while xl list linux-blk >/dev/null 2>&1; do read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && break; sleep 0.2; done
+check dom0-fsck-linux-blk-image-clean fsck.ext4 -f -n /tmp/linux-blk.img
+want dom0-debugfs-reads-the-guest-file "$(grep -a 'BLK sum [0-9a-f]*  b' $L1 | head -1 | sed 's/.*BLK sum \([0-9a-f]*\).*/\1/')" sh -c 'debugfs -R "cat /b" /tmp/linux-blk.img 2>/dev/null | sha256sum | cut -d" " -f1'
+check xl-create-linux-blk-restart xl create /etc/xen/linux-blk.cfg 'name="linux-blk-again"' 'extra="console=hvc0 loglevel=4 blktest=verify"'
+waitlog $L2 'BLK DONE' 300 || { echo "--- linux-blk-again did not finish"; linux_diag linux-blk-again; }
+grep -a 'BLK ' $L2 | sed 's/^/  linux-blk-again| /'
+check linux-blkfront-checksums-match-after-restart grep -q 'BLK verify ok' $L2
+check linux-blkfront-fsck-clean-after-restart grep -q 'BLK fsck rc=0' $L2
+check blkback-served-linux-blkfront sh -c 'grep -c "backend/qdisk/.*/51712: Connected" /var/log/xen/blkback.log | grep -qv "^[01]$"'
+"#;
 
 /// dom0's init up to the toolstack: modules, xenfs, helpers.
 const INIT: &str = r#"#!/bin/busybox sh
@@ -427,11 +671,30 @@ for m in @MODULES@; do insmod /lib/modules/$m.ko || echo "insmod $m failed"; don
 check dom0-modules-loaded test -c /dev/xen/privcmd -a -c /dev/xen/evtchn -a -c /dev/xen/gntdev
 check dom0-xenfs mount -t xenfs xenfs /proc/xen
 check dom0-xsd-port grep -q '^[0-9][0-9]*$' /proc/xen/xsd_port
+# linux_diag: why the Linux domU printed nothing (its registers, stack and kernel log)
+linux_diag() {
+  n=${1:-linux}
+  xl list | sed 's/^/  diag| /'; cat /var/log/xen/xl-monitor.log 2>/dev/null
+sym() { awk -v a="$1" '$1 <= a {s=$3} END {print a, s}' /proc/kallsyms; }
+xl debug-vcpu $n > /tmp/dbg 2>&1; sed 's/^/  diag| /' /tmp/dbg | grep -v stack
+lb=$(awk '$3 == "__log_buf" {print $1}' /proc/kallsyms)
+[ -n "$lb" ] && xl debug-mem $n $lb 131072 | grep -v '^ *$' | tail -60 | sed 's/^/  klog| /'
+for w in $(sed -n 's/^rip 0x\([0-9a-f]*\).*/\1/p; s/^stack //p' /tmp/dbg); do sym $(printf '%016s' $w | tr ' ' 0); done | sed 's/^/  sym| /'
+}
+# waitlog FILE TEXT SECONDS (deadline from /proc/uptime: forks are slow under TCG)
+waitlog() {
+  read t _ < /proc/uptime; end=$(( ${t%.*} + $3 ))
+  while ! grep -q "$2" "$1" 2>/dev/null; do
+    read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && return 1
+    sleep 0.1
+  done
+}
 
 @STEPS@"#;
 
 /// The dom0 tier's steps.
-const TEST_STEPS: &str = r#"# ---- our xenstored
+const TEST_STEPS: &str = r#"#@ base
+# ---- our xenstored
 xenstored --pid-file /run/xenstored.pid --verbose 2>/var/log/xen/xenstored.log &
 mkdir -p /var/log/xen/console
 i=0; while [ ! -S /run/xenstored/socket ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
@@ -475,29 +738,14 @@ check xl-list-dom0 sh -c 'xl list | grep -q "^Domain-0  *0 "'
 want xl-bad-config-one-line '/etc/xen/bad.cfg:3: memory: expects a number' sh -c 'xl create /etc/xen/bad.cfg 2>&1 | sed "s/^xl: //"'
 check xl-dmesg sh -c 'xl dmesg | grep -q "Xen version 4.17"'
 free0=$(sed -n 's/^free_memory *: //p' /tmp/info)
+#@ pv-guest
 # pv-guest as a domU: self-tests through its console ring, xenstore client over our xenstored
-# linux_diag: why the Linux domU printed nothing (its registers, stack and kernel log)
-linux_diag() {
-  xl list | sed 's/^/  diag| /'; cat /var/log/xen/xl-monitor.log 2>/dev/null
-sym() { awk -v a="$1" '$1 <= a {s=$3} END {print a, s}' /proc/kallsyms; }
-xl debug-vcpu linux > /tmp/dbg 2>&1; sed 's/^/  diag| /' /tmp/dbg | grep -v stack
-lb=$(awk '$3 == "__log_buf" {print $1}' /proc/kallsyms)
-[ -n "$lb" ] && xl debug-mem linux $lb 131072 | grep -v '^ *$' | tail -60 | sed 's/^/  klog| /'
-for w in $(sed -n 's/^rip 0x\([0-9a-f]*\).*/\1/p; s/^stack //p' /tmp/dbg); do sym $(printf '%016s' $w | tr ' ' 0); done | sed 's/^/  sym| /'
-}
-# waitlog FILE TEXT SECONDS (deadline from /proc/uptime: forks are slow under TCG)
-waitlog() {
-  read t _ < /proc/uptime; end=$(( ${t%.*} + $3 ))
-  while ! grep -q "$2" "$1" 2>/dev/null; do
-    read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && return 1
-    sleep 0.1
-  done
-}
 check xl-create-pv-guest xl create /etc/xen/pv-guest.cfg
 waitlog /var/log/xen/console/guest-pv-guest.log ' passed, ' 60
 sed 's/^/  pv-guest| /; s/TEST /test /; s/ passed, / ok, /' /var/log/xen/console/guest-pv-guest.log | tail -40
 check domu-pv-guest-selftests grep -q ' passed, 0 failed' /var/log/xen/console/guest-pv-guest.log
 check domu-pv-guest-xenstore grep -q 'TEST xenstore PASS' /var/log/xen/console/guest-pv-guest.log
+#@ blk
 # ---- our blkback daemon serving an image file to pv-guest's blkfront (xenbus handshake)
 blkback --pid-file /run/blkback.pid 2>/var/log/xen/blkback.log &
 dd if=/dev/zero of=/tmp/pv-blk.img bs=1M count=0 seek=@BLK_MIB@ 2>/dev/null
@@ -514,11 +762,15 @@ grep BENCH /var/log/xen/console/guest-pv-blk.log | sed 's/^.*BENCH /BENCH ours-b
 # the data is in the file: word 0 is the pattern's seed 0x5eed, little-endian
 want blkback-data-in-image-file 'ed 5e 00 00 00 00 00 00' sh -c 'od -A n -t x1 -N 8 /tmp/pv-blk.img | tr -s " " | sed "s/^ //; s/ $//"'
 waitlog /var/log/xen/blkback.log 'removed by the toolstack' 20
-check blkback-closed-after-frontend grep -q 'backend/vbd/.*: Closed' /var/log/xen/blkback.log
+check blkback-closed-after-frontend grep -q 'backend/qdisk/.*: Closed' /var/log/xen/blkback.log
 check blkback-dropped-device-on-destroy grep -q 'removed by the toolstack' /var/log/xen/blkback.log
 check blkback-still-running kill -0 $(cat /run/blkback.pid)
 sed 's/^/  blkback| /' /var/log/xen/blkback.log | tail -8
 xl destroy pv-blk >/dev/null 2>&1
+@KERNEL_BLKBACK@
+@LINUX_BLK@
+@NET@
+#@ lifecycle
 # Debian's Linux as a domU: a marker through xl console
 read u0 _ < /proc/uptime
 dd if=/dev/zero of=/tmp/linux.img bs=1M count=0 seek=32 2>/dev/null
@@ -529,7 +781,7 @@ waitlog /var/log/xen/console/guest-linux.log '@MARKER@' 60 || { echo "--- no mar
 read u2 _ < /proc/uptime
 echo "BENCH ours create_to_first_console_line_ms $(echo "$u0 $u1" | awk '{printf "%d", ($2-$1)*1000}')"
 echo "BENCH ours create_to_marker_ms $(echo "$u0 $u2" | awk '{printf "%d", ($2-$1)*1000}')"
-grep 'backend/vbd/3/' /var/log/xen/blkback.log | sed 's/^/  blkback| /'
+grep 'backend/qdisk/.*/51712: ' /var/log/xen/blkback.log | tail -4 | sed 's/^/  blkback| /'
 check domu-linux-marker-via-xl-console sh -c 'xl console --no-follow linux | grep -q "@MARKER@"'
 xl list > /tmp/list; sed 's/^/  list| /' /tmp/list
 check xl-list-shows-both sh -c 'grep -q "^pv-guest " /tmp/list && grep -q "^linux " /tmp/list'
@@ -555,6 +807,7 @@ want free-memory-restored "$free0" echo "$free1"
 want no-stale-xenstore-domains 0 xenstore-list /local/domain
 want no-stale-vm-entries "00000000-0000-0000-0000-000000000000" xenstore-list /vm
 
+#@ end
 dmesg | grep -i -E 'segfault|general protection|traps:' | sed 's/^/  dmesg| /'
 echo "--- xenstored log tail"; grep -v 'socket dom0' /var/log/xen/xenstored.log | tail -15; tail -5 /var/log/xen/xenconsoled.log
 echo "$PASS passed, $FAIL failed"

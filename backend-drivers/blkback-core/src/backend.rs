@@ -23,10 +23,13 @@
 //! | any other store failure | `ERROR` |
 //!
 //! Every check is made on the private copy of the request and of the indirect segment
-//! list, before any data moves. One difference from Linux: data segments are copied one
-//! at a time, so a grant that fails half-way through a request leaves the earlier
-//! segments transferred (the request still fails with `ERROR`; a failed block write has
-//! undefined contents anyway).
+//! list, before any data moves. Data moves in batches of up to `BATCH` segments (the
+//! const parameter of [`Backend`]; the segments of a request are contiguous on disk): one
+//! batched grant copy ([`GrantAccess::copy_from_grants`] / `copy_to_grants`, one
+//! `IOCTL_GNTDEV_GRANT_COPY` in the dom0 daemon) and one store call per batch. One
+//! difference from Linux: a request larger than a batch moves batch by batch, so a grant
+//! that fails half-way through it leaves the earlier batches transferred (the request
+//! still fails with `ERROR`; a failed block write has undefined contents anyway).
 
 use xen_abi::blkif::{
     BlkifRequest, BlkifRequestDiscard, BlkifRequestIndirect, BlkifRequestSegment, BlkifResponse,
@@ -39,7 +42,7 @@ use xen_abi::GrantRef;
 use xen_ring::{BackRing, RingError};
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::grant::GrantAccess;
+use crate::grant::{GrantAccess, GrantSeg};
 use crate::store::{BlockStore, StoreError};
 use crate::{PAGE_SIZE, SECTORS_PER_PAGE, SECTOR_SIZE};
 
@@ -131,18 +134,25 @@ pub struct Outcome {
 }
 
 /// The blkif request processor. Holds only configuration, counters and private scratch
-/// space (about 6 KiB: the copied indirect segment list and a one-page bounce buffer), no
-/// per-ring state, so one `Backend` can serve any number of rings in turn.
-pub struct Backend {
+/// space (the copied indirect segment list, 2 KiB, and a bounce buffer of `BATCH` pages),
+/// no per-ring state, so one `Backend` can serve any number of rings in turn.
+///
+/// `BATCH` is how many segments move with one batched grant copy and one store call:
+/// 1 (the default, 6 KiB in all, small enough for a stack) up to
+/// [`BLKBACK_MAX_INDIRECT_SEGMENTS`] (a whole indirect request per batch; put it in a
+/// `Box`). [`Backend::new`] makes a `Backend<1>`, [`Backend::with_batch`] any size.
+pub struct Backend<const BATCH: usize = 1> {
     cfg: BackendConfig,
     stats: BackendStats,
     /// Private copy of the segment list of the request being processed.
     segs: [BlkifRequestSegment; BLKBACK_MAX_INDIRECT_SEGMENTS as usize],
-    /// Data on its way between a granted frame and the store.
-    bounce: [u8; PAGE_SIZE],
+    /// The current batch's grant segments.
+    batch: [GrantSeg; BATCH],
+    /// Data on its way between granted frames and the store.
+    bounce: [[u8; PAGE_SIZE]; BATCH],
 }
 
-impl core::fmt::Debug for Backend {
+impl<const BATCH: usize> core::fmt::Debug for Backend<BATCH> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Backend")
             .field("cfg", &self.cfg)
@@ -162,15 +172,27 @@ type Status = i16;
 
 impl Backend {
     /// A back-end with `cfg` (`max_indirect_segments` clamped to
-    /// [`BLKBACK_MAX_INDIRECT_SEGMENTS`], `max_requests_per_call` raised to at least 1).
-    pub fn new(mut cfg: BackendConfig) -> Self {
+    /// [`BLKBACK_MAX_INDIRECT_SEGMENTS`], `max_requests_per_call` raised to at least 1),
+    /// moving one segment at a time.
+    pub fn new(cfg: BackendConfig) -> Self {
+        Self::with_batch(cfg)
+    }
+}
+
+impl<const BATCH: usize> Backend<BATCH> {
+    /// A back-end with `cfg` (clamped as for [`Backend::new`]) moving up to `BATCH`
+    /// segments per batched grant copy and store call (`BATCH` must be at least 1,
+    /// checked at compile time).
+    pub fn with_batch(mut cfg: BackendConfig) -> Self {
+        const { assert!(BATCH >= 1 && BATCH <= u16::MAX as usize) };
         cfg.max_indirect_segments = cfg.max_indirect_segments.min(BLKBACK_MAX_INDIRECT_SEGMENTS);
         cfg.max_requests_per_call = cfg.max_requests_per_call.max(1);
         Self {
             cfg,
             stats: BackendStats::default(),
             segs: [BlkifRequestSegment::default(); BLKBACK_MAX_INDIRECT_SEGMENTS as usize],
-            bounce: [0; PAGE_SIZE],
+            batch: [GrantSeg::new(GrantRef(0), 0, 0); BATCH],
+            bounce: [[0; PAGE_SIZE]; BATCH],
         }
     }
 
@@ -389,25 +411,33 @@ impl Backend {
             }
         }
 
+        // Batch by batch: the segments are contiguous on disk, so one store call and one
+        // batched grant copy per batch, the data back to back in the bounce buffer.
         let mut cur = sector;
-        for i in 0..nseg {
-            let s = self.segs[i];
-            let offset = usize::from(s.first_sect) * SECTOR_SIZE;
-            let nsec = usize::from(s.last_sect - s.first_sect) + 1;
-            let buf = &mut self.bounce[..nsec * SECTOR_SIZE];
+        for group in self.segs[..nseg].chunks(BATCH) {
+            let mut bytes = 0usize;
+            for (g, s) in self.batch.iter_mut().zip(group) {
+                let len = (usize::from(s.last_sect - s.first_sect) + 1) * SECTOR_SIZE;
+                let offset = usize::from(s.first_sect) * SECTOR_SIZE;
+                // Both below PAGE_SIZE (checked above), so they fit u16.
+                *g = GrantSeg::new(GrantRef(s.gref), offset as u16, len as u16);
+                bytes += len;
+            }
+            let batch = &mut self.batch[..group.len()];
+            let buf = &mut self.bounce.as_flattened_mut()[..bytes];
             let ok = if op == BLKIF_OP_READ {
-                store.read(cur, buf).is_ok()
-                    && grants.copy_to_grant(GrantRef(s.gref), offset, buf).is_ok()
+                store.read(cur, buf).is_ok() && {
+                    grants.copy_to_grants(batch, buf);
+                    batch.iter().all(|g| g.status.is_ok())
+                }
             } else {
-                grants
-                    .copy_from_grant(GrantRef(s.gref), offset, buf)
-                    .is_ok()
-                    && store.write(cur, buf).is_ok()
+                grants.copy_from_grants(batch, buf);
+                batch.iter().all(|g| g.status.is_ok()) && store.write(cur, buf).is_ok()
             };
             if !ok {
                 return (op, BLKIF_RSP_ERROR);
             }
-            cur += nsec as u64;
+            cur += (bytes / SECTOR_SIZE) as u64;
         }
         if op == BLKIF_OP_READ {
             self.stats.rd_sect += nr_sects;

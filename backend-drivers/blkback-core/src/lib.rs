@@ -24,13 +24,15 @@ extern crate std;
 
 pub mod backend;
 pub mod grant;
+pub mod persistent;
 pub mod store;
 pub mod xenbus;
 
 pub use backend::{
     Backend, BackendConfig, BackendStats, Outcome, RingState, BLKBACK_MAX_INDIRECT_SEGMENTS,
 };
-pub use grant::{GrantAccess, GrantError};
+pub use grant::{GrantAccess, GrantError, GrantSeg};
+pub use persistent::{GrantMapper, MappedPage, PersistentGrants, PersistentStats};
 pub use store::{BlockStore, RamDisk, StoreError};
 
 /// Bytes in a blkif sector: `sector_number`, `first_sect`, `last_sect` and `sectors` are

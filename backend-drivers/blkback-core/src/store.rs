@@ -19,7 +19,7 @@ pub enum StoreError {
 ///
 /// [`Backend`](crate::Backend) checks every range against [`sector_count`](Self::sector_count)
 /// before calling `read`/`write`/`discard`, and passes buffers whose length is a multiple
-/// of 512 and at most one page.
+/// of 512 and at most `BATCH` pages (the const parameter of the `Backend`).
 pub trait BlockStore {
     /// Size in 512-byte sectors (the xenbus `sectors` key).
     fn sector_count(&self) -> u64;

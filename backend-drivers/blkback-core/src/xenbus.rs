@@ -76,8 +76,11 @@ pub mod keys {
     pub const EVENT_CHANNEL: &str = "event-channel";
     /// Front-end: request layout (`XEN_IO_PROTO_ABI_*`).
     pub const PROTOCOL: &str = "protocol";
-    /// Front-end: number of rings (multi-queue).
+    /// Front-end: number of rings (multi-queue; then `queue-N/ring-ref`,
+    /// `queue-N/event-channel`).
     pub const MULTI_QUEUE_NUM_QUEUES: &str = "multi-queue-num-queues";
+    /// Back-end: most rings a front-end may use.
+    pub const MULTI_QUEUE_MAX_QUEUES: &str = "multi-queue-max-queues";
     /// `ring-ref0` .. `ring-ref15` (order up to [`super::MAX_RING_PAGE_ORDER`]).
     pub const RING_REF_N: [&str; super::MAX_RING_PAGES] = [
         "ring-ref0",
@@ -107,6 +110,9 @@ pub const PROTOCOL_X86_32: &str = "x86_32-abi";
 pub const MAX_RING_PAGE_ORDER: u8 = 4;
 /// Pages in the largest ring.
 pub const MAX_RING_PAGES: usize = 1 << MAX_RING_PAGE_ORDER;
+/// Most rings (queues) per device served here (Linux blkback: `xenblk_max_queues`,
+/// the number of CPUs by default).
+pub const MAX_QUEUES: usize = 8;
 
 /// Device properties published before `Connected` (Linux blkfront requires `sectors`,
 /// `info` and `sector-size`).
@@ -163,6 +169,8 @@ pub struct BackendFeatures {
     pub max_indirect_segments: u16,
     /// `max-ring-page-order` (not published when 0: single-page rings only, `ring-ref`).
     pub max_ring_page_order: u8,
+    /// `multi-queue-max-queues` (not published when 1 or less: one ring only).
+    pub max_queues: u32,
 }
 
 impl BackendFeatures {
@@ -189,6 +197,7 @@ impl BackendFeatures {
             persistent: true,
             max_indirect_segments: cfg.max_indirect_segments,
             max_ring_page_order: 0,
+            max_queues: 1,
         }
     }
 }
@@ -237,6 +246,9 @@ pub fn publish_features(f: &BackendFeatures, out: &mut (impl KeyWrite + ?Sized))
     }
     if f.max_ring_page_order != 0 {
         put(out, keys::MAX_RING_PAGE_ORDER, f.max_ring_page_order.into());
+    }
+    if f.max_queues > 1 {
+        put(out, keys::MULTI_QUEUE_MAX_QUEUES, f.max_queues.into());
     }
 }
 
@@ -303,8 +315,16 @@ pub enum FrontendKeyError {
     },
     /// `protocol` is not `x86_64-abi` (e.g. `x86_32-abi`).
     UnsupportedProtocol,
-    /// `multi-queue-num-queues` other than 1 (we advertise no `multi-queue-max-queues`).
+    /// `multi-queue-num-queues` of 0, or above what we advertised
+    /// (`multi-queue-max-queues`, 1 when not advertised).
     UnsupportedQueues(u32),
+    /// A key of queue `queue`'s directory (`queue-N/...`) is absent (`missing`) or
+    /// invalid.
+    Queue {
+        queue: u8,
+        key: &'static str,
+        missing: bool,
+    },
 }
 
 impl core::fmt::Display for FrontendKeyError {
@@ -316,7 +336,21 @@ impl core::fmt::Display for FrontendKeyError {
                 write!(f, "ring-page-order {order} exceeds max {max}")
             }
             Self::UnsupportedProtocol => write!(f, "unsupported front-end protocol"),
-            Self::UnsupportedQueues(n) => write!(f, "{n} queues requested, 1 supported"),
+            Self::UnsupportedQueues(n) => write!(f, "{n} queues requested: unsupported"),
+            Self::Queue {
+                queue,
+                key,
+                missing: true,
+            } => {
+                write!(f, "front-end key queue-{queue}/{key} missing")
+            }
+            Self::Queue {
+                queue,
+                key,
+                missing: false,
+            } => {
+                write!(f, "front-end key queue-{queue}/{key} invalid")
+            }
         }
     }
 }
@@ -386,40 +420,99 @@ fn require_u32(
 /// Reads and checks the front-end's ring description: `ring-ref` (or `ring-page-order`
 /// up to `max_ring_page_order` and `ring-ref0..N-1`), `event-channel` (non-zero),
 /// `protocol` (absent or `x86_64-abi`), optional `feature-persistent` and
-/// `multi-queue-num-queues` (absent or 1).
+/// `multi-queue-num-queues` (absent or 1: see [`read_frontend_queues`] for more).
 pub fn read_frontend(
     kv: &mut (impl KeyRead + ?Sized),
     max_ring_page_order: u8,
 ) -> Result<FrontendRing, FrontendKeyError> {
-    let max_order = max_ring_page_order.min(MAX_RING_PAGE_ORDER);
-    if let Some(n) = read_u32(kv, keys::MULTI_QUEUE_NUM_QUEUES)? {
-        if n != 1 {
-            return Err(FrontendKeyError::UnsupportedQueues(n));
-        }
+    read_frontend_queues(kv, max_ring_page_order, 1).map(|q| q.rings[0])
+}
+
+/// The rings of a (possibly multi-queue) front-end, in queue order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrontendQueues {
+    rings: [FrontendRing; MAX_QUEUES],
+    nr: usize,
+}
+
+impl FrontendQueues {
+    /// One ring per queue (at least one).
+    pub fn rings(&self) -> &[FrontendRing] {
+        &self.rings[..self.nr]
     }
-    let mut refs = [GrantRef(0); MAX_RING_PAGES];
-    let order = match read_u32(kv, keys::RING_PAGE_ORDER)? {
-        None => {
-            refs[0] = GrantRef(require_u32(kv, keys::RING_REF)?);
-            0
+}
+
+/// Reads `key` of queue `q`'s directory through `kv` (`queue-<q>/<key>`).
+struct InQueue<'a, K: ?Sized> {
+    kv: &'a mut K,
+    queue: u8,
+}
+
+impl<K: KeyRead + ?Sized> KeyRead for InQueue<'_, K> {
+    fn read_key(&mut self, key: &str, buf: &mut [u8]) -> Option<usize> {
+        let mut path = [0u8; 48];
+        let mut n = 0;
+        let mut b = [0u8; 20];
+        for part in ["queue-", decimal(self.queue.into(), &mut b), "/", key] {
+            let end = n + part.len();
+            // Our own key names: never longer than the buffer.
+            path.get_mut(n..end)?.copy_from_slice(part.as_bytes());
+            n = end;
         }
+        self.kv
+            .read_key(core::str::from_utf8(&path[..n]).ok()?, buf)
+    }
+}
+
+/// Reads the keys of one ring (`ring-ref` or `ring-ref0..N-1` for `order`, and
+/// `event-channel`) from `kv`.
+fn read_ring(
+    kv: &mut (impl KeyRead + ?Sized),
+    order: Option<u32>,
+) -> Result<([GrantRef; MAX_RING_PAGES], EvtchnPort), FrontendKeyError> {
+    let mut refs = [GrantRef(0); MAX_RING_PAGES];
+    match order {
+        None => refs[0] = GrantRef(require_u32(kv, keys::RING_REF)?),
         Some(order) => {
-            if order > u32::from(max_order) {
-                return Err(FrontendKeyError::RingPageOrderTooLarge {
-                    order,
-                    max: max_order,
-                });
-            }
             for (i, r) in refs.iter_mut().take(1 << order).enumerate() {
                 *r = GrantRef(require_u32(kv, keys::RING_REF_N[i])?);
             }
-            order as u8
         }
-    };
+    }
     let port = require_u32(kv, keys::EVENT_CHANNEL)?;
     if port == 0 {
         return Err(FrontendKeyError::Invalid(keys::EVENT_CHANNEL));
     }
+    Ok((refs, EvtchnPort(port)))
+}
+
+/// As [`read_frontend`], for a front-end that may use up to `max_queues` rings
+/// (clamped to 1..=[`MAX_QUEUES`]; what we advertised as `multi-queue-max-queues`).
+/// With `multi-queue-num-queues` = N > 1 each ring's `ring-ref`(`N`) and
+/// `event-channel` are in `queue-0/` .. `queue-<N-1>/`, while `ring-page-order`,
+/// `protocol` and `feature-persistent` stay at the top (Linux's layout); otherwise the
+/// one ring's keys are at the top.
+pub fn read_frontend_queues(
+    kv: &mut (impl KeyRead + ?Sized),
+    max_ring_page_order: u8,
+    max_queues: u32,
+) -> Result<FrontendQueues, FrontendKeyError> {
+    let max_order = max_ring_page_order.min(MAX_RING_PAGE_ORDER);
+    let max_queues = max_queues.clamp(1, MAX_QUEUES as u32);
+    let nr = match read_u32(kv, keys::MULTI_QUEUE_NUM_QUEUES)? {
+        None => 1,
+        Some(n) if n == 0 || n > max_queues => return Err(FrontendKeyError::UnsupportedQueues(n)),
+        Some(n) => n as usize,
+    };
+    let order = match read_u32(kv, keys::RING_PAGE_ORDER)? {
+        Some(order) if order > u32::from(max_order) => {
+            return Err(FrontendKeyError::RingPageOrderTooLarge {
+                order,
+                max: max_order,
+            })
+        }
+        o => o,
+    };
     let mut b = [0u8; VALUE_MAX];
     let protocol = match read_raw(kv, keys::PROTOCOL, &mut b) {
         Ok(None) => Protocol::X86_64,
@@ -428,13 +521,49 @@ pub fn read_frontend(
     };
     // Optional flag: like Linux's xenbus_read_unsigned, anything unreadable means 0.
     let persistent = matches!(read_u32(kv, keys::FEATURE_PERSISTENT), Ok(Some(n)) if n != 0);
-    Ok(FrontendRing {
-        ring_page_order: order,
-        refs,
-        event_channel: EvtchnPort(port),
+    let blank = FrontendRing {
+        ring_page_order: order.unwrap_or(0) as u8,
+        refs: [GrantRef(0); MAX_RING_PAGES],
+        event_channel: EvtchnPort(0),
         protocol,
         persistent,
-    })
+    };
+    let mut out = FrontendQueues {
+        rings: [blank; MAX_QUEUES],
+        nr,
+    };
+    if nr == 1 {
+        let (refs, port) = read_ring(kv, order)?;
+        out.rings[0].refs = refs;
+        out.rings[0].event_channel = port;
+    } else {
+        for (q, ring) in out.rings.iter_mut().take(nr).enumerate() {
+            let queue = q as u8;
+            let (refs, port) = read_ring(
+                &mut InQueue {
+                    kv: &mut *kv,
+                    queue,
+                },
+                order,
+            )
+            .map_err(|e| match e {
+                FrontendKeyError::Missing(key) => FrontendKeyError::Queue {
+                    queue,
+                    key,
+                    missing: true,
+                },
+                FrontendKeyError::Invalid(key) => FrontendKeyError::Queue {
+                    queue,
+                    key,
+                    missing: false,
+                },
+                other => other,
+            })?;
+            ring.refs = refs;
+            ring.event_channel = port;
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -548,6 +677,146 @@ mod tests {
         }
         assert!(read_frontend(&mut reader(&with("multi-queue-num-queues", "1")), 0).is_ok());
         assert!(read_frontend(&mut reader(&with("feature-persistent", "garbage")), 0).is_ok());
+    }
+
+    #[test]
+    fn multi_queue_rings() {
+        let m = map(&[
+            ("multi-queue-num-queues", "3"),
+            ("ring-page-order", "1"),
+            ("queue-0/ring-ref0", "10"),
+            ("queue-0/ring-ref1", "11"),
+            ("queue-0/event-channel", "5"),
+            ("queue-1/ring-ref0", "20"),
+            ("queue-1/ring-ref1", "21"),
+            ("queue-1/event-channel", "6"),
+            ("queue-2/ring-ref0", "30"),
+            ("queue-2/ring-ref1", "31"),
+            ("queue-2/event-channel", "7"),
+            ("feature-persistent", "1"),
+        ]);
+        let q = read_frontend_queues(&mut reader(&m), 1, 4).unwrap();
+        assert_eq!(q.rings().len(), 3);
+        for (i, r) in q.rings().iter().enumerate() {
+            let base = 10 * (i as u32 + 1);
+            assert_eq!(r.ring_refs(), &[GrantRef(base), GrantRef(base + 1)]);
+            assert_eq!(r.event_channel, EvtchnPort(5 + i as u32));
+            assert_eq!(r.ring_bytes(), 8192);
+            assert!(r.persistent);
+        }
+        use FrontendKeyError::*;
+        // More queues than advertised, zero queues, and the single-ring reader.
+        assert_eq!(
+            read_frontend_queues(&mut reader(&m), 1, 2),
+            Err(UnsupportedQueues(3))
+        );
+        assert_eq!(read_frontend(&mut reader(&m), 1), Err(UnsupportedQueues(3)));
+        let mut z = m.clone();
+        z.insert("multi-queue-num-queues".to_string(), "0".to_string());
+        assert_eq!(
+            read_frontend_queues(&mut reader(&z), 1, 4),
+            Err(UnsupportedQueues(0))
+        );
+        // A key missing or bad in one queue's directory names the queue.
+        let mut z = m.clone();
+        z.remove("queue-2/ring-ref1");
+        assert_eq!(
+            read_frontend_queues(&mut reader(&z), 1, 4),
+            Err(Queue {
+                queue: 2,
+                key: "ring-ref1",
+                missing: true
+            })
+        );
+        let mut z = m.clone();
+        z.insert("queue-1/event-channel".to_string(), "0".to_string());
+        assert_eq!(
+            read_frontend_queues(&mut reader(&z), 1, 4),
+            Err(Queue {
+                queue: 1,
+                key: "event-channel",
+                missing: false
+            })
+        );
+        // One queue: keys at the top, as before.
+        let one = map(&[
+            ("multi-queue-num-queues", "1"),
+            ("ring-ref", "8"),
+            ("event-channel", "5"),
+        ]);
+        let q = read_frontend_queues(&mut reader(&one), 0, 4).unwrap();
+        assert_eq!(q.rings().len(), 1);
+        assert_eq!(q.rings()[0].ring_refs(), &[GrantRef(8)]);
+        // max_queues above MAX_QUEUES is clamped.
+        let mut big = m.clone();
+        big.insert("multi-queue-num-queues".to_string(), "9".to_string());
+        assert_eq!(
+            read_frontend_queues(&mut reader(&big), 1, 1000),
+            Err(UnsupportedQueues(9))
+        );
+        // Advertised.
+        let mut out = BTreeMap::new();
+        let f = BackendFeatures {
+            max_queues: 4,
+            ..BackendFeatures::of(
+                &crate::RamDisk::new(&mut [0u8; 512]),
+                &BackendConfig::DEFAULT,
+                0,
+            )
+        };
+        publish_features(&f, &mut |k: &str, v: &str| {
+            out.insert(k.to_string(), v.to_string());
+        });
+        assert_eq!(
+            out.get("multi-queue-max-queues").map(String::as_str),
+            Some("4")
+        );
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any front-end keys: a typed error or rings that match the keys, never a panic.
+        #[test]
+        fn hostile_queue_keys(
+            n in proptest::option::of(proptest::prop_oneof![0u32..10, proptest::num::u32::ANY]),
+            order in proptest::option::of(0u32..6),
+            vals in proptest::collection::vec((0usize..10, 0usize..18, proptest::prop_oneof![
+                (0u32..100).prop_map(|v| v.to_string()),
+                ".{0,40}".prop_map(String::from)
+            ]), 0..40),
+            max_queues in 0u32..12,
+        ) {
+            let mut m = BTreeMap::new();
+            if let Some(n) = n {
+                m.insert("multi-queue-num-queues".to_string(), n.to_string());
+            }
+            if let Some(o) = order {
+                m.insert("ring-page-order".to_string(), o.to_string());
+            }
+            for (q, k, v) in vals {
+                let key = match k {
+                    16 => "event-channel".to_string(),
+                    17 => "ring-ref".to_string(),
+                    k => std::format!("ring-ref{k}"),
+                };
+                m.insert(std::format!("queue-{q}/{key}"), v.clone());
+                m.insert(key, v);
+            }
+            let res = read_frontend_queues(&mut reader(&m), 2, max_queues);
+            if let Ok(q) = res {
+                let nr = n.unwrap_or(1) as usize;
+                prop_assert_eq!(q.rings().len(), nr);
+                prop_assert!(nr <= max_queues.clamp(1, MAX_QUEUES as u32) as usize);
+                for (i, r) in q.rings().iter().enumerate() {
+                    prop_assert!(r.event_channel.0 != 0);
+                    prop_assert!(r.ring_page_order <= 2);
+                    let dir = if nr > 1 { std::format!("queue-{i}/") } else { String::new() };
+                    let ev = m.get(&std::format!("{dir}event-channel")).unwrap();
+                    prop_assert_eq!(parse_decimal(ev.as_bytes()), Some(u64::from(r.event_channel.0)));
+                }
+            }
+        }
     }
 
     #[test]

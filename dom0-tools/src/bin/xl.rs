@@ -49,6 +49,10 @@ enum Cmd {
         no_follow: bool,
     },
     Pause { domain: String },
+    /// Print a domain's id.
+    Domid { domain: String },
+    /// Print a domain's name.
+    Domname { domid: u16 },
     Unpause { domain: String },
     /// Ask a domain to shut down (PV control/shutdown, then a remote shutdown).
     Shutdown {
@@ -173,6 +177,18 @@ fn run(cmd: Cmd) -> Result<()> {
             let d = toolstack::find_domain(&mut xs, &domain)?;
             let name = toolstack::domain_name(&mut xs, d);
             follow(&name, d, no_follow)
+        }
+        Cmd::Domid { domain } => {
+            println!("{}", toolstack::find_domain(&mut xs()?, &domain)?);
+            Ok(())
+        }
+        Cmd::Domname { domid } => {
+            let mut x = xs()?;
+            if domid != 0 && x.read_string(0, &format!("/local/domain/{domid}/name")).is_err() {
+                return Err(Error::Other(format!("domain {domid} does not exist")));
+            }
+            println!("{}", toolstack::domain_name(&mut x, domid));
+            Ok(())
         }
         Cmd::Pause { domain } => {
             let d = toolstack::find_domain(&mut xs()?, &domain)?;

@@ -210,4 +210,26 @@ where
         fence(Ordering::SeqCst);
         Ok(self.unconsumed_requests()? != 0)
     }
+
+    /// Waits for `needed` unconsumed requests without consuming any (netback's
+    /// `xenvif_rx_ring_slots_available`: a packet needs several receive buffers at once).
+    /// Returns `Ok(true)` if they are there; otherwise sets `req_event` to the published
+    /// `req_prod + 1` (a notification on the front-end's next request), issues a full
+    /// barrier and checks again, returning `Ok(false)` only when still short, so the
+    /// caller may sleep until the next event and then ask again.
+    #[inline]
+    pub fn wait_for_requests(&mut self, needed: u32) -> Result<bool, RingError> {
+        loop {
+            let prod = self.refresh_req_prod()?;
+            if prod.wrapping_sub(self.req_cons) >= needed {
+                return Ok(true);
+            }
+            self.shared
+                .store(Index::ReqEvent, prod.wrapping_add(1), Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if self.refresh_req_prod()? == prod {
+                return Ok(false);
+            }
+        }
+    }
 }

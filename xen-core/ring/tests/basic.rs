@@ -240,3 +240,24 @@ fn constructor_errors() {
     let r = unsafe { Back::init(page.ptr(), 64 + 112) }.unwrap();
     assert_eq!(r.size(), 1);
 }
+
+#[test]
+fn wait_for_requests_arms_req_event_at_next_request() {
+    let mut page = Page::new();
+    let (mut front, mut back) = pair(&mut page);
+    for i in 0..2 {
+        front.write_request(make_request(i)).unwrap();
+    }
+    front.push_requests();
+    assert_eq!(back.wait_for_requests(2), Ok(true));
+    assert_eq!(back.wait_for_requests(3), Ok(false));
+    // Asked for a notification on the next request (req_prod 2 + 1), nothing consumed.
+    assert_eq!(idx(&page, 4), 3, "req_event");
+    assert_eq!(back.req_cons(), 0);
+    let (mut front, mut back) = pair(&mut page);
+    front.write_request(make_request(7)).unwrap();
+    // On an empty ring req_event becomes 1: publishing the first request notifies.
+    assert_eq!(back.wait_for_requests(1), Ok(false));
+    assert!(front.push_requests_and_check_notify());
+    assert_eq!(back.wait_for_requests(1), Ok(true));
+}

@@ -82,6 +82,8 @@ pub struct GrantTable {
     next_ref: u32,
     pub granted_total: u64,
     pub copies: u64,
+    /// Persistent mappings alive ([`FakeMapper`]), by reference.
+    pub mapped_refs: Vec<u32>,
 }
 
 impl GrantTable {
@@ -93,6 +95,7 @@ impl GrantTable {
             next_ref: 8,
             granted_total: 0,
             copies: 0,
+            mapped_refs: Vec::new(),
         }
     }
     /// Grants currently active.
@@ -148,6 +151,9 @@ impl FrontGrants for FrontSide {
     }
     fn end_access(&mut self, gref: GrantRef) -> Result<(), blkfront::GrantError> {
         let mut t = self.0.lock().unwrap();
+        if t.mapped_refs.contains(&gref.0) {
+            return Err(blkfront::GrantError::InUse);
+        }
         match t.entries.remove(&gref.0) {
             Some(_) => {
                 t.free_refs.push(gref.0);
@@ -193,6 +199,119 @@ impl GrantAccess for BackSide {
         t.pages[page][offset..offset + data.len()].copy_from_slice(data);
         t.copies += 1;
         Ok(())
+    }
+}
+
+/// The back-end's view with native batched copies (one lock per batch, per-segment
+/// status), counting batches, as a gntdev `IOCTL_GNTDEV_GRANT_COPY` with `count` does.
+#[derive(Debug, Clone)]
+pub struct BatchSide(pub SharedTable, pub Arc<Mutex<Vec<usize>>>);
+
+impl BatchSide {
+    pub fn new(t: SharedTable) -> Self {
+        Self(t, Arc::new(Mutex::new(Vec::new())))
+    }
+    /// Sizes (segments) of the batches so far.
+    pub fn batches(&self) -> Vec<usize> {
+        self.1.lock().unwrap().clone()
+    }
+}
+
+impl GrantAccess for BatchSide {
+    fn copy_from_grant(
+        &mut self,
+        gref: GrantRef,
+        offset: usize,
+        buf: &mut [u8],
+    ) -> Result<(), GrantError> {
+        BackSide(self.0.clone()).copy_from_grant(gref, offset, buf)
+    }
+    fn copy_to_grant(
+        &mut self,
+        gref: GrantRef,
+        offset: usize,
+        data: &[u8],
+    ) -> Result<(), GrantError> {
+        BackSide(self.0.clone()).copy_to_grant(gref, offset, data)
+    }
+    fn copy_from_grants(&mut self, segs: &mut [blkback_core::GrantSeg], buf: &mut [u8]) {
+        self.1.lock().unwrap().push(segs.len());
+        let mut t = self.0.lock().unwrap();
+        let mut at = 0;
+        for s in segs {
+            let (off, n) = (usize::from(s.offset), usize::from(s.len));
+            s.status = if at + n > buf.len() {
+                Err(GrantError::OutOfBounds)
+            } else {
+                t.lookup(s.gref, off, n, false).map(|page| {
+                    buf[at..at + n].copy_from_slice(&t.pages[page][off..off + n]);
+                })
+            };
+            at += n;
+        }
+        t.copies += 1;
+    }
+    fn copy_to_grants(&mut self, segs: &mut [blkback_core::GrantSeg], data: &[u8]) {
+        self.1.lock().unwrap().push(segs.len());
+        let mut t = self.0.lock().unwrap();
+        let mut at = 0;
+        for s in segs {
+            let (off, n) = (usize::from(s.offset), usize::from(s.len));
+            s.status = if at + n > data.len() {
+                Err(GrantError::OutOfBounds)
+            } else {
+                t.lookup(s.gref, off, n, true).map(|page| {
+                    t.pages[page][off..off + n].copy_from_slice(&data[at..at + n]);
+                })
+            };
+            at += n;
+        }
+        t.copies += 1;
+    }
+}
+
+/// The back-end's persistent mappings of the fake table: a mapping holds the page
+/// (`GrantTable::mapped_refs` lists live ones; the front-end cannot end access to those); read-only or unknown grants do not map.
+#[derive(Debug, Clone)]
+pub struct FakeMapper(pub SharedTable);
+
+#[derive(Debug)]
+pub struct FakePage {
+    table: SharedTable,
+    page: usize,
+    gref: u32,
+}
+
+impl blkback_core::MappedPage for FakePage {
+    fn read(&self, offset: usize, buf: &mut [u8]) {
+        let t = self.table.lock().unwrap();
+        buf.copy_from_slice(&t.pages[self.page][offset..offset + buf.len()]);
+    }
+    fn write(&mut self, offset: usize, data: &[u8]) {
+        let mut t = self.table.lock().unwrap();
+        t.pages[self.page][offset..offset + data.len()].copy_from_slice(data);
+    }
+}
+
+impl Drop for FakePage {
+    fn drop(&mut self) {
+        let mut t = self.table.lock().unwrap();
+        let i = t.mapped_refs.iter().position(|&r| r == self.gref).unwrap();
+        t.mapped_refs.swap_remove(i);
+    }
+}
+
+impl blkback_core::GrantMapper for FakeMapper {
+    type Page = FakePage;
+    fn map(&mut self, gref: GrantRef) -> Result<FakePage, GrantError> {
+        let mut t = self.0.lock().unwrap();
+        let page = t.lookup(gref, 0, PAGE, true)?;
+        t.mapped_refs.push(gref.0);
+        Ok(FakePage {
+            table: self.0.clone(),
+            page,
+            gref: gref.0,
+        })
     }
 }
 
@@ -266,9 +385,9 @@ pub fn negotiate<S: BlockStore>(store: &S, cfg: &blkback_core::BackendConfig) ->
 /// when the back-end notified the front-end. A lost wake-up on either side makes `wait`
 /// return `false` (the front-end then reports a timeout), so the tests check the
 /// notification hold-off logic of both ends.
-pub struct InlinePeer<G, S> {
+pub struct InlinePeer<G, S, const B: usize = 1> {
     pub back: RefCell<Back>,
-    pub backend: RefCell<Backend>,
+    pub backend: RefCell<Backend<B>>,
     pub grants: RefCell<G>,
     pub store: RefCell<S>,
     to_back: Cell<bool>,
@@ -280,8 +399,8 @@ pub struct InlinePeer<G, S> {
     pub last: Cell<Option<Outcome>>,
 }
 
-impl<G: GrantAccess, S: BlockStore> InlinePeer<G, S> {
-    pub fn new(back: Back, backend: Backend, grants: G, store: S) -> Self {
+impl<G: GrantAccess, S: BlockStore, const B: usize> InlinePeer<G, S, B> {
+    pub fn new(back: Back, backend: Backend<B>, grants: G, store: S) -> Self {
         Self {
             back: RefCell::new(back),
             backend: RefCell::new(backend),
@@ -315,7 +434,7 @@ impl<G: GrantAccess, S: BlockStore> InlinePeer<G, S> {
     }
 }
 
-impl<G: GrantAccess, S: BlockStore> Notify for InlinePeer<G, S> {
+impl<G: GrantAccess, S: BlockStore, const B: usize> Notify for InlinePeer<G, S, B> {
     fn notify(&self) {
         self.kicks.set(self.kicks.get() + 1);
         self.to_back.set(true);

@@ -234,6 +234,18 @@ pub fn blk_back_ring(page: &WindowPage) -> Result<BlkBackRing, xen_ring::RingErr
     unsafe { xen_ring::BackRing::init(page.va() as *mut u8, PAGE_SIZE as usize) }
 }
 
+/// Initialises a front-end ring of any netif/blkif entry types in `page` (a page of
+/// ours, to be granted): the network front-end's transmit and receive rings.
+pub fn front_ring<Req, Rsp>(page: &WindowPage) -> Result<xen_ring::FrontRing<Req, Rsp>, xen_ring::RingError>
+where
+    Req: FromBytes + IntoBytes + Immutable,
+    Rsp: FromBytes + IntoBytes + Immutable,
+{
+    // SAFETY: as for blk_front_ring: window pages stay mapped read/write for the life of
+    // the domain and the caller uses this page for nothing but this ring.
+    unsafe { xen_ring::FrontRing::init(page.va() as *mut u8, PAGE_SIZE as usize) }
+}
+
 extern "C" {
     static boot_stack: u8;
 }

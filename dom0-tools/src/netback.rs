@@ -1,0 +1,514 @@
+//! `netback`: the netif back-end as a dom0 daemon. Each virtual interface becomes a TAP
+//! device `vif<domid>.<devid>` (the name Linux's netback gives its interface), added to
+//! the bridge the toolstack named, and frames are shuttled between it and the
+//! front-end's rings.
+//!
+//! Ring processing, checksum and virtio-net header handling and the xenbus key checks
+//! are `netback_core`'s; this module wires them to Linux: the xenstore socket ([`Xs`]),
+//! `/dev/xen/evtchn` ([`crate::sys::Evtchn`]), and `/dev/xen/gntdev` and
+//! `/dev/net/tun` ([`crate::netsys`]).
+//!
+//! For each `/local/domain/0/backend/vif/<domid>/<devid>`: publish the features,
+//! `InitWait`; when the front-end is `Connected` (or `Initialised`) read its keys, map
+//! both rings, bind the event channel(s), create the TAP (MAC `fe:ff:ff:ff:ff:ff` as
+//! Linux's netback gives its side, checksum offload towards the front-end when it takes
+//! it), bring it up, join the bridge, `hotplug-status` = `connected`, `Connected`. When
+//! the front-end goes `Closing`/`Closed` (or its directory disappears): unmap, unbind,
+//! delete the TAP, `Closing`, then `Closed`. When the toolstack removes the back-end
+//! directory (`xl destroy`) the interface is dropped without writing anything.
+
+use crate::netsys::{self, MappedNetRings, NetGntdev, Tap};
+use crate::sys::{self, Evtchn};
+use crate::xs::{self, Xs};
+use netback_core::csum::{self, VnetHdr, VNET_HDR_LEN};
+use netback_core::xenbus::{self as keys, BackendFeatures, EventChannels, FrontendConfig};
+use netback_core::{CopyDir, CopySeg, GrantAccess, Netback as Core, NetbackConfig, RxMeta, RxOutcome, TxState};
+use std::collections::BTreeMap;
+
+/// Where the toolstack creates our interfaces.
+pub const VIF_ROOT: &str = "/local/domain/0/backend/vif";
+/// The MAC of the host side of every interface (as Linux's netback: never chosen by a
+/// bridge as its own address).
+const HOST_MAC: [u8; 6] = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff];
+/// Frames read from one TAP per round at most.
+const RX_BUDGET: usize = 64;
+
+/// `XenbusState*`.
+const INIT_WAIT: u32 = 2;
+const INITIALISED: u32 = 3;
+const CONNECTED: u32 = 4;
+const CLOSING: u32 = 5;
+const CLOSED: u32 = 6;
+
+#[derive(Debug)]
+pub enum Error {
+    Xs(xs::Error),
+    Io(std::io::Error),
+    /// An interface could not be set up: (back-end path, why).
+    Device(String, String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Xs(e) => write!(f, "{e}"),
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Device(d, w) => write!(f, "{d}: {w}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<xs::Error> for Error {
+    fn from(e: xs::Error) -> Self {
+        Error::Xs(e)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Grant copies for the core, through gntdev.
+struct Copier<'a>(&'a NetGntdev);
+
+impl GrantAccess for Copier<'_> {
+    fn copy(&mut self, dir: CopyDir, segs: &mut [CopySeg], local: &mut [u8]) {
+        self.0.copy(dir, segs, local)
+    }
+}
+
+/// A connected interface.
+#[derive(Debug)]
+struct Conn {
+    rings: MappedNetRings,
+    gnt: NetGntdev,
+    tap: Tap,
+    /// Our ports: transmit and receive (the same for a shared channel).
+    tx_port: u32,
+    rx_port: u32,
+    cfg: NetbackConfig,
+    /// A frame from the TAP waiting for receive buffers.
+    pending: Option<(Vec<u8>, RxMeta)>,
+    /// Serve the transmit ring again without waiting for an event.
+    more_tx: bool,
+    /// Try the receive side (buffers may have been posted).
+    more_rx: bool,
+    tx_frames: u64,
+    rx_frames: u64,
+    dropped: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    New,
+    InitWait,
+    Connected,
+    Closing,
+    Closed,
+    /// Set-up failed; left alone until the toolstack removes it.
+    Failed,
+}
+
+#[derive(Debug)]
+struct Device {
+    be: String,
+    fe: String,
+    fe_id: u16,
+    devid: u32,
+    phase: Phase,
+    bridge: Option<String>,
+    conn: Option<Conn>,
+}
+
+/// The daemon: one xenstore connection, one event-channel handle, every interface.
+#[derive(Debug)]
+pub struct Netback {
+    xs: Xs,
+    evtchn: Evtchn,
+    core: Box<Core>,
+    devices: BTreeMap<(u16, u32), Device>,
+    /// Frame buffer for the TAP (virtio-net header + frame).
+    buf: Vec<u8>,
+}
+
+fn state_of(xs: &mut Xs, dir: &str) -> Option<u32> {
+    xs.read_string(0, &format!("{dir}/state")).ok()?.trim().parse().ok()
+}
+
+impl Netback {
+    pub fn new() -> Result<Netback> {
+        let mut xs = Xs::open()?;
+        xs.watch(VIF_ROOT, "vif")?;
+        Ok(Netback { xs, evtchn: Evtchn::open()?, core: Box::default(), devices: BTreeMap::new(), buf: vec![0; VNET_HDR_LEN + 65536] })
+    }
+
+    /// Serves until an unrecoverable error.
+    pub fn run(&mut self) -> Result<()> {
+        self.rescan()?;
+        loop {
+            let busy = self.devices.values().filter_map(|d| d.conn.as_ref()).any(|c| c.more_tx);
+            let mut fds = vec![self.xs.fd(), self.evtchn.fd()];
+            let taps: Vec<(u16, u32)> = self
+                .devices
+                .iter()
+                .filter_map(|(k, d)| d.conn.as_ref().filter(|c| c.pending.is_none()).map(|c| (*k, c.tap.fd())))
+                .map(|(k, fd)| {
+                    fds.push(fd);
+                    k
+                })
+                .collect();
+            let timeout = if busy || !self.xs.events.is_empty() { 0 } else { 1000 };
+            let ready = sys::poll_readable(&fds, timeout)?;
+            let mut store_changed = !self.xs.events.is_empty();
+            self.xs.events.clear();
+            if ready[0] && self.xs.read_event()?.is_some() {
+                store_changed = true;
+            }
+            if ready[1] {
+                for p in self.evtchn.pending()? {
+                    for c in self.devices.values_mut().filter_map(|d| d.conn.as_mut()) {
+                        if c.tx_port == p {
+                            c.more_tx = true;
+                        }
+                        if c.rx_port == p {
+                            c.more_rx = true;
+                        }
+                    }
+                }
+            }
+            for (k, r) in taps.iter().zip(&ready[2..]) {
+                if *r {
+                    if let Some(c) = self.devices.get_mut(k).and_then(|d| d.conn.as_mut()) {
+                        c.more_rx = true;
+                    }
+                }
+            }
+            self.serve();
+            if store_changed {
+                self.rescan()?;
+            }
+        }
+    }
+
+    fn serve(&mut self) {
+        let mut failed = Vec::new();
+        for (key, d) in self.devices.iter_mut() {
+            let Some(c) = d.conn.as_mut() else { continue };
+            self.core.set_config(c.cfg);
+            let broke = serve_tx(&mut self.core, &self.evtchn, c)
+                .and_then(|_| serve_rx(&mut self.core, &self.evtchn, c, &mut self.buf));
+            if let Err(why) = broke {
+                eprintln!("netback: {}: {why}; disconnecting", d.be);
+                failed.push(*key);
+            }
+        }
+        for k in failed {
+            if let Some(d) = self.devices.get_mut(&k) {
+                disconnect(&self.evtchn, d);
+                d.phase = Phase::Closing;
+                let _ = self.xs.write(0, &format!("{}/state", d.be), CLOSING.to_string().as_bytes());
+            }
+        }
+    }
+
+    /// Picks up new interfaces, drops removed ones, and moves each along the handshake.
+    fn rescan(&mut self) -> Result<()> {
+        let mut present = Vec::new();
+        for dom in self.xs.directory(0, VIF_ROOT).unwrap_or_default() {
+            let Ok(domid) = dom.parse::<u16>() else { continue };
+            for dev in self.xs.directory(0, &format!("{VIF_ROOT}/{dom}")).unwrap_or_default() {
+                if let Ok(devid) = dev.parse::<u32>() {
+                    present.push((domid, devid));
+                }
+            }
+        }
+        let gone: Vec<_> = self.devices.keys().filter(|k| !present.contains(k)).copied().collect();
+        for k in gone {
+            if let Some(mut d) = self.devices.remove(&k) {
+                disconnect(&self.evtchn, &mut d);
+                let _ = self.xs.unwatch(&format!("{}/state", d.fe), "fe");
+                eprintln!("netback: {}: removed by the toolstack", d.be);
+            }
+        }
+        for k in present {
+            let d = self.devices.entry(k).or_insert_with(|| Device {
+                be: format!("{VIF_ROOT}/{}/{}", k.0, k.1),
+                fe: String::new(),
+                fe_id: k.0,
+                devid: k.1,
+                phase: Phase::New,
+                bridge: None,
+                conn: None,
+            });
+            if let Err(e) = step(&mut self.xs, &self.evtchn, d) {
+                eprintln!("netback: {e}");
+                disconnect(&self.evtchn, d);
+                d.phase = Phase::Failed;
+                let _ = self.xs.write(0, &format!("{}/state", d.be), CLOSING.to_string().as_bytes());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Front-end to TAP.
+fn serve_tx(core: &mut Core, evtchn: &Evtchn, c: &mut Conn) -> std::result::Result<(), String> {
+    if !c.more_tx {
+        return Ok(());
+    }
+    let mut frame = Vec::with_capacity(VNET_HDR_LEN + 1514);
+    let (tap, gnt) = (&c.tap, &c.gnt);
+    let (mut sent, mut dropped) = (0u64, 0u64);
+    let out = core.process_tx(&mut c.rings.tx, &mut Copier(gnt), |p| {
+        frame.clear();
+        frame.extend_from_slice(&[0; VNET_HDR_LEN]);
+        frame.extend_from_slice(p.data);
+        match csum::vnet_for_tx(&mut frame[VNET_HDR_LEN..], p) {
+            Ok(h) => {
+                frame[..VNET_HDR_LEN].copy_from_slice(&h.to_bytes());
+                match tap.write(&frame) {
+                    Ok(()) => sent += 1,
+                    Err(_) => dropped += 1,
+                }
+            }
+            // A blank checksum nobody can fill in: dropped, as Linux's netback does.
+            Err(_) => dropped += 1,
+        }
+    });
+    c.tx_frames += sent;
+    c.dropped += dropped;
+    if out.notify {
+        let _ = evtchn.notify(c.tx_port);
+    }
+    match out.state {
+        TxState::Idle => c.more_tx = false,
+        TxState::MoreWork => c.more_tx = true,
+        TxState::Disconnect(f) => return Err(format!("front-end broke the transmit ring ({f})")),
+    }
+    Ok(())
+}
+
+/// TAP to front-end.
+fn serve_rx(core: &mut Core, evtchn: &Evtchn, c: &mut Conn, buf: &mut [u8]) -> std::result::Result<(), String> {
+    if !c.more_rx {
+        return Ok(());
+    }
+    c.more_rx = false;
+    let mut notify = false;
+    let mut deliver = |core: &mut Core, c: &mut Conn, frame: &[u8], meta: RxMeta| -> std::result::Result<bool, String> {
+        match core.deliver_rx(&mut c.rings.rx, &mut Copier(&c.gnt), frame, meta) {
+            RxOutcome::Delivered { notify: n, .. } => {
+                notify |= n;
+                c.rx_frames += 1;
+                Ok(true)
+            }
+            RxOutcome::NoBuffers => Ok(false),
+            RxOutcome::Dropped { notify: n, .. } => {
+                notify |= n;
+                c.dropped += 1;
+                Ok(true)
+            }
+            RxOutcome::Disconnect(f) => Err(format!("front-end broke the receive ring ({f})")),
+        }
+    };
+    let mut result = Ok(());
+    if let Some((frame, meta)) = c.pending.take() {
+        match deliver(core, c, &frame, meta) {
+            Ok(true) => {}
+            Ok(false) => c.pending = Some((frame, meta)),
+            Err(e) => result = Err(e),
+        }
+    }
+    let mut n = 0;
+    while result.is_ok() && c.pending.is_none() && n < RX_BUDGET {
+        let len = match c.tap.read(buf) {
+            Ok(Some(len)) => len,
+            Ok(None) => break,
+            Err(e) => {
+                result = Err(format!("reading {}: {e}", c.tap.name()));
+                break;
+            }
+        };
+        n += 1;
+        let Some(h) = VnetHdr::from_bytes(&buf[..len]) else { continue };
+        let frame = &mut buf[VNET_HDR_LEN..len];
+        let meta = match csum::rx_meta_from_vnet(&h, frame, c.cfg.rx_csum_offload) {
+            Ok(m) => m,
+            Err(_) => {
+                c.dropped += 1;
+                continue;
+            }
+        };
+        match deliver(core, c, frame, meta) {
+            Ok(true) => {}
+            Ok(false) => c.pending = Some((frame.to_vec(), meta)),
+            Err(e) => result = Err(e),
+        }
+    }
+    // More frames may be queued on the TAP: come back without waiting for poll.
+    if n == RX_BUDGET {
+        c.more_rx = true;
+    }
+    if notify {
+        let _ = evtchn.notify(c.rx_port);
+    }
+    result
+}
+
+/// Unmaps the rings, unbinds the channels and deletes the TAP (idempotent).
+fn disconnect(evtchn: &Evtchn, d: &mut Device) {
+    if let Some(c) = d.conn.take() {
+        let _ = evtchn.unbind(c.tx_port);
+        if c.rx_port != c.tx_port {
+            let _ = evtchn.unbind(c.rx_port);
+        }
+        eprintln!(
+            "netback: {}: disconnected ({} frames from the front-end, {} to it, {} dropped); {} deleted",
+            d.be,
+            c.tx_frames,
+            c.rx_frames,
+            c.dropped,
+            c.tap.name()
+        );
+        // `c` drops here: the TAP closes (and goes away), the rings, then the mappings.
+    }
+}
+
+fn dev_err(d: &Device, what: impl std::fmt::Display) -> Error {
+    Error::Device(d.be.clone(), what.to_string())
+}
+
+fn set_state(xs: &mut Xs, d: &Device, s: u32) -> Result<()> {
+    Ok(xs.write(0, &format!("{}/state", d.be), s.to_string().as_bytes())?)
+}
+
+/// One step of the xenbus handshake for `d`, as far as the front-end's state allows.
+fn step(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
+    if d.phase == Phase::New {
+        let be = d.be.clone();
+        let rd = |xs: &mut Xs, k: &str| xs.read_string(0, &format!("{be}/{k}"));
+        let fe = rd(xs, "frontend").map_err(|e| dev_err(d, format!("frontend: {e}")))?;
+        let fe_id: u16 = rd(xs, "frontend-id").ok().and_then(|v| v.trim().parse().ok()).ok_or_else(|| dev_err(d, "frontend-id"))?;
+        if fe_id != d.fe_id {
+            return Err(dev_err(d, format!("frontend-id {fe_id} under backend/vif/{}", d.fe_id)));
+        }
+        d.fe = fe;
+        d.bridge = rd(xs, keys::keys::BRIDGE).ok().map(|b| b.trim().to_string()).filter(|b| !b.is_empty());
+        let mut first: Result<()> = Ok(());
+        keys::publish_features(&BackendFeatures::TAP, &mut |k: &str, v: &str| {
+            if first.is_ok() {
+                first = xs.write(0, &format!("{be}/{k}"), v.as_bytes()).map_err(Error::from);
+            }
+        });
+        first?;
+        xs.watch(&format!("{}/state", d.fe), "fe")?;
+        set_state(xs, d, INIT_WAIT)?;
+        d.phase = Phase::InitWait;
+        eprintln!("netback: {be}: d{fe_id} at {}: InitWait", d.fe);
+    }
+    let fe_state = state_of(xs, &d.fe);
+    match d.phase {
+        Phase::InitWait => match fe_state {
+            Some(INITIALISED | CONNECTED) => connect(xs, evtchn, d)?,
+            Some(CLOSING) | Some(CLOSED) | None => {
+                set_state(xs, d, CLOSING)?;
+                d.phase = Phase::Closing;
+            }
+            _ => {}
+        },
+        Phase::Connected if !matches!(fe_state, Some(INITIALISED | CONNECTED)) => {
+            disconnect(evtchn, d);
+            set_state(xs, d, CLOSING)?;
+            d.phase = Phase::Closing;
+        }
+        _ => {}
+    }
+    if d.phase == Phase::Closing && matches!(fe_state, Some(CLOSED) | None) {
+        set_state(xs, d, CLOSED)?;
+        d.phase = Phase::Closed;
+        eprintln!("netback: {}: Closed", d.be);
+    }
+    Ok(())
+}
+
+fn connect(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
+    let fe = d.fe.clone();
+    let cfg: FrontendConfig = keys::read_frontend(&mut |k: &str, buf: &mut [u8]| {
+        let v = xs.read(0, &format!("{fe}/{k}")).ok()?;
+        let n = v.len().min(buf.len());
+        buf[..n].copy_from_slice(&v[..n]);
+        Some(v.len())
+    })
+    .map_err(|e| dev_err(d, e))?;
+    let gnt = NetGntdev::open(d.fe_id)?;
+    let map = |r: u32| gnt.map(r).map_err(|e| dev_err(d, format!("mapping ring {r}: {e}")));
+    let (txm, rxm) = (map(cfg.tx_ring_ref.0)?, map(cfg.rx_ring_ref.0)?);
+    let rings = MappedNetRings::new(txm, rxm).map_err(|e| dev_err(d, format!("rings: {e}")))?;
+    let bind = |p: u32| evtchn.bind_interdomain(u32::from(d.fe_id), p).map_err(|e| dev_err(d, format!("binding event channel {p}: {e}")));
+    let (tx_port, rx_port) = match cfg.event_channels {
+        EventChannels::Shared(p) => {
+            let l = bind(p.0)?;
+            (l, l)
+        }
+        EventChannels::Split { tx, rx } => {
+            let t = bind(tx.0)?;
+            match bind(rx.0) {
+                Ok(r) => (t, r),
+                Err(e) => {
+                    let _ = evtchn.unbind(t);
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let unbind = |e: Error| {
+        let _ = evtchn.unbind(tx_port);
+        if rx_port != tx_port {
+            let _ = evtchn.unbind(rx_port);
+        }
+        e
+    };
+    let name = format!("vif{}.{}", d.fe_id, d.devid);
+    let tap = Tap::create(&name).map_err(|e| unbind(dev_err(d, e)))?;
+    let offload = if cfg.csum_offload { netsys::TUN_F_CSUM } else { 0 };
+    tap.set_offload(offload)
+        .and_then(|_| netsys::set_mac(&name, HOST_MAC))
+        .and_then(|_| netsys::link_up(&name))
+        .map_err(|e| unbind(dev_err(d, format!("{name}: {e}"))))?;
+    match &d.bridge {
+        Some(b) if netsys::bridge_exists(b) => {
+            netsys::bridge_add(b, &name).map_err(|e| unbind(dev_err(d, format!("adding {name} to {b}: {e}"))))?;
+            eprintln!("netback: {}: {name} added to bridge {b}", d.be);
+        }
+        Some(b) => eprintln!("netback: {}: no bridge {b}; {name} stays alone", d.be),
+        None => {}
+    }
+    d.conn = Some(Conn {
+        rings,
+        gnt,
+        tap,
+        tx_port,
+        rx_port,
+        cfg: cfg.netback_config(),
+        pending: None,
+        more_tx: true,
+        more_rx: true,
+        tx_frames: 0,
+        rx_frames: 0,
+        dropped: 0,
+    });
+    xs.write(0, &format!("{}/{}", d.be, keys::keys::HOTPLUG_STATUS), b"connected")?;
+    set_state(xs, d, CONNECTED)?;
+    d.phase = Phase::Connected;
+    eprintln!(
+        "netback: {}: Connected: {name} (tx-ring-ref {}, rx-ring-ref {}, channels {:?} -> local {tx_port}/{rx_port}, sg {}, csum offload {})",
+        d.be, cfg.tx_ring_ref.0, cfg.rx_ring_ref.0, cfg.event_channels, cfg.sg, cfg.csum_offload
+    );
+    Ok(())
+}
