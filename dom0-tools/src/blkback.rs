@@ -194,7 +194,9 @@ impl GntCopy {
     fn finish(&self, segs: &mut [GrantSeg], r: std::io::Result<()>) {
         for (s, &st) in segs.iter_mut().zip(&self.status) {
             s.status = match &r {
-                // The ioctl itself failed: no segment moved for sure.
+                // Refused before the ioctl (its own status), or the ioctl itself failed:
+                // no segment moved for sure.
+                Err(_) if st != 0 => Err(grant_error(GrantCopyError::Status(st))),
                 Err(_) => Err(GrantError::Other(-1)),
                 Ok(()) if st == 0 => Ok(()),
                 Ok(()) => Err(grant_error(GrantCopyError::Status(st))),

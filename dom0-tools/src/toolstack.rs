@@ -298,6 +298,11 @@ pub fn write_domain_entries(xs: &mut Xs, c: &DomainConfig, b: &Built, uuid: &str
                 ("state", "1".to_string()),
                 ("handle", i.to_string()),
                 ("mac", mac),
+                // libxl's keys: Linux's netback refuses a device without `script`
+                // ("reading script"); nothing runs it here (the back-end writes
+                // `hotplug-status` itself, or the admin does).
+                ("script", "/etc/xen/scripts/vif-bridge".to_string()),
+                ("type", "vif".to_string()),
             ];
             if let Some(b) = &vif.bridge {
                 kv.push(("bridge", b.clone()));

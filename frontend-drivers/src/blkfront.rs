@@ -1095,15 +1095,27 @@ impl<G: FrontGrants> BlkFront<G> {
 
     /// Ends every grant the driver holds (the persistent ones). Needs no request in flight;
     /// call before closing the device. Returns the grants ended.
+    ///
+    /// With persistent grants the back-end may keep pages mapped until it disconnects
+    /// (Linux's blkback: until the front-end is `Closed`); ending those fails with
+    /// [`BlkError::GrantStillInUse`] and may be retried later: ids retired because of a
+    /// grant still in use are tried again, and freed once all their grants are ended.
     pub fn teardown(&mut self) -> Result<u64, BlkError> {
         self.idle()?;
         let before = self.stats.grants_ended;
         let mut res = Ok(());
         for id in 0..self.nr_ids {
-            if self.slots[id].state == SlotState::Free {
-                if let Err(e) = self.end_grants(id, true) {
-                    res = Err(e);
+            match self.slots[id].state {
+                SlotState::Free => {
+                    if let Err(e) = self.end_grants(id, true) {
+                        res = Err(e);
+                    }
                 }
+                SlotState::Dead => match self.end_grants(id, true) {
+                    Ok(()) => self.free_id(id),
+                    Err(e) => res = Err(e),
+                },
+                SlotState::InFlight | SlotState::Done(_) => {}
             }
         }
         res.map(|()| self.stats.grants_ended - before)

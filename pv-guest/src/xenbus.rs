@@ -319,18 +319,18 @@ pub fn frontend(si: &StartInfo, cmd: &str, test: &mut dyn FnMut(&str, TestResult
     println!("pv-guest: blkfront: {mib} MiB written and read back over xenbus in {} ms", (shared::now_ns() - t0) / 1_000_000);
 
     // With persistent grants the back-end may keep our pages mapped until it
-    // disconnects: end the grants once it is Closing.
+    // disconnects (Linux's blkback: once we are Closed): end the grants after it is
+    // Closed (or gone).
     let persistent = blk::persistent(&f);
     if !persistent {
         blk::teardown(&mut f, test);
     }
     let closed = set_state(&mut xs, &dev, CLOSING)
         .and_then(|_| wait_state(&mut xs, &be_state, |s| s >= CLOSING))
-        .map(|_| {
-            if persistent {
-                blk::teardown(&mut f, test);
-            }
-        })
         .and_then(|_| set_state(&mut xs, &dev, CLOSED));
+    if persistent {
+        let _ = wait_state(&mut xs, &be_state, |s| s >= CLOSED);
+        blk::teardown(&mut f, test);
+    }
     test("blkfront_xenbus_closed", closed);
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
 /// Our dom0 binaries (static musl), installed in `/usr/sbin`.
-const OUR_BINS: &[&str] = &["xenstored", "xenconsoled", "xl", "blkback", "netback"];
+const OUR_BINS: &[&str] = &["xenstored", "xenconsoled", "xl", "blkback", "netback", "blkbench"];
 /// Kernel modules dom0 loads, in this order (dependencies are added before each); `tun`
 /// and `bridge` for our netback's TAP devices. Not Linux's `xen-blkback` (loaded later by its own test section, see
 /// `DOM0_LATER_MODULES`).
@@ -258,7 +258,7 @@ fn add_debian_packages(root: &Path, t: &mut Tree, pkgs: &[&str]) -> Result<()> {
 
 /// The Linux domU's initramfs: busybox, the PV front-end and ext4 modules, e2fsprogs,
 /// and an init that prints the marker (and runs the disk test `blktest=` asks for).
-fn domu_initramfs(root: &Path, kdir: &Path, busybox: &[u8]) -> Result<Vec<u8>> {
+fn domu_initramfs(root: &Path, kdir: &Path, busybox: &[u8], bins: &[(&str, Vec<u8>)]) -> Result<Vec<u8>> {
     let mut t = Tree::default();
     for d in ["/proc", "/sys", "/dev", "/tmp", "/mnt"] {
         t.dir(d);
@@ -270,7 +270,14 @@ fn domu_initramfs(root: &Path, kdir: &Path, busybox: &[u8]) -> Result<Vec<u8>> {
         load.push_str(&format!("{name} "));
     }
     add_debian_packages(root, &mut t, E2FSPROGS)?;
-    t.file("/init", DOMU_INIT.replace("@DOMU_MODULES@", load.trim()).into_bytes(), 0o755);
+    let init = DOMU_INIT
+        .replace("@DOMU_MODULES@", load.trim())
+        .replace("@BENCH_BLK_MIB@", &BENCH_BLK_MIB.to_string())
+        .replace("@BENCH_RAND_READS@", &BENCH_RAND_READS.to_string());
+    t.file("/init", init.into_bytes(), 0o755);
+    for (name, data) in bins {
+        t.file(&format!("/bin/{name}"), data.clone(), 0o755);
+    }
     // Linux's orderly poweroff (xl shutdown) runs /sbin/poweroff.
     t.file("/sbin/poweroff", b"#!/bin/busybox sh\n/bin/busybox poweroff -f\n".to_vec(), 0o755);
     Ok(t.cpio())
@@ -315,6 +322,14 @@ case " $(cat /proc/cmdline) " in
   *" blktest=format "*) blktest format ;;
   *" blktest=verify "*) blktest verify ;;
 esac
+# blkbench=LABEL: read throughput of the disk (BENCH lines), then power off.
+for a in $(cat /proc/cmdline); do
+  case $a in blkbench=*)
+    i=0; while [ ! -b /dev/xvda ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+    blkbench /dev/xvda --label ${a#blkbench=} --seq-mib @BENCH_BLK_MIB@ --rand-reads @BENCH_RAND_READS@ || echo "BENCH-FAIL ${a#blkbench=} blkbench"
+    echo "BLKBENCH DONE"; poweroff -f ;;
+  esac
+done
 while true; do sleep 3600; done
 "#;
 
@@ -331,6 +346,8 @@ pub struct Dom0Image {
 pub enum Variant {
     Test,
     Bench,
+    /// `bench blk`: disk reads in a Linux domU on our blkback, on Linux's, and in dom0.
+    BenchBlk,
 }
 
 /// Debian's toolstack (`xl`, C `xenstored`, `xenconsoled`, `xen-init-dom0`) and its
@@ -396,17 +413,21 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
     let pv_guest = crate::images::build_bare(root, "pv-guest", "-C relocation-model=static")?;
     t.file("/guests/pv-guest", std::fs::read(&pv_guest)?, 0o644);
     t.file("/guests/vmlinux", std::fs::read(vmlinux(root, &kernel, &kver)?)?, 0o644);
-    t.file("/guests/domu.cpio", domu_initramfs(root, &kdir, &std::fs::read(&bb)?)?, 0o644);
+    let bins = build_our_binaries(root)?;
+    let domu_bins = [("blkbench", std::fs::read(bins.join("blkbench"))?)];
+    t.file("/guests/domu.cpio", domu_initramfs(root, &kdir, &std::fs::read(&bb)?, &domu_bins)?, 0o644);
     t.file("/etc/xen/pv-guest.cfg", PV_GUEST_CFG.as_bytes().to_vec(), 0o644);
     t.file("/etc/xen/pv-blk.cfg", PV_BLK_CFG.replace("@BLK_MIB@", &BLK_MIB.to_string()).into_bytes(), 0o644);
     t.file("/etc/xen/pv-net.cfg", PV_NET_CFG.replace("@NAME@", "pv-net").replace("@VIF@", "").into_bytes(), 0o644);
     t.file("/etc/xen/pv-net-ours.cfg", PV_NET_CFG.replace("@NAME@", "pv-net-ours").replace("@VIF@", ",bridge=xennet0").into_bytes(), 0o644);
     t.file("/etc/xen/linux.cfg", LINUX_CFG.as_bytes().to_vec(), 0o644);
     t.file("/etc/xen/linux-blk.cfg", LINUX_BLK_CFG.as_bytes().to_vec(), 0o644);
+    for (side, disk) in [("ours", "file:/tmp/bench.img,xvda,r"), ("kernel", "file:/tmp/bench.img,xvda,r,backendtype=phy")] {
+        t.file(&format!("/etc/xen/bench-blk-{side}.cfg"), BENCH_BLK_CFG.replace("@SIDE@", side).replace("@DISK@", disk).into_bytes(), 0o644);
+    }
     t.file("/etc/xen/pv-kblk.cfg", PV_KBLK_CFG.replace("@BLK_MIB@", &BLK_MIB.to_string()).into_bytes(), 0o644);
     t.file("/etc/xen/bench.cfg", BENCH_CFG.as_bytes().to_vec(), 0o644);
     t.file("/etc/xen/bad.cfg", b"name = \"bad\"\nkernel = \"/guests/pv-guest\"\nmemory = \"lots\"\n".to_vec(), 0o644);
-    let bins = build_our_binaries(root)?;
     for b in OUR_BINS {
         let p = bins.join(b);
         t.file(&format!("/usr/sbin/{b}"), std::fs::read(&p).context(|| format!("reading {}", p.display()))?, 0o755);
@@ -414,7 +435,11 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
     t.file("/init", init_script(&load, &later, variant)?.into_bytes(), 0o755);
     let dir = crate::images::images_dir(root);
     std::fs::create_dir_all(&dir)?;
-    let initrd = dir.join(if variant == Variant::Bench { "dom0-bench.cpio" } else { "dom0.cpio" });
+    let initrd = dir.join(match variant {
+        Variant::Test => "dom0.cpio",
+        Variant::Bench => "dom0-bench.cpio",
+        Variant::BenchBlk => "dom0-bench-blk.cpio",
+    });
     std::fs::write(&initrd, t.cpio())?;
     eprintln!("xtask: dom0 image: {} ({} bytes), kernel {}", initrd.display(), std::fs::metadata(&initrd)?.len(), kernel.display());
     Ok(Dom0Image { kernel, initrd })
@@ -473,6 +498,24 @@ on_crash = \"preserve\"
 disk = [ \"file:/tmp/linux-blk.img,xvda,w\" ]
 ";
 
+/// `bench blk`: MiB read sequentially, and 4 KiB random reads, per side.
+const BENCH_BLK_MIB: u32 = 32;
+const BENCH_RAND_READS: u32 = 1000;
+
+/// `bench blk`'s Linux domU (`@SIDE@`, `@DISK@`).
+const BENCH_BLK_CFG: &str = "name = \"bb-@SIDE@\"
+type = \"pv\"
+kernel = \"/guests/vmlinux\"
+ramdisk = \"/guests/domu.cpio\"
+extra = \"console=hvc0 loglevel=4 blkbench=@SIDE@\"
+memory = 160
+vcpus = 1
+on_poweroff = \"destroy\"
+on_reboot = \"destroy\"
+on_crash = \"preserve\"
+disk = [ \"@DISK@\" ]
+";
+
 /// MiB pv-guest's blkfront writes and reads back through our blkback.
 const BLK_MIB: u32 = 4;
 
@@ -513,6 +556,7 @@ fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<S
             select_sections(&all, std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref())?
         }
         Variant::Bench => BENCH_STEPS.to_string(),
+        Variant::BenchBlk => format!("{}{BENCH_BLK_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
     };
     Ok(INIT.replace("@STEPS@", &steps)
         .replace("@MODULES@", modules.trim())
@@ -520,8 +564,42 @@ fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<S
         .replace("@DONE@", DONE)
         .replace("@MARKER@", DOMU_MARKER)
         .replace("@REPS@", &BENCH_REPS.to_string())
-        .replace("@BLK_MIB@", &BLK_MIB.to_string()))
+        .replace("@BLK_MIB@", &BLK_MIB.to_string())
+        .replace("@BENCH_BLK_MIB@", &BENCH_BLK_MIB.to_string())
+        .replace("@BENCH_RAND_READS@", &BENCH_RAND_READS.to_string()))
 }
+
+/// The lines of section `name` of `steps` (its `#@` line included).
+fn section(steps: &str, name: &str) -> String {
+    let mut out = String::new();
+    let mut keep = false;
+    for line in steps.lines() {
+        if let Some(n) = line.strip_prefix("#@ ") {
+            keep = n.trim() == name;
+        }
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// `cargo xtask bench blk`: the same Linux domU reads its disk (`blkbench`, O_DIRECT)
+/// served by our blkback and by Linux's kernel blkback; dom0 reads the image natively.
+const BENCH_BLK_STEPS: &str = r#"#@ bench-blk
+blkback --pid-file /run/blkback.pid 2>/var/log/xen/blkback.log &
+for m in @LATER_MODULES@; do insmod /lib/modules/$m.ko || echo "insmod $m failed"; done
+dd if=/dev/urandom of=/tmp/bench.img bs=1M count=@BENCH_BLK_MIB@ 2>/dev/null
+blkbench /tmp/bench.img --label native --seq-mib @BENCH_BLK_MIB@ --rand-reads @BENCH_RAND_READS@ || echo "BENCH-FAIL native"
+for side in ours kernel; do
+  log=/var/log/xen/console/guest-bb-$side.log
+  xl create /etc/xen/bench-blk-$side.cfg >/tmp/create.log 2>&1 || { echo "BENCH-FAIL $side create: $(tr '\n' ' ' </tmp/create.log)"; continue; }
+  waitlog $log 'BLKBENCH DONE' 900 || { echo "BENCH-FAIL $side no result"; tail -20 $log; }
+  grep -a 'BENCH ' $log
+  xl destroy bb-$side >/dev/null 2>&1
+done
+"#;
 
 /// The test steps are sections, each starting with a `#@ NAME` line. With
 /// `XTASK_DOM0_SECTIONS=a,b` (for working on one part) only `base`, those and `end` run; a
@@ -894,9 +972,13 @@ fn median(v: &mut [u64]) -> u64 {
 }
 
 /// Boots the benchmark dom0 and returns a markdown table (ours vs Debian's) plus the log path.
-pub fn bench(root: &Path) -> Result<(String, PathBuf)> {
+/// `BENCH <side> <metric> <value>` lines of a benchmark boot: (side, metric) -> values.
+type BenchValues = BTreeMap<(String, String), Vec<f64>>;
+
+/// Boots a benchmark image and collects its `BENCH` lines.
+fn bench_boot(root: &Path, variant: Variant, log_name: &str) -> Result<(BenchValues, PathBuf)> {
     let xen = reference::xen_hypervisor(root)?;
-    let img = build_image(root, Variant::Bench)?;
+    let img = build_image(root, variant)?;
     let m = Machine {
         kernel: xen,
         append: XEN_CMDLINE.into(),
@@ -904,9 +986,9 @@ pub fn bench(root: &Path) -> Result<(String, PathBuf)> {
         memory_mib: 2048,
         smp: 2,
     };
-    let log_path = log_dir(root).join("bench-create.log");
-    let out = qemu::run(&m, &log_path, Duration::from_secs(540), &[DOM0_POWEROFF, "Panic on CPU"], &[DONE])?;
-    let mut vals: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+    let log_path = log_dir(root).join(log_name);
+    let out = qemu::run(&m, &log_path, Duration::from_secs(580), &[DOM0_POWEROFF, "Panic on CPU"], &[DONE])?;
+    let mut vals = BenchValues::new();
     for line in out.log.lines() {
         if let Some(rest) = line.split("BENCH ").nth(1) {
             let w: Vec<&str> = rest.split_whitespace().collect();
@@ -923,20 +1005,49 @@ pub fn bench(root: &Path) -> Result<(String, PathBuf)> {
     if !out.log.contains(DONE) {
         return Err(Error::new(format!("benchmark boot did not finish ({:?}); see {}", out.exit, log_path.display())));
     }
+    Ok((vals, log_path))
+}
+
+/// `cargo xtask bench create`: a markdown table (ours vs Debian's) plus the log path.
+pub fn bench(root: &Path) -> Result<(String, PathBuf)> {
+    let (mut vals, log_path) = bench_boot(root, Variant::Bench, "bench-create.log")?;
     let mut table = String::from("| metric (ms, median of runs; min–max) | ours (`xl`, our xenstored/xenconsoled) | Debian's `xl` + C xenstored + xenconsoled |\n|---|---|---|\n");
     for name in ["xl_create_returns_ms", "create_to_first_console_line_ms", "create_to_marker_ms"] {
         let mut cell = |side: &str| -> String {
             match vals.get_mut(&(side.to_string(), name.to_string())) {
                 Some(v) if !v.is_empty() => {
-                    let (lo, hi) = (*v.iter().min().expect("non-empty"), *v.iter().max().expect("non-empty"));
-                    let n = v.len();
-                    format!("{} ({lo}–{hi}, n={n})", median(v))
+                    let mut ms: Vec<u64> = v.iter().map(|&x| x as u64).collect();
+                    let (lo, hi) = (*ms.iter().min().expect("non-empty"), *ms.iter().max().expect("non-empty"));
+                    let n = ms.len();
+                    format!("{} ({lo}–{hi}, n={n})", median(&mut ms))
                 }
                 _ => "—".into(),
             }
         };
         let (a, b) = (cell("ours"), cell("debian"));
         table.push_str(&format!("| {} | {a} | {b} |\n", name.trim_end_matches("_ms")));
+    }
+    Ok((table, log_path))
+}
+
+/// `cargo xtask bench blk`: a markdown table (ours, Linux's kernel blkback, native dom0)
+/// plus the log path.
+pub fn bench_blk(root: &Path) -> Result<(String, PathBuf)> {
+    let (vals, log_path) = bench_boot(root, Variant::BenchBlk, "bench-blk.log")?;
+    let get = |side: &str, name: &str| vals.get(&(side.to_string(), name.to_string())).and_then(|v| v.first().copied());
+    let mut table = String::from(
+        "| read pattern | Linux domU on our blkback | Linux domU on Linux kernel blkback | ours / kernel | dom0 reading the image file |\n|---|---|---|---|---|\n",
+    );
+    for (name, label, unit) in [("seq_read_1m_MBps", "sequential 1 MiB", "MB/s"), ("rand_read_4k_iops", "random 4 KiB, one at a time", "IOPS")] {
+        let cell = |side: &str| get(side, name).map(|v| format!("{v:.1} {unit}")).unwrap_or_else(|| "—".into());
+        let ratio = match (get("ours", name), get("kernel", name)) {
+            (Some(o), Some(k)) if k > 0.0 => format!("{:.0}%", 100.0 * o / k),
+            _ => "—".into(),
+        };
+        table.push_str(&format!("| {label} | {} | {} | {ratio} | {} |\n", cell("ours"), cell("kernel"), cell("native")));
+    }
+    if get("native", "direct") == Some(0.0) {
+        table.push_str("\ndom0's image file lives in its initramfs (tmpfs, no O_DIRECT): the native column reads through the page cache.\n");
     }
     Ok((table, log_path))
 }

@@ -646,10 +646,14 @@ fn persistent_grants_map_once_and_round_trip() {
             FrontSide(table.clone()).end_access(xen_abi::GrantRef(held)),
             Err(GrantError::InUse)
         );
-        // ...after the back-end unmaps (disconnect), it can.
+        // A teardown now fails (and retires the ids holding those grants)...
+        assert_eq!(front.teardown(), Err(BlkError::GrantStillInUse));
+        assert!(front.dead_ids() > 0);
+        // ...and succeeds once the back-end unmapped them (disconnect), freeing the ids.
         peer.grants.borrow_mut().clear();
         assert_eq!(table.lock().unwrap().mapped_refs.len(), 0);
         front.teardown().unwrap();
+        assert_eq!(front.dead_ids(), 0);
         assert_eq!(front.grants_held(), 0);
         assert_eq!(table.lock().unwrap().active(), 0);
     }
