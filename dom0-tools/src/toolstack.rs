@@ -355,6 +355,7 @@ pub fn create(xc: &Xc, xs: &mut Xs, c: &DomainConfig, paused: bool) -> Result<u1
     let finish = |xs: &mut Xs| -> Result<()> {
         write_domain_entries(xs, c, &b, &uuid_string(&uuid), &phys)?;
         xs.introduce(u32::from(b.domid), b.store_mfn, b.store_port)?;
+        vif_hotplug(xs, b.domid, c)?;
         if !paused {
             xc.unpause(b.domid)?;
         }
@@ -393,6 +394,37 @@ pub fn destroy(xc: &Xc, xs: &mut Xs, domid: u16) -> Result<()> {
         let _ = xs.rm(0, &vm);
     }
     r.map_err(Error::from)
+}
+
+/// What Xen's `vif-bridge` hotplug script does when Linux's kernel netback serves the
+/// vifs: bring `vif<domid>.<devid>` up, join the bridge the vif names, write
+/// `hotplug-status` = `connected` (kernel netback waits for it before `Connected`). Our
+/// `netback` daemon does this itself for its TAP devices, so only the kernel's count.
+fn vif_hotplug(xs: &mut Xs, domid: u16, c: &DomainConfig) -> Result<()> {
+    if c.vifs.is_empty() || !std::path::Path::new("/sys/module/xen_netback").exists() {
+        return Ok(());
+    }
+    for (i, vif) in c.vifs.iter().enumerate() {
+        let name = format!("vif{domid}.{i}");
+        let dev = std::path::PathBuf::from(format!("/sys/class/net/{name}"));
+        // Linux's netback creates the interface when it probes the new back-end.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !dev.exists() {
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Other(format!("vif {i}: Linux's netback made no {name} within 10 s")));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if dev.join("tun_flags").exists() {
+            continue; // a TAP: our netback's, which does its own hotplug
+        }
+        crate::netsys::link_up(&name).map_err(|e| Error::Other(format!("vif {i}: bringing {name} up: {e}")))?;
+        if let Some(b) = vif.bridge.as_deref().filter(|b| crate::netsys::bridge_exists(b)) {
+            crate::netsys::bridge_add(b, &name).map_err(|e| Error::Other(format!("vif {i}: adding {name} to bridge {b}: {e}")))?;
+        }
+        xs.write(0, &format!("/local/domain/0/backend/vif/{domid}/{i}/hotplug-status"), b"connected")?;
+    }
+    Ok(())
 }
 
 /// The loop devices `xl create` attached for the domain's `backendtype=phy` file disks

@@ -8,7 +8,7 @@ use std::process::Command;
 
 const BENCHES: &[&str] = &["ring", "boot", "interdomain"];
 /// Also runnable by name (each boots real Xen with a Linux dom0 for minutes).
-const DOM0_BENCHES: &[&str] = &["create", "blk"];
+const DOM0_BENCHES: &[&str] = &["create", "blk", "net"];
 
 pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
     let names: Vec<&str> = if args.is_empty() { BENCHES.to_vec() } else { args.to_vec() };
@@ -17,6 +17,7 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
             "ring" => ring(root)?,
             "create" => create(root)?,
             "blk" => blk(root)?,
+            "net" => net(root)?,
             "interdomain" => {
                 let table = crate::multi::bench(root)?;
                 print!("{table}");
@@ -140,4 +141,24 @@ itself. All in one boot (`cargo xtask bench blk`, log `{}`).\n\nMachine: {}\n\n{
         table.trim_end()
     );
     write_section(root, "Block back-ends (`cargo xtask bench blk`)", &body)
+}
+
+/// UDP between a Linux domU and dom0 on real Xen 4.17: our netback vs Linux's.
+fn net(root: &Path) -> Result<()> {
+    crate::deps::ensure(root)?;
+    let (table, log) = crate::dom0::bench_net(root)?;
+    print!("{table}");
+    let body = format!(
+        "Debian's Linux 6.1 as a PV domU (1 vCPU, 128 MiB, xen-netfront) on real Xen 4.17 under \
+QEMU TCG (dom0 = Debian's Linux, 2 vCPUs), its vif on bridge `xennet0` with dom0 at \
+10.1.0.1. `netbench` (ours, static musl) floods 1400-byte UDP datagrams for 8 s, first \
+domU → dom0, then dom0 → domU; the receiver counts what arrives (first to last \
+datagram). Served first by Linux's kernel netback (its `vif` joined to the bridge by \
+our `xl`'s hotplug step), then, after `rmmod xen-netback`, by our `netback` daemon (a \
+TAP on the same bridge). One boot (`cargo xtask bench net`, log `{}`).\n\nMachine: {}\n\n{}",
+        log.strip_prefix(root).unwrap_or(&log).display(),
+        machine_line()?,
+        table.trim_end()
+    );
+    write_section(root, "Network back-ends (`cargo xtask bench net`)", &body)
 }

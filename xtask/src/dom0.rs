@@ -14,7 +14,7 @@ use std::time::Duration;
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
 /// Our dom0 binaries (static musl), installed in `/usr/sbin`.
-const OUR_BINS: &[&str] = &["xenstored", "xenconsoled", "xl", "blkback", "netback", "blkbench"];
+const OUR_BINS: &[&str] = &["xenstored", "xenconsoled", "xl", "blkback", "netback", "blkbench", "netbench"];
 /// Kernel modules dom0 loads, in this order (dependencies are added before each); `tun`
 /// and `bridge` for our netback's TAP devices. Not Linux's `xen-blkback` (loaded later by its own test section, see
 /// `DOM0_LATER_MODULES`).
@@ -322,6 +322,25 @@ case " $(cat /proc/cmdline) " in
   *" blktest=format "*) blktest format ;;
   *" blktest=verify "*) blktest verify ;;
 esac
+# net=ADDR,PEER: eth0 (xen-netfront) gets ADDR/24 and pings PEER (NET lines);
+# netbench=LABEL then streams UDP to PEER and receives PEER's stream (BENCH lines).
+for a in $(cat /proc/cmdline); do
+  case $a in net=*)
+    v=${a#net=}; addr=${v%,*}; peer=${v#*,}
+    i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+    ip addr add $addr/24 dev eth0; ip link set eth0 up
+    ping -c 5 -W 5 $peer > /tmp/ping 2>&1; echo "NET ping rc=$?"
+    tail -2 /tmp/ping | sed 's/^/NET ping| /'
+    for b in $(cat /proc/cmdline); do
+      case $b in netbench=*)
+        netbench send --to $peer:5001 --seconds 8 | sed 's/^/NET /'
+        netbench recv --port 5002 --label ${b#netbench=} --metric dom0_to_guest --wait 60 || echo "BENCH-FAIL ${b#netbench=} guest recv"
+        echo "NETBENCH DONE"; poweroff -f ;;
+      esac
+    done
+    echo "NET DONE" ;;
+  esac
+done
 # blkbench=LABEL: read throughput of the disk (BENCH lines), then power off.
 for a in $(cat /proc/cmdline); do
   case $a in blkbench=*)
@@ -348,6 +367,8 @@ pub enum Variant {
     Bench,
     /// `bench blk`: disk reads in a Linux domU on our blkback, on Linux's, and in dom0.
     BenchBlk,
+    /// `bench net`: UDP both ways between a Linux domU and dom0, Linux's netback and ours.
+    BenchNet,
 }
 
 /// Debian's toolstack (`xl`, C `xenstored`, `xenconsoled`, `xen-init-dom0`) and its
@@ -414,7 +435,7 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
     t.file("/guests/pv-guest", std::fs::read(&pv_guest)?, 0o644);
     t.file("/guests/vmlinux", std::fs::read(vmlinux(root, &kernel, &kver)?)?, 0o644);
     let bins = build_our_binaries(root)?;
-    let domu_bins = [("blkbench", std::fs::read(bins.join("blkbench"))?)];
+    let domu_bins = [("blkbench", std::fs::read(bins.join("blkbench"))?), ("netbench", std::fs::read(bins.join("netbench"))?)];
     t.file("/guests/domu.cpio", domu_initramfs(root, &kdir, &std::fs::read(&bb)?, &domu_bins)?, 0o644);
     t.file("/etc/xen/pv-guest.cfg", PV_GUEST_CFG.as_bytes().to_vec(), 0o644);
     t.file("/etc/xen/pv-blk.cfg", PV_BLK_CFG.replace("@BLK_MIB@", &BLK_MIB.to_string()).into_bytes(), 0o644);
@@ -422,6 +443,10 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
     t.file("/etc/xen/pv-net-ours.cfg", PV_NET_CFG.replace("@NAME@", "pv-net-ours").replace("@VIF@", ",bridge=xennet0").into_bytes(), 0o644);
     t.file("/etc/xen/linux.cfg", LINUX_CFG.as_bytes().to_vec(), 0o644);
     t.file("/etc/xen/linux-blk.cfg", LINUX_BLK_CFG.as_bytes().to_vec(), 0o644);
+    t.file("/etc/xen/linux-net.cfg", LINUX_NET_CFG.as_bytes().to_vec(), 0o644);
+    for side in ["ours", "kernel"] {
+        t.file(&format!("/etc/xen/bench-net-{side}.cfg"), BENCH_NET_CFG.replace("@SIDE@", side).into_bytes(), 0o644);
+    }
     for (side, disk) in [("ours", "file:/tmp/bench.img,xvda,r"), ("kernel", "file:/tmp/bench.img,xvda,r,backendtype=phy")] {
         t.file(&format!("/etc/xen/bench-blk-{side}.cfg"), BENCH_BLK_CFG.replace("@SIDE@", side).replace("@DISK@", disk).into_bytes(), 0o644);
     }
@@ -439,6 +464,7 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
         Variant::Test => "dom0.cpio",
         Variant::Bench => "dom0-bench.cpio",
         Variant::BenchBlk => "dom0-bench-blk.cpio",
+        Variant::BenchNet => "dom0-bench-net.cpio",
     });
     std::fs::write(&initrd, t.cpio())?;
     eprintln!("xtask: dom0 image: {} ({} bytes), kernel {}", initrd.display(), std::fs::metadata(&initrd)?.len(), kernel.display());
@@ -533,6 +559,34 @@ on_crash = \"preserve\"
 vif = [ \"mac=00:16:3e:00:00:10@VIF@\" ]
 ";
 
+/// Debian's Linux with xen-netfront on our netback (bridge `xennet0`).
+const LINUX_NET_CFG: &str = "name = \"linux-net\"
+type = \"pv\"
+kernel = \"/guests/vmlinux\"
+ramdisk = \"/guests/domu.cpio\"
+extra = \"console=hvc0 loglevel=4 net=10.0.0.3,10.0.0.1\"
+memory = 128
+vcpus = 1
+on_poweroff = \"destroy\"
+on_reboot = \"destroy\"
+on_crash = \"preserve\"
+vif = [ \"mac=00:16:3e:00:00:20,bridge=xennet0\" ]
+";
+
+/// `bench net`'s Linux domU (`@SIDE@`): on a bridge with dom0 at 10.1.0.1.
+const BENCH_NET_CFG: &str = "name = \"bn-@SIDE@\"
+type = \"pv\"
+kernel = \"/guests/vmlinux\"
+ramdisk = \"/guests/domu.cpio\"
+extra = \"console=hvc0 loglevel=4 net=10.1.0.2,10.1.0.1 netbench=@SIDE@\"
+memory = 128
+vcpus = 1
+on_poweroff = \"destroy\"
+on_reboot = \"destroy\"
+on_crash = \"preserve\"
+vif = [ \"mac=00:16:3e:00:01:01,bridge=xennet0\" ]
+";
+
 const LINUX_CFG: &str = "# Debian's kernel as a PV domU with a busybox initramfs
 name = \"linux\"
 type = \"pv\"
@@ -557,6 +611,7 @@ fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<S
         }
         Variant::Bench => BENCH_STEPS.to_string(),
         Variant::BenchBlk => format!("{}{BENCH_BLK_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
+        Variant::BenchNet => format!("{}{BENCH_NET_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
     };
     Ok(INIT.replace("@STEPS@", &steps)
         .replace("@MODULES@", modules.trim())
@@ -598,6 +653,28 @@ for side in ours kernel; do
   waitlog $log 'BLKBENCH DONE' 900 || { echo "BENCH-FAIL $side no result"; tail -20 $log; }
   grep -a 'BENCH ' $log
   xl destroy bb-$side >/dev/null 2>&1
+done
+"#;
+
+/// `cargo xtask bench net`: a Linux domU streams UDP to dom0 and dom0 back to it, first
+/// through Linux's kernel netback, then (module unloaded) through ours; the same bridge
+/// `xennet0` in both cases.
+const BENCH_NET_STEPS: &str = r#"#@ bench-net
+brctl addbr xennet0 && ip addr add 10.1.0.1/24 dev xennet0 && ip link set xennet0 up
+for side in kernel ours; do
+  if [ $side = ours ]; then
+    rmmod xen-netback
+    netback --pid-file /run/netback.pid 2>/var/log/xen/netback.log &
+    sleep 0.3
+  fi
+  log=/var/log/xen/console/guest-bn-$side.log
+  xl create /etc/xen/bench-net-$side.cfg >/tmp/create.log 2>&1 || { echo "BENCH-FAIL $side create: $(tr '\n' ' ' </tmp/create.log)"; continue; }
+  netbench recv --port 5001 --label $side --metric guest_to_dom0 --wait 120 || { echo "BENCH-FAIL $side dom0 recv"; tail -20 $log; }
+  netbench send --to 10.1.0.2:5002 --seconds 8
+  waitlog $log 'NETBENCH DONE' 60 || { echo "BENCH-FAIL $side no result"; tail -20 $log; }
+  grep -a 'BENCH \|NET ' $log
+  xl destroy bn-$side >/dev/null 2>&1
+  sleep 1
 done
 "#;
 
@@ -651,8 +728,6 @@ want xl-phy-loop-detached-after-destroy 0 sh -c 'losetup -a | grep -c kblk.img'
 /// `netback` daemon (a TAP on a bridge); Linux's netback is back afterwards.
 const NET_STEPS: &str = r#"#@ net
 # ---- net: pv-guest's netfront on Linux's kernel netback, then on our netback daemon
-# waitif NAME SECONDS: until the network interface exists
-waitif() { read t _ < /proc/uptime; end=$(( ${t%.*} + $2 )); while [ ! -e /sys/class/net/$1 ]; do read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && return 1; sleep 0.1; done; }
 # netchecks LOG SIDE: the guest's TEST lines
 netchecks() {
   waitlog $1 ' passed, ' 120
@@ -667,9 +742,9 @@ check kernel-netback-loaded grep -q '^xen_netback ' /proc/modules
 check xl-create-pv-net-kernel-netback xl create /etc/xen/pv-net.cfg
 nd=$(xl domid pv-net 2>/dev/null)
 check kernel-netback-vif-appears waitif vif$nd.0 30
-ip addr add 10.0.0.1/24 dev vif$nd.0; ip link set vif$nd.0 up
-# what the toolstack's vif hotplug script does; Linux's netback waits for it to go Connected
-xenstore-write /local/domain/0/backend/vif/$nd/0/hotplug-status connected
+ip addr add 10.0.0.1/24 dev vif$nd.0
+want xl-vif-hotplug-connected connected xenstore-read /local/domain/0/backend/vif/$nd/0/hotplug-status
+check xl-vif-hotplug-link-up sh -c "ip link show vif$nd.0 | grep -q ',UP'"
 waitlog /var/log/xen/console/guest-pv-net.log 'TEST netfront_ping_replies' 120
 check dom0-ping-pv-guest-on-kernel-netback ping -c 3 -W 5 10.0.0.2
 netchecks /var/log/xen/console/guest-pv-net.log kernel-netback
@@ -692,8 +767,16 @@ waitlog /var/log/xen/netback.log 'removed by the toolstack' 20
 check netback-closed-after-frontend grep -q 'backend/vif/.*: Closed' /var/log/xen/netback.log
 check netback-tap-deleted sh -c "! test -e /sys/class/net/vif$nd.0"
 check netback-still-running kill -0 $(cat /run/netback.pid)
-sed 's/^/  netback| /' /var/log/xen/netback.log | tail -8
 xl destroy pv-net-ours >/dev/null 2>&1
+# Debian's Linux domU (xen-netfront) on our netback: it pings dom0, dom0 pings it
+LN=/var/log/xen/console/guest-linux-net.log
+check xl-create-linux-net-ours xl create /etc/xen/linux-net.cfg
+waitlog $LN 'NET DONE' 120 || { echo "--- linux-net did not finish"; linux_diag linux-net; }
+grep -a 'NET ' $LN | sed 's/^/  linux-net| /'
+check linux-netfront-pings-dom0-over-our-netback grep -q 'NET ping rc=0' $LN
+check dom0-pings-linux-domu-over-our-netback ping -c 3 -W 5 10.0.0.3
+xl destroy linux-net >/dev/null 2>&1
+sed 's/^/  netback| /' /var/log/xen/netback.log | tail -8
 # Linux's netback again for what follows
 kill $(cat /run/netback.pid) 2>/dev/null
 ip link set xennet0 down; brctl delbr xennet0
@@ -759,6 +842,8 @@ lb=$(awk '$3 == "__log_buf" {print $1}' /proc/kallsyms)
 [ -n "$lb" ] && xl debug-mem $n $lb 131072 | grep -v '^ *$' | tail -60 | sed 's/^/  klog| /'
 for w in $(sed -n 's/^rip 0x\([0-9a-f]*\).*/\1/p; s/^stack //p' /tmp/dbg); do sym $(printf '%016s' $w | tr ' ' 0); done | sed 's/^/  sym| /'
 }
+# waitif NAME SECONDS: until the network interface exists
+waitif() { read t _ < /proc/uptime; end=$(( ${t%.*} + $2 )); while [ ! -e /sys/class/net/$1 ]; do read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && return 1; sleep 0.1; done; }
 # waitlog FILE TEXT SECONDS (deadline from /proc/uptime: forks are slow under TCG)
 waitlog() {
   read t _ < /proc/uptime; end=$(( ${t%.*} + $3 ))
@@ -1026,6 +1111,27 @@ pub fn bench(root: &Path) -> Result<(String, PathBuf)> {
         };
         let (a, b) = (cell("ours"), cell("debian"));
         table.push_str(&format!("| {} | {a} | {b} |\n", name.trim_end_matches("_ms")));
+    }
+    Ok((table, log_path))
+}
+
+/// `cargo xtask bench net`: a markdown table (Linux's netback vs ours) plus the log path.
+pub fn bench_net(root: &Path) -> Result<(String, PathBuf)> {
+    let (vals, log_path) = bench_boot(root, Variant::BenchNet, "bench-net.log")?;
+    let get = |side: &str, name: &str| vals.get(&(side.to_string(), name.to_string())).and_then(|v| v.first().copied());
+    let mut table = String::from("| UDP stream (1400-byte datagrams, 8 s) | our netback | Linux kernel netback | ours / kernel |\n|---|---|---|---|\n");
+    for (name, label, unit) in [
+        ("guest_to_dom0_pps", "domU → dom0 (netback's tx ring)", "packets/s"),
+        ("guest_to_dom0_mbps", "domU → dom0", "Mbit/s"),
+        ("dom0_to_guest_pps", "dom0 → domU (netback's rx ring)", "packets/s"),
+        ("dom0_to_guest_mbps", "dom0 → domU", "Mbit/s"),
+    ] {
+        let cell = |side: &str| get(side, name).map(|v| format!("{v:.1} {unit}")).unwrap_or_else(|| "—".into());
+        let ratio = match (get("ours", name), get("kernel", name)) {
+            (Some(o), Some(k)) if k > 0.0 => format!("{:.0}%", 100.0 * o / k),
+            _ => "—".into(),
+        };
+        table.push_str(&format!("| {label} | {} | {} | {ratio} |\n", cell("ours"), cell("kernel")));
     }
     Ok((table, log_path))
 }

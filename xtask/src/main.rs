@@ -24,7 +24,7 @@ commands:
   build                 build every image into target/images/
   run                   boot the newest thing that works (xen-core with pv-guest) in QEMU
   test [TIER...]        run test tiers: host, boot, reference, dom0 (default: all)
-  bench [NAME...]       run benchmarks: ring, boot, interdomain (default: all), or by name create, blk; results go to docs/benchmarks.md
+  bench [NAME...]       run benchmarks: ring, boot, interdomain (default: all), or by name create, blk, net; results go to docs/benchmarks.md
 ";
 
 fn main() {
