@@ -102,6 +102,9 @@ struct Conn {
     tx_frames: u64,
     rx_frames: u64,
     dropped: u64,
+    /// Packets from the front-end answered with `NETIF_RSP_ERROR` (the first is logged,
+    /// the rest counted: a hostile front-end must not flood the log).
+    tx_errors: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +204,7 @@ impl Netback {
         for (key, d) in self.devices.iter_mut() {
             let Some(c) = d.conn.as_mut() else { continue };
             self.core.set_config(c.cfg);
-            let broke = serve_tx(&mut self.core, &self.evtchn, c)
+            let broke = serve_tx(&mut self.core, &self.evtchn, c, &d.be)
                 .and_then(|_| serve_rx(&mut self.core, &self.evtchn, c, &mut self.buf));
             if let Err(why) = broke {
                 eprintln!("netback: {}: {why}; disconnecting", d.be);
@@ -258,7 +261,7 @@ impl Netback {
 }
 
 /// Front-end to TAP.
-fn serve_tx(core: &mut Core, evtchn: &Evtchn, c: &mut Conn) -> std::result::Result<(), String> {
+fn serve_tx(core: &mut Core, evtchn: &Evtchn, c: &mut Conn, be: &str) -> std::result::Result<(), String> {
     if !c.more_tx {
         return Ok(());
     }
@@ -283,6 +286,10 @@ fn serve_tx(core: &mut Core, evtchn: &Evtchn, c: &mut Conn) -> std::result::Resu
     });
     c.tx_frames += sent;
     c.dropped += dropped;
+    if out.errors > 0 && c.tx_errors == 0 {
+        eprintln!("netback: {be}: bad packet from the front-end answered with errors (more are counted)");
+    }
+    c.tx_errors += u64::from(out.errors);
     if out.notify {
         let _ = evtchn.notify(c.tx_port);
     }
@@ -369,11 +376,12 @@ fn disconnect(evtchn: &Evtchn, d: &mut Device) {
             let _ = evtchn.unbind(c.rx_port);
         }
         eprintln!(
-            "netback: {}: disconnected ({} frames from the front-end, {} to it, {} dropped); {} deleted",
+            "netback: {}: disconnected ({} frames from the front-end, {} to it, {} dropped, {} bad packets answered with errors); {} deleted",
             d.be,
             c.tx_frames,
             c.rx_frames,
             c.dropped,
+            c.tx_errors,
             c.tap.name()
         );
         // `c` drops here: the TAP closes (and goes away), the rings, then the mappings.
@@ -502,6 +510,7 @@ fn connect(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
         tx_frames: 0,
         rx_frames: 0,
         dropped: 0,
+        tx_errors: 0,
     });
     xs.write(0, &format!("{}/{}", d.be, keys::keys::HOTPLUG_STATUS), b"connected")?;
     set_state(xs, d, CONNECTED)?;

@@ -441,9 +441,9 @@ pub(crate) struct Front {
 
 /// The granted ring, the pool and the grant table, before the driver takes them.
 pub(crate) struct Parts {
-    ring: crate::arch::x86_64::mem::BlkFrontRing,
+    pub(crate) ring: crate::arch::x86_64::mem::BlkFrontRing,
     pool: Pool,
-    chan: Chan,
+    pub(crate) chan: Chan,
 }
 
 fn connect(port: u32, backend: u16, disk_mib: u64) -> Result<Front, Failure> {
@@ -719,12 +719,19 @@ pub fn hostile(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
         Ok(p) => p,
         Err(e) => return test("blkfront_hostile_connect", Err(e)),
     };
+    garbage_requests(&mut p, disk_mib * 2048, test);
+}
+
+/// Puts malformed requests on the ring (never-granted refs, too many segments, a sector
+/// past the disk's `disk_sectors`, an unknown op, first_sect > last_sect, indirect
+/// requests over the limit or with bad pages) and expects an error response for each.
+pub(crate) fn garbage_requests(p: &mut Parts, disk_sectors: u64, test: &mut dyn FnMut(&str, TestResult)) {
     let seg = |gref: u32, first: u8, last: u8| BlkifRequestSegment { gref, first_sect: first, last_sect: last, ..Default::default() };
     let mut bad = [BlkifRequest::default(); 7];
     bad[0] = BlkifRequest { operation: BLKIF_OP_READ, nr_segments: 1, id: 900, sector_number: 0, ..Default::default() };
     bad[0].seg[0] = seg(4000, 0, 7); // a reference never granted
     bad[1] = BlkifRequest { operation: BLKIF_OP_READ, nr_segments: 200, id: 901, ..Default::default() };
-    bad[2] = BlkifRequest { operation: BLKIF_OP_READ, nr_segments: 1, id: 902, sector_number: disk_mib * 2048, ..Default::default() };
+    bad[2] = BlkifRequest { operation: BLKIF_OP_READ, nr_segments: 1, id: 902, sector_number: disk_sectors, ..Default::default() };
     bad[2].seg[0] = seg(RING_REF + 1, 0, 7); // past the end of the disk
     bad[3] = BlkifRequest { operation: 77, nr_segments: 0, id: 903, ..Default::default() };
     bad[4] = BlkifRequest { operation: BLKIF_OP_READ, nr_segments: 1, id: 904, ..Default::default() };

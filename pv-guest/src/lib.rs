@@ -30,11 +30,15 @@ mod hv;
 #[cfg(target_os = "none")]
 mod net;
 #[cfg(target_os = "none")]
+mod net_hostile;
+#[cfg(target_os = "none")]
 mod paging;
 #[cfg(target_os = "none")]
 mod roles;
 #[cfg(target_os = "none")]
 mod blk;
+#[cfg(target_os = "none")]
+mod blk_hostile;
 #[cfg(target_os = "none")]
 mod selftest;
 #[cfg(target_os = "none")]

@@ -19,6 +19,7 @@ use crate::selftest::{fail, Failure};
 use crate::xenbus::{self as xb, CLOSING, CONNECTED, INIT_WAIT};
 use crate::{hv, paging, println, shared};
 use alloc::format;
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, Ordering};
@@ -44,7 +45,7 @@ struct Pool {
     backend: u16,
 }
 
-fn grant_entry(table: &WindowPage, gref: u32, mfn: u64, domid: u16, readonly: bool) {
+pub(crate) fn grant_entry(table: &WindowPage, gref: u32, mfn: u64, domid: u16, readonly: bool) {
     let off = gref as usize * 8;
     table.u32(off + 4).store(mfn as u32, Ordering::Relaxed);
     table.u16(off + 2).store(domid, Ordering::Relaxed);
@@ -53,7 +54,7 @@ fn grant_entry(table: &WindowPage, gref: u32, mfn: u64, domid: u16, readonly: bo
     table.u16(off).store(flags, Ordering::Release);
 }
 
-fn end_entry(table: &WindowPage, gref: u32) -> Result<(), netfront::GrantError> {
+pub(crate) fn end_entry(table: &WindowPage, gref: u32) -> Result<(), netfront::GrantError> {
     let off = gref as usize * 8;
     let flags = table.u16(off).load(Ordering::Acquire);
     if flags & (GTF_reading | GTF_writing) != 0 {
@@ -88,7 +89,7 @@ impl FrontGrants for Pool {
 }
 
 /// Grant-table frame 0 (references 0..512), mapped.
-fn grant_table() -> Result<WindowPage, Failure> {
+pub(crate) fn grant_table() -> Result<WindowPage, Failure> {
     scratch_fill(hv::AUX, 8, 0);
     let mut s = GnttabSetupTable { dom: DOMID_SELF.0, nr_frames: 1, frame_list: scratch_addr(hv::AUX), ..Default::default() };
     let rc = hv::grant(GNTTABOP_setup_table, &mut s);
@@ -230,6 +231,73 @@ fn payload_ok(seq: u16, p: &[u8]) -> bool {
     p == payload(seq)
 }
 
+/// A vif device's back-end, from the front-end's directory.
+pub(crate) struct Found {
+    /// The back-end's directory.
+    pub bp: String,
+    pub be: u16,
+    pub mac: Mac,
+}
+
+/// Reads `backend`, `backend-id` and `mac` of the device directory `dev`.
+pub(crate) fn find_backend(xs: &mut xb::Xs, dev: &str) -> Result<Found, Failure> {
+    let bp = xb::read_string(xs, &format!("{dev}/backend"))?;
+    let be = xb::read_num(xs, &format!("{dev}/backend-id"))?;
+    let be = u16::try_from(be).map_err(|_| fail(format_args!("backend-id {be}")))?;
+    let mac = xb::read_string(xs, &format!("{dev}/mac"))?;
+    let mac = np::parse_mac(&mac).ok_or_else(|| fail(format_args!("{dev}/mac = {mac:?}")))?;
+    println!("pv-guest: netfront: {dev}: back-end d{be} at {bp}, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    Ok(Found { bp, be, mac })
+}
+
+/// The front-end's half of a device before `Connected`: both rings granted, a channel
+/// allocated for the back-end, the back-end's features.
+pub(crate) struct Link {
+    pub port: u32,
+    pub tx: netfront::TxFront,
+    pub rx: netfront::RxFront,
+    pub info: netfront::BackendNetInfo,
+}
+
+/// Watches the back-end's state and waits for `InitWait`, reads its features, allocates
+/// a channel for it and grants two fresh ring pages as `tx_ref` and `rx_ref` in `table`.
+pub(crate) fn prepare(xs: &mut xb::Xs, f: &Found, table: &WindowPage, tx_ref: u32, rx_ref: u32) -> Result<Link, Failure> {
+    let be_state = format!("{}/state", f.bp);
+    xs.watch(&be_state, "be").map_err(|e| xb::xs_err("watch", &be_state, e))?;
+    let s = xb::wait_state(xs, &be_state, |s| s >= INIT_WAIT)?;
+    if s != INIT_WAIT {
+        return Err(fail(format_args!("back-end state {s}, wanted InitWait")));
+    }
+    let info = netfront::read_backend(&mut |k: &str, b: &mut [u8]| xb::read_key(xs, &f.bp, k, b)).map_err(|e| fail(format_args!("back-end keys: {e:?}")))?;
+    let port = hv::alloc_unbound(DOMID_SELF.0, f.be).map_err(|r| fail(format_args!("alloc_unbound(remote d{}): {r}", f.be)))?;
+    if evtchn::unmask(port) != 0 {
+        return Err(fail(format_args!("unmask {port}")));
+    }
+    let page = || paging::new_page().map_err(|e| fail(format_args!("page: {e}")));
+    let (txp, _, tx_mfn) = page()?;
+    let (rxp, _, rx_mfn) = page()?;
+    let tx = front_ring(&txp).map_err(|e| fail(format_args!("tx ring: {e:?}")))?;
+    let rx = front_ring(&rxp).map_err(|e| fail(format_args!("rx ring: {e:?}")))?;
+    grant_entry(table, tx_ref, tx_mfn, f.be, false);
+    grant_entry(table, rx_ref, rx_mfn, f.be, false);
+    Ok(Link { port, tx, rx, info })
+}
+
+/// Publishes the front-end's keys in `dev`, goes `Connected` and waits for the
+/// back-end's `Connected`.
+pub(crate) fn connect(xs: &mut xb::Xs, dev: &str, f: &Found, tx_ref: u32, rx_ref: u32, port: u32) -> TestResult {
+    let mut r = Ok(());
+    netfront::publish_frontend(GrantRef(tx_ref), GrantRef(rx_ref), EvtchnPort(port), &mut |k: &str, v: &str| xb::write_key(xs, dev, k, v, &mut r));
+    r?;
+    xb::set_state(xs, dev, CONNECTED)?;
+    println!("pv-guest: netfront: {dev}: tx-ring-ref {tx_ref}, rx-ring-ref {rx_ref}, event-channel {port}");
+    let s = xb::wait_state(xs, &format!("{}/state", f.bp), |s| s >= CONNECTED)?;
+    if s != CONNECTED {
+        return Err(fail(format_args!("back-end state {s}, wanted Connected")));
+    }
+    Ok(())
+}
+
 pub fn frontend(si: &StartInfo, cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
     let ip = arg(cmd, "ip").and_then(np::parse_ipv4);
     let peer = arg(cmd, "peer").and_then(np::parse_ipv4);
@@ -246,59 +314,25 @@ pub fn frontend(si: &StartInfo, cmd: &str, test: &mut dyn FnMut(&str, TestResult
         Ok(x) => x,
         Err(f) => return test("netfront_store", Err(f)),
     };
-    let found = (|| {
-        let bp = xb::read_string(&mut xs, &format!("{DEVICE}/backend"))?;
-        let be = xb::read_num(&mut xs, &format!("{DEVICE}/backend-id"))?;
-        let be = u16::try_from(be).map_err(|_| fail(format_args!("backend-id {be}")))?;
-        let mac = xb::read_string(&mut xs, &format!("{DEVICE}/mac"))?;
-        let mac = np::parse_mac(&mac).ok_or_else(|| fail(format_args!("{DEVICE}/mac = {mac:?}")))?;
-        Ok((bp, be, mac))
-    })();
-    let (bp, be, mac) = match found {
+    let found = match find_backend(&mut xs, DEVICE) {
         Ok(v) => v,
         Err(f) => return test("netfront_finds_backend", Err(f)),
     };
-    println!("pv-guest: netfront: {DEVICE}: back-end d{be} at {bp}, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-
-    let be_state = format!("{bp}/state");
-    let connect = (|| -> Result<Nic, Failure> {
-        xs.watch(&be_state, "be").map_err(|e| xb::xs_err("watch", &be_state, e))?;
-        let s = xb::wait_state(&mut xs, &be_state, |s| s >= INIT_WAIT)?;
-        if s != INIT_WAIT {
-            return Err(fail(format_args!("back-end state {s}, wanted InitWait")));
-        }
-        let info = netfront::read_backend(&mut |k: &str, b: &mut [u8]| xb::read_key(&mut xs, &bp, k, b))
-            .map_err(|e| fail(format_args!("back-end keys: {e:?}")))?;
-        let port = hv::alloc_unbound(DOMID_SELF.0, be).map_err(|r| fail(format_args!("alloc_unbound(remote d{be}): {r}")))?;
-        if evtchn::unmask(port) != 0 {
-            return Err(fail(format_args!("unmask {port}")));
-        }
+    let (be, mac) = (found.be, found.mac);
+    let be_state = format!("{}/state", found.bp);
+    let connected = (|| -> Result<Nic, Failure> {
         let table = grant_table()?;
-        let page = || paging::new_page().map_err(|e| fail(format_args!("page: {e}")));
-        let (txp, _, tx_mfn) = page()?;
-        let (rxp, _, rx_mfn) = page()?;
-        let tx = front_ring(&txp).map_err(|e| fail(format_args!("tx ring: {e:?}")))?;
-        let rx = front_ring(&rxp).map_err(|e| fail(format_args!("rx ring: {e:?}")))?;
-        let cfg = NetFrontConfig { tx_buffers: 16, rx_buffers: 32, backend_sg: info.sg };
+        let link = prepare(&mut xs, &found, &table, TX_RING_REF, RX_RING_REF)?;
+        let cfg = NetFrontConfig { tx_buffers: 16, rx_buffers: 32, backend_sg: link.info.sg };
         let mut pages = Vec::new();
         for _ in 0..cfg.tx_buffers + cfg.rx_buffers {
-            let (p, _, mfn) = page()?;
+            let (p, _, mfn) = paging::new_page().map_err(|e| fail(format_args!("page: {e}")))?;
             pages.push((p, mfn));
         }
-        grant_entry(&table, TX_RING_REF, tx_mfn, be, false);
-        grant_entry(&table, RX_RING_REF, rx_mfn, be, false);
-        let dev = NetFront::new(tx, rx, Pool { table, pages, backend: be }, cfg).map_err(|e| net_err("netfront", e))?;
-        let mut r = Ok(());
-        netfront::publish_frontend(GrantRef(TX_RING_REF), GrantRef(RX_RING_REF), EvtchnPort(port), &mut |k: &str, v: &str| {
-            xb::write_key(&mut xs, DEVICE, k, v, &mut r)
-        });
-        r?;
-        xb::set_state(&mut xs, DEVICE, CONNECTED)?;
-        println!("pv-guest: netfront: tx-ring-ref {TX_RING_REF}, rx-ring-ref {RX_RING_REF}, event-channel {port}, back-end sg {}", info.sg);
-        let s = xb::wait_state(&mut xs, &be_state, |s| s >= CONNECTED)?;
-        if s != CONNECTED {
-            return Err(fail(format_args!("back-end state {s}, wanted Connected")));
-        }
+        let port = link.port;
+        let dev = NetFront::new(link.tx, link.rx, Pool { table, pages, backend: be }, cfg).map_err(|e| net_err("netfront", e))?;
+        println!("pv-guest: netfront: back-end sg {}", link.info.sg);
+        connect(&mut xs, DEVICE, &found, TX_RING_REF, RX_RING_REF, port)?;
         Ok(Nic {
             dev,
             port,
@@ -314,7 +348,7 @@ pub fn frontend(si: &StartInfo, cmd: &str, test: &mut dyn FnMut(&str, TestResult
             tx: vec![0u8; 2048],
         })
     })();
-    let mut nic = match connect {
+    let mut nic = match connected {
         Ok(n) => n,
         Err(f) => return test("netfront_xenbus_connected", Err(f)),
     };

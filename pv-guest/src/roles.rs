@@ -125,7 +125,9 @@ fn block_role(role: &str, cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
         "xenstored" => crate::xenstored::run(cmd, &mut test),
         "blkback-xenbus" => crate::xenbus::backend(si, cmd, &mut test),
         "blkfront-xenbus" => crate::xenbus::frontend(si, cmd, &mut test),
+        "blkfront-hostile-xenbus" => crate::blk_hostile::frontend(si, &mut test),
         "netfront-xenbus" => crate::net::frontend(si, cmd, &mut test),
+        "netfront-hostile-xenbus" => crate::net_hostile::frontend(si, &mut test),
         "xenstore-hostile" => crate::store::hostile(si, &mut test),
         _ => return None,
     }

@@ -245,13 +245,29 @@ pub fn backend(si: &StartInfo, cmd: &str, test: &mut dyn FnMut(&str, TestResult)
 
 // ------------------------------------------------------------------ front-end
 
-pub fn frontend(si: &StartInfo, cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
+/// A front-end that did the handshake as far as the back-end's `Connected`: the store,
+/// our device directory, the back-end's, the granted parts and the disk.
+pub(crate) struct XenbusFront {
+    pub(crate) xs: Xs,
+    pub(crate) dev: String,
+    pub(crate) bp: String,
+    pub(crate) parts: blk::Parts,
+    pub(crate) info: frontend_drivers::blkfront::BackendInfo,
+}
+
+/// The front-end's handshake up to the back-end's `Connected` (TEST lines for each
+/// step; None after a failed one).
+pub(crate) fn handshake(si: &StartInfo, test: &mut dyn FnMut(&str, TestResult)) -> Option<XenbusFront> {
     if let Err(e) = crate::heap::ensure(1) {
-        return test("blkfront_xenbus_heap", Err(fail(format_args!("{e}"))));
+        test("blkfront_xenbus_heap", Err(fail(format_args!("{e}"))));
+        return None;
     }
     let mut xs = match open(si) {
         Ok(x) => x,
-        Err(f) => return test("blkfront_xenbus_store", Err(f)),
+        Err(f) => {
+            test("blkfront_xenbus_store", Err(f));
+            return None;
+        }
     };
     let dev = format!("device/vbd/{VBD_DEVID}");
     let found = read_string(&mut xs, &format!("{dev}/backend")).and_then(|bp| {
@@ -261,7 +277,10 @@ pub fn frontend(si: &StartInfo, cmd: &str, test: &mut dyn FnMut(&str, TestResult
     });
     let (bp, be) = match found {
         Ok(v) => v,
-        Err(f) => return test("blkfront_xenbus_finds_backend", Err(f)),
+        Err(f) => {
+            test("blkfront_xenbus_finds_backend", Err(f));
+            return None;
+        }
     };
     println!("pv-guest: blkfront: {dev}: back-end d{be} at {bp}");
     test("blkfront_xenbus_finds_backend", Ok(()));
@@ -275,7 +294,7 @@ pub fn frontend(si: &StartInfo, cmd: &str, test: &mut dyn FnMut(&str, TestResult
     let ok = initwait.is_ok();
     test("blkfront_xenbus_backend_initwait", initwait);
     if !ok {
-        return;
+        return None;
     }
 
     let parts = (|| {
@@ -292,21 +311,36 @@ pub fn frontend(si: &StartInfo, cmd: &str, test: &mut dyn FnMut(&str, TestResult
     })();
     let parts = match parts {
         Ok(p) => p,
-        Err(f) => return test("blkfront_xenbus_initialised", Err(f)),
+        Err(f) => {
+            test("blkfront_xenbus_initialised", Err(f));
+            return None;
+        }
     };
     test("blkfront_xenbus_initialised", Ok(()));
-
-    let connected = wait_state(&mut xs, &be_state, |s| s >= CONNECTED).and_then(|s| {
+    let info = wait_state(&mut xs, &be_state, |s| s >= CONNECTED).and_then(|s| {
         if s != CONNECTED {
             return Err(fail(format_args!("back-end state {s}, wanted Connected")));
         }
-        let info = blkfront::read_backend(&mut |k: &str, b: &mut [u8]| read_key(&mut xs, &bp, k, b))
-            .map_err(|e| fail(format_args!("back-end keys: {e:?}")))?;
+        blkfront::read_backend(&mut |k: &str, b: &mut [u8]| read_key(&mut xs, &bp, k, b)).map_err(|e| fail(format_args!("back-end keys: {e:?}")))
+    });
+    match info {
+        Ok(info) => Some(XenbusFront { xs, dev, bp, parts, info }),
+        Err(e) => {
+            test("blkfront_xenbus_connected", Err(e));
+            None
+        }
+    }
+}
+
+pub fn frontend(si: &StartInfo, cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
+    let Some(XenbusFront { mut xs, dev, bp, parts, info }) = handshake(si, test) else { return };
+    let be_state = format!("{bp}/state");
+    let connected = (|| -> Result<_, Failure> {
         let f = blk::front_with(parts, info, num(cmd, "segs", 11) as usize)?;
         set_state(&mut xs, &dev, CONNECTED)?;
         println!("pv-guest: blkfront: Connected: {} sectors of {} bytes", info.sectors, info.sector_size);
         Ok((f, info))
-    });
+    })();
     let (mut f, info) = match connected {
         Ok(v) => v,
         Err(e) => return test("blkfront_xenbus_connected", Err(e)),

@@ -450,6 +450,8 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
     for (side, disk) in [("ours", "file:/tmp/bench.img,xvda,r"), ("kernel", "file:/tmp/bench.img,xvda,r,backendtype=phy")] {
         t.file(&format!("/etc/xen/bench-blk-{side}.cfg"), BENCH_BLK_CFG.replace("@SIDE@", side).replace("@DISK@", disk).into_bytes(), 0o644);
     }
+    t.file("/etc/xen/pv-blk-honest.cfg", PV_BLK_CFG.replace("@BLK_MIB@", &BLK_MIB.to_string()).replace("pv-blk.img", "honest.img").replace("\"pv-blk\"", "\"pv-blk-honest\"").into_bytes(), 0o644);
+    t.file("/etc/xen/pv-blk-hostile.cfg", PV_BLK_HOSTILE_CFG.as_bytes().to_vec(), 0o644);
     t.file("/etc/xen/pv-kblk.cfg", PV_KBLK_CFG.replace("@BLK_MIB@", &BLK_MIB.to_string()).into_bytes(), 0o644);
     t.file("/etc/xen/bench.cfg", BENCH_CFG.as_bytes().to_vec(), 0o644);
     t.file("/etc/xen/bad.cfg", b"name = \"bad\"\nkernel = \"/guests/pv-guest\"\nmemory = \"lots\"\n".to_vec(), 0o644);
@@ -495,6 +497,18 @@ vcpus = 1
 on_poweroff = \"destroy\"
 on_crash = \"preserve\"
 disk = [ \"file:/tmp/pv-blk.img,xvda,w\" ]
+";
+
+/// pv-guest as a hostile block front-end (on our blkback).
+const PV_BLK_HOSTILE_CFG: &str = "name = \"pv-blk-hostile\"
+type = \"pv\"
+kernel = \"/guests/pv-guest\"
+extra = \"role=blkfront-hostile-xenbus\"
+memory = 32
+vcpus = 1
+on_poweroff = \"preserve\"
+on_crash = \"preserve\"
+disk = [ \"file:/tmp/hostile.img,xvda,w\" ]
 ";
 
 /// pv-guest's blkfront against Linux's kernel blkback (`backendtype=phy`).
@@ -606,7 +620,11 @@ vif = [ \"mac=00:16:3e:00:00:01,bridge=xenbr0\" ]
 fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<String> {
     let steps = match variant {
         Variant::Test => {
-            let all = TEST_STEPS.replace("@KERNEL_BLKBACK@", KERNEL_BLKBACK_STEPS).replace("@LINUX_BLK@", LINUX_BLK_STEPS).replace("@NET@", NET_STEPS);
+            let all = TEST_STEPS
+                .replace("@BLK_HOSTILE@", BLK_HOSTILE_STEPS)
+                .replace("@KERNEL_BLKBACK@", KERNEL_BLKBACK_STEPS)
+                .replace("@LINUX_BLK@", LINUX_BLK_STEPS)
+                .replace("@NET@", NET_STEPS);
             select_sections(&all, std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref())?
         }
         Variant::Bench => BENCH_STEPS.to_string(),
@@ -702,6 +720,40 @@ fn select_sections(steps: &str, wanted: Option<&str>) -> Result<String> {
     eprintln!("xtask: dom0 tier: sections base,{}", wanted.join(","));
     Ok(out)
 }
+
+/// A hostile pv-guest front-end beside an honest one, both on our blkback: the hostile
+/// one gets errors and then its device dropped, the honest one is served throughout,
+/// and the daemon holds no more mappings or descriptors afterwards than before.
+const BLK_HOSTILE_STEPS: &str = r#"#@ blk-hostile
+kill -0 $(cat /run/blkback.pid 2>/dev/null) 2>/dev/null || { blkback --pid-file /run/blkback.pid 2>>/var/log/xen/blkback.log & sleep 0.3; }
+BP=$(cat /run/blkback.pid)
+# leakstat: the daemon's grant mappings (gntdev VMAs) and open descriptors
+leakstat() { echo "$(grep -c gntdev /proc/$BP/maps) $(ls /proc/$BP/fd | wc -l)"; }
+base=$(leakstat); free_b=$(xl info | sed -n 's/^free_memory *: //p')
+dd if=/dev/zero of=/tmp/honest.img bs=1M count=0 seek=@BLK_MIB@ 2>/dev/null
+dd if=/dev/zero of=/tmp/hostile.img bs=1M count=0 seek=4 2>/dev/null
+HL=/var/log/xen/console/guest-pv-blk-hostile.log; OL=/var/log/xen/console/guest-pv-blk-honest.log
+check xl-create-pv-blk-honest xl create /etc/xen/pv-blk-honest.cfg
+check xl-create-pv-blk-hostile xl create /etc/xen/pv-blk-hostile.cfg
+hid=$(xl domid pv-blk-hostile 2>/dev/null)
+waitlog $HL ' passed, ' 120
+waitlog $OL ' passed, ' 300
+sed 's/^/  hostile| /; s/TEST /test /; s/ passed, / ok, /' $HL | grep -v '| test .* PASS' | tail -6
+for t in blkfront_hostile_xenbus_connected blkfront_hostile_requests_get_errors blkfront_hostile_ring_index_drops_device blkfront_hostile_requests_after_close_ignored; do
+  check domu-$t grep -q "TEST $t PASS" $HL
+done
+check blkback-logs-hostile-ring-broken grep -q "qdisk/$hid/51712: front-end broke ring" /var/log/xen/blkback.log
+check blkback-serves-honest-beside-hostile grep -q 'TEST blkfront_read_back_every_byte PASS' $OL
+check domu-pv-blk-honest-all-passed grep -q ' passed, 0 failed' $OL
+check blkback-survives-hostile kill -0 $BP
+xl destroy pv-blk-hostile >/dev/null 2>&1; xl destroy pv-blk-honest >/dev/null 2>&1
+read t _ < /proc/uptime; end=$(( ${t%.*} + 20 ))
+while [ "$(leakstat)" != "$base" ] || xl list | grep -q '^pv-blk-'; do read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && break; sleep 0.2; done
+want blkback-no-leak-after-hostile "$base" leakstat
+want blkback-hostile-free-memory-restored "$free_b" sh -c "xl info | sed -n 's/^free_memory *: //p'"
+want blkback-hostile-no-stale-backend-entries "" sh -c "xenstore-list /local/domain/0/backend/qdisk 2>/dev/null | grep -x '$hid'"
+grep "qdisk/$hid/" /var/log/xen/blkback.log | sed 's/^/  blkback| /' | tail -5
+"#;
 
 /// pv-guest's blkfront on Linux's kernel blkback (`backendtype=phy`, on a loop device
 /// `xl` attaches to the image file), the same transfer as against ours.
@@ -930,6 +982,7 @@ check blkback-dropped-device-on-destroy grep -q 'removed by the toolstack' /var/
 check blkback-still-running kill -0 $(cat /run/blkback.pid)
 sed 's/^/  blkback| /' /var/log/xen/blkback.log | tail -8
 xl destroy pv-blk >/dev/null 2>&1
+@BLK_HOSTILE@
 @KERNEL_BLKBACK@
 @LINUX_BLK@
 @NET@

@@ -142,6 +142,15 @@ where
         }
     }
 
+    /// Publishes `idx` as the request producer whatever was written: what a hostile (or
+    /// broken) front end does. For tests of back ends, which must treat an index past
+    /// the ring as a protocol error rather than trust it.
+    pub fn publish_req_prod_unchecked(&mut self, idx: RingIdx) {
+        self.shared.store(Index::ReqProd, idx, Ordering::Release);
+        self.req_prod_published = idx;
+        self.req_prod_pvt = idx;
+    }
+
     /// `RING_PUSH_REQUESTS_AND_CHECK_NOTIFY`: publishes all written requests and returns
     /// whether the back end asked to be notified (its `req_event` lies in the newly
     /// published range). Returns `false` without touching the page if nothing is new.

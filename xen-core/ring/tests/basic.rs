@@ -261,3 +261,13 @@ fn wait_for_requests_arms_req_event_at_next_request() {
     assert!(front.push_requests_and_check_notify());
     assert_eq!(back.wait_for_requests(1), Ok(true));
 }
+
+#[test]
+fn unchecked_req_prod_past_the_ring_is_refused_by_the_back_end() {
+    let mut page = Page::new();
+    let (mut front, mut back) = pair(&mut page);
+    front.publish_req_prod_unchecked(1000);
+    assert!(matches!(back.unconsumed_requests(), Err(RingError::RequestProdOverflow { .. })));
+    assert!(matches!(back.read_request(), Err(RingError::RequestProdOverflow { .. })));
+    assert_eq!(idx(&page, 0), 1000, "req_prod published as given");
+}
