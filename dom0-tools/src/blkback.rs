@@ -566,7 +566,8 @@ fn connect(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
             RingGrants::Copy(copy)
         };
         d.conns.push(Conn { ring: ring_map, grants, port, requests: 0, more: true });
-        described.push(format!("ring-ref {refs:?}, event channel {} -> local {port}", ring.event_channel.0));
+        let how = if ring.persistent { ", persistent grants" } else { "" };
+        described.push(format!("ring-ref {refs:?}, event channel {} -> local {port}{how}", ring.event_channel.0));
     }
     let store = d.store.as_ref().expect("opened in New");
     let be = d.be.clone();

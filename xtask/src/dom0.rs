@@ -441,6 +441,7 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
     t.file("/etc/xen/pv-blk.cfg", PV_BLK_CFG.replace("@BLK_MIB@", &BLK_MIB.to_string()).into_bytes(), 0o644);
     t.file("/etc/xen/pv-net.cfg", PV_NET_CFG.replace("@NAME@", "pv-net").replace("@VIF@", "").into_bytes(), 0o644);
     t.file("/etc/xen/pv-net-ours.cfg", PV_NET_CFG.replace("@NAME@", "pv-net-ours").replace("@VIF@", ",bridge=xennet0").into_bytes(), 0o644);
+    t.file("/etc/xen/pv-net-hostile.cfg", PV_NET_HOSTILE_CFG.as_bytes().to_vec(), 0o644);
     t.file("/etc/xen/linux.cfg", LINUX_CFG.as_bytes().to_vec(), 0o644);
     t.file("/etc/xen/linux-blk.cfg", LINUX_BLK_CFG.as_bytes().to_vec(), 0o644);
     t.file("/etc/xen/linux-net.cfg", LINUX_NET_CFG.as_bytes().to_vec(), 0o644);
@@ -557,7 +558,7 @@ disk = [ \"@DISK@\" ]
 ";
 
 /// MiB pv-guest's blkfront writes and reads back through our blkback.
-const BLK_MIB: u32 = 4;
+const BLK_MIB: u32 = 64;
 
 /// pv-guest's netfront: ARP, 20 pings to dom0, answers 3 of dom0's (`@VIF@`: the
 /// bridge, for our netback's leg).
@@ -571,6 +572,21 @@ vcpus = 1
 on_poweroff = \"destroy\"
 on_crash = \"preserve\"
 vif = [ \"mac=00:16:3e:00:00:10@VIF@\" ]
+";
+
+/// pv-guest's hostile netfront (`pv-guest/src/net_hostile.rs`): six vifs on our
+/// netback's bridge; kept after power-off so that the test destroys it with vif 5 still
+/// connected.
+const PV_NET_HOSTILE_CFG: &str = "# pv-guest's hostile netfront: garbage on the transmit rings of six vifs
+name = \"pv-net-hostile\"
+type = \"pv\"
+kernel = \"/guests/pv-guest\"
+extra = \"role=netfront-hostile-xenbus\"
+memory = 32
+vcpus = 1
+on_poweroff = \"preserve\"
+on_crash = \"preserve\"
+vif = [ \"mac=00:16:3e:00:00:30,bridge=xennet0\", \"mac=00:16:3e:00:00:31,bridge=xennet0\", \"mac=00:16:3e:00:00:32,bridge=xennet0\", \"mac=00:16:3e:00:00:33,bridge=xennet0\", \"mac=00:16:3e:00:00:34,bridge=xennet0\", \"mac=00:16:3e:00:00:35,bridge=xennet0\" ]
 ";
 
 /// Debian's Linux with xen-netfront on our netback (bridge `xennet0`).
@@ -753,6 +769,7 @@ want blkback-no-leak-after-hostile "$base" leakstat
 want blkback-hostile-free-memory-restored "$free_b" sh -c "xl info | sed -n 's/^free_memory *: //p'"
 want blkback-hostile-no-stale-backend-entries "" sh -c "xenstore-list /local/domain/0/backend/qdisk 2>/dev/null | grep -x '$hid'"
 grep "qdisk/$hid/" /var/log/xen/blkback.log | sed 's/^/  blkback| /' | tail -5
+rm -f /tmp/honest.img /tmp/hostile.img
 "#;
 
 /// pv-guest's blkfront on Linux's kernel blkback (`backendtype=phy`, on a loop device
@@ -774,6 +791,7 @@ want kernel-blkback-data-in-image-file 'ed 5e 00 00 00 00 00 00' sh -c 'od -A n 
 read t _ < /proc/uptime; end=$(( ${t%.*} + 20 ))
 while xl list pv-kblk >/dev/null 2>&1 || losetup -a | grep -q kblk.img; do read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && break; sleep 0.2; done
 want xl-phy-loop-detached-after-destroy 0 sh -c 'losetup -a | grep -c kblk.img'
+rm -f /tmp/kblk.img
 "#;
 
 /// pv-guest's netfront (ARP, pings both ways) on Linux's kernel netback, then on our
@@ -808,15 +826,61 @@ check kernel-netback-unloaded sh -c '! grep -q "^xen_netback " /proc/modules'
 brctl addbr xennet0 && ip addr add 10.0.0.1/24 dev xennet0 && ip link set xennet0 up
 netback --pid-file /run/netback.pid 2>/var/log/xen/netback.log &
 check netback-running sh -c 'sleep 0.3; kill -0 $(cat /run/netback.pid)'
-check xl-create-pv-net-ours xl create /etc/xen/pv-net-ours.cfg
+# the honest pv-guest answers 10 echo requests while the hostile domain runs, 3 after
+check xl-create-pv-net-ours xl create /etc/xen/pv-net-ours.cfg 'extra="role=netfront-xenbus ip=10.0.0.2 peer=10.0.0.1 count=20 serve=13 linger-s=240"'
 nd=$(xl domid pv-net-ours 2>/dev/null)
 check netback-tap-appears waitif vif$nd.0 30
 check netback-tap-on-bridge sh -c "sleep 0.5; test -e /sys/class/net/xennet0/brif/vif$nd.0"
+# ---- a hostile netfront (role=netfront-hostile-xenbus, six vifs) on the same daemon
+NBP=$(cat /run/netback.pid)
+nbgnt() { grep -c gntdev /proc/$NBP/maps; }
+nbfds() { ls /proc/$NBP/fd | wc -l; }
+freemem() { xl info | sed -n 's/^free_memory *: //p'; }
+gnt0=$(nbgnt); fds0=$(nbfds); mem0=$(freemem)
+echo "  netback| before the hostile domain: $gnt0 gntdev mappings, $fds0 fds; free_memory $mem0"
+HL=/var/log/xen/console/guest-pv-net-hostile.log
+check xl-create-pv-net-hostile xl create /etc/xen/pv-net-hostile.cfg
+hd=$(xl domid pv-net-hostile 2>/dev/null)
+want netback-serves-honest-during-hostile 10 sh -c "ping -c 10 -W 5 10.0.0.2 | sed -n 's/.*transmitted, \([0-9]*\) packets received.*/\1/p'"
+echo "  pv-net-hostile| $(grep -c '^TEST' $HL 2>/dev/null) TEST lines when dom0's pings to the honest domain ended"
+waitlog /var/log/xen/console/guest-pv-net-ours.log 'TEST netfront_ping_replies' 120
+check honest-pings-during-hostile grep -q 'TEST netfront_ping_replies PASS' /var/log/xen/console/guest-pv-net-ours.log
+waitlog $HL ' passed, ' 180 || echo "--- pv-net-hostile did not finish"
+sed "s/^/  pv-net-hostile| /; s/TEST /test /; s/ passed, / ok, /" $HL | grep -v '| test .* PASS' | tail -12
+for t in devices_connected good_frame_okay ungranted_ref_error 18_fragments_okay 19_fragments_error 20_fragments_error sizes_not_adding_up_error runt_error still_served_after_errors ring_index_dropped ignored_after_drop fragment_crossing_page_dropped first_slot_crossing_page_dropped bad_extra_type_dropped 21_fragments_dropped dropped_devices_closed other_device_still_served data_grant_released; do
+  check domu-netfront-hostile-$t grep -q "TEST netfront_hostile_$t PASS" $HL
+done
+check domu-netfront-hostile-all-passed grep -q ' passed, 0 failed' $HL
+NL=/var/log/xen/netback.log
+check netback-hostile-errors-logged grep -q "backend/vif/$hd/0: bad packet from the front-end answered with errors" $NL
+check netback-hostile-6-errors-counted grep -q "backend/vif/$hd/0: disconnected (.* 6 bad packets answered with errors)" $NL
+check netback-hostile-frontend-dropped grep -q "backend/vif/$hd/0: front-end broke the transmit ring (peer req_prod .* impossible" $NL
+check netback-hostile-dropped-fragment-crossing-page grep -q "backend/vif/$hd/1: front-end broke the transmit ring (slot crosses its page (offset 4000, size 200))" $NL
+check netback-hostile-dropped-first-slot-crossing-page grep -q "backend/vif/$hd/2: front-end broke the transmit ring (slot crosses its page (offset 4090, size 60))" $NL
+check netback-hostile-dropped-bad-extra-type grep -q "backend/vif/$hd/3: front-end broke the transmit ring (invalid extra-info type 7)" $NL
+check netback-hostile-dropped-21-fragments grep -q "backend/vif/$hd/4: front-end broke the transmit ring (malicious front-end using 20 slots)" $NL
+check netback-running-after-hostile kill -0 $NBP
+# vif 5 still connected: only its two rings, its gntdev and TAP fds remain
+want netback-unmapped-dropped-devices $((gnt0 + 2)) nbgnt
+want netback-closed-fds-of-dropped-devices $((fds0 + 2)) nbfds
+check netback-taps-of-dropped-devices-deleted sh -c "for i in 0 1 2 3 4; do ! test -e /sys/class/net/vif$hd.\$i || exit 1; done"
+check netback-tap-of-connected-hostile-vif test -e /sys/class/net/xennet0/brif/vif$hd.5
+check xl-destroy-pv-net-hostile xl destroy pv-net-hostile
+waitlog $NL "backend/vif/$hd/5: removed by the toolstack" 20
+read t _ < /proc/uptime; end=$(( ${t%.*} + 20 )); while [ "$(freemem)" != "$mem0" ]; do read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && break; sleep 0.5; done
+check netback-no-leak-tap sh -c "! test -e /sys/class/net/vif$hd.5"
+want netback-no-leak-gntdev-mappings $gnt0 nbgnt
+want netback-no-leak-fds $fds0 nbfds
+want netback-no-leak-xenstore-backend 0 sh -c "xenstore-list /local/domain/0/backend/vif 2>/dev/null | grep -cx $hd"
+want netback-no-leak-free-memory "$mem0" freemem
+check netback-running-after-hostile-destroy kill -0 $NBP
+grep "backend/vif/$hd/" $NL | sed 's/^/  netback| /' | tail -8
+# ---- the honest domain again: dom0's last 3 echo requests, then it closes
 waitlog /var/log/xen/console/guest-pv-net-ours.log 'TEST netfront_ping_replies' 120
 check dom0-ping-pv-guest-on-our-netback ping -c 3 -W 5 10.0.0.2
 netchecks /var/log/xen/console/guest-pv-net-ours.log ours-netback
-waitlog /var/log/xen/netback.log 'removed by the toolstack' 20
-check netback-closed-after-frontend grep -q 'backend/vif/.*: Closed' /var/log/xen/netback.log
+waitlog $NL "backend/vif/$nd/0: removed by the toolstack" 20
+check netback-closed-after-frontend grep -q "backend/vif/$nd/0: Closed" $NL
 check netback-tap-deleted sh -c "! test -e /sys/class/net/vif$nd.0"
 check netback-still-running kill -0 $(cat /run/netback.pid)
 xl destroy pv-net-ours >/dev/null 2>&1
@@ -982,6 +1046,7 @@ check blkback-dropped-device-on-destroy grep -q 'removed by the toolstack' /var/
 check blkback-still-running kill -0 $(cat /run/blkback.pid)
 sed 's/^/  blkback| /' /var/log/xen/blkback.log | tail -8
 xl destroy pv-blk >/dev/null 2>&1
+rm -f /tmp/pv-blk.img
 @BLK_HOSTILE@
 @KERNEL_BLKBACK@
 @LINUX_BLK@
