@@ -15,7 +15,12 @@
 //! it), bring it up, join the bridge, `hotplug-status` = `connected`, `Connected`. When
 //! the front-end goes `Closing`/`Closed` (or its directory disappears): unmap, unbind,
 //! delete the TAP, `Closing`, then `Closed`. When the toolstack removes the back-end
-//! directory (`xl destroy`) the interface is dropped without writing anything.
+//! directory (`xl destroy`) the interface is dropped without writing anything; every
+//! write under the back-end directory is a transaction that first checks the directory
+//! still exists, so a removal racing with a state change cannot leave a stale entry.
+//! A front-end that breaks the protocol (`netback_core`'s `TxState::Disconnect`) loses
+//! its interface (unmapped, unbound, TAP deleted, `Closing`); its bad packets are
+//! answered with errors, the first one logged and the rest counted.
 
 use crate::netsys::{self, MappedNetRings, NetGntdev, Tap};
 use crate::sys::{self, Evtchn};
@@ -215,7 +220,7 @@ impl Netback {
             if let Some(d) = self.devices.get_mut(&k) {
                 disconnect(&self.evtchn, d);
                 d.phase = Phase::Closing;
-                let _ = self.xs.write(0, &format!("{}/state", d.be), CLOSING.to_string().as_bytes());
+                let _ = set_state(&mut self.xs, d, CLOSING);
             }
         }
     }
@@ -253,7 +258,7 @@ impl Netback {
                 eprintln!("netback: {e}");
                 disconnect(&self.evtchn, d);
                 d.phase = Phase::Failed;
-                let _ = self.xs.write(0, &format!("{}/state", d.be), CLOSING.to_string().as_bytes());
+                let _ = set_state(&mut self.xs, d, CLOSING);
             }
         }
         Ok(())
@@ -393,7 +398,32 @@ fn dev_err(d: &Device, what: impl std::fmt::Display) -> Error {
 }
 
 fn set_state(xs: &mut Xs, d: &Device, s: u32) -> Result<()> {
-    Ok(xs.write(0, &format!("{}/state", d.be), s.to_string().as_bytes())?)
+    be_write(xs, &d.be, &[("state", s.to_string())])
+}
+
+/// Writes `kv` under the back-end directory `be`, in one transaction and only while that
+/// directory exists (as Linux's `xenbus_switch_state` writes `state` only while it can
+/// read it): the toolstack may remove the directory (`xl destroy`) at any moment, and a
+/// plain write after that would re-create it, a stale entry of a dead domain.
+fn be_write<K: AsRef<str>>(xs: &mut Xs, be: &str, kv: &[(K, String)]) -> Result<()> {
+    for _ in 0..16 {
+        let tx = xs.transaction_start()?;
+        if xs.read(tx, be).is_err() {
+            let _ = xs.transaction_end(tx, false);
+            return Ok(()); // removed: nobody to tell
+        }
+        for (k, v) in kv {
+            if let Err(e) = xs.write(tx, &format!("{be}/{}", k.as_ref()), v.as_bytes()) {
+                let _ = xs.transaction_end(tx, false);
+                return Err(e.into());
+            }
+        }
+        match xs.transaction_end(tx, true) {
+            Err(xs::Error::Xs(xenstore_wire::Errno::EAGAIN)) => continue,
+            r => return Ok(r?),
+        }
+    }
+    Err(Error::Device(be.to_string(), "xenstore transaction kept conflicting".into()))
 }
 
 /// One step of the xenbus handshake for `d`, as far as the front-end's state allows.
@@ -408,13 +438,9 @@ fn step(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
         }
         d.fe = fe;
         d.bridge = rd(xs, keys::keys::BRIDGE).ok().map(|b| b.trim().to_string()).filter(|b| !b.is_empty());
-        let mut first: Result<()> = Ok(());
-        keys::publish_features(&BackendFeatures::TAP, &mut |k: &str, v: &str| {
-            if first.is_ok() {
-                first = xs.write(0, &format!("{be}/{k}"), v.as_bytes()).map_err(Error::from);
-            }
-        });
-        first?;
+        let mut features: Vec<(String, String)> = Vec::new();
+        keys::publish_features(&BackendFeatures::TAP, &mut |k: &str, v: &str| features.push((k.to_string(), v.to_string())));
+        be_write(xs, &be, &features)?;
         xs.watch(&format!("{}/state", d.fe), "fe")?;
         set_state(xs, d, INIT_WAIT)?;
         d.phase = Phase::InitWait;
@@ -512,7 +538,7 @@ fn connect(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
         dropped: 0,
         tx_errors: 0,
     });
-    xs.write(0, &format!("{}/{}", d.be, keys::keys::HOTPLUG_STATUS), b"connected")?;
+    be_write(xs, &d.be, &[(keys::keys::HOTPLUG_STATUS, "connected".to_string())])?;
     set_state(xs, d, CONNECTED)?;
     d.phase = Phase::Connected;
     eprintln!(
@@ -520,4 +546,32 @@ fn connect(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
         d.be, cfg.tx_ring_ref.0, cfg.rx_ring_ref.0, cfg.event_channels, cfg.sg, cfg.csum_offload
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xenstored::server::{Options, Server};
+
+    #[test]
+    fn back_end_writes_never_recreate_a_removed_directory() {
+        let dir = std::env::temp_dir().join(format!("netback-test-{}", std::process::id()));
+        let sock = dir.join("socket");
+        let mut server = Server::new(Options { socket: sock.clone(), dom0_ring: false, verbose: false }).unwrap();
+        std::thread::spawn(move || loop {
+            server.step(50).unwrap();
+        });
+        let mut xs = Xs::open_at(&sock).unwrap();
+        let be = format!("{VIF_ROOT}/7/0");
+        xs.write(0, &format!("{be}/state"), b"1").unwrap();
+        be_write(&mut xs, &be, &[("state", "2".to_string()), ("hotplug-status", "connected".to_string())]).unwrap();
+        assert_eq!(xs.read_string(0, &format!("{be}/state")).unwrap(), "2");
+        assert_eq!(xs.read_string(0, &format!("{be}/hotplug-status")).unwrap(), "connected");
+        // `xl destroy` removed the device: the state change is dropped, nothing reappears.
+        xs.rm(0, &format!("{VIF_ROOT}/7")).unwrap();
+        be_write(&mut xs, &be, &[("state", CLOSED.to_string())]).unwrap();
+        assert!(xs.read(0, &be).is_err());
+        assert!(xs.read(0, &format!("{VIF_ROOT}/7")).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

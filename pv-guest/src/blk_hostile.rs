@@ -5,6 +5,8 @@
 //! dom0 tier runs it beside an honest front-end and checks the back-end keeps serving
 //! that one and leaks nothing.
 
+#![allow(clippy::result_large_err)]
+
 use crate::blk;
 use crate::selftest::{fail, Failure};
 use crate::xenbus::{self, XenbusFront, CLOSED, CLOSING, CONNECTED};

@@ -9,7 +9,7 @@
 //! | `NETTXF_extra_info` but no published slot for it | [`Fatal::MissingExtra`] |
 //! | extra-info type 0 or `>= XEN_NETIF_EXTRA_TYPE_MAX` | [`Fatal::BadExtraType`] |
 //! | `NETTXF_more_data` on the last published slot | [`Fatal::MissingSlots`] |
-//! | [`FATAL_SKB_SLOTS`] fragments or more | [`Fatal::TooManySlots`] |
+//! | more than [`FATAL_SKB_SLOTS`] fragments | [`Fatal::TooManySlots`] |
 //! | a fragment with `offset + size` past its page | [`Fatal::CrossPage`] |
 //! | the first slot's own bytes past its page | [`Fatal::CrossPage`] |
 //! | GSO extra with size 0 / type not TCPv4 or TCPv6 | [`Fatal::GsoSizeZero`] / [`Fatal::BadGsoType`] |
@@ -110,7 +110,8 @@ pub enum Fatal {
     BadExtraType(u8),
     /// `NETTXF_more_data` with no published slot after it: `needed` slots, `published`.
     MissingSlots { needed: usize, published: usize },
-    /// [`FATAL_SKB_SLOTS`] fragments or more.
+    /// More than [`FATAL_SKB_SLOTS`] fragments (the count read when the next one was
+    /// announced: Linux's "malicious front-end using 20 slots").
     TooManySlots(usize),
     /// A slot whose bytes run past its page.
     CrossPage { offset: u16, size: u16 },
