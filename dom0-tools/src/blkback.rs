@@ -14,11 +14,12 @@
 //! toolstack removes the back-end directory (`xl destroy`) the device is dropped
 //! without writing anything.
 
-use crate::sys::{self, CopySeg, Evtchn, Gntdev, GrantCopyError, MappedBlkRing};
+use crate::sys::{self, CopySeg, Evtchn, Gntdev, GrantCopyError, IoVecs, MappedBlkRing, MappedPart};
 use crate::xs::{self, Xs};
 use blkback_core::xenbus::{self as keys, BackendFeatures, DiskInfo};
 use blkback_core::{
-    Backend, BackendConfig, BlockStore, GrantAccess, GrantError, GrantMapper, GrantSeg, MappedPage, PersistentGrants, RingState, StoreError,
+    Backend, BackendConfig, BlockStore, DirectIo, GrantAccess, GrantError, GrantMapper, GrantSeg, MappedPage, PersistentGrants, RingState,
+    StoreError,
 };
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -115,6 +116,18 @@ impl FileStore {
             Some(end) if end <= self.sectors && len.is_multiple_of(512) => Ok(sector * 512),
             _ => Err(StoreError::OutOfRange),
         }
+    }
+
+    /// Reads `len` bytes from `sector` straight into mapped grants (one `preadv`).
+    fn read_mapped<'a>(&mut self, sector: u64, len: usize, parts: impl IntoIterator<Item = MappedPart<'a>>, iov: &mut IoVecs) -> std::result::Result<(), StoreError> {
+        let at = self.check(sector, len)?;
+        sys::pread_into_grants(&self.file, at, len, parts, iov).map_err(|_| StoreError::Io)
+    }
+
+    /// Writes `len` bytes of mapped grants to `sector` (one `pwritev`).
+    fn write_mapped<'a>(&mut self, sector: u64, len: usize, parts: impl IntoIterator<Item = MappedPart<'a>>, iov: &mut IoVecs) -> std::result::Result<(), StoreError> {
+        let at = self.check(sector, len)?;
+        sys::pwrite_from_grants(&self.file, at, len, parts, iov).map_err(|_| StoreError::Io)
     }
 }
 
@@ -268,14 +281,109 @@ enum RingGrants {
     Copy(GntCopy),
     /// Persistent mappings (both ends advertised `feature-persistent`), copies beyond
     /// the limit.
-    Persistent(Box<PersistentGrants<GntMapper, GntCopy, MAX_PERSISTENT_GRANTS>>),
+    Persistent(Box<Persistent>),
+}
+
+/// A ring's persistent mappings, and scratch for moving data straight between them and
+/// the file.
+struct Persistent {
+    grants: PersistentGrants<GntMapper, GntCopy, MAX_PERSISTENT_GRANTS>,
+    /// Mapping slots of the batch being moved.
+    slots: Vec<usize>,
+    iov: IoVecs,
+    /// Batches moved by `preadv`/`pwritev` straight into/out of mapped grants, and batches
+    /// that went through the bounce buffer (a grant not mapped).
+    direct: u64,
+    bounced: u64,
+}
+
+impl Persistent {
+    fn new(grants: PersistentGrants<GntMapper, GntCopy, MAX_PERSISTENT_GRANTS>) -> Persistent {
+        Persistent { grants, slots: Vec::with_capacity(BATCH_SEGMENTS), iov: IoVecs::default(), direct: 0, bounced: 0 }
+    }
+
+    /// Maps every segment of `segs` (already checked within their frames); false when one
+    /// cannot be (the batch then goes through the bounce buffer).
+    fn map_all(&mut self, segs: &[GrantSeg]) -> bool {
+        self.slots.clear();
+        for s in segs {
+            if usize::from(s.offset) + usize::from(s.len) > sys::PAGE_SIZE {
+                return false;
+            }
+            match self.grants.mapped_slot(s.gref) {
+                Some(i) => self.slots.push(i),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    fn direct(&mut self, store: &mut FileStore, sector: u64, segs: &mut [GrantSeg], read: bool) -> Option<std::result::Result<(), StoreError>> {
+        if !self.map_all(segs) {
+            self.bounced += 1;
+            return None;
+        }
+        self.direct += 1;
+        let grants = &self.grants;
+        let parts = segs.iter().zip(&self.slots).filter_map(|(s, &i)| {
+            grants.page(i).map(|page| MappedPart { map: &page.0, offset: usize::from(s.offset), len: usize::from(s.len) })
+        });
+        let len = segs.iter().map(|s| usize::from(s.len)).sum();
+        let r = if read { store.read_mapped(sector, len, parts, &mut self.iov) } else { store.write_mapped(sector, len, parts, &mut self.iov) };
+        // Every grant was usable; a failure is the store's (and fails the request).
+        for s in segs.iter_mut() {
+            s.status = Ok(());
+        }
+        Some(r)
+    }
 }
 
 impl std::fmt::Debug for RingGrants {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RingGrants::Copy(_) => f.write_str("Copy"),
-            RingGrants::Persistent(p) => write!(f, "{p:?}"),
+            RingGrants::Persistent(p) => write!(f, "{:?}", p.grants),
+        }
+    }
+}
+
+impl RingGrants {
+    fn access(&mut self) -> &mut dyn GrantAccess {
+        match self {
+            RingGrants::Copy(g) => g,
+            RingGrants::Persistent(p) => &mut p.grants,
+        }
+    }
+}
+
+impl GrantAccess for RingGrants {
+    fn copy_from_grant(&mut self, gref: GrantRef, offset: usize, buf: &mut [u8]) -> std::result::Result<(), GrantError> {
+        self.access().copy_from_grant(gref, offset, buf)
+    }
+    fn copy_to_grant(&mut self, gref: GrantRef, offset: usize, data: &[u8]) -> std::result::Result<(), GrantError> {
+        self.access().copy_to_grant(gref, offset, data)
+    }
+    fn copy_from_grants(&mut self, segs: &mut [GrantSeg], buf: &mut [u8]) {
+        self.access().copy_from_grants(segs, buf)
+    }
+    fn copy_to_grants(&mut self, segs: &mut [GrantSeg], data: &[u8]) {
+        self.access().copy_to_grants(segs, data)
+    }
+}
+
+/// Persistently mapped batches move with one `preadv`/`pwritev` between the file and the
+/// front-end's pages (no bounce buffer, no second copy); the rest through the bounce buffer.
+impl DirectIo<FileStore> for RingGrants {
+    fn read_direct(&mut self, store: &mut FileStore, sector: u64, segs: &mut [GrantSeg]) -> Option<std::result::Result<(), StoreError>> {
+        match self {
+            RingGrants::Copy(_) => None,
+            RingGrants::Persistent(p) => p.direct(store, sector, segs, true),
+        }
+    }
+    fn write_direct(&mut self, store: &mut FileStore, sector: u64, segs: &mut [GrantSeg]) -> Option<std::result::Result<(), StoreError>> {
+        match self {
+            RingGrants::Copy(_) => None,
+            RingGrants::Persistent(p) => p.direct(store, sector, segs, false),
         }
     }
 }
@@ -288,6 +396,9 @@ struct Conn {
     /// Our end of the event channel.
     port: u32,
     requests: u64,
+    /// Passes over the ring that answered requests, and the most answered in one.
+    passes: u64,
+    max_per_pass: u32,
     /// Serve again without waiting for an event.
     more: bool,
 }
@@ -309,7 +420,9 @@ struct Device {
     fe: String,
     fe_id: u16,
     phase: Phase,
-    cfg: BackendConfig,
+    /// The request processor with this device's configuration (read-only or not); made
+    /// with the store.
+    backend: Option<Box<Backend<BATCH_SEGMENTS>>>,
     store: Option<FileStore>,
     /// One per queue (ring) while connected.
     conns: Vec<Conn>,
@@ -320,7 +433,6 @@ struct Device {
 pub struct Blkback {
     xs: Xs,
     evtchn: Evtchn,
-    backend: Box<Backend<BATCH_SEGMENTS>>,
     devices: BTreeMap<(u16, u32), Device>,
     /// Exit once a device was served and none is left (for tests).
     pub exit_when_idle: bool,
@@ -338,7 +450,6 @@ impl Blkback {
         Ok(Blkback {
             xs,
             evtchn: Evtchn::open()?,
-            backend: Box::new(Backend::with_batch(BackendConfig::DEFAULT)),
             devices: BTreeMap::new(),
             exit_when_idle: false,
             served_any: false,
@@ -378,16 +489,17 @@ impl Blkback {
     fn serve_rings(&mut self) {
         let mut failed = Vec::new();
         for (key, d) in self.devices.iter_mut() {
-            let Some(store) = d.store.as_mut() else { continue };
+            let (Some(store), Some(backend)) = (d.store.as_mut(), d.backend.as_mut()) else { continue };
             for (q, c) in d.conns.iter_mut().enumerate() {
                 if !c.more {
                     continue;
                 }
-                let out = match &mut c.grants {
-                    RingGrants::Copy(g) => self.backend.process(c.ring.ring(), g, store),
-                    RingGrants::Persistent(p) => self.backend.process(c.ring.ring(), &mut **p, store),
-                };
+                let out = backend.process_direct(c.ring.ring(), &mut c.grants, store);
                 c.requests += u64::from(out.requests);
+                if out.requests > 0 {
+                    c.passes += 1;
+                    c.max_per_pass = c.max_per_pass.max(out.requests);
+                }
                 if out.notify {
                     let _ = self.evtchn.notify(c.port);
                 }
@@ -437,7 +549,7 @@ impl Blkback {
                 fe: String::new(),
                 fe_id: k.0,
                 phase: Phase::New,
-                cfg: BackendConfig::DEFAULT,
+                backend: None,
                 store: None,
                 conns: Vec::new(),
             });
@@ -461,16 +573,34 @@ fn disconnect(evtchn: &Evtchn, d: &mut Device) {
         return;
     }
     let requests: Vec<u64> = d.conns.iter().map(|c| c.requests).collect();
-    for c in &d.conns {
+    for (q, c) in d.conns.iter().enumerate() {
+        eprintln!("blkback: {}: ring {q}: {} requests in {} passes (at most {} in one)", d.be, c.requests, c.passes, c.max_per_pass);
         if let RingGrants::Persistent(p) = &c.grants {
-            eprintln!("blkback: {}: persistent grants: {} mapped, {:?}", d.be, p.len(), p.stats());
+            eprintln!(
+                "blkback: {}: ring {q}: persistent grants: {} mapped, {:?}; batches by preadv/pwritev {}, through the bounce buffer {}",
+                d.be,
+                p.grants.len(),
+                p.grants.stats(),
+                p.direct,
+                p.bounced
+            );
         }
+    }
+    if let Some(b) = &d.backend {
+        // The request shapes the front-end sent (segments per read/write request).
+        eprintln!("blkback: {}: {:?}", d.be, b.stats());
     }
     for c in d.conns.drain(..) {
         let _ = evtchn.unbind(c.port);
         // `c.ring` drops here: the ring, then the grant mapping.
     }
     eprintln!("blkback: {}: disconnected after {requests:?} requests", d.be);
+}
+
+/// The request processor for a device: read-only (writes, flushes, barriers and discards
+/// refused with `BLKIF_RSP_ERROR` before touching the file) unless `writable`.
+fn device_backend(writable: bool) -> Box<Backend<BATCH_SEGMENTS>> {
+    Box::new(Backend::with_batch(BackendConfig { readonly: !writable, ..BackendConfig::DEFAULT }))
 }
 
 fn dev_err(d: &Device, what: impl std::fmt::Display) -> Error {
@@ -495,9 +625,9 @@ fn step(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
         let writable = rd(xs, "mode").map(|m| m.trim() != "r").unwrap_or(false);
         let store = FileStore::open(image_path(&params), writable).map_err(|e| dev_err(d, format!("{params}: {e}")))?;
         d.fe = fe;
-        d.cfg = BackendConfig { readonly: !writable, ..BackendConfig::DEFAULT };
+        let backend = device_backend(writable);
         let mut first: Result<()> = Ok(());
-        let features = BackendFeatures { max_queues: MAX_QUEUES, max_ring_page_order: MAX_RING_PAGE_ORDER, ..BackendFeatures::of(&store, &d.cfg, 0) };
+        let features = BackendFeatures { max_queues: MAX_QUEUES, max_ring_page_order: MAX_RING_PAGE_ORDER, ..BackendFeatures::of(&store, backend.config(), 0) };
         keys::publish_features(&features, &mut |k: &str, v: &str| {
             if first.is_ok() {
                 first = xs.write(0, &format!("{be}/{k}"), v.as_bytes()).map_err(Error::from);
@@ -506,6 +636,7 @@ fn step(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
         first?;
         xs.watch(&format!("{}/state", d.fe), "fe")?;
         d.store = Some(store);
+        d.backend = Some(backend);
         set_state(xs, d, INIT_WAIT)?;
         d.phase = Phase::InitWait;
         eprintln!("blkback: {be}: {params} ({}) for d{fe_id} at {}: InitWait", if writable { "rw" } else { "ro" }, d.fe);
@@ -561,18 +692,19 @@ fn connect(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
         let copy = GntCopy::new(gnt.clone(), d.fe_id);
         let grants = if ring.persistent {
             let mapper = GntMapper { dev: gnt.clone(), domid: d.fe_id };
-            RingGrants::Persistent(Box::new(PersistentGrants::new(mapper, copy, MAX_PERSISTENT_GRANTS)))
+            RingGrants::Persistent(Box::new(Persistent::new(PersistentGrants::new(mapper, copy, MAX_PERSISTENT_GRANTS))))
         } else {
             RingGrants::Copy(copy)
         };
-        d.conns.push(Conn { ring: ring_map, grants, port, requests: 0, more: true });
+        d.conns.push(Conn { ring: ring_map, grants, port, requests: 0, passes: 0, max_per_pass: 0, more: true });
         let how = if ring.persistent { ", persistent grants" } else { "" };
         described.push(format!("ring-ref {refs:?}, event channel {} -> local {port}{how}", ring.event_channel.0));
     }
     let store = d.store.as_ref().expect("opened in New");
+    let cfg = *d.backend.as_ref().expect("made in New").config();
     let be = d.be.clone();
     let mut first: Result<()> = Ok(());
-    keys::publish_disk(&DiskInfo::of(store, &d.cfg, 0), &mut |k: &str, v: &str| {
+    keys::publish_disk(&DiskInfo::of(store, &cfg, 0), &mut |k: &str, v: &str| {
         if first.is_ok() {
             first = xs.write(0, &format!("{be}/{k}"), v.as_bytes()).map_err(Error::from);
         }

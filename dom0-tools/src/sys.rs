@@ -577,6 +577,118 @@ impl GrantMapping {
     }
 }
 
+/// `len` bytes at `offset` of a [`GrantMapping`]: one part of a vectored transfer
+/// between a file and persistently mapped grants.
+#[derive(Debug, Clone, Copy)]
+pub struct MappedPart<'a> {
+    pub map: &'a GrantMapping,
+    pub offset: usize,
+    pub len: usize,
+}
+
+/// Scratch `iovec`s for [`pread_into_grants`] / [`pwrite_from_grants`], kept between
+/// calls so the hot path does not allocate.
+#[derive(Debug, Default)]
+pub struct IoVecs(Vec<libc::iovec>);
+
+impl IoVecs {
+    /// Fills the list from `parts` (each bounds-checked against its mapping), which must
+    /// add up to `len` bytes.
+    fn fill<'a>(&mut self, parts: impl IntoIterator<Item = MappedPart<'a>>, len: usize) -> io::Result<()> {
+        self.0.clear();
+        let mut total = 0usize;
+        for p in parts {
+            let m = p.map.map.as_ref().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "unmapped grant"))?;
+            if p.offset.checked_add(p.len).is_none_or(|e| e > m.len) {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "part outside its mapping"));
+            }
+            // In bounds (checked just above): the address stays inside the mapping.
+            self.0.push(libc::iovec { iov_base: m.ptr.wrapping_add(p.offset).cast(), iov_len: p.len });
+            total += p.len;
+        }
+        if self.0.len() > 1024 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "more than IOV_MAX parts"));
+        }
+        if total != len {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "parts do not add up to the length"));
+        }
+        Ok(())
+    }
+
+    /// Drops the first `n` bytes of the list (after a short transfer).
+    fn advance(&mut self, mut n: usize) {
+        let mut skip = 0;
+        for v in &mut self.0 {
+            if n < v.iov_len {
+                v.iov_base = v.iov_base.cast::<u8>().wrapping_add(n).cast();
+                v.iov_len -= n;
+                break;
+            }
+            n -= v.iov_len;
+            skip += 1;
+        }
+        self.0.drain(..skip);
+    }
+
+    /// `preadv` (`read` false: `pwritev`) of the whole list at `pos`, looping over short
+    /// transfers; end of file first is an error.
+    fn transfer(&mut self, file: &File, mut pos: u64, total: usize, read: bool) -> io::Result<()> {
+        let mut left = total;
+        while left > 0 {
+            let off = libc::off_t::try_from(pos).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+            let cnt = self.0.len() as libc::c_int;
+            // SAFETY: every iovec lies within a grant mapping (bounds checked in `fill`,
+            // advanced within them by `advance`); `transfer` runs only right after `fill`
+            // inside `pread_into_grants`/`pwrite_from_grants`, whose `parts` borrow those
+            // mappings beyond the call, so they stay mapped. The kernel writes (preadv) or
+            // reads (pwritev) only those bytes. No Rust reference to the shared bytes exists; a peer writing them
+            // concurrently can only make the data arbitrary.
+            let r = unsafe {
+                if read {
+                    libc::preadv(file.as_raw_fd(), self.0.as_ptr(), cnt, off)
+                } else {
+                    libc::pwritev(file.as_raw_fd(), self.0.as_ptr(), cnt, off)
+                }
+            };
+            match r {
+                r if r < 0 => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+                0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                r => {
+                    let n = (r as usize).min(left);
+                    left -= n;
+                    pos += n as u64;
+                    self.advance(n);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads `len` bytes of `file` at `pos` straight into the mapped grants of `parts` (back
+/// to back, `len` bytes in all), one `preadv` (more only after a short read). Fails on end
+/// of file.
+pub fn pread_into_grants<'a>(file: &File, pos: u64, len: usize, parts: impl IntoIterator<Item = MappedPart<'a>>, iov: &mut IoVecs) -> io::Result<()> {
+    // `parts` borrows its mappings for 'a, beyond this call: they stay mapped throughout.
+    iov.fill(parts, len)?;
+    let r = iov.transfer(file, pos, len, true);
+    fence(Ordering::Release);
+    r
+}
+
+/// Writes the mapped grants of `parts` (back to back, `len` bytes in all) to `file` at
+/// `pos`, one `pwritev`.
+pub fn pwrite_from_grants<'a>(file: &File, pos: u64, len: usize, parts: impl IntoIterator<Item = MappedPart<'a>>, iov: &mut IoVecs) -> io::Result<()> {
+    fence(Ordering::Acquire);
+    iov.fill(parts, len)?;
+    iov.transfer(file, pos, len, false)
+}
+
 impl Drop for GrantMapping {
     fn drop(&mut self) {
         drop(self.map.take());

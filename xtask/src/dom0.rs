@@ -689,6 +689,7 @@ for side in ours kernel; do
   grep -a 'BENCH ' $log
   xl destroy bb-$side >/dev/null 2>&1
 done
+sleep 0.5; grep -a 'requests in\|persistent grants\|BackendStats' /var/log/xen/blkback.log | sed 's/^/  blkback| /'
 "#;
 
 /// `cargo xtask bench net`: a Linux domU streams UDP to dom0 and dom0 back to it, first
@@ -877,7 +878,7 @@ want netback-no-leak-fds $fds0 nbfds
 want netback-no-leak-xenstore-backend 0 sh -c "xenstore-list /local/domain/0/backend/vif 2>/dev/null | grep -cx $hd"
 want netback-no-leak-free-memory "$mem0" freemem
 check netback-running-after-hostile-destroy kill -0 $NBP
-grep "backend/vif/$hd/" $NL | sed 's/^/  netback| /' | tail -8
+grep "backend/vif/$hd/.*\(broke\|bad packet\|disconnected\)" $NL | sed 's/^/  netback| /' | cut -c1-240
 # ---- the honest domain again: dom0's last 3 echo requests, then it closes
 waitlog /var/log/xen/console/guest-pv-net-ours.log 'TEST netfront_ping_replies' 120
 check dom0-ping-pv-guest-on-our-netback ping -c 3 -W 5 10.0.0.2

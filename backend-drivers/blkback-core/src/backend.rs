@@ -106,6 +106,81 @@ pub struct BackendStats {
     pub errors: u64,
     /// Responses with `BLKIF_RSP_EOPNOTSUPP`.
     pub unsupported: u64,
+    /// Of the read and write requests, those sent as `BLKIF_OP_INDIRECT`.
+    pub indirect_req: u64,
+    /// Read and write requests by segment count (the shape of what the front-end
+    /// sends): 1, 2, 3-4, 5-8, 9-16, 17-32, 33-64, 65-128, 129-256 segments.
+    pub rw_segs: [u64; 9],
+}
+
+impl BackendStats {
+    /// The [`rw_segs`](Self::rw_segs) bucket of a request of `nseg` segments.
+    pub fn segs_bucket(nseg: usize) -> usize {
+        (usize::BITS - nseg.saturating_sub(1).leading_zeros()).min(8) as usize
+    }
+}
+
+/// Moves a batch of segments straight between the store and the front-end's granted
+/// frames, without [`Backend`]'s bounce buffer: for a [`GrantAccess`] that keeps frames
+/// mapped and a store that can read into them (the dom0 daemon: one `preadv`/`pwritev`
+/// into persistently mapped grants). [`Backend::process_direct`] asks it first for every
+/// batch; `None` (nothing moved, no status set) sends the batch through the bounce buffer
+/// ([`BlockStore::read`] then [`GrantAccess::copy_to_grants`], or the other way round).
+///
+/// The segments are already checked (within their frame, contiguous on disk from
+/// `sector`, inside the disk); on `Some`, set each segment's `status` as a copy would.
+pub trait DirectIo<S: BlockStore + ?Sized>: GrantAccess {
+    /// Reads the segments' bytes from `store` at `sector` into their granted frames.
+    fn read_direct(
+        &mut self,
+        store: &mut S,
+        sector: u64,
+        segs: &mut [GrantSeg],
+    ) -> Option<Result<(), StoreError>>;
+    /// Writes the segments' bytes from their granted frames to `store` at `sector`.
+    fn write_direct(
+        &mut self,
+        store: &mut S,
+        sector: u64,
+        segs: &mut [GrantSeg],
+    ) -> Option<Result<(), StoreError>>;
+}
+
+/// A [`GrantAccess`] without a direct path: every batch goes through the bounce buffer.
+struct Bounced<'a, G: ?Sized>(&'a mut G);
+
+impl<G: GrantAccess + ?Sized> GrantAccess for Bounced<'_, G> {
+    fn copy_from_grant(
+        &mut self,
+        gref: GrantRef,
+        offset: usize,
+        buf: &mut [u8],
+    ) -> Result<(), crate::GrantError> {
+        self.0.copy_from_grant(gref, offset, buf)
+    }
+    fn copy_to_grant(
+        &mut self,
+        gref: GrantRef,
+        offset: usize,
+        data: &[u8],
+    ) -> Result<(), crate::GrantError> {
+        self.0.copy_to_grant(gref, offset, data)
+    }
+    fn copy_from_grants(&mut self, segs: &mut [GrantSeg], buf: &mut [u8]) {
+        self.0.copy_from_grants(segs, buf)
+    }
+    fn copy_to_grants(&mut self, segs: &mut [GrantSeg], data: &[u8]) {
+        self.0.copy_to_grants(segs, data)
+    }
+}
+
+impl<G: GrantAccess + ?Sized, S: BlockStore + ?Sized> DirectIo<S> for Bounced<'_, G> {
+    fn read_direct(&mut self, _: &mut S, _: u64, _: &mut [GrantSeg]) -> Option<Result<(), StoreError>> {
+        None
+    }
+    fn write_direct(&mut self, _: &mut S, _: u64, _: &mut [GrantSeg]) -> Option<Result<(), StoreError>> {
+        None
+    }
 }
 
 /// What the caller should do with a ring after [`Backend::process`].
@@ -206,6 +281,14 @@ impl<const BATCH: usize> Backend<BATCH> {
         &self.stats
     }
 
+    /// Replaces the configuration (clamped as for [`Backend::with_batch`]), e.g. when a
+    /// `Backend` is reused for another device.
+    pub fn set_config(&mut self, mut cfg: BackendConfig) {
+        cfg.max_indirect_segments = cfg.max_indirect_segments.min(BLKBACK_MAX_INDIRECT_SEGMENTS);
+        cfg.max_requests_per_call = cfg.max_requests_per_call.max(1);
+        self.cfg = cfg;
+    }
+
     /// Serves `ring`: answers up to `max_requests_per_call` requests, publishing responses
     /// as it goes, and when the ring runs dry arms `req_event` with
     /// `RING_FINAL_CHECK_FOR_REQUESTS` (and keeps going if requests arrived meanwhile).
@@ -219,6 +302,21 @@ impl<const BATCH: usize> Backend<BATCH> {
     ) -> Outcome
     where
         G: GrantAccess + ?Sized,
+        S: BlockStore + ?Sized,
+    {
+        self.process_direct(ring, &mut Bounced(grants), store)
+    }
+
+    /// [`process`](Self::process), moving each batch through `grants`' [`DirectIo`] path
+    /// when it takes it (the bounce buffer otherwise). Same checks, same statuses.
+    pub fn process_direct<G, S>(
+        &mut self,
+        ring: &mut BackRing<BlkifRequest, BlkifResponse>,
+        grants: &mut G,
+        store: &mut S,
+    ) -> Outcome
+    where
+        G: DirectIo<S> + ?Sized,
         S: BlockStore + ?Sized,
     {
         let budget = self.cfg.max_requests_per_call;
@@ -239,7 +337,7 @@ impl<const BATCH: usize> Backend<BATCH> {
                     Ok(None) => break,
                     Err(e) => return disconnect(out, ring, e),
                 };
-                let rsp = self.handle(&req, grants, store);
+                let rsp = self.handle_direct(&req, grants, store);
                 if let Err(e) = ring.write_response(rsp) {
                     // Cannot happen (we just consumed a request), but never trust it.
                     return disconnect(out, ring, e);
@@ -283,6 +381,20 @@ impl<const BATCH: usize> Backend<BATCH> {
         G: GrantAccess + ?Sized,
         S: BlockStore + ?Sized,
     {
+        self.handle_direct(req, &mut Bounced(grants), store)
+    }
+
+    /// [`handle`](Self::handle) with `grants`' [`DirectIo`] path.
+    pub fn handle_direct<G, S>(
+        &mut self,
+        req: &BlkifRequest,
+        grants: &mut G,
+        store: &mut S,
+    ) -> BlkifResponse
+    where
+        G: DirectIo<S> + ?Sized,
+        S: BlockStore + ?Sized,
+    {
         let (operation, status) = match req.operation {
             BLKIF_OP_READ
             | BLKIF_OP_WRITE
@@ -309,7 +421,7 @@ impl<const BATCH: usize> Backend<BATCH> {
     /// echo and the status.
     fn rw<G, S>(&mut self, req: &BlkifRequest, grants: &mut G, store: &mut S) -> (u8, Status)
     where
-        G: GrantAccess + ?Sized,
+        G: DirectIo<S> + ?Sized,
         S: BlockStore + ?Sized,
     {
         // The indirect layout shares the slot; reinterpret the private copy.
@@ -359,6 +471,10 @@ impl<const BATCH: usize> Backend<BATCH> {
         };
         if (nseg == 0 && !flush) || nseg > max {
             return (op, BLKIF_RSP_ERROR);
+        }
+        if !flush {
+            self.stats.rw_segs[BackendStats::segs_bucket(nseg)] += 1;
+            self.stats.indirect_req += u64::from(indirect.is_some());
         }
 
         // One private copy of the segment list.
@@ -424,15 +540,25 @@ impl<const BATCH: usize> Backend<BATCH> {
                 bytes += len;
             }
             let batch = &mut self.batch[..group.len()];
-            let buf = &mut self.bounce.as_flattened_mut()[..bytes];
-            let ok = if op == BLKIF_OP_READ {
-                store.read(cur, buf).is_ok() && {
-                    grants.copy_to_grants(batch, buf);
-                    batch.iter().all(|g| g.status.is_ok())
-                }
+            let direct = if op == BLKIF_OP_READ {
+                grants.read_direct(store, cur, batch)
             } else {
-                grants.copy_from_grants(batch, buf);
-                batch.iter().all(|g| g.status.is_ok()) && store.write(cur, buf).is_ok()
+                grants.write_direct(store, cur, batch)
+            };
+            let ok = match direct {
+                Some(r) => r.is_ok() && batch.iter().all(|g| g.status.is_ok()),
+                None if op == BLKIF_OP_READ => {
+                    let buf = &mut self.bounce.as_flattened_mut()[..bytes];
+                    store.read(cur, buf).is_ok() && {
+                        grants.copy_to_grants(batch, buf);
+                        batch.iter().all(|g| g.status.is_ok())
+                    }
+                }
+                None => {
+                    let buf = &mut self.bounce.as_flattened_mut()[..bytes];
+                    grants.copy_from_grants(batch, buf);
+                    batch.iter().all(|g| g.status.is_ok()) && store.write(cur, buf).is_ok()
+                }
             };
             if !ok {
                 return (op, BLKIF_RSP_ERROR);

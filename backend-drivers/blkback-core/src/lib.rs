@@ -29,7 +29,7 @@ pub mod store;
 pub mod xenbus;
 
 pub use backend::{
-    Backend, BackendConfig, BackendStats, Outcome, RingState, BLKBACK_MAX_INDIRECT_SEGMENTS,
+    Backend, BackendConfig, BackendStats, DirectIo, Outcome, RingState, BLKBACK_MAX_INDIRECT_SEGMENTS,
 };
 pub use grant::{GrantAccess, GrantError, GrantSeg};
 pub use persistent::{GrantMapper, MappedPage, PersistentGrants, PersistentStats};

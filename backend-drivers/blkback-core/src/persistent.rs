@@ -52,6 +52,9 @@ pub struct PersistentGrants<M: GrantMapper, G, const N: usize> {
     mapper: M,
     copy: G,
     refs: [u32; N],
+    /// Open-addressing hash index over `refs[..len]`: slot + 1, 0 = empty. Entries are
+    /// only ever added (until `clear`), so linear probing needs no tombstones.
+    index: [u16; INDEX_SIZE],
     pages: [Option<M::Page>; N],
     len: usize,
     limit: usize,
@@ -68,6 +71,15 @@ impl<M: GrantMapper, G, const N: usize> core::fmt::Debug for PersistentGrants<M,
     }
 }
 
+/// Entries of [`PersistentGrants`]' hash index: at least twice the most mappings it may
+/// hold (`N`), so probes stay short.
+const INDEX_SIZE: usize = 4096;
+
+/// The home bucket of `gref` in the index (Fibonacci hashing).
+fn bucket(gref: u32) -> usize {
+    (gref.wrapping_mul(0x9e37_79b9) >> (32 - INDEX_SIZE.trailing_zeros())) as usize
+}
+
 /// Where one segment's bytes are.
 enum Slot {
     Mapped(usize),
@@ -78,10 +90,12 @@ impl<M: GrantMapper, G: GrantAccess, const N: usize> PersistentGrants<M, G, N> {
     /// Maps through `mapper` up to `limit` grants (clamped to `N`), copies the rest
     /// through `copy`.
     pub fn new(mapper: M, copy: G, limit: usize) -> Self {
+        const { assert!(N <= INDEX_SIZE / 2) };
         Self {
             mapper,
             copy,
             refs: [0; N],
+            index: [0; INDEX_SIZE],
             pages: core::array::from_fn(|_| None),
             len: 0,
             limit: limit.min(N),
@@ -114,12 +128,47 @@ impl<M: GrantMapper, G: GrantAccess, const N: usize> PersistentGrants<M, G, N> {
         for p in &mut self.pages[..self.len] {
             *p = None;
         }
+        self.index.fill(0);
         self.len = 0;
+    }
+
+    /// The index bucket holding `gref`, or the empty one where it would go.
+    fn find(&self, gref: u32) -> (usize, Option<usize>) {
+        let mut b = bucket(gref);
+        loop {
+            match self.index[b] {
+                0 => return (b, None),
+                e if self.refs[usize::from(e) - 1] == gref => return (b, Some(usize::from(e) - 1)),
+                _ => b = (b + 1) % INDEX_SIZE,
+            }
+        }
+    }
+
+    /// Whether `gref` is mapped now.
+    fn is_mapped(&self, gref: u32) -> bool {
+        self.find(gref).1.is_some()
+    }
+
+    /// The slot of `gref`'s mapping, mapping it now if there is room (counted as
+    /// [`slot`](Self::slot) does); `None`: it is not mapped and cannot be (limit reached,
+    /// or the mapper refused it), copy it. For callers that move data to or from the
+    /// mapped page themselves ([`page`](Self::page)).
+    pub fn mapped_slot(&mut self, gref: GrantRef) -> Option<usize> {
+        match self.slot(gref) {
+            Slot::Mapped(i) => Some(i),
+            Slot::Copy => None,
+        }
+    }
+
+    /// The mapping in `slot` (from [`mapped_slot`](Self::mapped_slot)).
+    pub fn page(&self, slot: usize) -> Option<&M::Page> {
+        self.pages.get(slot)?.as_ref()
     }
 
     /// The mapping of `gref`, mapping it now if there is room; `None`: copy it.
     fn slot(&mut self, gref: GrantRef) -> Slot {
-        if let Some(i) = self.refs[..self.len].iter().position(|&r| r == gref.0) {
+        let (b, found) = self.find(gref.0);
+        if let Some(i) = found {
             self.stats.hits += 1;
             return Slot::Mapped(i);
         }
@@ -132,6 +181,8 @@ impl<M: GrantMapper, G: GrantAccess, const N: usize> PersistentGrants<M, G, N> {
                 let i = self.len;
                 self.refs[i] = gref.0;
                 self.pages[i] = Some(page);
+                // `i < N <= INDEX_SIZE / 2`: fits u16.
+                self.index[b] = (i + 1) as u16;
                 self.len += 1;
                 self.stats.maps += 1;
                 Slot::Mapped(i)
@@ -198,7 +249,7 @@ impl<M: GrantMapper, G: GrantAccess, const N: usize> PersistentGrants<M, G, N> {
                         else {
                             break;
                         };
-                        if self.refs[..self.len].contains(&t.gref.0) || self.len < self.limit {
+                        if self.len < self.limit || self.is_mapped(t.gref.0) {
                             break;
                         }
                         self.stats.copies += 1;
