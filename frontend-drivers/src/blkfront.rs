@@ -76,28 +76,7 @@ pub trait FrontGrants {
     fn read_page(&mut self, page: usize, offset: usize, buf: &mut [u8]);
 }
 
-/// Reads a key of the back-end's directory (value copied into `buf`; returns its full
-/// length, possibly more than `buf.len()`, or `None` if absent).
-pub trait KeyRead {
-    fn read_key(&mut self, key: &str, buf: &mut [u8]) -> Option<usize>;
-}
-
-impl<F: FnMut(&str, &mut [u8]) -> Option<usize>> KeyRead for F {
-    fn read_key(&mut self, key: &str, buf: &mut [u8]) -> Option<usize> {
-        self(key, buf)
-    }
-}
-
-/// Writes a key of our own (front-end) directory.
-pub trait KeyWrite {
-    fn write_key(&mut self, key: &str, value: &str);
-}
-
-impl<F: FnMut(&str, &str)> KeyWrite for F {
-    fn write_key(&mut self, key: &str, value: &str) {
-        self(key, value)
-    }
-}
+pub use xenstore_wire::keys::{KeyRead, KeyWrite};
 
 fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
     let mut i = buf.len();
@@ -175,24 +154,7 @@ pub enum BackendKeyError {
     Invalid(&'static str),
 }
 
-fn parse_decimal(v: &[u8]) -> Option<u64> {
-    let v = match v.split_last() {
-        Some((0, rest)) => rest,
-        _ => v,
-    };
-    let v = v.trim_ascii();
-    if v.is_empty() {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for &c in v {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-    }
-    Some(n)
-}
+use xenstore_wire::keys::parse_number as parse_decimal;
 
 /// `Ok(None)` absent; `Err(())` present but not a number.
 fn read_num(kv: &mut (impl KeyRead + ?Sized), key: &str) -> Result<Option<u64>, ()> {

@@ -15,30 +15,7 @@ use xen_abi::{EvtchnPort, GrantRef};
 use crate::backend::BackendConfig;
 use crate::store::BlockStore;
 
-/// Reads a key of the peer's directory.
-pub trait KeyRead {
-    /// Copies the value of `key` into `buf` and returns its full length (which may exceed
-    /// `buf.len()`: the value is then too long to be valid), or `None` if it does not exist.
-    fn read_key(&mut self, key: &str, buf: &mut [u8]) -> Option<usize>;
-}
-
-impl<F: FnMut(&str, &mut [u8]) -> Option<usize>> KeyRead for F {
-    fn read_key(&mut self, key: &str, buf: &mut [u8]) -> Option<usize> {
-        self(key, buf)
-    }
-}
-
-/// Writes a key of our own directory.
-pub trait KeyWrite {
-    /// Sets `key` to `value`.
-    fn write_key(&mut self, key: &str, value: &str);
-}
-
-impl<F: FnMut(&str, &str)> KeyWrite for F {
-    fn write_key(&mut self, key: &str, value: &str) {
-        self(key, value)
-    }
-}
+pub use xenstore_wire::keys::{KeyRead, KeyWrite};
 
 /// Key names.
 pub mod keys {
@@ -380,21 +357,8 @@ fn read_raw<'b>(
     }
 }
 
-/// Parses unsigned decimal (digits only, no sign, no empty string).
-pub fn parse_decimal(v: &[u8]) -> Option<u64> {
-    let v = trim(v);
-    if v.is_empty() {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for &c in v {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-    }
-    Some(n)
-}
+/// Parses a key's number as xenbus does (see [`xenstore_wire::keys::parse_number`]).
+pub use xenstore_wire::keys::parse_number as parse_decimal;
 
 fn read_u32(
     kv: &mut (impl KeyRead + ?Sized),

@@ -12,29 +12,7 @@ use xen_abi::{EvtchnPort, GrantRef};
 
 use crate::NetbackConfig;
 
-/// Reads a key of the peer's directory.
-pub trait KeyRead {
-    /// Copies the value of `key` into `buf` and returns its full length (which may exceed
-    /// `buf.len()`: the value is then too long to be valid), or `None` if absent.
-    fn read_key(&mut self, key: &str, buf: &mut [u8]) -> Option<usize>;
-}
-
-impl<F: FnMut(&str, &mut [u8]) -> Option<usize>> KeyRead for F {
-    fn read_key(&mut self, key: &str, buf: &mut [u8]) -> Option<usize> {
-        self(key, buf)
-    }
-}
-
-/// Writes a key of our own directory.
-pub trait KeyWrite {
-    fn write_key(&mut self, key: &str, value: &str);
-}
-
-impl<F: FnMut(&str, &str)> KeyWrite for F {
-    fn write_key(&mut self, key: &str, value: &str) {
-        self(key, value)
-    }
-}
+pub use xenstore_wire::keys::{KeyRead, KeyWrite};
 
 /// Key names.
 pub mod keys {

@@ -7,6 +7,7 @@
 //!   special `@` paths, parent/child relations.
 //! - [`perms`]: permission strings (`n0`, `r5`, `w3`, `b7`).
 //! - [`reply`]: reply payloads (`OK`, errors by errno name, watch events, numbers).
+//! - [`keys`]: a xenbus device's keys as drivers read and write them.
 //! - `store` (feature `alloc`): xenstored's I/O-free engine (tree, permissions, watches,
 //!   transactions), shared by dom0's xenstored and pv-guest's xenstore domain.
 //! - `server_ring` (feature `alloc`): xenstored's end of a domain's store ring.
@@ -19,6 +20,7 @@
 extern crate alloc;
 
 pub mod header;
+pub mod keys;
 pub mod path;
 pub mod perms;
 pub mod reply;
