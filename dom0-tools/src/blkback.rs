@@ -752,6 +752,95 @@ mod tests {
         let _ = std::fs::remove_file(&p);
     }
 
+    /// Front-end pages for `Backend::handle`: reference `r` is page `r`.
+    struct Pages(Vec<[u8; 4096]>);
+
+    impl GrantAccess for Pages {
+        fn copy_from_grant(&mut self, g: GrantRef, off: usize, buf: &mut [u8]) -> std::result::Result<(), GrantError> {
+            let p = self.0.get(g.0 as usize).ok_or(GrantError::BadRef)?;
+            buf.copy_from_slice(p.get(off..off + buf.len()).ok_or(GrantError::OutOfBounds)?);
+            Ok(())
+        }
+        fn copy_to_grant(&mut self, g: GrantRef, off: usize, data: &[u8]) -> std::result::Result<(), GrantError> {
+            let p = self.0.get_mut(g.0 as usize).ok_or(GrantError::BadRef)?;
+            p.get_mut(off..off + data.len()).ok_or(GrantError::OutOfBounds)?.copy_from_slice(data);
+            Ok(())
+        }
+    }
+
+    /// A device whose `mode` is `r` gets a read-only `Backend` of its own: writes,
+    /// flushes, barriers and discards are refused with `BLKIF_RSP_ERROR` by the config
+    /// (blkback-core's rules), before the file is touched — a flush on the read-only file
+    /// would otherwise succeed — and reads are served. A writable device beside it (its own
+    /// `Backend`) takes the same requests.
+    #[test]
+    fn read_only_device_refuses_writes_up_front() {
+        use xen_abi::blkif::*;
+        use zerocopy::{FromZeros, IntoBytes};
+        let p = std::env::temp_dir().join(format!("blkback-ro-{}.img", std::process::id()));
+        let image: Vec<u8> = (0..16 * 512).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &image).unwrap();
+        let path = p.to_str().unwrap();
+        let mut ro_store = FileStore::open(path, false).unwrap();
+        let mut rw_store = FileStore::open(path, true).unwrap();
+        let mut ro = device_backend(false);
+        let mut rw = device_backend(true);
+        assert!(ro.config().readonly && !rw.config().readonly);
+        assert_eq!(BackendFeatures::of(&ro_store, ro.config(), 0), BackendFeatures::of(&ro_store, &BackendConfig { readonly: true, ..BackendConfig::DEFAULT }, 0));
+        let mut pages = Pages(vec![[0xa5; 4096]; 3]);
+
+        let req = |op: u8, nseg: u8| {
+            let mut r = BlkifRequest::new_zeroed();
+            r.operation = op;
+            r.nr_segments = nseg;
+            r.id = 7;
+            r.sector_number = 8;
+            r.seg[0] = BlkifRequestSegment { gref: 1, first_sect: 0, last_sect: 7, _pad: [0; 2] };
+            r
+        };
+        let discard = {
+            let d = BlkifRequestDiscard { operation: BLKIF_OP_DISCARD, id: 7, sector_number: 0, nr_sectors: 8, ..Default::default() };
+            let mut r = BlkifRequest::new_zeroed();
+            r.as_mut_bytes()[..size_of::<BlkifRequestDiscard>()].copy_from_slice(d.as_bytes());
+            r
+        };
+        let indirect_write = {
+            let mut ind = BlkifRequestIndirect { operation: BLKIF_OP_INDIRECT, indirect_op: BLKIF_OP_WRITE, nr_segments: 1, id: 7, sector_number: 0, ..Default::default() };
+            ind.indirect_grefs[0] = 2;
+            let mut r = BlkifRequest::new_zeroed();
+            r.as_mut_bytes()[..size_of::<BlkifRequestIndirect>()].copy_from_slice(ind.as_bytes());
+            r
+        };
+        // The indirect page: one segment, page 1, whole.
+        pages.0[2][..8].copy_from_slice(BlkifRequestSegment { gref: 1, first_sect: 0, last_sect: 7, _pad: [0; 2] }.as_bytes());
+        let refused = [
+            req(BLKIF_OP_WRITE, 1),
+            req(BLKIF_OP_FLUSH_DISKCACHE, 0),
+            req(BLKIF_OP_WRITE_BARRIER, 0),
+            discard,
+            indirect_write,
+        ];
+        for r in &refused {
+            let rsp = ro.handle(r, &mut pages, &mut ro_store);
+            assert_eq!(rsp.status, BLKIF_RSP_ERROR, "read-only device, {r:?}");
+        }
+        assert_eq!(ro.stats().errors, refused.len() as u64);
+        assert_eq!(ro.stats().wr_sect, 0);
+        assert_eq!(std::fs::read(&p).unwrap(), image, "the file is untouched");
+        let rsp = ro.handle(&req(BLKIF_OP_READ, 1), &mut pages, &mut ro_store);
+        assert_eq!(rsp.status, BLKIF_RSP_OKAY);
+        assert_eq!(pages.0[1][..], image[8 * 512..16 * 512]);
+
+        // The writable device: the same write and flush go through.
+        pages.0[1].fill(0x3c);
+        for r in [req(BLKIF_OP_WRITE, 1), req(BLKIF_OP_FLUSH_DISKCACHE, 0)] {
+            assert_eq!(rw.handle(&r, &mut pages, &mut rw_store).status, BLKIF_RSP_OKAY, "{r:?}");
+        }
+        assert!(std::fs::read(&p).unwrap()[8 * 512..].iter().all(|&b| b == 0x3c));
+        assert_eq!(ro.stats().wr_req + ro.stats().f_req, 4, "counted on the read-only device only");
+        let _ = std::fs::remove_file(&p);
+    }
+
     /// A block device's size comes from BLKGETSIZE64 (its metadata length is 0): a loop
     /// device over a 3 MiB image (when `losetup` works here, i.e. as root), read and
     /// written through the store. Skipped where no loop device can be set up.

@@ -790,6 +790,60 @@ mod tests {
         assert_eq!(st[1], GNTST_BAD_COPY_ARG);
     }
 
+    /// A "grant mapping" of shared anonymous memory (`/dev/zero`), for the vectored I/O.
+    fn fake_mapping(pages: usize) -> GrantMapping {
+        let zero = open_rw("/dev/zero").unwrap();
+        let m = Mapping::mmap(zero.as_raw_fd(), pages * PAGE_SIZE, 0).unwrap();
+        GrantMapping { map: Some(m), index: 0, count: pages as u32, dev: null_gntdev() }
+    }
+
+    #[test]
+    fn vectored_io_between_a_file_and_mapped_grants() {
+        let p = std::env::temp_dir().join(format!("sys-iov-{}.img", std::process::id()));
+        let image: Vec<u8> = (0..4 * PAGE_SIZE).map(|i| (i * 7 % 253) as u8).collect();
+        std::fs::write(&p, &image).unwrap();
+        let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+        let (a, b) = (fake_mapping(1), fake_mapping(2));
+        let mut iov = IoVecs::default();
+        let parts = [
+            MappedPart { map: &b, offset: PAGE_SIZE + 512, len: 1024 },
+            MappedPart { map: &a, offset: 0, len: PAGE_SIZE },
+        ];
+        pread_into_grants(&f, 512, 1024 + PAGE_SIZE, parts, &mut iov).unwrap();
+        let mut got = vec![0u8; 1024];
+        b.copy_out(PAGE_SIZE + 512, &mut got);
+        assert_eq!(got, image[512..1536]);
+        let mut got = vec![0u8; PAGE_SIZE];
+        a.copy_out(0, &mut got);
+        assert_eq!(got, image[1536..1536 + PAGE_SIZE]);
+        // Back out, elsewhere in the file.
+        pwrite_from_grants(&f, 3 * PAGE_SIZE as u64 - 1024, 1024 + PAGE_SIZE, parts, &mut iov).unwrap();
+        let after = std::fs::read(&p).unwrap();
+        assert_eq!(after[3 * PAGE_SIZE - 1024..], image[512..1536 + PAGE_SIZE]);
+        // Refused: a part outside its mapping, parts not adding up, reading past the end.
+        let outside = [MappedPart { map: &a, offset: PAGE_SIZE - 512, len: 1024 }];
+        assert!(pread_into_grants(&f, 0, 1024, outside, &mut iov).is_err());
+        assert!(pread_into_grants(&f, 0, 4096, parts, &mut iov).is_err());
+        let eof = [MappedPart { map: &a, offset: 0, len: PAGE_SIZE }];
+        let len = after.len() as u64;
+        assert_eq!(pread_into_grants(&f, len - 512, PAGE_SIZE, eof, &mut iov).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn iovecs_advance_over_a_short_transfer() {
+        let a = fake_mapping(1);
+        let mut iov = IoVecs::default();
+        let parts = [MappedPart { map: &a, offset: 0, len: 100 }, MappedPart { map: &a, offset: 200, len: 300 }];
+        iov.fill(parts, 400).unwrap();
+        iov.advance(150);
+        assert_eq!(iov.0.len(), 1);
+        assert_eq!(iov.0[0].iov_len, 250);
+        assert_eq!(iov.0[0].iov_base as usize, a.map.as_ref().unwrap().ptr as usize + 250);
+        iov.advance(250);
+        assert!(iov.0.is_empty());
+    }
+
     #[test]
     fn block_ioctl_numbers() {
         // As <linux/fs.h> defines them on x86_64.

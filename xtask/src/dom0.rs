@@ -6,6 +6,7 @@
 use crate::error::{Context, Error, Result};
 use crate::qemu::{self, Exit, Machine};
 use crate::results::{self, Tally};
+use crate::domu_cfg::DomU;
 use crate::{cmd, reference};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -437,24 +438,9 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
     let bins = build_our_binaries(root)?;
     let domu_bins = [("blkbench", std::fs::read(bins.join("blkbench"))?), ("netbench", std::fs::read(bins.join("netbench"))?)];
     t.file("/guests/domu.cpio", domu_initramfs(root, &kdir, &std::fs::read(&bb)?, &domu_bins)?, 0o644);
-    t.file("/etc/xen/pv-guest.cfg", PV_GUEST_CFG.as_bytes().to_vec(), 0o644);
-    t.file("/etc/xen/pv-blk.cfg", PV_BLK_CFG.replace("@BLK_MIB@", &BLK_MIB.to_string()).into_bytes(), 0o644);
-    t.file("/etc/xen/pv-net.cfg", PV_NET_CFG.replace("@NAME@", "pv-net").replace("@VIF@", "").into_bytes(), 0o644);
-    t.file("/etc/xen/pv-net-ours.cfg", PV_NET_CFG.replace("@NAME@", "pv-net-ours").replace("@VIF@", ",bridge=xennet0").into_bytes(), 0o644);
-    t.file("/etc/xen/pv-net-hostile.cfg", PV_NET_HOSTILE_CFG.as_bytes().to_vec(), 0o644);
-    t.file("/etc/xen/linux.cfg", LINUX_CFG.as_bytes().to_vec(), 0o644);
-    t.file("/etc/xen/linux-blk.cfg", LINUX_BLK_CFG.as_bytes().to_vec(), 0o644);
-    t.file("/etc/xen/linux-net.cfg", LINUX_NET_CFG.as_bytes().to_vec(), 0o644);
-    for side in ["ours", "kernel"] {
-        t.file(&format!("/etc/xen/bench-net-{side}.cfg"), BENCH_NET_CFG.replace("@SIDE@", side).into_bytes(), 0o644);
+    for (file, cfg) in guest_configs() {
+        t.file(&format!("/etc/xen/{file}.cfg"), cfg.render().into_bytes(), 0o644);
     }
-    for (side, disk) in [("ours", "file:/tmp/bench.img,xvda,r"), ("kernel", "file:/tmp/bench.img,xvda,r,backendtype=phy")] {
-        t.file(&format!("/etc/xen/bench-blk-{side}.cfg"), BENCH_BLK_CFG.replace("@SIDE@", side).replace("@DISK@", disk).into_bytes(), 0o644);
-    }
-    t.file("/etc/xen/pv-blk-honest.cfg", PV_BLK_CFG.replace("@BLK_MIB@", &BLK_MIB.to_string()).replace("pv-blk.img", "honest.img").replace("\"pv-blk\"", "\"pv-blk-honest\"").into_bytes(), 0o644);
-    t.file("/etc/xen/pv-blk-hostile.cfg", PV_BLK_HOSTILE_CFG.as_bytes().to_vec(), 0o644);
-    t.file("/etc/xen/pv-kblk.cfg", PV_KBLK_CFG.replace("@BLK_MIB@", &BLK_MIB.to_string()).into_bytes(), 0o644);
-    t.file("/etc/xen/bench.cfg", BENCH_CFG.as_bytes().to_vec(), 0o644);
     t.file("/etc/xen/bad.cfg", b"name = \"bad\"\nkernel = \"/guests/pv-guest\"\nmemory = \"lots\"\n".to_vec(), 0o644);
     for b in OUR_BINS {
         let p = bins.join(b);
@@ -474,164 +460,60 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
     Ok(Dom0Image { kernel, initrd })
 }
 
-const PV_GUEST_CFG: &str = "# pv-guest as a domU: its self-tests, xenstore client included
-name = \"pv-guest\"
-type = \"pv\"
-kernel = \"/guests/pv-guest\"
-# grant_table is left out: as a domU it grants to DOMID_SELF, which Xen refuses in a
-# grant entry (it needs the guest's own domid); see the dom0-tools notes.
-extra = \"tests=all\"
-memory = 32
-vcpus = 1
-on_poweroff = \"preserve\"
-on_crash = \"preserve\"
-";
-
-/// pv-guest's blkfront against our blkback daemon, over the xenbus handshake.
-const PV_BLK_CFG: &str = "# pv-guest's blkfront: xenbus handshake with our blkback, @BLK_MIB@ MiB each way
-name = \"pv-blk\"
-type = \"pv\"
-kernel = \"/guests/pv-guest\"
-extra = \"role=blkfront-xenbus mib=@BLK_MIB@\"
-memory = 32
-vcpus = 1
-on_poweroff = \"destroy\"
-on_crash = \"preserve\"
-disk = [ \"file:/tmp/pv-blk.img,xvda,w\" ]
-";
-
-/// pv-guest as a hostile block front-end (on our blkback).
-const PV_BLK_HOSTILE_CFG: &str = "name = \"pv-blk-hostile\"
-type = \"pv\"
-kernel = \"/guests/pv-guest\"
-extra = \"role=blkfront-hostile-xenbus\"
-memory = 32
-vcpus = 1
-on_poweroff = \"preserve\"
-on_crash = \"preserve\"
-disk = [ \"file:/tmp/hostile.img,xvda,w\" ]
-";
-
-/// pv-guest's blkfront against Linux's kernel blkback (`backendtype=phy`).
-const PV_KBLK_CFG: &str = "# pv-guest's blkfront on Linux's kernel blkback, @BLK_MIB@ MiB each way
-name = \"pv-kblk\"
-type = \"pv\"
-kernel = \"/guests/pv-guest\"
-extra = \"role=blkfront-xenbus mib=@BLK_MIB@\"
-memory = 32
-vcpus = 1
-on_poweroff = \"destroy\"
-on_crash = \"preserve\"
-disk = [ \"file:/tmp/kblk.img,xvda,w,backendtype=phy\" ]
-";
-
-/// Debian's Linux with xen-blkfront on our blkback (the default back-end type, qdisk);
-/// two vCPUs, so its blkfront asks for two rings (multi-queue).
-const LINUX_BLK_CFG: &str = "name = \"linux-blk\"
-type = \"pv\"
-kernel = \"/guests/vmlinux\"
-ramdisk = \"/guests/domu.cpio\"
-extra = \"console=hvc0 loglevel=4\"
-memory = 160
-vcpus = 2
-on_poweroff = \"destroy\"
-on_reboot = \"destroy\"
-on_crash = \"preserve\"
-disk = [ \"file:/tmp/linux-blk.img,xvda,w\" ]
-";
-
 /// `bench blk`: MiB read sequentially, and 4 KiB random reads, per side.
 const BENCH_BLK_MIB: u32 = 32;
 const BENCH_RAND_READS: u32 = 1000;
 
-/// `bench blk`'s Linux domU (`@SIDE@`, `@DISK@`).
-const BENCH_BLK_CFG: &str = "name = \"bb-@SIDE@\"
-type = \"pv\"
-kernel = \"/guests/vmlinux\"
-ramdisk = \"/guests/domu.cpio\"
-extra = \"console=hvc0 loglevel=4 blkbench=@SIDE@\"
-memory = 160
-vcpus = 1
-on_poweroff = \"destroy\"
-on_reboot = \"destroy\"
-on_crash = \"preserve\"
-disk = [ \"@DISK@\" ]
-";
-
 /// MiB pv-guest's blkfront writes and reads back through our blkback.
 const BLK_MIB: u32 = 64;
 
-/// pv-guest's netfront: ARP, 20 pings to dom0, answers 3 of dom0's (`@VIF@`: the
-/// bridge, for our netback's leg).
-const PV_NET_CFG: &str = "# pv-guest's netfront: xenbus handshake with a network back-end, ARP and ICMP echo
-name = \"@NAME@\"
-type = \"pv\"
-kernel = \"/guests/pv-guest\"
-extra = \"role=netfront-xenbus ip=10.0.0.2 peer=10.0.0.1 count=20 serve=3\"
-memory = 32
-vcpus = 1
-on_poweroff = \"destroy\"
-on_crash = \"preserve\"
-vif = [ \"mac=00:16:3e:00:00:10@VIF@\" ]
-";
+/// The Linux domU's console arguments (its init's options are added after them).
+const LINUX_CONSOLE: &str = "console=hvc0 loglevel=4";
+/// pv-guest's netfront: ARP, 20 pings to dom0, answers 3 of dom0's.
+const NETFRONT: &str = "role=netfront-xenbus ip=10.0.0.2 peer=10.0.0.1 count=20 serve=3";
 
-/// pv-guest's hostile netfront (`pv-guest/src/net_hostile.rs`): six vifs on our
-/// netback's bridge; kept after power-off so that the test destroys it with vif 5 still
-/// connected.
-const PV_NET_HOSTILE_CFG: &str = "# pv-guest's hostile netfront: garbage on the transmit rings of six vifs
-name = \"pv-net-hostile\"
-type = \"pv\"
-kernel = \"/guests/pv-guest\"
-extra = \"role=netfront-hostile-xenbus\"
-memory = 32
-vcpus = 1
-on_poweroff = \"preserve\"
-on_crash = \"preserve\"
-vif = [ \"mac=00:16:3e:00:00:30,bridge=xennet0\", \"mac=00:16:3e:00:00:31,bridge=xennet0\", \"mac=00:16:3e:00:00:32,bridge=xennet0\", \"mac=00:16:3e:00:00:33,bridge=xennet0\", \"mac=00:16:3e:00:00:34,bridge=xennet0\", \"mac=00:16:3e:00:00:35,bridge=xennet0\" ]
-";
-
-/// Debian's Linux with xen-netfront on our netback (bridge `xennet0`).
-const LINUX_NET_CFG: &str = "name = \"linux-net\"
-type = \"pv\"
-kernel = \"/guests/vmlinux\"
-ramdisk = \"/guests/domu.cpio\"
-extra = \"console=hvc0 loglevel=4 net=10.0.0.3,10.0.0.1\"
-memory = 128
-vcpus = 1
-on_poweroff = \"destroy\"
-on_reboot = \"destroy\"
-on_crash = \"preserve\"
-vif = [ \"mac=00:16:3e:00:00:20,bridge=xennet0\" ]
-";
-
-/// `bench net`'s Linux domU (`@SIDE@`): on a bridge with dom0 at 10.1.0.1.
-const BENCH_NET_CFG: &str = "name = \"bn-@SIDE@\"
-type = \"pv\"
-kernel = \"/guests/vmlinux\"
-ramdisk = \"/guests/domu.cpio\"
-extra = \"console=hvc0 loglevel=4 net=10.1.0.2,10.1.0.1 netbench=@SIDE@\"
-memory = 128
-vcpus = 1
-on_poweroff = \"destroy\"
-on_reboot = \"destroy\"
-on_crash = \"preserve\"
-vif = [ \"mac=00:16:3e:00:01:01,bridge=xennet0\" ]
-";
-
-const LINUX_CFG: &str = "# Debian's kernel as a PV domU with a busybox initramfs
-name = \"linux\"
-type = \"pv\"
-kernel = \"/guests/vmlinux\"
-ramdisk = \"/guests/domu.cpio\"
-extra = \"console=hvc0 loglevel=4\"
-memory = 128
-vcpus = 1
-on_poweroff = \"destroy\"
-on_reboot = \"destroy\"
-on_crash = \"preserve\"
-disk = [ \"file:/tmp/linux.img,xvda,w\" ]
-vif = [ \"mac=00:16:3e:00:00:01,bridge=xenbr0\" ]
-";
+/// The domUs' configurations, written as `/etc/xen/<file>.cfg`.
+fn guest_configs() -> Vec<(String, DomU)> {
+    let linux = |name: &str, extra: &str| DomU::linux(name, format!("{LINUX_CONSOLE} {extra}").trim_end());
+    let blkfront = format!("role=blkfront-xenbus mib={BLK_MIB}");
+    let mut v = vec![
+        // pv-guest's self-tests; no grant_table test: as a domU it grants to DOMID_SELF,
+        // which Xen refuses in a grant entry (see the dom0-tools notes).
+        ("pv-guest", DomU::pv_guest("pv-guest", "tests=all").preserved()),
+        // pv-guest's blkfront, BLK_MIB MiB each way: on our blkback (qdisk, the default),
+        // beside a hostile one, and on Linux's kernel blkback (phy).
+        ("pv-blk", DomU::pv_guest("pv-blk", &blkfront).disk("file:/tmp/pv-blk.img,xvda,w")),
+        ("pv-blk-honest", DomU::pv_guest("pv-blk-honest", &blkfront).disk("file:/tmp/honest.img,xvda,w")),
+        ("pv-blk-hostile", DomU::pv_guest("pv-blk-hostile", "role=blkfront-hostile-xenbus").preserved().disk("file:/tmp/hostile.img,xvda,w")),
+        ("pv-kblk", DomU::pv_guest("pv-kblk", &blkfront).disk("file:/tmp/kblk.img,xvda,w,backendtype=phy")),
+        // pv-guest's netfront on Linux's netback, then on ours (bridge xennet0); the
+        // hostile netfront (pv-guest/src/net_hostile.rs) has six vifs and is kept after
+        // power-off so that the test destroys it with vif 5 still connected.
+        ("pv-net", DomU::pv_guest("pv-net", NETFRONT).vif("mac=00:16:3e:00:00:10")),
+        ("pv-net-ours", DomU::pv_guest("pv-net-ours", NETFRONT).vif("mac=00:16:3e:00:00:10,bridge=xennet0")),
+        ("linux", linux("linux", "").disk("file:/tmp/linux.img,xvda,w").vif("mac=00:16:3e:00:00:01,bridge=xenbr0")),
+        // xen-blkfront on our blkback; two vCPUs, so it asks for two rings (multi-queue).
+        ("linux-blk", linux("linux-blk", "").memory(160).vcpus(2).disk("file:/tmp/linux-blk.img,xvda,w")),
+        ("linux-net", linux("linux-net", "net=10.0.0.3,10.0.0.1").vif("mac=00:16:3e:00:00:20,bridge=xennet0")),
+        // `bench create`'s domU.
+        ("bench", DomU::linux("bench", "console=hvc0 quiet").crash_destroys()),
+    ];
+    let mut hostile = DomU::pv_guest("pv-net-hostile", "role=netfront-hostile-xenbus").preserved();
+    for i in 0..6 {
+        hostile = hostile.vif(&format!("mac=00:16:3e:00:00:3{i},bridge=xennet0"));
+    }
+    v.push(("pv-net-hostile", hostile));
+    let mut v: Vec<(String, DomU)> = v.into_iter().map(|(f, c)| (f.to_string(), c)).collect();
+    for (side, backend) in [("ours", ""), ("kernel", ",backendtype=phy")] {
+        // `bench blk`: the same image, read-only, on each back-end.
+        let disk = format!("file:/tmp/bench.img,xvda,r{backend}");
+        v.push((format!("bench-blk-{side}"), linux(&format!("bb-{side}"), &format!("blkbench={side}")).memory(160).disk(&disk)));
+        // `bench net`: on bridge xennet0 with dom0 at 10.1.0.1.
+        let net = format!("net=10.1.0.2,10.1.0.1 netbench={side}");
+        v.push((format!("bench-net-{side}"), linux(&format!("bn-{side}"), &net).vif("mac=00:16:3e:00:01:01,bridge=xennet0")));
+    }
+    v
+}
 
 /// dom0's `/init`: busybox sh. Each check prints one `TEST` line.
 fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<String> {
@@ -1160,18 +1042,6 @@ dmesg | grep -i -E 'segfault|general protection|traps:' | sed 's/^/  dmesg| /'
 echo "@DONE@"
 poweroff -f
 "#;
-
-const BENCH_CFG: &str = "name = \"bench\"
-type = \"pv\"
-kernel = \"/guests/vmlinux\"
-ramdisk = \"/guests/domu.cpio\"
-extra = \"console=hvc0 quiet\"
-memory = 128
-vcpus = 1
-on_poweroff = \"destroy\"
-on_reboot = \"destroy\"
-on_crash = \"destroy\"
-";
 
 fn median(v: &mut [u64]) -> u64 {
     v.sort_unstable();

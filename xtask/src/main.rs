@@ -6,6 +6,7 @@ mod bench_boot;
 mod cmd;
 mod deps;
 mod dom0;
+mod domu_cfg;
 mod error;
 mod images;
 mod multi;
