@@ -3,6 +3,7 @@
 
 pub mod blkback;
 pub mod builder;
+pub mod daemon;
 pub mod netback;
 pub mod netsys;
 pub mod sys;

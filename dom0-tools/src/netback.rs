@@ -45,39 +45,7 @@ const CONNECTED: u32 = 4;
 const CLOSING: u32 = 5;
 const CLOSED: u32 = 6;
 
-#[derive(Debug)]
-pub enum Error {
-    Xs(xs::Error),
-    Io(std::io::Error),
-    /// An interface could not be set up: (back-end path, why).
-    Device(String, String),
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Error::Xs(e) => write!(f, "{e}"),
-            Error::Io(e) => write!(f, "{e}"),
-            Error::Device(d, w) => write!(f, "{d}: {w}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<xs::Error> for Error {
-    fn from(e: xs::Error) -> Self {
-        Error::Xs(e)
-    }
-}
-
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Error::Io(e)
-    }
-}
-
-pub type Result<T> = std::result::Result<T, Error>;
+pub use crate::daemon::{Error, Result};
 
 /// Grant copies for the core, through gntdev.
 struct Copier<'a>(&'a NetGntdev);
