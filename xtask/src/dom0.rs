@@ -339,6 +339,14 @@ for a in $(cat /proc/cmdline); do
         echo "NETBENCH DONE"; poweroff -f ;;
       esac
     done
+    # tcptest=N: N bytes each way over TCP, every byte checked by the receiver.
+    for b in $(cat /proc/cmdline); do
+      case $b in tcptest=*)
+        netbench tcp-send --to $peer:5003 --bytes ${b#tcptest=} --seed 7 2>&1 | sed 's/^/NET /'
+        netbench tcp-recv --port 5004 --bytes ${b#tcptest=} --seed 8 --wait 60 >/tmp/tcp 2>&1; echo "NET tcp-recv rc=$?"
+        sed 's/^/NET /' /tmp/tcp ;;
+      esac
+    done
     echo "NET DONE" ;;
   esac
 done
@@ -467,6 +475,9 @@ const BENCH_RAND_READS: u32 = 1000;
 /// MiB pv-guest's blkfront writes and reads back through our blkback.
 const BLK_MIB: u32 = 64;
 
+/// Bytes the Linux domU sends to dom0 over TCP through our netback, and receives back.
+const TCP_TEST_BYTES: u32 = 16 << 20;
+
 /// The Linux domU's console arguments (its init's options are added after them).
 const LINUX_CONSOLE: &str = "console=hvc0 loglevel=4";
 /// pv-guest's netfront: ARP, 20 pings to dom0, answers 3 of dom0's.
@@ -494,7 +505,7 @@ fn guest_configs() -> Vec<(String, DomU)> {
         ("linux", linux("linux", "").disk("file:/tmp/linux.img,xvda,w").vif("mac=00:16:3e:00:00:01,bridge=xenbr0")),
         // xen-blkfront on our blkback; two vCPUs, so it asks for two rings (multi-queue).
         ("linux-blk", linux("linux-blk", "").memory(160).vcpus(2).disk("file:/tmp/linux-blk.img,xvda,w")),
-        ("linux-net", linux("linux-net", "net=10.0.0.3,10.0.0.1").vif("mac=00:16:3e:00:00:20,bridge=xennet0")),
+        ("linux-net", linux("linux-net", &format!("net=10.0.0.3,10.0.0.1 tcptest={TCP_TEST_BYTES}")).vif("mac=00:16:3e:00:00:20,bridge=xennet0")),
         // `bench create`'s domU.
         ("bench", DomU::linux("bench", "console=hvc0 quiet").crash_destroys()),
     ];
@@ -537,6 +548,7 @@ fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<S
         .replace("@MARKER@", DOMU_MARKER)
         .replace("@REPS@", &BENCH_REPS.to_string())
         .replace("@BLK_MIB@", &BLK_MIB.to_string())
+        .replace("@TCP_TEST_BYTES@", &TCP_TEST_BYTES.to_string())
         .replace("@BENCH_BLK_MIB@", &BENCH_BLK_MIB.to_string())
         .replace("@BENCH_RAND_READS@", &BENCH_RAND_READS.to_string()))
 }
@@ -772,10 +784,19 @@ check netback-still-running kill -0 $(cat /run/netback.pid)
 xl destroy pv-net-ours >/dev/null 2>&1
 # Debian's Linux domU (xen-netfront) on our netback: it pings dom0, dom0 pings it
 LN=/var/log/xen/console/guest-linux-net.log
+netbench tcp-recv --port 5003 --bytes @TCP_TEST_BYTES@ --seed 7 --wait 150 >/tmp/tcp-from-domu 2>&1 &
+TR=$!
 check xl-create-linux-net-ours xl create /etc/xen/linux-net.cfg
+waitlog $LN 'NET netbench: tcp sent\|NET DONE' 150
+# dom0 -> domU once the guest listens (it does right after sending)
+i=0; until netbench tcp-send --to 10.0.0.3:5004 --bytes @TCP_TEST_BYTES@ --seed 8 >/tmp/tcp-to-domu 2>&1 || [ $i -ge 40 ]; do i=$((i+1)); sleep 0.5; done
 waitlog $LN 'NET DONE' 120 || { echo "--- linux-net did not finish"; linux_diag linux-net; }
+wait $TR
 grep -a 'NET ' $LN | sed 's/^/  linux-net| /'
+sed 's/^/  dom0| /' /tmp/tcp-from-domu /tmp/tcp-to-domu
 check linux-netfront-pings-dom0-over-our-netback grep -q 'NET ping rc=0' $LN
+check linux-netfront-tcp-to-dom0-every-byte grep -q 'every byte as sent' /tmp/tcp-from-domu
+check linux-netfront-tcp-from-dom0-every-byte grep -q 'NET tcp-recv rc=0' $LN
 check dom0-pings-linux-domu-over-our-netback ping -c 3 -W 5 10.0.0.3
 xl destroy linux-net >/dev/null 2>&1
 sed 's/^/  netback| /' /var/log/xen/netback.log | tail -8
