@@ -4,7 +4,10 @@
 //! The request processing and the xenbus key checks are `blkback_core`'s; this module
 //! only wires them to Linux: the xenstore socket ([`Xs`]), `/dev/xen/gntdev` (ring
 //! mapping and grant copies) and `/dev/xen/evtchn` ([`crate::sys`]), and a file as the
-//! [`BlockStore`].
+//! [`BlockStore`]. Each device has its own `Backend` (so a read-only one refuses writes
+//! by its config); a ring with persistent grants moves each batch with one
+//! `preadv`/`pwritev` straight between the file and the mapped grants
+//! ([`DirectIo`]); counters (request shapes, grants, passes) are logged at disconnect.
 //!
 //! For each `/local/domain/0/backend/qdisk/<domid>/<devid>`: open `params` (read-only when
 //! `mode` is `r`), publish the features, `InitWait`; when the front-end is `Initialised`

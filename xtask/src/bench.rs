@@ -153,7 +153,7 @@ fn net(root: &Path) -> Result<()> {
 QEMU TCG (dom0 = Debian's Linux, 2 vCPUs), its vif on bridge `xennet0` with dom0 at \
 10.1.0.1. `netbench` (ours, static musl) floods 1400-byte UDP datagrams for 8 s, first \
 domU → dom0, then dom0 → domU; the receiver counts what arrives (first to last \
-datagram). Served first by Linux's kernel netback (its `vif` joined to the bridge by \
+datagram); then 32 MiB over TCP each way, the receiver checking every byte. Served first by Linux's kernel netback (its `vif` joined to the bridge by \
 our `xl`'s hotplug step), then, after `rmmod xen-netback`, by our `netback` daemon (a \
 TAP on the same bridge). One boot (`cargo xtask bench net`, log `{}`).\n\nMachine: {}\n\n{}",
         log.strip_prefix(root).unwrap_or(&log).display(),

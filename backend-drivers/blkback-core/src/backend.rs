@@ -30,6 +30,11 @@
 //! difference from Linux: a request larger than a batch moves batch by batch, so a grant
 //! that fails half-way through it leaves the earlier batches transferred (the request
 //! still fails with `ERROR`; a failed block write has undefined contents anyway).
+//!
+//! [`Backend::process_direct`] offers each batch first to the grant access's [`DirectIo`]
+//! path, which may move it itself, straight between the store and the granted frames (the
+//! dom0 daemon: one `preadv`/`pwritev` into persistently mapped grants, no bounce buffer
+//! and no second copy); the checks and statuses are the same either way.
 
 use xen_abi::blkif::{
     BlkifRequest, BlkifRequestDiscard, BlkifRequestIndirect, BlkifRequestSegment, BlkifResponse,

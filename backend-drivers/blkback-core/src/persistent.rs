@@ -149,9 +149,9 @@ impl<M: GrantMapper, G: GrantAccess, const N: usize> PersistentGrants<M, G, N> {
         self.find(gref).1.is_some()
     }
 
-    /// The slot of `gref`'s mapping, mapping it now if there is room (counted as
-    /// [`slot`](Self::slot) does); `None`: it is not mapped and cannot be (limit reached,
-    /// or the mapper refused it), copy it. For callers that move data to or from the
+    /// The slot of `gref`'s mapping, mapping it now if there is room (counted in the
+    /// [`stats`](Self::stats) as a copy through it is); `None`: it is not mapped and cannot
+    /// be (limit reached, or the mapper refused it), copy it. For callers that move data to or from the
     /// mapped page themselves ([`page`](Self::page)).
     pub fn mapped_slot(&mut self, gref: GrantRef) -> Option<usize> {
         match self.slot(gref) {

@@ -10,6 +10,7 @@
 //!   --bytes N [--seed S] [--wait S]`: a TCP stream of N pseudo-random bytes; the
 //!   receiver checks every byte against the same generator (exit 1 at the first wrong
 //!   one). Over a PV vif this exercises checksum offload and segmentation both ways.
+//!   With `--label L --metric M` the receiver also prints `BENCH L M_mbps X`.
 #![forbid(unsafe_code)]
 
 use std::io::{Read, Write};
@@ -122,6 +123,10 @@ fn tcp_recv(args: &[String]) -> Result<(), String> {
     let total: u64 = value(args, "--bytes", None)?;
     let seed: u64 = value(args, "--seed", Some(1))?;
     let wait: u64 = value(args, "--wait", Some(120))?;
+    let bench: Option<(String, String)> = match (value::<String>(args, "--label", None), value::<String>(args, "--metric", None)) {
+        (Ok(l), Ok(m)) => Some((l, m)),
+        _ => None,
+    };
     let listener = TcpListener::bind(("0.0.0.0", port)).map_err(|e| format!("bind :{port}: {e}"))?;
     // accept() has no timeout: poll a non-blocking listener until `wait` runs out.
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -154,15 +159,19 @@ fn tcp_recv(args: &[String]) -> Result<(), String> {
             break;
         }
     }
-    finish_tcp(seen, total, start)
+    finish_tcp(seen, total, start, bench)
 }
 
-fn finish_tcp(seen: u64, total: u64, start: Instant) -> Result<(), String> {
+fn finish_tcp(seen: u64, total: u64, start: Instant, bench: Option<(String, String)>) -> Result<(), String> {
     if seen != total {
         return Err(format!("stream ended after {seen} of {total} bytes"));
     }
     let t = start.elapsed().as_secs_f64();
-    println!("netbench: tcp received {seen} bytes, every byte as sent ({:.1} Mbit/s)", seen as f64 * 8.0 / t / 1e6);
+    let mbps = seen as f64 * 8.0 / t / 1e6;
+    println!("netbench: tcp received {seen} bytes, every byte as sent ({mbps:.1} Mbit/s)");
+    if let Some((label, metric)) = bench {
+        println!("BENCH {label} {metric}_mbps {mbps:.1}");
+    }
     Ok(())
 }
 
