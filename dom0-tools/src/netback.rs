@@ -27,7 +27,7 @@ use crate::sys::{self, Evtchn};
 use crate::xs::{self, Xs};
 use netback_core::csum::{self, VnetHdr, VNET_HDR_LEN};
 use netback_core::xenbus::{self as keys, BackendFeatures, EventChannels, FrontendConfig};
-use netback_core::{CopyDir, CopySeg, GrantAccess, Netback as Core, NetbackConfig, RxMeta, RxOutcome, TxState};
+use netback_core::{CopyDir, CopySeg, GrantAccess, Netback as Core, NetbackConfig, RxFrameRef, TxState, MAX_RX_GSO_PACKET, RX_BATCH};
 use std::collections::BTreeMap;
 
 /// Where the toolstack creates our interfaces.
@@ -36,7 +36,12 @@ pub const VIF_ROOT: &str = "/local/domain/0/backend/vif";
 /// bridge as its own address).
 const HOST_MAC: [u8; 6] = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff];
 /// Frames read from one TAP per round at most.
-const RX_BUDGET: usize = 64;
+const RX_BUDGET: usize = 128;
+/// Room one TAP read needs: a virtio-net header and the largest (GSO) frame.
+const TAP_FRAME_MAX: usize = VNET_HDR_LEN + MAX_RX_GSO_PACKET;
+/// Frames read from the TAP are queued here, back to back, and placed into the
+/// front-end's buffers a batch at a time (one grant-copy ioctl, one push, one event).
+const RX_QUEUE_BYTES: usize = 256 * 1024;
 
 /// `XenbusState*`.
 const INIT_WAIT: u32 = 2;
@@ -66,8 +71,13 @@ struct Conn {
     tx_port: u32,
     rx_port: u32,
     cfg: NetbackConfig,
-    /// A frame from the TAP waiting for receive buffers.
-    pending: Option<(Vec<u8>, RxMeta)>,
+    /// Frames read from the TAP (at `RxFrameRef::at` in `rx_buf`); those from
+    /// `rx_head` on wait for receive buffers.
+    rx_buf: Vec<u8>,
+    rx_queue: Vec<RxFrameRef>,
+    rx_head: usize,
+    /// A transmitted packet with its virtio-net header, for the TAP write.
+    tx_frame: Vec<u8>,
     /// Serve the transmit ring again without waiting for an event.
     more_tx: bool,
     /// Try the receive side (buffers may have been posted).
@@ -78,6 +88,34 @@ struct Conn {
     /// Packets from the front-end answered with `NETIF_RSP_ERROR` (the first is logged,
     /// the rest counted: a hostile front-end must not flood the log).
     tx_errors: u64,
+    /// Counters for the disconnect line (where the time goes).
+    n: Counters,
+}
+
+/// Per-interface work counters, logged at disconnect.
+#[derive(Debug, Default)]
+struct Counters {
+    /// `serve_tx` / `serve_rx` rounds that did something.
+    tx_rounds: u64,
+    rx_rounds: u64,
+    /// Packets with a GSO extra from the front-end; frames with GSO to it.
+    tx_gso: u64,
+    rx_gso: u64,
+    /// TAP writes and reads (frames).
+    tap_writes: u64,
+    tap_reads: u64,
+    /// Events sent to the front-end.
+    tx_notifies: u64,
+    rx_notifies: u64,
+    /// Receive rounds that stopped for want of buffers.
+    rx_no_buffers: u64,
+}
+
+impl Conn {
+    /// Frames from the TAP still wait for receive buffers.
+    fn rx_waiting(&self) -> bool {
+        self.rx_head < self.rx_queue.len()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +147,6 @@ pub struct Netback {
     evtchn: Evtchn,
     core: Box<Core>,
     devices: BTreeMap<(u16, u32), Device>,
-    /// Frame buffer for the TAP (virtio-net header + frame).
-    buf: Vec<u8>,
 }
 
 fn state_of(xs: &mut Xs, dir: &str) -> Option<u32> {
@@ -121,7 +157,7 @@ impl Netback {
     pub fn new() -> Result<Netback> {
         let mut xs = Xs::open()?;
         xs.watch(VIF_ROOT, "vif")?;
-        Ok(Netback { xs, evtchn: Evtchn::open()?, core: Box::default(), devices: BTreeMap::new(), buf: vec![0; VNET_HDR_LEN + 65536] })
+        Ok(Netback { xs, evtchn: Evtchn::open()?, core: Box::default(), devices: BTreeMap::new() })
     }
 
     /// Serves until an unrecoverable error.
@@ -133,7 +169,7 @@ impl Netback {
             let taps: Vec<(u16, u32)> = self
                 .devices
                 .iter()
-                .filter_map(|(k, d)| d.conn.as_ref().filter(|c| c.pending.is_none()).map(|c| (*k, c.tap.fd())))
+                .filter_map(|(k, d)| d.conn.as_ref().filter(|c| !c.rx_waiting()).map(|c| (*k, c.tap.fd())))
                 .map(|(k, fd)| {
                     fds.push(fd);
                     k
@@ -178,7 +214,7 @@ impl Netback {
             let Some(c) = d.conn.as_mut() else { continue };
             self.core.set_config(c.cfg);
             let broke = serve_tx(&mut self.core, &self.evtchn, c, &d.be)
-                .and_then(|_| serve_rx(&mut self.core, &self.evtchn, c, &mut self.buf));
+                .and_then(|_| serve_rx(&mut self.core, &self.evtchn, c));
             if let Err(why) = broke {
                 eprintln!("netback: {}: {why}; disconnecting", d.be);
                 failed.push(*key);
@@ -233,14 +269,16 @@ impl Netback {
     }
 }
 
-/// Front-end to TAP.
+/// Front-end to TAP: the core takes packets off the ring in batches (one grant-copy
+/// ioctl each); each packet is one TAP write (a GSO packet stays one frame, the
+/// virtio-net header carrying its segmentation).
 fn serve_tx(core: &mut Core, evtchn: &Evtchn, c: &mut Conn, be: &str) -> std::result::Result<(), String> {
     if !c.more_tx {
         return Ok(());
     }
-    let mut frame = Vec::with_capacity(VNET_HDR_LEN + 1514);
-    let (tap, gnt) = (&c.tap, &c.gnt);
-    let (mut sent, mut dropped) = (0u64, 0u64);
+    c.n.tx_rounds += 1;
+    let (tap, gnt, frame) = (&c.tap, &c.gnt, &mut c.tx_frame);
+    let (mut sent, mut dropped, mut gso) = (0u64, 0u64, 0u64);
     let out = core.process_tx(&mut c.rings.tx, &mut Copier(gnt), |p| {
         frame.clear();
         frame.extend_from_slice(&[0; VNET_HDR_LEN]);
@@ -248,7 +286,8 @@ fn serve_tx(core: &mut Core, evtchn: &Evtchn, c: &mut Conn, be: &str) -> std::re
         match csum::vnet_for_tx(&mut frame[VNET_HDR_LEN..], p) {
             Ok(h) => {
                 frame[..VNET_HDR_LEN].copy_from_slice(&h.to_bytes());
-                match tap.write(&frame) {
+                gso += u64::from(p.gso.is_some());
+                match tap.write(frame) {
                     Ok(()) => sent += 1,
                     Err(_) => dropped += 1,
                 }
@@ -259,11 +298,14 @@ fn serve_tx(core: &mut Core, evtchn: &Evtchn, c: &mut Conn, be: &str) -> std::re
     });
     c.tx_frames += sent;
     c.dropped += dropped;
+    c.n.tx_gso += gso;
+    c.n.tap_writes += sent + dropped;
     if out.errors > 0 && c.tx_errors == 0 {
         eprintln!("netback: {be}: bad packet from the front-end answered with errors (more are counted)");
     }
     c.tx_errors += u64::from(out.errors);
     if out.notify {
+        c.n.tx_notifies += 1;
         let _ = evtchn.notify(c.tx_port);
     }
     match out.state {
@@ -274,68 +316,79 @@ fn serve_tx(core: &mut Core, evtchn: &Evtchn, c: &mut Conn, be: &str) -> std::re
     Ok(())
 }
 
-/// TAP to front-end.
-fn serve_rx(core: &mut Core, evtchn: &Evtchn, c: &mut Conn, buf: &mut [u8]) -> std::result::Result<(), String> {
+/// TAP to front-end: frames are read into the interface's queue (up to a batch, or
+/// until the TAP is empty) and placed into the front-end's buffers a batch at a time
+/// (one grant-copy ioctl, one push, at most one event per round). Frames that find no
+/// buffers wait in the queue (the TAP is not read meanwhile) until the front-end posts
+/// more.
+fn serve_rx(core: &mut Core, evtchn: &Evtchn, c: &mut Conn) -> std::result::Result<(), String> {
     if !c.more_rx {
         return Ok(());
     }
     c.more_rx = false;
+    c.n.rx_rounds += 1;
     let mut notify = false;
-    let mut deliver = |core: &mut Core, c: &mut Conn, frame: &[u8], meta: RxMeta| -> std::result::Result<bool, String> {
-        match core.deliver_rx(&mut c.rings.rx, &mut Copier(&c.gnt), frame, meta) {
-            RxOutcome::Delivered { notify: n, .. } => {
-                notify |= n;
-                c.rx_frames += 1;
-                Ok(true)
-            }
-            RxOutcome::NoBuffers => Ok(false),
-            RxOutcome::Dropped { notify: n, .. } => {
-                notify |= n;
-                c.dropped += 1;
-                Ok(true)
-            }
-            RxOutcome::Disconnect(f) => Err(format!("front-end broke the receive ring ({f})")),
-        }
-    };
     let mut result = Ok(());
-    if let Some((frame, meta)) = c.pending.take() {
-        match deliver(core, c, &frame, meta) {
-            Ok(true) => {}
-            Ok(false) => c.pending = Some((frame, meta)),
-            Err(e) => result = Err(e),
-        }
-    }
-    let mut n = 0;
-    while result.is_ok() && c.pending.is_none() && n < RX_BUDGET {
-        let len = match c.tap.read(buf) {
-            Ok(Some(len)) => len,
-            Ok(None) => break,
-            Err(e) => {
-                result = Err(format!("reading {}: {e}", c.tap.name()));
+    let mut reads = 0;
+    let mut drained = false;
+    loop {
+        if c.rx_waiting() {
+            let o = core.deliver_rx_batch(&mut c.rings.rx, &mut Copier(&c.gnt), &mut c.rx_buf, &c.rx_queue[c.rx_head..]);
+            notify |= o.notify;
+            c.n.rx_gso += c.rx_queue[c.rx_head..c.rx_head + o.taken].iter().filter(|f| f.meta.gso.is_some()).count() as u64;
+            c.rx_frames += u64::from(o.delivered);
+            c.dropped += u64::from(o.dropped);
+            c.rx_head += o.taken;
+            if let Some(f) = o.fatal {
+                result = Err(format!("front-end broke the receive ring ({f})"));
                 break;
             }
-        };
-        n += 1;
-        let Some(h) = VnetHdr::from_bytes(&buf[..len]) else { continue };
-        let frame = &mut buf[VNET_HDR_LEN..len];
-        let meta = match csum::rx_meta_from_vnet(&h, frame, c.cfg.rx_csum_offload) {
-            Ok(m) => m,
-            Err(_) => {
-                c.dropped += 1;
-                continue;
+            if c.rx_waiting() {
+                c.n.rx_no_buffers += 1;
+                break;
             }
-        };
-        match deliver(core, c, frame, meta) {
-            Ok(true) => {}
-            Ok(false) => c.pending = Some((frame.to_vec(), meta)),
-            Err(e) => result = Err(e),
+        }
+        c.rx_queue.clear();
+        c.rx_head = 0;
+        if drained {
+            break;
+        }
+        if reads >= RX_BUDGET {
+            // More frames may be queued on the TAP: come back without waiting for poll.
+            c.more_rx = true;
+            break;
+        }
+        let mut at = 0;
+        while c.rx_queue.len() < RX_BATCH && at + TAP_FRAME_MAX <= c.rx_buf.len() {
+            let len = match c.tap.read(&mut c.rx_buf[at..at + TAP_FRAME_MAX]) {
+                Ok(Some(len)) => len,
+                Ok(None) => {
+                    drained = true;
+                    break;
+                }
+                Err(e) => {
+                    result = Err(format!("reading {}: {e}", c.tap.name()));
+                    break;
+                }
+            };
+            reads += 1;
+            c.n.tap_reads += 1;
+            let Some(h) = VnetHdr::from_bytes(&c.rx_buf[at..at + len]) else { continue };
+            let frame = &mut c.rx_buf[at + VNET_HDR_LEN..at + len];
+            match csum::rx_meta(&h, frame, &c.cfg) {
+                Ok(meta) => {
+                    c.rx_queue.push(RxFrameRef { at: at + VNET_HDR_LEN, len: frame.len(), meta });
+                    at += len;
+                }
+                Err(_) => c.dropped += 1,
+            }
+        }
+        if result.is_err() || c.rx_queue.is_empty() {
+            break;
         }
     }
-    // More frames may be queued on the TAP: come back without waiting for poll.
-    if n == RX_BUDGET {
-        c.more_rx = true;
-    }
     if notify {
+        c.n.rx_notifies += 1;
         let _ = evtchn.notify(c.rx_port);
     }
     result
@@ -356,6 +409,11 @@ fn disconnect(evtchn: &Evtchn, d: &mut Device) {
             c.dropped,
             c.tx_errors,
             c.tap.name()
+        );
+        let n = &c.n;
+        eprintln!(
+            "netback: {}: work: tx {} rounds, {} GSO packets, {} TAP writes, {} events; rx {} rounds, {} TAP reads, {} GSO frames, {} events, {} waits for buffers; {} grant-copy ioctls",
+            d.be, n.tx_rounds, n.tx_gso, n.tap_writes, n.tx_notifies, n.rx_rounds, n.tap_reads, n.rx_gso, n.rx_notifies, n.rx_no_buffers, c.gnt.copy_ioctls()
         );
         // `c` drops here: the TAP closes (and goes away), the rings, then the mappings.
     }
@@ -478,7 +536,17 @@ fn connect(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
     };
     let name = format!("vif{}.{}", d.fe_id, d.devid);
     let tap = Tap::create(&name).map_err(|e| unbind(dev_err(d, e)))?;
-    let offload = if cfg.csum_offload { netsys::TUN_F_CSUM } else { 0 };
+    // What the TAP may hand over: partial checksums when the front-end takes them, and
+    // TCP segments of up to 64 KiB when it takes GSO on receive (then the bridge and
+    // dom0's stack send 64 KiB TSO frames instead of MTU-sized ones).
+    let nbcfg = cfg.netback_config();
+    let mut offload = if cfg.csum_offload { netsys::TUN_F_CSUM } else { 0 };
+    if nbcfg.rx_gso_tcpv4 {
+        offload |= netsys::TUN_F_TSO4;
+    }
+    if nbcfg.rx_gso_tcpv6 {
+        offload |= netsys::TUN_F_TSO6;
+    }
     tap.set_offload(offload)
         .and_then(|_| netsys::set_mac(&name, HOST_MAC))
         .and_then(|_| netsys::link_up(&name))
@@ -497,21 +565,25 @@ fn connect(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
         tap,
         tx_port,
         rx_port,
-        cfg: cfg.netback_config(),
-        pending: None,
+        cfg: nbcfg,
+        rx_buf: vec![0; RX_QUEUE_BYTES],
+        rx_queue: Vec::with_capacity(RX_BATCH),
+        rx_head: 0,
+        tx_frame: Vec::with_capacity(VNET_HDR_LEN + 65536),
         more_tx: true,
         more_rx: true,
         tx_frames: 0,
         rx_frames: 0,
         dropped: 0,
         tx_errors: 0,
+        n: Counters::default(),
     });
     be_write(xs, &d.be, &[(keys::keys::HOTPLUG_STATUS, "connected".to_string())])?;
     set_state(xs, d, CONNECTED)?;
     d.phase = Phase::Connected;
     eprintln!(
-        "netback: {}: Connected: {name} (tx-ring-ref {}, rx-ring-ref {}, channels {:?} -> local {tx_port}/{rx_port}, sg {}, csum offload {})",
-        d.be, cfg.tx_ring_ref.0, cfg.rx_ring_ref.0, cfg.event_channels, cfg.sg, cfg.csum_offload
+        "netback: {}: Connected: {name} (tx-ring-ref {}, rx-ring-ref {}, channels {:?} -> local {tx_port}/{rx_port}, sg {}, csum offload {}, rx gso v4 {} v6 {})",
+        d.be, cfg.tx_ring_ref.0, cfg.rx_ring_ref.0, cfg.event_channels, cfg.sg, cfg.csum_offload, nbcfg.rx_gso_tcpv4, nbcfg.rx_gso_tcpv6
     );
     Ok(())
 }

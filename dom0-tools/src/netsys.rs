@@ -95,14 +95,16 @@ const IOCTL_GNTDEV_UNMAP_GRANT_REF: libc::c_ulong = ioc(IOC_NONE, b'G', 1, size_
 const IOCTL_GNTDEV_GRANT_COPY: libc::c_ulong = ioc(IOC_NONE, b'G', 8, size_of::<GrantCopy>());
 const GNTCOPY_SOURCE_GREF: u16 = 1;
 const GNTCOPY_DEST_GREF: u16 = 2;
-/// Segments per `IOCTL_GNTDEV_GRANT_COPY` (a packet's slots fit in one).
-const COPY_BATCH: usize = 32;
+/// Segments per `IOCTL_GNTDEV_GRANT_COPY` (a batch of packets' slots fit in one).
+const COPY_BATCH: usize = 256;
 
 /// A gntdev handle for one front-end domain: ring mappings and batched copies.
 #[derive(Debug)]
 pub struct NetGntdev {
     file: File,
     domid: u16,
+    /// `IOCTL_GNTDEV_GRANT_COPY` calls made.
+    copies: std::cell::Cell<u64>,
 }
 
 /// One page of another domain mapped here; unmapped on drop.
@@ -138,7 +140,7 @@ fn grant_error(status: i16) -> GrantError {
 impl NetGntdev {
     pub fn open(domid: u16) -> io::Result<NetGntdev> {
         let file = OpenOptions::new().read(true).write(true).open("/dev/xen/gntdev").map_err(|e| io::Error::new(e.kind(), format!("/dev/xen/gntdev: {e}")))?;
-        Ok(NetGntdev { file, domid })
+        Ok(NetGntdev { file, domid, copies: std::cell::Cell::new(0) })
     }
 
     /// Maps the front-end's page granted as `gref`, read-write.
@@ -160,6 +162,11 @@ impl NetGntdev {
             return Err(unmap(io::Error::last_os_error()));
         }
         Ok(PageMapping { ptr: p.cast(), index: op.index, fd })
+    }
+
+    /// `IOCTL_GNTDEV_GRANT_COPY` calls made so far.
+    pub fn copy_ioctls(&self) -> u64 {
+        self.copies.get()
     }
 
     /// Copies every segment between the front-end's grants and `local`, setting each
@@ -192,6 +199,7 @@ impl NetGntdev {
             // `raw` and `local` (which the segments point into, in bounds as checked
             // above) stay alive and unaliased across the call.
             let r = ioctl(self.file.as_raw_fd(), IOCTL_GNTDEV_GRANT_COPY, &mut op);
+            self.copies.set(self.copies.get() + 1);
             for (k, &i) in idx[..n].iter().enumerate() {
                 chunk[i].status = match (&r, raw[k].status) {
                     (Err(_), _) => Err(GrantError::Other(-1)),
@@ -258,6 +266,10 @@ const IFF_NO_PI: u16 = 0x1000;
 const IFF_VNET_HDR: u16 = 0x4000;
 /// `TUN_F_CSUM`: the TAP may hand over frames with partial checksums.
 pub const TUN_F_CSUM: u32 = 0x01;
+/// `TUN_F_TSO4`: the TAP may hand over TCPv4 GSO frames (with `TUN_F_CSUM`).
+pub const TUN_F_TSO4: u32 = 0x02;
+/// `TUN_F_TSO6`: the TAP may hand over TCPv6 GSO frames (with `TUN_F_CSUM`).
+pub const TUN_F_TSO6: u32 = 0x04;
 const SIOCGIFFLAGS: libc::c_ulong = 0x8913;
 const SIOCSIFFLAGS: libc::c_ulong = 0x8914;
 const SIOCSIFHWADDR: libc::c_ulong = 0x8924;

@@ -25,7 +25,7 @@ use xen_abi::netif::{
     NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse,
     NETIF_RSP_NULL, NETIF_RSP_OKAY, NETRXF_csum_blank, NETRXF_data_validated, NETRXF_extra_info,
     NETRXF_more_data, NETTXF_csum_blank, NETTXF_data_validated, NETTXF_more_data,
-    XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_NR_SLOTS_MIN,
+    XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_NR_SLOTS_MIN,
 };
 use xen_abi::{EvtchnPort, GrantRef};
 use xen_ring::{FrontRing, RingError};
@@ -40,6 +40,8 @@ pub const MAX_TX_BUFFERS: usize = 64;
 pub const MAX_RX_BUFFERS: usize = 64;
 /// Largest frame: the first slot's 16-bit size.
 pub const MAX_FRAME: usize = 0xffff;
+/// Largest received GSO frame (64 KiB of IP plus headers may exceed [`MAX_FRAME`]).
+pub const MAX_RX_GSO_FRAME: usize = 17 * PAGE_SIZE;
 /// Most slots one transmitted frame may use (`XEN_NETIF_NR_SLOTS_MIN`: every back-end
 /// takes at least this many).
 pub const MAX_TX_SLOTS: usize = XEN_NETIF_NR_SLOTS_MIN as usize;
@@ -115,8 +117,19 @@ pub struct CsumFlags {
 pub struct RxFrame {
     pub len: usize,
     pub csum: CsumFlags,
-    /// Receive slots it arrived in.
+    /// Receive slots it arrived in (data slots; extra-info slots not counted).
     pub slots: u32,
+    /// A GSO extra-info slot came with it (only from a back-end the front-end told
+    /// `feature-gso-tcpv4`/`-tcpv6`, which [`publish_frontend`] does not).
+    pub gso: Option<RxGso>,
+}
+
+/// The GSO extra-info of a received frame: segments of `size` payload bytes, `gso_type`
+/// `XEN_NETIF_GSO_TYPE_TCPV4` or `_TCPV6` (as the back-end wrote it, unchecked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RxGso {
+    pub gso_type: u8,
+    pub size: u16,
 }
 
 /// Counters.
@@ -145,6 +158,7 @@ struct Partial {
     extras: bool,
     /// More data slots follow.
     more: bool,
+    gso: Option<RxGso>,
 }
 
 /// The front-end driver.
@@ -347,11 +361,12 @@ impl<G: FrontGrants> NetFront<G> {
             self.rx_posted[j] = false;
             let p = &mut self.partial;
             if p.extras {
-                // An extra-info slot (GSO on receive): not asked for; skip it.
-                let more = NetifExtraInfo::read_from_prefix(rsp.as_bytes())
-                    .map(|(e, _)| e.flags & XEN_NETIF_EXTRA_FLAG_MORE != 0)
-                    .unwrap_or(false);
-                p.extras = more;
+                // An extra-info slot: GSO is recorded, any other type skipped.
+                let e = NetifExtraInfo::read_from_prefix(rsp.as_bytes()).map(|(e, _)| e).unwrap_or_default();
+                if e.type_ == XEN_NETIF_EXTRA_TYPE_GSO {
+                    p.gso = Some(RxGso { gso_type: e.gso_type(), size: e.gso_size() });
+                }
+                p.extras = e.flags & XEN_NETIF_EXTRA_FLAG_MORE != 0;
             } else {
                 if rsp.id as usize != j {
                     return Err(NetError::BadRxResponseId { expected: j as u16, got: rsp.id });
@@ -387,7 +402,8 @@ impl<G: FrontGrants> NetFront<G> {
             }
             let done = *p;
             self.partial = Partial::default();
-            if done.bad || done.too_small || done.len > MAX_FRAME {
+            let max = if done.gso.is_some() { MAX_RX_GSO_FRAME } else { MAX_FRAME };
+            if done.bad || done.too_small || done.len > max {
                 self.stats.rx_errors += 1;
                 if done.too_small && !done.bad {
                     return Err(NetError::BufferTooSmall(done.len));
@@ -396,7 +412,7 @@ impl<G: FrontGrants> NetFront<G> {
             }
             self.stats.rx_frames += 1;
             self.stats.rx_bytes += done.len as u64;
-            return Ok(Some(RxFrame { len: done.len, csum: done.csum, slots: done.slots }));
+            return Ok(Some(RxFrame { len: done.len, csum: done.csum, slots: done.slots, gso: done.gso }));
         }
     }
 

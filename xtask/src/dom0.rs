@@ -610,6 +610,7 @@ for side in kernel ours; do
   xl destroy bn-$side >/dev/null 2>&1
   sleep 1
 done
+grep -a 'Connected\|disconnected\|work:' /var/log/xen/netback.log | sed 's/^/  netback| /' | cut -c1-400
 "#;
 
 /// The test steps are sections, each starting with a `#@ NAME` line. With

@@ -14,7 +14,7 @@
 //! Every function takes the frame as bytes and checks every length first: a truncated
 //! or lying header is an error, never an out-of-bounds access.
 
-use crate::backend::{Gso, GsoKind, RxMeta, TxPacket};
+use crate::backend::{Gso, GsoKind, NetbackConfig, RxMeta, TxPacket};
 
 /// `ETH_P_IP`
 pub const ETH_P_IP: u16 = 0x0800;
@@ -336,13 +336,49 @@ pub fn vnet_for_tx(frame: &mut [u8], pkt: &TxPacket<'_>) -> Result<VnetHdr, Csum
 
 /// The receive metadata for a frame the TAP handed over with `hdr`. A partial checksum
 /// is passed on as `csum_blank` when the front-end accepts that (`offload`), otherwise
-/// completed here.
+/// completed here. A GSO frame is an error ([`rx_meta`] takes those).
 pub fn rx_meta_from_vnet(hdr: &VnetHdr, frame: &mut [u8], offload: bool) -> Result<RxMeta, CsumError> {
-    if hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE {
-        return Err(CsumError::UnexpectedGso(hdr.gso_type));
+    let cfg = NetbackConfig {
+        rx_csum_offload: offload,
+        ..NetbackConfig::DEFAULT
+    };
+    rx_meta(hdr, frame, &cfg)
+}
+
+/// The receive metadata for a frame the TAP handed over with `hdr`, for a front-end
+/// configured as `cfg`: a partial checksum is passed on as `csum_blank` when the
+/// front-end accepts that, otherwise completed here; a TCP GSO frame (a TAP with
+/// `TUN_F_TSO4`/`TUN_F_TSO6` hands over up to 64 KiB) becomes [`RxMeta::gso`] when the
+/// front-end takes that kind, and must be partial and really TCP of that IP version.
+/// Anything else with GSO (UDP, ECN, a kind the front-end did not ask for) is an error:
+/// drop the frame (the TAP only hands over the kinds enabled with `TUNSETOFFLOAD`).
+pub fn rx_meta(hdr: &VnetHdr, frame: &mut [u8], cfg: &NetbackConfig) -> Result<RxMeta, CsumError> {
+    let gso = match hdr.gso_type {
+        VIRTIO_NET_HDR_GSO_NONE => None,
+        VIRTIO_NET_HDR_GSO_TCPV4 if cfg.rx_gso_tcpv4 => Some(GsoKind::TcpV4),
+        VIRTIO_NET_HDR_GSO_TCPV6 if cfg.rx_gso_tcpv6 => Some(GsoKind::TcpV6),
+        t => return Err(CsumError::UnexpectedGso(t)),
+    };
+    if let Some(kind) = gso {
+        if hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM == 0 || !cfg.rx_csum_offload || hdr.gso_size == 0 {
+            return Err(CsumError::BadGso);
+        }
+        let l4 = locate(frame)?;
+        let ok = match kind {
+            GsoKind::TcpV4 => l4.ip_version == 4,
+            GsoKind::TcpV6 => l4.ip_version == 6,
+        };
+        if !ok || l4.proto != IPPROTO_TCP || usize::from(hdr.csum_start) != l4.start || usize::from(hdr.csum_offset) != l4.csum_offset {
+            return Err(CsumError::BadGso);
+        }
+        return Ok(RxMeta {
+            csum_blank: true,
+            data_validated: true,
+            gso: Some(Gso { kind, size: hdr.gso_size }),
+        });
     }
     if hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 {
-        if offload {
+        if cfg.rx_csum_offload {
             let end = usize::from(hdr.csum_start) + usize::from(hdr.csum_offset) + 2;
             if end > frame.len() {
                 return Err(CsumError::BadOffsets);
@@ -350,17 +386,20 @@ pub fn rx_meta_from_vnet(hdr: &VnetHdr, frame: &mut [u8], offload: bool) -> Resu
             return Ok(RxMeta {
                 csum_blank: true,
                 data_validated: true,
+                gso: None,
             });
         }
         complete_partial(frame, hdr.csum_start.into(), hdr.csum_offset.into())?;
         return Ok(RxMeta {
             csum_blank: false,
             data_validated: true,
+            gso: None,
         });
     }
     Ok(RxMeta {
         csum_blank: false,
         data_validated: hdr.flags & VIRTIO_NET_HDR_F_DATA_VALID != 0,
+        gso: None,
     })
 }
 

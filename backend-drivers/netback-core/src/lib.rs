@@ -9,7 +9,8 @@
 //!   description.
 //! - [`Netback::deliver_rx`] copies one packet into buffers the front-end posted on its
 //!   receive ring (`feature-rx-copy`; page flipping is not supported, as in Linux), with
-//!   `NETRXF_*` flags.
+//!   `NETRXF_*` flags and, for a front-end that takes it, a GSO extra-info slot;
+//!   [`Netback::deliver_rx_batch`] many packets with one copy and one push.
 //! - [`csum`]: finding and filling TCP/UDP checksums and the `virtio_net_hdr` a TAP with
 //!   `IFF_VNET_HDR` speaks, so `NETTXF_csum_blank` and GSO survive the trip into Linux.
 //! - [`xenbus`]: what the back-end publishes and what it reads from the front-end.
@@ -36,8 +37,8 @@ pub mod grant;
 pub mod xenbus;
 
 pub use backend::{
-    Fatal, Gso, GsoKind, Netback, NetbackConfig, NetbackStats, RxDrop, RxMeta, RxOutcome,
-    TxOutcome, TxPacket, TxState,
+    Fatal, Gso, GsoKind, Netback, NetbackConfig, NetbackStats, RxBatchOutcome, RxDrop,
+    RxFrameRef, RxMeta, RxOutcome, TxOutcome, TxPacket, TxState, MAX_RX_GSO_PACKET, RX_BATCH,
 };
 pub use grant::{CopyDir, CopySeg, GrantAccess, GrantError};
 

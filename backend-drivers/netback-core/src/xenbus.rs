@@ -113,16 +113,23 @@ pub struct FrontendConfig {
     pub sg: bool,
     /// Not `feature-no-csum-offload`: it takes `NETRXF_csum_blank`.
     pub csum_offload: bool,
-    /// `feature-gso-tcpv4` (it accepts GSO on receive; not used: we never send GSO).
+    /// `feature-gso-tcpv4`: it takes TCPv4 GSO packets on its receive ring.
     pub gso_tcpv4: bool,
+    /// `feature-gso-tcpv6`: it takes TCPv6 GSO packets on its receive ring.
+    pub gso_tcpv6: bool,
 }
 
 impl FrontendConfig {
-    /// The processing configuration for this front-end.
+    /// The processing configuration for this front-end. GSO on receive needs
+    /// scatter-gather and checksum offload too (a GSO packet spans pages and is partial),
+    /// as Linux's netback's `xenvif_fix_features` drops TSO without them.
     pub fn netback_config(&self) -> NetbackConfig {
+        let gso = self.sg && self.csum_offload;
         NetbackConfig {
             rx_sg: self.sg,
             rx_csum_offload: self.csum_offload,
+            rx_gso_tcpv4: gso && self.gso_tcpv4,
+            rx_gso_tcpv6: gso && self.gso_tcpv6,
             ..NetbackConfig::DEFAULT
         }
     }
@@ -227,6 +234,7 @@ pub fn read_frontend(kv: &mut (impl KeyRead + ?Sized)) -> Result<FrontendConfig,
         sg: optional_flag(kv, keys::FEATURE_SG),
         csum_offload: !optional_flag(kv, keys::FEATURE_NO_CSUM_OFFLOAD),
         gso_tcpv4: optional_flag(kv, keys::FEATURE_GSO_TCPV4),
+        gso_tcpv6: optional_flag(kv, keys::FEATURE_GSO_TCPV6),
     })
 }
 
@@ -286,7 +294,7 @@ mod tests {
         assert_eq!(f.event_channels, EventChannels::Shared(EvtchnPort(7)));
         assert!(f.sg && f.csum_offload && f.gso_tcpv4);
         let c = f.netback_config();
-        assert!(c.rx_sg && c.rx_csum_offload);
+        assert!(c.rx_sg && c.rx_csum_offload && c.rx_gso_tcpv4 && c.rx_gso_tcpv6);
 
         let mut m2 = m.clone();
         m2.insert("feature-no-csum-offload".into(), "1".into());
@@ -295,6 +303,8 @@ mod tests {
         m2.remove("feature-sg");
         let f = read_frontend(&mut reader(&m2)).unwrap();
         assert!(!f.sg && !f.csum_offload);
+        let c = f.netback_config();
+        assert!(!c.rx_gso_tcpv4 && !c.rx_gso_tcpv6, "no GSO without sg and csum offload");
         assert_eq!(f.event_channels, EventChannels::Split { tx: EvtchnPort(11), rx: EvtchnPort(12) });
     }
 

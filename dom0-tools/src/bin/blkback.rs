@@ -1,5 +1,6 @@
-//! `blkback [--pid-file PATH] [--exit-when-idle]`: serves `disk=` image files to
-//! front-ends (see `dom0_tools::blkback`).
+//! `blkback [--pid-file PATH] [--exit-when-idle] [--timing]`: serves `disk=` image files
+//! to front-ends (see `dom0_tools::blkback`); `--timing` logs the time spent serving each
+//! ring at disconnect.
 #![forbid(unsafe_code)]
 
 use dom0_tools::blkback::Blkback;
@@ -7,6 +8,7 @@ use dom0_tools::blkback::Blkback;
 fn main() {
     let mut pid_file = None;
     let mut exit_when_idle = false;
+    let mut timing = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let (k, v) = match a.split_once('=') {
@@ -22,6 +24,7 @@ fn main() {
                 }
             },
             "--exit-when-idle" => exit_when_idle = true,
+            "--timing" => timing = true,
             other => {
                 eprintln!("blkback: unknown option `{other}`");
                 std::process::exit(2);
@@ -33,6 +36,7 @@ fn main() {
     }
     let r = Blkback::new().and_then(|mut b| {
         b.exit_when_idle = exit_when_idle;
+        b.timing = timing;
         b.run()
     });
     if let Err(e) = r {
