@@ -18,7 +18,7 @@
 //! without writing anything.
 
 use crate::sys::{self, CopySeg, Evtchn, Gntdev, GrantCopyError, IoVecs, MappedBlkRing, MappedPart};
-use crate::xs::{self, Xs};
+use crate::xs::Xs;
 use blkback_core::xenbus::{self as keys, BackendFeatures, DiskInfo};
 use blkback_core::{
     Backend, BackendConfig, BlockStore, DirectIo, GrantAccess, GrantError, GrantMapper, GrantSeg, MappedPage, PersistentGrants, RingState,
@@ -52,39 +52,8 @@ const CONNECTED: u32 = 4;
 const CLOSING: u32 = 5;
 const CLOSED: u32 = 6;
 
-#[derive(Debug)]
-pub enum Error {
-    Xs(xs::Error),
-    Io(std::io::Error),
-    /// A device could not be set up: (device path, why).
-    Device(String, String),
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Error::Xs(e) => write!(f, "{e}"),
-            Error::Io(e) => write!(f, "{e}"),
-            Error::Device(d, w) => write!(f, "{d}: {w}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<xs::Error> for Error {
-    fn from(e: xs::Error) -> Self {
-        Error::Xs(e)
-    }
-}
-
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Error::Io(e)
-    }
-}
-
-pub type Result<T> = std::result::Result<T, Error>;
+use crate::daemon;
+pub use crate::daemon::{Error, Result};
 
 /// A raw image file or a block device as a block store (pread/pwrite/fdatasync,
 /// discard by punching holes).
@@ -224,11 +193,7 @@ impl GntCopy {
 fn grant_error(e: GrantCopyError) -> GrantError {
     match e {
         GrantCopyError::Io(_) => GrantError::Other(-1),
-        // GNTST_bad_gntref, GNTST_permission_denied, GNTST_bad_copy_arg
-        GrantCopyError::Status(-4) => GrantError::BadRef,
-        GrantCopyError::Status(-8) => GrantError::ReadOnly,
-        GrantCopyError::Status(-10) => GrantError::OutOfBounds,
-        GrantCopyError::Status(s) => GrantError::Other(s),
+        GrantCopyError::Status(s) => GrantError::from_status(s),
     }
 }
 
@@ -542,7 +507,7 @@ impl Blkback {
             if let Some(d) = self.devices.get_mut(&k) {
                 disconnect(&self.evtchn, d);
                 d.phase = Phase::Closing;
-                let _ = self.xs.write(0, &format!("{}/state", d.be), CLOSING.to_string().as_bytes());
+                let _ = set_state(&mut self.xs, d, CLOSING);
             }
         }
     }
@@ -580,7 +545,7 @@ impl Blkback {
                 eprintln!("blkback: {e}");
                 disconnect(&self.evtchn, d);
                 d.phase = Phase::Failed;
-                let _ = self.xs.write(0, &format!("{}/state", d.be), CLOSING.to_string().as_bytes());
+                let _ = set_state(&mut self.xs, d, CLOSING);
             }
             if d.phase == Phase::Connected {
                 self.served_any = true;
@@ -642,7 +607,7 @@ fn dev_err(d: &Device, what: impl std::fmt::Display) -> Error {
 }
 
 fn set_state(xs: &mut Xs, d: &Device, s: u32) -> Result<()> {
-    Ok(xs.write(0, &format!("{}/state", d.be), s.to_string().as_bytes())?)
+    daemon::write_backend_keys(xs, &d.be, &[("state", s.to_string())])
 }
 
 /// One step of the xenbus handshake for `d`, as far as the front-end's state allows.
@@ -660,14 +625,10 @@ fn step(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
         let store = FileStore::open(image_path(&params), writable).map_err(|e| dev_err(d, format!("{params}: {e}")))?;
         d.fe = fe;
         let backend = device_backend(writable);
-        let mut first: Result<()> = Ok(());
         let features = BackendFeatures { max_queues: MAX_QUEUES, max_ring_page_order: MAX_RING_PAGE_ORDER, ..BackendFeatures::of(&store, backend.config(), 0) };
-        keys::publish_features(&features, &mut |k: &str, v: &str| {
-            if first.is_ok() {
-                first = xs.write(0, &format!("{be}/{k}"), v.as_bytes()).map_err(Error::from);
-            }
-        });
-        first?;
+        let mut kv: Vec<(String, String)> = Vec::new();
+        keys::publish_features(&features, &mut |k: &str, v: &str| kv.push((k.to_string(), v.to_string())));
+        daemon::write_backend_keys(xs, &be, &kv)?;
         xs.watch(&format!("{}/state", d.fe), "fe")?;
         d.store = Some(store);
         d.backend = Some(backend);
@@ -737,13 +698,9 @@ fn connect(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
     let store = d.store.as_ref().expect("opened in New");
     let cfg = *d.backend.as_ref().expect("made in New").config();
     let be = d.be.clone();
-    let mut first: Result<()> = Ok(());
-    keys::publish_disk(&DiskInfo::of(store, &cfg, 0), &mut |k: &str, v: &str| {
-        if first.is_ok() {
-            first = xs.write(0, &format!("{be}/{k}"), v.as_bytes()).map_err(Error::from);
-        }
-    });
-    first?;
+    let mut kv: Vec<(String, String)> = Vec::new();
+    keys::publish_disk(&DiskInfo::of(store, &cfg, 0), &mut |k: &str, v: &str| kv.push((k.to_string(), v.to_string())));
+    daemon::write_backend_keys(xs, &be, &kv)?;
     set_state(xs, d, CONNECTED)?;
     d.phase = Phase::Connected;
     eprintln!("blkback: {be}: Connected ({})", described.join("; "));

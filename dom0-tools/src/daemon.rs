@@ -1,7 +1,7 @@
 //! What the dom0 daemons share: their command line (`--opt VALUE`, `--opt=VALUE`,
 //! flags; one-line errors), the pid file, and the back-end daemons' error type.
 
-use crate::xs;
+use crate::xs::{self, Xs};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A parsed command line. Option names are given as `"--long|-s"` (aliases); values
@@ -97,6 +97,31 @@ impl From<std::io::Error> for Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Writes `kv` under the back-end directory `be`, in one transaction and only while that
+/// directory exists (as Linux's `xenbus_switch_state` writes `state` only while it can
+/// read it): the toolstack may remove the directory (`xl destroy`) at any moment, and a
+/// plain write after that would re-create it, a stale entry of a dead domain.
+pub fn write_backend_keys<K: AsRef<str>>(xs: &mut Xs, be: &str, kv: &[(K, String)]) -> Result<()> {
+    for _ in 0..16 {
+        let tx = xs.transaction_start()?;
+        if xs.read(tx, be).is_err() {
+            let _ = xs.transaction_end(tx, false);
+            return Ok(()); // removed: nobody to tell
+        }
+        for (k, v) in kv {
+            if let Err(e) = xs.write(tx, &format!("{be}/{}", k.as_ref()), v.as_bytes()) {
+                let _ = xs.transaction_end(tx, false);
+                return Err(e.into());
+            }
+        }
+        match xs.transaction_end(tx, true) {
+            Err(xs::Error::Xs(xenstore_wire::Errno::EAGAIN)) => continue,
+            r => return Ok(r?),
+        }
+    }
+    Err(Error::Device(be.to_string(), "xenstore transaction kept conflicting".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +138,29 @@ mod tests {
         assert!(a.flag("--verbose"));
         assert_eq!(p(&["-F=/p"]).unwrap().value("--pid-file"), Some("/p"));
         assert!(!p(&[]).unwrap().flag("--verbose"));
+    }
+
+    #[test]
+    fn back_end_writes_never_recreate_a_removed_directory() {
+        use crate::xenstored::server::{Options, Server};
+        let dir = std::env::temp_dir().join(format!("daemon-test-{}", std::process::id()));
+        let sock = dir.join("socket");
+        let mut server = Server::new(Options { socket: sock.clone(), dom0_ring: false, verbose: false }).unwrap();
+        std::thread::spawn(move || loop {
+            server.step(50).unwrap();
+        });
+        let mut xs = Xs::open_at(&sock).unwrap();
+        let be = "/local/domain/0/backend/vif/7/0";
+        xs.write(0, &format!("{be}/state"), b"1").unwrap();
+        write_backend_keys(&mut xs, be, &[("state", "2".to_string()), ("hotplug-status", "connected".to_string())]).unwrap();
+        assert_eq!(xs.read_string(0, &format!("{be}/state")).unwrap(), "2");
+        assert_eq!(xs.read_string(0, &format!("{be}/hotplug-status")).unwrap(), "connected");
+        // `xl destroy` removed the device: the state change is dropped, nothing reappears.
+        xs.rm(0, "/local/domain/0/backend/vif/7").unwrap();
+        write_backend_keys(&mut xs, be, &[("state", "6".to_string())]).unwrap();
+        assert!(xs.read(0, be).is_err());
+        assert!(xs.read(0, "/local/domain/0/backend/vif/7").is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -24,7 +24,7 @@
 
 use crate::netsys::{self, MappedNetRings, NetGntdev, Tap};
 use crate::sys::{self, Evtchn};
-use crate::xs::{self, Xs};
+use crate::xs::Xs;
 use netback_core::csum::{self, VnetHdr, VNET_HDR_LEN};
 use netback_core::xenbus::{self as keys, BackendFeatures, EventChannels, FrontendConfig};
 use netback_core::{CopyDir, CopySeg, GrantAccess, Netback as Core, NetbackConfig, RxFrameRef, TxState, MAX_RX_GSO_PACKET, RX_BATCH};
@@ -50,6 +50,7 @@ const CONNECTED: u32 = 4;
 const CLOSING: u32 = 5;
 const CLOSED: u32 = 6;
 
+use crate::daemon;
 pub use crate::daemon::{Error, Result};
 
 /// Grant copies for the core, through gntdev.
@@ -424,32 +425,7 @@ fn dev_err(d: &Device, what: impl std::fmt::Display) -> Error {
 }
 
 fn set_state(xs: &mut Xs, d: &Device, s: u32) -> Result<()> {
-    be_write(xs, &d.be, &[("state", s.to_string())])
-}
-
-/// Writes `kv` under the back-end directory `be`, in one transaction and only while that
-/// directory exists (as Linux's `xenbus_switch_state` writes `state` only while it can
-/// read it): the toolstack may remove the directory (`xl destroy`) at any moment, and a
-/// plain write after that would re-create it, a stale entry of a dead domain.
-fn be_write<K: AsRef<str>>(xs: &mut Xs, be: &str, kv: &[(K, String)]) -> Result<()> {
-    for _ in 0..16 {
-        let tx = xs.transaction_start()?;
-        if xs.read(tx, be).is_err() {
-            let _ = xs.transaction_end(tx, false);
-            return Ok(()); // removed: nobody to tell
-        }
-        for (k, v) in kv {
-            if let Err(e) = xs.write(tx, &format!("{be}/{}", k.as_ref()), v.as_bytes()) {
-                let _ = xs.transaction_end(tx, false);
-                return Err(e.into());
-            }
-        }
-        match xs.transaction_end(tx, true) {
-            Err(xs::Error::Xs(xenstore_wire::Errno::EAGAIN)) => continue,
-            r => return Ok(r?),
-        }
-    }
-    Err(Error::Device(be.to_string(), "xenstore transaction kept conflicting".into()))
+    daemon::write_backend_keys(xs, &d.be, &[("state", s.to_string())])
 }
 
 /// One step of the xenbus handshake for `d`, as far as the front-end's state allows.
@@ -466,7 +442,7 @@ fn step(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
         d.bridge = rd(xs, keys::keys::BRIDGE).ok().map(|b| b.trim().to_string()).filter(|b| !b.is_empty());
         let mut features: Vec<(String, String)> = Vec::new();
         keys::publish_features(&BackendFeatures::TAP, &mut |k: &str, v: &str| features.push((k.to_string(), v.to_string())));
-        be_write(xs, &be, &features)?;
+        daemon::write_backend_keys(xs, &be, &features)?;
         xs.watch(&format!("{}/state", d.fe), "fe")?;
         set_state(xs, d, INIT_WAIT)?;
         d.phase = Phase::InitWait;
@@ -578,7 +554,7 @@ fn connect(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
         tx_errors: 0,
         n: Counters::default(),
     });
-    be_write(xs, &d.be, &[(keys::keys::HOTPLUG_STATUS, "connected".to_string())])?;
+    daemon::write_backend_keys(xs, &d.be, &[(keys::keys::HOTPLUG_STATUS, "connected".to_string())])?;
     set_state(xs, d, CONNECTED)?;
     d.phase = Phase::Connected;
     eprintln!(
@@ -586,32 +562,4 @@ fn connect(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
         d.be, cfg.tx_ring_ref.0, cfg.rx_ring_ref.0, cfg.event_channels, cfg.sg, cfg.csum_offload, nbcfg.rx_gso_tcpv4, nbcfg.rx_gso_tcpv6
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::xenstored::server::{Options, Server};
-
-    #[test]
-    fn back_end_writes_never_recreate_a_removed_directory() {
-        let dir = std::env::temp_dir().join(format!("netback-test-{}", std::process::id()));
-        let sock = dir.join("socket");
-        let mut server = Server::new(Options { socket: sock.clone(), dom0_ring: false, verbose: false }).unwrap();
-        std::thread::spawn(move || loop {
-            server.step(50).unwrap();
-        });
-        let mut xs = Xs::open_at(&sock).unwrap();
-        let be = format!("{VIF_ROOT}/7/0");
-        xs.write(0, &format!("{be}/state"), b"1").unwrap();
-        be_write(&mut xs, &be, &[("state", "2".to_string()), ("hotplug-status", "connected".to_string())]).unwrap();
-        assert_eq!(xs.read_string(0, &format!("{be}/state")).unwrap(), "2");
-        assert_eq!(xs.read_string(0, &format!("{be}/hotplug-status")).unwrap(), "connected");
-        // `xl destroy` removed the device: the state change is dropped, nothing reappears.
-        xs.rm(0, &format!("{VIF_ROOT}/7")).unwrap();
-        be_write(&mut xs, &be, &[("state", CLOSED.to_string())]).unwrap();
-        assert!(xs.read(0, &be).is_err());
-        assert!(xs.read(0, &format!("{VIF_ROOT}/7")).is_err());
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 }

@@ -128,14 +128,6 @@ fn foreign(gref: u32, offset: u16, domid: u16) -> u64 {
     u64::from(gref) | (u64::from(offset) << 32) | (u64::from(domid) << 48)
 }
 
-fn grant_error(status: i16) -> GrantError {
-    match status {
-        -4 => GrantError::BadRef,            // GNTST_bad_gntref
-        -8 => GrantError::ReadOnly,          // GNTST_permission_denied
-        -10 => GrantError::OutOfBounds,      // GNTST_bad_copy_arg
-        s => GrantError::Other(s),
-    }
-}
 
 impl NetGntdev {
     pub fn open(domid: u16) -> io::Result<NetGntdev> {
@@ -204,7 +196,7 @@ impl NetGntdev {
                 chunk[i].status = match (&r, raw[k].status) {
                     (Err(_), _) => Err(GrantError::Other(-1)),
                     (Ok(_), 0) => Ok(()),
-                    (Ok(_), s) => Err(grant_error(s)),
+                    (Ok(_), s) => Err(GrantError::from_status(s)),
                 };
             }
         }

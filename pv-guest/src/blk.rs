@@ -160,13 +160,6 @@ struct CopyGrants {
     bounce_mfn: u64,
 }
 
-fn copy_status(st: i16, write: bool) -> GrantError {
-    match st {
-        GNTST_bad_gntref => GrantError::BadRef,
-        GNTST_permission_denied if write => GrantError::ReadOnly,
-        other => GrantError::Other(other),
-    }
-}
 
 impl CopyGrants {
     fn copy(&self, gref: GrantRef, offset: usize, len: usize, to_grant: bool) -> Result<(), GrantError> {
@@ -182,7 +175,7 @@ impl CopyGrants {
         };
         match hv::grant(GNTTABOP_copy, &mut c) {
             0 if c.status == GNTST_okay => Ok(()),
-            0 => Err(copy_status(c.status, to_grant)),
+            0 => Err(GrantError::from_status(c.status)),
             rc => Err(GrantError::Other(rc as i16)),
         }
     }

@@ -2,19 +2,9 @@
 
 use xen_abi::GrantRef;
 
-/// Why a grant could not be used. Every variant makes the request fail with
-/// `BLKIF_RSP_ERROR` (as a failed grant map does in Linux's blkback).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GrantError {
-    /// The reference is not (or no longer) a valid grant to us (`GNTST_bad_gntref`).
-    BadRef,
-    /// The grant is read-only and the back-end needed to write (`GNTST_permission_denied`).
-    ReadOnly,
-    /// `offset + len` runs past the frame (`GNTST_bad_copy_arg`).
-    OutOfBounds,
-    /// Any other failure, with Xen's `GNTST_*` status when there is one.
-    Other(i16),
-}
+/// Why a grant could not be used (every variant fails its request), from its `GNTST_*`
+/// status.
+pub use xen_abi::grant_table::GrantError;
 
 /// Copies to and from frames granted by the front-end.
 ///

@@ -3,18 +3,9 @@
 
 use xen_abi::GrantRef;
 
-/// Why one segment could not be copied.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GrantError {
-    /// The reference is not (or no longer) a valid grant to us (`GNTST_bad_gntref`).
-    BadRef,
-    /// The grant is read-only and the back-end needed to write (`GNTST_permission_denied`).
-    ReadOnly,
-    /// `offset + len` runs past the frame (`GNTST_bad_copy_arg`).
-    OutOfBounds,
-    /// Any other failure, with Xen's `GNTST_*` status when there is one.
-    Other(i16),
-}
+/// Why a grant could not be used (every variant fails its request), from its `GNTST_*`
+/// status.
+pub use xen_abi::grant_table::GrantError;
 
 /// Which way a batch goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -405,8 +405,43 @@ pub struct GnttabCacheFlush {
     pub op: u32,
 }
 
+/// Why a grant could not be used, from a failed `GNTST_*` status: what a back-end needs
+/// to know to fail the request the grant belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantError {
+    /// The reference is not (or no longer) a valid grant to us (`GNTST_bad_gntref`).
+    BadRef,
+    /// The grant is read-only and the back-end needed to write (`GNTST_permission_denied`).
+    ReadOnly,
+    /// `offset + len` runs past the frame (`GNTST_bad_copy_arg`).
+    OutOfBounds,
+    /// Any other failure, with Xen's `GNTST_*` status when there is one.
+    Other(i16),
+}
+
+impl GrantError {
+    /// The error a failed (non-zero) `GNTST_*` status stands for.
+    pub fn from_status(status: i16) -> GrantError {
+        match status {
+            GNTST_bad_gntref => GrantError::BadRef,
+            GNTST_permission_denied => GrantError::ReadOnly,
+            GNTST_bad_copy_arg => GrantError::OutOfBounds,
+            other => GrantError::Other(other),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn grant_errors_from_status() {
+        use super::*;
+        assert_eq!(GrantError::from_status(GNTST_bad_gntref), GrantError::BadRef);
+        assert_eq!(GrantError::from_status(GNTST_permission_denied), GrantError::ReadOnly);
+        assert_eq!(GrantError::from_status(GNTST_bad_copy_arg), GrantError::OutOfBounds);
+        assert_eq!(GrantError::from_status(GNTST_bad_handle), GrantError::Other(-4));
+    }
+
     use super::*;
 
     #[test]
