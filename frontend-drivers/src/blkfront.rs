@@ -22,6 +22,7 @@
 //!
 //! [`publish_frontend`] and [`read_backend`] are the xenbus keys, as data.
 
+use xenstore_wire::Decimal;
 use xen_abi::blkif::{
     BlkifRequest, BlkifRequestDiscard, BlkifRequestIndirect, BlkifRequestSegment, BlkifResponse,
     BLKIF_DISCARD_SECURE, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD,
@@ -78,19 +79,6 @@ pub trait FrontGrants {
 
 pub use xenstore_wire::keys::{KeyRead, KeyWrite};
 
-fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
-    let mut i = buf.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    core::str::from_utf8(&buf[i..]).unwrap_or("0")
-}
 
 /// Publishes the front-end's keys for a single-page ring (then switch to `Initialised`):
 /// `ring-ref`, `event-channel`, `protocol` = `x86_64-abi`, `feature-persistent`.
@@ -100,9 +88,8 @@ pub fn publish_frontend(
     persistent: bool,
     out: &mut (impl KeyWrite + ?Sized),
 ) {
-    let mut b = [0u8; 20];
-    out.write_key("ring-ref", decimal(ring_ref.0.into(), &mut b));
-    out.write_key("event-channel", decimal(event_channel.0.into(), &mut b));
+    out.write_key("ring-ref", Decimal::new(ring_ref.0.into()).as_str());
+    out.write_key("event-channel", Decimal::new(event_channel.0.into()).as_str());
     out.write_key("protocol", PROTOCOL_X86_64);
     out.write_key("feature-persistent", if persistent { "1" } else { "0" });
 }

@@ -21,6 +21,7 @@
 //!
 //! [`publish_frontend`] and [`read_backend`] are the xenbus keys, as data.
 
+use xenstore_wire::Decimal;
 use xen_abi::netif::{
     NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse,
     NETIF_RSP_NULL, NETIF_RSP_OKAY, NETRXF_csum_blank, NETRXF_data_validated, NETRXF_extra_info,
@@ -443,19 +444,6 @@ impl<G: FrontGrants> NetFront<G> {
     }
 }
 
-fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
-    let mut i = buf.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    core::str::from_utf8(&buf[i..]).unwrap_or("0")
-}
 
 /// Publishes the front-end's keys (then switch to `Connected`, as Linux's netfront
 /// does: Linux's netback connects on the front-end's `Connected`): the two ring
@@ -468,10 +456,9 @@ pub fn publish_frontend(
     event_channel: EvtchnPort,
     out: &mut (impl KeyWrite + ?Sized),
 ) {
-    let mut b = [0u8; 20];
-    out.write_key("tx-ring-ref", decimal(tx_ring_ref.0.into(), &mut b));
-    out.write_key("rx-ring-ref", decimal(rx_ring_ref.0.into(), &mut b));
-    out.write_key("event-channel", decimal(event_channel.0.into(), &mut b));
+    out.write_key("tx-ring-ref", Decimal::new(tx_ring_ref.0.into()).as_str());
+    out.write_key("rx-ring-ref", Decimal::new(rx_ring_ref.0.into()).as_str());
+    out.write_key("event-channel", Decimal::new(event_channel.0.into()).as_str());
     out.write_key("request-rx-copy", "1");
     out.write_key("feature-rx-notify", "1");
     out.write_key("feature-sg", "1");

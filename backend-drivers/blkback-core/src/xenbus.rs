@@ -9,6 +9,7 @@
 //! [`read_frontend`], map the ring and bind the event channel, publish
 //! [`publish_disk`], switch to `Connected`.
 
+use xenstore_wire::Decimal;
 use xen_abi::blkif::VDISK_READONLY;
 use xen_abi::{EvtchnPort, GrantRef};
 
@@ -180,24 +181,9 @@ impl BackendFeatures {
 }
 
 /// Formats `v` in decimal into `buf`.
-fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
-    let mut i = buf.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    core::str::from_utf8(&buf[i..]).unwrap_or("0")
-}
 
 fn put(out: &mut (impl KeyWrite + ?Sized), key: &str, v: u64) {
-    let mut b = [0u8; 20];
-    out.write_key(key, decimal(v, &mut b));
+    out.write_key(key, Decimal::new(v).as_str());
 }
 
 /// Publishes the back-end's features (before switching to `InitWait`).
@@ -416,8 +402,7 @@ impl<K: KeyRead + ?Sized> KeyRead for InQueue<'_, K> {
     fn read_key(&mut self, key: &str, buf: &mut [u8]) -> Option<usize> {
         let mut path = [0u8; 48];
         let mut n = 0;
-        let mut b = [0u8; 20];
-        for part in ["queue-", decimal(self.queue.into(), &mut b), "/", key] {
+        for part in ["queue-", Decimal::new(self.queue.into()).as_str(), "/", key] {
             let end = n + part.len();
             // Our own key names: never longer than the buffer.
             path.get_mut(n..end)?.copy_from_slice(part.as_bytes());
@@ -812,8 +797,7 @@ mod tests {
             ("sectors", "100"),
         ]);
         assert_eq!(out, expect);
-        let mut b = [0u8; 20];
-        assert_eq!(decimal(u64::MAX, &mut b), "18446744073709551615");
-        assert_eq!(decimal(0, &mut b), "0");
+        assert_eq!(Decimal::new(u64::MAX).as_str(), "18446744073709551615");
+        assert_eq!(Decimal::new(0).as_str(), "0");
     }
 }

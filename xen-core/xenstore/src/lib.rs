@@ -100,6 +100,11 @@ impl Decimal {
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[self.start..]
     }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits were written.
+        core::str::from_utf8(self.as_bytes()).unwrap_or("0")
+    }
 }
 
 /// Parses an unsigned decimal field as Xen's daemons do (digits only, no sign, no
