@@ -70,7 +70,7 @@ fn write_section(root: &Path, heading: &str, body: &str) -> Result<()> {
     let path = root.join("docs/benchmarks.md");
     let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
     let marker = format!("## {heading}\n");
-    let section = format!("{marker}\n{body}\n");
+    let section = format!("{marker}\n{}\n\n", body.trim_end());
     let new = match old.find(&marker) {
         Some(start) => {
             let after = &old[start + marker.len()..];
@@ -135,7 +135,8 @@ fn blk(root: &Path) -> Result<()> {
 random 4 KiB reads at fixed-seed offsets. The disk is the same image file in dom0, served \
 by our userspace `blkback` (`backendtype=qdisk`, the default) and by Linux's kernel \
 blkback (`backendtype=phy`, on a loop device `xl` attaches); dom0 then reads the image \
-itself. All in one boot (`cargo xtask bench blk`, log `{}`).\n\nMachine: {}\n\n{}\n\n{BLK_BOUND}",
+itself. Three rounds in one boot, the sides alternating; the table gives each side's \
+median (min–max, n) (`cargo xtask bench blk`, log `{}`).\n\nMachine: {}\n\n{}\n\n{BLK_BOUND}",
         log.strip_prefix(root).unwrap_or(&log).display(),
         machine_line()?,
         table.trim_end()
@@ -173,7 +174,9 @@ QEMU TCG (dom0 = Debian's Linux, 2 vCPUs), its vif on bridge `xennet0` with dom0
 domU → dom0, then dom0 → domU; the receiver counts what arrives (first to last \
 datagram); then 32 MiB over TCP each way, the receiver checking every byte. Served first by Linux's kernel netback (its `vif` joined to the bridge by \
 our `xl`'s hotplug step), then, after `rmmod xen-netback`, by our `netback` daemon (a \
-TAP on the same bridge). One boot (`cargo xtask bench net`, log `{}`).\n\nOurs takes transmit \
+TAP on the same bridge). Three rounds in one boot, the sides alternating (the module \
+loaded again for Linux's turn); the table gives each side's median (min–max, n) \
+(`cargo xtask bench net`, log `{}`).\n\nOurs takes transmit \
 packets in batches (one grant-copy ioctl and one response push per batch), queues frames read \
 from the TAP and places them a batch at a time, and enables TSO on the TAP when xen-netfront \
 takes GSO on receive, so TCP crosses both ways as 64 KiB GSO packets (a GSO extra-info slot on \

@@ -470,6 +470,9 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
     Ok(Dom0Image { kernel, initrd })
 }
 
+/// `bench blk`/`bench net`: rounds per side (alternating sides); tables show medians.
+const BENCH_IO_ROUNDS: u32 = 3;
+
 /// `bench blk`: MiB read sequentially, and 4 KiB random reads, per side.
 const BENCH_BLK_MIB: u32 = 32;
 const BENCH_RAND_READS: u32 = 1000;
@@ -551,6 +554,7 @@ fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<S
         .replace("@REPS@", &BENCH_REPS.to_string())
         .replace("@BLK_MIB@", &BLK_MIB.to_string())
         .replace("@TCP_TEST_BYTES@", &TCP_TEST_BYTES.to_string())
+        .replace("@BENCH_ROUNDS@", &BENCH_IO_ROUNDS.to_string())
         .replace("@BENCH_BLK_MIB@", &BENCH_BLK_MIB.to_string())
         .replace("@BENCH_RAND_READS@", &BENCH_RAND_READS.to_string()))
 }
@@ -577,13 +581,16 @@ const BENCH_BLK_STEPS: &str = r#"#@ bench-blk
 blkback --pid-file /run/blkback.pid 2>/var/log/xen/blkback.log &
 for m in @LATER_MODULES@; do insmod /lib/modules/$m.ko || echo "insmod $m failed"; done
 dd if=/dev/urandom of=/tmp/bench.img bs=1M count=@BENCH_BLK_MIB@ 2>/dev/null
+# @BENCH_ROUNDS@ rounds, the sides alternating, so that load on the host spreads over both
+for round in $(seq @BENCH_ROUNDS@); do
 blkbench /tmp/bench.img --label native --seq-mib @BENCH_BLK_MIB@ --rand-reads @BENCH_RAND_READS@ || echo "BENCH-FAIL native"
 for side in ours kernel; do
-  log=/var/log/xen/console/guest-bb-$side.log
-  xl create /etc/xen/bench-blk-$side.cfg >/tmp/create.log 2>&1 || { echo "BENCH-FAIL $side create: $(tr '\n' ' ' </tmp/create.log)"; continue; }
+  n=bb-$side-$round; log=/var/log/xen/console/guest-$n.log
+  xl create /etc/xen/bench-blk-$side.cfg "name=\"$n\"" >/tmp/create.log 2>&1 || { echo "BENCH-FAIL $side create: $(tr '\n' ' ' </tmp/create.log)"; continue; }
   waitlog $log 'BLKBENCH DONE' 900 || { echo "BENCH-FAIL $side no result"; tail -20 $log; }
   grep -a 'BENCH ' $log
-  xl destroy bb-$side >/dev/null 2>&1
+  xl destroy $n >/dev/null 2>&1
+done
 done
 sleep 0.5; grep -a 'requests in\|persistent grants\|BackendStats' /var/log/xen/blkback.log | sed 's/^/  blkback| /'
 "#;
@@ -593,22 +600,28 @@ sleep 0.5; grep -a 'requests in\|persistent grants\|BackendStats' /var/log/xen/b
 /// `xennet0` in both cases.
 const BENCH_NET_STEPS: &str = r#"#@ bench-net
 brctl addbr xennet0 && ip addr add 10.1.0.1/24 dev xennet0 && ip link set xennet0 up
+# @BENCH_ROUNDS@ rounds, the sides alternating (Linux's netback loaded again for its turn)
+for round in $(seq @BENCH_ROUNDS@); do
 for side in kernel ours; do
   if [ $side = ours ]; then
     rmmod xen-netback
-    netback --pid-file /run/netback.pid 2>/var/log/xen/netback.log &
+    netback --pid-file /run/netback.pid 2>>/var/log/xen/netback.log &
     sleep 0.3
+  else
+    kill $(cat /run/netback.pid 2>/dev/null) 2>/dev/null && sleep 0.5
+    grep -q '^xen_netback ' /proc/modules || insmod /lib/modules/xen-netback.ko
   fi
-  log=/var/log/xen/console/guest-bn-$side.log
-  xl create /etc/xen/bench-net-$side.cfg >/tmp/create.log 2>&1 || { echo "BENCH-FAIL $side create: $(tr '\n' ' ' </tmp/create.log)"; continue; }
+  n=bn-$side-$round; log=/var/log/xen/console/guest-$n.log
+  xl create /etc/xen/bench-net-$side.cfg "name=\"$n\"" >/tmp/create.log 2>&1 || { echo "BENCH-FAIL $side create: $(tr '\n' ' ' </tmp/create.log)"; continue; }
   netbench recv --port 5001 --label $side --metric guest_to_dom0 --wait 120 || { echo "BENCH-FAIL $side dom0 recv"; tail -20 $log; }
   netbench send --to 10.1.0.2:5002 --seconds 8
   netbench tcp-recv --port 5005 --bytes 33554432 --seed 5 --wait 60 --label $side --metric tcp_guest_to_dom0 || echo "BENCH-FAIL $side dom0 tcp recv"
   i=0; until netbench tcp-send --to 10.1.0.2:5006 --bytes 33554432 --seed 6 >/tmp/tcp-send 2>&1 || [ $i -ge 40 ]; do i=$((i+1)); sleep 0.5; done
   waitlog $log 'NETBENCH DONE' 60 || { echo "BENCH-FAIL $side no result"; tail -20 $log; }
   grep -a 'BENCH \|NET ' $log
-  xl destroy bn-$side >/dev/null 2>&1
+  xl destroy $n >/dev/null 2>&1
   sleep 1
+done
 done
 grep -a 'Connected\|disconnected\|work:' /var/log/xen/netback.log | sed 's/^/  netback| /' | cut -c1-400
 "#;
@@ -1115,6 +1128,22 @@ fn bench_boot(root: &Path, variant: Variant, log_name: &str) -> Result<(BenchVal
     Ok((vals, log_path))
 }
 
+/// The median of a side's values for `metric` (the upper middle one of an even count).
+fn median_of(vals: &BenchValues, side: &str, metric: &str) -> Option<f64> {
+    let mut v = vals.get(&(side.to_string(), metric.to_string()))?.clone();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
+}
+
+/// `median unit (min–max, n=N)`, or a dash.
+fn spread_cell(vals: &BenchValues, side: &str, metric: &str, unit: &str) -> String {
+    let Some(v) = vals.get(&(side.to_string(), metric.to_string())).filter(|v| !v.is_empty()) else { return "—".into() };
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let m = median_of(vals, side, metric).unwrap_or(lo);
+    format!("{m:.1} {unit} ({lo:.0}–{hi:.0}, n={})", v.len())
+}
+
 /// `cargo xtask bench create`: a markdown table (ours vs Debian's) plus the log path.
 pub fn bench(root: &Path) -> Result<(String, PathBuf)> {
     let (mut vals, log_path) = bench_boot(root, Variant::Bench, "bench-create.log")?;
@@ -1140,7 +1169,7 @@ pub fn bench(root: &Path) -> Result<(String, PathBuf)> {
 /// `cargo xtask bench net`: a markdown table (Linux's netback vs ours) plus the log path.
 pub fn bench_net(root: &Path) -> Result<(String, PathBuf)> {
     let (vals, log_path) = bench_boot(root, Variant::BenchNet, "bench-net.log")?;
-    let get = |side: &str, name: &str| vals.get(&(side.to_string(), name.to_string())).and_then(|v| v.first().copied());
+    let get = |side: &str, name: &str| median_of(&vals, side, name);
     let mut table = String::from("| stream (UDP: 1400-byte datagrams for 8 s) | our netback | Linux kernel netback | ours / kernel |\n|---|---|---|---|\n");
     for (name, label, unit) in [
         ("guest_to_dom0_pps", "domU → dom0 (netback's tx ring)", "packets/s"),
@@ -1150,7 +1179,7 @@ pub fn bench_net(root: &Path) -> Result<(String, PathBuf)> {
         ("tcp_guest_to_dom0_mbps", "TCP, 32 MiB, domU → dom0 (every byte checked)", "Mbit/s"),
         ("tcp_dom0_to_guest_mbps", "TCP, 32 MiB, dom0 → domU (every byte checked)", "Mbit/s"),
     ] {
-        let cell = |side: &str| get(side, name).map(|v| format!("{v:.1} {unit}")).unwrap_or_else(|| "—".into());
+        let cell = |side: &str| spread_cell(&vals, side, name, unit);
         let ratio = match (get("ours", name), get("kernel", name)) {
             (Some(o), Some(k)) if k > 0.0 => format!("{:.0}%", 100.0 * o / k),
             _ => "—".into(),
@@ -1164,12 +1193,12 @@ pub fn bench_net(root: &Path) -> Result<(String, PathBuf)> {
 /// plus the log path.
 pub fn bench_blk(root: &Path) -> Result<(String, PathBuf)> {
     let (vals, log_path) = bench_boot(root, Variant::BenchBlk, "bench-blk.log")?;
-    let get = |side: &str, name: &str| vals.get(&(side.to_string(), name.to_string())).and_then(|v| v.first().copied());
+    let get = |side: &str, name: &str| median_of(&vals, side, name);
     let mut table = String::from(
         "| read pattern | Linux domU on our blkback | Linux domU on Linux kernel blkback | ours / kernel | dom0 reading the image file |\n|---|---|---|---|---|\n",
     );
     for (name, label, unit) in [("seq_read_1m_MBps", "sequential 1 MiB", "MB/s"), ("rand_read_4k_iops", "random 4 KiB, one at a time", "IOPS")] {
-        let cell = |side: &str| get(side, name).map(|v| format!("{v:.1} {unit}")).unwrap_or_else(|| "—".into());
+        let cell = |side: &str| spread_cell(&vals, side, name, unit);
         let ratio = match (get("ours", name), get("kernel", name)) {
             (Some(o), Some(k)) if k > 0.0 => format!("{:.0}%", 100.0 * o / k),
             _ => "—".into(),
