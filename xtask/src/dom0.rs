@@ -344,7 +344,8 @@ for a in $(cat /proc/cmdline); do
     # tcptest=N: N bytes each way over TCP, every byte checked by the receiver.
     for b in $(cat /proc/cmdline); do
       case $b in tcptest=*)
-        netbench tcp-send --to $peer:5003 --bytes ${b#tcptest=} --seed 7 2>&1 | sed 's/^/NET /'
+        netbench tcp-send --to $peer:5003 --bytes ${b#tcptest=} --seed 7 >/tmp/tcps 2>&1; echo "NET tcp-send rc=$?"
+        sed 's/^/NET /' /tmp/tcps
         netbench tcp-recv --port 5004 --bytes ${b#tcptest=} --seed 8 --wait 60 >/tmp/tcp 2>&1; echo "NET tcp-recv rc=$?"
         sed 's/^/NET /' /tmp/tcp ;;
       esac
@@ -805,11 +806,10 @@ LN=/var/log/xen/console/guest-linux-net.log
 netbench tcp-recv --port 5003 --bytes @TCP_TEST_BYTES@ --seed 7 --wait 150 >/tmp/tcp-from-domu 2>&1 &
 TR=$!
 check xl-create-linux-net-ours xl create /etc/xen/linux-net.cfg
-waitlog $LN 'NET netbench: tcp sent\|NET DONE' 150
-# dom0 -> domU once the guest listens (it does right after sending)
-i=0; until netbench tcp-send --to 10.0.0.3:5004 --bytes @TCP_TEST_BYTES@ --seed 8 >/tmp/tcp-to-domu 2>&1 || [ $i -ge 40 ]; do i=$((i+1)); sleep 0.5; done
-waitlog $LN 'NET DONE' 120 || { echo "--- linux-net did not finish"; linux_diag linux-net; }
+# dom0 -> domU once the guest listens: right after its stream to us ended
 wait $TR
+i=0; until netbench tcp-send --to 10.0.0.3:5004 --bytes @TCP_TEST_BYTES@ --seed 8 >/tmp/tcp-to-domu 2>&1 || [ $i -ge 100 ]; do i=$((i+1)); sleep 0.5; done
+waitlog $LN 'NET DONE' 120 || { echo "--- linux-net did not finish"; linux_diag linux-net; }
 grep -a 'NET ' $LN | sed 's/^/  linux-net| /'
 sed 's/^/  dom0| /' /tmp/tcp-from-domu /tmp/tcp-to-domu
 check linux-netfront-pings-dom0-over-our-netback grep -q 'NET ping rc=0' $LN

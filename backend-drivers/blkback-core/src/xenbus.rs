@@ -180,8 +180,7 @@ impl BackendFeatures {
     }
 }
 
-/// Formats `v` in decimal into `buf`.
-
+/// Writes `v` in decimal as `key`.
 fn put(out: &mut (impl KeyWrite + ?Sized), key: &str, v: u64) {
     out.write_key(key, Decimal::new(v).as_str());
 }
