@@ -97,6 +97,26 @@ impl From<std::io::Error> for Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The devices the toolstack created under a back-end root (`<root>/<domid>/<devid>`),
+/// as (front-end domid, device id); entries that are not numbers are skipped.
+pub fn list_devices(xs: &mut Xs, root: &str) -> Vec<(u16, u32)> {
+    let mut present = Vec::new();
+    for dom in xs.directory(0, root).unwrap_or_default() {
+        let Ok(domid) = dom.parse::<u16>() else { continue };
+        for dev in xs.directory(0, &format!("{root}/{dom}")).unwrap_or_default() {
+            if let Ok(devid) = dev.parse::<u32>() {
+                present.push((domid, devid));
+            }
+        }
+    }
+    present
+}
+
+/// The keys of `known` that are no longer `present` (their devices were removed).
+pub fn removed<V>(known: &BTreeMap<(u16, u32), V>, present: &[(u16, u32)]) -> Vec<(u16, u32)> {
+    known.keys().filter(|k| !present.contains(k)).copied().collect()
+}
+
 /// Writes `kv` under the back-end directory `be`, in one transaction and only while that
 /// directory exists (as Linux's `xenbus_switch_state` writes `state` only while it can
 /// read it): the toolstack may remove the directory (`xl destroy`) at any moment, and a
@@ -140,16 +160,37 @@ mod tests {
         assert!(!p(&[]).unwrap().flag("--verbose"));
     }
 
-    #[test]
-    fn back_end_writes_never_recreate_a_removed_directory() {
+    /// A private xenstored on a socket in its own directory, and a client of it.
+    fn store(name: &str) -> (Xs, std::path::PathBuf) {
         use crate::xenstored::server::{Options, Server};
-        let dir = std::env::temp_dir().join(format!("daemon-test-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("daemon-test-{name}-{}", std::process::id()));
         let sock = dir.join("socket");
         let mut server = Server::new(Options { socket: sock.clone(), dom0_ring: false, verbose: false }).unwrap();
         std::thread::spawn(move || loop {
             server.step(50).unwrap();
         });
-        let mut xs = Xs::open_at(&sock).unwrap();
+        (Xs::open_at(&sock).unwrap(), dir)
+    }
+
+    #[test]
+    fn devices_listed_and_removed_ones_found() {
+        let (mut xs, dir) = store("list");
+        let root = "/local/domain/0/backend/qdisk";
+        for p in ["3/51712", "3/51728", "4/51712", "junk/1", "5/junk"] {
+            xs.write(0, &format!("{root}/{p}/state"), b"1").unwrap();
+        }
+        let mut present = list_devices(&mut xs, root);
+        present.sort_unstable();
+        assert_eq!(present, [(3, 51712), (3, 51728), (4, 51712)]);
+        let known: BTreeMap<(u16, u32), ()> = [((3, 51712), ()), ((9, 1), ())].into_iter().collect();
+        assert_eq!(removed(&known, &present), [(9, 1)]);
+        assert!(list_devices(&mut xs, "/nowhere").is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn back_end_writes_never_recreate_a_removed_directory() {
+        let (mut xs, dir) = store("writes");
         let be = "/local/domain/0/backend/vif/7/0";
         xs.write(0, &format!("{be}/state"), b"1").unwrap();
         write_backend_keys(&mut xs, be, &[("state", "2".to_string()), ("hotplug-status", "connected".to_string())]).unwrap();

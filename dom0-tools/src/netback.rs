@@ -232,17 +232,8 @@ impl Netback {
 
     /// Picks up new interfaces, drops removed ones, and moves each along the handshake.
     fn rescan(&mut self) -> Result<()> {
-        let mut present = Vec::new();
-        for dom in self.xs.directory(0, VIF_ROOT).unwrap_or_default() {
-            let Ok(domid) = dom.parse::<u16>() else { continue };
-            for dev in self.xs.directory(0, &format!("{VIF_ROOT}/{dom}")).unwrap_or_default() {
-                if let Ok(devid) = dev.parse::<u32>() {
-                    present.push((domid, devid));
-                }
-            }
-        }
-        let gone: Vec<_> = self.devices.keys().filter(|k| !present.contains(k)).copied().collect();
-        for k in gone {
+        let present = daemon::list_devices(&mut self.xs, VIF_ROOT);
+        for k in daemon::removed(&self.devices, &present) {
             if let Some(mut d) = self.devices.remove(&k) {
                 disconnect(&self.evtchn, &mut d);
                 let _ = self.xs.unwatch(&format!("{}/state", d.fe), "fe");
