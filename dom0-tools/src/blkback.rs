@@ -45,14 +45,7 @@ pub fn image_path(params: &str) -> &str {
     p
 }
 
-/// `XenbusState*`.
-const INIT_WAIT: u32 = 2;
-const INITIALISED: u32 = 3;
-const CONNECTED: u32 = 4;
-const CLOSING: u32 = 5;
-const CLOSED: u32 = 6;
-
-use crate::daemon;
+use crate::daemon::{self, may_close, next_step, state_of, Phase, Step, CLOSED, CLOSING, CONNECTED, INIT_WAIT};
 pub use crate::daemon::{Error, Result};
 
 /// A raw image file or a block device as a block store (pread/pwrite/fdatasync,
@@ -376,17 +369,6 @@ struct Conn {
     more: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    New,
-    InitWait,
-    Connected,
-    Closing,
-    Closed,
-    /// Set-up failed; left alone until the toolstack removes it.
-    Failed,
-}
-
 #[derive(Debug)]
 struct Device {
     be: String,
@@ -413,10 +395,6 @@ pub struct Blkback {
     /// without a stable TSC): the busy figures logged at disconnect.
     pub timing: bool,
     served_any: bool,
-}
-
-fn state_of(xs: &mut Xs, dir: &str) -> Option<u32> {
-    xs.read_string(0, &format!("{dir}/state")).ok()?.trim().parse().ok()
 }
 
 impl Blkback {
@@ -628,23 +606,18 @@ fn step(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
         eprintln!("blkback: {be}: {params} ({}) for d{fe_id} at {}: InitWait", if writable { "rw" } else { "ro" }, d.fe);
     }
     let fe_state = state_of(xs, &d.fe);
-    match d.phase {
-        Phase::InitWait => match fe_state {
-            Some(INITIALISED | CONNECTED) => connect(xs, evtchn, d)?,
-            Some(CLOSING) | Some(CLOSED) | None => {
-                set_state(xs, d, CLOSING)?;
-                d.phase = Phase::Closing;
+    match next_step(d.phase, fe_state) {
+        Step::Connect => connect(xs, evtchn, d)?,
+        Step::Close { disconnect: connected } => {
+            if connected {
+                disconnect(evtchn, d);
             }
-            _ => {}
-        },
-        Phase::Connected if !matches!(fe_state, Some(INITIALISED | CONNECTED)) => {
-            disconnect(evtchn, d);
             set_state(xs, d, CLOSING)?;
             d.phase = Phase::Closing;
         }
-        _ => {}
+        Step::Stay => {}
     }
-    if d.phase == Phase::Closing && matches!(fe_state, Some(CLOSED) | None) {
+    if may_close(d.phase, fe_state) {
         set_state(xs, d, CLOSED)?;
         d.phase = Phase::Closed;
         eprintln!("blkback: {}: Closed", d.be);

@@ -2,6 +2,7 @@
 //! flags; one-line errors), the pid file, and the back-end daemons' error type.
 
 use crate::xs::{self, Xs};
+use xen_abi::xenbus::XenbusState;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A parsed command line. Option names are given as `"--long|-s"` (aliases); values
@@ -60,6 +61,58 @@ pub fn write_pid_file(args: &Args) {
     if let Some(p) = args.value("--pid-file") {
         let _ = std::fs::write(p, format!("{}\n", std::process::id()));
     }
+}
+
+/// `XenbusState*` as the numbers in `state` nodes.
+pub const INIT_WAIT: u32 = XenbusState::InitWait as u32;
+pub const INITIALISED: u32 = XenbusState::Initialised as u32;
+pub const CONNECTED: u32 = XenbusState::Connected as u32;
+pub const CLOSING: u32 = XenbusState::Closing as u32;
+pub const CLOSED: u32 = XenbusState::Closed as u32;
+
+/// Where a back-end daemon's device is in the xenbus handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    New,
+    InitWait,
+    Connected,
+    Closing,
+    Closed,
+    /// Set-up failed; left alone until the toolstack removes it.
+    Failed,
+}
+
+/// What a back-end does next, given its phase and the front-end's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The front-end published its rings: map them, bind, go `Connected`.
+    Connect,
+    /// Go `Closing` (after disconnecting, when connected).
+    Close { disconnect: bool },
+    Stay,
+}
+
+/// The handshake rule both back-end daemons follow (as Linux's back-ends do): connect
+/// once the front-end is `Initialised`/`Connected`; close when it goes away or closes
+/// before that, or leaves those states once connected.
+pub fn next_step(phase: Phase, front_end: Option<u32>) -> Step {
+    let ready = matches!(front_end, Some(INITIALISED | CONNECTED));
+    match phase {
+        Phase::InitWait if ready => Step::Connect,
+        Phase::InitWait if matches!(front_end, Some(CLOSING | CLOSED) | None) => Step::Close { disconnect: false },
+        Phase::Connected if !ready => Step::Close { disconnect: true },
+        _ => Step::Stay,
+    }
+}
+
+/// A closing back-end goes `Closed` once the front-end is `Closed` or gone.
+pub fn may_close(phase: Phase, front_end: Option<u32>) -> bool {
+    phase == Phase::Closing && matches!(front_end, Some(CLOSED) | None)
+}
+
+/// The number in `<dir>/state`, if there is one.
+pub fn state_of(xs: &mut Xs, dir: &str) -> Option<u32> {
+    xs.read_string(0, &format!("{dir}/state")).ok()?.trim().parse().ok()
 }
 
 /// A back-end daemon's error.
@@ -202,6 +255,21 @@ mod tests {
         assert!(xs.read(0, be).is_err());
         assert!(xs.read(0, "/local/domain/0/backend/vif/7").is_err());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn handshake_steps() {
+        assert_eq!(next_step(Phase::InitWait, Some(INITIALISED)), Step::Connect);
+        assert_eq!(next_step(Phase::InitWait, Some(CONNECTED)), Step::Connect);
+        assert_eq!(next_step(Phase::InitWait, Some(1)), Step::Stay);
+        assert_eq!(next_step(Phase::InitWait, None), Step::Close { disconnect: false });
+        assert_eq!(next_step(Phase::InitWait, Some(CLOSING)), Step::Close { disconnect: false });
+        assert_eq!(next_step(Phase::Connected, Some(CONNECTED)), Step::Stay);
+        assert_eq!(next_step(Phase::Connected, Some(CLOSING)), Step::Close { disconnect: true });
+        assert_eq!(next_step(Phase::Connected, None), Step::Close { disconnect: true });
+        assert_eq!(next_step(Phase::Failed, None), Step::Stay);
+        assert!(may_close(Phase::Closing, Some(CLOSED)) && may_close(Phase::Closing, None));
+        assert!(!may_close(Phase::Closing, Some(CLOSING)) && !may_close(Phase::Connected, None));
     }
 
     #[test]

@@ -43,14 +43,7 @@ const TAP_FRAME_MAX: usize = VNET_HDR_LEN + MAX_RX_GSO_PACKET;
 /// front-end's buffers a batch at a time (one grant-copy ioctl, one push, one event).
 const RX_QUEUE_BYTES: usize = 256 * 1024;
 
-/// `XenbusState*`.
-const INIT_WAIT: u32 = 2;
-const INITIALISED: u32 = 3;
-const CONNECTED: u32 = 4;
-const CLOSING: u32 = 5;
-const CLOSED: u32 = 6;
-
-use crate::daemon;
+use crate::daemon::{self, may_close, next_step, state_of, Phase, Step, CLOSED, CLOSING, CONNECTED, INIT_WAIT};
 pub use crate::daemon::{Error, Result};
 
 /// Grant copies for the core, through gntdev.
@@ -119,17 +112,6 @@ impl Conn {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    New,
-    InitWait,
-    Connected,
-    Closing,
-    Closed,
-    /// Set-up failed; left alone until the toolstack removes it.
-    Failed,
-}
-
 #[derive(Debug)]
 struct Device {
     be: String,
@@ -148,10 +130,6 @@ pub struct Netback {
     evtchn: Evtchn,
     core: Box<Core>,
     devices: BTreeMap<(u16, u32), Device>,
-}
-
-fn state_of(xs: &mut Xs, dir: &str) -> Option<u32> {
-    xs.read_string(0, &format!("{dir}/state")).ok()?.trim().parse().ok()
 }
 
 impl Netback {
@@ -440,23 +418,18 @@ fn step(xs: &mut Xs, evtchn: &Evtchn, d: &mut Device) -> Result<()> {
         eprintln!("netback: {be}: d{fe_id} at {}: InitWait", d.fe);
     }
     let fe_state = state_of(xs, &d.fe);
-    match d.phase {
-        Phase::InitWait => match fe_state {
-            Some(INITIALISED | CONNECTED) => connect(xs, evtchn, d)?,
-            Some(CLOSING) | Some(CLOSED) | None => {
-                set_state(xs, d, CLOSING)?;
-                d.phase = Phase::Closing;
+    match next_step(d.phase, fe_state) {
+        Step::Connect => connect(xs, evtchn, d)?,
+        Step::Close { disconnect: connected } => {
+            if connected {
+                disconnect(evtchn, d);
             }
-            _ => {}
-        },
-        Phase::Connected if !matches!(fe_state, Some(INITIALISED | CONNECTED)) => {
-            disconnect(evtchn, d);
             set_state(xs, d, CLOSING)?;
             d.phase = Phase::Closing;
         }
-        _ => {}
+        Step::Stay => {}
     }
-    if d.phase == Phase::Closing && matches!(fe_state, Some(CLOSED) | None) {
+    if may_close(d.phase, fe_state) {
         set_state(xs, d, CLOSED)?;
         d.phase = Phase::Closed;
         eprintln!("netback: {}: Closed", d.be);
