@@ -14,6 +14,7 @@ mod qemu;
 mod reference;
 mod results;
 mod tiers;
+mod toolchain;
 
 use error::Result;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,9 @@ fn main() {
 fn dispatch(args: &[String]) -> Result<()> {
     let root = workspace_root();
     let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    if matches!(args.first().map(String::as_str), Some("build" | "run" | "test" | "bench")) {
+        toolchain::ensure(&root)?;
+    }
     match args.first().map(String::as_str) {
         Some("build") => images::build_all(&root).map(|_| ()),
         Some("run") => tiers::run_main(&root),
