@@ -23,8 +23,6 @@ pub enum BuildError {
     Elf(ElfError),
     Layout(LayoutError),
     NotDom0Capable,
-    /// `INIT_P2M` (P2M mapped outside the initial mapping) is not built yet.
-    InitP2mUnsupported,
     OutOfMemory { wanted: u64, free: u64 },
     /// A segment or the initrd falls outside the initial mapping.
     OutsideMapping(u64),
@@ -38,7 +36,6 @@ impl fmt::Display for BuildError {
             Self::Elf(e) => write!(f, "kernel image: {e}"),
             Self::Layout(e) => write!(f, "layout: {e}"),
             Self::NotDom0Capable => f.write_str("Kernel does not support Dom0 operation"),
-            Self::InitP2mUnsupported => f.write_str("kernel asks for INIT_P2M, which is not supported yet"),
             Self::OutOfMemory { wanted, free } => write!(f, "need {wanted} pages, {free} free"),
             Self::OutsideMapping(va) => write!(f, "address {va:#x} outside the initial mapping"),
             Self::Mm(e) => write!(f, "page tables refused: {e:?}"),
@@ -155,13 +152,51 @@ fn build_page_tables(layout: &Dom0Layout, p2m: &[u64]) -> Result<u64, BuildError
     Ok(l4)
 }
 
+/// `INIT_P2M` (Xen's `setup_pv_physmap`): maps the P2M list at the kernel's chosen
+/// address, outside the initial mapping, with page-table and data frames taken in
+/// order from the pfns after the initial allocation and the initrd; the list's tail
+/// past the last entry is all ones, as Xen leaves it. 4 KiB mappings only (our PV MMU,
+/// like a shadowed Xen, takes no superpages). Returns `(first_p2m_pfn, nr_p2m_frames)`.
+fn map_separate_p2m(layout: &Dom0Layout, p2m: &[u64], l4: u64, list: &[u8]) -> Result<(u64, u64), BuildError> {
+    let first = layout.first_p2m_pfn().ok_or(BuildError::OutsideMapping(layout.phys_mach.start))?;
+    let mut next = first;
+    let mut take = || -> Result<u64, BuildError> {
+        let mfn = *p2m.get(next as usize).ok_or(BuildError::OutsideMapping(layout.phys_mach.start))?;
+        next += 1;
+        Ok(mfn)
+    };
+    let mut va = layout.phys_mach.start & !0xfff;
+    let mut offset = 0usize;
+    while va < layout.phys_mach.end {
+        let mut table = l4;
+        for shift in [39u32, 30, 21] {
+            let index = ((va >> shift) & 0x1ff) as usize;
+            let entry = phys::read_entry(table, index);
+            table = if entry & PTE_P != 0 {
+                (entry & 0x000f_ffff_ffff_f000) >> 12
+            } else {
+                let t = take()?;
+                phys::zero_frame(t);
+                phys::write_entry(table, index, (t << 12) | PROT);
+                t
+            };
+        }
+        let data = take()?;
+        let mut page = [0xffu8; 4096];
+        let n = list.len().saturating_sub(offset).min(4096);
+        page[..n].copy_from_slice(&list[offset..offset + n]);
+        phys::write_bytes(data << 12, &page);
+        phys::write_entry(table, ((va >> 12) & 0x1ff) as usize, (data << 12) | PROT);
+        offset += 4096;
+        va += 4096;
+    }
+    Ok((first, next - first))
+}
+
 pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
     let img = GuestImage::parse(input.kernel).map_err(BuildError::Elf)?;
     if input.hardware && !img.params.dom0_capable() {
         return Err(BuildError::NotDom0Capable);
-    }
-    if img.params.p2m_base.is_some() {
-        return Err(BuildError::InitP2mUnsupported);
     }
     let initrd_len = input.initrd.map_or(0, |i| i.len() as u64);
     let layout = dom0_layout(&img.params, input.nr_pages, initrd_len, 1).map_err(BuildError::Layout)?;
@@ -207,7 +242,13 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
     }
 
     let p2m_bytes: Vec<u8> = p2m.iter().flat_map(|m| m.to_le_bytes()).collect();
-    write_va(&layout, &p2m, layout.phys_mach.start, &p2m_bytes)?;
+    let l4 = build_page_tables(&layout, &p2m)?;
+    let p2m_frames = if layout.p2m_in_initial_mapping {
+        write_va(&layout, &p2m, layout.phys_mach.start, &p2m_bytes)?;
+        None
+    } else {
+        Some(map_separate_p2m(&layout, &p2m, l4, &p2m_bytes)?)
+    };
 
     let shared_info_mfn = mem::alloc_frame().ok_or(BuildError::OutOfMemory { wanted: 1, free: 0 })?;
     let mut si = SharedInfo::new_zeroed();
@@ -231,6 +272,10 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
     start.pt_base = layout.page_tables.start;
     start.nr_pt_frames = layout.nr_pt_frames;
     start.mfn_list = layout.phys_mach.start;
+    if let Some((first, n)) = p2m_frames {
+        start.first_p2m_pfn = first;
+        start.nr_p2m_frames = n;
+    }
     start.mod_start = layout.mod_start();
     start.mod_len = initrd_len;
     let cmd = input.cmdline.as_bytes();
@@ -241,8 +286,6 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
     if let Some(hp) = layout.hypercall_page {
         write_va(&layout, &p2m, hp & !0xfff, &hypercall_page())?;
     }
-
-    let l4 = build_page_tables(&layout, &p2m)?;
 
     // Hand the frames to the domain and validate + pin the bootstrap tables, as Xen
     // does: from here on the PV MMU's rules hold for them.
