@@ -21,7 +21,11 @@ pub mod insn;
 #[deny(unsafe_code)]
 pub mod mm;
 #[deny(unsafe_code)]
+pub mod msr_policy;
+#[deny(unsafe_code)]
 pub mod multiboot;
+#[deny(unsafe_code)]
+pub mod priv_insn;
 #[deny(unsafe_code)]
 pub mod segdesc;
 #[deny(unsafe_code)]

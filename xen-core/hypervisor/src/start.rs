@@ -68,6 +68,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     m2p::init(pml4, mem::ram_end(&boot) / 4096);
     let nr_frames = mem::ram_end(&boot) / 4096;
     mem::with_frames(|a| crate::pv::mmu::init(nr_frames, |m| !a.is_free(m)));
+    record_machine_memory(&boot, nr_frames);
 
     let modules: alloc::vec::Vec<_> = boot.modules().copied().collect();
     let Some(first) = modules.first() else { fail(format_args!("no dom0 kernel module")) };
@@ -153,12 +154,47 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         println!(" TOTAL:         {}", l.total());
         println!(" ENTRY ADDRESS: {:016x}", l.entry);
         println!("Dom0 has maximum 1 VCPUs");
+        // dom0_setup_permissions: every I/O frame but the local APIC / MSI window and
+        // the IO-APIC, which stay the hypervisor's.
+        crate::pv::mmu::with(|t, _| t.grant_io(xen_abi::DomId(0), alloc::vec![(0xfec00, 0xfec00), (0xfee00, 0xfeeff)]));
         doms.add(built.domain);
     }
     let regs = sched::start(&mut doms, 0);
     *DOMAINS.lock() = Some(doms);
     println!("Starting dom0");
     trap::enter_guest(&regs);
+}
+
+/// Keeps the machine E820 for the hardware domain and marks, as Xen's
+/// `arch_init_memory`, the first MiB and every frame that is not RAM as I/O memory
+/// (`dom_io`): the hardware domain may map it, nobody can own it.
+fn record_machine_memory(boot: &crate::multiboot::BootInfo, nr_frames: u64) {
+    use crate::multiboot::RegionKind;
+    use xen_abi::memory::E820Entry;
+    let e820: alloc::vec::Vec<E820Entry> = boot
+        .memory_map()
+        .map(|r| E820Entry {
+            addr: r.base,
+            size: r.len,
+            type_: match r.kind {
+                RegionKind::Ram => 1,
+                RegionKind::Reserved => 2,
+                RegionKind::AcpiReclaimable => 3,
+                RegionKind::AcpiNvs => 4,
+                RegionKind::Bad => 5,
+                RegionKind::Other(n) => n,
+            },
+        })
+        .collect();
+    let ram = |mfn: u64| {
+        boot.memory_map().any(|r| r.kind == RegionKind::Ram && r.base <= mfn * 4096 && (mfn + 1) * 4096 <= r.base.saturating_add(r.len))
+    };
+    crate::pv::mmu::with(|t, _| {
+        for mfn in (0..nr_frames).filter(|&m| m < 0x100 || !ram(m)) {
+            t.set_owner_at_boot(xen_abi::Mfn(mfn), crate::mm::Owner::Io);
+        }
+    });
+    crate::pv::hc_mem::MACHINE_E820.call_once(|| e820);
 }
 
 #[panic_handler]

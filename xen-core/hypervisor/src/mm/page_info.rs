@@ -147,13 +147,48 @@ pub(crate) const COUNT_MAX: u32 = u32::MAX - 1;
 #[derive(Debug)]
 pub struct FrameTable<S> {
     pub(crate) pages: S,
+    /// Xen's `iomem_caps` of the one domain that has any (the hardware domain): it may
+    /// map I/O frames (non-RAM, the first MiB) except the `denied` MFN ranges
+    /// (the local APIC, IO-APIC and MSI window, as `dom0_setup_permissions` keeps).
+    pub(crate) io: IoCaps,
+}
+
+/// Which domain may map I/O memory, and which I/O frames it may not.
+#[derive(Debug, Default)]
+pub struct IoCaps {
+    pub dom: Option<DomId>,
+    pub denied: alloc::vec::Vec<(u64, u64)>,
+}
+
+impl IoCaps {
+    /// Whether `dom` may map frame `mfn` (an I/O frame) — `iomem_access_permitted`.
+    pub fn permits(&self, dom: DomId, mfn: Mfn) -> bool {
+        self.dom == Some(dom) && !self.denied.iter().any(|&(first, last)| (first..=last).contains(&mfn.0))
+    }
 }
 
 impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
     /// Wraps `pages` (every entry should start as [`PageInfo::FREE`], then be marked
     /// with [`Self::set_owner_at_boot`]).
     pub fn new(pages: S) -> Self {
-        Self { pages }
+        Self { pages, io: IoCaps::default() }
+    }
+
+    /// Gives `dom` Xen's I/O-memory capabilities (the hardware domain), less `denied`
+    /// MFN ranges (inclusive).
+    pub fn grant_io(&mut self, dom: DomId, denied: alloc::vec::Vec<(u64, u64)>) {
+        self.io = IoCaps { dom: Some(dom), denied };
+    }
+
+    /// `l1_disallow_mask(d)`: a domain with I/O capabilities may also use the cache
+    /// attribute bits (PWT, PCD, PAT) in its L1 entries.
+    pub(crate) fn l1_disallow_mask(&self, dom: DomId) -> u64 {
+        use super::pagetable::{L1_DISALLOW_MASK, PAGE_CACHE_ATTRS};
+        if self.io.dom == Some(dom) {
+            L1_DISALLOW_MASK & !PAGE_CACHE_ATTRS
+        } else {
+            L1_DISALLOW_MASK
+        }
     }
 
     /// Number of frames covered (MFNs `0..len`).

@@ -17,7 +17,7 @@ use xen_abi::{DomId, Errno, Mfn};
 use super::page_info::{FrameTable, Owner, PageInfo, PageType};
 use super::pagetable::{
     addr_ok, adjust_guest_l1e, adjust_guest_upper, is_canonical, is_guest_l4_slot,
-    needs_revalidation, present, pte_mfn, table_offset, ENTRIES, L1_DISALLOW_MASK, PAGE_ACCESSED,
+    needs_revalidation, present, pte_mfn, table_offset, ENTRIES, PAGE_ACCESSED,
     PAGE_DIRTY, PAGE_PRESENT, PAGE_PSE, PAGE_RW, PAGE_USER,
 };
 use super::refs::disallow_mask;
@@ -134,7 +134,7 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
     ) -> Result<(), Errno> {
         let old = hw.read_entry(table, idx);
         if present(new) {
-            if new & L1_DISALLOW_MASK != 0 {
+            if new & self.l1_disallow_mask(dom) != 0 {
                 return Err(Errno::EINVAL);
             }
             // Fast path: same frame, same RW/present/cache bits: same references.

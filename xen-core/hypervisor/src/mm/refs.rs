@@ -229,12 +229,15 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
         e: u64,
         dom: DomId,
     ) -> Result<(), Errno> {
-        if e & L1_DISALLOW_MASK != 0 {
+        if e & self.l1_disallow_mask(dom) != 0 {
             return Err(Errno::EINVAL);
         }
         let mfn = pte_mfn(e);
         let Some(p) = self.page_mut(mfn).filter(|p| p.owner != Owner::Io) else {
-            // Not RAM: iomem_access_permitted() fails for a domain without I/O caps.
+            // Not RAM: mappable (without references) only with iomem_access_permitted().
+            if mfn != pte_mfn(PAGE_ADDR_MASK) && self.io.permits(dom, mfn) {
+                return Ok(());
+            }
             return Err(if mfn == pte_mfn(PAGE_ADDR_MASK) { Errno::EINVAL } else { Errno::EPERM });
         };
         // page_get_owner_and_reference(), then the owner check ("could_not_pin").

@@ -63,6 +63,12 @@ pub struct Vcpu {
     pub gdt_frames: Vec<u64>,
     /// Virtual I/O privilege level (`PHYSDEVOP_set_iopl`).
     pub iopl: u32,
+    /// The guest-controllable CR4 bits it set (`emul_priv::CR4_GUEST_MASK`).
+    pub cr4_guest: u64,
+    /// Debug registers as the guest set them (`set_debugreg`, `mov %dbN`).
+    pub debugreg: [u64; 8],
+    /// The MSRs the guest may write and read back (`crate::msr_policy`).
+    pub msrs: crate::msr_policy::VcpuMsrs,
 }
 
 impl Vcpu {
@@ -92,6 +98,9 @@ impl Vcpu {
             mm: VcpuMm::default(),
             gdt_frames: Vec::new(),
             iopl: 0,
+            cr4_guest: 0,
+            debugreg: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
+            msrs: Default::default(),
         }
     }
 
@@ -164,6 +173,9 @@ pub struct Domain {
     pub start_info_maddr: u64,
     /// The xenstore ring page lent to this domain, if a xenstore domain serves it.
     pub store_mfn: Option<u64>,
+    /// The last address written to port 0xcf8 (PCI configuration address), which Xen
+    /// keeps per domain instead of passing it to the hardware.
+    pub pci_cf8: u32,
 }
 
 impl Domain {
@@ -171,10 +183,10 @@ impl Domain {
         self.ending.is_none()
     }
 
-    /// Whether `mfn` is one of this domain's pages (the builder's p2m, kept in step
-    /// with reservation changes).
+    /// Whether `mfn` is one of this domain's pages: the frame table's owner, never the
+    /// M2P or p2m, which the guest itself rewrites (`MMU_MACHPHYS_UPDATE`).
     pub fn owns(&self, mfn: u64) -> bool {
-        let pfn = super::m2p::get(mfn);
-        self.p2m.get(pfn as usize) == Some(&mfn) || self.store_mfn == Some(mfn)
+        let me = crate::mm::Owner::Dom(xen_abi::DomId(self.id));
+        super::mmu::with(|t, _| t.page(xen_abi::Mfn(mfn)).is_some_and(|p| p.owner() == me)) || self.store_mfn == Some(mfn)
     }
 }

@@ -10,6 +10,31 @@ use xen_abi::errno::Errno;
 use xen_abi::memory::*;
 use xen_abi::xen::DOMID_SELF;
 
+/// The machine's memory map as the loader gave it (`XENMEM_machine_memory_map`).
+pub static MACHINE_E820: spin::Once<alloc::vec::Vec<E820Entry>> = spin::Once::new();
+
+/// `XENMEM_machine_memory_map` (hardware domain only): the machine E820. As Xen, a
+/// buffer with room for fewer than all entries plus one is -EINVAL; a null buffer
+/// only asks for the count.
+fn machine_memory_map(d: &Domain, guest: &GuestView, arg: u64) -> HcResult {
+    if !d.hardware {
+        return Err(Errno::EPERM);
+    }
+    let mut map: XenMemoryMap = guest.read(arg)?;
+    let e820 = MACHINE_E820.get().map_or(&[][..], |v| v.as_slice());
+    if map.buffer != 0 {
+        if (map.nr_entries as usize) < e820.len() + 1 {
+            return Err(Errno::EINVAL);
+        }
+        for (i, e) in e820.iter().enumerate() {
+            guest.write(map.buffer.wrapping_add(20 * i as u64), e)?;
+        }
+    }
+    map.nr_entries = e820.len() as u32;
+    guest.write(arg, &map)?;
+    Ok(0)
+}
+
 pub fn memory_op(d: &mut Domain, guest: &GuestView, cmd: u64, arg: u64) -> HcResult {
     match (cmd & u64::from(MEMOP_CMD_MASK)) as u32 {
         XENMEM_current_reservation | XENMEM_maximum_reservation => {
@@ -41,6 +66,7 @@ pub fn memory_op(d: &mut Domain, guest: &GuestView, cmd: u64, arg: u64) -> HcRes
             Ok(0)
         }
         XENMEM_decrease_reservation => decrease_reservation(d, guest, arg),
+        XENMEM_machine_memory_map => machine_memory_map(d, guest, arg),
         // A PV domain without a toolstack-set E820 gets -ENOSYS, as from Xen.
         _ => Err(Errno::ENOSYS),
     }
@@ -70,7 +96,9 @@ fn decrease_reservation(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult
         match freed {
             Ok(free_now) => {
                 super::m2p::set(mfn, super::m2p::INVALID_M2P_ENTRY);
-                d.p2m[pfn as usize] = super::m2p::INVALID_M2P_ENTRY;
+                if let Some(slot) = d.p2m.get_mut(pfn as usize).filter(|m| **m == mfn) {
+                    *slot = super::m2p::INVALID_M2P_ENTRY;
+                }
                 crate::arch::x86_64::cpu::flush_tlb();
                 if free_now {
                     mem::with_frames(|a| a.free(mfn));

@@ -163,10 +163,29 @@ pub fn guest_exception(d: &mut Domain, regs: &mut Regs) {
             inject_exception(d, regs, 14, Some(e));
         }
         6 if super::emulate::forced_cpuid(d, regs) => {}
-        13 if regs.error_code == 0 && super::emulate::privileged_op(d, regs) => {}
-        0..=31 => inject_exception(d, regs, vector, error),
+        13 if regs.error_code == 0 && super::emul_priv::privileged_op(d, regs) => {}
+        0..=31 => {
+            if matches!(vector, 6 | 13) && d.vcpu.kernel_mode {
+                log_unemulated_once(d, regs, vector);
+            }
+            inject_exception(d, regs, vector, error)
+        }
         _ => {} // interrupts: handled by the caller's event check
     }
+}
+
+/// A guest-kernel #UD/#GP we did not emulate: named once per RIP (up to a bound) with
+/// its instruction bytes, so the log says what the next missing piece is.
+fn log_unemulated_once(d: &Domain, regs: &Regs, vector: u32) {
+    static SEEN: spin::Mutex<alloc::vec::Vec<u64>> = spin::Mutex::new(alloc::vec::Vec::new());
+    let mut seen = SEEN.lock();
+    if seen.len() >= 128 || seen.contains(&regs.rip) {
+        return;
+    }
+    seen.push(regs.rip);
+    let (bytes, n) = super::emul_priv::fetch_insn(d, regs.rip);
+    let name = if vector == 6 { "#UD" } else { "#GP" };
+    crate::println!("d{}: {name} not emulated at {:#x} (error {:#x}), bytes {:02x?}", d.id, regs.rip, regs.error_code, &bytes[..n]);
 }
 
 /// SYSCALL from guest user mode: to the guest kernel's syscall callback.
@@ -194,12 +213,14 @@ pub fn do_iret(d: &mut Domain, regs: &mut Regs) {
         Err(_) => return crash_domain(d, format_args!("iret: unreadable frame at {:#x}", regs.rsp), regs),
     };
     let to_user = ctx.cs & 3 == 3;
-    let cs = ctx.cs | 3;
+    // The frame's selectors are 16 bits; a bounce frame carries the saved upcall mask
+    // above them (bits 32-39), which a guest hands back unchanged.
+    let cs = (ctx.cs & 0xffff) | 3;
     // Only selectors whose descriptors iretq can load (Xen's flat ones, or checked guest
     // GDT entries); anything else would fault in the hypervisor's iretq, so the domain
     // crashes instead, as its fault would.
     let cs_ok = cs == FLAT_KERNEL_CS || cs == FLAT_RING3_CS32 || gdt::guest_selector_ok(cs, true);
-    let ss = ctx.ss | 3;
+    let ss = (ctx.ss & 0xffff) | 3;
     let ss_ok = ss == FLAT_KERNEL_SS || gdt::guest_selector_ok(ss, false);
     if !cs_ok || !ss_ok || !canonical(ctx.rip) || !canonical(ctx.rsp) {
         return crash_domain(d, format_args!("iret: bad frame cs {:#x} ss {:#x} rip {:#x}", ctx.cs, ctx.ss, ctx.rip), regs);
@@ -219,7 +240,7 @@ pub fn do_iret(d: &mut Domain, regs: &mut Regs) {
         regs.rcx = ctx.rcx;
     }
     regs.cs = cs;
-    regs.ss = ctx.ss | 3;
+    regs.ss = ss;
     set_upcall_mask(d, ctx.rflags & RFLAGS_IF == 0);
 }
 

@@ -20,6 +20,50 @@ pub fn rdmsr(msr: u32) -> u64 {
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
+// rdmsr that may fault: a #GP at `xen_core_rdmsr_safe_insn` resumes at
+// `xen_core_rdmsr_safe_fail` (the trap handler asks `rdmsr_fixup`). System V: edi = msr,
+// rsi = where the value goes; eax = 0 on success, 1 if the CPU refused the MSR.
+core::arch::global_asm!(
+    ".globl xen_core_rdmsr_safe",
+    ".globl xen_core_rdmsr_safe_insn",
+    ".globl xen_core_rdmsr_safe_fail",
+    "xen_core_rdmsr_safe:",
+    "mov ecx, edi",
+    "xen_core_rdmsr_safe_insn:",
+    "rdmsr",
+    "shl rdx, 32",
+    "mov eax, eax",
+    "or rax, rdx",
+    "mov [rsi], rax",
+    "xor eax, eax",
+    "ret",
+    "xen_core_rdmsr_safe_fail:",
+    "mov eax, 1",
+    "ret",
+);
+
+extern "C" {
+    fn xen_core_rdmsr_safe(msr: u32, out: *mut u64) -> u32;
+    static xen_core_rdmsr_safe_insn: u8;
+    static xen_core_rdmsr_safe_fail: u8;
+}
+
+/// Reads an MSR that may not exist on this CPU (a guest's view of a host value): None
+/// where the CPU refuses it with #GP.
+pub fn rdmsr_safe(msr: u32) -> Option<u64> {
+    let mut value = 0u64;
+    // SAFETY: the routine writes only `value` and has no other memory effect; a #GP at its
+    // rdmsr resumes at its failure label (rdmsr_fixup), which returns 1.
+    let failed = unsafe { xen_core_rdmsr_safe(msr, &mut value) };
+    (failed == 0).then_some(value)
+}
+
+/// If a hypervisor #GP hit `rdmsr_safe`'s rdmsr, the address to resume at.
+pub fn rdmsr_fixup(rip: u64) -> Option<u64> {
+    let (insn, fail) = (core::ptr::addr_of!(xen_core_rdmsr_safe_insn) as u64, core::ptr::addr_of!(xen_core_rdmsr_safe_fail) as u64);
+    (rip == insn).then_some(fail)
+}
+
 /// # Safety
 /// The caller must know the effect of the MSR write on the running system.
 pub unsafe fn wrmsr(msr: u32, value: u64) {
@@ -78,6 +122,32 @@ pub fn invlpg(va: u64) {
 
 pub fn flush_tlb() {
     write_cr3(read_cr3());
+}
+
+pub fn read_cr0() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR0 has no side effects.
+    unsafe { core::arch::asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+pub fn read_cr4() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR4 has no side effects.
+    unsafe { core::arch::asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// CR4 bits a PV guest controls while it runs (TSD, DE, FSGSBASE); OSXSAVE stays as the
+/// hypervisor set it (on where XSAVE exists), the guest's own view is kept by the caller.
+const CR4_GUEST_HW: u64 = (1 << 2) | (1 << 3) | (1 << 16);
+
+/// Loads the guest-controlled CR4 bits `bits` (only those in CR4_GUEST_HW take effect).
+pub fn apply_guest_cr4(bits: u64) {
+    let cr4 = (read_cr4() & !CR4_GUEST_HW) | (bits & CR4_GUEST_HW);
+    // SAFETY: only TSD (rdtsc from ring 3 faults), DE (DR4/5 alias) and FSGSBASE (ring 3
+    // may use {rd,wr}{fs,gs}base; the hypervisor makes no fs/gs-relative accesses) change.
+    unsafe { core::arch::asm!("mov cr4, {}", in(reg) cr4, options(nostack)) };
 }
 
 pub fn rdtsc() -> u64 {

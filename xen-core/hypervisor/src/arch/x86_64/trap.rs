@@ -80,6 +80,12 @@ extern "C" fn handle_trap(regs: &mut Regs) {
         crate::guest_trap(regs);
         return;
     }
+    if regs.entry_vector == 13 {
+        if let Some(resume) = super::cpu::rdmsr_fixup(regs.rip) {
+            regs.rip = resume;
+            return;
+        }
+    }
     let vector = regs.entry_vector as usize;
     let name = EXCEPTION_NAMES.get(vector).copied().unwrap_or("interrupt");
     crate::println!("----[ xen-core fatal trap: vector {vector} ({name}) in hypervisor ]----");
