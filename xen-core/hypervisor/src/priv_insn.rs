@@ -27,6 +27,9 @@ pub enum PrivInsn {
     Rdmsr,
     Wrmsr,
     Hlt,
+    /// `cli`/`sti`: with the virtual IOPL, they mask or unmask event delivery.
+    Cli,
+    Sti,
     /// `in` of `size` (1, 2 or 4) bytes into al/ax/eax.
     In { size: u8, port: Port },
     Out { size: u8, port: Port },
@@ -82,6 +85,8 @@ pub fn decode(bytes: &[u8]) -> Option<Decoded> {
         0x6e => (PrivInsn::Outs { size: 1, rep, addr32 }, 1),
         0x6f => (PrivInsn::Outs { size, rep, addr32 }, 1),
         0xf4 => (PrivInsn::Hlt, 1),
+        0xfa => (PrivInsn::Cli, 1),
+        0xfb => (PrivInsn::Sti, 1),
         0x0f => {
             let op2 = *bytes.get(i + 1)?;
             match op2 {
@@ -158,6 +163,8 @@ mod tests {
         assert_eq!(d(&[0x0f, 0x32]), Some((PrivInsn::Rdmsr, 2)));
         assert_eq!(d(&[0x0f, 0x30]), Some((PrivInsn::Wrmsr, 2)));
         assert_eq!(d(&[0xf4]), Some((PrivInsn::Hlt, 1)));
+        assert_eq!(d(&[0xfa]), Some((PrivInsn::Cli, 1)));
+        assert_eq!(d(&[0xfb]), Some((PrivInsn::Sti, 1)));
         assert_eq!(d(&[0x0f, 0x01, 0xd0]), None); // xgetbv is not privileged
         assert_eq!(d(&[0x48, 0x89, 0x07]), None);
         assert_eq!(d(&[0x0f]), None);

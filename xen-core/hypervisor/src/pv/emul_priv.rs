@@ -196,8 +196,28 @@ fn write_cr(d: &mut Domain, cr: u8, val: u64) -> bool {
     }
 }
 
+/// `HYPERVISOR_set_debugreg`: -EPERM for a DR0-3 address outside the guest's range,
+/// -EINVAL for another register or a bad DR7, as Xen's `set_debugreg`.
+pub fn set_debugreg(d: &mut Domain, reg: u64, value: u64) -> super::hypercall::HcResult {
+    use xen_abi::errno::Errno;
+    match reg {
+        0..=3 | 6 | 7 if write_dr(d, reg as u8, value) => Ok(0),
+        0..=3 => Err(Errno::EPERM),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `HYPERVISOR_get_debugreg`.
+pub fn get_debugreg(d: &Domain, reg: u64) -> super::hypercall::HcResult {
+    match reg {
+        0..=3 | 6 | 7 => read_dr(d, reg as u8).ok_or(xen_abi::errno::Errno::EINVAL),
+        _ => Err(xen_abi::errno::Errno::EINVAL),
+    }
+}
+
 /// Xen's `set_debugreg` rules for a PV guest: DR0-3 must be guest addresses; DR4/5
-/// alias DR6/7 (CR4.DE clear); DR6/DR7 keep their fixed bits.
+/// alias DR6/7 (CR4.DE clear); DR6/DR7 keep their fixed bits. The values are kept for
+/// the guest to read back; they are not loaded into the hardware (no guest breakpoints).
 fn write_dr(d: &mut Domain, dr: u8, val: u64) -> bool {
     let dr = match dr {
         4 => 6,
@@ -272,6 +292,9 @@ pub fn privileged_op(d: &mut Domain, regs: &mut Regs) -> bool {
         PrivInsn::Wrmsr => super::emulate::wrmsr_insn(d, regs),
         // A PV kernel idles with SCHEDOP_block; a stray hlt is a #GP as on Xen.
         PrivInsn::Hlt => false,
+        // Under the virtual IOPL Xen steps over cli/sti without touching the event mask:
+        // a later popf could not undo it ("fast & loose will do", emul-priv-op.c).
+        PrivInsn::Cli | PrivInsn::Sti if io_allowed(d) => true,
         PrivInsn::In { size, port } | PrivInsn::Out { size, port } if io_allowed(d) => {
             let p = match port {
                 Port::Imm(p) => u16::from(p),

@@ -162,10 +162,21 @@ pub(crate) fn cpuid(_d: &Domain, leaf: u32, subleaf: u32) -> (u32, u32, u32, u32
     if (0x4000_0000..=0x4000_00ff).contains(&leaf) {
         return xen_leaf(leaf);
     }
-    let (a, b, mut c, d) = cpu::cpuid(leaf, subleaf);
-    if leaf == 1 {
-        c |= 1 << 31; // hypervisor present
-        c &= !((1 << 3) | (1 << 5) | (1 << 6)); // MONITOR, VMX, SMX
+    let (a, mut b, mut c, mut d) = cpu::cpuid(leaf, subleaf);
+    // Interim mask until the policy derived from cpufeatureset.h lands: what Xen offers
+    // HVM guests only (PSE, PGE, 1 GiB pages, PCID, SMEP, ... ) is hidden from PV.
+    match leaf {
+        1 => {
+            c |= 1 << 31; // hypervisor present
+            c &= !((1 << 3) | (1 << 5) | (1 << 6) | (1 << 17) | (1 << 21) | (1 << 24));
+            d &= !((1 << 1) | (1 << 3) | (1 << 12) | (1 << 13) | (1 << 17));
+        }
+        7 if subleaf == 0 => {
+            b &= !((1 << 7) | (1 << 10) | (1 << 20));
+            c &= !((1 << 2) | (1 << 3) | (1 << 16));
+        }
+        0x8000_0001 => d &= !(1 << 26),
+        _ => {}
     }
     (a, b, c, d)
 }

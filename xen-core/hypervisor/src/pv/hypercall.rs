@@ -67,6 +67,8 @@ fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcRes
         Hypercall::PhysdevOp => hc_misc::physdev_op(d, &guest, a[0] as u32, a[1]),
         Hypercall::SetGdt => descriptors::set_gdt(d, &guest, a[0], a[1]),
         Hypercall::UpdateDescriptor => descriptors::update_descriptor(d, a[0], a[1]),
+        Hypercall::SetDebugreg => super::emul_priv::set_debugreg(d, a[0], a[1]),
+        Hypercall::GetDebugreg => super::emul_priv::get_debugreg(d, a[0]),
         _ => Err(Errno::ENOSYS),
     }
 }
