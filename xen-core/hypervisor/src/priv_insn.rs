@@ -26,6 +26,8 @@ pub enum PrivInsn {
     Rdtscp,
     Rdmsr,
     Wrmsr,
+    /// `xsetbv` (XCR[ecx] := edx:eax).
+    Xsetbv,
     Hlt,
     /// `cli`/`sti`: with the virtual IOPL, they mask or unmask event delivery.
     Cli,
@@ -110,6 +112,7 @@ pub fn decode(bytes: &[u8]) -> Option<Decoded> {
                 0x31 => (PrivInsn::Rdtsc, 2),
                 0x32 => (PrivInsn::Rdmsr, 2),
                 0x01 if bytes.get(i + 2) == Some(&0xf9) => (PrivInsn::Rdtscp, 3),
+                0x01 if bytes.get(i + 2) == Some(&0xd1) => (PrivInsn::Xsetbv, 3),
                 _ => return None,
             }
         }
@@ -166,6 +169,7 @@ mod tests {
         assert_eq!(d(&[0xfa]), Some((PrivInsn::Cli, 1)));
         assert_eq!(d(&[0xfb]), Some((PrivInsn::Sti, 1)));
         assert_eq!(d(&[0x0f, 0x01, 0xd0]), None); // xgetbv is not privileged
+        assert_eq!(d(&[0x0f, 0x01, 0xd1]), Some((PrivInsn::Xsetbv, 3)));
         assert_eq!(d(&[0x48, 0x89, 0x07]), None);
         assert_eq!(d(&[0x0f]), None);
         assert_eq!(d(&[0xe4]), None);

@@ -57,6 +57,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     mem::init_heap();
     pic::disable();
     gdt::init();
+    crate::arch::x86_64::cpu::enable_fpu();
     clock::init();
     println!("TSC {} MHz, APIC timer {} MHz", clock::tsc_hz() / 1_000_000, clock::lapic_hz() / 1_000_000);
     println!(

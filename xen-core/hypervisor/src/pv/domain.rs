@@ -3,7 +3,6 @@
 use crate::arch::x86_64::cpu::FpuArea;
 use crate::arch::x86_64::trap::Regs;
 use crate::mm::VcpuMm;
-use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use xen_abi::arch_x86_64::TrapInfo;
@@ -29,7 +28,7 @@ pub struct Vcpu {
     pub run: RunState,
     /// The ports of the current `SCHEDOP_poll`.
     pub poll_ports: Vec<u32>,
-    pub fpu: Box<FpuArea>,
+    pub fpu: FpuArea,
     /// Checked descriptors of the guest's GDT, loaded when this vCPU runs.
     pub gdt_shadow: Vec<u64>,
     /// Guest kernel mode (true) or guest user mode; both run in ring 3.
@@ -77,7 +76,7 @@ impl Vcpu {
             saved: Regs::default(),
             run: RunState::Runnable,
             poll_ports: Vec::new(),
-            fpu: Box::new(FpuArea::initial()),
+            fpu: FpuArea::initial(),
             gdt_shadow: Vec::new(),
             kernel_mode: true,
             kernel_l4,

@@ -253,6 +253,32 @@ fn read_dr(d: &Domain, dr: u8) -> Option<u64> {
     }
 }
 
+/// Xen's `handle_xsetbv` for XCR0: x87 always, only supported bits, SSE under AVX,
+/// AVX-512's three components together and only with AVX.
+pub fn valid_xcr0(value: u64, supported: u64) -> bool {
+    const X87: u64 = 1;
+    const SSE: u64 = 2;
+    const AVX: u64 = 4;
+    const BNDREGS: u64 = 8;
+    const BNDCSR: u64 = 16;
+    const AVX512: u64 = 0xe0;
+    value & X87 != 0
+        && value & !supported == 0
+        && (value & AVX == 0 || value & SSE != 0)
+        && (value & AVX512 == 0 || (value & AVX512 == AVX512 && value & AVX != 0))
+        && (value & BNDREGS != 0) == (value & BNDCSR != 0)
+}
+
+fn xsetbv(d: &mut Domain, xcr: u32, value: u64) -> bool {
+    let supported = cpu::xcr0_supported();
+    if xcr != 0 || supported == 0 || d.vcpu.cr4_guest & (1 << 18) == 0 && !super::emulate::osxsave_leaked(d) || !valid_xcr0(value, supported) {
+        return false;
+    }
+    d.vcpu.fpu.xcr0 = value;
+    cpu::set_xcr0(value);
+    true
+}
+
 /// A #GP (error code 0) from the guest: carries out the privileged instruction at RIP.
 /// True if handled (RIP advanced, or left in place to continue a `rep` string op).
 pub fn privileged_op(d: &mut Domain, regs: &mut Regs) -> bool {
@@ -288,6 +314,7 @@ pub fn privileged_op(d: &mut Domain, regs: &mut Regs) -> bool {
             }
             true
         }
+        PrivInsn::Xsetbv => xsetbv(d, regs.rcx as u32, (regs.rdx << 32) | (regs.rax & 0xffff_ffff)),
         PrivInsn::Rdmsr => super::emulate::rdmsr_insn(d, regs),
         PrivInsn::Wrmsr => super::emulate::wrmsr_insn(d, regs),
         // A PV kernel idles with SCHEDOP_block; a stray hlt is a #GP as on Xen.

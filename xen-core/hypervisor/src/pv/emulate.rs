@@ -129,6 +129,12 @@ fn answer_cpuid(d: &Domain, regs: &mut Regs) {
     regs.rdx = u64::from(dx);
 }
 
+/// Whether the guest kernel was shown OSXSAVE through the enlightened CPUID (Xen leaks
+/// its own CR4.OSXSAVE there, see cpuid.c), so it may xsetbv before setting CR4.OSXSAVE.
+pub fn osxsave_leaked(d: &Domain) -> bool {
+    d.vcpu.kernel_mode && cpu::xcr0_supported() != 0
+}
+
 /// The guest-controllable CR4 bits the CPUID policy lets a PV guest set (Xen's
 /// `pv_fixup_guest_cr4`): TSD and DE always, FSGSBASE and OSXSAVE with their features.
 pub fn cr4_policy_mask() -> u64 {

@@ -115,8 +115,16 @@ pub fn set_segment_base(d: &mut Domain, which: u32, base: u64) -> HcResult {
             }
             Ok(0)
         }
-        // Loading a user GS selector: only the null selector exists without guest GDTs.
-        SEGBASE_GS_USER_SEL if base & !3 == 0 => Ok(0),
+        // Loading the user GS selector: Xen's fixup loads the null selector when the CPU
+        // refuses the given one, so the call always succeeds; either way the user GS
+        // base becomes the descriptor's (flat: 0).
+        SEGBASE_GS_USER_SEL => {
+            d.vcpu.gs_base_user = 0;
+            if !d.vcpu.kernel_mode {
+                cpu::set_gs_base(0);
+            }
+            Ok(0)
+        }
         _ => Err(Errno::EINVAL),
     }
 }

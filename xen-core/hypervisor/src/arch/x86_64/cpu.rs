@@ -186,25 +186,54 @@ pub fn set_gs_base(base: u64) {
     unsafe { wrmsr(MSR_GS_BASE, base) };
 }
 
-/// An FXSAVE image (x87/SSE state of a guest vCPU).
-#[repr(C, align(16))]
-#[derive(Clone, Debug)]
-pub struct FpuArea(pub [u8; 512]);
+/// XCR0 bits the hypervisor lets guests enable: whatever the CPU supports (CPUID 0xd).
+static XCR0_SUPPORTED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// Bytes of an XSAVE image covering every supported feature (0 without XSAVE).
+static XSAVE_SIZE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// XCR0 bits the CPU supports (0 without XSAVE).
+pub fn xcr0_supported() -> u64 {
+    XCR0_SUPPORTED.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// The FPU/SSE/extended state of a guest vCPU: an XSAVE image where the CPU has XSAVE
+/// (with the vCPU's XCR0), an FXSAVE image otherwise. 64-byte aligned inside `buf`.
+#[derive(Debug)]
+pub struct FpuArea {
+    buf: alloc::vec::Vec<u8>,
+    /// The vCPU's XCR0 (x87 | SSE until it sets its own with xsetbv).
+    pub xcr0: u64,
+}
 
 impl FpuArea {
-    /// The state after FNINIT with MXCSR's default (all exceptions masked).
+    /// The initial state: an all-zero XSAVE header (every component in its init state)
+    /// or FNINIT's FCW and MXCSR's default for FXSAVE.
     pub fn initial() -> Self {
-        let mut a = FpuArea([0; 512]);
-        a.0[0..2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW
-        a.0[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR
+        let size = (XSAVE_SIZE.load(core::sync::atomic::Ordering::Relaxed) as usize).max(512);
+        let mut a = FpuArea { buf: alloc::vec![0; size + 64], xcr0: 3 };
+        let off = a.offset();
+        a.buf[off..off + 2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW
+        a.buf[off + 24..off + 28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR
         a
+    }
+
+    fn offset(&self) -> usize {
+        self.buf.as_ptr().align_offset(64)
+    }
+
+    fn ptr(&mut self) -> *mut u8 {
+        let off = self.offset();
+        self.buf[off..].as_mut_ptr()
     }
 }
 
-/// Enables SSE state for guests (CR4.OSFXSR, OSXMMEXCPT; CR0.MP on, EM off).
+/// Enables SSE for guests (CR4.OSFXSR, OSXMMEXCPT; CR0.MP on, EM off) and, where the CPU
+/// has XSAVE, CR4.OSXSAVE with XCR0 = x87 | SSE; records the XCR0 bits and image size.
 pub fn enable_fpu() {
+    let (_, _, c1, _) = cpuid(1, 0);
+    let xsave = c1 & (1 << 26) != 0;
     // SAFETY: only bits about the FPU change; the hypervisor is soft-float and never
-    // executes an FPU/SSE instruction itself except FXSAVE/FXRSTOR, which these enable.
+    // executes an FPU/SSE instruction itself except the save/restore below.
     unsafe {
         let (mut cr0, mut cr4): (u64, u64);
         core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
@@ -212,28 +241,65 @@ pub fn enable_fpu() {
         core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
         core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack));
         cr4 |= (1 << 9) | (1 << 10);
+        if xsave {
+            cr4 |= 1 << 18;
+        }
         core::arch::asm!("mov cr4, {}", in(reg) cr4, options(nostack));
+    }
+    if xsave {
+        let (a, _, c, d) = cpuid(0xd, 0);
+        XCR0_SUPPORTED.store((u64::from(d) << 32) | u64::from(a), core::sync::atomic::Ordering::Relaxed);
+        XSAVE_SIZE.store(u64::from(c), core::sync::atomic::Ordering::Relaxed);
+        set_xcr0(3);
     }
 }
 
-pub fn fxsave(area: &mut FpuArea) {
-    // SAFETY: `area` is 512 bytes, 16-byte aligned and exclusively borrowed; CR0.TS may
-    // be set for the guest, so clear it around the save and restore it.
+/// Loads XCR0 with `value`, which the caller has checked (`x87` set, supported bits only,
+/// the architectural dependencies between them).
+pub fn set_xcr0(value: u64) {
+    // SAFETY: XCR0 only selects which state components XSAVE-family instructions and the
+    // guest may use; the caller checked that the value is valid, so xsetbv cannot fault.
+    unsafe { core::arch::asm!("xsetbv", in("ecx") 0u32, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nomem, nostack)) };
+}
+
+/// Saves the running vCPU's FPU state into `area`.
+pub fn fpu_save(area: &mut FpuArea) {
+    let xsave = xcr0_supported() != 0;
+    let p = area.ptr();
+    // SAFETY: `p` is 64-byte aligned with room for the largest XSAVE image (or 512 bytes
+    // for FXSAVE) and exclusively borrowed; CR0.TS may be set for the guest, so it is
+    // cleared around the save and restored.
     unsafe {
         let cr0: u64;
         core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
-        core::arch::asm!("clts", "fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack));
+        core::arch::asm!("clts", options(nostack));
+        if xsave {
+            core::arch::asm!("xsave64 [{}]", in(reg) p, in("eax") u32::MAX, in("edx") u32::MAX, options(nostack));
+        } else {
+            core::arch::asm!("fxsave64 [{}]", in(reg) p, options(nostack));
+        }
         core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
     }
 }
 
-pub fn fxrstor(area: &FpuArea) {
-    // SAFETY: as for fxsave; the image was produced by fxsave or FpuArea::initial, whose
-    // reserved MXCSR bits are zero, so fxrstor cannot fault.
+/// Loads `area` (and its XCR0) as the running FPU state.
+pub fn fpu_restore(area: &mut FpuArea) {
+    let xsave = xcr0_supported() != 0;
+    if xsave {
+        set_xcr0(area.xcr0);
+    }
+    let p = area.ptr();
+    // SAFETY: as for fpu_save; the image came from fpu_save or FpuArea::initial (zeroed
+    // XSAVE header, valid MXCSR), so the restore cannot fault.
     unsafe {
         let cr0: u64;
         core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
-        core::arch::asm!("clts", "fxrstor64 [{}]", in(reg) area.0.as_ptr(), options(nostack));
+        core::arch::asm!("clts", options(nostack));
+        if xsave {
+            core::arch::asm!("xrstor64 [{}]", in(reg) p, in("eax") u32::MAX, in("edx") u32::MAX, options(nostack));
+        } else {
+            core::arch::asm!("fxrstor64 [{}]", in(reg) p, options(nostack));
+        }
         core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
     }
 }
