@@ -10,54 +10,15 @@ use crate::arch::x86_64::paging::{PTE_ADDR_MASK, PTE_P, PTE_RW};
 use crate::arch::x86_64::trap::Regs;
 use crate::arch::x86_64::{cpu, phys};
 use crate::insn::{self, Op};
+use super::emul_priv::{reg, set_reg};
 use crate::mm::{Owner, PageType};
 use xen_abi::xen::{MmuUpdate, MMU_NORMAL_PT_UPDATE};
 use xen_abi::{DomId, Mfn};
 
+const RFLAGS_CF: u64 = 1;
 const RFLAGS_ZF: u64 = 1 << 6;
-
-fn reg(regs: &Regs, n: u8) -> u64 {
-    match n {
-        0 => regs.rax,
-        1 => regs.rcx,
-        2 => regs.rdx,
-        3 => regs.rbx,
-        4 => regs.rsp,
-        5 => regs.rbp,
-        6 => regs.rsi,
-        7 => regs.rdi,
-        8 => regs.r8,
-        9 => regs.r9,
-        10 => regs.r10,
-        11 => regs.r11,
-        12 => regs.r12,
-        13 => regs.r13,
-        14 => regs.r14,
-        _ => regs.r15,
-    }
-}
-
-fn set_reg(regs: &mut Regs, n: u8, v: u64) {
-    let r = match n {
-        0 => &mut regs.rax,
-        1 => &mut regs.rcx,
-        2 => &mut regs.rdx,
-        3 => &mut regs.rbx,
-        4 => &mut regs.rsp,
-        5 => &mut regs.rbp,
-        6 => &mut regs.rsi,
-        7 => &mut regs.rdi,
-        8 => &mut regs.r8,
-        9 => &mut regs.r9,
-        10 => &mut regs.r10,
-        11 => &mut regs.r11,
-        12 => &mut regs.r12,
-        13 => &mut regs.r13,
-        14 => &mut regs.r14,
-        _ => &mut regs.r15,
-    };
-    *r = v;
-}
+const RFLAGS_SF: u64 = 1 << 7;
+const RFLAGS_OF: u64 = 1 << 11;
 
 /// Emulates the write that faulted at `cr2` if it is a page-table write; returns whether
 /// it was (then the guest continues after the instruction).
@@ -76,20 +37,27 @@ pub fn emulate(d: &mut Domain, regs: &mut Regs, cr2: u64) -> bool {
         return false;
     }
     // The instruction may end near the end of a mapped page: fetch what is readable.
-    let mut bytes = [0u8; 15];
-    let fetched = (1..=15).rev().find(|&n| guest.copy_from(regs.rip, &mut bytes[..n]).is_ok()).unwrap_or(0);
+    let (bytes, fetched) = super::emul_priv::fetch_insn(d, regs.rip);
     let Some(w) = insn::decode(&bytes[..fetched], |n| reg(regs, n)) else { return false };
-    if !cr2.is_multiple_of(u64::from(w.size)) {
+    // The access must stay inside one 8-byte entry (Xen refuses split writes too).
+    let size = u64::from(w.size);
+    if (cr2 & 7) + size > 8 {
         return false;
     }
     let slot = ((cr2 & 0xfff) / 8) as usize;
     let old = phys::read_entry(table, slot);
-    let (shift, mask) = if w.size == 8 { (0, !0u64) } else { ((cr2 & 4) * 8, 0xffff_ffffu64) };
+    let (shift, mask) = ((cr2 & 7) * 8, insn::size_mask(w.size));
     let old_part = (old >> shift) & mask;
     let merge = |v: u64| (old & !(mask << shift)) | ((v & mask) << shift);
+    let mut carry = None;
     let new = match w.op {
         Op::Store(v) => merge(v),
         Op::Xchg { reg: r } => merge(reg(regs, r)),
+        Op::Alu { op, src } => merge(op.apply(old_part, src, w.size)),
+        Op::Bit { op, bit } => {
+            carry = Some(old_part >> bit & 1 != 0);
+            merge(op.apply(old_part, bit))
+        }
         Op::Cmpxchg { reg: r } => {
             if old_part != regs.rax & mask {
                 // No write: the comparison failed, as the CPU would report it.
@@ -107,8 +75,27 @@ pub fn emulate(d: &mut Domain, regs: &mut Regs, cr2: u64) -> bool {
     }
     cpu::flush_tlb();
     match w.op {
-        Op::Xchg { reg: r } => set_reg(regs, r, old_part),
+        Op::Xchg { reg: r } => {
+            let full = if w.size >= 4 { old_part } else { (reg(regs, r) & !mask) | old_part };
+            set_reg(regs, r, full)
+        }
         Op::Cmpxchg { .. } => regs.rflags |= RFLAGS_ZF,
+        // bt*: CF is the old bit. ALU forms: ZF/SF from the result, CF/OF cleared for
+        // the logical ones (what a guest may test after `lock and/or`).
+        Op::Bit { .. } => {
+            regs.rflags = (regs.rflags & !RFLAGS_CF) | if carry == Some(true) { RFLAGS_CF } else { 0 };
+        }
+        Op::Alu { .. } => {
+            let result = (new >> shift) & mask;
+            let sign = 1u64 << (u32::from(w.size) * 8 - 1);
+            regs.rflags &= !(RFLAGS_CF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_OF);
+            if result == 0 {
+                regs.rflags |= RFLAGS_ZF;
+            }
+            if result & sign != 0 {
+                regs.rflags |= RFLAGS_SF;
+            }
+        }
         Op::Store(_) => {}
     }
     regs.rip += u64::from(w.len);
