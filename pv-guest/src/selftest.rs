@@ -431,7 +431,7 @@ fn cpuid_xen_leaves(_: &Env<'_>) -> TestResult {
 /// never the host's answer).
 fn cpuid_dump(_: &Env<'_>) -> TestResult {
     use crate::cpuid_dump::{for_each_query, line};
-    let mut read = |leaf, sub| crate::arch::x86_64::cpu::xen_cpuid(leaf, sub);
+    let read = |leaf, sub| crate::arch::x86_64::cpu::xen_cpuid(leaf, sub);
     let mut lines = 0u32;
     for_each_query(&mut read.clone(), |leaf, sub| {
         println!("{}", line(leaf, sub, read(leaf, sub)));

@@ -1,8 +1,11 @@
 //! What a PV kernel (running in ring 3) cannot execute itself and Xen emulates:
 //! RDMSR/WRMSR of the registers a 64-bit kernel needs, and CPUID behind Xen's
-//! forced-emulation prefix (`ud2; .ascii "xen"; cpuid`) with Xen's 0x40000000 leaves.
+//! forced-emulation prefix (`ud2; .ascii "xen"; cpuid`), answered with Xen 4.17's PV
+//! CPUID policy (`crate::cpuid_policy`).
 
 use super::domain::Domain;
+use super::m2p;
+use crate::cpuid_policy::{pv_cpuid, GuestCpuidCtx, X86_CR4_OSXSAVE};
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::trap::Regs;
 use crate::arch::x86_64::{clock, cpu};
@@ -108,30 +111,32 @@ pub fn privileged_op(d: &mut Domain, regs: &mut Regs) -> bool {
     true
 }
 
-/// Xen's hypervisor CPUID leaves (base 0x40000000) for a PV guest.
-fn xen_leaf(leaf: u32) -> (u32, u32, u32, u32) {
-    match leaf - 0x4000_0000 {
-        0 => (0x4000_0005, 0x566e_6558, 0x6558_4d4d, 0x4d4d_566e), // "XenVMMXenVMM"
-        1 => ((4 << 16) | 17, 0, 0, 0),
-        2 => (1, 0x4000_0000, 1, 0), // one hypercall page, MSR base, PRESERVE_AD
-        3 => (0, 0, (clock::tsc_hz() / 1000) as u32, 0),
-        // Leaf 5: EBX[7:0] = 0 keeps Linux on grant table v1.
-        _ => (0, 0, 0, 0),
-    }
-}
-
-/// CPUID as Xen presents it to a PV guest: host values with the hypervisor bit set and
-/// features a PV guest can't use hidden, plus Xen's leaves.
-fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
-    if (0x4000_0000..=0x4000_00ff).contains(&leaf) {
-        return xen_leaf(leaf);
-    }
-    let (a, b, mut c, d) = cpu::cpuid(leaf, subleaf);
-    if leaf == 1 {
-        c |= 1 << 31; // hypervisor present
-        c &= !((1 << 3) | (1 << 5) | (1 << 6)); // MONITOR, VMX, SMX
-    }
-    (a, b, c, d)
+/// CPUID as Xen 4.17 presents it to vCPU 0 of the PV domain `d` (the policy in
+/// `crate::cpuid_policy`, over this CPU's native CPUID). `forced`: the CPUID came through
+/// the forced-emulation prefix (a #UD); false for a native CPUID that faulted (CPUID
+/// faulting, a #GP), which Xen answers differently for the hardware domain's kernel
+/// (MONITOR leaks).
+pub(crate) fn cpuid(d: &Domain, leaf: u32, subleaf: u32, forced: bool) -> (u32, u32, u32, u32) {
+    let ctx = GuestCpuidCtx {
+        hardware_domain: d.hardware,
+        kernel_mode: d.vcpu.kernel_mode,
+        forced,
+        // No CR4 emulation yet: the guest's CR4 is what Xen starts a PV vCPU with
+        // (`pv_fixup_guest_cr4(v, 0)`), which has neither OSXSAVE nor PKE.
+        guest_cr4: 0,
+        xen_cr4_osxsave: cpu::read_cr4() & X86_CR4_OSXSAVE != 0,
+        vcpu_id: 0,
+        // Xen never emulates the hardware domain's TSC and leaves its kHz 0; other PV
+        // domains get the host's frequency (`tsc_set_info`).
+        tsc_khz: if d.hardware { 0 } else { (clock::tsc_hz() / 1000) as u32 },
+        max_mfn: m2p::entries().saturating_sub(1),
+    };
+    let host = |leaf, subleaf| {
+        let (a, b, c, d) = cpu::cpuid(leaf, subleaf);
+        [a, b, c, d]
+    };
+    let [a, b, c, dx] = pv_cpuid(host, &ctx, leaf, subleaf);
+    (a, b, c, dx)
 }
 
 /// A #UD from the guest: the forced-emulation CPUID. True if handled (RIP advanced).
@@ -139,7 +144,7 @@ pub fn forced_cpuid(d: &mut Domain, regs: &mut Regs) -> bool {
     if fetch::<7>(d, regs.rip) != Some(FORCED_CPUID) {
         return false;
     }
-    let (a, b, c, dx) = cpuid(regs.rax as u32, regs.rcx as u32);
+    let (a, b, c, dx) = cpuid(d, regs.rax as u32, regs.rcx as u32, true);
     regs.rax = u64::from(a);
     regs.rbx = u64::from(b);
     regs.rcx = u64::from(c);

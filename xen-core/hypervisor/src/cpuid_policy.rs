@@ -1,0 +1,767 @@
+//! The CPUID a 64-bit PV guest sees, derived from the host's as Xen 4.17 derives it
+//! (`xen/arch/x86/cpu-policy.c`, `cpuid.c`, `lib/x86/cpuid.c`, `traps.c`
+//! `cpuid_hypervisor_leaves`): the raw policy read from the CPU, the host policy (leaf
+//! counts clamped to what Xen keeps), the PV maximum and default policies (the host's
+//! features masked by `cpufeatureset.h`'s annotations, the special bits, the dependency
+//! closure of `gen-cpuid.py`), the domain's policy (`recalculate_cpuid_policy`, ITSC for
+//! the initial domain), and at each CPUID `guest_cpuid`'s dynamic adjustments (OSXSAVE,
+//! OSPKE, the hardware domain kernel's MTRR/EIST leaks, XSAVE sizes for the current XCR0).
+
+use xen_abi::cpufeatureset::{self as f, Feature, FSCAPINTS, WORD_LOCATION};
+
+/// A CPUID answer: eax, ebx, ecx, edx.
+pub type Leaf = [u32; 4];
+
+/// What Xen's `guest_cpuid` looks at besides the policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuestCpuidCtx {
+    /// The hardware domain (Xen's initial domain): its kernel gets the MTRR and EIST
+    /// leaks, and its TSC is never emulated.
+    pub hardware_domain: bool,
+    /// The vCPU is in guest kernel mode.
+    pub kernel_mode: bool,
+    /// The CPUID came through the forced-emulation prefix (a #UD); false for a faulted
+    /// native CPUID (#GP, CPUID faulting).
+    pub forced: bool,
+    /// The guest's virtual CR4 (OSXSAVE and PKE are reflected in leaves 1 and 7).
+    pub guest_cr4: u64,
+    /// The hypervisor's own CR4.OSXSAVE: Xen leaks it into a PV kernel's emulated CPUID.
+    pub xen_cr4_osxsave: bool,
+    /// vCPU number.
+    pub vcpu_id: u32,
+    /// The domain's TSC frequency in kHz as Xen records it (0 for the hardware domain,
+    /// the host's for other PV domains), in leaf 0x40000003.
+    pub tsc_khz: u32,
+    /// The highest machine frame number the hypervisor may hand out (leaf 0x40000005).
+    pub max_mfn: u64,
+}
+
+pub const X86_CR4_OSXSAVE: u64 = 1 << 18;
+pub const X86_CR4_PKE: u64 = 1 << 22;
+
+/// Xen's leaf counts (`CPUID_GUEST_NR_*`).
+const NR_BASIC: usize = 0xd + 1;
+const NR_CACHE: usize = 5 + 1;
+const NR_FEAT: usize = 2 + 1;
+const NR_TOPO: usize = 1 + 1;
+const NR_XSTATE: usize = 62 + 1;
+const NR_EXTD_INTEL: usize = 0x8 + 1;
+const NR_EXTD_AMD: usize = 0x21 + 1;
+const NR_EXTD: usize = NR_EXTD_AMD;
+
+/// XEN_CPUID_MAX_NUM_LEAVES: Xen's leaves 0x40000000..=0x40000005.
+const XEN_CPUID_MAX_NUM_LEAVES: u32 = 5;
+const XEN_MAJOR: u32 = 4;
+const XEN_MINOR: u32 = 17;
+
+const XSTATE_FP_SSE: u64 = 0b11;
+const XSTATE_YMM: u64 = 1 << 2;
+const XSTATE_BNDREGS: u64 = 1 << 3;
+const XSTATE_BNDCSR: u64 = 1 << 4;
+const XSTATE_OPMASK: u64 = 1 << 5;
+const XSTATE_ZMM: u64 = 1 << 6;
+const XSTATE_HI_ZMM: u64 = 1 << 7;
+const XSTATE_PKRU: u64 = 1 << 9;
+/// Xen supports no supervisor (XSS) state components in 4.17.
+const XSTATE_XSAVES_ONLY: u64 = 0;
+const XSTATE_AREA_MIN_SIZE: u32 = 512 + 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vendor {
+    Intel,
+    Amd,
+    Hygon,
+    Other,
+}
+
+fn vendor_of(l0: Leaf) -> Vendor {
+    match (l0[1], l0[3], l0[2]) {
+        (0x756e_6547, 0x4965_6e69, 0x6c65_746e) => Vendor::Intel, // "GenuineIntel"
+        (0x6874_7541, 0x6974_6e65, 0x444d_4163) => Vendor::Amd,   // "AuthenticAMD"
+        (0x6f67_7948, 0x6e65_476e, 0x656e_6975) => Vendor::Hygon, // "HygonGenuine"
+        _ => Vendor::Other,
+    }
+}
+
+/// Xen's `struct cpu_policy`, CPUID part, as raw leaves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuPolicy {
+    pub basic: [Leaf; NR_BASIC],
+    pub cache: [Leaf; NR_CACHE],
+    pub feat: [Leaf; NR_FEAT],
+    pub topo: [Leaf; NR_TOPO],
+    pub xstate: [Leaf; NR_XSTATE],
+    pub extd: [Leaf; NR_EXTD],
+    pub vendor: Vendor,
+}
+
+/// A featureset: `FSCAPINTS` words indexed by [`Feature::value`].
+pub type Featureset = [u32; FSCAPINTS];
+
+fn has(fs: &Featureset, feat: Feature) -> bool {
+    fs[feat.word()] & feat.mask() != 0
+}
+fn set(fs: &mut Featureset, feat: Feature) {
+    fs[feat.word()] |= feat.mask();
+}
+fn clear(fs: &mut Featureset, feat: Feature) {
+    fs[feat.word()] &= !feat.mask();
+}
+
+/// `gen-cpuid.py`'s dependency table: disabling a key disables everything listed (and
+/// what depends on those in turn).
+const DEPS: &[(Feature, &[Feature])] = &[
+    (f::FPU, &[f::MMX, f::RSTR_FP_ERR_PTRS]),
+    (f::PSE, &[f::PSE36]),
+    (f::PAE, &[f::LM, f::NX]),
+    (f::TSC, &[f::TSC_DEADLINE, f::RDTSCP, f::TSC_ADJUST, f::ITSC]),
+    (f::APIC, &[f::X2APIC, f::TSC_DEADLINE, f::EXTAPIC]),
+    (f::MMX, &[f::MMXEXT, f::_3DNOW]),
+    (f::FXSR, &[f::FFXSR, f::SSE]),
+    (f::SSE, &[f::SSE2, f::MISALIGNSSE]),
+    (f::SSE2, &[f::SSE3, f::LM, f::AESNI, f::PCLMULQDQ, f::SHA, f::GFNI]),
+    (f::SSE3, &[f::SSSE3, f::SSE4A]),
+    (f::SSSE3, &[f::SSE4_1]),
+    (f::SSE4_1, &[f::SSE4_2]),
+    (f::XSAVE, &[f::XSAVEOPT, f::XSAVEC, f::XGETBV1, f::XSAVES, f::AVX, f::MPX, f::PKU, f::LWP]),
+    (f::AVX, &[f::FMA, f::FMA4, f::F16C, f::AVX2, f::XOP]),
+    (f::NX, &[f::SMAP]),
+    (f::LM, &[f::CX16, f::PCID, f::LAHF_LM, f::PAGE1GB, f::PKU, f::NO_LMSL]),
+    (f::_3DNOW, &[f::_3DNOWEXT]),
+    (f::AVX2, &[f::AVX512F, f::VAES, f::VPCLMULQDQ, f::AVX_VNNI]),
+    (
+        f::AVX512F,
+        &[
+            f::AVX512DQ,
+            f::AVX512_IFMA,
+            f::AVX512PF,
+            f::AVX512ER,
+            f::AVX512CD,
+            f::AVX512BW,
+            f::AVX512VL,
+            f::AVX512_4VNNIW,
+            f::AVX512_4FMAPS,
+            f::AVX512_VNNI,
+            f::AVX512_VPOPCNTDQ,
+            f::AVX512_VP2INTERSECT,
+        ],
+    ),
+    (f::AVX512BW, &[f::AVX512_VBMI, f::AVX512_VBMI2, f::AVX512_BITALG, f::AVX512_BF16, f::AVX512_FP16]),
+    (f::PCLMULQDQ, &[f::VPCLMULQDQ]),
+    (f::AESNI, &[f::VAES]),
+    (f::IBRSB, &[f::STIBP, f::SSBD, f::INTEL_PSFD, f::EIBRS, f::IPRED_CTRL, f::RRSBA_CTRL, f::BHI_CTRL]),
+    (f::IBRS, &[f::AMD_STIBP, f::AMD_SSBD, f::PSFD, f::IBRS_ALWAYS, f::IBRS_FAST, f::IBRS_SAME_MODE]),
+    (f::IBPB, &[f::IBPB_RET, f::SBPB, f::IBPB_BRTYPE]),
+    (f::AMD_STIBP, &[f::STIBP_ALWAYS]),
+    (f::RTM, &[f::TSXLDTRK]),
+    (f::EIBRS, &[f::RRSBA]),
+];
+
+/// `known_features` clamp and the dependency closure (`sanitise_featureset`). ARCH_CAPS
+/// disables every MSR_ARCH_CAPS bit (words 16 and 17).
+pub fn sanitise_featureset(fs: &mut Featureset) {
+    let mut known = [0u32; FSCAPINTS];
+    for feat in f::FEATURES {
+        set(&mut known, *feat);
+    }
+    for (w, k) in fs.iter_mut().zip(known) {
+        *w &= k;
+    }
+    loop {
+        let before = *fs;
+        for (key, deps) in DEPS {
+            if !has(fs, *key) {
+                for d in *deps {
+                    clear(fs, *d);
+                }
+            }
+        }
+        if !has(fs, f::ARCH_CAPS) {
+            fs[f::FEATURESET_m10Al] = 0;
+            fs[f::FEATURESET_m10Ah] = 0;
+        }
+        if *fs == before {
+            break;
+        }
+    }
+}
+
+/// The PV masks from the annotations: (`pv_max_featuremask`, `pv_def_featuremask`).
+pub fn pv_masks() -> (Featureset, Featureset) {
+    let (mut max, mut def) = ([0u32; FSCAPINTS], [0u32; FSCAPINTS]);
+    for feat in f::FEATURES {
+        if feat.pv_max() {
+            set(&mut max, *feat);
+        }
+        if feat.pv_default() {
+            set(&mut def, *feat);
+        }
+    }
+    (max, def)
+}
+
+impl CpuPolicy {
+    fn empty(vendor: Vendor) -> Self {
+        CpuPolicy {
+            basic: [[0; 4]; NR_BASIC],
+            cache: [[0; 4]; NR_CACHE],
+            feat: [[0; 4]; NR_FEAT],
+            topo: [[0; 4]; NR_TOPO],
+            xstate: [[0; 4]; NR_XSTATE],
+            extd: [[0; 4]; NR_EXTD],
+            vendor,
+        }
+    }
+
+    /// `x86_cpu_policy_fill_native`: what the CPU reports, in Xen's slots.
+    pub fn raw(host: &impl Fn(u32, u32) -> Leaf) -> Self {
+        let l0 = host(0, 0);
+        let mut p = Self::empty(vendor_of(l0));
+        p.basic[0] = l0;
+        let max = (l0[0] as usize).min(NR_BASIC - 1);
+        for i in 1..=max {
+            if ![0x4, 0x7, 0xb, 0xd].contains(&i) {
+                p.basic[i] = host(i as u32, 0);
+            }
+        }
+        if max >= 4 {
+            for i in 0..NR_CACHE {
+                let l = host(4, i as u32);
+                if l[0] & 0x1f == 0 {
+                    break;
+                }
+                p.cache[i] = l;
+            }
+        }
+        if max >= 7 {
+            p.feat[0] = host(7, 0);
+            for i in 1..=(p.feat[0][0] as usize).min(NR_FEAT - 1) {
+                p.feat[i] = host(7, i as u32);
+            }
+        }
+        if max >= 0xb {
+            for i in 0..NR_TOPO {
+                let l = host(0xb, i as u32);
+                if (l[2] >> 8) & 0xff == 0 {
+                    break;
+                }
+                p.topo[i] = l;
+            }
+        }
+        if max >= 0xd {
+            p.xstate[0] = host(0xd, 0);
+            p.xstate[1] = host(0xd, 1);
+            let xstates = p.xstates();
+            for i in 2..NR_XSTATE {
+                if xstates & (1 << i) != 0 {
+                    p.xstate[i] = host(0xd, i as u32);
+                }
+            }
+        }
+        p.extd[0] = host(0x8000_0000, 0);
+        let max_extd = if p.extd[0][0] & 0xffff_0000 == 0x8000_0000 { p.extd[0][0] & 0xffff } else { 0 };
+        for i in 1..=(max_extd as usize).min(NR_EXTD - 1) {
+            p.extd[i] = host(0x8000_0000 + i as u32, 0);
+        }
+        p
+    }
+
+    /// `cpu_policy_xstates`: XCR0 | XSS from leaf 0xd.
+    fn xstates(&self) -> u64 {
+        let x = &self.xstate;
+        (u64::from(x[0][3]) << 32 | u64::from(x[0][0])) | (u64::from(x[1][3]) << 32 | u64::from(x[1][2]))
+    }
+
+    pub fn max_leaf(&self) -> u32 {
+        self.basic[0][0]
+    }
+
+    fn word(&mut self, w: usize) -> Option<&mut u32> {
+        let (leaf, sub, reg) = WORD_LOCATION[w]?;
+        Some(match leaf {
+            0x1 => &mut self.basic[1][reg],
+            0x7 => &mut self.feat[sub as usize][reg],
+            0xd => &mut self.xstate[sub as usize][reg],
+            _ => &mut self.extd[(leaf & 0xffff) as usize][reg],
+        })
+    }
+
+    /// `x86_cpu_policy_to_featureset` (the MSR words are not CPUID: left 0).
+    pub fn featureset(&self) -> Featureset {
+        let mut p = self.clone();
+        let mut fs = [0; FSCAPINTS];
+        for (w, v) in fs.iter_mut().enumerate() {
+            if let Some(x) = p.word(w) {
+                *v = *x;
+            }
+        }
+        fs
+    }
+
+    /// `x86_cpu_featureset_to_policy`.
+    pub fn set_featureset(&mut self, fs: &Featureset) {
+        for (w, v) in fs.iter().enumerate() {
+            if let Some(x) = self.word(w) {
+                *x = *v;
+            }
+        }
+    }
+
+    fn has(&self, feat: Feature) -> bool {
+        has(&self.featureset(), feat)
+    }
+
+    /// `recalculate_xstate`: leaf 0xd rebuilt from the features, component sizes and
+    /// offsets from the host (`xstate_sizes`/`xstate_offsets`, read from leaf 0xd).
+    fn recalculate_xstate(&mut self, host: &impl Fn(u32, u32) -> Leaf) {
+        let da1 = self.xstate[1][0];
+        self.xstate = [[0; 4]; NR_XSTATE];
+        if !self.has(f::XSAVE) {
+            return;
+        }
+        let comp_end = |i: u32| {
+            let l = host(0xd, i);
+            l[1] + l[0]
+        };
+        let mut xstates = XSTATE_FP_SSE;
+        let mut size = XSTATE_AREA_MIN_SIZE;
+        let mut add = |mask: u64, last: u32| {
+            xstates |= mask;
+            size = size.max(comp_end(last));
+        };
+        if self.has(f::AVX) {
+            add(XSTATE_YMM, 2);
+        }
+        if self.has(f::MPX) {
+            add(XSTATE_BNDREGS | XSTATE_BNDCSR, 4);
+        }
+        if self.has(f::AVX512F) {
+            add(XSTATE_OPMASK | XSTATE_ZMM | XSTATE_HI_ZMM, 7);
+        }
+        if self.has(f::PKU) {
+            add(XSTATE_PKRU, 9);
+        }
+        let xcr0 = xstates & !XSTATE_XSAVES_ONLY;
+        self.xstate[0] = [xcr0 as u32, 0, size, (xcr0 >> 32) as u32];
+        self.xstate[1][0] = da1;
+        if self.has(f::XSAVES) {
+            let xss = xstates & XSTATE_XSAVES_ONLY;
+            self.xstate[1][2] = xss as u32;
+            self.xstate[1][3] = (xss >> 32) as u32;
+        } else {
+            xstates &= !XSTATE_XSAVES_ONLY;
+        }
+        for i in 2..(NR_XSTATE as u32).min(63) {
+            let bit = 1u64 << i;
+            if xstates & bit == 0 {
+                continue;
+            }
+            let h = host(0xd, i);
+            // size, offset, ecx bit 0 supervisor, bit 1 64-byte aligned.
+            let xss = u32::from(bit & XSTATE_XSAVES_ONLY != 0);
+            self.xstate[i as usize] = [h[0], h[1], xss | (h[2] & 2), 0];
+        }
+    }
+
+    /// `recalculate_misc`: reserved and hidden fields cleared, shared fields duplicated.
+    fn recalculate_misc(&mut self) {
+        const COMMON_1D: [Feature; 18] = [
+            f::FPU, f::VME, f::DE, f::PSE, f::TSC, f::MSR, f::PAE, f::MCE, f::CX8, f::APIC,
+            f::MTRR, f::PGE, f::MCA, f::CMOV, f::PAT, f::PSE36, f::MMX, f::FXSR,
+        ];
+        let common_1d = COMMON_1D.iter().fold(0u32, |m, feat| m | feat.mask());
+        self.basic[1][0] &= 0x0fff_0fff; // Processor type (Intel)
+        self.basic[1][1] &= 0x00ff_ffff; // APIC id: dynamic
+        self.basic[0x5] = [0; 4]; // MONITOR not exposed
+        self.basic[0x6] = [0; 4]; // Thermal/power not exposed
+        self.basic[0x8] = [0; 4];
+        self.topo = [[0; 4]; NR_TOPO];
+        self.basic[0xc] = [0; 4];
+        self.extd[1][3] &= !common_1d;
+        // Most of power/RAS hidden.
+        self.extd[7][0] = 0;
+        self.extd[7][1] = 0;
+        self.extd[7][2] = 0;
+        self.extd[8][3] = 0;
+        match self.vendor {
+            Vendor::Intel => {
+                self.basic[2][0] = (self.basic[2][0] & !0xff) | 1; // l2_nr_queries fixed to 1
+                self.basic[0x3] = [0; 4]; // PSN
+                self.basic[0x9] = [0; 4]; // DCA
+                self.extd[0][1] = 0;
+                self.extd[0][2] = 0;
+                self.extd[0][3] = 0;
+                self.extd[1][0] = 0;
+                self.extd[1][1] = 0;
+                self.extd[5] = [0; 4];
+                self.extd[6][0] = 0;
+                self.extd[6][1] = 0;
+                self.extd[6][3] = 0;
+                self.extd[8][0] &= 0x0000_ffff;
+                self.extd[8][2] = 0;
+            }
+            Vendor::Amd | Vendor::Hygon => {
+                self.basic[2] = [0; 4];
+                self.basic[3] = [0; 4];
+                self.cache = [[0; 4]; NR_CACHE];
+                self.basic[9] = [0; 4];
+                self.basic[0xa] = [0; 4];
+                self.extd[0][1..].copy_from_slice(&self.basic[0][1..]);
+                self.extd[1][0] = self.basic[1][0];
+                self.extd[1][1] &= 0xff00_ffff;
+                self.extd[1][3] |= self.basic[1][3] & common_1d;
+                self.extd[8][0] &= 0x0000_ffff; // GuestMaxPhysAddr hidden
+                self.extd[8][2] &= 0x0003_f0ff;
+                self.extd[9] = [0; 4];
+                for l in &mut self.extd[0xb..=0x18] {
+                    *l = [0; 4];
+                }
+                for l in &mut self.extd[0x1b..=0x20] {
+                    *l = [0; 4];
+                }
+                self.extd[0x21][1] = 0;
+                self.extd[0x21][3] = 0;
+            }
+            Vendor::Other => {}
+        }
+    }
+
+    /// `calculate_host_policy` (vPMU off, Xen's default): the raw policy clamped to the
+    /// leaves Xen keeps, with Xen's own view of the features (`x86_capability`).
+    pub fn host(host: &impl Fn(u32, u32) -> Leaf) -> Self {
+        let mut p = Self::raw(host);
+        p.basic[0][0] = p.basic[0][0].min(NR_BASIC as u32 - 1);
+        if p.basic[0][0] >= 7 {
+            p.feat[0][0] = p.feat[0][0].min(NR_FEAT as u32 - 1);
+        }
+        let max_extd = if p.extd[0][0] & 0xffff_0000 == 0x8000_0000 { p.extd[0][0] & 0xffff } else { 0 };
+        p.extd[0][0] = 0x8000_0000 | max_extd.min(NR_EXTD as u32 - 1);
+        let fs = host_capabilities(&p);
+        p.set_featureset(&fs);
+        p.recalculate_xstate(host);
+        p.recalculate_misc();
+        p.basic[0xa] = [0; 4]; // vPMU off
+        if p.has(f::SVM) {
+            // Not reached for PV (0x8000000a is cleared below); kept as Xen clamps it.
+            p.extd[0xa][3] &= (1 << 0) | (1 << 1) | (1 << 3) | (1 << 10) | (1 << 7);
+            p.extd[0xa][3] |= (1 << 5) | (1 << 4);
+        }
+        p
+    }
+
+    /// `calculate_pv_def_policy` (from the PV maximum policy).
+    pub fn pv_default(host: &impl Fn(u32, u32) -> Leaf) -> Self {
+        let host_p = Self::host(host);
+        let (_, def_mask) = pv_masks();
+        let host_fs = host_p.featureset();
+        let mut p = Self::pv_max(host);
+        p.feat[0][0] = host_p.feat[0][0];
+        let mut fs = p.featureset();
+        for (w, m) in fs.iter_mut().zip(def_mask) {
+            *w &= m;
+        }
+        common_adjustments(&mut fs, &host_fs);
+        common_default_adjustments(&mut fs, &host_fs, host_p.vendor);
+        sanitise_featureset(&mut fs);
+        p.set_featureset(&fs);
+        p.recalculate_xstate(host);
+        p
+    }
+
+    /// A PV domain's policy: `init_domain_cpu_policy` (the PV default, then
+    /// `recalculate_cpuid_policy`), and for the hardware domain `init_dom0_cpuid_policy`
+    /// (ITSC when the host has it).
+    pub fn pv_domain(host: &impl Fn(u32, u32) -> Leaf, hardware_domain: bool) -> Self {
+        let max = Self::pv_max(host);
+        let mut p = Self::pv_default(host);
+        p.recalculate(host, &max);
+        if hardware_domain && Self::host(host).has(f::ITSC) {
+            let mut fs = p.featureset();
+            set(&mut fs, f::ITSC);
+            p.set_featureset(&fs);
+            p.recalculate(host, &max);
+        }
+        p
+    }
+
+    /// `calculate_pv_max_policy`.
+    pub fn pv_max(host: &impl Fn(u32, u32) -> Leaf) -> Self {
+        let host_p = Self::host(host);
+        let (max_mask, _) = pv_masks();
+        let host_fs = host_p.featureset();
+        let mut p = host_p.clone();
+        p.feat[0][0] = NR_FEAT as u32 - 1;
+        let mut fs = p.featureset();
+        for (w, m) in fs.iter_mut().zip(max_mask) {
+            *w &= m;
+        }
+        // Tolerated for migration: older Xen leaked the host's x2APIC bit to PV guests.
+        set(&mut fs, f::X2APIC);
+        // MSR_SPEC_CTRL is virtualised for PV (Xen's synthetic SC_MSR_PV, on by default)
+        // only when the CPU has IBRS; hidden otherwise.
+        if !has(&host_fs, f::IBRSB) && !has(&host_fs, f::IBRS) {
+            clear(&mut fs, f::IBRSB);
+            clear(&mut fs, f::IBRS);
+        }
+        // BP_SPEC_REDUCE is off by default.
+        clear(&mut fs, f::SRSO_US_NO);
+        common_max_adjustments(&mut fs, host_p.vendor);
+        common_adjustments(&mut fs, &host_fs);
+        sanitise_featureset(&mut fs);
+        p.set_featureset(&fs);
+        p.recalculate_xstate(host);
+        p.extd[0xa] = [0; 4];
+        p
+    }
+
+    /// `recalculate_cpuid_policy` for a 64-bit PV domain.
+    fn recalculate(&mut self, host: &impl Fn(u32, u32) -> Leaf, max: &CpuPolicy) {
+        self.basic[0][0] = self.basic[0][0].min(max.basic[0][0]);
+        self.feat[0][0] = self.feat[0][0].min(max.feat[0][0]);
+        let extd_limit = match self.vendor {
+            Vendor::Amd | Vendor::Hygon => NR_EXTD_AMD,
+            _ => NR_EXTD_INTEL,
+        } as u32
+            - 1;
+        self.extd[0][0] = 0x8000_0000 | (self.extd[0][0] & 0xffff).min(extd_limit);
+        let mut fs = self.featureset();
+        let max_fs = max.featureset();
+        for (w, m) in fs.iter_mut().zip(max_fs) {
+            *w &= m;
+        }
+        if self.basic[0][0] < 0xd {
+            clear(&mut fs, f::XSAVE);
+        }
+        sanitise_featureset(&mut fs);
+        // The host's FDP_EXCP_ONLY and NO_FPU_SEL, whatever the policy says.
+        let host_7b0 = Self::host(host).feat[0][1];
+        let keep = f::FDP_EXCP_ONLY.mask() | f::NO_FPU_SEL.mask();
+        fs[f::FEATURESET_7b0] = (fs[f::FEATURESET_7b0] & !keep) | (host_7b0 & keep);
+        self.set_featureset(&fs);
+        // Host cache line size.
+        self.basic[1][1] = (self.basic[1][1] & !0xff00) | (max.basic[1][1] & 0xff00);
+        // maxphysaddr: min(ours, max's, paging's = the host's), at least 36 with PAE/PSE36.
+        let phys = |l: &Leaf| l[0] & 0xff;
+        let mut maxphys = phys(&self.extd[8]).min(phys(&max.extd[8]));
+        let floor = if self.has(f::PAE) || self.has(f::PSE36) { 36 } else { 32 };
+        maxphys = maxphys.max(floor);
+        let maxlin = if self.has(f::LM) { 48 } else { 32 };
+        self.extd[8][0] = (self.extd[8][0] & !0xffff) | maxphys | (maxlin << 8);
+        self.recalculate_xstate(host);
+        self.recalculate_misc();
+        for i in 0..NR_CACHE {
+            let ty = self.cache[i][0] & 0x1f;
+            if (1..=3).contains(&ty) {
+                self.cache[i][0] &= 0xffff_c3ff;
+                self.cache[i][3] &= 7;
+            } else {
+                for l in &mut self.cache[i..] {
+                    *l = [0; 4];
+                }
+                break;
+            }
+        }
+        self.basic[0xa] = [0; 4]; // vPMU off
+        if !self.has(f::SVM) {
+            self.extd[0xa] = [0; 4];
+        }
+        if !self.has(f::PAGE1GB) {
+            self.extd[0x19] = [0; 4];
+        }
+    }
+}
+
+/// Xen's `boot_cpu_data.x86_capability` in featureset words: the raw CPUID features
+/// with what Xen's CPU setup changes. On AMD, `init_amd` drops SYSENTER (unusable in long
+/// mode). OSXSAVE/OSPKE are left as the raw value reads (every guest mask drops them).
+fn host_capabilities(raw: &CpuPolicy) -> Featureset {
+    let mut fs = raw.featureset();
+    if matches!(raw.vendor, Vendor::Amd | Vendor::Hygon) {
+        clear(&mut fs, f::SEP);
+    }
+    fs
+}
+
+/// `guest_common_max_feature_adjustments`.
+fn common_max_adjustments(fs: &mut Featureset, vendor: Vendor) {
+    match vendor {
+        Vendor::Intel => {
+            for feat in [f::ARCH_CAPS, f::RSBA, f::RRSBA, f::MD_CLEAR, f::FB_CLEAR, f::RFDS_CLEAR] {
+                set(fs, feat);
+            }
+            if has(fs, f::RTM) {
+                set(fs, f::RTM_ALWAYS_ABORT);
+            }
+        }
+        Vendor::Amd => set(fs, f::VERW_CLEAR),
+        _ => {}
+    }
+    set(fs, f::HTT);
+    set(fs, f::CMP_LEGACY);
+}
+
+/// `guest_common_feature_adjustments`.
+fn common_adjustments(fs: &mut Featureset, host: &Featureset) {
+    set(fs, f::HYPERVISOR);
+    if has(fs, f::IBRSB) {
+        set(fs, f::STIBP);
+    }
+    if has(fs, f::IBRS) {
+        set(fs, f::AMD_STIBP);
+    }
+    if has(host, f::IBRSB) {
+        set(fs, f::IBPB);
+    }
+}
+
+/// `guest_common_default_feature_adjustments`.
+fn common_default_adjustments(fs: &mut Featureset, host: &Featureset, vendor: Vendor) {
+    match vendor {
+        Vendor::Intel => {
+            for feat in [f::MD_CLEAR, f::FB_CLEAR, f::RFDS_CLEAR] {
+                if !has(host, feat) {
+                    clear(fs, feat);
+                }
+            }
+        }
+        Vendor::Amd => {
+            if !has(host, f::VERW_CLEAR) {
+                clear(fs, f::VERW_CLEAR);
+            }
+        }
+        _ => {}
+    }
+    if !has(host, f::HTT) {
+        clear(fs, f::HTT);
+    }
+    if !has(host, f::CMP_LEGACY) {
+        clear(fs, f::CMP_LEGACY);
+    }
+}
+
+/// Xen's leaves 0x40000000..=0x400001ff for a PV domain (`cpuid_hypervisor_leaves`).
+fn hypervisor_leaf(ctx: &GuestCpuidCtx, host_policy: &CpuPolicy, leaf: u32, subleaf: u32) -> Leaf {
+    let idx = leaf - 0x4000_0000;
+    if idx > XEN_CPUID_MAX_NUM_LEAVES {
+        return [0; 4];
+    }
+    match idx {
+        // "XenVMMXenVMM"
+        0 => [0x4000_0000 + XEN_CPUID_MAX_NUM_LEAVES, 0x566e_6558, 0x6558_4d4d, 0x4d4d_566e],
+        1 => [XEN_MAJOR << 16 | XEN_MINOR, 0, 0, 0],
+        // One hypercall page, MSR base, XEN_CPUID_FEAT1_MMU_PT_UPDATE_PRESERVE_AD.
+        2 => [1, 0x4000_0000, 1, 0],
+        3 => match subleaf {
+            // vtsc 0; bit 1 host TSC safe (invariant TSC); bit 2 RDTSCP; tsc_mode 0
+            // (default); the domain's kHz; incarnation 0.
+            0 => {
+                let safe = u32::from(host_policy.has(f::ITSC)) << 1;
+                let rdtscp = u32::from(host_policy.has(f::RDTSCP)) << 2;
+                [safe | rdtscp, 0, ctx.tsc_khz, 0]
+            }
+            _ => [0; 4],
+        },
+        // HVM-only leaf.
+        4 => [0; 4],
+        // PV: the width of machine addresses (flsl(highest mfn) + PAGE_SHIFT).
+        _ => match subleaf {
+            0 => [0, (64 - ctx.max_mfn.leading_zeros()) + 12, 0, 0],
+            _ => [0; 4],
+        },
+    }
+}
+
+/// CPUID leaf `leaf`, sub-leaf `subleaf`, as Xen 4.17 answers a 64-bit PV guest in the
+/// context `ctx`, on a CPU whose native CPUID is `host`.
+pub fn pv_cpuid(host: impl Fn(u32, u32) -> Leaf, ctx: &GuestCpuidCtx, leaf: u32, subleaf: u32) -> Leaf {
+    let p = CpuPolicy::pv_domain(&host, ctx.hardware_domain);
+    guest_cpuid(&host, &p, ctx, leaf, subleaf)
+}
+
+/// `guest_cpuid` for a PV vCPU over a domain policy `p`.
+pub fn guest_cpuid(host: &impl Fn(u32, u32) -> Leaf, p: &CpuPolicy, ctx: &GuestCpuidCtx, leaf: u32, subleaf: u32) -> Leaf {
+    let sub = subleaf as usize;
+    let mut res = match leaf {
+        0..=0xd => {
+            if leaf > p.max_leaf().min(NR_BASIC as u32 - 1) {
+                return [0; 4];
+            }
+            match leaf {
+                0x4 if sub < NR_CACHE => p.cache[sub],
+                0x7 if subleaf <= p.feat[0][0].min(NR_FEAT as u32 - 1) => p.feat[sub],
+                0xb if sub < NR_TOPO => p.topo[sub],
+                0xd if p.has(f::XSAVE) && sub < NR_XSTATE => p.xstate[sub],
+                0x4 | 0x7 | 0xb | 0xd => return [0; 4],
+                _ => p.basic[leaf as usize],
+            }
+        }
+        0x4000_0000..=0x4000_01ff => return hypervisor_leaf(ctx, &CpuPolicy::host(host), leaf, subleaf),
+        0x8000_0000..=0x8000_0021 => {
+            if leaf & 0xffff > (p.extd[0][0] & 0xffff).min(NR_EXTD as u32 - 1) {
+                return [0; 4];
+            }
+            p.extd[(leaf & 0xffff) as usize]
+        }
+        _ => return [0; 4],
+    };
+
+    // Dynamic adjustments.
+    let hw_kernel = ctx.hardware_domain && ctx.kernel_mode;
+    let host_fs = || CpuPolicy::host(host).featureset();
+    match (leaf, subleaf) {
+        (0x1, _) => {
+            res[1] &= 0x00ff_ffff;
+            if ctx.guest_cr4 & X86_CR4_OSXSAVE != 0
+                || (p.has(f::XSAVE) && ctx.forced && ctx.kernel_mode && ctx.xen_cr4_osxsave)
+            {
+                res[2] |= f::OSXSAVE.mask();
+            }
+            if hw_kernel {
+                let hfs = host_fs();
+                if has(&hfs, f::MONITOR) && !ctx.forced {
+                    res[2] |= f::MONITOR.mask();
+                }
+                if has(&hfs, f::EIST) {
+                    res[2] |= f::EIST.mask();
+                }
+                if has(&hfs, f::MTRR) {
+                    res[3] |= f::MTRR.mask();
+                }
+            }
+        }
+        (0x5, _) => {
+            if hw_kernel && has(&host_fs(), f::MONITOR) && !ctx.forced {
+                res = host(5, 0);
+            }
+        }
+        (0x7, 0) => {
+            if ctx.guest_cr4 & X86_CR4_PKE != 0 {
+                res[2] |= f::OSPKE.mask();
+            }
+        }
+        (0xb, _) => {
+            if p.has(f::X2APIC) {
+                res[2] = (res[2] & !0xff) | (subleaf & 0xff);
+                res[3] = ctx.vcpu_id * 2;
+            }
+        }
+        (0xd, 0) => {
+            if p.has(f::XSAVE) {
+                res[1] = host(0xd, 0)[1];
+            }
+        }
+        (0xd, 1) => {
+            if p.has(f::XSAVEC) {
+                res[1] = host(0xd, 1)[1];
+            }
+        }
+        (0x8000_0001, _) => {
+            if hw_kernel && has(&host_fs(), f::MTRR) {
+                res[3] |= f::MTRR.mask();
+            }
+        }
+        _ => {}
+    }
+    res
+}
+
