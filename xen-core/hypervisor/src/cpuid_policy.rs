@@ -765,3 +765,257 @@ pub fn guest_cpuid(host: &impl Fn(u32, u32) -> Leaf, p: &CpuPolicy, ctx: &GuestC
     res
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// A synthetic CPU: leaves by (leaf, sub-leaf), zero elsewhere.
+    #[derive(Clone)]
+    struct Cpu(BTreeMap<(u32, u32), Leaf>);
+
+    impl Cpu {
+        fn get(&self, leaf: u32, sub: u32) -> Leaf {
+            self.0.get(&(leaf, sub)).copied().unwrap_or([0; 4])
+        }
+        fn set_bit(&mut self, feat: Feature) {
+            let (leaf, sub, reg) = WORD_LOCATION[feat.word()].unwrap();
+            self.0.entry((leaf, sub)).or_insert([0; 4])[reg] |= feat.mask();
+        }
+        fn clear_bit(&mut self, feat: Feature) {
+            let (leaf, sub, reg) = WORD_LOCATION[feat.word()].unwrap();
+            self.0.entry((leaf, sub)).or_insert([0; 4])[reg] &= !feat.mask();
+        }
+        fn host(&self) -> impl Fn(u32, u32) -> Leaf + '_ {
+            |l, s| self.get(l, s)
+        }
+    }
+
+    const LA57: u32 = 1 << 16;
+    const INTEL: [u32; 3] = [0x756e_6547, 0x6c65_746e, 0x4965_6e69]; // ebx, ecx, edx
+    const AMD: [u32; 3] = [0x6874_7541, 0x444d_4163, 0x6974_6e65];
+
+    /// A Skylake-like CPU with features a PV guest must not see among those it may.
+    fn cpu(vendor: [u32; 3]) -> Cpu {
+        let mut c = Cpu(BTreeMap::new());
+        c.0.insert((0, 0), [0x1f, vendor[0], vendor[1], vendor[2]]);
+        // family 6 model 0x55, processor type 1; APIC id 5, 16 logical, clflush 8.
+        c.0.insert((1, 0), [0x0005_1654, 0x0510_0800, 0, 0]);
+        c.0.insert((2, 0), [0x0076_0036, 0, 0, 0x00c3_0000]);
+        c.0.insert((4, 0), [0x1c00_4121, 0x01c0_003f, 0x3f, 0xfff0]);
+        c.0.insert((4, 1), [0x1c00_4122, 0x01c0_003f, 0x3f, 0]);
+        c.0.insert((5, 0), [0x40, 0x40, 3, 0x2020]);
+        c.0.insert((6, 0), [0x77, 2, 9, 0]);
+        c.0.insert((0xb, 0), [1, 2, 0x100, 5]);
+        c.0.insert((0xb, 1), [5, 16, 0x201, 5]);
+        // XCR0 supported: x87 SSE AVX BNDREGS BNDCSR opmask ZMM_Hi256 Hi16_ZMM PKRU.
+        c.0.insert((0xd, 0), [0x2ff, 0x240, 0xa88, 0]);
+        c.0.insert((0xd, 1), [0xf, 0x3c8, 0x100, 0]);
+        for (i, size, off) in [(2, 0x100, 0x240), (3, 0x40, 0x3c0), (4, 0x40, 0x400), (5, 0x40, 0x440), (6, 0x200, 0x480), (7, 0x400, 0x680), (9, 8, 0xa80)] {
+            c.0.insert((0xd, i), [size, off, 0, 0]);
+        }
+        c.0.insert((0x8000_0000, 0), [0x8000_0008, 0, 0, 0]);
+        c.0.insert((0x8000_0006, 0), [0, 0, 0x0100_6040, 0]);
+        c.0.insert((0x8000_0008, 0), [0x3027, 0, 0, 0]);
+        for feat in [
+            f::FPU, f::VME, f::DE, f::PSE, f::TSC, f::MSR, f::PAE, f::MCE, f::CX8, f::APIC, f::SEP, f::MTRR,
+            f::PGE, f::MCA, f::CMOV, f::PAT, f::PSE36, f::CLFLUSH, f::DS, f::ACPI, f::MMX, f::FXSR, f::SSE,
+            f::SSE2, f::SS, f::HTT, f::TM1, f::PBE, f::SSE3, f::PCLMULQDQ, f::MONITOR, f::VMX, f::SMX,
+            f::EIST, f::SSSE3, f::FMA, f::CX16, f::PCID, f::SSE4_1, f::SSE4_2, f::X2APIC, f::MOVBE,
+            f::POPCNT, f::TSC_DEADLINE, f::AESNI, f::XSAVE, f::OSXSAVE, f::AVX, f::F16C, f::RDRAND,
+            f::SYSCALL, f::NX, f::PAGE1GB, f::RDTSCP, f::LM, f::LAHF_LM, f::ABM, f::_3DNOWPREFETCH,
+            f::XSAVEOPT, f::XSAVEC, f::XGETBV1, f::XSAVES, f::FSGSBASE, f::TSC_ADJUST, f::BMI1, f::AVX2,
+            f::SMEP, f::BMI2, f::ERMS, f::INVPCID, f::MPX, f::AVX512F, f::AVX512DQ, f::RDSEED, f::ADX,
+            f::SMAP, f::CLFLUSHOPT, f::CLWB, f::AVX512CD, f::AVX512BW, f::AVX512VL, f::UMIP, f::PKU,
+            f::OSPKE, f::ITSC,
+        ] {
+            c.set_bit(feat);
+        }
+        // LA57 (leaf 7 ECX bit 16): unknown to Xen 4.17, so never passed on.
+        c.0.get_mut(&(7, 0)).unwrap()[2] |= LA57;
+        c
+    }
+
+    fn dom0_kernel() -> GuestCpuidCtx {
+        GuestCpuidCtx {
+            hardware_domain: true,
+            kernel_mode: true,
+            forced: true,
+            xen_cr4_osxsave: true,
+            max_mfn: 0x1ffdf,
+            ..Default::default()
+        }
+    }
+
+    fn bit(r: Leaf, feat: Feature) -> bool {
+        let (_, _, reg) = WORD_LOCATION[feat.word()].unwrap();
+        r[reg] & feat.mask() != 0
+    }
+
+    fn sees(c: &Cpu, ctx: &GuestCpuidCtx, feat: Feature) -> bool {
+        let (leaf, sub, _) = WORD_LOCATION[feat.word()].unwrap();
+        bit(pv_cpuid(c.host(), ctx, leaf, sub), feat)
+    }
+
+    #[test]
+    fn hides_what_xen_hides_from_pv() {
+        let c = cpu(INTEL);
+        let domu = GuestCpuidCtx { kernel_mode: true, forced: true, ..Default::default() };
+        for feat in [
+            f::VME, f::PSE, f::PGE, f::PSE36, f::MTRR, f::DS, f::PAGE1GB, f::SMEP, f::SMAP, f::UMIP, f::PKU,
+            f::OSPKE, f::PCID, f::INVPCID, f::TSC_DEADLINE, f::X2APIC, f::VMX, f::SMX, f::MONITOR,
+            f::EIST, f::TSC_ADJUST, f::XSAVES, f::MPX, f::ITSC,
+        ] {
+            assert!(!sees(&c, &domu, feat), "{} visible to a PV domU", feat.name);
+        }
+        assert_eq!(pv_cpuid(c.host(), &domu, 7, 0)[2] & LA57, 0, "LA57");
+        for feat in [
+            f::FPU, f::DE, f::TSC, f::MSR, f::PAE, f::MCE, f::CX8, f::APIC, f::MCA, f::CMOV, f::PAT,
+            f::CLFLUSH, f::SSE2, f::HTT, f::HYPERVISOR, f::XSAVE, f::AVX, f::RDRAND, f::FSGSBASE,
+            f::AVX2, f::AVX512F, f::AVX512VL, f::NX, f::LM, f::SYSCALL, f::RDTSCP, f::XSAVEOPT, f::XSAVEC,
+        ] {
+            assert!(sees(&c, &domu, feat), "{} hidden from a PV domU", feat.name);
+        }
+        // Guests never see an APIC id; the cache line size stays.
+        assert_eq!(pv_cpuid(c.host(), &domu, 1, 0)[1], 0x0010_0800);
+        // Intel processor type is cleared.
+        assert_eq!(pv_cpuid(c.host(), &domu, 1, 0)[0], 0x0005_0654);
+    }
+
+    #[test]
+    fn sep_is_kept_on_intel_only() {
+        let domu = GuestCpuidCtx::default();
+        // SEP is 'A': Intel hosts pass it, AMD hosts drop it (no SYSENTER in long mode).
+        let intel = pv_cpuid(cpu(INTEL).host(), &domu, 1, 0);
+        let amd = pv_cpuid(cpu(AMD).host(), &domu, 1, 0);
+        assert_eq!((bit(intel, f::SEP), bit(amd, f::SEP)), (f::SEP.pv_default(), false));
+    }
+
+    #[test]
+    fn hardware_domain_kernel_leaks() {
+        let c = cpu(AMD);
+        let ctx = dom0_kernel();
+        assert!(sees(&c, &ctx, f::MTRR));
+        assert!(bit(pv_cpuid(c.host(), &ctx, 0x8000_0001, 0), f::MTRR), "AMD's 0x80000001 copy");
+        assert!(sees(&c, &ctx, f::EIST));
+        // MONITOR only for a faulted (native) CPUID, with the host's leaf 5.
+        assert!(!sees(&c, &ctx, f::MONITOR));
+        assert_eq!(pv_cpuid(c.host(), &ctx, 5, 0), [0; 4]);
+        let faulted = GuestCpuidCtx { forced: false, ..ctx };
+        assert!(sees(&c, &faulted, f::MONITOR));
+        assert_eq!(pv_cpuid(c.host(), &faulted, 5, 0), c.get(5, 0));
+        // Not for its user space, not for other domains.
+        for other in [GuestCpuidCtx { kernel_mode: false, ..ctx }, GuestCpuidCtx { hardware_domain: false, ..ctx }] {
+            assert!(!sees(&c, &other, f::MTRR) && !sees(&c, &other, f::EIST));
+        }
+    }
+
+    #[test]
+    fn osxsave_follows_xen_and_guest_cr4() {
+        let c = cpu(INTEL);
+        let ctx = dom0_kernel();
+        assert!(sees(&c, &ctx, f::OSXSAVE), "Xen's CR4.OSXSAVE leaks into the emulated CPUID");
+        assert!(!sees(&c, &GuestCpuidCtx { xen_cr4_osxsave: false, ..ctx }, f::OSXSAVE));
+        assert!(!sees(&c, &GuestCpuidCtx { kernel_mode: false, ..ctx }, f::OSXSAVE));
+        assert!(!sees(&c, &GuestCpuidCtx { forced: false, ..ctx }, f::OSXSAVE));
+        let own = GuestCpuidCtx { kernel_mode: false, xen_cr4_osxsave: false, guest_cr4: X86_CR4_OSXSAVE, ..ctx };
+        assert!(sees(&c, &own, f::OSXSAVE), "the guest's own CR4.OSXSAVE");
+        assert!(sees(&c, &GuestCpuidCtx { guest_cr4: X86_CR4_PKE, ..ctx }, f::OSPKE));
+        // Without XSAVE in the policy, the leak is off too.
+        let mut c = c;
+        c.clear_bit(f::XSAVE);
+        assert!(!sees(&c, &ctx, f::OSXSAVE));
+    }
+
+    #[test]
+    fn dependencies_follow_a_missing_feature() {
+        let mut c = cpu(INTEL);
+        c.clear_bit(f::XSAVE);
+        let ctx = dom0_kernel();
+        for feat in [f::AVX, f::AVX2, f::FMA, f::F16C, f::AVX512F, f::AVX512VL, f::XSAVEOPT, f::XSAVEC] {
+            assert!(!sees(&c, &ctx, feat), "{} without XSAVE", feat.name);
+        }
+        assert_eq!(pv_cpuid(c.host(), &ctx, 0xd, 0), [0; 4]);
+        assert_eq!(pv_cpuid(c.host(), &ctx, 0xd, 2), [0; 4]);
+        let mut c = cpu(INTEL);
+        c.clear_bit(f::SSE2);
+        assert!(!sees(&c, &ctx, f::LM) && !sees(&c, &ctx, f::SSE3) && !sees(&c, &ctx, f::AESNI));
+        assert!(!sees(&c, &ctx, f::CX16), "CX16 depends on LM");
+        // The host's values for the rest: 48-bit linear, physical width kept.
+        assert_eq!(pv_cpuid(cpu(INTEL).host(), &ctx, 0x8000_0008, 0)[0], 0x3027);
+    }
+
+    #[test]
+    fn xstate_leaf_for_the_guests_features() {
+        let c = cpu(INTEL);
+        let ctx = dom0_kernel();
+        // x87 SSE AVX and the three AVX-512 components; no MPX (not PV), no PKRU (HVM HAP).
+        let l0 = pv_cpuid(c.host(), &ctx, 0xd, 0);
+        assert_eq!(l0, [0xe7, 0x240, 0x680 + 0x400, 0]);
+        let l1 = pv_cpuid(c.host(), &ctx, 0xd, 1);
+        assert_eq!(l1, [0x7, 0x3c8, 0, 0], "XSAVEOPT XSAVEC XGETBV1; EBX is the CPU's current size");
+        assert_eq!(pv_cpuid(c.host(), &ctx, 0xd, 2), [0x100, 0x240, 0, 0]);
+        assert_eq!(pv_cpuid(c.host(), &ctx, 0xd, 7), [0x400, 0x680, 0, 0]);
+        for sub in [3, 4, 8, 9, 62, 63] {
+            assert_eq!(pv_cpuid(c.host(), &ctx, 0xd, sub), [0; 4], "sub-leaf {sub}");
+        }
+        // Without AVX-512 the maximum size is the YMM area's end.
+        let mut c = c;
+        c.clear_bit(f::AVX512F);
+        assert_eq!(pv_cpuid(c.host(), &ctx, 0xd, 0), [0x7, 0x240, 0x340, 0]);
+    }
+
+    #[test]
+    fn leaves_past_the_maxima_are_zero() {
+        let c = cpu(INTEL);
+        let ctx = dom0_kernel();
+        assert_eq!(pv_cpuid(c.host(), &ctx, 0, 0)[0], 0xd, "basic leaves clamped to Xen's 0xd");
+        for leaf in [0xe, 0x10, 0x1f, 0x20, 0x3fff_ffff, 0x8000_0009, 0x8000_0021, 0x8000_0022, 0xc000_0000] {
+            assert_eq!(pv_cpuid(c.host(), &ctx, leaf, 0), [0; 4], "leaf {leaf:#x}");
+        }
+        // Zeroed leaves: PSN, MONITOR, thermal, topology, vPMU.
+        for leaf in [3, 5, 6, 0xa, 0xb] {
+            assert_eq!(pv_cpuid(c.host(), &ctx, leaf, 0), [0; 4], "leaf {leaf:#x}");
+        }
+        // Leaf 7 up to its maximum sub-leaf, leaf 4 with reserved fields cleared.
+        assert_eq!(pv_cpuid(c.host(), &ctx, 7, 1), [0; 4]);
+        assert_eq!(pv_cpuid(c.host(), &ctx, 4, 0), [0x1c00_4121 & 0xffff_c3ff, 0x01c0_003f, 0x3f, 0]);
+        assert_eq!(pv_cpuid(c.host(), &ctx, 4, 2), [0; 4]);
+        // Intel: leaf 2's query count fixed to 1, vendor and family not duplicated.
+        assert_eq!(pv_cpuid(c.host(), &ctx, 2, 0)[0] & 0xff, 1);
+        assert_eq!(pv_cpuid(c.host(), &ctx, 0x8000_0000, 0), [0x8000_0008, 0, 0, 0]);
+    }
+
+    #[test]
+    fn amd_duplicates_vendor_and_common_features() {
+        let mut c = cpu(AMD);
+        c.0.get_mut(&(0x8000_0000, 0)).unwrap()[0] = 0x8000_0023;
+        c.0.insert((0x8000_001f, 0), [0xf, 0, 0, 0]);
+        let ctx = GuestCpuidCtx::default();
+        let l = pv_cpuid(c.host(), &ctx, 0x8000_0000, 0);
+        assert_eq!(l, [0x8000_0021, AMD[0], AMD[1], AMD[2]], "AMD leaves kept up to 0x80000021");
+        let e1 = pv_cpuid(c.host(), &ctx, 0x8000_0001, 0);
+        assert_eq!(e1[0], 0x0005_0654, "family/model copied from leaf 1, processor type cleared");
+        assert!(bit(e1, f::FPU) && bit(e1, f::APIC) && !bit(e1, f::PSE) && !bit(e1, f::MTRR));
+        assert_eq!(pv_cpuid(c.host(), &ctx, 0x8000_001f, 0), [0; 4], "SEV hidden");
+        assert_eq!(pv_cpuid(c.host(), &ctx, 4, 0), [0; 4], "Intel's cache leaf hidden on AMD");
+    }
+
+    #[test]
+    fn xen_leaves() {
+        let c = cpu(INTEL);
+        let ctx = dom0_kernel();
+        let l = |leaf| pv_cpuid(c.host(), &ctx, leaf, 0);
+        assert_eq!(l(0x4000_0000), [0x4000_0005, 0x566e_6558, 0x6558_4d4d, 0x4d4d_566e]);
+        assert_eq!(l(0x4000_0001), [0x0004_0011, 0, 0, 0]);
+        assert_eq!(l(0x4000_0002), [1, 0x4000_0000, 1, 0]);
+        assert_eq!(l(0x4000_0003), [0b110, 0, 0, 0], "invariant TSC and RDTSCP, dom0's kHz 0");
+        let domu = GuestCpuidCtx { tsc_khz: 2_100_000, ..ctx };
+        assert_eq!(pv_cpuid(c.host(), &domu, 0x4000_0003, 0)[2], 2_100_000);
+        assert_eq!(pv_cpuid(c.host(), &ctx, 0x4000_0003, 1), [0; 4]);
+        assert_eq!(l(0x4000_0004), [0; 4]);
+        assert_eq!(l(0x4000_0005), [0, 29, 0, 0], "machine addresses up to mfn 0x1ffdf: 29 bits");
+        assert_eq!(l(0x4000_0006), [0; 4]);
+        assert_eq!(l(0x4000_0100), [0; 4]);
+    }
+}
