@@ -5,6 +5,8 @@
 //! handling by Xen. `tests/layout.rs` checks every value against the C header and every
 //! annotation against the header's text.
 #![allow(non_upper_case_globals)]
+// Values keep the header's `word*32+bit` spelling, `0 * 32 + n` and `w * 32 + 0` included.
+#![allow(clippy::identity_op, clippy::erasing_op)]
 
 /// One `XEN_CPUFEATURE(name, value) /*attrs description */` line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -62,8 +62,6 @@ const XSTATE_OPMASK: u64 = 1 << 5;
 const XSTATE_ZMM: u64 = 1 << 6;
 const XSTATE_HI_ZMM: u64 = 1 << 7;
 const XSTATE_PKRU: u64 = 1 << 9;
-/// Xen supports no supervisor (XSS) state components in 4.17.
-const XSTATE_XSAVES_ONLY: u64 = 0;
 const XSTATE_AREA_MIN_SIZE: u32 = 512 + 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -341,25 +339,17 @@ impl CpuPolicy {
         if self.has(f::PKU) {
             add(XSTATE_PKRU, 9);
         }
-        let xcr0 = xstates & !XSTATE_XSAVES_ONLY;
-        self.xstate[0] = [xcr0 as u32, 0, size, (xcr0 >> 32) as u32];
+        // Xen 4.17 supports no supervisor (XSS) components (`XSTATE_XSAVES_ONLY` is 0):
+        // everything is XCR0, XSS stays 0 and no component is marked supervisor.
+        self.xstate[0] = [xstates as u32, 0, size, (xstates >> 32) as u32];
         self.xstate[1][0] = da1;
-        if self.has(f::XSAVES) {
-            let xss = xstates & XSTATE_XSAVES_ONLY;
-            self.xstate[1][2] = xss as u32;
-            self.xstate[1][3] = (xss >> 32) as u32;
-        } else {
-            xstates &= !XSTATE_XSAVES_ONLY;
-        }
         for i in 2..(NR_XSTATE as u32).min(63) {
-            let bit = 1u64 << i;
-            if xstates & bit == 0 {
+            if xstates & (1u64 << i) == 0 {
                 continue;
             }
+            // size, offset; ecx bit 1: 64-byte aligned in the compacted format.
             let h = host(0xd, i);
-            // size, offset, ecx bit 0 supervisor, bit 1 64-byte aligned.
-            let xss = u32::from(bit & XSTATE_XSAVES_ONLY != 0);
-            self.xstate[i as usize] = [h[0], h[1], xss | (h[2] & 2), 0];
+            self.xstate[i as usize] = [h[0], h[1], h[2] & 2, 0];
         }
     }
 
@@ -624,11 +614,7 @@ fn common_default_adjustments(fs: &mut Featureset, host: &Featureset, vendor: Ve
                 }
             }
         }
-        Vendor::Amd => {
-            if !has(host, f::VERW_CLEAR) {
-                clear(fs, f::VERW_CLEAR);
-            }
-        }
+        Vendor::Amd if !has(host, f::VERW_CLEAR) => clear(fs, f::VERW_CLEAR),
         _ => {}
     }
     if !has(host, f::HTT) {
@@ -729,37 +715,16 @@ pub fn guest_cpuid(host: &impl Fn(u32, u32) -> Leaf, p: &CpuPolicy, ctx: &GuestC
                 }
             }
         }
-        (0x5, _) => {
-            if hw_kernel && has(&host_fs(), f::MONITOR) && !ctx.forced {
-                res = host(5, 0);
-            }
+        (0x5, _) if hw_kernel && has(&host_fs(), f::MONITOR) && !ctx.forced => res = host(5, 0),
+        (0x7, 0) if ctx.guest_cr4 & X86_CR4_PKE != 0 => res[2] |= f::OSPKE.mask(),
+        (0xb, _) if p.has(f::X2APIC) => {
+            res[2] = (res[2] & !0xff) | (subleaf & 0xff);
+            res[3] = ctx.vcpu_id * 2;
         }
-        (0x7, 0) => {
-            if ctx.guest_cr4 & X86_CR4_PKE != 0 {
-                res[2] |= f::OSPKE.mask();
-            }
-        }
-        (0xb, _) => {
-            if p.has(f::X2APIC) {
-                res[2] = (res[2] & !0xff) | (subleaf & 0xff);
-                res[3] = ctx.vcpu_id * 2;
-            }
-        }
-        (0xd, 0) => {
-            if p.has(f::XSAVE) {
-                res[1] = host(0xd, 0)[1];
-            }
-        }
-        (0xd, 1) => {
-            if p.has(f::XSAVEC) {
-                res[1] = host(0xd, 1)[1];
-            }
-        }
-        (0x8000_0001, _) => {
-            if hw_kernel && has(&host_fs(), f::MTRR) {
-                res[3] |= f::MTRR.mask();
-            }
-        }
+        // The sizes for the XCR0 (and XSS) in force, read from the CPU.
+        (0xd, 0) if p.has(f::XSAVE) => res[1] = host(0xd, 0)[1],
+        (0xd, 1) if p.has(f::XSAVEC) => res[1] = host(0xd, 1)[1],
+        (0x8000_0001, _) if hw_kernel && has(&host_fs(), f::MTRR) => res[3] |= f::MTRR.mask(),
         _ => {}
     }
     res
