@@ -10,6 +10,7 @@
 extern crate alloc;
 
 pub mod cmdline;
+pub mod cpuid_dump;
 pub mod events;
 pub mod mm;
 pub mod time;

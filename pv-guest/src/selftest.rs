@@ -86,6 +86,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("mmu_pagetable_writable_refused", mmu_pagetable_writable_refused),
     ("mmu_writable_pagetable", mmu_writable_pagetable),
     ("cpuid_xen_leaves", cpuid_xen_leaves),
+    ("cpuid_dump", cpuid_dump),
     ("grant_table", grant_table),
     ("xenstore", xenstore),
 ];
@@ -421,6 +422,30 @@ fn cpuid_xen_leaves(_: &Env<'_>) -> TestResult {
     ensure!(version >> 16 == 4 && version & 0xffff == 17, "version {version:#x}, wanted 4.17");
     let [pages, msr, ..] = crate::arch::x86_64::cpu::xen_cpuid(0x4000_0002, 0);
     ensure!(pages == 1 && msr == 0x4000_0000, "leaf 2: {pages} hypercall pages, MSR base {msr:#x}");
+    Ok(())
+}
+
+/// Prints every leaf and sub-leaf a Linux guest reads (`CPUID ...` lines, compared line
+/// for line with real Xen's by xtask) and checks what holds on any CPU under Xen: the
+/// hypervisor bit, and all-zero leaves past each maximum (Xen follows AMD's model there,
+/// never the host's answer).
+fn cpuid_dump(_: &Env<'_>) -> TestResult {
+    use crate::cpuid_dump::{for_each_query, line};
+    let read = |leaf, sub| crate::arch::x86_64::cpu::xen_cpuid(leaf, sub);
+    let mut lines = 0u32;
+    for_each_query(&mut read.clone(), |leaf, sub| {
+        println!("{}", line(leaf, sub, read(leaf, sub)));
+        lines += 1;
+    });
+    let [max_basic, ..] = read(0, 0);
+    ensure!(max_basic >= 1, "leaf 0 max {max_basic:#x}");
+    ensure!(read(1, 0)[2] >> 31 == 1, "leaf 1 ecx {:#x}: no hypervisor bit", read(1, 0)[2]);
+    let past = read(max_basic + 1, 0);
+    ensure!(past == [0; 4], "leaf {:#x} past the maximum: {past:x?}", max_basic + 1);
+    let [max_extd, ..] = read(0x8000_0000, 0);
+    let past = read(max_extd + 1, 0);
+    ensure!(max_extd >= 0x8000_0001 && past == [0; 4], "extended max {max_extd:#x}, next leaf {past:x?}");
+    ensure!(lines > 64, "only {lines} lines");
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_boot;
 mod cmd;
+mod cpuid;
 mod deps;
 mod dom0;
 mod domu_cfg;

@@ -165,6 +165,18 @@ fn boot(root: &Path, img: &Images, reference: &[Report]) -> Result<Tally> {
             Some(theirs) => {
                 let diff = compare(&ours, theirs);
                 t.record(&format!("{name}: same report as real Xen 4.17"), diff.is_empty(), &diff.join("; "));
+                // tests=all includes cpuid_dump: the CPUID a PV kernel sees, leaf by leaf.
+                if !theirs.cpuid.is_empty() || !ours.cpuid.is_empty() {
+                    let diff = crate::cpuid::compare(&ours.cpuid, &theirs.cpuid);
+                    for d in diff.iter().take(40) {
+                        println!("    cpuid: {d}");
+                    }
+                    t.record(
+                        &format!("{name}: CPUID identical to real Xen 4.17 ({} leaves)", theirs.cpuid.len()),
+                        diff.is_empty(),
+                        &format!("{} difference(s): {}", diff.len(), diff.join("; ")),
+                    );
+                }
             }
             None => println!("  {name}: no reference report in this run (run `cargo xtask test reference boot` to compare)"),
         }
@@ -259,6 +271,9 @@ fn reference_tier(root: &Path, img: &Images) -> Result<(Tally, Vec<Report>)> {
 #[derive(Debug)]
 pub struct Report {
     cmdline: String,
+    /// pv-guest's CPUID dump (its `cpuid_dump` self-test), also written to
+    /// `target/logs/<name>.cpuid`.
+    cpuid: Vec<crate::cpuid::Leaf>,
     tests: Vec<results::TestLine>,
     shutdown: Option<&'static str>,
 }
@@ -319,7 +334,12 @@ fn guest_report(root: &Path, m: &Machine, name: &str) -> Result<(Tally, Report)>
             println!("{l}");
         }
     }
-    Ok((t, Report { cmdline: m.modules[0].1.clone(), tests, shutdown }))
+    let cpuid = crate::cpuid::parse_log(&out.log);
+    if !cpuid.is_empty() {
+        let text: String = cpuid.iter().map(|l| format!("{l} {:08x} {:08x} {:08x} {:08x}\n", l.regs[0], l.regs[1], l.regs[2], l.regs[3])).collect();
+        std::fs::write(log_dir(root).join(format!("{name}.cpuid")), text)?;
+    }
+    Ok((t, Report { cmdline: m.modules[0].1.clone(), cpuid, tests, shutdown }))
 }
 
 /// `cargo xtask run`: our hypervisor with pv-guest, console on this terminal.

@@ -31,6 +31,7 @@ pub mod arch_x86_64;
 pub mod blkif;
 pub mod callback;
 pub mod console;
+pub mod cpufeatureset;
 pub mod domctl;
 pub mod elfnote;
 pub mod errno;

@@ -751,6 +751,14 @@ fn extra_consts(v: &mut Vec<ConstRow>) {
     ] {
         push(format!("errno::{rust}"), c.into(), e.value());
     }
+    // Every feature's value through the compiler (the header's enum).
+    for feat in cpufeatureset::FEATURES {
+        push(
+            format!("cpufeatureset::{}.value", feat.name),
+            format!("XEN_X86_FEATURE_{}", feat.name),
+            Value::Int(feat.value as i128),
+        );
+    }
     for &h in hypercall::Hypercall::ALL {
         push(
             format!("hypercall::Hypercall::{h:?}"),
@@ -775,6 +783,7 @@ fn extra_consts(v: &mut Vec<ConstRow>) {
 }
 
 const PROBE_HEADERS: &[&str] = &[
+    "xen/arch-x86/cpufeatureset.h",
     "xen/xen.h",
     "xen/callback.h",
     "xen/vcpu.h",
@@ -1204,4 +1213,42 @@ fn layout_table_covers_every_repr_c_struct() {
         "layout table incomplete:\n  {}",
         problems.join("\n  ")
     );
+}
+
+/// The policy annotations are comments, invisible to the compiler: read them from the
+/// header's text. Every `XEN_CPUFEATURE(NAME, w*32+b) /*attrs ...` line must be in
+/// `cpufeatureset::FEATURES` with the same value and annotation, in the same order, and
+/// the table must hold nothing else.
+#[test]
+fn cpufeatureset_annotations_match_header() {
+    let path = Path::new(XEN_INCLUDE_DIR).join("arch-x86/cpufeatureset.h");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        panic!("{} is missing (install libxen-dev)", path.display());
+    };
+    let mut header = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("XEN_CPUFEATURE(")) {
+        let (args, rest) = line["XEN_CPUFEATURE(".len()..].split_once(')').expect("closing parenthesis");
+        let (name, value) = args.split_once(',').expect("name, value");
+        let (word, bit) = value.trim().split_once("*32+").expect("w*32+b");
+        let value = word.trim().parse::<u32>().unwrap() * 32 + bit.trim().parse::<u32>().unwrap();
+        let comment = rest.trim_start().strip_prefix("/*").expect("annotation comment");
+        let attrs = comment.split(' ').next().unwrap_or("");
+        header.push((name.trim().to_owned(), value, attrs.to_owned()));
+    }
+    assert!(header.len() > 200, "only {} features parsed from {}", header.len(), path.display());
+    let ours: Vec<_> = cpufeatureset::FEATURES
+        .iter()
+        .map(|f| (f.name.to_owned(), f.value, f.attrs.to_owned()))
+        .collect();
+    let mut diff = Vec::new();
+    for (i, h) in header.iter().enumerate() {
+        match ours.get(i) {
+            Some(o) if o == h => {}
+            o => diff.push(format!("header {h:?}, table {o:?}")),
+        }
+    }
+    for o in ours.iter().skip(header.len()) {
+        diff.push(format!("only in the table: {o:?}"));
+    }
+    assert!(diff.is_empty(), "cpufeatureset.rs differs from the header:\n{}", diff.join("\n"));
 }

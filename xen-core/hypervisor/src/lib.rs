@@ -13,6 +13,8 @@ extern crate alloc;
 #[deny(unsafe_code)]
 pub mod boot_options;
 #[deny(unsafe_code)]
+pub mod cpuid_policy;
+#[deny(unsafe_code)]
 pub mod domain;
 #[deny(unsafe_code)]
 pub mod frames;

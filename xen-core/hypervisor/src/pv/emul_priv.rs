@@ -188,7 +188,7 @@ fn write_cr(d: &mut Domain, cr: u8, val: u64) -> bool {
         }
         // Xen discards bits outside the guest-controllable set, never faults.
         4 => {
-            d.vcpu.cr4_guest = val & CR4_GUEST_MASK & super::emulate::cr4_policy_mask();
+            d.vcpu.cr4_guest = val & CR4_GUEST_MASK & super::emulate::cr4_policy_mask(d);
             cpu::apply_guest_cr4(d.vcpu.cr4_guest);
             true
         }

@@ -1,8 +1,11 @@
 //! What a PV kernel (running in ring 3) cannot execute itself and Xen emulates:
 //! RDMSR/WRMSR of the registers a 64-bit kernel needs, and CPUID behind Xen's
-//! forced-emulation prefix (`ud2; .ascii "xen"; cpuid`) with Xen's 0x40000000 leaves.
+//! forced-emulation prefix (`ud2; .ascii "xen"; cpuid`), answered with Xen 4.17's PV
+//! CPUID policy (`crate::cpuid_policy`).
 
 use super::domain::Domain;
+use super::m2p;
+use crate::cpuid_policy::{pv_cpuid, GuestCpuidCtx, X86_CR4_OSXSAVE};
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::trap::Regs;
 use crate::arch::x86_64::{clock, cpu};
@@ -18,10 +21,10 @@ fn fetch<const N: usize>(d: &Domain, rip: u64) -> Option<[u8; N]> {
 
 /// What the MSR policy depends on, from the guest's CPUID.
 fn msr_ctx(d: &Domain) -> MsrCtx {
-    let (_, b0, c0, d0) = cpuid(d, 0, 0);
-    let (_, _, _, d7) = cpuid(d, 7, 0);
-    let (_, _, _, e1d) = cpuid(d, 0x8000_0001, 0);
-    let (_, b8, _, _) = cpuid(d, 0x8000_0008, 0);
+    let (_, b0, c0, d0) = cpuid(d, 0, 0, true);
+    let (_, _, _, d7) = cpuid(d, 7, 0, true);
+    let (_, _, _, e1d) = cpuid(d, 0x8000_0001, 0, true);
+    let (_, b8, _, _) = cpuid(d, 0x8000_0008, 0, true);
     let arch_caps = (d7 & (1 << 29) != 0).then(|| cpu::rdmsr_safe(msr_policy::nr::ARCH_CAPABILITIES).unwrap_or(0));
     MsrCtx {
         has_spec_ctrl: d7 & (1 << 26) != 0 || b8 & (1 << 14) != 0,
@@ -116,13 +119,13 @@ pub fn cpuid_fault(d: &mut Domain, regs: &mut Regs, bytes: &[u8]) -> bool {
     if bytes.get(..2) != Some(&[0x0f, 0xa2]) {
         return false;
     }
-    answer_cpuid(d, regs);
+    answer_cpuid(d, regs, false);
     regs.rip += 2;
     true
 }
 
-fn answer_cpuid(d: &Domain, regs: &mut Regs) {
-    let (a, b, c, dx) = cpuid(d, regs.rax as u32, regs.rcx as u32);
+fn answer_cpuid(d: &Domain, regs: &mut Regs, forced: bool) {
+    let (a, b, c, dx) = cpuid(d, regs.rax as u32, regs.rcx as u32, forced);
     regs.rax = u64::from(a);
     regs.rbx = u64::from(b);
     regs.rcx = u64::from(c);
@@ -137,9 +140,9 @@ pub fn osxsave_leaked(d: &Domain) -> bool {
 
 /// The guest-controllable CR4 bits the CPUID policy lets a PV guest set (Xen's
 /// `pv_fixup_guest_cr4`): TSD and DE always, FSGSBASE and OSXSAVE with their features.
-pub fn cr4_policy_mask() -> u64 {
-    let (_, _, c1, _) = cpu::cpuid(1, 0);
-    let (_, b7, _, _) = cpu::cpuid(7, 0);
+pub fn cr4_policy_mask(d: &Domain) -> u64 {
+    let (_, _, c1, _) = cpuid(d, 1, 0, true);
+    let (_, b7, _, _) = cpuid(d, 7, 0, true);
     let mut m = (1 << 2) | (1 << 3);
     if b7 & 1 != 0 {
         m |= 1 << 16;
@@ -150,41 +153,31 @@ pub fn cr4_policy_mask() -> u64 {
     m
 }
 
-/// Xen's hypervisor CPUID leaves (base 0x40000000) for a PV guest.
-fn xen_leaf(leaf: u32) -> (u32, u32, u32, u32) {
-    match leaf - 0x4000_0000 {
-        0 => (0x4000_0005, 0x566e_6558, 0x6558_4d4d, 0x4d4d_566e), // "XenVMMXenVMM"
-        1 => ((4 << 16) | 17, 0, 0, 0),
-        2 => (1, 0x4000_0000, 1, 0), // one hypercall page, MSR base, PRESERVE_AD
-        3 => (0, 0, (clock::tsc_hz() / 1000) as u32, 0),
-        // Leaf 5: EBX[7:0] = 0 keeps Linux on grant table v1.
-        _ => (0, 0, 0, 0),
-    }
-}
-
-/// CPUID as Xen presents it to a PV guest: host values with the hypervisor bit set and
-/// features a PV guest can't use hidden, plus Xen's leaves.
-pub(crate) fn cpuid(_d: &Domain, leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
-    if (0x4000_0000..=0x4000_00ff).contains(&leaf) {
-        return xen_leaf(leaf);
-    }
-    let (a, mut b, mut c, mut d) = cpu::cpuid(leaf, subleaf);
-    // Interim mask until the policy derived from cpufeatureset.h lands: what Xen offers
-    // HVM guests only (PSE, PGE, 1 GiB pages, PCID, SMEP, ... ) is hidden from PV.
-    match leaf {
-        1 => {
-            c |= 1 << 31; // hypervisor present
-            c &= !((1 << 3) | (1 << 5) | (1 << 6) | (1 << 17) | (1 << 21) | (1 << 24));
-            d &= !((1 << 1) | (1 << 3) | (1 << 12) | (1 << 13) | (1 << 17));
-        }
-        7 if subleaf == 0 => {
-            b &= !((1 << 7) | (1 << 10) | (1 << 20));
-            c &= !((1 << 2) | (1 << 3) | (1 << 16));
-        }
-        0x8000_0001 => d &= !(1 << 26),
-        _ => {}
-    }
-    (a, b, c, d)
+/// CPUID as Xen 4.17 presents it to vCPU 0 of the PV domain `d` (the policy in
+/// `crate::cpuid_policy`, over this CPU's native CPUID). `forced`: the CPUID came through
+/// the forced-emulation prefix (a #UD); false for a native CPUID that faulted (CPUID
+/// faulting, a #GP), which Xen answers differently for the hardware domain's kernel
+/// (MONITOR leaks).
+pub(crate) fn cpuid(d: &Domain, leaf: u32, subleaf: u32, forced: bool) -> (u32, u32, u32, u32) {
+    let ctx = GuestCpuidCtx {
+        hardware_domain: d.hardware,
+        kernel_mode: d.vcpu.kernel_mode,
+        forced,
+        // The guest-controllable CR4 bits it set (`emul_priv::write_cr`).
+        guest_cr4: d.vcpu.cr4_guest,
+        xen_cr4_osxsave: cpu::read_cr4() & X86_CR4_OSXSAVE != 0,
+        vcpu_id: 0,
+        // Xen never emulates the hardware domain's TSC and leaves its kHz 0; other PV
+        // domains get the host's frequency (`tsc_set_info`).
+        tsc_khz: if d.hardware { 0 } else { (clock::tsc_hz() / 1000) as u32 },
+        max_mfn: m2p::entries().saturating_sub(1),
+    };
+    let host = |leaf, subleaf| {
+        let (a, b, c, d) = cpu::cpuid(leaf, subleaf);
+        [a, b, c, d]
+    };
+    let [a, b, c, dx] = pv_cpuid(host, &ctx, leaf, subleaf);
+    (a, b, c, dx)
 }
 
 /// A #UD from the guest: the forced-emulation CPUID. True if handled (RIP advanced).
@@ -192,7 +185,7 @@ pub fn forced_cpuid(d: &mut Domain, regs: &mut Regs) -> bool {
     if fetch::<7>(d, regs.rip) != Some(FORCED_CPUID) {
         return false;
     }
-    answer_cpuid(d, regs);
+    answer_cpuid(d, regs, true);
     regs.rip += 7;
     true
 }

@@ -73,6 +73,14 @@ pub unsafe fn wrmsr(msr: u32, value: u64) {
     };
 }
 
+/// The hypervisor's CR4.
+pub fn read_cr4() -> u64 {
+    let cr4: u64;
+    // SAFETY: reading CR4 has no side effect.
+    unsafe { core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack, preserves_flags)) };
+    cr4
+}
+
 pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
     let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
     (r.eax, r.ebx, r.ecx, r.edx)
@@ -128,13 +136,6 @@ pub fn read_cr0() -> u64 {
     let v: u64;
     // SAFETY: reading CR0 has no side effects.
     unsafe { core::arch::asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
-}
-
-pub fn read_cr4() -> u64 {
-    let v: u64;
-    // SAFETY: reading CR4 has no side effects.
-    unsafe { core::arch::asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) };
     v
 }
 
