@@ -216,25 +216,19 @@ fn build_our_binaries(root: &Path) -> Result<PathBuf> {
     Ok(root.join("target").join(MUSL).join("release"))
 }
 
-/// Debian's kernel as a plain ELF (`vmlinux`): the xz payload of the bzImage. Our
-/// domain builder loads ELF kernels (bzImage unpacking is not written yet).
+/// Debian's kernel as a plain ELF (`vmlinux`), unpacked from the bzImage by the
+/// `kernel-image` crate (the code the domain builders use).
 fn vmlinux(root: &Path, vmlinuz: &Path, kver: &str) -> Result<PathBuf> {
     let out = root.join("target/reference").join(format!("vmlinux-{kver}"));
     if out.exists() {
         return Ok(out);
     }
-    let z = std::fs::read(vmlinuz)?;
-    let magic = b"\xfd7zXZ\x00";
-    let at = z.windows(magic.len()).position(|w| w == magic).ok_or_else(|| Error::new(format!("no xz payload in {}", vmlinuz.display())))?;
-    let tmp = out.with_extension("xz");
-    std::fs::write(&tmp, &z[at..])?;
-    // xz stops at the end of the stream and complains about the bytes after it.
-    let o = Command::new("xz").args(["-dc"]).arg(&tmp).output().context(|| "running xz".to_string())?;
-    let _ = std::fs::remove_file(&tmp);
-    if o.stdout.get(..4) != Some(b"\x7fELF") {
-        return Err(Error::new(format!("unpacking the kernel in {} gave no ELF", vmlinuz.display())));
-    }
-    std::fs::write(&out, &o.stdout)?;
+    let image = std::fs::read(vmlinuz).context(|| format!("reading {}", vmlinuz.display()))?;
+    let k = kernel_image::locate(&image).map_err(|e| Error::new(format!("{}: {e}", vmlinuz.display())))?;
+    let mut elf = vec![0u8; k.unpacked_len];
+    let mut scratch = vec![0u8; kernel_image::scratch_len(&k)];
+    kernel_image::unpack(&k, &mut elf, &mut scratch).map_err(|e| Error::new(format!("{}: {e}", vmlinuz.display())))?;
+    std::fs::write(&out, &elf)?;
     Ok(out)
 }
 
