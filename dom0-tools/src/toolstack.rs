@@ -6,45 +6,20 @@ use crate::builder::{self, BuildConfig, Built};
 use crate::xc::{self, DomainInfo, Xc};
 use crate::xlcfg::{vdev_number, Disk, DiskBackend, DomainConfig};
 use crate::xs::{self, Xs};
-use std::fmt;
 use xen_abi::domctl::{XEN_DOMINF_blocked, XEN_DOMINF_dying, XEN_DOMINF_paused, XEN_DOMINF_running, XEN_DOMINF_shutdown};
 use xenstore_wire::{Perm, PermKind};
 
-#[derive(Debug)]
+/// Why a toolstack operation failed; messages are one line.
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
-    Xen(xc::Error),
-    Store(xs::Error),
-    Build(builder::BuildError),
+    #[error(transparent)]
+    Xen(#[from] xc::Error),
+    #[error(transparent)]
+    Store(#[from] xs::Error),
+    #[error(transparent)]
+    Build(#[from] builder::BuildError),
+    #[error("{0}")]
     Other(String),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Xen(e) => write!(f, "{e}"),
-            Error::Store(e) => write!(f, "{e}"),
-            Error::Build(e) => write!(f, "{e}"),
-            Error::Other(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<xc::Error> for Error {
-    fn from(e: xc::Error) -> Self {
-        Error::Xen(e)
-    }
-}
-impl From<xs::Error> for Error {
-    fn from(e: xs::Error) -> Self {
-        Error::Store(e)
-    }
-}
-impl From<builder::BuildError> for Error {
-    fn from(e: builder::BuildError) -> Self {
-        Error::Build(e)
-    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

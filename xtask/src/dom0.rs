@@ -440,6 +440,7 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
     let pv_guest = crate::images::build_bare(root, "pv-guest", "-C relocation-model=static")?;
     t.file("/guests/pv-guest", std::fs::read(&pv_guest)?, 0o644);
     t.file("/guests/vmlinux", std::fs::read(vmlinux(root, &kernel, &kver)?)?, 0o644);
+    t.file("/guests/vmlinuz", std::fs::read(&kernel)?, 0o644);
     let bins = build_our_binaries(root)?;
     let domu_bins = [("blkbench", std::fs::read(bins.join("blkbench"))?), ("netbench", std::fs::read(bins.join("netbench"))?)];
     t.file("/guests/domu.cpio", domu_initramfs(root, &kdir, &std::fs::read(&bb)?, &domu_bins)?, 0o644);
@@ -502,7 +503,9 @@ fn guest_configs() -> Vec<(String, DomU)> {
         // power-off so that the test destroys it with vif 5 still connected.
         ("pv-net", DomU::pv_guest("pv-net", NETFRONT).vif("mac=00:16:3e:00:00:10")),
         ("pv-net-ours", DomU::pv_guest("pv-net-ours", NETFRONT).vif("mac=00:16:3e:00:00:10,bridge=xennet0")),
-        ("linux", linux("linux", "").disk("file:/tmp/linux.img,xvda,w").vif("mac=00:16:3e:00:00:01,bridge=xenbr0")),
+        // As a user writes it after Xen's shipped /etc/xen/xlexample.pvlinux: the stock
+        // compressed kernel, a positional disk with `raw` and `rw`, a default vif.
+        ("linux", linux("linux", "").as_users_have_it().disk("/tmp/linux.img,raw,xvda,rw").vif("")),
         // xen-blkfront on our blkback; two vCPUs, so it asks for two rings (multi-queue).
         ("linux-blk", linux("linux-blk", "").memory(160).vcpus(2).disk("file:/tmp/linux-blk.img,xvda,w")),
         ("linux-net", linux("linux-net", &format!("net=10.0.0.3,10.0.0.1 tcptest={TCP_TEST_BYTES}")).vif("mac=00:16:3e:00:00:20,bridge=xennet0")),

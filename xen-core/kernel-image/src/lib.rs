@@ -730,3 +730,5 @@ fn unzstd(data: &[u8], out: &mut [u8]) -> Result<usize, KernelError> {
         }
     }
 }
+
+impl core::error::Error for KernelError {}
