@@ -505,7 +505,7 @@ fn guest_configs() -> Vec<(String, DomU)> {
         ("pv-net-ours", DomU::pv_guest("pv-net-ours", NETFRONT).vif("mac=00:16:3e:00:00:10,bridge=xennet0")),
         // As a user writes it after Xen's shipped /etc/xen/xlexample.pvlinux: the stock
         // compressed kernel, a positional disk with `raw` and `rw`, a default vif.
-        ("linux", linux("linux", "").as_users_have_it().disk("/tmp/linux.img,raw,xvda,rw").vif("")),
+        ("linux", linux("linux", "").users_style().disk("/tmp/linux.img,raw,xvda,rw").vif("")),
         // xen-blkfront on our blkback; two vCPUs, so it asks for two rings (multi-queue).
         ("linux-blk", linux("linux-blk", "").memory(160).vcpus(2).disk("file:/tmp/linux-blk.img,xvda,w")),
         ("linux-net", linux("linux-net", &format!("net=10.0.0.3,10.0.0.1 tcptest={TCP_TEST_BYTES}")).vif("mac=00:16:3e:00:00:20,bridge=xennet0")),

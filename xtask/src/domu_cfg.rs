@@ -55,7 +55,7 @@ impl DomU {
 
     /// The stock compressed kernel instead of the unpacked ELF, and the list style of
     /// Xen's shipped `xlexample.pvlinux` (`disk = [ '...,raw,xvda,rw' ]`, `vif = [ '' ]`).
-    pub fn as_users_have_it(mut self) -> DomU {
+    pub fn users_style(mut self) -> DomU {
         self.kernel = Kernel::LinuxStock;
         self.single_quotes = true;
         self
@@ -136,7 +136,7 @@ vif = [ \"mac=00:16:3e:00:00:01\" ]\n"
         );
         let p = DomU::pv_guest("p", "tests=all").preserved().render();
         assert!(p.contains("kernel = \"/guests/pv-guest\"\n") && p.contains("on_poweroff = \"preserve\"\n") && !p.contains("ramdisk"));
-        let u = DomU::linux("u", "").as_users_have_it().disk("/tmp/u.img,raw,xvda,rw").vif("").render();
+        let u = DomU::linux("u", "").users_style().disk("/tmp/u.img,raw,xvda,rw").vif("").render();
         assert!(u.contains("kernel = \"/guests/vmlinuz\"\n") && u.contains("on_reboot = \"destroy\"\n"), "{u}");
         assert!(u.contains("disk = [ '/tmp/u.img,raw,xvda,rw' ]\n") && u.contains("vif = [ '' ]\n"), "{u}");
     }
