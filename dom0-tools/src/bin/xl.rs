@@ -113,8 +113,11 @@ fn run(cmd: Cmd) -> Result<()> {
             let settings = xlcfg::parse(&config, &text).map_err(|e| Error::Other(e.to_string()))?;
             let ov = xlcfg::parse_overrides(&overrides).map_err(|e| Error::Other(e.to_string()))?;
             let c = xlcfg::domain_config(&config, &settings, &ov).map_err(|e| Error::Other(e.to_string()))?;
+            for w in &c.warnings {
+                eprintln!("xl: warning: {w}");
+            }
             if dry_run {
-                println!("{c:#?}");
+                println!("{}", c.to_libxl_json());
                 return Ok(());
             }
             let xc = xc()?;
