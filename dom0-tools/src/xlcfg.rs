@@ -111,10 +111,10 @@ fn quoted(i: &mut &str) -> PResult<String> {
     let q = one_of(['"', '\'']).parse_next(i)?;
     let mut s = String::new();
     loop {
-        let c = match opt(any).parse_next(i)? {
-            None | Some('\n') => return fail("unterminated string"),
-            Some(c) => c,
-        };
+        if i.is_empty() || i.starts_with('\n') {
+            return fail("unterminated string");
+        }
+        let c = any.parse_next(i)?;
         if c == q {
             return Ok(s);
         }
@@ -122,10 +122,10 @@ fn quoted(i: &mut &str) -> PResult<String> {
             s.push(c);
             continue;
         }
-        let e = match opt(any).parse_next(i)? {
-            None | Some('\n') => return fail("unterminated string"),
-            Some(e) => e,
-        };
+        if i.is_empty() || i.starts_with('\n') {
+            return fail("unterminated string");
+        }
+        let e = any.parse_next(i)?;
         s.push(match e {
             '"' | '\'' | '\\' => e,
             'a' => '\x07',
@@ -974,6 +974,7 @@ pub fn domain_config(file: &str, settings: &[Setting], overrides: &[Setting]) ->
     }
     let last_line = all.iter().map(|s| s.line).max().unwrap_or(1);
     let missing = |key: &str| CfgError { file: file.into(), line: last_line, key: Some(key.into()), msg: "missing".into() };
+    let name = name.ok_or_else(|| missing("name"))?;
     let kernel = match (kernel, &bootloader) {
         (Some(k), None) => k,
         (Some(k), Some((b, line))) => {
@@ -1005,7 +1006,7 @@ pub fn domain_config(file: &str, settings: &[Setting], overrides: &[Setting]) ->
     });
     let max_vcpus = maxvcpus.unwrap_or(vcpus).max(vcpus);
     Ok(DomainConfig {
-        name: name.ok_or_else(|| missing("name"))?,
+        name,
         uuid,
         memory_mib: memory as u64,
         maxmem_mib: maxmem.unwrap_or(memory).max(memory) as u64,
