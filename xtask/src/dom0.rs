@@ -447,6 +447,9 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
     for (file, cfg) in guest_configs() {
         t.file(&format!("/etc/xen/{file}.cfg"), cfg.render().into_bytes(), 0o644);
     }
+    // Xen's example as Debian ships it: `xl create -n` must take it and print libxl's JSON.
+    let examples = reference::unpacked(root, "xen-utils-common")?.join("etc/xen");
+    t.file("/etc/xen/xlexample.pvlinux", std::fs::read(examples.join("xlexample.pvlinux"))?, 0o644);
     t.file("/etc/xen/bad.cfg", b"name = \"bad\"\nkernel = \"/guests/pv-guest\"\nmemory = \"lots\"\n".to_vec(), 0o644);
     for b in OUR_BINS {
         let p = bins.join(b);
@@ -941,6 +944,8 @@ check xl-info sh -c 'xl info > /tmp/info && grep -q "^xen_version *: 4.17" /tmp/
 cat /tmp/info | sed 's/^/  info| /'
 check xl-list-dom0 sh -c 'xl list | grep -q "^Domain-0  *0 "'
 want xl-bad-config-one-line '/etc/xen/bad.cfg:3: memory: expects a number' sh -c 'xl create /etc/xen/bad.cfg 2>&1 | sed "s/^xl: //"'
+check xl-dry-run-shipped-example-json sh -c 'xl create -n /etc/xen/xlexample.pvlinux > /tmp/dry.json && grep -q "c_info" /tmp/dry.json && grep -q "pdev_path.: ./dev/vg/guest-volume" /tmp/dry.json'
+sed 's/^/  dry-run| /' /tmp/dry.json | head -40
 check xl-dmesg sh -c 'xl dmesg | grep -q "Xen version 4.17"'
 free0=$(sed -n 's/^free_memory *: //p' /tmp/info)
 #@ pv-guest
