@@ -314,6 +314,7 @@ blktest() {
   poweroff -f
 }
 case " $(cat /proc/cmdline) " in
+  *" selftest_reboot "*) echo "DOMU REBOOTING"; reboot -f ;;
   *" blktest=format "*) blktest format ;;
   *" blktest=verify "*) blktest verify ;;
 esac
@@ -552,6 +553,7 @@ fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<S
         .replace("@LATER_MODULES@", later_modules.trim())
         .replace("@DONE@", DONE)
         .replace("@MARKER@", DOMU_MARKER)
+        .replace("@LINUX_CONSOLE@", LINUX_CONSOLE)
         .replace("@REPS@", &BENCH_REPS.to_string())
         .replace("@BLK_MIB@", &BLK_MIB.to_string())
         .replace("@TCP_TEST_BYTES@", &TCP_TEST_BYTES.to_string())
@@ -1018,6 +1020,19 @@ free1=$(xl info | sed -n 's/^free_memory *: //p')
 want free-memory-restored "$free0" echo "$free1"
 want no-stale-xenstore-domains 0 xenstore-list /local/domain
 want no-stale-vm-entries "00000000-0000-0000-0000-000000000000" xenstore-list /vm
+
+#@ restart
+# on_reboot = "restart" (given on xl's command line, so the monitor's re-creation uses the
+# overrides too): the Linux domU reboots itself; the domain must come back under a new id.
+check xl-create-linux-reboot xl create /etc/xen/linux.cfg 'name="linux-reboot"' 'on_reboot="restart"' 'extra="@LINUX_CONSOLE@ selftest_reboot"' 'disk=[]' 'vif=[]'
+id0=$(xl domid linux-reboot); id1=$id0
+read t _ < /proc/uptime; end=$(( ${t%.*} + 180 ))
+while [ "$id1" = "$id0" ] || [ -z "$id1" ]; do read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && break; sleep 0.2; id1=$(xl domid linux-reboot 2>/dev/null); done
+echo "  restart| first id $id0, then $id1"
+check domu-reboot-restarts-under-new-id sh -c "[ -n '$id1' ] && [ '$id1' != '$id0' ]"
+check xl-destroy-restarted-domain xl destroy linux-reboot
+sed 's/^/  xl-monitor| /' /var/log/xen/xl-monitor.log | tail -4
+check domu-reboot-was-from-inside grep -q 'DOMU REBOOTING' /var/log/xen/console/guest-linux-reboot.log
 
 #@ end
 dmesg | grep -i -E 'segfault|general protection|traps:' | sed 's/^/  dmesg| /'
