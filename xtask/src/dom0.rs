@@ -315,6 +315,7 @@ blktest() {
 }
 case " $(cat /proc/cmdline) " in
   *" selftest_reboot "*) echo "DOMU REBOOTING"; reboot -f ;;
+  *" memwatch "*) while :; do echo "MEM $(grep MemTotal /proc/meminfo | tr -s ' ')"; sleep 2; done ;;
   *" blktest=format "*) blktest format ;;
   *" blktest=verify "*) blktest verify ;;
 esac
@@ -1033,6 +1034,21 @@ check domu-reboot-restarts-under-new-id sh -c "[ -n '$id1' ] && [ '$id1' != '$id
 check xl-destroy-restarted-domain xl destroy linux-reboot
 sed 's/^/  xl-monitor| /' /var/log/xen/xl-monitor.log | tail -4
 check domu-reboot-was-from-inside grep -q 'DOMU REBOOTING' /var/log/xen/console/guest-linux-reboot.log
+
+#@ memset
+# xl mem-set: the target goes to xenstore and the Linux domU's balloon driver gives the
+# memory back (its MemTotal, printed every 2 s on its console, drops).
+check xl-create-linux-mem xl create /etc/xen/linux.cfg 'name="linux-mem"' 'extra="@LINUX_CONSOLE@ memwatch"' 'disk=[]' 'vif=[]'
+LM=/var/log/xen/console/guest-linux-mem.log
+waitlog $LM 'MEM MemTotal' 120
+m0=$(grep -a 'MEM MemTotal' $LM | tail -1 | awk '{print $3}'); m1=$m0
+check xl-mem-set xl mem-set linux-mem 96m
+want xl-mem-set-target 98304 sh -c 'xenstore-read /local/domain/$(xl domid linux-mem)/memory/target'
+read t _ < /proc/uptime; end=$(( ${t%.*} + 60 ))
+while [ "${m1:-0}" -ge "${m0:-0}" ] && [ -n "$m0" ]; do read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && break; sleep 1; m1=$(grep -a 'MEM MemTotal' $LM | tail -1 | awk '{print $3}'); done
+echo "  mem-set| domU MemTotal $m0 kB, then $m1 kB"
+check domu-balloon-honours-mem-set sh -c "[ -n '$m0' ] && [ '$m1' -lt '$m0' ]"
+xl destroy linux-mem >/dev/null 2>&1
 
 #@ end
 dmesg | grep -i -E 'segfault|general protection|traps:' | sed 's/^/  dmesg| /'
