@@ -838,7 +838,7 @@ const PV_NOT_IMPLEMENTED: &[&str] = &[
     "max_event_channels", "nomigrate", "tsc_mode", "e820_host", "pci", "pci_permissive", "pci_msitranslate", "pci_seize",
     "pci_power_mgmt", "ioports", "irqs", "iomem", "cpu_weight", "cap", "weight", "period", "slice", "latency", "extratime",
     "vtpm", "vfb", "vkb", "channel", "p9", "pvcalls", "vdispl", "vsnd", "vscsi", "vnuma", "claim_mode", "device_model_args_pv",
-    "passthrough", "xend_...", "bootloader_restrict", "bootloader_user", "msitranslate", "gfx_passthru_igd", "migration_channel",
+    "passthrough", "bootloader_restrict", "bootloader_user", "msitranslate", "gfx_passthru_igd", "migration_channel",
     "vif2", "vdev",
 ];
 
