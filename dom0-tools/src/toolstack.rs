@@ -6,45 +6,20 @@ use crate::builder::{self, BuildConfig, Built};
 use crate::xc::{self, DomainInfo, Xc};
 use crate::xlcfg::{vdev_number, Disk, DiskBackend, DomainConfig};
 use crate::xs::{self, Xs};
-use std::fmt;
 use xen_abi::domctl::{XEN_DOMINF_blocked, XEN_DOMINF_dying, XEN_DOMINF_paused, XEN_DOMINF_running, XEN_DOMINF_shutdown};
 use xenstore_wire::{Perm, PermKind};
 
-#[derive(Debug)]
+/// Why a toolstack operation failed; messages are one line.
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
-    Xen(xc::Error),
-    Store(xs::Error),
-    Build(builder::BuildError),
+    #[error(transparent)]
+    Xen(#[from] xc::Error),
+    #[error(transparent)]
+    Store(#[from] xs::Error),
+    #[error(transparent)]
+    Build(#[from] builder::BuildError),
+    #[error("{0}")]
     Other(String),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Xen(e) => write!(f, "{e}"),
-            Error::Store(e) => write!(f, "{e}"),
-            Error::Build(e) => write!(f, "{e}"),
-            Error::Other(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<xc::Error> for Error {
-    fn from(e: xc::Error) -> Self {
-        Error::Xen(e)
-    }
-}
-impl From<xs::Error> for Error {
-    fn from(e: xs::Error) -> Self {
-        Error::Store(e)
-    }
-}
-impl From<builder::BuildError> for Error {
-    fn from(e: builder::BuildError) -> Self {
-        Error::Build(e)
-    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -65,10 +40,7 @@ pub fn new_uuid() -> [u8; 16] {
     u
 }
 
-pub fn uuid_string(u: &[u8; 16]) -> String {
-    let h: Vec<String> = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", h[..4].concat(), h[4..6].concat(), h[6..8].concat(), h[8..10].concat(), h[10..].concat())
-}
+pub use crate::xlcfg::uuid_string;
 
 /// dom0's own entries (what Xen's `xen-init-dom0` writes).
 pub fn init_dom0(xs: &mut Xs) -> Result<()> {
@@ -217,8 +189,9 @@ pub fn write_domain_entries(xs: &mut Xs, c: &DomainConfig, b: &Built, uuid: &str
                 ("console/type", "xenconsoled".into()),
             ],
         )?;
-        for v in 0..c.vcpus {
-            xs.write(tx, &format!("{dom}/cpu/{v}/availability"), b"online")?;
+        for v in 0..c.max_vcpus {
+            let state: &[u8] = if v < c.vcpus { b"online" } else { b"offline" };
+            xs.write(tx, &format!("{dom}/cpu/{v}/availability"), state)?;
         }
         for sub in ["device", "control"] {
             let p = format!("{dom}/{sub}");
@@ -250,7 +223,7 @@ pub fn write_domain_entries(xs: &mut Xs, c: &DomainConfig, b: &Built, uuid: &str
                     ("backend-id", "0".into()),
                     ("state", "1".into()),
                     ("virtual-device", devid.to_string()),
-                    ("device-type", "disk".into()),
+                    ("device-type", if disk.cdrom { "cdrom" } else { "disk" }.into()),
                 ],
             )?;
             write_all(
@@ -266,7 +239,7 @@ pub fn write_domain_entries(xs: &mut Xs, c: &DomainConfig, b: &Built, uuid: &str
                     ("type", disk_type(disk).into()),
                     ("mode", if disk.writable { "w" } else { "r" }.into()),
                     ("dev", disk.vdev.clone()),
-                    ("device-type", "disk".into()),
+                    ("device-type", if disk.cdrom { "cdrom" } else { "disk" }.into()),
                     ("removable", "0".into()),
                     ("bootable", "1".into()),
                 ],
@@ -301,7 +274,7 @@ pub fn write_domain_entries(xs: &mut Xs, c: &DomainConfig, b: &Built, uuid: &str
                 // libxl's keys: Linux's netback refuses a device without `script`
                 // ("reading script"); nothing runs it here (the back-end writes
                 // `hotplug-status` itself, or the admin does).
-                ("script", "/etc/xen/scripts/vif-bridge".to_string()),
+                ("script", vif.script.clone().unwrap_or_else(|| "/etc/xen/scripts/vif-bridge".to_string())),
                 ("type", "vif".to_string()),
             ];
             if let Some(b) = &vif.bridge {
@@ -316,20 +289,47 @@ pub fn write_domain_entries(xs: &mut Xs, c: &DomainConfig, b: &Built, uuid: &str
     }
 }
 
+/// What xl.cfg can say that our back-ends can't serve: refused before anything is built.
+fn check_servable(c: &DomainConfig) -> Result<()> {
+    let dom0 = |b: &Option<String>| b.as_deref().is_none_or(|b| b == "0" || b == "Domain-0");
+    for d in &c.disks {
+        let refuse = |why: String| Err(Error::Other(format!("disk {}: {why}", d.vdev)));
+        if d.format != "raw" {
+            return refuse(format!("format `{}` is not supported (raw images and devices only)", d.format));
+        }
+        if let Some(s) = &d.script {
+            return refuse(format!("block scripts (`{s}`) are not supported"));
+        }
+        if !dom0(&d.backend_domain) {
+            return refuse("back-ends in driver domains are not supported".into());
+        }
+        if d.specification.as_deref() == Some("virtio") {
+            return refuse("virtio disks are not supported".into());
+        }
+    }
+    for (i, v) in c.vifs.iter().enumerate() {
+        if !dom0(&v.backend_domain) {
+            return Err(Error::Other(format!("vif {i}: back-ends in driver domains are not supported")));
+        }
+    }
+    Ok(())
+}
+
 /// `xl create`: builds the domain, publishes it in xenstore, introduces it to
 /// xenstored and (unless `paused`) unpauses it. Returns the domid.
 pub fn create(xc: &Xc, xs: &mut Xs, c: &DomainConfig, paused: bool) -> Result<u16> {
     if find_domain(xs, &c.name).is_ok() {
         return Err(Error::Other(format!("domain `{}` already exists", c.name)));
     }
+    check_servable(c)?;
     let read = |p: &str| std::fs::read(p).map_err(|e| Error::Other(format!("{p}: {e}")));
     let kernel = read(&c.kernel)?;
     let ramdisk = c.ramdisk.as_deref().map(read).transpose()?;
-    let uuid = new_uuid();
+    let uuid = c.uuid.unwrap_or_else(new_uuid);
     let cfg = BuildConfig {
         memory_mib: c.memory_mib,
         maxmem_mib: c.maxmem_mib,
-        vcpus: c.vcpus,
+        vcpus: c.max_vcpus,
         kernel,
         ramdisk,
         cmdline: c.cmdline.clone(),
@@ -515,7 +515,7 @@ mod tests {
 
     #[test]
     fn params_and_type_by_backend() {
-        let mut d = Disk { target: "/tmp/a.img".into(), kind: "file".into(), vdev: "xvda".into(), writable: true, backend: DiskBackend::Qdisk };
+        let mut d = Disk { target: "/tmp/a.img".into(), vdev: "xvda".into(), ..Disk::default() };
         assert_eq!((disk_params(&d), disk_type(&d)), ("aio:/tmp/a.img".to_string(), "qdisk"));
         d.backend = DiskBackend::Phy;
         assert_eq!((disk_params(&d), disk_type(&d)), ("/tmp/a.img".to_string(), "phy"));

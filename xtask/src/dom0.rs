@@ -216,25 +216,19 @@ fn build_our_binaries(root: &Path) -> Result<PathBuf> {
     Ok(root.join("target").join(MUSL).join("release"))
 }
 
-/// Debian's kernel as a plain ELF (`vmlinux`): the xz payload of the bzImage. Our
-/// domain builder loads ELF kernels (bzImage unpacking is not written yet).
+/// Debian's kernel as a plain ELF (`vmlinux`), unpacked from the bzImage by the
+/// `kernel-image` crate (the code the domain builders use).
 fn vmlinux(root: &Path, vmlinuz: &Path, kver: &str) -> Result<PathBuf> {
     let out = root.join("target/reference").join(format!("vmlinux-{kver}"));
     if out.exists() {
         return Ok(out);
     }
-    let z = std::fs::read(vmlinuz)?;
-    let magic = b"\xfd7zXZ\x00";
-    let at = z.windows(magic.len()).position(|w| w == magic).ok_or_else(|| Error::new(format!("no xz payload in {}", vmlinuz.display())))?;
-    let tmp = out.with_extension("xz");
-    std::fs::write(&tmp, &z[at..])?;
-    // xz stops at the end of the stream and complains about the bytes after it.
-    let o = Command::new("xz").args(["-dc"]).arg(&tmp).output().context(|| "running xz".to_string())?;
-    let _ = std::fs::remove_file(&tmp);
-    if o.stdout.get(..4) != Some(b"\x7fELF") {
-        return Err(Error::new(format!("unpacking the kernel in {} gave no ELF", vmlinuz.display())));
-    }
-    std::fs::write(&out, &o.stdout)?;
+    let image = std::fs::read(vmlinuz).context(|| format!("reading {}", vmlinuz.display()))?;
+    let k = kernel_image::locate(&image).map_err(|e| Error::new(format!("{}: {e}", vmlinuz.display())))?;
+    let mut elf = vec![0u8; k.unpacked_len];
+    let mut scratch = vec![0u8; kernel_image::scratch_len(&k)];
+    kernel_image::unpack(&k, &mut elf, &mut scratch).map_err(|e| Error::new(format!("{}: {e}", vmlinuz.display())))?;
+    std::fs::write(&out, &elf)?;
     Ok(out)
 }
 
@@ -320,6 +314,8 @@ blktest() {
   poweroff -f
 }
 case " $(cat /proc/cmdline) " in
+  *" selftest_reboot "*) echo "DOMU REBOOTING"; reboot -f ;;
+  *" memwatch "*) while :; do echo "MEM $(grep MemTotal /proc/meminfo | tr -s ' ')"; sleep 2; done ;;
   *" blktest=format "*) blktest format ;;
   *" blktest=verify "*) blktest verify ;;
 esac
@@ -446,12 +442,16 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
     let pv_guest = crate::images::build_bare(root, "pv-guest", "-C relocation-model=static")?;
     t.file("/guests/pv-guest", std::fs::read(&pv_guest)?, 0o644);
     t.file("/guests/vmlinux", std::fs::read(vmlinux(root, &kernel, &kver)?)?, 0o644);
+    t.file("/guests/vmlinuz", std::fs::read(&kernel)?, 0o644);
     let bins = build_our_binaries(root)?;
     let domu_bins = [("blkbench", std::fs::read(bins.join("blkbench"))?), ("netbench", std::fs::read(bins.join("netbench"))?)];
     t.file("/guests/domu.cpio", domu_initramfs(root, &kdir, &std::fs::read(&bb)?, &domu_bins)?, 0o644);
     for (file, cfg) in guest_configs() {
         t.file(&format!("/etc/xen/{file}.cfg"), cfg.render().into_bytes(), 0o644);
     }
+    // Xen's example as Debian ships it: `xl create -n` must take it and print libxl's JSON.
+    let examples = reference::unpacked(root, "xen-utils-common")?.join("etc/xen");
+    t.file("/etc/xen/xlexample.pvlinux", std::fs::read(examples.join("xlexample.pvlinux"))?, 0o644);
     t.file("/etc/xen/bad.cfg", b"name = \"bad\"\nkernel = \"/guests/pv-guest\"\nmemory = \"lots\"\n".to_vec(), 0o644);
     for b in OUR_BINS {
         let p = bins.join(b);
@@ -508,7 +508,9 @@ fn guest_configs() -> Vec<(String, DomU)> {
         // power-off so that the test destroys it with vif 5 still connected.
         ("pv-net", DomU::pv_guest("pv-net", NETFRONT).vif("mac=00:16:3e:00:00:10")),
         ("pv-net-ours", DomU::pv_guest("pv-net-ours", NETFRONT).vif("mac=00:16:3e:00:00:10,bridge=xennet0")),
-        ("linux", linux("linux", "").disk("file:/tmp/linux.img,xvda,w").vif("mac=00:16:3e:00:00:01,bridge=xenbr0")),
+        // As a user writes it after Xen's shipped /etc/xen/xlexample.pvlinux: the stock
+        // compressed kernel, a positional disk with `raw` and `rw`, a default vif.
+        ("linux", linux("linux", "").users_style().disk("/tmp/linux.img,raw,xvda,rw").vif("")),
         // xen-blkfront on our blkback; two vCPUs, so it asks for two rings (multi-queue).
         ("linux-blk", linux("linux-blk", "").memory(160).vcpus(2).disk("file:/tmp/linux-blk.img,xvda,w")),
         ("linux-net", linux("linux-net", &format!("net=10.0.0.3,10.0.0.1 tcptest={TCP_TEST_BYTES}")).vif("mac=00:16:3e:00:00:20,bridge=xennet0")),
@@ -552,6 +554,7 @@ fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<S
         .replace("@LATER_MODULES@", later_modules.trim())
         .replace("@DONE@", DONE)
         .replace("@MARKER@", DOMU_MARKER)
+        .replace("@LINUX_CONSOLE@", LINUX_CONSOLE)
         .replace("@REPS@", &BENCH_REPS.to_string())
         .replace("@BLK_MIB@", &BLK_MIB.to_string())
         .replace("@TCP_TEST_BYTES@", &TCP_TEST_BYTES.to_string())
@@ -944,6 +947,8 @@ check xl-info sh -c 'xl info > /tmp/info && grep -q "^xen_version *: 4.17" /tmp/
 cat /tmp/info | sed 's/^/  info| /'
 check xl-list-dom0 sh -c 'xl list | grep -q "^Domain-0  *0 "'
 want xl-bad-config-one-line '/etc/xen/bad.cfg:3: memory: expects a number' sh -c 'xl create /etc/xen/bad.cfg 2>&1 | sed "s/^xl: //"'
+check xl-dry-run-shipped-example-json sh -c 'xl create -n /etc/xen/xlexample.pvlinux > /tmp/dry.json && grep -q "c_info" /tmp/dry.json && grep -q "pdev_path.: ./dev/vg/guest-volume" /tmp/dry.json'
+sed 's/^/  dry-run| /' /tmp/dry.json | head -40
 check xl-dmesg sh -c 'xl dmesg | grep -q "Xen version 4.17"'
 free0=$(sed -n 's/^free_memory *: //p' /tmp/info)
 #@ pv-guest
@@ -1016,6 +1021,34 @@ free1=$(xl info | sed -n 's/^free_memory *: //p')
 want free-memory-restored "$free0" echo "$free1"
 want no-stale-xenstore-domains 0 xenstore-list /local/domain
 want no-stale-vm-entries "00000000-0000-0000-0000-000000000000" xenstore-list /vm
+
+#@ restart
+# on_reboot = "restart" (given on xl's command line, so the monitor's re-creation uses the
+# overrides too): the Linux domU reboots itself; the domain must come back under a new id.
+check xl-create-linux-reboot xl create /etc/xen/linux.cfg 'name="linux-reboot"' 'on_reboot="restart"' 'extra="@LINUX_CONSOLE@ selftest_reboot"' 'disk=[]' 'vif=[]'
+id0=$(xl domid linux-reboot); id1=$id0
+read t _ < /proc/uptime; end=$(( ${t%.*} + 180 ))
+while [ "$id1" = "$id0" ] || [ -z "$id1" ]; do read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && break; sleep 0.2; id1=$(xl domid linux-reboot 2>/dev/null); done
+echo "  restart| first id $id0, then $id1"
+check domu-reboot-restarts-under-new-id sh -c "[ -n '$id1' ] && [ '$id1' != '$id0' ]"
+check xl-destroy-restarted-domain xl destroy linux-reboot
+sed 's/^/  xl-monitor| /' /var/log/xen/xl-monitor.log | tail -4
+check domu-reboot-was-from-inside grep -q 'DOMU REBOOTING' /var/log/xen/console/guest-linux-reboot.log
+
+#@ memset
+# xl mem-set: the target goes to xenstore and the Linux domU's balloon driver gives the
+# memory back (its MemTotal, printed every 2 s on its console, drops).
+check xl-create-linux-mem xl create /etc/xen/linux.cfg 'name="linux-mem"' 'extra="@LINUX_CONSOLE@ memwatch"' 'disk=[]' 'vif=[]'
+LM=/var/log/xen/console/guest-linux-mem.log
+waitlog $LM 'MEM MemTotal' 120
+m0=$(grep -a 'MEM MemTotal' $LM | tail -1 | awk '{print $3}'); m1=$m0
+check xl-mem-set xl mem-set linux-mem 96m
+want xl-mem-set-target 98304 sh -c 'xenstore-read /local/domain/$(xl domid linux-mem)/memory/target'
+read t _ < /proc/uptime; end=$(( ${t%.*} + 60 ))
+while [ "${m1:-0}" -ge "${m0:-0}" ] && [ -n "$m0" ]; do read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && break; sleep 1; m1=$(grep -a 'MEM MemTotal' $LM | tail -1 | awk '{print $3}'); done
+echo "  mem-set| domU MemTotal $m0 kB, then $m1 kB"
+check domu-balloon-honours-mem-set sh -c "[ -n '$m0' ] && [ '$m1' -lt '$m0' ]"
+xl destroy linux-mem >/dev/null 2>&1
 
 #@ end
 dmesg | grep -i -E 'segfault|general protection|traps:' | sed 's/^/  dmesg| /'

@@ -6,8 +6,11 @@ use std::fmt::Write;
 enum Kernel {
     /// Our Rust PV kernel (`/guests/pv-guest`).
     PvGuest,
-    /// Debian's Linux (`/guests/vmlinux`) with the busybox initramfs.
+    /// Debian's Linux (`/guests/vmlinux`, unpacked by xtask) with the busybox initramfs.
     Linux,
+    /// Debian's Linux as users have it: the stock compressed bzImage
+    /// (`/guests/vmlinuz`, Debian's `/boot/vmlinuz-*`), with the busybox initramfs.
+    LinuxStock,
 }
 
 /// One domU's configuration.
@@ -22,6 +25,8 @@ pub struct DomU {
     on_crash: &'static str,
     disks: Vec<String>,
     vifs: Vec<String>,
+    /// Lists in single quotes, as Xen's shipped examples (`/etc/xen/xlexample.pvlinux`).
+    single_quotes: bool,
 }
 
 impl DomU {
@@ -38,6 +43,7 @@ impl DomU {
             on_crash: "preserve",
             disks: Vec::new(),
             vifs: Vec::new(),
+            single_quotes: false,
         }
     }
 
@@ -45,6 +51,14 @@ impl DomU {
     pub fn linux(name: &str, extra: &str) -> DomU {
         let cmdline = if extra.is_empty() { "console=hvc0 loglevel=4".to_string() } else { format!("console=hvc0 loglevel=4 {extra}") };
         DomU { kernel: Kernel::Linux, memory_mib: 128, extra: cmdline, ..DomU::pv_guest(name, "") }
+    }
+
+    /// The stock compressed kernel instead of the unpacked ELF, and the list style of
+    /// Xen's shipped `xlexample.pvlinux` (`disk = [ '...,raw,xvda,rw' ]`, `vif = [ '' ]`).
+    pub fn users_style(mut self) -> DomU {
+        self.kernel = Kernel::LinuxStock;
+        self.single_quotes = true;
+        self
     }
 
     pub fn memory(mut self, mib: u32) -> DomU {
@@ -82,15 +96,17 @@ impl DomU {
     /// The xl.cfg text.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let list = |items: &[String]| items.iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(", ");
+        let q = if self.single_quotes { '\'' } else { '"' };
+        let list = |items: &[String]| items.iter().map(|i| format!("{q}{i}{q}")).collect::<Vec<_>>().join(", ");
         let _ = writeln!(s, "name = \"{}\"\ntype = \"pv\"", self.name);
         match self.kernel {
             Kernel::PvGuest => s.push_str("kernel = \"/guests/pv-guest\"\n"),
             Kernel::Linux => s.push_str("kernel = \"/guests/vmlinux\"\nramdisk = \"/guests/domu.cpio\"\n"),
+            Kernel::LinuxStock => s.push_str("kernel = \"/guests/vmlinuz\"\nramdisk = \"/guests/domu.cpio\"\n"),
         }
         let _ = writeln!(s, "extra = \"{}\"\nmemory = {}\nvcpus = {}", self.extra, self.memory_mib, self.vcpus);
         let _ = writeln!(s, "on_poweroff = \"{}\"", self.on_poweroff);
-        if self.kernel == Kernel::Linux {
+        if self.kernel != Kernel::PvGuest {
             s.push_str("on_reboot = \"destroy\"\n");
         }
         let _ = writeln!(s, "on_crash = \"{}\"", self.on_crash);
@@ -120,5 +136,8 @@ vif = [ \"mac=00:16:3e:00:00:01\" ]\n"
         );
         let p = DomU::pv_guest("p", "tests=all").preserved().render();
         assert!(p.contains("kernel = \"/guests/pv-guest\"\n") && p.contains("on_poweroff = \"preserve\"\n") && !p.contains("ramdisk"));
+        let u = DomU::linux("u", "").users_style().disk("/tmp/u.img,raw,xvda,rw").vif("").render();
+        assert!(u.contains("kernel = \"/guests/vmlinuz\"\n") && u.contains("on_reboot = \"destroy\"\n"), "{u}");
+        assert!(u.contains("disk = [ '/tmp/u.img,raw,xvda,rw' ]\n") && u.contains("vif = [ '' ]\n"), "{u}");
     }
 }

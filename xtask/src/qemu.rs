@@ -70,6 +70,32 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
+/// How often a long QEMU run says where it is.
+const PROGRESS_EVERY: Duration = Duration::from_secs(20);
+
+/// `xtask: dom0 2m40s: 57 checks (56 passed, 1 failed), last xl-create-linux`: the
+/// run (its log's name), the time since QEMU started and the `TEST` lines so far.
+fn progress_line(run: &str, elapsed: Duration, log: &str) -> String {
+    let (mut passed, mut failed, mut last) = (0, 0, None);
+    for line in log.lines() {
+        let Some(rest) = line.trim_start_matches(|c: char| c != 'T').strip_prefix("TEST ") else { continue };
+        let mut words = rest.split_whitespace();
+        let (Some(name), Some(verdict)) = (words.next(), words.next()) else { continue };
+        match verdict {
+            "PASS" => passed += 1,
+            "FAIL" => failed += 1,
+            _ => continue,
+        }
+        last = Some(name);
+    }
+    let secs = elapsed.as_secs();
+    let mut s = format!("xtask: {run} {}m{:02}s: {} checks ({passed} passed, {failed} failed)", secs / 60, secs % 60, passed + failed);
+    if let Some(l) = last {
+        s.push_str(&format!(", last {l}"));
+    }
+    s
+}
+
 /// Runs `m` with the serial console logged to `log_path`, until QEMU exits, a `stop_on`
 /// text shows up in the log, or `timeout` passes.
 pub fn run(m: &Machine, log_path: &Path, timeout: Duration, stop_on: &[&str], marks: &[&str]) -> Result<Outcome> {
@@ -83,9 +109,15 @@ pub fn run(m: &Machine, log_path: &Path, timeout: Duration, stop_on: &[&str], ma
     let start = Instant::now();
     let mut child = c.spawn().context(|| format!("starting {QEMU}"))?;
     let mut mark_times = vec![None; marks.len()];
+    let run_name = log_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut next_progress = PROGRESS_EVERY;
     let exit = loop {
         let log = std::fs::read(log_path).unwrap_or_default();
         let text = String::from_utf8_lossy(&log);
+        if start.elapsed() >= next_progress {
+            eprintln!("{}", progress_line(&run_name, start.elapsed(), &text));
+            next_progress += PROGRESS_EVERY;
+        }
         for (i, mark) in marks.iter().enumerate() {
             if mark_times[i].is_none() && text.contains(mark) {
                 mark_times[i] = Some(start.elapsed());
@@ -135,5 +167,20 @@ pub fn run_interactive(m: &Machine, timeout: Duration) -> Result<i32> {
             return Err(Error::new(format!("QEMU still running after {}s: stopped it", timeout.as_secs())));
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+
+    #[test]
+    fn progress_counts_test_lines() {
+        let log = "boot\nTEST xenstored-socket PASS\n(d1) TEST domu FAIL no marker\nTEST x-create PASS \nnoise TEST\n";
+        assert_eq!(
+            progress_line("dom0", Duration::from_secs(125), log),
+            "xtask: dom0 2m05s: 3 checks (2 passed, 1 failed), last x-create"
+        );
+        assert_eq!(progress_line("boot", Duration::from_secs(20), ""), "xtask: boot 0m20s: 0 checks (0 passed, 0 failed)");
     }
 }

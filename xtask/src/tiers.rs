@@ -89,6 +89,17 @@ fn host(root: &Path) -> Result<Tally> {
 
     let mut c = cmd::cargo(root);
     c.args(["test", "--workspace", "--no-fail-fast"]).stdout(Stdio::piped());
+    // Xen's example configs as Debian ships them: dom0-tools' xl.cfg tests parse each.
+    match reference::unpacked(root, "xen-utils-common") {
+        Ok(dir) => {
+            c.env("XEN_RS_XLEXAMPLES", dir.join("etc/xen"));
+        }
+        Err(e) => t.record("fetch xen-utils-common (xl.cfg examples)", false, &e.to_string()),
+    }
+    // Debian's kernel, when the dom0 tier has fetched it: kernel-image unpacks it.
+    if let Some(vmlinuz) = debian_vmlinuz(root) {
+        c.env("XEN_RS_VMLINUZ", vmlinuz);
+    }
     let mut child = c.spawn()?;
     let out = child.stdout.take().expect("piped");
     let mut suites = 0;
@@ -116,6 +127,24 @@ fn host(root: &Path) -> Result<Tally> {
         t.record("cargo test --workspace", false, "no test suite ran");
     }
     Ok(t)
+}
+
+/// `boot/vmlinuz-*` of an already unpacked `linux-image-*` package, if any.
+fn debian_vmlinuz(root: &Path) -> Option<PathBuf> {
+    let unpacked = root.join("target/reference/unpacked");
+    let mut found = Vec::new();
+    for pkg in std::fs::read_dir(unpacked).ok()?.flatten() {
+        if !pkg.file_name().to_string_lossy().starts_with("linux-image-") {
+            continue;
+        }
+        for f in std::fs::read_dir(pkg.path().join("boot")).into_iter().flatten().flatten() {
+            if f.file_name().to_string_lossy().starts_with("vmlinuz-") {
+                found.push(f.path());
+            }
+        }
+    }
+    found.sort();
+    found.pop()
 }
 
 fn log_dir(root: &Path) -> PathBuf {

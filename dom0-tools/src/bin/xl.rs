@@ -81,9 +81,10 @@ enum Cmd {
     /// Write dom0's xenstore entries (what xen-init-dom0 does).
     #[command(name = "init-dom0", hide = true)]
     InitDom0,
-    /// Watch a domain and apply its on_poweroff/on_crash actions (started by create).
+    /// Watch a domain and apply its on_poweroff/on_reboot/on_crash/on_watchdog actions
+    /// (started by create, with create's config file and overrides).
     #[command(hide = true)]
-    Monitor { domid: u16, on_poweroff: String, on_reboot: String, on_crash: String },
+    Monitor { domid: u16, config: String, overrides: Vec<String> },
 }
 
 fn xc() -> Result<Xc> {
@@ -109,12 +110,12 @@ fn log_path(name: &str) -> String {
 fn run(cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::Create { console, paused, dry_run, config, overrides } => {
-            let text = std::fs::read_to_string(&config).map_err(|e| Error::Other(format!("{config}: {e}")))?;
-            let settings = xlcfg::parse(&config, &text).map_err(|e| Error::Other(e.to_string()))?;
-            let ov = xlcfg::parse_overrides(&overrides).map_err(|e| Error::Other(e.to_string()))?;
-            let c = xlcfg::domain_config(&config, &settings, &ov).map_err(|e| Error::Other(e.to_string()))?;
+            let c = load_config(&config, &overrides)?;
+            for w in &c.warnings {
+                eprintln!("xl: warning: {w}");
+            }
             if dry_run {
-                println!("{c:#?}");
+                println!("{}", c.to_libxl_json());
                 return Ok(());
             }
             let xc = xc()?;
@@ -124,7 +125,8 @@ fn run(cmd: Cmd) -> Result<()> {
             // The monitor applies on_poweroff/on_crash when the guest stops.
             if let Ok(exe) = std::env::current_exe() {
                 let _ = std::process::Command::new(exe)
-                    .args(["monitor", &domid.to_string(), c.on_poweroff.name(), c.on_reboot.name(), c.on_crash.name()])
+                    .args(["monitor", &domid.to_string(), &config])
+                    .args(&overrides)
                     .stdin(std::process::Stdio::null())
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::null())
@@ -281,7 +283,7 @@ fn run(cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::InitDom0 => toolstack::init_dom0(&mut xs()?),
-        Cmd::Monitor { domid, on_poweroff, on_reboot, on_crash } => monitor(domid, &on_poweroff, &on_reboot, &on_crash),
+        Cmd::Monitor { domid, config, overrides } => monitor(domid, &config, &overrides),
     }
 }
 
@@ -353,37 +355,62 @@ fn follow(name: &str, domid: u16, no_follow: bool) -> Result<()> {
     }
 }
 
-/// Applies the configured action when the domain shuts down; exits when it is gone.
-fn monitor(domid: u16, on_poweroff: &str, on_reboot: &str, on_crash: &str) -> Result<()> {
+/// The configuration `xl create` reads: the file, then the command line's overrides.
+fn load_config(config: &str, overrides: &[String]) -> Result<xlcfg::DomainConfig> {
+    let text = std::fs::read_to_string(config).map_err(|e| Error::Other(format!("{config}: {e}")))?;
+    let settings = xlcfg::parse(config, &text).map_err(|e| Error::Other(e.to_string()))?;
+    let ov = xlcfg::parse_overrides(overrides).map_err(|e| Error::Other(e.to_string()))?;
+    xlcfg::domain_config(config, &settings, &ov).map_err(|e| Error::Other(e.to_string()))
+}
+
+/// Applies the configured action when the domain shuts down (Xen's shutdown codes:
+/// 0 poweroff, 1 reboot, 2 suspend, 3 crash, 4 watchdog, 5 soft reset). A restart
+/// action destroys the domain and creates it again from the same configuration, under
+/// a new id, and goes on watching that one; `rename-restart` keeps the old domain,
+/// renamed `<name>-<old id>`. Exits when the domain is gone.
+fn monitor(mut domid: u16, config: &str, overrides: &[String]) -> Result<()> {
+    use xlcfg::OnEvent;
     let xc = xc()?;
+    let c = load_config(config, overrides)?;
     let note = |msg: String| {
         let _ = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open("/var/log/xen/xl-monitor.log")
-            .and_then(|mut f| writeln!(f, "domain {domid}: {msg}"));
+            .and_then(|mut f| writeln!(f, "{}: {msg}", c.name));
     };
     loop {
         let Some(i) = xc.domain_info(domid)? else { return Ok(()) };
-        if i.flags & xen_abi::domctl::XEN_DOMINF_shutdown != 0 {
-            let reason = (i.flags >> 16) & 0xff;
-            let action = match reason {
-                0 => on_poweroff,
-                1 => on_reboot,
-                3 => on_crash,
-                _ => "destroy",
-            };
-            if let Ok(c) = xc.vcpu_context(domid, 0) {
-                note(format!("shut down, reason {reason}, action {action}, rip {:#x} rsp {:#x}", c.user_regs.rip, c.user_regs.rsp));
-            }
-            if action != "preserve" {
-                // restart is reported as destroy: re-creating needs the config (not kept yet).
-                let mut xs = xs()?;
-                toolstack::destroy(&xc, &mut xs, domid)?;
-            }
-            return Ok(());
+        if i.flags & xen_abi::domctl::XEN_DOMINF_shutdown == 0 {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        let reason = (i.flags >> 16) & 0xff;
+        let action = match reason {
+            0 => c.on_poweroff,
+            1 => c.on_reboot,
+            3 => c.on_crash,
+            4 => c.on_watchdog,
+            _ => OnEvent::Destroy,
+        };
+        if let Ok(v) = xc.vcpu_context(domid, 0) {
+            note(format!("domain {domid} shut down, reason {reason}, action {}, rip {:#x} rsp {:#x}", action.name(), v.user_regs.rip, v.user_regs.rsp));
+        }
+        let mut xs = xs()?;
+        match action {
+            OnEvent::Preserve => return Ok(()),
+            OnEvent::Destroy | OnEvent::CoredumpDestroy | OnEvent::SoftReset => {
+                toolstack::destroy(&xc, &mut xs, domid)?;
+                return Ok(());
+            }
+            OnEvent::RenameRestart => {
+                xs.write(0, &format!("/local/domain/{domid}/name"), format!("{}-{domid}", c.name).as_bytes())?;
+            }
+            OnEvent::Restart | OnEvent::CoredumpRestart => toolstack::destroy(&xc, &mut xs, domid)?,
+        }
+        let old = domid;
+        domid = toolstack::create(&xc, &mut xs, &c, false)?;
+        note(format!("domain {old} restarted as domain {domid}"));
     }
 }
 

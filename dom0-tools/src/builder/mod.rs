@@ -1,5 +1,6 @@
 //! The PV domain builder: creates a domain, gives it memory, loads the kernel (ELF with
-//! Xen notes, parsed by xen-core's `domain::elf`), writes the P2M list, `start_info`,
+//! Xen notes, parsed by xen-core's `domain::elf`; a bzImage or a gzip/xz/zstd file is
+//! unpacked first by `kernel-image`, as libxenguest's `xc_dom_bzimageloader`), writes the P2M list, `start_info`,
 //! the xenstore and console rings and the initial page tables, pins the L4 and loads
 //! vCPU 0's context. The domain is left paused.
 
@@ -7,7 +8,7 @@ pub mod layout;
 
 use crate::xc::{self, Xc};
 use layout::{domu_layout, page_tables, DomuLayout, PAGE};
-use std::fmt;
+use std::borrow::Cow;
 use xen_abi::arch_x86_64::{VcpuGuestContext, FLAT_KERNEL_CS, FLAT_KERNEL_SS, VGCF_in_kernel, VGCF_online};
 use std::mem::offset_of;
 use xen_abi::xen::{StartInfo, VcpuInfo, XEN_LEGACY_MAX_VCPUS};
@@ -36,31 +37,34 @@ pub struct Built {
     pub console_port: u32,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// The ELF image or its Xen notes.
+    #[error("kernel: {0}")]
     Kernel(String),
-    Layout(layout::LayoutError),
-    Xen(xc::Error),
-    Map(std::io::Error),
+    /// Finding or unpacking the kernel in a bzImage or compressed file.
+    #[error("kernel: {0}")]
+    Unpack(#[from] kernel_image::KernelError),
+    #[error("{0}")]
+    Layout(#[source] layout::LayoutError),
+    #[error("{0}")]
+    Xen(#[from] xc::Error),
+    #[error("mapping guest memory: {0}")]
+    Map(#[source] std::io::Error),
 }
 
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BuildError::Kernel(m) => write!(f, "kernel: {m}"),
-            BuildError::Layout(e) => write!(f, "{e}"),
-            BuildError::Xen(e) => write!(f, "{e}"),
-            BuildError::Map(e) => write!(f, "mapping guest memory: {e}"),
-        }
+/// The kernel as an ELF image: as it is, or unpacked from a bzImage (`/boot/vmlinuz-*`)
+/// or a gzip/xz/zstd file.
+pub fn elf_kernel(image: &[u8]) -> Result<Cow<'_, [u8]>, BuildError> {
+    let k = kernel_image::locate(image)?;
+    if k.format == kernel_image::Format::Elf && k.container == kernel_image::Container::Raw {
+        return Ok(Cow::Borrowed(image));
     }
-}
-
-impl std::error::Error for BuildError {}
-
-impl From<xc::Error> for BuildError {
-    fn from(e: xc::Error) -> Self {
-        BuildError::Xen(e)
-    }
+    let mut elf = vec![0u8; k.unpacked_len];
+    let mut scratch = vec![0u8; kernel_image::scratch_len(&k)];
+    let n = kernel_image::unpack(&k, &mut elf, &mut scratch)?;
+    elf.truncate(n);
+    Ok(Cow::Owned(elf))
 }
 
 /// `start_info` for a domU.
@@ -104,9 +108,10 @@ pub fn boot_context(l: &DomuLayout, entry: u64, l4_mfn: u64) -> VcpuGuestContext
 
 /// Builds the domain; on failure the half-built domain is destroyed.
 pub fn build(xc: &Xc, cfg: &BuildConfig) -> Result<Built, BuildError> {
-    let image = GuestImage::parse(&cfg.kernel).map_err(|e| BuildError::Kernel(format!("{e:?}")))?;
+    let elf = elf_kernel(&cfg.kernel)?;
+    let image = GuestImage::parse(&elf).map_err(|e| BuildError::Kernel(format!("{e:?}")))?;
     let domid = xc.create_domain(cfg.handle, cfg.vcpus)?;
-    match build_into(xc, cfg, &image, domid) {
+    match build_into(xc, cfg, &elf, &image, domid) {
         Ok(b) => Ok(b),
         Err(e) => {
             let _ = xc.destroy(domid);
@@ -115,7 +120,7 @@ pub fn build(xc: &Xc, cfg: &BuildConfig) -> Result<Built, BuildError> {
     }
 }
 
-fn build_into(xc: &Xc, cfg: &BuildConfig, image: &GuestImage, domid: u16) -> Result<Built, BuildError> {
+fn build_into(xc: &Xc, cfg: &BuildConfig, elf: &[u8], image: &GuestImage, domid: u16) -> Result<Built, BuildError> {
     let nr_pages = cfg.memory_mib << 8;
     let ramdisk_len = cfg.ramdisk.as_ref().map_or(0, |r| r.len() as u64);
     let l = domu_layout(&image.params, nr_pages, ramdisk_len).map_err(BuildError::Layout)?;
@@ -148,7 +153,7 @@ fn build_into(xc: &Xc, cfg: &BuildConfig, image: &GuestImage, domid: u16) -> Res
         let off = |va: u64| (va - l.virt_base) as usize;
         image
             .load(
-                &cfg.kernel,
+                elf,
                 |va, bytes| {
                     m.copy_in(off(va), bytes);
                     Ok::<(), ()>(())
@@ -185,4 +190,41 @@ fn build_into(xc: &Xc, cfg: &BuildConfig, image: &GuestImage, domid: u16) -> Res
     xc.pin_l4(domid, l4)?;
     xc.set_vcpu_context(domid, 0, &boot_context(&l, image.params.virt_entry, l4))?;
     Ok(built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// A bzImage (boot protocol 2.15, 4 setup sectors) around `payload`.
+    fn bzimage(payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0u8; 5 * 512 + 64];
+        v[0x1f1] = 4;
+        v[0x202..0x206].copy_from_slice(b"HdrS");
+        v[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+        v[0x248..0x24c].copy_from_slice(&64u32.to_le_bytes());
+        v[0x24c..0x250].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn kernels_as_users_have_them() {
+        let elf: Vec<u8> = b"\x7fELF\x02\x01\x01\0".iter().copied().chain((0..50_000u32).map(|i| (i * 7 % 251) as u8)).collect();
+        assert!(matches!(elf_kernel(&elf).unwrap(), Cow::Borrowed(_)));
+        assert_eq!(&*elf_kernel(&gzip(&elf)).unwrap(), &elf[..]);
+        assert_eq!(&*elf_kernel(&bzimage(&gzip(&elf))).unwrap(), &elf[..]);
+        let e = elf_kernel(&bzimage(b"BZh91AY&SY")).unwrap_err();
+        assert_eq!(e.to_string(), "kernel: bzip2-compressed kernel is not supported (gzip, xz and zstd are)");
+        let e = elf_kernel(&gzip(b"#!/bin/sh\n")).unwrap_err();
+        assert_eq!(e.to_string(), "kernel: gzip kernel payload does not unpack to an ELF image");
+        assert!(std::error::Error::source(&BuildError::Map(std::io::Error::other("x"))).is_some());
+    }
 }
