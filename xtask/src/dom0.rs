@@ -41,7 +41,7 @@ const DOM0_POWEROFF: &str = "Hardware Dom0 halted";
 
 /// Files of the initramfs: path inside the image -> contents.
 #[derive(Debug, Default)]
-struct Tree {
+pub(crate) struct Tree {
     entries: BTreeMap<String, Entry>,
 }
 
@@ -53,7 +53,7 @@ enum Entry {
 }
 
 impl Tree {
-    fn dir(&mut self, path: &str) {
+    pub(crate) fn dir(&mut self, path: &str) {
         let mut p = String::new();
         for part in path.trim_matches('/').split('/').filter(|s| !s.is_empty()) {
             p.push('/');
@@ -68,12 +68,12 @@ impl Tree {
         }
     }
 
-    fn file(&mut self, path: &str, data: Vec<u8>, mode: u32) {
+    pub(crate) fn file(&mut self, path: &str, data: Vec<u8>, mode: u32) {
         self.parent(path);
         self.entries.insert(path.to_string(), Entry::File { data, mode });
     }
 
-    fn symlink(&mut self, path: &str, target: &str) {
+    pub(crate) fn symlink(&mut self, path: &str, target: &str) {
         self.parent(path);
         self.entries.insert(path.to_string(), Entry::Symlink(target.to_string()));
     }
@@ -106,7 +106,7 @@ impl Tree {
     }
 
     /// The SVR4 "newc" cpio archive Linux unpacks as its initramfs.
-    fn cpio(&self) -> Vec<u8> {
+    pub(crate) fn cpio(&self) -> Vec<u8> {
         let mut out = Vec::new();
         let mut ino = 1u32;
         let mut put = |out: &mut Vec<u8>, name: &str, mode: u32, data: &[u8]| {
@@ -150,7 +150,7 @@ impl Tree {
 }
 
 /// `linux-image-6.1.0-N-amd64`: what `linux-image-amd64` depends on today.
-fn kernel_package() -> Result<String> {
+pub(crate) fn kernel_package() -> Result<String> {
     let out = cmd::output(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?;
     out.lines()
         .filter_map(|l| l.trim().strip_prefix("Depends: "))
@@ -186,7 +186,7 @@ fn find_module(dir: &Path, name: &str) -> Option<PathBuf> {
 }
 
 /// The modules to load, dependencies first, as (name, path inside the image, contents).
-fn modules(kdir: &Path, wanted: &[&str]) -> Result<Vec<(String, Vec<u8>)>> {
+pub(crate) fn modules(kdir: &Path, wanted: &[&str]) -> Result<Vec<(String, Vec<u8>)>> {
     let mut order: Vec<(String, Vec<u8>)> = Vec::new();
     fn add(kdir: &Path, name: &str, order: &mut Vec<(String, Vec<u8>)>, depth: u32) -> Result<()> {
         if order.iter().any(|(n, _)| n == name) || depth > 16 {
@@ -218,7 +218,7 @@ fn build_our_binaries(root: &Path) -> Result<PathBuf> {
 
 /// Debian's kernel as a plain ELF (`vmlinux`), unpacked from the bzImage by the
 /// `kernel-image` crate (the code the domain builders use).
-fn vmlinux(root: &Path, vmlinuz: &Path, kver: &str) -> Result<PathBuf> {
+pub(crate) fn vmlinux(root: &Path, vmlinuz: &Path, kver: &str) -> Result<PathBuf> {
     let out = root.join("target/reference").join(format!("vmlinux-{kver}"));
     if out.exists() {
         return Ok(out);

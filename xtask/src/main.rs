@@ -10,6 +10,7 @@ mod dom0;
 mod domu_cfg;
 mod error;
 mod images;
+mod linux_dom0;
 mod multi;
 mod qemu;
 mod reference;

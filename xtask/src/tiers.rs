@@ -187,6 +187,7 @@ fn boot(root: &Path, img: &Images, reference: &[Report]) -> Result<Tally> {
     t.absorb(crate::multi::checks(root, img)?);
     t.absorb(crate::multi::blk_checks(root, img)?);
     t.absorb(crate::multi::xenstore_checks(root, img)?);
+    t.absorb(crate::linux_dom0::checks(root, img)?);
     for (cmdline, name) in [(GUEST_CMDLINE, "boot"), (HOSTILE_CMDLINE, "boot-hostile")] {
         let (tally, ours) = guest_report(root, &ours(img, cmdline), name)?;
         t.absorb(tally);
