@@ -128,6 +128,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         let kernel_cmd = first.cmdline(&DirectMap).unwrap_or_else(|e| fail(format_args!("dom0 kernel: {e}")));
         let initrd = modules.get(1).map(|m| phys::module_bytes(m.start, m.len()));
         // Without dom0_mem, leave a sixteenth (at least 16 MiB) to the hypervisor, as Xen does.
+        let free = free.saturating_sub(build::unpack_pages(first_bytes));
         let default_pages = free - (free / 16).max(4096);
         let nr_pages = opts.dom0_mem.amount.map_or(default_pages, |b| b / 4096).min(default_pages);
         let input = build::DomainInput {

@@ -28,6 +28,9 @@ pub enum BuildError {
     OutsideMapping(u64),
     /// The PV MMU refused the initial page tables or frames.
     Mm(xen_abi::errno::Errno),
+    /// A compressed kernel that could not be unpacked (or no room to unpack it).
+    Unpack(kernel_image::KernelError),
+    NoRoomToUnpack { bytes: usize },
 }
 
 impl fmt::Display for BuildError {
@@ -39,6 +42,8 @@ impl fmt::Display for BuildError {
             Self::OutOfMemory { wanted, free } => write!(f, "need {wanted} pages, {free} free"),
             Self::OutsideMapping(va) => write!(f, "address {va:#x} outside the initial mapping"),
             Self::Mm(e) => write!(f, "page tables refused: {e:?}"),
+            Self::Unpack(e) => write!(f, "kernel image: {e}"),
+            Self::NoRoomToUnpack { bytes } => write!(f, "no {bytes} contiguous bytes free to unpack the kernel"),
         }
     }
 }
@@ -193,7 +198,36 @@ fn map_separate_p2m(layout: &Dom0Layout, p2m: &[u64], l4: u64, list: &[u8]) -> R
     Ok((first, next - first))
 }
 
+/// Frames a compressed kernel needs while it is unpacked (the ELF and the XZ
+/// dictionary); 0 for an ELF. Taken before the domain's memory, as Xen's dom0 builder
+/// unpacks (`bzimage_parse`) before allocating.
+pub fn unpack_pages(kernel: &[u8]) -> u64 {
+    match kernel_image::locate(kernel) {
+        Ok(k) if k.format != kernel_image::Format::Elf => {
+            (k.unpacked_len as u64).div_ceil(4096) + (kernel_image::scratch_len(&k) as u64).div_ceil(4096)
+        }
+        _ => 0,
+    }
+}
+
 pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
+    // A bzImage or compressed kernel is unpacked into borrowed frames, freed once its
+    // segments are in the domain's memory.
+    let k = kernel_image::locate(input.kernel).map_err(BuildError::Unpack)?;
+    let mut unpacked = None;
+    if k.format != kernel_image::Format::Elf {
+        let mut out = mem::ScratchFrames::new(k.unpacked_len).ok_or(BuildError::NoRoomToUnpack { bytes: k.unpacked_len })?;
+        let scratch_len = kernel_image::scratch_len(&k);
+        let mut scratch = mem::ScratchFrames::new(scratch_len).ok_or(BuildError::NoRoomToUnpack { bytes: scratch_len })?;
+        let n = kernel_image::unpack(&k, out.bytes(), &mut scratch.bytes()[..scratch_len]).map_err(BuildError::Unpack)?;
+        drop(scratch);
+        unpacked = Some((out, n));
+    }
+    let kernel: &[u8] = match unpacked.as_mut() {
+        Some((out, n)) => &out.bytes()[..*n],
+        None => input.kernel,
+    };
+    let input = &DomainInput { kernel, ..*input };
     let img = GuestImage::parse(input.kernel).map_err(BuildError::Elf)?;
     if input.hardware && !img.params.dom0_capable() {
         return Err(BuildError::NotDom0Capable);

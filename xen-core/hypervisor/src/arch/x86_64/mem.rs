@@ -76,3 +76,38 @@ pub fn with_frames<R>(f: impl FnOnce(&mut FrameAllocator<'static>) -> R) -> R {
 pub fn alloc_frame() -> Option<u64> {
     with_frames(|a| a.alloc())
 }
+
+/// Contiguous frames the hypervisor borrows for a while (unpacking a compressed kernel),
+/// seen as one byte buffer through the direct map and given back when dropped.
+#[derive(Debug)]
+pub struct ScratchFrames {
+    base: u64,
+    count: u64,
+}
+
+impl ScratchFrames {
+    /// `bytes` rounded up to whole frames, or None if no such run is free.
+    pub fn new(bytes: usize) -> Option<Self> {
+        let count = (bytes as u64).div_ceil(4096).max(1);
+        let base = with_frames(|a| a.alloc_contiguous(count, 1))?;
+        Some(Self { base, count })
+    }
+
+    pub fn bytes(&mut self) -> &mut [u8] {
+        let va = super::paging::frame_va(self.base);
+        // SAFETY: [base, base + count) were just taken from the allocator for this value
+        // alone and stay mapped in the direct map; the slice borrows `self`, so it ends
+        // before the frames go back in `drop`.
+        unsafe { core::slice::from_raw_parts_mut(va as *mut u8, (self.count * 4096) as usize) }
+    }
+}
+
+impl Drop for ScratchFrames {
+    fn drop(&mut self) {
+        with_frames(|a| {
+            for mfn in self.base..self.base + self.count {
+                a.free(mfn);
+            }
+        });
+    }
+}
