@@ -158,7 +158,9 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         println!("Dom0 has maximum 1 VCPUs");
         // dom0_setup_permissions: every I/O frame but the local APIC / MSI window and
         // the IO-APIC, which stay the hypervisor's.
-        crate::pv::mmu::with(|t, _| t.grant_io(xen_abi::DomId(0), alloc::vec![(0xfec00, 0xfec00), (0xfee00, 0xfeeff)]));
+        let paddr_bits = crate::arch::x86_64::cpu::cpuid(0x8000_0008, 0).0 & 0xff;
+        let limit = 1u64 << paddr_bits.clamp(32, 52).saturating_sub(12);
+        crate::pv::mmu::with(|t, _| t.grant_io(xen_abi::DomId(0), limit, alloc::vec![(0xfec00, 0xfec00), (0xfee00, 0xfeeff)]));
         doms.add(built.domain);
     }
     let regs = sched::start(&mut doms, 0);

@@ -157,13 +157,16 @@ pub struct FrameTable<S> {
 #[derive(Debug, Default)]
 pub struct IoCaps {
     pub dom: Option<DomId>,
+    /// First MFN past what the CPU can address (`1 << (paddr_bits - 12)`): Xen's dom0
+    /// `iomem_caps` end there.
+    pub limit: u64,
     pub denied: alloc::vec::Vec<(u64, u64)>,
 }
 
 impl IoCaps {
     /// Whether `dom` may map frame `mfn` (an I/O frame) — `iomem_access_permitted`.
     pub fn permits(&self, dom: DomId, mfn: Mfn) -> bool {
-        self.dom == Some(dom) && !self.denied.iter().any(|&(first, last)| (first..=last).contains(&mfn.0))
+        self.dom == Some(dom) && mfn.0 < self.limit && !self.denied.iter().any(|&(first, last)| (first..=last).contains(&mfn.0))
     }
 }
 
@@ -174,10 +177,10 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
         Self { pages, io: IoCaps::default() }
     }
 
-    /// Gives `dom` Xen's I/O-memory capabilities (the hardware domain), less `denied`
-    /// MFN ranges (inclusive).
-    pub fn grant_io(&mut self, dom: DomId, denied: alloc::vec::Vec<(u64, u64)>) {
-        self.io = IoCaps { dom: Some(dom), denied };
+    /// Gives `dom` Xen's I/O-memory capabilities (the hardware domain): MFNs below
+    /// `limit`, less `denied` MFN ranges (inclusive).
+    pub fn grant_io(&mut self, dom: DomId, limit: u64, denied: alloc::vec::Vec<(u64, u64)>) {
+        self.io = IoCaps { dom: Some(dom), limit, denied };
     }
 
     /// `l1_disallow_mask(d)`: a domain with I/O capabilities may also use the cache

@@ -163,7 +163,9 @@ start64:
     .balign 4096
     .global cpu0_stack_bottom, cpu0_stack_top
 cpu0_stack_bottom:
-    .skip 64 * 1024
+    /* 256 KiB: kmain unpacks a compressed dom0 kernel here (xz4rust's decoder state
+     * alone is about 32 KiB of locals, ~100 KiB of stack in all). */
+    .skip 256 * 1024
 cpu0_stack_top:
     /* Entries from guests (TSS.RSP0, SYSCALL) land here; kmain's boot stack above is
      * abandoned once the first guest runs. */
