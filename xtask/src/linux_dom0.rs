@@ -19,6 +19,11 @@ const MODULES: &[&str] = &["xen-evtchn", "xen-gntdev", "xen-privcmd", "xenfs"];
 const HV_CMDLINE: &str = "console=com1 dom0_mem=512M,max:512M loglvl=all guest_loglvl=all";
 const KERNEL_ARGS: &str = "console=hvc0 earlyprintk=xen acpi=off pci=off";
 const DONE: &str = "LINUX-DOM0-DONE";
+/// The script asks for a command with this line; the harness types TYPED, whose output
+/// must be TYPED_OUT (computed by the guest's shell, so the input really ran).
+const PROMPT: &str = "LINUX-DOM0-TYPE-A-COMMAND";
+const TYPED: &str = "echo typed-$((6*7))-ok\n";
+const TYPED_OUT: &str = "typed-42-ok";
 /// Bytes of the checksummed file, and the line that fills it.
 const BIG_BYTES: u64 = 64 << 20;
 const BIG_LINE: &str = "xen-rs linux dom0 checksum line";
@@ -46,6 +51,9 @@ want linux-dom0-sha256-64mib "@SHA@" sh -c "sha256sum /tmp/big | cut -d' ' -f1"
 kb=$(awk '/MemTotal/ {print $2}' /proc/meminfo)
 if [ "$kb" -le 524288 ] && [ "$kb" -gt 262144 ]; then ok linux-dom0-memtotal-within-dom0-mem; else bad linux-dom0-memtotal-within-dom0-mem "MemTotal $kb kB"; fi
 echo "MEMTOTAL $kb kB"
+# A command typed on the serial line by the harness (console_io read + VIRQ_CONSOLE).
+echo "@PROMPT@"
+if read -t 120 -r cmd; then want linux-dom0-serial-input-runs "@TYPED_OUT@" sh -c "$cmd"; else bad linux-dom0-serial-input-runs "nothing typed arrived"; fi
 echo "$PASS passed, $FAIL failed"
 echo @DONE@
 poweroff -f
@@ -79,7 +87,9 @@ fn image(root: &Path) -> Result<(PathBuf, PathBuf)> {
         .replace("@BIG_LINE@", BIG_LINE)
         .replace("@BIG_BYTES@", &BIG_BYTES.to_string())
         .replace("@SHA@", &host_sha256()?)
-        .replace("@DONE@", DONE);
+        .replace("@DONE@", DONE)
+        .replace("@PROMPT@", PROMPT)
+        .replace("@TYPED_OUT@", TYPED_OUT);
     t.file("/init", init.into_bytes(), 0o755);
     let initrd = crate::images::images_dir(root).join("linux-dom0.cpio");
     std::fs::write(&initrd, t.cpio())?;
@@ -89,7 +99,7 @@ fn image(root: &Path) -> Result<(PathBuf, PathBuf)> {
 /// One boot: the test lines it printed (name, passed, detail) and whether it finished.
 fn boot(root: &Path, m: &Machine, log: &str) -> Result<(Vec<(String, bool, String)>, bool, Option<Duration>)> {
     let log_path = root.join("target/logs").join(log);
-    let out = qemu::run(m, &log_path, Duration::from_secs(420), &[DONE, "Hardware Dom0 crashed", "Panic on CPU"], &["TEST linux-dom0-userspace"])?;
+    let out = qemu::run_typing(m, &log_path, Duration::from_secs(420), &[DONE, "Hardware Dom0 crashed", "Panic on CPU"], &["TEST linux-dom0-userspace"], &[(PROMPT, TYPED)])?;
     let lines: Vec<_> = out.log.lines().filter_map(parse_test_line).map(|l| (l.name, l.passed, l.detail)).collect();
     let done = matches!(out.exit, Exit::Stopped(ref s) if s == DONE);
     println!("  log: {} ({:?} to userspace, {} ms in all)", out.log_path.display(), out.marks[0], out.elapsed.as_millis());
@@ -121,5 +131,133 @@ pub fn checks(root: &Path, img: &Images) -> Result<Tally> {
         a == b && !a.is_empty(),
         &format!("xen-core {a:?}, Xen {b:?}"),
     );
+    Ok(t)
+}
+
+/// Memory of each Linux domU from the manifest.
+const DOMU_MIB: u64 = 256;
+const DOMU_DONE: &str = "LINUX-DOMU-DONE";
+
+/// A Linux domU's init: the same workload as dom0's, then `xenrs_role=crash` crashes its
+/// kernel while `xenrs_role=steady` outlives it and finishes.
+const DOMU_INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+PASS=0; FAIL=0
+ok() { echo "TEST $1 PASS"; PASS=$((PASS+1)); }
+bad() { echo "TEST $1 FAIL $2"; FAIL=$((FAIL+1)); }
+want() { n=$1; e=$2; shift 2; got=$("$@" 2>&1); if [ "$got" = "$e" ]; then ok "$n"; else bad "$n" "want [$e] got [$(echo "$got" | tr '\n' ' ' | cut -c1-200)]"; fi; }
+ok linux-domu-userspace
+want linux-domu-hypervisor-type xen cat /sys/hypervisor/type
+kb=$(awk '/MemTotal/ {print $2}' /proc/meminfo)
+if [ "$kb" -le @KIB@ ] && [ "$kb" -gt $((@KIB@ / 2)) ]; then ok linux-domu-memtotal-as-manifest; else bad linux-domu-memtotal-as-manifest "MemTotal $kb kB of @KIB@"; fi
+i=0; while [ $i -lt 1000 ] && /bin/true; do i=$((i+1)); done
+want linux-domu-1000-fork-exec 1000 echo $i
+yes "@BIG_LINE@" | head -c @BIG_BYTES@ > /tmp/big
+want linux-domu-sha256-64mib "@SHA@" sh -c "sha256sum /tmp/big | cut -d' ' -f1"
+rm /tmp/big
+echo "$PASS passed, $FAIL failed"
+case "$(cat /proc/cmdline)" in
+*xenrs_role=crash*) echo LINUX-DOMU-CRASHING; echo c > /proc/sysrq-trigger ;;
+esac
+# Outlive the other domU's crash, then finish.
+sleep 30
+echo @DONE@
+poweroff -f
+"#;
+
+fn domu_initrd(root: &Path) -> Result<PathBuf> {
+    let bb = reference::unpacked(root, "busybox-static")?.join("bin/busybox");
+    let mut t = Tree::default();
+    for d in ["/proc", "/sys", "/dev", "/tmp", "/bin"] {
+        t.dir(d);
+    }
+    t.file("/bin/busybox", std::fs::read(&bb).context(|| format!("reading {}", bb.display()))?, 0o755);
+    let init = DOMU_INIT
+        .replace("@KIB@", &(DOMU_MIB * 1024).to_string())
+        .replace("@BIG_LINE@", BIG_LINE)
+        .replace("@BIG_BYTES@", &BIG_BYTES.to_string())
+        .replace("@SHA@", &host_sha256()?)
+        .replace("@DONE@", DOMU_DONE);
+    t.file("/init", init.into_bytes(), 0o755);
+    let path = crate::images::images_dir(root).join("linux-domu.cpio");
+    std::fs::write(&path, t.cpio())?;
+    Ok(path)
+}
+
+/// Two Debian Linux domUs from the boot manifest beside a pv-guest xenstore domain: both
+/// reach init on hvc0 (their console rings, printed by the hypervisor with their ids),
+/// run the workload; one crashes its kernel, the other finishes, every page of the
+/// crashed one is freed.
+pub fn domu_checks(root: &Path, img: &Images) -> Result<Tally> {
+    use boot_manifest::{DomainSpec, Manifest, XenstoreSpec};
+    let mut t = Tally::default();
+    let (vmlinuz, _) = image(root)?;
+    let initrd = domu_initrd(root)?;
+    let linux = |name: &str, role: &str| DomainSpec {
+        name: name.into(),
+        kernel_module: 2,
+        memory_kib: DOMU_MIB * 1024,
+        vcpus: 1,
+        cmdline: format!("console=hvc0 xenrs_role={role}"),
+        privileged: false,
+        initrd_module: Some(3),
+    };
+    let manifest = Manifest {
+        domains: vec![
+            DomainSpec {
+                name: "xenstored".into(),
+                kernel_module: 1,
+                memory_kib: 32 * 1024,
+                vcpus: 1,
+                cmdline: "role=xenstored clients=1,2 port-base=100 names=linux-steady,linux-crash".into(),
+                privileged: false,
+                initrd_module: None,
+            },
+            linux("linux-steady", "steady"),
+            linux("linux-crash", "crash"),
+        ],
+        channels: vec![],
+        xenstore: Some(XenstoreSpec { domain: 0, port_base: 100 }),
+    };
+    let path = crate::images::images_dir(root).join("linux-domus.manifest");
+    std::fs::write(&path, manifest.encode())?;
+    let m = Machine {
+        kernel: img.xen_core.clone(),
+        append: "console=com1 loglvl=all guest_loglvl=all".into(),
+        modules: vec![(path, String::new()), (img.pv_guest.clone(), String::new()), (vmlinuz, String::new()), (initrd, String::new())],
+        memory_mib: 1024,
+        smp: 2,
+    };
+    let log_path = root.join("target/logs/linux-domus.log");
+    let out = qemu::run(&m, &log_path, Duration::from_secs(480), &["Panic on CPU"], &["(d1) TEST linux-domu-userspace"])?;
+    println!("  log: {} ({:?} to d1's userspace, {} ms in all)", out.log_path.display(), out.marks[0], out.elapsed.as_millis());
+    let log = &out.log;
+    for (id, name) in [(1, "steady"), (2, "crash")] {
+        let prefix = format!("(d{id}) ");
+        let lines: Vec<_> = log.lines().filter_map(|l| l.strip_prefix(&prefix)).filter_map(parse_test_line).collect();
+        for l in &lines {
+            t.record(&format!("linux-domu {name} (d{id}): {}", l.name), l.passed, &l.detail);
+        }
+        t.record(&format!("linux-domu {name} (d{id}): ran the whole workload"), lines.len() >= 5, &format!("{} test lines", lines.len()));
+    }
+    let at = |needle: &str| log.find(needle);
+    let crashed = log.lines().find(|l| l.contains("Domain 2 (linux-crash) destroyed (crash)"));
+    t.record("linux-domu: the crashing domU crashed its kernel", at("(d2) LINUX-DOMU-CRASHING").is_some() && crashed.is_some(), "no crash destroy line for d2");
+    t.record(
+        "linux-domu: the other domU kept running and finished after the crash",
+        matches!((at("Domain 2 (linux-crash) destroyed (crash)"), at(&format!("(d1) {DOMU_DONE}"))), (Some(c), Some(d)) if c < d),
+        "d1's done line missing or before d2's crash",
+    );
+    let unfreed = crate::multi::left_behind(log);
+    t.record("linux-domu: every page of the dead domains freed", crashed.is_some() && unfreed.is_empty(), &format!("{crashed:?}; {}", unfreed.join("; ")));
+    if t.failed > 0 {
+        println!("--- last lines of {} ---", out.log_path.display());
+        for l in log.lines().rev().take(60).collect::<Vec<_>>().iter().rev() {
+            println!("{l}");
+        }
+    }
     Ok(t)
 }

@@ -14,7 +14,7 @@ const HV_CMDLINE: &str = "console=com1 loglvl=all guest_loglvl=all";
 const ALL_DOWN: &str = "All domains have shut down";
 
 fn dom(name: &str, cmdline: String) -> DomainSpec {
-    DomainSpec { name: name.into(), kernel_module: 1, memory_kib: 32 * 1024, vcpus: 1, cmdline, privileged: false }
+    DomainSpec { name: name.into(), kernel_module: 1, memory_kib: 32 * 1024, vcpus: 1, cmdline, privileged: false, initrd_module: None }
 }
 
 /// Ping/pong over one static channel, grant server/client over another.
@@ -229,7 +229,7 @@ pub fn xenstore_checks(root: &Path, img: &Images) -> Result<Tally> {
 /// Domains whose pages, still referenced by another domain at their death, were not
 /// all freed once that domain let go (each destroy line says how many it left; each
 /// later free is logged).
-fn left_behind(log: &str) -> Vec<String> {
+pub(crate) fn left_behind(log: &str) -> Vec<String> {
     let mut unfreed = Vec::new();
     for l in log.lines().filter(|l| l.contains(") destroyed (")) {
         let id = l.split("Domain ").nth(1).and_then(|r| r.split(' ').next()).unwrap_or("?");

@@ -99,15 +99,33 @@ fn progress_line(run: &str, elapsed: Duration, log: &str) -> String {
 /// Runs `m` with the serial console logged to `log_path`, until QEMU exits, a `stop_on`
 /// text shows up in the log, or `timeout` passes.
 pub fn run(m: &Machine, log_path: &Path, timeout: Duration, stop_on: &[&str], marks: &[&str]) -> Result<Outcome> {
+    run_typing(m, log_path, timeout, stop_on, marks, &[])
+}
+
+/// As [`run`], and types into the serial line: once the log shows `typed[i].0` (in
+/// order), `typed[i].1` is sent as if typed on the terminal.
+pub fn run_typing(m: &Machine, log_path: &Path, timeout: Duration, stop_on: &[&str], marks: &[&str], typed: &[(&str, &str)]) -> Result<Outcome> {
     if let Some(dir) = log_path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let _ = std::fs::remove_file(log_path);
     let mut c = m.command()?;
-    c.arg("-serial").arg(format!("file:{}", log_path.display()));
+    let fifo = log_path.with_extension("input");
+    if typed.is_empty() {
+        c.arg("-serial").arg(format!("file:{}", log_path.display()));
+    } else {
+        // QEMU reads the serial line's input from a FIFO we write when the log asks.
+        let _ = std::fs::remove_file(&fifo);
+        crate::cmd::run(Command::new("mkfifo").arg(&fifo))?;
+        c.args(["-chardev", &format!("file,id=serial0,path={},input-path={}", log_path.display(), fifo.display())]);
+        c.args(["-serial", "chardev:serial0"]);
+    }
     c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = c.spawn().context(|| format!("starting {QEMU}"))?;
+    // Opening the FIFO for writing waits for QEMU to open it for reading.
+    let mut input = if typed.is_empty() { None } else { Some(std::fs::OpenOptions::new().write(true).open(&fifo)?) };
+    let mut next_typed = 0;
     let mut mark_times = vec![None; marks.len()];
     let run_name = log_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let mut next_progress = PROGRESS_EVERY;
@@ -117,6 +135,14 @@ pub fn run(m: &Machine, log_path: &Path, timeout: Duration, stop_on: &[&str], ma
         if start.elapsed() >= next_progress {
             eprintln!("{}", progress_line(&run_name, start.elapsed(), &text));
             next_progress += PROGRESS_EVERY;
+        }
+        if let (Some(f), Some((after, what))) = (input.as_mut(), typed.get(next_typed)) {
+            if text.contains(after) {
+                use std::io::Write;
+                f.write_all(what.as_bytes())?;
+                f.flush()?;
+                next_typed += 1;
+            }
         }
         for (i, mark) in marks.iter().enumerate() {
             if mark_times[i].is_none() && text.contains(mark) {

@@ -30,6 +30,8 @@ pub struct DomainSpec {
     pub cmdline: String,
     /// Gets `SIF_PRIVILEGED` (may name other domains in privileged hypercalls).
     pub privileged: bool,
+    /// Index of the multiboot module holding the domain's initrd, if it has one.
+    pub initrd_module: Option<u32>,
 }
 
 /// An interdomain event channel bound at boot (like Xen 4.17's dom0less static event
@@ -115,6 +117,9 @@ impl Manifest {
             if d.kernel_module as usize >= nr_modules {
                 return Err(ManifestError::Bad(i, "kernel module index out of range"));
             }
+            if d.initrd_module.is_some_and(|m| m as usize >= nr_modules || m == d.kernel_module) {
+                return Err(ManifestError::Bad(i, "initrd module index out of range or the kernel's"));
+            }
             if d.memory_kib < 4096 || d.memory_kib % 4 != 0 {
                 return Err(ManifestError::Bad(i, "memory must be a multiple of 4 KiB, at least 4 MiB"));
             }
@@ -169,6 +174,7 @@ mod tests {
             vcpus: 1,
             cmdline: "role=blkfront".into(),
             privileged: false,
+            initrd_module: None,
         }
     }
 

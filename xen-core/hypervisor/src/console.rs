@@ -43,6 +43,36 @@ pub fn write_raw(bytes: &[u8]) {
     }
 }
 
+/// Bytes typed on the serial line, kept until the domain with the console input reads
+/// them (`CONSOLEIO_read`); Xen's `serial_rx` ring, bounded the same way (older bytes are
+/// kept, newer ones dropped when it is full).
+static INPUT: spin::Mutex<alloc::collections::VecDeque<u8>> = spin::Mutex::new(alloc::collections::VecDeque::new());
+const INPUT_MAX: usize = 4096;
+
+/// Takes every byte waiting in the UART into the input ring; true if any arrived.
+pub fn poll_input() -> bool {
+    let mut c = Com1::handle();
+    let mut got = false;
+    let mut input = INPUT.lock();
+    while let Some(b) = c.try_read_byte() {
+        got = true;
+        if input.len() < INPUT_MAX {
+            input.push_back(b);
+        }
+    }
+    got
+}
+
+/// Moves up to `buf.len()` input bytes into `buf`; returns how many.
+pub fn read_input(buf: &mut [u8]) -> usize {
+    let mut input = INPUT.lock();
+    let n = buf.len().min(input.len());
+    for (slot, b) in buf.iter_mut().zip(input.drain(..n)) {
+        *slot = b;
+    }
+    n
+}
+
 #[macro_export]
 macro_rules! println {
     ($($arg:tt)*) => {

@@ -89,7 +89,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
                 hardware: false,
                 kernel: phys::module_bytes(m.start, m.len()),
                 cmdline: &spec.cmdline,
-                initrd: None,
+                initrd: spec.initrd_module.and_then(|i| modules.get(i as usize)).map(|m| phys::module_bytes(m.start, m.len())),
                 nr_pages: spec.memory_kib / 4,
             };
             let built = build::build_domain(&input)
@@ -102,7 +102,11 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
                 spec.cmdline,
                 if spec.privileged { ", privileged" } else { "" }
             );
-            doms.add(built.domain);
+            let mut domain = built.domain;
+            if let Err(why) = crate::pv::console_ring::setup(&mut domain) {
+                fail(format_args!("console for d{i}: {why}"));
+            }
+            doms.add(domain);
         }
         for c in &manifest.channels {
             let (a, b) = (c.dom_a, c.dom_b);

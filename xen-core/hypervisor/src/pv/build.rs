@@ -368,8 +368,8 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
         maptrack: Vec::new(),
         console_line: Vec::new(),
         start_info_maddr: (mfn_of(&layout, &p2m_for_si, layout.start_info.start)? << 12) | (layout.start_info.start & 0xfff),
-        store_mfn: None,
         pci_cf8: 0,
+        console_ring: None,
     };
     Ok(Built { domain, regs, layout })
 }

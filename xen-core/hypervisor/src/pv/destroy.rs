@@ -38,6 +38,7 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
         }
     }
 
+    super::console_ring::teardown(&mut d);
     let mappings: Vec<_> = d.maptrack.drain(..).flatten().collect();
     let mut granters = Vec::new();
     super::mmu::with(|t, hw| {
@@ -51,7 +52,7 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
     }
 
     let shared: Vec<u64> =
-        core::iter::once(d.shared_info_mfn).chain(d.grant_frames.iter().copied()).chain(d.store_mfn).collect();
+        core::iter::once(d.shared_info_mfn).chain(d.grant_frames.iter().copied()).collect();
     let own: Vec<u64> = d.p2m.iter().copied().filter(|&m| m != m2p::INVALID_M2P_ENTRY).collect();
     let (mut freed, mut held) = (0, 0);
     super::mmu::with(|t, hw| {

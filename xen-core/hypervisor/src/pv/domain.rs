@@ -170,11 +170,11 @@ pub struct Domain {
     pub console_line: Vec<u8>,
     /// Machine address of this domain's start_info page.
     pub start_info_maddr: u64,
-    /// The xenstore ring page lent to this domain, if a xenstore domain serves it.
-    pub store_mfn: Option<u64>,
     /// The last address written to port 0xcf8 (PCI configuration address), which Xen
     /// keeps per domain instead of passing it to the hardware.
     pub pci_cf8: u32,
+    /// The console ring and port of a manifest domain (`console_ring`).
+    pub console_ring: Option<super::console_ring::ConsoleRing>,
 }
 
 impl Domain {
@@ -186,6 +186,6 @@ impl Domain {
     /// M2P or p2m, which the guest itself rewrites (`MMU_MACHPHYS_UPDATE`).
     pub fn owns(&self, mfn: u64) -> bool {
         let me = crate::mm::Owner::Dom(xen_abi::DomId(self.id));
-        super::mmu::with(|t, _| t.page(xen_abi::Mfn(mfn)).is_some_and(|p| p.owner() == me)) || self.store_mfn == Some(mfn)
+        super::mmu::with(|t, _| t.page(xen_abi::Mfn(mfn)).is_some_and(|p| p.owner() == me))
     }
 }

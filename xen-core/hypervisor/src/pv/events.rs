@@ -24,6 +24,9 @@ pub enum Port {
     Interdomain { remote_dom: u16, remote_port: u32 },
     Virq(u32),
     Ipi,
+    /// The domain's console port; its far end is the hypervisor's console back-end
+    /// (`console_ring`).
+    HypervisorConsole,
 }
 
 #[derive(Debug)]

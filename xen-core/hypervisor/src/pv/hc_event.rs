@@ -126,6 +126,7 @@ pub fn event_channel_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u6
                     }
                 }
                 Port::Ipi => events::set_pending(doms.cur(), a.port),
+                Port::HypervisorConsole => super::console_ring::guest_wrote(doms.cur()),
                 Port::Unbound { .. } => {} // dropped, as Xen does
                 _ => return Err(Errno::EINVAL),
             }
@@ -165,6 +166,11 @@ pub fn event_channel_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u6
                     EVTCHNSTAT_virq
                 }
                 Some(Port::Ipi) => EVTCHNSTAT_ipi,
+                // Connected like a toolstack domU's console, to the console back-end.
+                Some(Port::HypervisorConsole) => {
+                    a.set_interdomain(xen_abi::xen::DOMID_XEN.0, 0);
+                    EVTCHNSTAT_interdomain
+                }
                 _ => EVTCHNSTAT_closed,
             };
             guest.write(arg, &a)?;

@@ -108,8 +108,16 @@ fn console_io(d: &mut Domain, guest: &GuestView, cmd: u32, count: u64, buf: u64)
             }
             Ok(0)
         }
-        // No serial input is routed to guests yet: nothing to read.
-        xen::CONSOLEIO_read => Ok(0),
+        // Serial input goes to the hardware domain (Xen's initial console focus).
+        xen::CONSOLEIO_read => {
+            if !d.hardware {
+                return Ok(0);
+            }
+            let mut chunk = [0u8; 128];
+            let n = crate::console::read_input(&mut chunk[..count.min(128) as usize]);
+            guest.copy_to(buf, &chunk[..n])?;
+            Ok(n as u64)
+        }
         _ => Err(Errno::ENOSYS),
     }
 }
@@ -117,7 +125,7 @@ fn console_io(d: &mut Domain, guest: &GuestView, cmd: u32, count: u64, buf: u64)
 /// The hardware domain writes straight to the console (it may be interactive); other
 /// domains' output goes out a line at a time with a `(dN) ` prefix, as Xen prints it
 /// with `guest_loglvl=all`.
-fn guest_console_write(d: &mut Domain, bytes: &[u8]) {
+pub(crate) fn guest_console_write(d: &mut Domain, bytes: &[u8]) {
     if d.hardware {
         crate::console::write_raw(bytes);
         return;

@@ -2,6 +2,7 @@
 //! dispatch, and delivery of traps and events into the guest.
 
 pub mod build;
+pub mod console_ring;
 mod descriptors;
 pub mod destroy;
 pub mod domain;

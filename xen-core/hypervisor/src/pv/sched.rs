@@ -19,6 +19,8 @@ pub struct Domains {
     slice_end: u64,
     /// Whether any domain ended by crashing (the machine's exit status says so).
     any_crashed: bool,
+    /// System time of the next serial-input poll.
+    next_console_poll: u64,
 }
 
 impl Domains {
@@ -119,6 +121,7 @@ fn all_gone(doms: &Domains) -> ! {
 /// domains that ended, picks who runs (switching `regs` to them if needed), and
 /// delivers their pending events.
 pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
+    poll_console(doms);
     let cur = doms.current;
     if let Some(reason) = doms.cur().ending {
         let d = doms.slots[cur].take().expect("current domain");
@@ -165,17 +168,42 @@ fn pick_after(doms: &Domains, cur: usize, cur_runnable: bool) -> Option<usize> {
         .or(cur_runnable.then_some(cur))
 }
 
+/// How often the serial line is polled for input while a domain listens for it.
+const CONSOLE_POLL_NS: u64 = 10_000_000;
+
+/// The domain that gets serial input: the hardware domain, if it bound VIRQ_CONSOLE.
+fn console_listener(doms: &Domains) -> Option<u16> {
+    doms.slots.iter().flatten().find(|d| d.alive() && d.hardware && d.evtchn.virq.get(xen_abi::xen::VIRQ_CONSOLE as usize).copied().flatten().is_some()).map(|d| d.id)
+}
+
+/// Takes typed bytes from the UART and tells the listening domain (VIRQ_CONSOLE).
+fn poll_console(doms: &mut Domains) {
+    let now = clock::now_ns();
+    if now < doms.next_console_poll {
+        return;
+    }
+    doms.next_console_poll = now + CONSOLE_POLL_NS / 4;
+    if crate::console::poll_input() {
+        if let Some(d) = console_listener(doms).and_then(|id| doms.get(id)) {
+            events::send_virq(d, xen_abi::xen::VIRQ_CONSOLE);
+        }
+    }
+}
+
 /// Nobody can run: sleep until a timer or event makes someone runnable.
 fn idle(doms: &mut Domains) -> usize {
     loop {
         if doms.ids().is_empty() {
             all_gone(doms);
         }
+        poll_console(doms);
         wake_all(doms);
         if let Some(n) = pick_after(doms, doms.current, false) {
             return n;
         }
-        match next_deadline(doms) {
+        // While a domain listens to the serial line, wake up to poll it.
+        let poll = console_listener(doms).map(|_| clock::now_ns() + CONSOLE_POLL_NS);
+        match [next_deadline(doms), poll].into_iter().flatten().min() {
             Some(t) => clock::arm(Some(t)),
             None => {
                 // Every domain waits for an event no one can send.

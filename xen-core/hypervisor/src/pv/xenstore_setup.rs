@@ -1,12 +1,14 @@
 //! What the toolstack does for xenstore when it builds a domain (libxl / libxenguest),
-//! done by the hypervisor for domains from the boot manifest: a ring page, grant
+//! done by the hypervisor for domains from the boot manifest: a ring page (one of the
+//! domain's own, the one before its console page, as libxenguest takes special pages
+//! from the guest: a guest translates `store_mfn` through the M2P), grant
 //! reference 1 (`GNTTAB_RESERVED_XENSTORE`) granting it to the xenstore domain, an
 //! event channel between the two, and `start_info.store_mfn` / `store_evtchn`.
 
 use super::events::Port;
 use super::hc_grant;
 use super::sched::Domains;
-use crate::arch::x86_64::{mem, phys};
+use crate::arch::x86_64::phys;
 use core::mem::offset_of;
 use xen_abi::grant_table::{GrantEntryV1, GNTST_okay, GTF_permit_access};
 use xen_abi::xen::StartInfo;
@@ -14,11 +16,10 @@ use xen_abi::xen::StartInfo;
 /// Connects domain `id` to the xenstore domain `xs` (whose end is port `xs_port`).
 /// Returns (ring mfn, the domain's port).
 pub fn connect(doms: &mut Domains, id: u16, xs: u16, xs_port: u32) -> Result<(u64, u32), &'static str> {
-    let mfn = mem::alloc_frame().ok_or("out of memory")?;
-    phys::zero_frame(mfn);
-    super::mmu::share_with(id, mfn, true).map_err(|_| "cannot lend the ring page")?;
     let d = doms.get_mut(id).ok_or("no such domain")?;
-    d.store_mfn = Some(mfn);
+    let pfn = d.p2m.len().checked_sub(2).ok_or("domain too small")?;
+    let mfn = d.p2m[pfn];
+    phys::zero_frame(mfn);
     if hc_grant::grow_table(d, 1) != GNTST_okay {
         return Err("no grant table");
     }

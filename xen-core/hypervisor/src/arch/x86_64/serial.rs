@@ -4,6 +4,7 @@ use super::port::{inb, outb};
 
 const COM1: u16 = 0x3f8;
 const LSR_THR_EMPTY: u8 = 1 << 5;
+const LSR_DATA_READY: u8 = 1;
 
 #[derive(Debug)]
 pub struct Com1(());
@@ -37,6 +38,15 @@ impl Com1 {
             while inb(COM1 + 5) & LSR_THR_EMPTY == 0 {}
             outb(COM1, b);
         }
+    }
+}
+
+impl Com1 {
+    /// A received byte, if one is waiting (polled: the UART's interrupt is off).
+    pub fn try_read_byte(&mut self) -> Option<u8> {
+        // SAFETY: reading COM1's line status and receive buffer registers only takes a
+        // received byte out of the UART's FIFO.
+        unsafe { (inb(COM1 + 5) & LSR_DATA_READY != 0).then(|| inb(COM1)) }
     }
 }
 
