@@ -49,18 +49,59 @@ pub fn write_raw(bytes: &[u8]) {
 static INPUT: spin::Mutex<alloc::collections::VecDeque<u8>> = spin::Mutex::new(alloc::collections::VecDeque::new());
 const INPUT_MAX: usize = 4096;
 
-/// Takes every byte waiting in the UART into the input ring; true if any arrived.
-pub fn poll_input() -> bool {
+/// Takes every byte waiting in the UART (at most `buf.len()`); returns how many.
+pub fn poll_raw(buf: &mut [u8]) -> usize {
     let mut c = Com1::handle();
-    let mut got = false;
+    let mut n = 0;
+    while n < buf.len() {
+        match c.try_read_byte() {
+            Some(b) => {
+                buf[n] = b;
+                n += 1;
+            }
+            None => break,
+        }
+    }
+    n
+}
+
+/// Queues bytes for the hardware domain's `CONSOLEIO_read`.
+pub fn queue_input(bytes: &[u8]) {
     let mut input = INPUT.lock();
-    while let Some(b) = c.try_read_byte() {
-        got = true;
+    for &b in bytes {
         if input.len() < INPUT_MAX {
             input.push_back(b);
         }
     }
-    got
+}
+
+/// Xen's console-input switch: three Ctrl-A in a row move the serial input to the next
+/// domain; the three are eaten, a shorter run is passed on.
+#[derive(Debug, Default)]
+pub struct InputSwitch {
+    ctrl_a: u8,
+}
+
+pub const SWITCH_CODE: u8 = 0x01;
+
+impl InputSwitch {
+    /// Feeds one typed byte; `emit` gets what goes to the focused domain, the result
+    /// says whether to switch focus.
+    pub fn feed(&mut self, b: u8, mut emit: impl FnMut(u8)) -> bool {
+        if b == SWITCH_CODE {
+            self.ctrl_a += 1;
+            if self.ctrl_a == 3 {
+                self.ctrl_a = 0;
+                return true;
+            }
+            return false;
+        }
+        for _ in 0..core::mem::take(&mut self.ctrl_a) {
+            emit(SWITCH_CODE);
+        }
+        emit(b);
+        false
+    }
 }
 
 /// Moves up to `buf.len()` input bytes into `buf`; returns how many.

@@ -21,6 +21,11 @@ pub struct Domains {
     any_crashed: bool,
     /// System time of the next serial-input poll.
     next_console_poll: u64,
+    /// The domain that gets serial input (None: the hypervisor, which ignores it).
+    console_focus: Option<u16>,
+    input_switch: crate::console::InputSwitch,
+    /// The user switched the input to the hypervisor (so an absent focus is not reset).
+    focus_on_xen: bool,
 }
 
 impl Domains {
@@ -171,22 +176,66 @@ fn pick_after(doms: &Domains, cur: usize, cur_runnable: bool) -> Option<usize> {
 /// How often the serial line is polled for input while a domain listens for it.
 const CONSOLE_POLL_NS: u64 = 10_000_000;
 
-/// The domain that gets serial input: the hardware domain, if it bound VIRQ_CONSOLE.
+/// Whether someone reads the serial line: a hardware domain or a console ring.
 fn console_listener(doms: &Domains) -> Option<u16> {
-    doms.slots.iter().flatten().find(|d| d.alive() && d.hardware && d.evtchn.virq.get(xen_abi::xen::VIRQ_CONSOLE as usize).copied().flatten().is_some()).map(|d| d.id)
+    doms.slots.iter().flatten().find(|d| d.alive() && (d.hardware || d.console_ring.is_some())).map(|d| d.id)
 }
 
-/// Takes typed bytes from the UART and tells the listening domain (VIRQ_CONSOLE).
+/// The domains serial input can go to, in Xen's switching order (by id), then the
+/// hypervisor itself (None).
+fn next_focus(doms: &Domains, cur: Option<u16>) -> Option<u16> {
+    let ids: Vec<u16> = doms.slots.iter().flatten().filter(|d| d.alive() && (d.hardware || d.console_ring.is_some())).map(|d| d.id).collect();
+    match cur {
+        None => ids.first().copied(),
+        Some(c) => ids.iter().copied().find(|&i| i > c),
+    }
+}
+
+/// Takes typed bytes from the UART: three Ctrl-A switch the input focus (as Xen), the
+/// rest go to the focused domain: the hardware domain reads them with CONSOLEIO_read
+/// after VIRQ_CONSOLE, a manifest domain gets them in its console ring.
 fn poll_console(doms: &mut Domains) {
     let now = clock::now_ns();
     if now < doms.next_console_poll {
         return;
     }
     doms.next_console_poll = now + CONSOLE_POLL_NS / 4;
-    if crate::console::poll_input() {
-        if let Some(d) = console_listener(doms).and_then(|id| doms.get(id)) {
-            events::send_virq(d, xen_abi::xen::VIRQ_CONSOLE);
+    let mut raw = [0u8; 64];
+    let n = crate::console::poll_raw(&mut raw);
+    if n == 0 {
+        return;
+    }
+    if doms.console_focus.is_none_or(|f| doms.get(f).is_none_or(|d| !d.alive())) && !doms.focus_on_xen {
+        doms.console_focus = next_focus(doms, None);
+    }
+    let mut out = Vec::new();
+    for &b in &raw[..n] {
+        let mut bytes = Vec::new();
+        if doms.input_switch.feed(b, |x| bytes.push(x)) {
+            deliver_input(doms, &out);
+            out.clear();
+            doms.console_focus = next_focus(doms, doms.console_focus);
+            doms.focus_on_xen = doms.console_focus.is_none();
+            match doms.console_focus {
+                Some(id) => println!("*** Serial input to DOM{id} (type 'CTRL-a' three times to switch input)"),
+                None => println!("*** Serial input to Xen (type 'CTRL-a' three times to switch input)"),
+            }
         }
+        out.extend_from_slice(&bytes);
+    }
+    deliver_input(doms, &out);
+}
+
+fn deliver_input(doms: &mut Domains, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    let Some(d) = doms.console_focus.and_then(|id| doms.get_mut(id)) else { return };
+    if d.hardware {
+        crate::console::queue_input(bytes);
+        events::send_virq(d, xen_abi::xen::VIRQ_CONSOLE);
+    } else {
+        super::console_ring::feed_input(d, bytes);
     }
 }
 
