@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 const RUNS: usize = 5;
+const LINUX_RUNS: usize = 3;
 const HV_CMDLINE: &str = "console=com1 dom0_mem=64M";
 const GUEST: &str = "tests=console";
 
@@ -44,10 +45,34 @@ pub fn boot(root: &Path) -> Result<String> {
         memory_mib: 512,
         smp: 1,
     };
+    let xen_path = reference::xen_hypervisor(root)?;
     let ours = measure(root, "xen-core", &machine(img.xen_core.clone()))?;
-    let xen = measure(root, "xen-4.17", &machine(reference::xen_hypervisor(root)?))?;
+    let xen = measure(root, "xen-4.17", &machine(xen_path.clone()))?;
     let mut t = String::from("| hypervisor | QEMU start to dom0's first line (ms) | to dom0 shutdown (ms) |\n|---|---:|---:|\n");
     t += &format!("| xen-core | {:.0} | {:.0} |\n", ours.0, ours.1);
     t += &format!("| Xen 4.17 (Debian) | {:.0} | {:.0} |\n", xen.0, xen.1);
+    // Debian's Linux as dom0, same compressed kernel and initramfs on both, alternating.
+    let (vmlinuz, initrd) = crate::linux_dom0::bench_image(root)?;
+    let (mut l_ours, mut l_xen) = (Vec::new(), Vec::new());
+    for i in 0..LINUX_RUNS {
+        for (name, hv, into) in [("xen-core", &img.xen_core, &mut l_ours), ("xen-4.17", &xen_path, &mut l_xen)] {
+            let m = crate::linux_dom0::machine(hv.clone(), vmlinuz.clone(), initrd.clone());
+            let log = root.join(format!("target/logs/bench-boot-linux-{name}-{i}.log"));
+            let marker = crate::linux_dom0::BENCH_MARKER;
+            let out = qemu::run(&m, &log, Duration::from_secs(240), &[marker], &[marker])?;
+            let at = out.marks[0].ok_or_else(|| Error::new(format!("{name}: no Linux userspace marker in {}", log.display())))?;
+            into.push(at.as_secs_f64() * 1000.0);
+        }
+    }
+    let span = |v: &[f64]| format!("{:.0}-{:.0}", v.iter().copied().fold(f64::MAX, f64::min), v.iter().copied().fold(0.0, f64::max));
+    t += &format!(
+        "\nDebian's Linux 6.1 as dom0 (the stock XZ `vmlinuz`, a busybox initramfs whose init prints a marker; `dom0_mem=512M`, 1 GiB, 2 CPUs), {LINUX_RUNS} boots each, alternating:\n\n\
+| hypervisor | QEMU start to dom0 userspace (ms, median) | range |\n|---|---:|---|\n\
+| xen-core | {:.0} | {} |\n| Xen 4.17 (Debian) | {:.0} | {} |\n",
+        median(l_ours.clone()),
+        span(&l_ours),
+        median(l_xen.clone()),
+        span(&l_xen)
+    );
     Ok(t)
 }

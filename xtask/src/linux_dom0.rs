@@ -96,35 +96,32 @@ fn image(root: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((vmlinuz, initrd))
 }
 
-/// One boot: the test lines it printed (name, passed, detail) and whether it finished.
-fn boot(root: &Path, m: &Machine, log: &str) -> Result<(Vec<(String, bool, String)>, bool, Option<Duration>)> {
+/// A test line: name, passed, detail.
+type Line = (String, bool, String);
+
+/// One boot: the test lines it printed and whether it finished.
+fn boot(root: &Path, m: &Machine, log: &str) -> Result<(Vec<Line>, bool)> {
     let log_path = root.join("target/logs").join(log);
     let out = qemu::run_typing(m, &log_path, Duration::from_secs(420), &[DONE, "Hardware Dom0 crashed", "Panic on CPU"], &["TEST linux-dom0-userspace"], &[(PROMPT, TYPED)])?;
     let lines: Vec<_> = out.log.lines().filter_map(parse_test_line).map(|l| (l.name, l.passed, l.detail)).collect();
     let done = matches!(out.exit, Exit::Stopped(ref s) if s == DONE);
     println!("  log: {} ({:?} to userspace, {} ms in all)", out.log_path.display(), out.marks[0], out.elapsed.as_millis());
-    Ok((lines, done, out.marks[0]))
+    Ok((lines, done))
 }
 
 pub fn checks(root: &Path, img: &Images) -> Result<Tally> {
     let mut t = Tally::default();
     let (vmlinuz, initrd) = image(root)?;
     let xen = reference::xen_hypervisor(root)?;
-    let machine = |kernel: PathBuf, dom0: PathBuf| Machine {
-        kernel,
-        append: HV_CMDLINE.into(),
-        modules: vec![(dom0, KERNEL_ARGS.into()), (initrd.clone(), String::new())],
-        memory_mib: 1024,
-        smp: 2,
-    };
-    let (theirs, theirs_done, _) = boot(root, &machine(xen, vmlinuz.clone()), "linux-dom0-xen.log")?;
-    let (ours, ours_done, _) = boot(root, &machine(img.xen_core.clone(), vmlinuz), "linux-dom0-xen-core.log")?;
+    let machine = |kernel: PathBuf, dom0: PathBuf| machine(kernel, dom0, initrd.clone());
+    let (theirs, theirs_done) = boot(root, &machine(xen, vmlinuz.clone()), "linux-dom0-xen.log")?;
+    let (ours, ours_done) = boot(root, &machine(img.xen_core.clone(), vmlinuz), "linux-dom0-xen-core.log")?;
     for (name, passed, detail) in &ours {
         t.record(&format!("linux-dom0 on xen-core: {name}"), *passed, detail);
     }
     t.record("linux-dom0 on xen-core: script ran to the end", ours_done, "no done line");
     t.record("linux-dom0 on Xen 4.17: script ran to the end", theirs_done, "no done line");
-    let names = |v: &[(String, bool, String)]| v.iter().map(|(n, p, _)| format!("{n}:{p}")).collect::<Vec<_>>();
+    let names = |v: &[Line]| v.iter().map(|(n, p, _)| format!("{n}:{p}")).collect::<Vec<_>>();
     let (a, b) = (names(&ours), names(&theirs));
     t.record(
         "linux-dom0: same test lines on xen-core as on Xen 4.17",
@@ -260,4 +257,34 @@ pub fn domu_checks(root: &Path, img: &Images) -> Result<Tally> {
         }
     }
     Ok(t)
+}
+
+/// What `bench boot` waits for: the first line of a minimal init.
+pub const BENCH_MARKER: &str = "LINUX-DOM0-USERSPACE-MARKER";
+
+/// For `bench boot`: the stock kernel, and an initramfs whose init prints the marker
+/// and powers off.
+pub fn bench_image(root: &Path) -> Result<(PathBuf, PathBuf)> {
+    let (vmlinuz, _) = image(root)?;
+    let bb = reference::unpacked(root, "busybox-static")?.join("bin/busybox");
+    let mut t = Tree::default();
+    for d in ["/proc", "/sys", "/dev", "/bin"] {
+        t.dir(d);
+    }
+    t.file("/bin/busybox", std::fs::read(&bb).context(|| format!("reading {}", bb.display()))?, 0o755);
+    t.file("/init", format!("#!/bin/busybox sh\necho {BENCH_MARKER}\n/bin/busybox poweroff -f\n").into_bytes(), 0o755);
+    let path = crate::images::images_dir(root).join("linux-dom0-bench.cpio");
+    std::fs::write(&path, t.cpio())?;
+    Ok((vmlinuz, path))
+}
+
+/// The machine both hypervisors boot Linux dom0 on.
+pub fn machine(hypervisor: PathBuf, vmlinuz: PathBuf, initrd: PathBuf) -> Machine {
+    Machine {
+        kernel: hypervisor,
+        append: HV_CMDLINE.into(),
+        modules: vec![(vmlinuz, KERNEL_ARGS.into()), (initrd, String::new())],
+        memory_mib: 1024,
+        smp: 2,
+    }
 }

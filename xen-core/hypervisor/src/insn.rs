@@ -158,7 +158,7 @@ pub fn decode(bytes: &[u8], reg: impl Fn(u8) -> u64) -> Option<Write> {
     let modrm = |k: usize| bytes.get(i + k).copied();
     let (op, size, rest) = match op {
         // mov r/m, r  /  xchg r/m, r (8-bit and full-size forms)
-        0x88 | 0x89 | 0x86 | 0x87 => {
+        0x86..=0x89 => {
             let m = modrm(1)?;
             let size = if op & 1 == 0 { 1 } else { full };
             let r = ((m >> 3) & 7) | reg_ext;

@@ -141,7 +141,7 @@ fn vmce_read(ctx: &MsrCtx, v: &VcpuMsrs, msr: u32) -> Read {
     match msr {
         MCG_CAP => Read::Value(if ctx.intel { INTEL_GUEST_MCG_CAP } else { GUEST_MC_BANK_NUM }),
         MCG_STATUS => Read::Value(v.mcg_status),
-        MCX_FIRST..=MCX_LAST if (msr - MCX_FIRST) % 4 == 0 => Read::Value(!0),
+        MCX_FIRST..=MCX_LAST if (msr - MCX_FIRST).is_multiple_of(4) => Read::Value(!0),
         _ => Read::Value(0),
     }
 }
