@@ -4,15 +4,66 @@
 use crate::arch::x86_64::serial::Com1;
 use core::fmt::{self, Write};
 
+/// Xen's console ring (`conring`): the last CONRING_SIZE bytes the console printed, for
+/// `XEN_SYSCTL_readconsole`. Producer and consumer count bytes since boot.
+pub struct Conring {
+    buf: [u8; CONRING_SIZE],
+    prod: u32,
+    cons: u32,
+}
+
+pub const CONRING_SIZE: usize = 16384;
+
+pub static CONRING: spin::Mutex<Conring> = spin::Mutex::new(Conring { buf: [0; CONRING_SIZE], prod: 0, cons: 0 });
+
+impl Conring {
+    fn push(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.buf[self.prod as usize % CONRING_SIZE] = b;
+            self.prod = self.prod.wrapping_add(1);
+        }
+        if self.prod.wrapping_sub(self.cons) as usize > CONRING_SIZE {
+            self.cons = self.prod.wrapping_sub(CONRING_SIZE as u32);
+        }
+    }
+
+    /// Xen's `read_console_ring`: from `index` (incremental) or the consumer, at most
+    /// `out.len()` bytes; `clear` moves the consumer to the producer. Returns (bytes
+    /// copied, the index to continue from).
+    pub fn read(&mut self, out: &mut [u8], incremental: bool, index: u32, clear: bool) -> (usize, u32) {
+        let oldest = self.prod.wrapping_sub((self.prod.wrapping_sub(self.cons) as usize).min(CONRING_SIZE) as u32);
+        let mut c = if incremental && self.prod.wrapping_sub(index) <= self.prod.wrapping_sub(oldest) { index } else if incremental { oldest } else { self.cons };
+        let mut n = 0;
+        while c != self.prod && n < out.len() {
+            out[n] = self.buf[c as usize % CONRING_SIZE];
+            c = c.wrapping_add(1);
+            n += 1;
+        }
+        if clear {
+            self.cons = self.prod;
+        }
+        (n, c)
+    }
+}
+
+fn record(bytes: &[u8]) {
+    if let Some(mut r) = CONRING.try_lock() {
+        r.push(bytes);
+    }
+}
+
 struct Prefixed(Com1);
 
 impl Write for Prefixed {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let mut lines = s.split('\n');
         if let Some(first) = lines.next() {
+            record(first.as_bytes());
             self.0.write_str(first)?;
         }
         for line in lines {
+            record(b"\n(XEN) ");
+            record(line.as_bytes());
             self.0.write_str("\n(XEN) ")?;
             self.0.write_str(line)?;
         }
@@ -27,13 +78,16 @@ static LOCK: spin::Mutex<()> = spin::Mutex::new(());
 pub fn print(args: fmt::Arguments<'_>) {
     let _g = LOCK.try_lock();
     let mut out = Prefixed(Com1::handle());
-    let _ = out.write_str("(XEN) ");
+    record(b"(XEN) ");
+    let _ = out.0.write_str("(XEN) ");
     let _ = out.write_fmt(args);
     let _ = out.0.write_str("\n");
+    record(b"\n");
 }
 
 /// Writes guest console output verbatim (the initial domain's `console_io`, as Xen does).
 pub fn write_raw(bytes: &[u8]) {
+    record(bytes);
     let mut c = Com1::handle();
     for &b in bytes {
         if b == b'\n' {

@@ -30,7 +30,8 @@ fn fail(what: core::fmt::Arguments<'_>) -> ! {
 #[no_mangle]
 extern "C" fn kmain(magic: u32, info: u32) -> ! {
     Com1::init();
-    println!("xen-core {VERSION} (Xen 4.17 PV interface)");
+    // Xen's first line (`xl dmesg` users look for it), then what this really is.
+    println!("Xen version 4.17.0-xen-core (xen-core {VERSION}: a Rust hypervisor with the Xen 4.17 PV interface)");
     let boot = multiboot::parse(&DirectMap, magic, u64::from(info))
         .unwrap_or_else(|e| fail(format_args!("multiboot: {e}")));
     println!("Command line: {}", without_image_name(boot.cmdline.as_str()));

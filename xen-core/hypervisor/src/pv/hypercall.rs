@@ -45,6 +45,8 @@ fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcRes
         Hypercall::GrantTableOp => return hc_grant::grant_table_op(doms, &guest, a[0] as u32, a[1], a[2]),
         Hypercall::SchedOp => return sched_op(doms, &guest, a[0] as u32, a[1]),
         Hypercall::Multicall => return multicall(doms, regs, &guest, a[0], a[1]),
+        Hypercall::Sysctl => return super::hc_sysctl::sysctl(doms, &guest, a[0]),
+        Hypercall::Domctl => return super::hc_sysctl::domctl(doms, &guest, a[0]),
         _ => {}
     }
     let d = doms.cur();

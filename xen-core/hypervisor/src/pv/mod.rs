@@ -14,6 +14,7 @@ pub mod hc_grant;
 pub mod hc_mem;
 mod hc_misc;
 mod hc_mmu;
+mod hc_sysctl;
 pub mod hypercall;
 pub mod m2p;
 pub mod mmu;

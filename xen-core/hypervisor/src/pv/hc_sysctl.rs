@@ -1,0 +1,152 @@
+//! `sysctl` and the read side of `domctl` for the control domain (what `xl list`, `xl
+//! info` and `xl dmesg` ask): interface version 0x15, Xen's privilege rule (the control
+//! domain only, -EPERM otherwise), -EACCES for another interface version, -ENOSYS for
+//! sub-ops not built yet. The domain-building domctls come with the toolstack on xen-core.
+
+use super::domain::{Domain, RunState};
+use super::hypercall::HcResult;
+use super::sched::Domains;
+use crate::arch::x86_64::guest::GuestView;
+use crate::arch::x86_64::{clock, cpu, mem};
+use xen_abi::domctl::*;
+use xen_abi::errno::Errno;
+use xen_abi::sysctl::*;
+
+/// Xen's `getdomaininfo` for one of our domains (one vCPU each).
+pub fn domain_info(d: &Domain, running: bool) -> XenDomctlGetdomaininfo {
+    let blocked = !matches!(d.vcpu.run, RunState::Runnable);
+    let mut flags = if blocked { XEN_DOMINF_blocked } else { 0 };
+    if running {
+        flags |= XEN_DOMINF_running;
+    }
+    if let Some(reason) = d.ending {
+        flags |= XEN_DOMINF_shutdown | (reason << XEN_DOMINF_shutdownshift);
+    }
+    XenDomctlGetdomaininfo {
+        domain: d.id,
+        flags,
+        tot_pages: d.p2m.iter().filter(|&&m| m != super::m2p::INVALID_M2P_ENTRY).count() as u64,
+        max_pages: d.max_pages,
+        shared_info_frame: d.shared_info_mfn,
+        nr_online_vcpus: 1,
+        max_vcpu_id: 0,
+        ..Default::default()
+    }
+}
+
+fn physinfo() -> XenSysctlPhysinfo {
+    let (_, _, c1, d1) = cpu::cpuid(1, 0);
+    let (_, _, ce1, de1) = cpu::cpuid(0x8000_0001, 0);
+    let (a_d1, _, _, _) = cpu::cpuid(0xd, 1);
+    let (_, b7, c7, _) = cpu::cpuid(7, 0);
+    let (_, _, _, de7) = cpu::cpuid(0x8000_0007, 0);
+    let max_mfn = super::m2p::entries().saturating_sub(1);
+    XenSysctlPhysinfo {
+        threads_per_core: 1,
+        cores_per_socket: 1,
+        // xen-core runs on the boot CPU only (SMP is a later step).
+        nr_cpus: 1,
+        max_cpu_id: 0,
+        nr_nodes: 1,
+        max_node_id: 0,
+        cpu_khz: (clock::tsc_hz() / 1000) as u32,
+        capabilities: XEN_SYSCTL_PHYSCAP_pv | XEN_SYSCTL_PHYSCAP_gnttab_v1,
+        total_pages: super::m2p::entries(),
+        free_pages: mem::with_frames(|a| a.free_frames()),
+        max_mfn,
+        hw_cap: [d1, c1, de1, ce1, a_d1, b7, c7, de7],
+        ..Default::default()
+    }
+}
+
+pub fn sysctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
+    let mut op: XenSysctl = guest.read(arg)?;
+    if !doms.cur().privileged {
+        return Err(Errno::EPERM);
+    }
+    if op.interface_version != XEN_SYSCTL_INTERFACE_VERSION {
+        return Err(Errno::EACCES);
+    }
+    match op.cmd {
+        XEN_SYSCTL_physinfo => {
+            op.set_payload(&physinfo());
+        }
+        XEN_SYSCTL_getdomaininfolist => {
+            let mut l: XenSysctlGetdomaininfolist = op.payload().ok_or(Errno::EINVAL)?;
+            let running = doms.current_id();
+            let size = core::mem::size_of::<XenDomctlGetdomaininfo>() as u64;
+            let mut n = 0u32;
+            for id in doms.ids().into_iter().filter(|&i| i >= l.first_domain) {
+                if n >= l.max_domains {
+                    break;
+                }
+                let Some(d) = doms.get(id) else { continue };
+                guest.write(l.buffer.wrapping_add(u64::from(n) * size), &domain_info(d, id == running))?;
+                n += 1;
+            }
+            l.num_domains = n;
+            op.set_payload(&l);
+        }
+        XEN_SYSCTL_readconsole => {
+            let mut r: XenSysctlReadconsole = op.payload().ok_or(Errno::EINVAL)?;
+            let mut chunk = [0u8; 1024];
+            let (mut done, mut index) = (0u32, r.index);
+            let mut ring = crate::console::CONRING.lock();
+            loop {
+                let want = (r.count - done).min(chunk.len() as u32) as usize;
+                let first = done == 0;
+                // Incremental reads continue from `index`; a plain read starts at the
+                // consumer, then goes on from where the first chunk stopped.
+                let (n, next) = ring.read(&mut chunk[..want], r.incremental != 0 || !first, index, false);
+                if n == 0 {
+                    break;
+                }
+                guest.copy_to(r.buffer.wrapping_add(u64::from(done)), &chunk[..n])?;
+                done += n as u32;
+                index = next;
+                if done >= r.count {
+                    break;
+                }
+            }
+            if r.clear != 0 {
+                ring.read(&mut [], false, 0, true);
+            }
+            drop(ring);
+            r.count = done;
+            if r.incremental != 0 {
+                r.index = index;
+            }
+            op.set_payload(&r);
+        }
+        _ => return Err(Errno::ENOSYS),
+    }
+    guest.write(arg, &op)?;
+    Ok(0)
+}
+
+pub fn domctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
+    let mut op: XenDomctl = guest.read(arg)?;
+    if !doms.cur().privileged {
+        return Err(Errno::EPERM);
+    }
+    if op.interface_version != XEN_DOMCTL_INTERFACE_VERSION {
+        return Err(Errno::EACCES);
+    }
+    match op.cmd {
+        // The domain asked for, or (as Xen 4.17 still does) the next one above it.
+        XEN_DOMCTL_getdomaininfo => {
+            if op.domain >= xen_abi::xen::DOMID_FIRST_RESERVED.0 {
+                return Err(Errno::EINVAL);
+            }
+            let running = doms.current_id();
+            let id = doms.ids().into_iter().find(|&i| i >= op.domain).ok_or(Errno::ESRCH)?;
+            let d = doms.get(id).ok_or(Errno::ESRCH)?;
+            let info = domain_info(d, id == running);
+            op.domain = id;
+            op.set_payload(&info);
+        }
+        _ => return Err(Errno::ENOSYS),
+    }
+    guest.write(arg, &op)?;
+    Ok(0)
+}
