@@ -28,7 +28,8 @@ const TYPED_OUT: &str = "typed-42-ok";
 const BIG_BYTES: u64 = 64 << 20;
 const BIG_LINE: &str = "xen-rs linux dom0 checksum line";
 
-const INIT: &str = r#"#!/bin/busybox sh
+/// What both inits start with: mounts and the TEST-line helpers.
+const PRELUDE: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -38,7 +39,9 @@ ok() { echo "TEST $1 PASS"; PASS=$((PASS+1)); }
 bad() { echo "TEST $1 FAIL $2"; FAIL=$((FAIL+1)); }
 check() { n=$1; shift; if "$@" >/tmp/out 2>&1; then ok "$n"; else bad "$n" "$(tr '\n' ' ' </tmp/out | cut -c1-200)"; fi; }
 want() { n=$1; e=$2; shift 2; got=$("$@" 2>&1); if [ "$got" = "$e" ]; then ok "$n"; else bad "$n" "want [$e] got [$(echo "$got" | tr '\n' ' ' | cut -c1-200)]"; fi; }
-ok linux-dom0-userspace
+"#;
+
+const INIT: &str = r#"ok linux-dom0-userspace
 want linux-dom0-hypervisor-type xen cat /sys/hypervisor/type
 for m in @MODULES@; do insmod /lib/modules/$m.ko || echo "insmod $m failed"; done
 check linux-dom0-proc-xen mount -t xenfs xenfs /proc/xen
@@ -82,7 +85,7 @@ fn image(root: &Path) -> Result<(PathBuf, PathBuf)> {
         t.file(&format!("/lib/modules/{name}.ko"), data, 0o644);
         load.push_str(&format!("{name} "));
     }
-    let init = INIT
+    let init = format!("{PRELUDE}{INIT}")
         .replace("@MODULES@", load.trim())
         .replace("@BIG_LINE@", BIG_LINE)
         .replace("@BIG_BYTES@", &BIG_BYTES.to_string())
@@ -137,16 +140,7 @@ const DOMU_DONE: &str = "LINUX-DOMU-DONE";
 
 /// A Linux domU's init: the same workload as dom0's, then `xenrs_role=crash` crashes its
 /// kernel while `xenrs_role=steady` outlives it and finishes.
-const DOMU_INIT: &str = r#"#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev 2>/dev/null
-PASS=0; FAIL=0
-ok() { echo "TEST $1 PASS"; PASS=$((PASS+1)); }
-bad() { echo "TEST $1 FAIL $2"; FAIL=$((FAIL+1)); }
-want() { n=$1; e=$2; shift 2; got=$("$@" 2>&1); if [ "$got" = "$e" ]; then ok "$n"; else bad "$n" "want [$e] got [$(echo "$got" | tr '\n' ' ' | cut -c1-200)]"; fi; }
-ok linux-domu-userspace
+const DOMU_INIT: &str = r#"ok linux-domu-userspace
 want linux-domu-hypervisor-type xen cat /sys/hypervisor/type
 kb=$(awk '/MemTotal/ {print $2}' /proc/meminfo)
 if [ "$kb" -le @KIB@ ] && [ "$kb" -gt $((@KIB@ / 2)) ]; then ok linux-domu-memtotal-as-manifest; else bad linux-domu-memtotal-as-manifest "MemTotal $kb kB of @KIB@"; fi
@@ -172,7 +166,7 @@ fn domu_initrd(root: &Path) -> Result<PathBuf> {
         t.dir(d);
     }
     t.file("/bin/busybox", std::fs::read(&bb).context(|| format!("reading {}", bb.display()))?, 0o755);
-    let init = DOMU_INIT
+    let init = format!("{PRELUDE}{DOMU_INIT}")
         .replace("@KIB@", &(DOMU_MIB * 1024).to_string())
         .replace("@BIG_LINE@", BIG_LINE)
         .replace("@BIG_BYTES@", &BIG_BYTES.to_string())

@@ -59,14 +59,21 @@ fn physinfo() -> XenSysctlPhysinfo {
     }
 }
 
-pub fn sysctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
-    let mut op: XenSysctl = guest.read(arg)?;
+/// Xen's checks before any sysctl/domctl: the control domain only, then the interface
+/// version this hypervisor speaks.
+fn admitted(doms: &mut Domains, version: u32, wanted: u32) -> Result<(), Errno> {
     if !doms.cur().privileged {
         return Err(Errno::EPERM);
     }
-    if op.interface_version != XEN_SYSCTL_INTERFACE_VERSION {
+    if version != wanted {
         return Err(Errno::EACCES);
     }
+    Ok(())
+}
+
+pub fn sysctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
+    let mut op: XenSysctl = guest.read(arg)?;
+    admitted(doms, op.interface_version, XEN_SYSCTL_INTERFACE_VERSION)?;
     match op.cmd {
         XEN_SYSCTL_physinfo => {
             op.set_payload(&physinfo());
@@ -126,12 +133,7 @@ pub fn sysctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
 
 pub fn domctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
     let mut op: XenDomctl = guest.read(arg)?;
-    if !doms.cur().privileged {
-        return Err(Errno::EPERM);
-    }
-    if op.interface_version != XEN_DOMCTL_INTERFACE_VERSION {
-        return Err(Errno::EACCES);
-    }
+    admitted(doms, op.interface_version, XEN_DOMCTL_INTERFACE_VERSION)?;
     match op.cmd {
         // The domain asked for, or (as Xen 4.17 still does) the next one above it.
         XEN_DOMCTL_getdomaininfo => {
