@@ -625,6 +625,22 @@ fn common_default_adjustments(fs: &mut Featureset, host: &Featureset, vendor: Ve
     }
 }
 
+/// Xen's `valid_xcr0`: x87 always; YMM needs SSE; the three AVX-512 components
+/// together and with YMM; MPX's two together.
+pub fn valid_xcr0(xcr0: u64) -> bool {
+    let avx512 = XSTATE_OPMASK | XSTATE_ZMM | XSTATE_HI_ZMM;
+    xcr0 & 1 != 0
+        && (xcr0 & XSTATE_YMM == 0 || xcr0 & 2 != 0)
+        && (xcr0 & avx512 == 0 || (xcr0 & XSTATE_YMM != 0 && xcr0 & avx512 == avx512))
+        && (xcr0 & XSTATE_BNDREGS == 0) == (xcr0 & XSTATE_BNDCSR == 0)
+}
+
+/// Whether Xen's `handle_xsetbv` lets a PV guest load `xcr0` when its policy's XCR0 mask
+/// (leaf 0xd sub-leaf 0, edx:eax) is `max`.
+pub fn xsetbv_allowed(xcr0: u64, max: u64) -> bool {
+    xcr0 & !max == 0 && valid_xcr0(xcr0)
+}
+
 /// Xen's leaves 0x40000000..=0x400001ff for a PV domain (`cpuid_hypervisor_leaves`).
 fn hypervisor_leaf(ctx: &GuestCpuidCtx, host_policy: &CpuPolicy, leaf: u32, subleaf: u32) -> Leaf {
     let idx = leaf - 0x4000_0000;
@@ -964,6 +980,19 @@ mod tests {
         assert!(bit(e1, f::FPU) && bit(e1, f::APIC) && !bit(e1, f::PSE) && !bit(e1, f::MTRR));
         assert_eq!(pv_cpuid(c.host(), &ctx, 0x8000_001f, 0), [0; 4], "SEV hidden");
         assert_eq!(pv_cpuid(c.host(), &ctx, 4, 0), [0; 4], "Intel's cache leaf hidden on AMD");
+    }
+
+    #[test]
+    fn xsetbv_rules() {
+        let max = 0xe7; // x87 SSE YMM and AVX-512
+        for ok in [0b1, 0b11, 0b111, 0xe7] {
+            assert!(xsetbv_allowed(ok, max), "{ok:#x}");
+        }
+        for bad in [0, 0b10, 0b101, 0x27, 0x67, 0xe3, 0x207, 0x1b] {
+            assert!(!xsetbv_allowed(bad, max), "{bad:#x}");
+        }
+        assert!(!xsetbv_allowed(0b111, 0b11), "YMM outside the policy");
+        assert!(valid_xcr0(0x1b) && valid_xcr0(0x1f) && !valid_xcr0(0xb) && !valid_xcr0(0x13), "MPX pairs");
     }
 
     #[test]

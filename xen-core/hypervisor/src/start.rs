@@ -1,6 +1,6 @@
 //! From `kmain` (called by boot.s in long mode) to the first domain.
 
-use crate::arch::x86_64::{clock, gdt, mem, paging, phys, phys::DirectMap, pic, qemu, serial::Com1, trap};
+use crate::arch::x86_64::{clock, cpu, gdt, mem, paging, phys, phys::DirectMap, pic, qemu, serial::Com1, trap};
 use crate::pv::events::Port;
 use crate::pv::sched::{self, Domains};
 use crate::pv::{build, m2p, DOMAINS};
@@ -57,6 +57,8 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     mem::init_heap();
     pic::disable();
     gdt::init();
+    // SSE for guests, and XSAVE as Xen runs with it (a PV kernel sees Xen's OSXSAVE).
+    cpu::enable_fpu();
     clock::init();
     println!("TSC {} MHz, APIC timer {} MHz", clock::tsc_hz() / 1_000_000, clock::lapic_hz() / 1_000_000);
     println!(

@@ -1,11 +1,11 @@
 //! What a PV kernel (running in ring 3) cannot execute itself and Xen emulates:
-//! RDMSR/WRMSR of the registers a 64-bit kernel needs, and CPUID behind Xen's
+//! RDMSR/WRMSR of the registers a 64-bit kernel needs, XSETBV, and CPUID behind Xen's
 //! forced-emulation prefix (`ud2; .ascii "xen"; cpuid`), answered with Xen 4.17's PV
 //! CPUID policy (`crate::cpuid_policy`).
 
 use super::domain::Domain;
 use super::m2p;
-use crate::cpuid_policy::{pv_cpuid, GuestCpuidCtx, X86_CR4_OSXSAVE};
+use crate::cpuid_policy::{pv_cpuid, xsetbv_allowed, GuestCpuidCtx, X86_CR4_OSXSAVE};
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::trap::Regs;
 use crate::arch::x86_64::{clock, cpu};
@@ -84,7 +84,8 @@ fn wrmsr(d: &mut Domain, msr: u32, val: u64) -> bool {
     }
 }
 
-/// A #GP from guest kernel mode: emulates RDMSR/WRMSR. True if handled (RIP advanced).
+/// A #GP from guest kernel mode: emulates RDMSR/WRMSR and XSETBV. True if handled (RIP
+/// advanced).
 pub fn privileged_op(d: &mut Domain, regs: &mut Regs) -> bool {
     if !d.vcpu.kernel_mode {
         return false;
@@ -105,9 +106,34 @@ pub fn privileged_op(d: &mut Domain, regs: &mut Regs) -> bool {
                 return false;
             }
         }
+        [0x0f, 0x01] if fetch::<3>(d, regs.rip) == Some([0x0f, 0x01, 0xd1]) => {
+            let v = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
+            if !xsetbv(d, regs.rcx as u32, v) {
+                return false;
+            }
+            regs.rip += 3;
+            return true;
+        }
         _ => return false,
     }
     regs.rip += 2;
+    true
+}
+
+/// XSETBV from the guest kernel (Xen's `handle_xsetbv`): only XCR0, only values within
+/// the domain's CPUID policy (leaf 0xd's XCR0 mask) that the architecture allows; false
+/// (the guest gets #GP) otherwise.
+fn xsetbv(d: &mut Domain, index: u32, value: u64) -> bool {
+    if index != 0 || !cpu::xsave_enabled() {
+        return false;
+    }
+    let (lo, _, _, hi) = cpuid(d, 0xd, 0, true);
+    let max = u64::from(hi) << 32 | u64::from(lo);
+    if !xsetbv_allowed(value, max) {
+        return false;
+    }
+    cpu::set_xcr0(value);
+    d.vcpu.fpu.xcr0 = value;
     true
 }
 

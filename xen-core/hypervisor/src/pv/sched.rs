@@ -74,7 +74,7 @@ pub fn start(doms: &mut Domains, id: u16) -> Regs {
 
 fn save(d: &mut Domain, regs: &Regs) {
     d.vcpu.saved = *regs;
-    cpu::fxsave(&mut d.vcpu.fpu);
+    cpu::save_fpu(&mut d.vcpu.fpu);
     d.vcpu.fs_base = cpu::rdmsr(cpu::MSR_FS_BASE);
     let gs = cpu::rdmsr(cpu::MSR_GS_BASE);
     if d.vcpu.kernel_mode {
@@ -85,7 +85,7 @@ fn save(d: &mut Domain, regs: &Regs) {
 }
 
 fn load(d: &mut Domain) {
-    cpu::fxrstor(&d.vcpu.fpu);
+    cpu::restore_fpu(&d.vcpu.fpu);
     cpu::set_fs_base(d.vcpu.fs_base);
     cpu::set_gs_base(if d.vcpu.kernel_mode { d.vcpu.gs_base_kernel } else { d.vcpu.gs_base_user });
     cpu::set_ts(d.vcpu.fpu_ts);

@@ -1,5 +1,7 @@
 //! Control registers, MSRs, CPUID and descriptor-table loads.
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
 pub const MSR_EFER: u32 = 0xC000_0080;
 pub const MSR_STAR: u32 = 0xC000_0081;
 pub const MSR_LSTAR: u32 = 0xC000_0082;
@@ -124,22 +126,54 @@ pub fn set_gs_base(base: u64) {
     unsafe { wrmsr(MSR_GS_BASE, base) };
 }
 
-/// An FXSAVE image (x87/SSE state of a guest vCPU).
-#[repr(C, align(16))]
+/// Bytes of a vCPU's save area: the XSAVE standard format up to the last component a
+/// PV guest may enable (AVX-512's Hi16_ZMM ends at 2688 on every CPU that has it).
+pub const FPU_AREA_SIZE: usize = 4096;
+/// XCR0 = x87 | SSE, what Xen gives a PV vCPU until it asks for more with XSETBV.
+pub const XCR0_FP_SSE: u64 = 0b11;
+
+/// A vCPU's x87/SSE/AVX state (an FXSAVE image, or an XSAVE standard-format area when
+/// the CPU has XSAVE) and the XCR0 it runs with.
+#[repr(C, align(64))]
 #[derive(Clone, Debug)]
-pub struct FpuArea(pub [u8; 512]);
+pub struct FpuArea {
+    image: [u8; FPU_AREA_SIZE],
+    /// The vCPU's XCR0 (meaningful when [`xsave_enabled`]).
+    pub xcr0: u64,
+}
 
 impl FpuArea {
-    /// The state after FNINIT with MXCSR's default (all exceptions masked).
+    /// The state after FNINIT with MXCSR's default (all exceptions masked), XCR0 x87|SSE.
+    /// The XSAVE header (XSTATE_BV 0: every component in its initial state) is zero.
     pub fn initial() -> Self {
-        let mut a = FpuArea([0; 512]);
-        a.0[0..2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW
-        a.0[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR
+        let mut a = FpuArea { image: [0; FPU_AREA_SIZE], xcr0: XCR0_FP_SSE };
+        a.image[0..2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW
+        a.image[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR
         a
     }
 }
 
-/// Enables SSE state for guests (CR4.OSFXSR, OSXMMEXCPT; CR0.MP on, EM off).
+static XSAVE_ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// CR4.OSXSAVE is on: guest state is kept with XSAVE/XRSTOR and each vCPU's XCR0.
+pub fn xsave_enabled() -> bool {
+    XSAVE_ENABLED.load(Ordering::Relaxed)
+}
+
+/// Loads XCR0. The caller passes a value the CPU accepts: x87 set, a subset of what
+/// CPUID leaf 0xd reports, and consistent (`cpuid_policy::valid_xcr0`).
+pub fn set_xcr0(xcr0: u64) {
+    debug_assert!(xsave_enabled());
+    // SAFETY: XCR0 only selects which state components XSAVE/XRSTOR and AVX use; the
+    // hypervisor is soft-float, and the caller guarantees a value that does not fault.
+    unsafe {
+        core::arch::asm!("xsetbv", in("ecx") 0u32, in("eax") xcr0 as u32, in("edx") (xcr0 >> 32) as u32, options(nomem, nostack, preserves_flags))
+    };
+}
+
+/// Enables SSE state for guests (CR4.OSFXSR, OSXMMEXCPT; CR0.MP on, EM off) and, as Xen
+/// does, XSAVE (CR4.OSXSAVE, XCR0 x87|SSE) when the CPU has it and its full XSAVE area
+/// fits a vCPU's save area.
 pub fn enable_fpu() {
     // SAFETY: only bits about the FPU change; the hypervisor is soft-float and never
     // executes an FPU/SSE instruction itself except FXSAVE/FXRSTOR, which these enable.
@@ -152,26 +186,58 @@ pub fn enable_fpu() {
         cr4 |= (1 << 9) | (1 << 10);
         core::arch::asm!("mov cr4, {}", in(reg) cr4, options(nostack));
     }
+    let xsave = cpuid(1, 0).2 & (1 << 26) != 0;
+    if xsave && cpuid(0xd, 0).2 as usize <= FPU_AREA_SIZE {
+        // SAFETY: CR4.OSXSAVE (bit 18) only enables XGETBV/XSETBV/XSAVE and the XCR0 it
+        // guards; the CPU has XSAVE.
+        unsafe {
+            let mut cr4: u64;
+            core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack));
+            cr4 |= 1 << 18;
+            core::arch::asm!("mov cr4, {}", in(reg) cr4, options(nostack));
+        }
+        XSAVE_ENABLED.store(true, Ordering::Relaxed);
+        set_xcr0(XCR0_FP_SSE);
+    }
 }
 
-pub fn fxsave(area: &mut FpuArea) {
-    // SAFETY: `area` is 512 bytes, 16-byte aligned and exclusively borrowed; CR0.TS may
-    // be set for the guest, so clear it around the save and restore it.
+/// Saves the running vCPU's FPU state (with its XCR0 in force).
+pub fn save_fpu(area: &mut FpuArea) {
+    let p = area.image.as_mut_ptr();
+    // SAFETY: `area` is 4096 bytes, 64-byte aligned and exclusively borrowed, larger than
+    // the XSAVE standard format for any XCR0 we load (FPU_AREA_SIZE, checked against
+    // CPUID at enable_fpu); CR0.TS may be set for the guest, so clear it around the save
+    // and restore it.
     unsafe {
         let cr0: u64;
         core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
-        core::arch::asm!("clts", "fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack));
+        if xsave_enabled() {
+            core::arch::asm!("clts", "xsave64 [{}]", in(reg) p, in("eax") u32::MAX, in("edx") u32::MAX, options(nostack));
+        } else {
+            core::arch::asm!("clts", "fxsave64 [{}]", in(reg) p, options(nostack));
+        }
         core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
     }
 }
 
-pub fn fxrstor(area: &FpuArea) {
-    // SAFETY: as for fxsave; the image was produced by fxsave or FpuArea::initial, whose
-    // reserved MXCSR bits are zero, so fxrstor cannot fault.
+/// Loads a vCPU's XCR0 and FPU state.
+pub fn restore_fpu(area: &FpuArea) {
+    let p = area.image.as_ptr();
+    if xsave_enabled() {
+        set_xcr0(area.xcr0);
+    }
+    // SAFETY: as for save_fpu; the image was produced by save_fpu under this XCR0 (so its
+    // XSTATE_BV is a subset of it; XSETBV emulation only widens XCR0 while the vCPU runs,
+    // and the next save records the new set) or is FpuArea::initial, whose header is
+    // zero and whose reserved MXCSR bits are zero, so neither restore can fault.
     unsafe {
         let cr0: u64;
         core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
-        core::arch::asm!("clts", "fxrstor64 [{}]", in(reg) area.0.as_ptr(), options(nostack));
+        if xsave_enabled() {
+            core::arch::asm!("clts", "xrstor64 [{}]", in(reg) p, in("eax") u32::MAX, in("edx") u32::MAX, options(nostack));
+        } else {
+            core::arch::asm!("clts", "fxrstor64 [{}]", in(reg) p, options(nostack));
+        }
         core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
     }
 }
