@@ -107,6 +107,11 @@ pub fn privileged_op(d: &mut Domain, regs: &mut Regs) -> bool {
             }
         }
         [0x0f, 0x01] if fetch::<3>(d, regs.rip) == Some([0x0f, 0x01, 0xd1]) => {
+            // Xen's emulator checks the guest's own CR4.OSXSAVE first: #UD without it.
+            if guest_cr4(d) & X86_CR4_OSXSAVE == 0 {
+                super::traps::inject_exception(d, regs, 6, None);
+                return true;
+            }
             let v = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
             if !xsetbv(d, regs.rcx as u32, v) {
                 return false;
@@ -120,9 +125,9 @@ pub fn privileged_op(d: &mut Domain, regs: &mut Regs) -> bool {
     true
 }
 
-/// XSETBV from the guest kernel (Xen's `handle_xsetbv`): only XCR0, only values within
-/// the domain's CPUID policy (leaf 0xd's XCR0 mask) that the architecture allows; false
-/// (the guest gets #GP) otherwise.
+/// XSETBV from the guest kernel with its CR4.OSXSAVE set (Xen's `handle_xsetbv`): only
+/// XCR0, only values within the domain's CPUID policy (leaf 0xd's XCR0 mask) that the
+/// architecture allows; false (the guest gets #GP) otherwise.
 fn xsetbv(d: &mut Domain, index: u32, value: u64) -> bool {
     if index != 0 || !cpu::xsave_enabled() {
         return false;
@@ -137,6 +142,14 @@ fn xsetbv(d: &mut Domain, index: u32, value: u64) -> bool {
     true
 }
 
+/// The guest's virtual CR4, as Xen keeps it for a PV vCPU (`v->arch.pv.ctrlreg[4]`).
+/// xen-core does not emulate CR4 writes yet, so it is what Xen starts every PV vCPU
+/// with, `pv_fixup_guest_cr4(v, 0)`: none of the bits CPUID and XSETBV look at (OSXSAVE,
+/// PKE). CR4 emulation replaces this with the vCPU's value.
+fn guest_cr4(_d: &Domain) -> u64 {
+    0
+}
+
 /// CPUID as Xen 4.17 presents it to vCPU 0 of the PV domain `d` (the policy in
 /// `crate::cpuid_policy`, over this CPU's native CPUID). `forced`: the CPUID came through
 /// the forced-emulation prefix (a #UD); false for a native CPUID that faulted (CPUID
@@ -147,9 +160,7 @@ pub(crate) fn cpuid(d: &Domain, leaf: u32, subleaf: u32, forced: bool) -> (u32, 
         hardware_domain: d.hardware,
         kernel_mode: d.vcpu.kernel_mode,
         forced,
-        // No CR4 emulation yet: the guest's CR4 is what Xen starts a PV vCPU with
-        // (`pv_fixup_guest_cr4(v, 0)`), which has neither OSXSAVE nor PKE.
-        guest_cr4: 0,
+        guest_cr4: guest_cr4(d),
         xen_cr4_osxsave: cpu::read_cr4() & X86_CR4_OSXSAVE != 0,
         vcpu_id: 0,
         // Xen never emulates the hardware domain's TSC and leaves its kHz 0; other PV
