@@ -5,7 +5,8 @@
 
 use super::domain::Domain;
 use super::m2p;
-use crate::cpuid_policy::{pv_cpuid, xsetbv_allowed, GuestCpuidCtx, X86_CR4_OSXSAVE};
+use crate::cpuid_policy::{guest_cpuid, xsetbv_allowed, CpuPolicy, GuestCpuidCtx, X86_CR4_OSXSAVE};
+use spin::Once;
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::trap::Regs;
 use crate::arch::x86_64::{clock, cpu};
@@ -150,11 +151,11 @@ fn guest_cr4(_d: &Domain) -> u64 {
     0
 }
 
-/// CPUID as Xen 4.17 presents it to vCPU 0 of the PV domain `d` (the policy in
-/// `crate::cpuid_policy`, over this CPU's native CPUID). `forced`: the CPUID came through
-/// the forced-emulation prefix (a #UD); false for a native CPUID that faulted (CPUID
-/// faulting, a #GP), which Xen answers differently for the hardware domain's kernel
-/// (MONITOR leaks).
+/// CPUID as Xen 4.17 presents it to vCPU 0 of the PV domain `d`: `crate::cpuid_policy`'s
+/// `pv_cpuid` over this CPU's native CPUID, with the domain policies kept. `forced`: the
+/// CPUID came through the forced-emulation prefix (a #UD); false for a native CPUID that
+/// faulted (CPUID faulting, a #GP), which Xen answers differently for the hardware
+/// domain's kernel (MONITOR leaks).
 pub(crate) fn cpuid(d: &Domain, leaf: u32, subleaf: u32, forced: bool) -> (u32, u32, u32, u32) {
     let ctx = GuestCpuidCtx {
         hardware_domain: d.hardware,
@@ -168,13 +169,21 @@ pub(crate) fn cpuid(d: &Domain, leaf: u32, subleaf: u32, forced: bool) -> (u32, 
         tsc_khz: if d.hardware { 0 } else { (clock::tsc_hz() / 1000) as u32 },
         max_mfn: m2p::entries().saturating_sub(1),
     };
-    let host = |leaf, subleaf| {
-        let (a, b, c, d) = cpu::cpuid(leaf, subleaf);
-        [a, b, c, d]
-    };
-    let [a, b, c, dx] = pv_cpuid(host, &ctx, leaf, subleaf);
+    let policies = POLICIES.call_once(|| [CpuPolicy::pv_domain(&host, false), CpuPolicy::pv_domain(&host, true)]);
+    let [a, b, c, dx] = guest_cpuid(&host, &policies[usize::from(d.hardware)], &ctx, leaf, subleaf);
     (a, b, c, dx)
 }
+
+/// This CPU's native CPUID.
+fn host(leaf: u32, subleaf: u32) -> [u32; 4] {
+    let (a, b, c, d) = cpu::cpuid(leaf, subleaf);
+    [a, b, c, d]
+}
+
+/// The PV domain policies (other domains, the hardware domain): they depend only on the
+/// CPU, so they are derived once (Xen derives its PV default policy once at boot and
+/// copies it into each domain).
+static POLICIES: Once<[CpuPolicy; 2]> = Once::new();
 
 /// A #UD from the guest: the forced-emulation CPUID. True if handled (RIP advanced).
 pub fn forced_cpuid(d: &mut Domain, regs: &mut Regs) -> bool {
