@@ -91,6 +91,9 @@ pub struct CpuPolicy {
     pub xstate: [Leaf; NR_XSTATE],
     pub extd: [Leaf; NR_EXTD],
     pub vendor: Vendor,
+    /// The host's features as Xen sees them (`boot_cpu_data.x86_capability`), which
+    /// `guest_cpuid`'s leaks and Xen's time leaf consult.
+    pub host_fs: Featureset,
 }
 
 /// A featureset: `FSCAPINTS` words indexed by [`Feature::value`].
@@ -208,6 +211,7 @@ impl CpuPolicy {
             xstate: [[0; 4]; NR_XSTATE],
             extd: [[0; 4]; NR_EXTD],
             vendor,
+            host_fs: [0; FSCAPINTS],
         }
     }
 
@@ -428,6 +432,7 @@ impl CpuPolicy {
         p.extd[0][0] = 0x8000_0000 | max_extd.min(NR_EXTD as u32 - 1);
         let fs = host_capabilities(&p);
         p.set_featureset(&fs);
+        p.host_fs = fs;
         p.recalculate_xstate(host);
         p.recalculate_misc();
         p.basic[0xa] = [0; 4]; // vPMU off
@@ -439,12 +444,11 @@ impl CpuPolicy {
         p
     }
 
-    /// `calculate_pv_def_policy` (from the PV maximum policy).
-    pub fn pv_default(host: &impl Fn(u32, u32) -> Leaf) -> Self {
-        let host_p = Self::host(host);
+    /// `calculate_pv_def_policy`: from the host policy and the PV maximum policy.
+    pub fn pv_default(host_p: &Self, max: &Self, host: &impl Fn(u32, u32) -> Leaf) -> Self {
         let (_, def_mask) = pv_masks();
-        let host_fs = host_p.featureset();
-        let mut p = Self::pv_max(host);
+        let host_fs = host_p.host_fs;
+        let mut p = max.clone();
         p.feat[0][0] = host_p.feat[0][0];
         let mut fs = p.featureset();
         for (w, m) in fs.iter_mut().zip(def_mask) {
@@ -462,10 +466,11 @@ impl CpuPolicy {
     /// `recalculate_cpuid_policy`), and for the hardware domain `init_dom0_cpuid_policy`
     /// (ITSC when the host has it).
     pub fn pv_domain(host: &impl Fn(u32, u32) -> Leaf, hardware_domain: bool) -> Self {
-        let max = Self::pv_max(host);
-        let mut p = Self::pv_default(host);
+        let host_p = Self::host(host);
+        let max = Self::pv_max(&host_p, host);
+        let mut p = Self::pv_default(&host_p, &max, host);
         p.recalculate(host, &max);
-        if hardware_domain && Self::host(host).has(f::ITSC) {
+        if hardware_domain && has(&host_p.host_fs, f::ITSC) {
             let mut fs = p.featureset();
             set(&mut fs, f::ITSC);
             p.set_featureset(&fs);
@@ -474,11 +479,10 @@ impl CpuPolicy {
         p
     }
 
-    /// `calculate_pv_max_policy`.
-    pub fn pv_max(host: &impl Fn(u32, u32) -> Leaf) -> Self {
-        let host_p = Self::host(host);
+    /// `calculate_pv_max_policy`: from the host policy.
+    pub fn pv_max(host_p: &Self, host: &impl Fn(u32, u32) -> Leaf) -> Self {
         let (max_mask, _) = pv_masks();
-        let host_fs = host_p.featureset();
+        let host_fs = host_p.host_fs;
         let mut p = host_p.clone();
         p.feat[0][0] = NR_FEAT as u32 - 1;
         let mut fs = p.featureset();
@@ -524,7 +528,7 @@ impl CpuPolicy {
         }
         sanitise_featureset(&mut fs);
         // The host's FDP_EXCP_ONLY and NO_FPU_SEL, whatever the policy says.
-        let host_7b0 = Self::host(host).feat[0][1];
+        let host_7b0 = self.host_fs[f::FEATURESET_7b0];
         let keep = f::FDP_EXCP_ONLY.mask() | f::NO_FPU_SEL.mask();
         fs[f::FEATURESET_7b0] = (fs[f::FEATURESET_7b0] & !keep) | (host_7b0 & keep);
         self.set_featureset(&fs);
@@ -625,8 +629,24 @@ fn common_default_adjustments(fs: &mut Featureset, host: &Featureset, vendor: Ve
     }
 }
 
+/// Xen's `valid_xcr0`: x87 always; YMM needs SSE; the three AVX-512 components
+/// together and with YMM; MPX's two together.
+pub fn valid_xcr0(xcr0: u64) -> bool {
+    let avx512 = XSTATE_OPMASK | XSTATE_ZMM | XSTATE_HI_ZMM;
+    xcr0 & 1 != 0
+        && (xcr0 & XSTATE_YMM == 0 || xcr0 & 2 != 0)
+        && (xcr0 & avx512 == 0 || (xcr0 & XSTATE_YMM != 0 && xcr0 & avx512 == avx512))
+        && (xcr0 & XSTATE_BNDREGS == 0) == (xcr0 & XSTATE_BNDCSR == 0)
+}
+
+/// Whether Xen's `handle_xsetbv` lets a PV guest load `xcr0` when its policy's XCR0 mask
+/// (leaf 0xd sub-leaf 0, edx:eax) is `max`.
+pub fn xsetbv_allowed(xcr0: u64, max: u64) -> bool {
+    xcr0 & !max == 0 && valid_xcr0(xcr0)
+}
+
 /// Xen's leaves 0x40000000..=0x400001ff for a PV domain (`cpuid_hypervisor_leaves`).
-fn hypervisor_leaf(ctx: &GuestCpuidCtx, host_policy: &CpuPolicy, leaf: u32, subleaf: u32) -> Leaf {
+fn hypervisor_leaf(ctx: &GuestCpuidCtx, host_fs: &Featureset, leaf: u32, subleaf: u32) -> Leaf {
     let idx = leaf - 0x4000_0000;
     if idx > XEN_CPUID_MAX_NUM_LEAVES {
         return [0; 4];
@@ -641,8 +661,8 @@ fn hypervisor_leaf(ctx: &GuestCpuidCtx, host_policy: &CpuPolicy, leaf: u32, subl
             // vtsc 0; bit 1 host TSC safe (invariant TSC); bit 2 RDTSCP; tsc_mode 0
             // (default); the domain's kHz; incarnation 0.
             0 => {
-                let safe = u32::from(host_policy.has(f::ITSC)) << 1;
-                let rdtscp = u32::from(host_policy.has(f::RDTSCP)) << 2;
+                let safe = u32::from(has(host_fs, f::ITSC)) << 1;
+                let rdtscp = u32::from(has(host_fs, f::RDTSCP)) << 2;
                 [safe | rdtscp, 0, ctx.tsc_khz, 0]
             }
             _ => [0; 4],
@@ -658,13 +678,16 @@ fn hypervisor_leaf(ctx: &GuestCpuidCtx, host_policy: &CpuPolicy, leaf: u32, subl
 }
 
 /// CPUID leaf `leaf`, sub-leaf `subleaf`, as Xen 4.17 answers a 64-bit PV guest in the
-/// context `ctx`, on a CPU whose native CPUID is `host`.
+/// context `ctx`, on a CPU whose native CPUID is `host`. This derives the domain policy
+/// each time; a hypervisor keeps [`CpuPolicy::pv_domain`] and calls [`guest_cpuid`].
 pub fn pv_cpuid(host: impl Fn(u32, u32) -> Leaf, ctx: &GuestCpuidCtx, leaf: u32, subleaf: u32) -> Leaf {
     let p = CpuPolicy::pv_domain(&host, ctx.hardware_domain);
     guest_cpuid(&host, &p, ctx, leaf, subleaf)
 }
 
-/// `guest_cpuid` for a PV vCPU over a domain policy `p`.
+/// `guest_cpuid` for a PV vCPU over a domain policy `p` (from [`CpuPolicy::pv_domain`]
+/// on the same CPU); `host` is only read for the leaves Xen reads live (the current XSAVE
+/// sizes, the hardware domain's MONITOR leaf).
 pub fn guest_cpuid(host: &impl Fn(u32, u32) -> Leaf, p: &CpuPolicy, ctx: &GuestCpuidCtx, leaf: u32, subleaf: u32) -> Leaf {
     let sub = subleaf as usize;
     let mut res = match leaf {
@@ -681,7 +704,7 @@ pub fn guest_cpuid(host: &impl Fn(u32, u32) -> Leaf, p: &CpuPolicy, ctx: &GuestC
                 _ => p.basic[leaf as usize],
             }
         }
-        0x4000_0000..=0x4000_01ff => return hypervisor_leaf(ctx, &CpuPolicy::host(host), leaf, subleaf),
+        0x4000_0000..=0x4000_01ff => return hypervisor_leaf(ctx, &p.host_fs, leaf, subleaf),
         0x8000_0000..=0x8000_0021 => {
             if leaf & 0xffff > (p.extd[0][0] & 0xffff).min(NR_EXTD as u32 - 1) {
                 return [0; 4];
@@ -693,7 +716,7 @@ pub fn guest_cpuid(host: &impl Fn(u32, u32) -> Leaf, p: &CpuPolicy, ctx: &GuestC
 
     // Dynamic adjustments.
     let hw_kernel = ctx.hardware_domain && ctx.kernel_mode;
-    let host_fs = || CpuPolicy::host(host).featureset();
+    let host_fs = || p.host_fs;
     match (leaf, subleaf) {
         (0x1, _) => {
             res[1] &= 0x00ff_ffff;
@@ -964,6 +987,19 @@ mod tests {
         assert!(bit(e1, f::FPU) && bit(e1, f::APIC) && !bit(e1, f::PSE) && !bit(e1, f::MTRR));
         assert_eq!(pv_cpuid(c.host(), &ctx, 0x8000_001f, 0), [0; 4], "SEV hidden");
         assert_eq!(pv_cpuid(c.host(), &ctx, 4, 0), [0; 4], "Intel's cache leaf hidden on AMD");
+    }
+
+    #[test]
+    fn xsetbv_rules() {
+        let max = 0xe7; // x87 SSE YMM and AVX-512
+        for ok in [0b1, 0b11, 0b111, 0xe7] {
+            assert!(xsetbv_allowed(ok, max), "{ok:#x}");
+        }
+        for bad in [0, 0b10, 0b101, 0x27, 0x67, 0xe3, 0x207, 0x1b] {
+            assert!(!xsetbv_allowed(bad, max), "{bad:#x}");
+        }
+        assert!(!xsetbv_allowed(0b111, 0b11), "YMM outside the policy");
+        assert!(valid_xcr0(0x1b) && valid_xcr0(0x1f) && !valid_xcr0(0xb) && !valid_xcr0(0x13), "MPX pairs");
     }
 
     #[test]

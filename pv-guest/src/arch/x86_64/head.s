@@ -214,6 +214,40 @@ probe_wrmsr:
 2:  ret
     extable 1b, 2b
 
+    /* probe_xsetbv(index: u32, value: u64) */
+    .global probe_xsetbv
+probe_xsetbv:
+    movl %edi, %ecx
+    movq %rsi, %rax
+    movq %rsi, %rdx
+    shrq $32, %rdx
+1:  xsetbv
+    xorl %eax, %eax
+2:  ret
+    extable 1b, 2b
+
+    /* probe_xgetbv(index: u32, out: *mut u64) */
+    .global probe_xgetbv
+probe_xgetbv:
+    movl %edi, %ecx
+1:  xgetbv
+    shlq $32, %rdx
+    orq %rdx, %rax
+    movq %rax, (%rsi)
+    xorl %eax, %eax
+2:  ret
+    extable 1b, 2b
+
+    /* probe_ymm_copy(src: *const [u8; 32], dst: *mut [u8; 32]): through %ymm1 */
+    .global probe_ymm_copy
+probe_ymm_copy:
+    xorl %eax, %eax
+1:  vmovdqu (%rdi), %ymm1
+    vmovdqu %ymm1, (%rsi)
+    vzeroupper
+2:  ret
+    extable 1b, 2b
+
     /* probe_rdmsr(msr: u32, out: *mut u64) */
     .global probe_rdmsr
 probe_rdmsr:

@@ -77,6 +77,9 @@ extern "C" {
     fn probe_div0() -> u64;
     fn probe_wrmsr(msr: u32, value: u64) -> u64;
     fn probe_rdmsr(msr: u32, out: *mut u64) -> u64;
+    fn probe_xsetbv(index: u32, value: u64) -> u64;
+    fn probe_xgetbv(index: u32, out: *mut u64) -> u64;
+    fn probe_ymm_copy(src: *const [u8; 32], dst: *mut [u8; 32]) -> u64;
     fn probe_read(addr: u64, out: *mut u64) -> u64;
     fn probe_write(addr: u64, value: u64) -> u64;
 }
@@ -175,6 +178,30 @@ pub fn wrmsr(msr: u32, value: u64) -> Probe<()> {
     // SAFETY: at CPL3 wrmsr always traps to Xen, which emulates it or injects #GP; the
     // MSRs the tests write have no effect on our memory.
     probe_result(unsafe { probe_wrmsr(msr, value) }, ())
+}
+
+/// `xsetbv` (privileged: Xen emulates it for the guest kernel or injects #GP).
+pub fn xsetbv(index: u32, value: u64) -> Probe<()> {
+    // SAFETY: at CPL3 xsetbv always traps to Xen, which emulates it (changing only which
+    // extended state components are enabled) or injects #GP; no memory is touched.
+    probe_result(unsafe { probe_xsetbv(index, value) }, ())
+}
+
+/// `xgetbv` (unprivileged; #UD without CR4.OSXSAVE, #GP for an unknown register).
+pub fn xgetbv(index: u32) -> Probe<u64> {
+    let mut v = 0;
+    // SAFETY: xgetbv only reads an extended control register; `v` is a live local.
+    let r = unsafe { probe_xgetbv(index, &mut v) };
+    probe_result(r, v)
+}
+
+/// Copies 32 bytes through %ymm1 (an AVX instruction: #UD unless XCR0 enables YMM).
+pub fn ymm_copy(src: &[u8; 32]) -> Probe<[u8; 32]> {
+    let mut dst = [0u8; 32];
+    // SAFETY: unaligned 32-byte loads and stores of two live locals; the compiler keeps
+    // no state in %ymm1 (pv-guest is soft-float), and vzeroupper leaves it clean.
+    let r = unsafe { probe_ymm_copy(src, &mut dst) };
+    probe_result(r, dst)
 }
 
 pub fn rdmsr(msr: u32) -> Probe<u64> {

@@ -253,30 +253,23 @@ fn read_dr(d: &Domain, dr: u8) -> Option<u64> {
     }
 }
 
-/// Xen's `handle_xsetbv` for XCR0: x87 always, only supported bits, SSE under AVX,
-/// AVX-512's three components together and only with AVX.
-pub fn valid_xcr0(value: u64, supported: u64) -> bool {
-    const X87: u64 = 1;
-    const SSE: u64 = 2;
-    const AVX: u64 = 4;
-    const BNDREGS: u64 = 8;
-    const BNDCSR: u64 = 16;
-    const AVX512: u64 = 0xe0;
-    value & X87 != 0
-        && value & !supported == 0
-        && (value & AVX == 0 || value & SSE != 0)
-        && (value & AVX512 == 0 || (value & AVX512 == AVX512 && value & AVX != 0))
-        && (value & BNDREGS != 0) == (value & BNDCSR != 0)
-}
-
-fn xsetbv(d: &mut Domain, xcr: u32, value: u64) -> bool {
-    let supported = cpu::xcr0_supported();
-    if xcr != 0 || supported == 0 || d.vcpu.cr4_guest & (1 << 18) == 0 && !super::emulate::osxsave_leaked(d) || !valid_xcr0(value, supported) {
-        return false;
+/// XSETBV from the guest kernel (Xen's emulator and `handle_xsetbv`): #UD while the
+/// guest's own CR4.OSXSAVE is clear; then only XCR0, only values within the domain's
+/// CPUID policy (leaf 0xd's XCR0 mask) that the architecture allows, else #GP.
+fn xsetbv(d: &mut Domain, regs: &mut Regs) -> Option<bool> {
+    if d.vcpu.cr4_guest & crate::cpuid_policy::X86_CR4_OSXSAVE == 0 {
+        super::traps::inject_exception(d, regs, 6, None);
+        return None;
+    }
+    let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
+    let (lo, _, _, hi) = super::emulate::cpuid(d, 0xd, 0, true);
+    let max = u64::from(hi) << 32 | u64::from(lo);
+    if regs.rcx as u32 != 0 || cpu::xcr0_supported() == 0 || !crate::cpuid_policy::xsetbv_allowed(value, max) {
+        return Some(false);
     }
     d.vcpu.fpu.xcr0 = value;
     cpu::set_xcr0(value);
-    true
+    Some(true)
 }
 
 /// A #GP (error code 0) from the guest: carries out the privileged instruction at RIP.
@@ -314,7 +307,10 @@ pub fn privileged_op(d: &mut Domain, regs: &mut Regs) -> bool {
             }
             true
         }
-        PrivInsn::Xsetbv => xsetbv(d, regs.rcx as u32, (regs.rdx << 32) | (regs.rax & 0xffff_ffff)),
+        PrivInsn::Xsetbv => match xsetbv(d, regs) {
+            Some(ok) => ok,
+            None => return true, // #UD delivered
+        },
         PrivInsn::Rdmsr => super::emulate::rdmsr_insn(d, regs),
         PrivInsn::Wrmsr => super::emulate::wrmsr_insn(d, regs),
         // A PV kernel idles with SCHEDOP_block; a stray hlt is a #GP as on Xen.

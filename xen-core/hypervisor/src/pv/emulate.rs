@@ -5,7 +5,8 @@
 
 use super::domain::Domain;
 use super::m2p;
-use crate::cpuid_policy::{pv_cpuid, GuestCpuidCtx, X86_CR4_OSXSAVE};
+use crate::cpuid_policy::{guest_cpuid, CpuPolicy, GuestCpuidCtx, X86_CR4_OSXSAVE};
+use spin::Once;
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::trap::Regs;
 use crate::arch::x86_64::{clock, cpu};
@@ -132,12 +133,6 @@ fn answer_cpuid(d: &Domain, regs: &mut Regs, forced: bool) {
     regs.rdx = u64::from(dx);
 }
 
-/// Whether the guest kernel was shown OSXSAVE through the enlightened CPUID (Xen leaks
-/// its own CR4.OSXSAVE there, see cpuid.c), so it may xsetbv before setting CR4.OSXSAVE.
-pub fn osxsave_leaked(d: &Domain) -> bool {
-    d.vcpu.kernel_mode && cpu::xcr0_supported() != 0
-}
-
 /// The guest-controllable CR4 bits the CPUID policy lets a PV guest set (Xen's
 /// `pv_fixup_guest_cr4`): TSD and DE always, FSGSBASE and OSXSAVE with their features.
 pub fn cr4_policy_mask(d: &Domain) -> u64 {
@@ -172,13 +167,21 @@ pub(crate) fn cpuid(d: &Domain, leaf: u32, subleaf: u32, forced: bool) -> (u32, 
         tsc_khz: if d.hardware { 0 } else { (clock::tsc_hz() / 1000) as u32 },
         max_mfn: m2p::entries().saturating_sub(1),
     };
-    let host = |leaf, subleaf| {
-        let (a, b, c, d) = cpu::cpuid(leaf, subleaf);
-        [a, b, c, d]
-    };
-    let [a, b, c, dx] = pv_cpuid(host, &ctx, leaf, subleaf);
+    let policies = POLICIES.call_once(|| [CpuPolicy::pv_domain(&host, false), CpuPolicy::pv_domain(&host, true)]);
+    let [a, b, c, dx] = guest_cpuid(&host, &policies[usize::from(d.hardware)], &ctx, leaf, subleaf);
     (a, b, c, dx)
 }
+
+/// This CPU's native CPUID.
+fn host(leaf: u32, subleaf: u32) -> [u32; 4] {
+    let (a, b, c, d) = cpu::cpuid(leaf, subleaf);
+    [a, b, c, d]
+}
+
+/// The PV domain policies (other domains, the hardware domain): they depend only on the
+/// CPU, so they are derived once (Xen derives its PV default policy once at boot and
+/// copies it into each domain).
+static POLICIES: Once<[CpuPolicy; 2]> = Once::new();
 
 /// A #UD from the guest: the forced-emulation CPUID. True if handled (RIP advanced).
 pub fn forced_cpuid(d: &mut Domain, regs: &mut Regs) -> bool {
