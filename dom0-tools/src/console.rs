@@ -252,6 +252,24 @@ mod tests {
     }
 
     #[test]
+    fn raw_terminal_is_restored_on_drop() {
+        let pty = Pty::open().unwrap();
+        let tty = open_tty(&pty.path).unwrap();
+        let mut cooked = termios::tcgetattr(&tty).unwrap();
+        cooked.local_modes |= termios::LocalModes::ECHO | termios::LocalModes::ICANON;
+        termios::tcsetattr(&tty, OptionalActions::Now, &cooked).unwrap();
+        {
+            let _raw = RawTerminal::enter(tty.as_fd()).unwrap().expect("a pty is a terminal");
+            let now = termios::tcgetattr(&tty).unwrap();
+            assert!(!now.local_modes.intersects(termios::LocalModes::ECHO | termios::LocalModes::ICANON));
+        }
+        let back = termios::tcgetattr(&tty).unwrap();
+        assert!(back.local_modes.contains(termios::LocalModes::ECHO | termios::LocalModes::ICANON));
+        let (rd, _wr) = rustix::pipe::pipe().unwrap();
+        assert!(RawTerminal::enter(rd.as_fd()).unwrap().is_none(), "a pipe is left alone");
+    }
+
+    #[test]
     fn attach_sends_input_shows_output_and_detaches_on_ctrl_close_bracket() {
         let pty = Pty::open().unwrap();
         let tty = open_tty(&pty.path).unwrap();
