@@ -44,6 +44,10 @@ impl Pending {
         self.0.is_empty()
     }
 
+    pub fn clear(&mut self) {
+        self.0.clear()
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }

@@ -69,8 +69,11 @@ pub fn pump_console<P: SharedPage>(page: &P, log: &mut dyn Write, tty: Option<&m
 }
 
 fn pump_tty<P: SharedPage>(page: &P, t: &mut Tty) -> bool {
-    // Output nobody reads stays in the pty (and then in `pending`, bounded).
-    let _ = t.pending.flush_to(&t.pty.master);
+    // Output nobody reads stays in the pty (and then in `pending`, bounded). A pty that
+    // fails outright is not polled for output again (the log still has it).
+    if t.pending.flush_to(&t.pty.master).is_err() {
+        t.pending.clear();
+    }
     let room = input_room(page).unwrap_or(0);
     if room == 0 {
         return false;
