@@ -326,5 +326,8 @@ mod tests {
         assert_eq!(log.len(), 400_000);
         assert!(tty.pending.len() <= crate::console::PENDING_LIMIT);
         assert_eq!(tty_events(&page, &tty) & libc::POLLOUT, libc::POLLOUT);
+        // ... and a full pty does not wake the poll loop: no spinning while nobody reads.
+        let ready = sys::poll_events(&[(tty.pty.master.as_raw_fd(), libc::POLLOUT)], 0).unwrap();
+        assert_eq!(ready, [0]);
     }
 }
