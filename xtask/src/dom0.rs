@@ -867,6 +867,9 @@ mount -t devtmpfs dev /dev 2>/dev/null
 mkdir -p /dev/pts /run/xenstored /run/xen /var
 ln -sfn /run /var/run
 mount -t devpts devpts /dev/pts
+# /tmp on its own tmpfs: the rootfs (the image's ~170 MiB) is capped at half the RAM the
+# kernel saw when it mounted it, too little for the disk images the tests write there.
+mount -t tmpfs -o mode=1777 tmpfs /tmp
 ln -sf /proc/self/fd /dev/fd; ln -sf /proc/self/fd/0 /dev/stdin
 ln -sf /proc/self/fd/1 /dev/stdout; ln -sf /proc/self/fd/2 /dev/stderr
 echo "DOM0-USERSPACE"
