@@ -36,6 +36,12 @@ impl SharedPage for sys::Mapping {
     }
 }
 
+/// A line on stderr (the daemon's log). Unlike `eprintln!`, a log that cannot be written
+/// (a full file system) does not take the daemon down.
+fn note(msg: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr(), "xenconsoled: {msg}");
+}
+
 /// A guest console's pty and the output it has not taken yet.
 #[derive(Debug)]
 pub struct Tty {
@@ -145,7 +151,7 @@ impl Consoled {
             let mut g = match attach() {
                 Ok(g) => g,
                 Err(e) => {
-                    eprintln!("xenconsoled: domain {d}: {e}");
+                    note(format_args!("domain {d}: {e}"));
                     continue;
                 }
             };
@@ -154,9 +160,9 @@ impl Consoled {
             match Pty::open() {
                 Ok(pty) => match crate::daemon::write_backend_keys(&mut self.xs, &format!("{base}/console"), &[("tty", pty.path.clone())]) {
                     Ok(()) => g.tty = Some(Tty::new(pty)),
-                    Err(e) => eprintln!("xenconsoled: domain {d}: console/tty: {e}"),
+                    Err(e) => note(format_args!("domain {d}: console/tty: {e}")),
                 },
-                Err(e) => eprintln!("xenconsoled: domain {d}: no pty: {e}"),
+                Err(e) => note(format_args!("domain {d}: no pty: {e}")),
             }
             self.guests.insert(d, g);
         }
