@@ -3,6 +3,7 @@
 
 pub mod blkback;
 pub mod builder;
+pub mod console;
 pub mod daemon;
 pub mod netback;
 pub mod netsys;

@@ -323,6 +323,22 @@ pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
     Ok(p.iter().map(|x| x.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0).collect())
 }
 
+/// Waits until one of `fds` has one of its `events` (`libc::POLLIN`, `POLLOUT`), or
+/// `timeout_ms` passes; returns each one's `revents` (all 0 on a timeout or a signal).
+pub fn poll_events(fds: &[(RawFd, i16)], timeout_ms: i32) -> io::Result<Vec<i16>> {
+    let mut p: Vec<libc::pollfd> = fds.iter().map(|&(fd, events)| libc::pollfd { fd, events, revents: 0 }).collect();
+    // SAFETY: `p` is a live array of `p.len()` pollfd structs for the duration of the call.
+    let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(vec![0; fds.len()]);
+        }
+        return Err(e);
+    }
+    Ok(p.iter().map(|x| x.revents).collect())
+}
+
 // ---------------------------------------------------------------- /dev/xen/gntdev
 //
 // `include/uapi/xen/gntdev.h`: map a peer's grants into this process, and

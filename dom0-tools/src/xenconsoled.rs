@@ -1,42 +1,104 @@
 //! xenconsoled: finds guests with a console ring (`/local/domain/N/console/ring-ref`
-//! and `port`), maps each ring, and appends what the guest writes to
-//! `<log_dir>/guest-<name>.log` (which `xl console` follows). Domains that disappear
-//! are unmapped so Xen can free their memory.
+//! and `port`), maps each ring, appends what the guest writes to
+//! `<log_dir>/guest-<name>.log` (which `xl console --no-follow` prints), and gives each
+//! guest a pty whose slave path it writes to `/local/domain/N/console/tty`, as Xen's
+//! xenconsoled does: output goes to the pty too, and what is typed on the pty (by
+//! `xl console`, `screen`, ...) goes into the ring's `in` side. Domains that disappear
+//! are unmapped so Xen can free their memory. The ring's two ends are
+//! `frontend_drivers::console`; a guest publishing impossible indices gets nothing read
+//! or written (and cannot make this loop spin: the pty is only polled for input while
+//! the ring has room).
 
+use crate::console::{Pending, Pty};
 use crate::sys::{self, Evtchn, Privcmd};
-use xenstore_wire::server_ring::Page;
 use crate::xs::Xs;
+use frontend_drivers::console::{input_room, put_input, take_output};
+use frontend_drivers::SharedPage;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::mem::offset_of;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use xen_abi::console::{mask_xencons_out_idx, XenconsInterface as Cons, XENCONS_OUT_SIZE};
+use xen_abi::console::{XENCONS_IN_SIZE, XENCONS_OUT_SIZE};
 
-const OUT: usize = offset_of!(Cons, out);
-const OUT_CONS: usize = offset_of!(Cons, out_cons);
-const OUT_PROD: usize = offset_of!(Cons, out_prod);
-
-#[derive(Debug, PartialEq, Eq)]
-pub struct Overrun;
-
-/// Takes everything the guest wrote to the console's `out` ring.
-pub fn drain_output<P: Page>(p: &P, into: &mut Vec<u8>) -> Result<usize, Overrun> {
-    let cons = p.load_u32(OUT_CONS);
-    let prod = p.load_u32(OUT_PROD);
-    let n = prod.wrapping_sub(cons) as usize;
-    if n > XENCONS_OUT_SIZE {
-        return Err(Overrun);
+impl SharedPage for sys::Mapping {
+    fn load_u32(&self, off: usize) -> u32 {
+        sys::Mapping::load_u32(self, off)
     }
-    for i in 0..n {
-        let mut b = [0u8];
-        p.read(OUT + mask_xencons_out_idx(cons.wrapping_add(i as u32)), &mut b);
-        into.push(b[0]);
+    fn store_u32(&self, off: usize, v: u32) {
+        sys::Mapping::store_u32(self, off, v)
     }
+    fn read(&self, off: usize, buf: &mut [u8]) {
+        sys::Mapping::read(self, off, buf)
+    }
+    fn write(&self, off: usize, data: &[u8]) {
+        sys::Mapping::write(self, off, data)
+    }
+}
+
+/// A line on stderr (the daemon's log). Unlike `eprintln!`, a log that cannot be written
+/// (a full file system) does not take the daemon down.
+fn note(msg: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr(), "xenconsoled: {msg}");
+}
+
+/// A guest console's pty and the output it has not taken yet.
+#[derive(Debug)]
+pub struct Tty {
+    pub pty: Pty,
+    pub pending: Pending,
+}
+
+impl Tty {
+    pub fn new(pty: Pty) -> Tty {
+        Tty { pty, pending: Pending::default() }
+    }
+}
+
+/// Moves one guest's console once: output from the ring to `log` and the pty, input from
+/// the pty into the ring (as much as it has room for). Returns whether the guest should
+/// be notified (something was taken or put).
+pub fn pump_console<P: SharedPage>(page: &P, log: &mut dyn Write, tty: Option<&mut Tty>) -> bool {
+    let mut buf = [0u8; XENCONS_OUT_SIZE];
+    let n = take_output(page, &mut buf).unwrap_or(0);
     if n > 0 {
-        p.store_u32(OUT_CONS, prod);
+        let _ = log.write_all(&buf[..n]);
     }
-    Ok(n)
+    let typed = match tty {
+        Some(t) => {
+            t.pending.push(&buf[..n]);
+            pump_tty(page, t)
+        }
+        None => false,
+    };
+    n > 0 || typed
+}
+
+fn pump_tty<P: SharedPage>(page: &P, t: &mut Tty) -> bool {
+    // Output nobody reads stays in the pty (and then in `pending`, bounded). A pty that
+    // fails outright is not polled for output again (the log still has it).
+    if t.pending.flush_to(&t.pty.master).is_err() {
+        t.pending.clear();
+    }
+    let room = input_room(page).unwrap_or(0);
+    if room == 0 {
+        return false;
+    }
+    let mut inb = [0u8; XENCONS_IN_SIZE];
+    let n = t.pty.read_input(&mut inb[..room.min(XENCONS_IN_SIZE)]);
+    n > 0 && put_input(page, &inb[..n]).is_ok_and(|k| k > 0)
+}
+
+/// What to poll a guest's pty for: input while the ring has room, output while some waits.
+pub fn tty_events<P: SharedPage>(page: &P, t: &Tty) -> i16 {
+    let mut ev = 0;
+    if input_room(page).is_ok_and(|r| r > 0) {
+        ev |= libc::POLLIN;
+    }
+    if !t.pending.is_empty() {
+        ev |= libc::POLLOUT;
+    }
+    ev
 }
 
 #[derive(Debug)]
@@ -44,6 +106,7 @@ struct Guest {
     page: sys::Mapping,
     port: u32,
     log: std::fs::File,
+    tty: Option<Tty>,
 }
 
 #[derive(Debug)]
@@ -83,33 +146,50 @@ impl Consoled {
                 let page = self.pc.map_foreign(d as u16, &[mfn])?;
                 let local = self.ev.bind_interdomain(d, port as u32)?;
                 let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_dir.join(format!("guest-{name}.log")))?;
-                Ok(Guest { page, port: local, log })
+                Ok(Guest { page, port: local, log, tty: None })
             };
-            match attach() {
-                Ok(g) => {
-                    self.guests.insert(d, g);
+            let mut g = match attach() {
+                Ok(g) => g,
+                Err(e) => {
+                    note(format_args!("domain {d}: {e}"));
+                    continue;
                 }
-                Err(e) => eprintln!("xenconsoled: domain {d}: {e}"),
+            };
+            // The pty, published only while the domain's console directory exists (a
+            // racing `xl destroy` must not get it back as a stale entry).
+            match Pty::open() {
+                Ok(pty) => match crate::daemon::write_backend_keys(&mut self.xs, &format!("{base}/console"), &[("tty", pty.path.clone())]) {
+                    Ok(()) => g.tty = Some(Tty::new(pty)),
+                    Err(e) => note(format_args!("domain {d}: console/tty: {e}")),
+                },
+                Err(e) => note(format_args!("domain {d}: no pty: {e}")),
             }
+            self.guests.insert(d, g);
         }
     }
 
     fn pump(&mut self) {
         for g in self.guests.values_mut() {
-            let mut out = Vec::new();
-            match drain_output(&g.page, &mut out) {
-                Ok(n) if n > 0 => {
-                    let _ = g.log.write_all(&out);
-                    let _ = self.ev.notify(g.port);
-                }
-                _ => {}
+            if pump_console(&g.page, &mut g.log, g.tty.as_mut()) {
+                let _ = self.ev.notify(g.port);
             }
         }
     }
 
+    /// The fds to wait on: event channels, xenstore, and each pty for what it can do now.
+    fn poll_set(&self) -> Vec<(std::os::fd::RawFd, i16)> {
+        let mut fds = vec![(self.ev.fd(), libc::POLLIN), (self.xs.fd(), libc::POLLIN)];
+        for g in self.guests.values() {
+            if let Some(t) = &g.tty {
+                fds.push((t.pty.master.as_raw_fd(), tty_events(&g.page, t)));
+            }
+        }
+        fds
+    }
+
     /// Event-driven: guests come and go with `@introduceDomain` / `@releaseDomain`
     /// (and xl's writes below `/local/domain`), output arrives with their event
-    /// channels. A slow rescan every 2 s covers anything missed.
+    /// channels, input with their ptys. A slow rescan every 2 s covers anything missed.
     pub fn run(&mut self) -> std::io::Result<()> {
         let err = |e: crate::xs::Error| std::io::Error::other(e.to_string());
         self.xs.watch("@introduceDomain", "intro").map_err(err)?;
@@ -118,12 +198,12 @@ impl Consoled {
         self.scan();
         let mut last_scan = Instant::now();
         loop {
-            let ready = sys::poll_readable(&[self.ev.fd(), self.xs.fd()], 2000)?;
-            if ready[0] {
+            let ready = sys::poll_events(&self.poll_set(), 2000)?;
+            if ready[0] != 0 {
                 let _ = self.ev.pending();
             }
             let mut rescan = last_scan.elapsed() > Duration::from_secs(2);
-            if ready[1] {
+            if ready[1] != 0 {
                 self.xs.read_event().map_err(err)?;
                 rescan = true;
             }
@@ -140,38 +220,120 @@ impl Consoled {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
+    use crate::console::open_tty;
+    use frontend_drivers::console::ConsoleRing;
+    use frontend_drivers::{MemPage, Notify};
+    use std::mem::offset_of;
+    use xen_abi::console::XenconsInterface as Cons;
 
-    struct Mem(RefCell<Vec<u8>>);
-    impl Page for Mem {
-        fn load_u32(&self, off: usize) -> u32 {
-            u32::from_le_bytes(self.0.borrow()[off..off + 4].try_into().unwrap())
+    struct NoWait;
+    impl Notify for NoWait {
+        fn notify(&self) {}
+        fn wait(&self) -> bool {
+            false
         }
-        fn store_u32(&self, off: usize, v: u32) {
-            self.0.borrow_mut()[off..off + 4].copy_from_slice(&v.to_le_bytes())
-        }
-        fn read(&self, off: usize, buf: &mut [u8]) {
-            buf.copy_from_slice(&self.0.borrow()[off..off + buf.len()])
-        }
-        fn write(&self, off: usize, data: &[u8]) {
-            self.0.borrow_mut()[off..off + data.len()].copy_from_slice(data)
+    }
+
+    fn read_tty(fd: &std::os::fd::OwnedFd) -> Vec<u8> {
+        std::thread::sleep(Duration::from_millis(20));
+        let mut b = [0u8; 8192];
+        match rustix::io::read(fd, &mut b[..]) {
+            Ok(n) => b[..n].to_vec(),
+            Err(_) => Vec::new(),
         }
     }
 
     #[test]
-    fn drains_wrapped_output_and_rejects_overruns() {
-        let m = Mem(RefCell::new(vec![0; 4096]));
-        let start = 2040u32;
-        m.store_u32(OUT_CONS, start);
-        for (i, b) in b"hello, world".iter().enumerate() {
-            m.write(OUT + mask_xencons_out_idx(start + i as u32), &[*b]);
+    fn output_reaches_log_and_pty_input_reaches_the_ring() {
+        let page = MemPage::new();
+        let guest = ConsoleRing::new(&page, NoWait);
+        let mut tty = Tty::new(Pty::open().unwrap());
+        let xl = open_tty(&tty.pty.path).unwrap();
+        let mut log = Vec::new();
+        assert!(!pump_console(&page, &mut log, Some(&mut tty)));
+        guest.write(b"login: ");
+        assert!(pump_console(&page, &mut log, Some(&mut tty)));
+        assert_eq!(log, b"login: ");
+        assert_eq!(read_tty(&xl), b"login: ");
+        rustix::io::write(&xl, b"root\n").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(tty_events(&page, &tty), libc::POLLIN);
+        assert!(pump_console(&page, &mut log, Some(&mut tty)));
+        let mut got = [0u8; 16];
+        assert_eq!(guest.read(&mut got), 5);
+        assert_eq!(&got[..5], b"root\n");
+        // Without a pty (none could be opened) output still goes to the log.
+        guest.write(b"x");
+        assert!(pump_console(&page, &mut log, None));
+        assert_eq!(log, b"login: x");
+    }
+
+    #[test]
+    fn input_waits_while_the_guest_does_not_read() {
+        let page = MemPage::new();
+        let guest = ConsoleRing::new(&page, NoWait);
+        let mut tty = Tty::new(Pty::open().unwrap());
+        let xl = open_tty(&tty.pty.path).unwrap();
+        let typed: Vec<u8> = (0..1500u32).map(|i| b'a' + (i % 26) as u8).collect();
+        rustix::io::write(&xl, &typed).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let mut log = Vec::new();
+        assert!(pump_console(&page, &mut log, Some(&mut tty)));
+        // The ring is full: the pty is not polled for input and nothing more moves.
+        assert_eq!(tty_events(&page, &tty), 0);
+        assert!(!pump_console(&page, &mut log, Some(&mut tty)));
+        let mut got = vec![0u8; 2048];
+        let n = guest.read(&mut got);
+        assert_eq!(n, XENCONS_IN_SIZE);
+        assert!(pump_console(&page, &mut log, Some(&mut tty)));
+        let m = guest.read(&mut got[n..]);
+        assert_eq!(&got[..n + m], &typed[..]);
+    }
+
+    #[test]
+    fn hostile_indices_move_nothing_and_never_block() {
+        let page = MemPage::new();
+        let mut tty = Tty::new(Pty::open().unwrap());
+        let xl = open_tty(&tty.pty.path).unwrap();
+        rustix::io::write(&xl, b"typed").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        for (ic, ip, oc, op) in [(0u32, 4096u32, 0u32, 4096u32), (7, 3, 9, 2), (u32::MAX, 2000, 1, u32::MAX)] {
+            page.store_u32(offset_of!(Cons, in_cons), ic);
+            page.store_u32(offset_of!(Cons, in_prod), ip);
+            page.store_u32(offset_of!(Cons, out_cons), oc);
+            page.store_u32(offset_of!(Cons, out_prod), op);
+            let mut log = Vec::new();
+            assert!(!pump_console(&page, &mut log, Some(&mut tty)));
+            assert!(log.is_empty());
+            assert_eq!(tty_events(&page, &tty), 0, "no input poll while the ring is corrupt");
+            assert_eq!(page.load_u32(offset_of!(Cons, in_prod)), ip);
+            assert_eq!(page.load_u32(offset_of!(Cons, out_cons)), oc);
         }
-        m.store_u32(OUT_PROD, start + 12);
-        let mut v = Vec::new();
-        assert_eq!(drain_output(&m, &mut v), Ok(12));
-        assert_eq!(v, b"hello, world");
-        assert_eq!(drain_output(&m, &mut v), Ok(0));
-        m.store_u32(OUT_PROD, start + 12 + 5000);
-        assert_eq!(drain_output(&m, &mut v), Err(Overrun));
+        // Once the guest publishes sane indices again, the input that waited moves.
+        for f in [offset_of!(Cons, in_cons), offset_of!(Cons, in_prod), offset_of!(Cons, out_cons), offset_of!(Cons, out_prod)] {
+            page.store_u32(f, 0);
+        }
+        let mut log = Vec::new();
+        assert!(pump_console(&page, &mut log, Some(&mut tty)));
+        assert_eq!(page.load_u32(offset_of!(Cons, in_prod)), 5);
+    }
+
+    #[test]
+    fn output_nobody_reads_is_bounded() {
+        let page = MemPage::new();
+        let guest = ConsoleRing::new(&page, NoWait);
+        let mut tty = Tty::new(Pty::open().unwrap());
+        let mut log = Vec::new();
+        let chunk = [b'z'; 2000];
+        for _ in 0..200 {
+            guest.write(&chunk);
+            assert!(pump_console(&page, &mut log, Some(&mut tty)));
+        }
+        assert_eq!(log.len(), 400_000);
+        assert!(tty.pending.len() <= crate::console::PENDING_LIMIT);
+        assert_eq!(tty_events(&page, &tty) & libc::POLLOUT, libc::POLLOUT);
+        // ... and a full pty does not wake the poll loop: no spinning while nobody reads.
+        let ready = sys::poll_events(&[(tty.pty.master.as_raw_fd(), libc::POLLOUT)], 0).unwrap();
+        assert_eq!(ready, [0]);
     }
 }

@@ -1,4 +1,5 @@
-//! `xenconsoled [--log-dir DIR] [--pid-file PATH]`: guest consoles to log files
+//! `xenconsoled [--log-dir DIR] [--pid-file PATH]`: guest consoles to log files and to a
+//! pty per domain (`/local/domain/<id>/console/tty`, what `xl console` attaches to)
 //! (`--log` is accepted for Xen's command line and ignored: we always log guests).
 #![forbid(unsafe_code)]
 

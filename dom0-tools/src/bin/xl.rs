@@ -7,7 +7,9 @@ use dom0_tools::toolstack::{self, Error, Result};
 use dom0_tools::xc::Xc;
 use dom0_tools::xlcfg;
 use dom0_tools::xs::Xs;
-use std::io::{Read, Write};
+use dom0_tools::console;
+use std::io::Write;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
@@ -41,10 +43,16 @@ enum Cmd {
     },
     /// Destroy a domain at once.
     Destroy { domain: String },
-    /// Show a domain's console output (follows it until Ctrl-C or the domain goes away).
+    /// Attach to a domain's console: what you type goes to the guest, `Ctrl-]` detaches.
     Console {
+        /// Console type (`pv`; `serial` is refused: PV guests have none).
+        #[arg(short = 't')]
+        console_type: Option<String>,
+        /// Console number (0, the only PV console).
+        #[arg(short = 'n', default_value_t = 0)]
+        num: u32,
         domain: String,
-        /// Print what is there and return (for scripts).
+        /// Print the console log so far and return (for scripts).
         #[arg(long = "no-follow")]
         no_follow: bool,
     },
@@ -133,7 +141,7 @@ fn run(cmd: Cmd) -> Result<()> {
                     .spawn();
             }
             if console {
-                return follow(&c.name, domid, false);
+                return attach_console(domid);
             }
             Ok(())
         }
@@ -174,11 +182,17 @@ fn run(cmd: Cmd) -> Result<()> {
             let d = toolstack::find_domain(&mut xs, &domain)?;
             toolstack::destroy(&xc()?, &mut xs, d)
         }
-        Cmd::Console { domain, no_follow } => {
+        Cmd::Console { console_type, num, domain, no_follow } => {
+            if console_type.as_deref().is_some_and(|t| t != "pv") || num != 0 {
+                return Err(Error::Other("only the PV console 0 exists for a PV domain".into()));
+            }
             let mut xs = xs()?;
             let d = toolstack::find_domain(&mut xs, &domain)?;
-            let name = toolstack::domain_name(&mut xs, d);
-            follow(&name, d, no_follow)
+            if no_follow {
+                let name = toolstack::domain_name(&mut xs, d);
+                return print_log(&name);
+            }
+            attach_console(d)
         }
         Cmd::Domid { domain } => {
             println!("{}", toolstack::find_domain(&mut xs()?, &domain)?);
@@ -323,10 +337,9 @@ fn shutdown(domain: &str, what: &str, reason: u32, wait: bool) -> Result<()> {
     Ok(())
 }
 
-/// Prints the guest's console log; follows it while the domain lives.
-fn follow(name: &str, domid: u16, no_follow: bool) -> Result<()> {
+/// Prints the guest's console log so far (xenconsoled's `guest-<name>.log`).
+fn print_log(name: &str) -> Result<()> {
     let path = log_path(name);
-    let xc = xc()?;
     let start = Instant::now();
     let mut f = loop {
         match std::fs::File::open(&path) {
@@ -336,23 +349,33 @@ fn follow(name: &str, domid: u16, no_follow: bool) -> Result<()> {
         }
     };
     let mut out = std::io::stdout();
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| Error::Other(e.to_string()))?;
-        if n > 0 {
-            let _ = out.write_all(&buf[..n]);
-            let _ = out.flush();
-            continue;
+    std::io::copy(&mut f, &mut out).map_err(|e| Error::Other(format!("{path}: {e}")))?;
+    Ok(())
+}
+
+/// Attaches to the domain's console as xl does: opens the pty xenconsoled publishes at
+/// `/local/domain/<id>/console/tty` (waiting for it after `xl create -c`), makes a
+/// terminal on stdin raw, and moves bytes both ways until `Ctrl-]`, the end of stdin, or
+/// the domain's end. The terminal is restored before returning.
+fn attach_console(domid: u16) -> Result<()> {
+    let xc = xc()?;
+    let mut xs = xs()?;
+    let key = format!("/local/domain/{domid}/console/tty");
+    let start = Instant::now();
+    let path = loop {
+        match xs.read_string(0, &key) {
+            Ok(p) if !p.is_empty() => break p,
+            _ if start.elapsed() < Duration::from_secs(10) && xc.domain_info(domid)?.is_some() => std::thread::sleep(Duration::from_millis(50)),
+            _ => return Err(Error::Other(format!("{key}: no console tty (is xenconsoled running?)"))),
         }
-        if no_follow {
-            return Ok(());
-        }
-        match xc.domain_info(domid)? {
-            Some(i) if i.flags & xen_abi::domctl::XEN_DOMINF_dying == 0 => {}
-            _ => return Ok(()),
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    let tty = console::open_tty(&path).map_err(|e| Error::Other(format!("{path}: {e}")))?;
+    let stdin = std::io::stdin();
+    let raw = console::RawTerminal::enter(stdin.as_fd()).map_err(|e| Error::Other(format!("stdin: {e}")))?;
+    let alive = || matches!(xc.domain_info(domid), Ok(Some(i)) if i.flags & xen_abi::domctl::XEN_DOMINF_dying == 0);
+    let r = console::attach(&tty, stdin.as_fd(), &mut std::io::stdout(), alive);
+    drop(raw);
+    r.map(|_| ()).map_err(|e| Error::Other(format!("console: {e}")))
 }
 
 /// The configuration `xl create` reads: the file, then the command line's overrides.
