@@ -380,6 +380,8 @@ pub enum Variant {
     BenchNet,
     /// The `base` and `end` sections only: what our toolstack does on xen-core so far.
     Base,
+    /// `cargo xtask run`: the daemons started, then a shell on the console.
+    Interactive,
 }
 
 /// Debian's toolstack (`xl`, C `xenstored`, `xenconsoled`, `xen-init-dom0`) and its
@@ -469,6 +471,7 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
         Variant::BenchBlk => "dom0-bench-blk.cpio",
         Variant::BenchNet => "dom0-bench-net.cpio",
         Variant::Base => "dom0-base.cpio",
+        Variant::Interactive => "dom0-interactive.cpio",
     });
     std::fs::write(&initrd, t.cpio())?;
     eprintln!("xtask: dom0 image: {} ({} bytes), kernel {}", initrd.display(), std::fs::metadata(&initrd)?.len(), kernel.display());
@@ -553,6 +556,7 @@ fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<S
         Variant::BenchBlk => format!("{}{BENCH_BLK_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
         Variant::BenchNet => format!("{}{BENCH_NET_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
         Variant::Base => format!("{}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
+        Variant::Interactive => INTERACTIVE_STEPS.to_string(),
     };
     Ok(INIT.replace("@STEPS@", &steps)
         .replace("@MODULES@", modules.trim())
@@ -1109,6 +1113,26 @@ echo "@DONE@"
 poweroff -f
 "#;
 
+/// `cargo xtask run`: what a user gets, a dom0 shell with our daemons running.
+const INTERACTIVE_STEPS: &str = r#"
+mkdir -p /var/log/xen/console /var/lib/xen
+xenstored --pid-file /run/xenstored.pid 2>/var/log/xen/xenstored.log &
+i=0; while [ ! -S /run/xenstored/socket ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+xl init-dom0
+xenconsoled --pid-file=/run/xenconsoled.pid --log-dir=/var/log/xen/console 2>/var/log/xen/xenconsoled.log &
+cat <<'MSG'
+
+  Debian's Linux is dom0 on xen-core, with our xenstored and xenconsoled running.
+  Try:  xl info    xl list    xl dmesg    xenstore-ls /local
+  Configs for a Linux and a pv-guest domU are in /etc/xen/ (xl create -n shows them);
+  creating domains from dom0 on xen-core is not built yet (domctl createdomain).
+  poweroff -f  ends the session (or Ctrl-C stops QEMU).
+
+MSG
+setsid cttyhack sh
+poweroff -f
+"#;
+
 const BENCH_REPS: u32 = 3;
 
 /// `cargo xtask bench create`: in one dom0 boot, create a Linux domU and time it to its
@@ -1360,17 +1384,22 @@ pub fn tier(root: &Path) -> Result<Tally> {
 /// init-dom0`, `xl info`, `xl list`, `xl create -n`, `xl dmesg`) in Debian's Linux dom0 on
 /// xen-core: every base test that passed on Xen 4.17 (`xen_log`) must pass here too.
 /// The rest of the tier (creating domains) needs the domain-building domctls on xen-core.
+/// Debian's Linux dom0 on xen-core with `image` as its initramfs.
+pub fn interactive_machine(xen_core: PathBuf, image: &Dom0Image) -> Machine {
+    Machine {
+        kernel: xen_core,
+        append: XEN_CMDLINE.into(),
+        // IO-APIC, PIRQs and PCI for dom0 are later work on xen-core.
+        modules: vec![(image.kernel.clone(), "console=hvc0 quiet acpi=off pci=off".into()), (image.initrd.clone(), String::new())],
+        memory_mib: 2048,
+        smp: 2,
+    }
+}
+
 fn base_on_xen_core(root: &Path, xen_log: &str) -> Result<Tally> {
     let mut t = Tally::default();
     let img = build_image(root, Variant::Base)?;
-    let m = Machine {
-        kernel: crate::images::build_all(root)?.xen_core,
-        append: XEN_CMDLINE.into(),
-        // IO-APIC, PIRQs and PCI for dom0 are later work on xen-core.
-        modules: vec![(img.kernel.clone(), "console=hvc0 quiet acpi=off pci=off".into()), (img.initrd.clone(), String::new())],
-        memory_mib: 2048,
-        smp: 2,
-    };
+    let m = interactive_machine(crate::images::build_all(root)?.xen_core, &img);
     let out = qemu::run(&m, &log_dir(root).join("dom0-xen-core.log"), Duration::from_secs(600), &[DOM0_POWEROFF, "Panic on CPU", "Hardware Dom0 crashed"], &["DOM0-USERSPACE", DONE])?;
     println!("  log: {} (QEMU start to dom0 userspace {:?}, total {} ms)", out.log_path.display(), out.marks[0], out.elapsed.as_millis());
     let base = section(TEST_STEPS, "base") + &section(TEST_STEPS, "end");

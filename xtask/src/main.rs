@@ -26,7 +26,7 @@ usage: cargo xtask <command>
 
 commands:
   build                 build every image into target/images/
-  run                   boot the newest thing that works (xen-core with pv-guest) in QEMU
+  run [pv-guest]        boot xen-core with Debian's Linux as dom0 into a shell (or the pv-guest demo)
   test [TIER...]        run test tiers: host, boot, reference, dom0 (default: all)
   bench [NAME...]       run benchmarks: ring, boot, interdomain (default: all), or by name create, blk, net; results go to docs/benchmarks.md
 ";
@@ -47,7 +47,7 @@ fn dispatch(args: &[String]) -> Result<()> {
     }
     match args.first().map(String::as_str) {
         Some("build") => images::build_all(&root).map(|_| ()),
-        Some("run") => tiers::run_main(&root),
+        Some("run") => tiers::run_main(&root, &rest),
         Some("test") => tiers::test(&root, &rest),
         Some("bench") => bench::bench(&root, &rest),
         Some("-h" | "--help" | "help") | None => {

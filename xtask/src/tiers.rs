@@ -391,13 +391,29 @@ fn guest_report(root: &Path, m: &Machine, name: &str) -> Result<(Tally, Report)>
 }
 
 /// `cargo xtask run`: our hypervisor with pv-guest, console on this terminal.
-pub fn run_main(root: &Path) -> Result<()> {
+/// `cargo xtask run`: Debian's Linux as dom0 on xen-core with our daemons, a shell on
+/// the terminal. `cargo xtask run pv-guest`: the older demo (pv-guest's self-tests).
+pub fn run_main(root: &Path, args: &[&str]) -> Result<()> {
     deps::ensure(root)?;
     let img = images::build_all(root)?;
-    let m = ours(&img, GUEST_CMDLINE);
-    println!("xtask: booting {} with {} (Ctrl-C stops QEMU)", img.xen_core.display(), img.pv_guest.display());
-    match qemu::run_interactive(&m, Duration::from_secs(300))? {
-        qemu::EXIT_SUCCESS => Ok(()),
+    if args.first() == Some(&"pv-guest") {
+        let m = ours(&img, GUEST_CMDLINE);
+        println!("xtask: booting {} with {} (Ctrl-C stops QEMU)", img.xen_core.display(), img.pv_guest.display());
+        return match qemu::run_interactive(&m, Duration::from_secs(300))? {
+            qemu::EXIT_SUCCESS => Ok(()),
+            qemu::EXIT_FAILURE => Err(Error::new("xen-core reported failure")),
+            s => Err(Error::new(format!("QEMU exited with status {s}"))),
+        };
+    }
+    if let Some(other) = args.first() {
+        return Err(Error::new(format!("unknown `run` target `{other}` (pv-guest, or nothing for the Linux dom0 shell)")));
+    }
+    let dom0 = crate::dom0::build_image(root, crate::dom0::Variant::Interactive)?;
+    let m = crate::dom0::interactive_machine(img.xen_core.clone(), &dom0);
+    println!("xtask: booting xen-core with Debian's Linux as dom0 (a shell comes up in about a minute under TCG)");
+    // A user's session: capped so a forgotten one does not run for ever.
+    match qemu::run_interactive(&m, Duration::from_secs(4 * 3600))? {
+        qemu::EXIT_SUCCESS | 0 => Ok(()),
         qemu::EXIT_FAILURE => Err(Error::new("xen-core reported failure")),
         s => Err(Error::new(format!("QEMU exited with status {s}"))),
     }
