@@ -219,8 +219,11 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
         let mut out = mem::ScratchFrames::new(k.unpacked_len).ok_or(BuildError::NoRoomToUnpack { bytes: k.unpacked_len })?;
         let scratch_len = kernel_image::scratch_len(&k);
         let mut scratch = mem::ScratchFrames::new(scratch_len).ok_or(BuildError::NoRoomToUnpack { bytes: scratch_len })?;
+        let started = crate::arch::x86_64::clock::now_ns();
         let n = kernel_image::unpack(&k, out.bytes(), &mut scratch.bytes()[..scratch_len]).map_err(BuildError::Unpack)?;
         drop(scratch);
+        let ms = (crate::arch::x86_64::clock::now_ns() - started) / 1_000_000;
+        crate::println!("Unpacked the {} kernel: {} -> {n} bytes in {ms} ms", k.format, k.payload.len());
         unpacked = Some((out, n));
     }
     let kernel: &[u8] = match unpacked.as_mut() {

@@ -4,7 +4,7 @@
 use super::domain::Domain;
 use super::hypercall::HcResult;
 use super::mmu;
-use crate::arch::x86_64::cpu;
+use crate::arch::x86_64::{cpu, phys};
 use crate::arch::x86_64::guest::{GuestView, HYPERVISOR_VIRT_END};
 use crate::mm::Flush;
 use xen_abi::errno::Errno;
@@ -57,22 +57,43 @@ fn report_done(guest: &GuestView, pdone: u64, done: u64) {
     }
 }
 
+/// The page-table entry a `mmu_update` request names (normal or A/D-preserving update
+/// of a RAM frame), as (frame, index).
+fn pte_slot(req: &MmuUpdate) -> Option<(u64, usize)> {
+    use xen_abi::xen::{MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD};
+    let kind = req.ptr & 7;
+    let pte = req.ptr & !7;
+    ((kind == MMU_NORMAL_PT_UPDATE || kind == MMU_PT_UPDATE_PRESERVE_AD) && phys::frame_in_ram(pte >> 12))
+        .then_some((pte >> 12, ((pte & 0xfff) / 8) as usize))
+}
+
 pub fn mmu_update(d: &mut Domain, guest: &GuestView, reqs: u64, count: u64, pdone: u64, foreigndom: u64) -> HcResult {
     let count = count & !MMU_UPDATE_PREEMPTED;
     array_ok(reqs, count)?;
     foreign_ok(d, foreigndom)?;
     let size = core::mem::size_of::<MmuUpdate>() as u64;
-    for i in 0..count {
-        let result = guest
-            .read::<MmuUpdate>(reqs.wrapping_add(i * size))
-            .and_then(|req| mmu::with(|t, hw| t.mmu_update_one(hw, DomId(d.id), req)));
-        if let Err(e) = result {
-            report_done(guest, pdone, i);
-            return Err(e);
-        }
+    let mut flush = false;
+    let result = (0..count).try_for_each(|i| {
+        let r = guest.read::<MmuUpdate>(reqs.wrapping_add(i * size)).and_then(|req| {
+            let slot = pte_slot(&req);
+            let old = slot.map(|(mfn, idx)| phys::read_entry(mfn, idx));
+            mmu::with(|t, hw| t.mmu_update_one(hw, DomId(d.id), req))?;
+            if let (Some((mfn, idx)), Some(old)) = (slot, old) {
+                flush |= mmu::change_needs_flush(old, phys::read_entry(mfn, idx));
+            }
+            Ok(())
+        });
+        r.map_err(|e| (i, e))
+    });
+    // Entries that changed under the CPU's TLB (Xen leaves this to the guest and its TLB
+    // flush clock; without one, a changed or removed mapping is flushed here).
+    if flush {
+        cpu::flush_tlb();
     }
-    // Page-table entries may have changed under the CPU's TLB.
-    cpu::flush_tlb();
+    if let Err((i, e)) = result {
+        report_done(guest, pdone, i);
+        return Err(e);
+    }
     report_done(guest, pdone, count);
     Ok(0)
 }

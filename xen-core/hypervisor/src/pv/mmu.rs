@@ -51,6 +51,17 @@ pub fn init(nr_frames: u64, in_use: impl Fn(u64) -> bool) {
     *MM.lock() = Some(t);
 }
 
+/// Whether replacing page-table entry `old` with `new` can leave a stale TLB entry: only
+/// a present entry that changes in more than its accessed/dirty bits. A new mapping
+/// (nothing present before) needs no flush, so building page tables costs none; every
+/// removed or changed mapping is flushed before the guest runs again, so it can never
+/// reach a frame through a mapping the PV MMU already dropped.
+pub fn change_needs_flush(old: u64, new: u64) -> bool {
+    const PRESENT: u64 = 1;
+    const ACCESSED_DIRTY: u64 = (1 << 5) | (1 << 6);
+    old & PRESENT != 0 && (old ^ new) & !ACCESSED_DIRTY != 0
+}
+
 /// Runs `f` with the frame table and the machine frames.
 pub fn with<R>(f: impl FnOnce(&mut Table, &mut MachineFrames) -> R) -> R {
     let mut g = MM.lock();

@@ -73,7 +73,9 @@ pub fn emulate(d: &mut Domain, regs: &mut Regs, cr2: u64) -> bool {
     if mmu::with(|t, hw| t.mmu_update_one(hw, DomId(d.id), req)).is_err() {
         return false; // refused entry: the guest sees its page fault
     }
-    cpu::flush_tlb();
+    if mmu::change_needs_flush(old, new) {
+        cpu::flush_tlb();
+    }
     match w.op {
         Op::Xchg { reg: r } => {
             let full = if w.size >= 4 { old_part } else { (reg(regs, r) & !mask) | old_part };
