@@ -106,7 +106,7 @@ fn ring(root: &Path) -> Result<()> {
     if std::env::var_os("XTASK_BENCH_NOWAIT").is_none() {
         let start = std::time::Instant::now();
         while qemu_running() && start.elapsed() < std::time::Duration::from_secs(900) {
-            if start.elapsed().as_secs() % 60 == 0 {
+            if start.elapsed().as_secs().is_multiple_of(60) {
                 println!("xtask: bench ring: a qemu-system process is running; waiting for it to end");
             }
             std::thread::sleep(std::time::Duration::from_secs(1));
