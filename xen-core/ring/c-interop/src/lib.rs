@@ -260,6 +260,8 @@ pub mod cbench {
                 hist: *mut u64,
             ) -> u64;
             pub fn c_bench_e64_back(page: *mut u8, bytes: usize, batch: u32, done: *const u32);
+            pub fn c_steps_blkif(page: *mut u8, bytes: usize, batch: u32, rounds: u64) -> u64;
+            pub fn c_steps_e64(page: *mut u8, bytes: usize, batch: u32, rounds: u64) -> u64;
         }
     }
 
@@ -325,6 +327,22 @@ pub mod cbench {
             Entry::Blkif => unsafe { ffi::c_bench_blkif_back(page, bytes, batch, done.as_ptr()) },
             // SAFETY: forwarded caller contract.
             Entry::E64 => unsafe { ffi::c_bench_e64_back(page, bytes, batch, done.as_ptr()) },
+        }
+    }
+
+    /// Single-threaded: `rounds` times, the front writes and publishes `batch` requests,
+    /// the back answers them all, the front consumes the responses (for instruction
+    /// counts). Returns the messages completed.
+    ///
+    /// # Safety
+    /// `page` must be a valid, writable `bytes`-byte ring page used by nothing else
+    /// meanwhile; `batch` must not exceed the ring's slots.
+    pub unsafe fn steps(entry: Entry, page: *mut u8, bytes: usize, batch: u32, rounds: u64) -> u64 {
+        match entry {
+            // SAFETY: forwarded caller contract.
+            Entry::Blkif => unsafe { ffi::c_steps_blkif(page, bytes, batch, rounds) },
+            // SAFETY: forwarded caller contract.
+            Entry::E64 => unsafe { ffi::c_steps_e64(page, bytes, batch, rounds) },
         }
     }
 }

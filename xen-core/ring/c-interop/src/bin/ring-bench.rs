@@ -403,6 +403,101 @@ fn bench_c<K: Kind>(secs: f64, batch: u32, bytes: usize) -> Sample {
 }
 
 // ---------------------------------------------------------------------------------------
+// Single-threaded runs for instruction counts (`--instr`, under callgrind)
+
+/// `rounds` times: the front writes and publishes `batch` requests, the back answers all,
+/// the front consumes the responses. The same calls as the threaded loops, one thread.
+#[inline(never)]
+fn steps_xen<K: Kind>(batch: u32, bytes: usize, rounds: u64) -> u64 {
+    let page = SharedPage::new(bytes).expect("shared page");
+    // SAFETY: the page outlives both rings (dropped at the end of this function) and is
+    // used only as this ring, by this one front and one back end.
+    let mut f = unsafe { FrontRing::<K::Req, K::Rsp>::init(page.as_ptr(), bytes) }.unwrap();
+    // SAFETY: as above.
+    let mut b = unsafe { BackRing::<K::Req, K::Rsp>::init(page.as_ptr(), bytes) }.unwrap();
+    let (mut sent, mut recv) = (0u64, 0u64);
+    for _ in 0..rounds {
+        for _ in 0..batch {
+            f.write_request(K::request(sent)).unwrap();
+            sent += 1;
+        }
+        f.push_requests();
+        let n = b.unconsumed_requests().unwrap();
+        for _ in 0..n {
+            let req = b.read_request().unwrap().unwrap();
+            b.write_response(K::answer(&req)).unwrap();
+        }
+        b.push_responses();
+        let n = f.unconsumed_responses().unwrap();
+        for _ in 0..n {
+            let rsp = f.read_response().unwrap().unwrap();
+            assert_eq!(K::rsp_id(&rsp), recv);
+            recv += 1;
+        }
+    }
+    recv
+}
+
+#[inline(never)]
+fn steps_ringbuf<K: Kind>(batch: u32, bytes: usize, rounds: u64) -> u64 {
+    let cap = ring_size_for::<K::Req, K::Rsp>(bytes) as usize;
+    let (mut req_p, mut req_c) = HeapRb::<K::Req>::new(cap).split();
+    let (mut rsp_p, mut rsp_c) = HeapRb::<K::Rsp>::new(cap).split();
+    let batch = batch as usize;
+    let mut reqs = vec![K::Req::default(); batch];
+    let mut rsps = vec![K::Rsp::default(); batch];
+    let mut buf = vec![K::Rsp::default(); cap];
+    let (mut sent, mut recv) = (0u64, 0u64);
+    for _ in 0..rounds {
+        let base = sent;
+        let n = req_p.push_iter((0..batch as u64).map(|i| K::request(base + i)));
+        assert_eq!(n, batch);
+        sent += batch as u64;
+        let n = req_c.pop_slice(&mut reqs);
+        for (req, rsp) in reqs[..n].iter().zip(rsps.iter_mut()) {
+            *rsp = K::answer(req);
+        }
+        assert_eq!(rsp_p.push_slice(&rsps[..n]), n);
+        let n = rsp_c.pop_slice(&mut buf);
+        for rsp in &buf[..n] {
+            assert_eq!(K::rsp_id(rsp), recv);
+            recv += 1;
+        }
+    }
+    recv
+}
+
+#[inline(never)]
+fn steps_c<K: Kind>(batch: u32, bytes: usize, rounds: u64) -> u64 {
+    let page = SharedPage::new(bytes).expect("shared page");
+    // SAFETY: a fresh page of `bytes` bytes used by nothing else; batch <= slots (checked
+    // by the caller).
+    unsafe { cbench::steps(K::C, page.as_ptr(), bytes, batch, rounds) }
+}
+
+/// `--instr IMPL KIND PAGES BATCH ROUNDS`: one single-threaded run, for callgrind.
+fn instr(args: &[String]) {
+    let [imp, kind, pages, batch, rounds] = args else {
+        panic!("--instr xen|ringbuf|c e64|blkif PAGES BATCH ROUNDS");
+    };
+    let bytes = pages.parse::<usize>().expect("PAGES") * PAGE_SIZE;
+    let batch: u32 = batch.parse().expect("BATCH");
+    let rounds: u64 = rounds.parse().expect("ROUNDS");
+    assert!(batch <= Kinds::E64.slots(bytes) && batch <= Kinds::Blkif.slots(bytes));
+    let n = match (imp.as_str(), kind.as_str()) {
+        ("xen", "e64") => steps_xen::<Bytes64>(batch, bytes, rounds),
+        ("xen", "blkif") => steps_xen::<Blkif>(batch, bytes, rounds),
+        ("ringbuf", "e64") => steps_ringbuf::<Bytes64>(batch, bytes, rounds),
+        ("ringbuf", "blkif") => steps_ringbuf::<Blkif>(batch, bytes, rounds),
+        ("c", "e64") => steps_c::<Bytes64>(batch, bytes, rounds),
+        ("c", "blkif") => steps_c::<Blkif>(batch, bytes, rounds),
+        _ => panic!("--instr xen|ringbuf|c e64|blkif PAGES BATCH ROUNDS"),
+    };
+    assert_eq!(n, rounds * batch as u64);
+    println!("{n} messages");
+}
+
+// ---------------------------------------------------------------------------------------
 // The machine's own limits
 
 #[repr(C, align(64))]
@@ -686,6 +781,7 @@ fn main() {
                 )
             }
             "--markdown" => markdown = true,
+            "--instr" => return instr(&args.collect::<Vec<_>>()),
             "-h" | "--help" => {
                 println!(
                     "usage: ring-bench [--seconds S] [--rounds N] [--only xen,ringbuf,c,limit] [--batches 1,32,512] [--markdown]"
