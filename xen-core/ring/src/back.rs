@@ -115,6 +115,9 @@ where
                 size: self.size(),
             });
         }
+        if prod != self.req_prod_seen {
+            self.shared.prefetch_slots(self.req_prod_seen, prod);
+        }
         self.req_prod_seen = prod;
         Ok(prod)
     }

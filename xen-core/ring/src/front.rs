@@ -185,6 +185,9 @@ where
                 size: self.size(),
             });
         }
+        if prod != self.rsp_prod_seen {
+            self.shared.prefetch_slots(self.rsp_prod_seen, prod);
+        }
         self.rsp_prod_seen = prod;
         Ok(prod)
     }
