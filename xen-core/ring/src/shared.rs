@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use crate::{entry_size, ring_size, RingError, PREFETCH_SLOTS, RING_HEADER_SIZE};
+use crate::{entry_size, ring_size, RingError, RING_HEADER_SIZE};
 
 /// The four shared `RING_IDX` fields of the ring page, by byte offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,8 +153,8 @@ where
         }
     }
 
-    /// Asks the CPU to bring the cache lines of slots `from..to` (free-running indices,
-    /// at most the first [`PREFETCH_SLOTS`] of them) into this core's cache in the
+    /// Asks the CPU to bring the cache lines of slots `from..to` (free-running indices;
+    /// at most one ring's worth, whatever the peer published) into this core's cache in the
     /// exclusive (writable) state: x86's `PREFETCHW`, a hint with no architectural effect
     /// (nothing elsewhere). Each side of a ring reads a slot and later writes the same
     /// slot (the back end its response over the request, the front end the next request
@@ -165,7 +165,7 @@ where
     pub(crate) fn prefetch_slots(&self, from: u32, to: u32) {
         #[cfg(target_arch = "x86_64")]
         {
-            let n = to.wrapping_sub(from).min(PREFETCH_SLOTS).min(self.size);
+            let n = to.wrapping_sub(from).min(self.size);
             let first = from & (self.size - 1);
             // The slots are contiguous up to the end of the ring, then wrap to slot 0.
             let k = n.min(self.size - first);
