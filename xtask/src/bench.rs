@@ -154,7 +154,7 @@ without data). Per message, in steady state:
 |---|---|---|---|
 | C ring.h | 4: request line upgraded by the front, transferred to the back, upgraded again by the back's response (responses overwrite request slots), transferred back | 5.5: 112-byte slots after the 64-byte header are not line aligned, 4 slots cover 7 lines: 7 upgrades + 7 transfers for the requests, 4 + 4 for the responses (each in its own line) | 4: `req_prod` and `rsp_prod` share one line that both sides write and both poll |
 | ringbuf | 4: request and response in separate queues, each line upgraded by its writer and transferred to its reader | 4: 1.75 + 1.75 request lines, 0.25 + 0.25 response lines | up to 8: four padded index lines (each queue's head and tail) |
-| xen-ring | 2: each side fetches a newly published slot with `PREFETCHW` (exclusive), so the write that follows the read is local | 3.5: the 7 lines of 4 slots go to the back exclusive and come back exclusive | 4 (the ABI's shared index line) |
+| xen-ring | 2: each side fetches a newly published slot with `PREFETCHW` (exclusive), so the write that follows the read is local (only the first 32 slots of a batch: at batch 512, (32 × 2 + 480 × 4) / 512 ≈ 3.9) | 3.5: the 7 lines of 4 slots go to the back exclusive and come back exclusive (≈ 5.4 at batch 512; at batch 1 the line shared with the next slot is left to the peer) | 4 (the ABI's shared index line) |
 
 The ABI sets the floor for any `io/ring.h` implementation: a response is written into its \
 request's slot, so every slot line must travel both ways for every message, and both producer \
@@ -168,22 +168,22 @@ Instructions per message, front and back together (callgrind, one thread):
 
 | entry | batch | xen-ring | xen-ring without the prefetch | ringbuf | C ring.h |
 |---|---:|---:|---:|---:|---:|
-| 64 B | 1 | 243 | 188 | 467 | 129 |
-| 64 B | 4 | 135 | 118 | 167 | 102 |
-| 64 B | 8 | 117 | 107 | 127 | 98 |
-| 64 B | 16 | 108 | 101 | 98 | 95 |
-| 64 B | 32 | 104 | 98 | 83 | 94 |
-| 64 B | 512 | 99 | 95 | 243 | 93 |
+| 64 B | 1 | 252 | 188 | 467 | 129 |
+| 64 B | 4 | 138 | 118 | 167 | 102 |
+| 64 B | 8 | 119 | 107 | 127 | 98 |
+| 64 B | 16 | 110 | 101 | 98 | 95 |
+| 64 B | 32 | 105 | 98 | 83 | 94 |
+| 64 B | 512 | 93 | 95 | 243 | 93 |
 | blkif | 1 | 306 | 225 | 509 | 279 |
 | blkif | 4 | 189 | 157 | 211 | 248 |
-| blkif | 8 | 171 | 145 | 159 | 243 |
-| blkif | 16 | 161 | 140 | 132 | 241 |
-| blkif | 32 | 157 | 137 | 121 | 239 |
-| blkif | 512 | 152 | 134 | 208 | 238 |
+| blkif | 8 | 170 | 145 | 159 | 243 |
+| blkif | 16 | 160 | 140 | 132 | 241 |
+| blkif | 32 | 155 | 137 | 121 | 239 |
+| blkif | 512 | 137 | 134 | 208 | 238 |
 
 xen-ring copies entries with relaxed atomic words (8 or 14 moves per entry, no byte loads) and \
-reads the peer's producer index once per batch; the prefetch (every newly published slot, \
-up to a ring's worth) costs about 30 instructions per producer index seen (188 → 243 at 64 B batch 1, 98 → 104 at batch 32), bought back if it saves \
+reads the peer's producer index once per batch; the prefetch (up to 32 newly published slots, \
+skipping a line shared with the next, unpublished slot) costs about 30 instructions per producer index seen (188 → 252 at 64 B batch 1, 98 → 105 at batch 32), bought back if it saves \
 one cross-core transaction (see the ping-pong row for what one costs) per few messages.";
 
 /// Domain creation on real Xen 4.17 in QEMU (TCG): our toolstack and Debian's, same boot.
