@@ -308,9 +308,12 @@ fn bench_xen<K: Kind>(secs: f64, batch: u32, bytes: usize) -> Sample {
             // SAFETY: as above (the only back end).
             let mut b = unsafe { BackRing::<K::Req, K::Rsp>::init(bp.0, bytes) }.unwrap();
             while done.load(Ordering::Relaxed) == 0 {
-                let n = b.unconsumed_requests().unwrap().min(batch);
-                for _ in 0..n {
-                    let req = b.read_request().unwrap().unwrap();
+                // Like blkback (and the C loop): `read_request` re-reads req_prod only once
+                // the requests seen last time are used up.
+                for _ in 0..batch {
+                    let Some(req) = b.read_request().unwrap() else {
+                        break;
+                    };
                     b.write_response(K::answer(&req)).unwrap();
                 }
                 b.push_responses();
