@@ -84,22 +84,132 @@ fn write_section(root: &Path, heading: &str, body: &str) -> Result<()> {
     Ok(())
 }
 
+/// Is a qemu-system process running? (The other big CPU user on the shared machine: a ring
+/// timed beside a TCG guest measures the scheduler, not the ring.)
+fn qemu_running() -> bool {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten().any(|e| {
+                std::fs::read_to_string(e.path().join("comm"))
+                    .is_ok_and(|c| c.starts_with("qemu-system"))
+            })
+        })
+        .unwrap_or(false)
+}
+
 fn ring(root: &Path) -> Result<()> {
     let mut c = cmd::cargo(root);
-    c.args(["run", "--release", "--quiet", "-p", "xen-ring-c-interop", "--bin", "ring-bench", "--", "--markdown"]);
+    c.args(["build", "--release", "--quiet", "-p", "xen-ring-c-interop", "--bin", "ring-bench"]);
+    cmd::run(&mut c)?;
+    // Wait (up to 15 minutes) for QEMU to finish; XTASK_BENCH_NOWAIT=1 runs regardless
+    // (the conditions line in the output then records the qemu-system process).
+    if std::env::var_os("XTASK_BENCH_NOWAIT").is_none() {
+        let start = std::time::Instant::now();
+        while qemu_running() && start.elapsed() < std::time::Duration::from_secs(900) {
+            if start.elapsed().as_secs().is_multiple_of(60) {
+                println!("xtask: bench ring: a qemu-system process is running; waiting for it to end");
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
+    let mut c = Command::new(root.join("target/release/ring-bench"));
+    c.arg("--markdown");
     let table = cmd::output(&mut c)?;
     print!("{table}");
     let body = format!(
-        "Host ring throughput: a request/response exchange between two threads pinned to two \
-cores (front pushes a batch of requests, back answers each, front consumes the responses); \
-ours (`xen-ring`), the `ringbuf` crate's SPSC buffers (one per direction), and the C \
-`io/ring.h` macros from libxen-dev, all in the same run (`cargo xtask bench ring`).\n\n\
-Machine: {}\n\n{}",
+        "Host ring throughput and latency: a request/response exchange between two threads \
+pinned to two cores (the front writes a batch of requests and publishes it once, the back \
+answers each and publishes its batch once, the front consumes the responses; busy-polling, no \
+notifications); ours (`xen-ring`), the `ringbuf` crate's SPSC buffers (one per direction, \
+as deep as the Xen ring), and the C `io/ring.h` macros from libxen-dev. Batches 1–32 run on \
+a one-page ring (32 slots for both entry kinds); batch 512 is the whole of a 16-page ring \
+(ring-page-order 4, Linux's `XENBUS_MAX_RING_GRANT_ORDER`). Every cell runs 5 rounds of \
+0.25 s, the cells in alternating order; the table gives the median and the range. RTT is \
+a message's round trip from just before its batch is written to the pass that reads its \
+response (TSC, histogram over all rounds). The machine-limit rows are measured in the same \
+run on the same two CPUs; \"of line limit\" is msgs/s × 2 lines (a request one way, a \
+response back) over the streaming row's lines/s (`cargo xtask bench ring`).\n\n\
+Machine: {}\n\n{}\n\n{RING_BOUND}",
         machine_line()?,
         table.trim_end()
     );
     write_section(root, "Host ring (`cargo xtask bench ring`)", &body)
 }
+
+/// What bounds the ring figures: cache lines crossing between the cores per message, for
+/// each implementation (see `fn ring`; written from the code, not measured).
+const RING_BOUND: &str = "### What bounds it: cache lines crossing cores per message
+
+Hardware counters are not available here (`perf stat -e instructions true` reports \
+`<not supported>`: a KVM guest without a virtual PMU), so the line counts below are worked out \
+from each implementation's code and the entry layout, and instructions come from callgrind \
+(`ring-bench --instr IMPL KIND PAGES BATCH ROUNDS`, one thread doing the front and the back in \
+turn with the same calls as the timed loops; Ir at 2N minus Ir at N messages, divided by N).
+
+A *transfer* is a line moving from the other core's cache with its data; an *upgrade* is a \
+write to a line both cores hold (the other copy must be invalidated: a cross-core round trip \
+without data). Per message, in steady state:
+
+| | 64 B entries | blkif 112/16 B | per batch (indices) |
+|---|---|---|---|
+| C ring.h | 4: request line upgraded by the front, transferred to the back, upgraded again by the back's response (responses overwrite request slots), transferred back | 5.5: 112-byte slots after the 64-byte header are not line aligned, 4 slots cover 7 lines: 7 upgrades + 7 transfers for the requests, 4 + 4 for the responses (each in its own line) | 4: `req_prod` and `rsp_prod` share one line that both sides write and both poll |
+| ringbuf | 4: request and response in separate queues, each line upgraded by its writer and transferred to its reader | 4: 1.75 + 1.75 request lines, 0.25 + 0.25 response lines | up to 8: four padded index lines (each queue's head and tail) |
+| xen-ring | 2: each side fetches newly published slots with `PREFETCHW` (exclusive), so the write that follows the read is local | 3.5: the 7 lines of 4 slots go to the back exclusive and come back exclusive (at batch 1 the line shared with the next slot is left to the peer) | 4 (the ABI's shared index line) |
+
+The ABI sets the floor for any `io/ring.h` implementation: a response is written into its \
+request's slot, so every slot line must travel both ways for every message, and both producer \
+indices live on one line. With 64-byte entries 2 transfers per message is also what two \
+separate queues need, so nothing is lost to the ABI there; with blkif entries the \
+unaligned 112-byte slots make it 3.5 lines per message where separate queues move 2 lines of \
+data (plus 2 upgrades). At batch 1 each message also pays the 4 index-line transactions, and \
+the round trip is bounded below by the ping-pong row (one line there and back).
+
+Instructions per message, front and back together (callgrind, one thread):
+
+| entry | batch | xen-ring | xen-ring without the prefetch | ringbuf | C ring.h |
+|---|---:|---:|---:|---:|---:|
+| 64 B | 1 | 307 | 188 | 467 | 129 |
+| 64 B | 4 | 171 | 118 | 167 | 102 |
+| 64 B | 8 | 149 | 107 | 127 | 98 |
+| 64 B | 16 | 137 | 101 | 98 | 95 |
+| 64 B | 32 | 125 | 98 | 83 | 94 |
+| 64 B | 512 | 116 | 95 | 243 | 93 |
+| blkif | 1 | 348 | 225 | 509 | 279 |
+| blkif | 4 | 209 | 157 | 211 | 248 |
+| blkif | 8 | 185 | 145 | 159 | 243 |
+| blkif | 16 | 174 | 140 | 132 | 241 |
+| blkif | 32 | 166 | 137 | 121 | 239 |
+| blkif | 512 | 168 | 134 | 208 | 238 |
+
+xen-ring copies entries with relaxed atomic words (8 or 14 moves per entry, no byte loads) and \
+reads the peer's producer index once per batch. The prefetch keeps a window of up to 32 \
+published slots on their way in ahead of the consumer (refilled when consumption comes within \
+16 of its end, so a 16-page batch streams in a window at a time; a line shared with the next, \
+unpublished slot is left to the peer). It costs 20–120 instructions per message (188 → 307 at \
+64 B batch 1, 98 → 125 at batch 32), and is worth it: with the same bench, xen-ring without it \
+measured 23.6 M/s at 64 B batch 32 and 15.7 M/s at blkif batch 32 (quiet machine, median of 3), \
+with the one-shot 32-slot prefetch 30.6 and 25.2, and the window took the 16-page ring from \
+38.8 to 50.4 M/s (64 B) and from 22 to 32 M/s (blkif), its RTT p50 from 7.2 to 5.7–6.1 µs and \
+18.0 to 10.4 µs. Batch 1 is bound by the index line: both producer indices share it, so at one \
+message per publication it crosses at least twice per message each way, as many round trips as \
+the ping-pong row allows.
+
+### Where the target (≥ 1.5× ringbuf, ≥ 1.0× C ring.h) is not met
+
+xen-ring is ahead of C ring.h in every cell and ≥ 1.5× ringbuf from batch 8 (64 B) / 16 \
+(blkif) up, including the 16-page ring. It is not 1.5× ringbuf at batches 1 and 4 (and blkif \
+batch 8 was 1.47× in the run above; an earlier quiet run with a one-shot prefetch had 1.64× \
+and 1.90× there but 1.30× at blkif batch 512). At batch 1 every message is its own \
+publication, and the ABI puts `req_prod` and `rsp_prod` on one line that both sides write \
+and both poll: the front's store of `req_prod` and the back's store of `rsp_prod` contend for \
+the same line (false sharing that ringbuf's separately padded indices do not have), so each \
+message costs the 4 index-line transactions of the table above on top of its data. The rate is \
+then bounded by how many messages share one trip of that line: at 120–135 ns per message \
+xen-ring moves one message per half of the ping-pong row's round trip (233 ns), where 1.5× \
+ringbuf would need about 100 ns. The data side is already at the floor (2 transfers per 64-byte \
+message), so what remains at batch 1 and 4 is the index line the ABI fixes: no way was found to \
+publish less often without changing the workload (one publication per batch is the benchmark's \
+rule for every implementation). This is an argument from the counts, not a proof.";
 
 /// Domain creation on real Xen 4.17 in QEMU (TCG): our toolstack and Debian's, same boot.
 fn create(root: &Path) -> Result<()> {

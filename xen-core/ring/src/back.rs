@@ -5,7 +5,7 @@ use core::sync::atomic::{fence, Ordering};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::shared::{Index, Shared};
-use crate::{needs_notify, RingError, RingIdx};
+use crate::{needs_notify, RingError, RingIdx, PREFETCH_SLOTS};
 
 /// Back end of a shared ring (`struct *_back_ring`): `rsp_prod_pvt`, `req_cons`, and
 /// cached values so that shared indices are read and written only when needed.
@@ -21,6 +21,9 @@ pub struct BackRing<Req, Rsp> {
     rsp_prod_published: RingIdx,
     /// The last `req_prod` read from the page and validated.
     req_prod_seen: RingIdx,
+    /// Slots from `req_cons` up to this index have been prefetched for writing
+    /// (`req_cons <= prefetched <= req_prod_seen`).
+    prefetched: RingIdx,
 }
 
 impl<Req, Rsp> core::fmt::Debug for BackRing<Req, Rsp> {
@@ -31,6 +34,7 @@ impl<Req, Rsp> core::fmt::Debug for BackRing<Req, Rsp> {
             .field("req_cons", &self.req_cons)
             .field("rsp_prod_published", &self.rsp_prod_published)
             .field("req_prod_seen", &self.req_prod_seen)
+            .field("prefetched", &self.prefetched)
             .finish()
     }
 }
@@ -66,6 +70,7 @@ where
             req_cons: idx,
             rsp_prod_published: idx,
             req_prod_seen: idx,
+            prefetched: idx,
         })
     }
 
@@ -100,6 +105,21 @@ where
         self.req_cons.wrapping_sub(self.rsp_prod_pvt)
     }
 
+    /// Prefetches for writing the next (up to) [`PREFETCH_SLOTS`] seen slots not yet
+    /// prefetched (see `Shared::prefetch_slots`); called when new slots are seen and when
+    /// consumption comes within half a window of the prefetched ones, so a long batch
+    /// streams in a window at a time.
+    #[inline(always)]
+    fn prefetch_more(&mut self) {
+        let end = if self.req_prod_seen.wrapping_sub(self.prefetched) > PREFETCH_SLOTS {
+            self.prefetched.wrapping_add(PREFETCH_SLOTS)
+        } else {
+            self.req_prod_seen
+        };
+        self.shared.prefetch_slots(self.prefetched, end);
+        self.prefetched = end;
+    }
+
     /// Reads and validates `req_prod` (then `xen_rmb()`, as an acquire load).
     #[inline]
     fn refresh_req_prod(&mut self) -> Result<RingIdx, RingError> {
@@ -115,7 +135,14 @@ where
                 size: self.size(),
             });
         }
-        self.req_prod_seen = prod;
+        if prod != self.req_prod_seen {
+            self.req_prod_seen = prod;
+            if self.prefetched.wrapping_sub(self.req_cons) > prod.wrapping_sub(self.req_cons) {
+                // Only if the peer moved its index back: keep cons <= prefetched <= seen.
+                self.prefetched = self.req_cons;
+            }
+            self.prefetch_more();
+        }
         Ok(prod)
     }
 
@@ -141,6 +168,11 @@ where
         debug_assert!(!self.request_cons_overflow(self.req_cons));
         let req = self.shared.read_req(self.req_cons);
         self.req_cons = self.req_cons.wrapping_add(1);
+        if self.prefetched != self.req_prod_seen
+            && self.prefetched.wrapping_sub(self.req_cons) <= PREFETCH_SLOTS / 2
+        {
+            self.prefetch_more();
+        }
         Ok(Some(req))
     }
 

@@ -5,7 +5,7 @@ use core::sync::atomic::{fence, Ordering};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::shared::{Index, Shared};
-use crate::{needs_notify, RingError, RingIdx};
+use crate::{needs_notify, RingError, RingIdx, PREFETCH_SLOTS};
 
 /// Front end of a shared ring (`struct *_front_ring`): `req_prod_pvt`, `rsp_cons`, and a
 /// few cached values so that shared indices are read and written only when needed.
@@ -23,6 +23,9 @@ pub struct FrontRing<Req, Rsp> {
     /// The last `rsp_prod` read from the page and validated; responses up to it can be
     /// read without touching the shared cache line again.
     rsp_prod_seen: RingIdx,
+    /// Slots from `rsp_cons` up to this index have been prefetched for writing
+    /// (`rsp_cons <= prefetched <= rsp_prod_seen`).
+    prefetched: RingIdx,
 }
 
 impl<Req, Rsp> core::fmt::Debug for FrontRing<Req, Rsp> {
@@ -33,6 +36,7 @@ impl<Req, Rsp> core::fmt::Debug for FrontRing<Req, Rsp> {
             .field("rsp_cons", &self.rsp_cons)
             .field("req_prod_published", &self.req_prod_published)
             .field("rsp_prod_seen", &self.rsp_prod_seen)
+            .field("prefetched", &self.prefetched)
             .finish()
     }
 }
@@ -75,6 +79,7 @@ where
             rsp_cons: idx,
             req_prod_published: idx,
             rsp_prod_seen: idx,
+            prefetched: idx,
         }
     }
 
@@ -170,6 +175,21 @@ where
         needs_notify(old, new, event)
     }
 
+    /// Prefetches for writing the next (up to) [`PREFETCH_SLOTS`] seen slots not yet
+    /// prefetched (see `Shared::prefetch_slots`); called when new slots are seen and when
+    /// consumption comes within half a window of the prefetched ones, so a long batch
+    /// streams in a window at a time.
+    #[inline(always)]
+    fn prefetch_more(&mut self) {
+        let end = if self.rsp_prod_seen.wrapping_sub(self.prefetched) > PREFETCH_SLOTS {
+            self.prefetched.wrapping_add(PREFETCH_SLOTS)
+        } else {
+            self.rsp_prod_seen
+        };
+        self.shared.prefetch_slots(self.prefetched, end);
+        self.prefetched = end;
+    }
+
     /// Reads and validates `rsp_prod` (then `xen_rmb()`, as an acquire load).
     #[inline]
     fn refresh_rsp_prod(&mut self) -> Result<RingIdx, RingError> {
@@ -185,7 +205,14 @@ where
                 size: self.size(),
             });
         }
-        self.rsp_prod_seen = prod;
+        if prod != self.rsp_prod_seen {
+            self.rsp_prod_seen = prod;
+            if self.prefetched.wrapping_sub(self.rsp_cons) > prod.wrapping_sub(self.rsp_cons) {
+                // Only if the peer moved its index back: keep cons <= prefetched <= seen.
+                self.prefetched = self.rsp_cons;
+            }
+            self.prefetch_more();
+        }
         Ok(prod)
     }
 
@@ -207,6 +234,11 @@ where
         }
         let rsp = self.shared.read_rsp(self.rsp_cons);
         self.rsp_cons = self.rsp_cons.wrapping_add(1);
+        if self.prefetched != self.rsp_prod_seen
+            && self.prefetched.wrapping_sub(self.rsp_cons) <= PREFETCH_SLOTS / 2
+        {
+            self.prefetch_more();
+        }
         Ok(Some(rsp))
     }
 

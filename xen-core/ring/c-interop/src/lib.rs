@@ -234,24 +234,34 @@ pub mod cbench {
     //! The C ring.h front and back ends of `ring-bench` (csrc/bench.c).
     use std::sync::atomic::AtomicU32;
 
+    /// Buckets of the latency histogram the C front end fills (`lat_bucket` in
+    /// csrc/bench.c): exact below 64 ticks, then 32 per power of two.
+    pub const HIST_BUCKETS: usize = 64 + 58 * 32;
+
     mod ffi {
         extern "C" {
             pub fn c_bench_init_blkif(page: *mut u8);
             pub fn c_bench_init_e64(page: *mut u8);
             pub fn c_bench_blkif_front(
                 page: *mut u8,
+                bytes: usize,
                 batch: u32,
                 stop: *const u32,
                 done: *mut u32,
+                hist: *mut u64,
             ) -> u64;
-            pub fn c_bench_blkif_back(page: *mut u8, batch: u32, done: *const u32);
+            pub fn c_bench_blkif_back(page: *mut u8, bytes: usize, batch: u32, done: *const u32);
             pub fn c_bench_e64_front(
                 page: *mut u8,
+                bytes: usize,
                 batch: u32,
                 stop: *const u32,
                 done: *mut u32,
+                hist: *mut u64,
             ) -> u64;
-            pub fn c_bench_e64_back(page: *mut u8, batch: u32, done: *const u32);
+            pub fn c_bench_e64_back(page: *mut u8, bytes: usize, batch: u32, done: *const u32);
+            pub fn c_steps_blkif(page: *mut u8, bytes: usize, batch: u32, rounds: u64) -> u64;
+            pub fn c_steps_e64(page: *mut u8, bytes: usize, batch: u32, rounds: u64) -> u64;
         }
     }
 
@@ -267,7 +277,8 @@ pub mod cbench {
     /// `SHARED_RING_INIT` on `page`.
     ///
     /// # Safety
-    /// `page` must be a valid, writable 4096-byte page not in use by any running ring.
+    /// `page` must be a valid, writable page (at least 4096 bytes) not in use by any
+    /// running ring.
     pub unsafe fn init(entry: Entry, page: *mut u8) {
         match entry {
             // SAFETY: forwarded caller contract.
@@ -278,27 +289,30 @@ pub mod cbench {
     }
 
     /// Runs the C front end until `stop` is set, drains, sets `done`; returns completed
-    /// request/response pairs.
+    /// request/response pairs, and adds each one's round trip (TSC ticks) to `hist`.
     ///
     /// # Safety
-    /// `page` must be a valid 4096-byte page initialised with [`init`], stay valid until
-    /// return, and be driven by exactly one back end ([`back`]) on another thread.
+    /// `page` must be a valid `bytes`-byte ring initialised with [`init`], stay valid
+    /// until return, and be driven by exactly one back end ([`back`]) on another thread.
     pub unsafe fn front(
         entry: Entry,
         page: *mut u8,
+        bytes: usize,
         batch: u32,
         stop: &AtomicU32,
         done: &AtomicU32,
+        hist: &mut [u64; HIST_BUCKETS],
     ) -> u64 {
+        let h = hist.as_mut_ptr();
         match entry {
             // SAFETY: forwarded caller contract; the flags are live atomics accessed by C
-            // with __atomic builtins only.
+            // with __atomic builtins only; `hist` has every bucket lat_bucket can return.
             Entry::Blkif => unsafe {
-                ffi::c_bench_blkif_front(page, batch, stop.as_ptr(), done.as_ptr())
+                ffi::c_bench_blkif_front(page, bytes, batch, stop.as_ptr(), done.as_ptr(), h)
             },
             // SAFETY: as above.
             Entry::E64 => unsafe {
-                ffi::c_bench_e64_front(page, batch, stop.as_ptr(), done.as_ptr())
+                ffi::c_bench_e64_front(page, bytes, batch, stop.as_ptr(), done.as_ptr(), h)
             },
         }
     }
@@ -307,12 +321,28 @@ pub mod cbench {
     ///
     /// # Safety
     /// As [`front`], for the back end.
-    pub unsafe fn back(entry: Entry, page: *mut u8, batch: u32, done: &AtomicU32) {
+    pub unsafe fn back(entry: Entry, page: *mut u8, bytes: usize, batch: u32, done: &AtomicU32) {
         match entry {
             // SAFETY: forwarded caller contract.
-            Entry::Blkif => unsafe { ffi::c_bench_blkif_back(page, batch, done.as_ptr()) },
+            Entry::Blkif => unsafe { ffi::c_bench_blkif_back(page, bytes, batch, done.as_ptr()) },
             // SAFETY: forwarded caller contract.
-            Entry::E64 => unsafe { ffi::c_bench_e64_back(page, batch, done.as_ptr()) },
+            Entry::E64 => unsafe { ffi::c_bench_e64_back(page, bytes, batch, done.as_ptr()) },
+        }
+    }
+
+    /// Single-threaded: `rounds` times, the front writes and publishes `batch` requests,
+    /// the back answers them all, the front consumes the responses (for instruction
+    /// counts). Returns the messages completed.
+    ///
+    /// # Safety
+    /// `page` must be a valid, writable `bytes`-byte ring page used by nothing else
+    /// meanwhile; `batch` must not exceed the ring's slots.
+    pub unsafe fn steps(entry: Entry, page: *mut u8, bytes: usize, batch: u32, rounds: u64) -> u64 {
+        match entry {
+            // SAFETY: forwarded caller contract.
+            Entry::Blkif => unsafe { ffi::c_steps_blkif(page, bytes, batch, rounds) },
+            // SAFETY: forwarded caller contract.
+            Entry::E64 => unsafe { ffi::c_steps_e64(page, bytes, batch, rounds) },
         }
     }
 }

@@ -1,22 +1,37 @@
-//! ring-bench: request/response throughput of three shared-ring implementations on the
-//! same workload, producer and consumer threads pinned to two different CPUs:
+//! ring-bench: request/response throughput and round-trip latency of three shared-ring
+//! implementations on the same workload, front and back threads pinned to two different
+//! CPUs, beside two measurements of what the machine itself can move between those CPUs:
 //!
 //! 1. `xen-ring` (this project),
 //! 2. `ringbuf` (two SPSC queues, requests and responses, each as deep as the Xen ring),
-//! 3. the C `io/ring.h` macros (csrc/bench.c, called over FFI from the two threads).
+//! 3. the C `io/ring.h` macros (csrc/bench.c, called over FFI from the two threads),
+//! 4. machine limits: one cache line bounced between the two CPUs (ping-pong round
+//!    trips), and 64-byte lines streamed one way through a 512-line buffer (each side's
+//!    position published every 32 lines on a line of its own).
 //!
 //! Workload: the front end waits for `batch` free slots, writes `batch` requests and
 //! publishes them once, then consumes every available response (checking its id); the
 //! back end consumes up to `batch` requests, answers each with a response (blkif: a fold
 //! of every request word, so the whole request is read; 64-byte entries: an echo) and
-//! publishes them once. Busy-polling throughout (no notifications). A message is one completed
-//! request + response; MB/s counts request payload bytes.
+//! publishes them once. Busy-polling throughout (no notifications). A message is one
+//! completed request + response; MB/s counts request payload bytes. Batches 1, 4, 8, 16
+//! and 32 run on a one-page ring (32 slots for both entry kinds); the last batch is the
+//! whole of a 16-page ring (ring-page-order 4, Linux's XENBUS_MAX_RING_GRANT_ORDER: 512
+//! slots), the largest batch a multi-page ring allows.
 //!
-//! Each cell runs for `--seconds` in total, as 3 interleaved runs whose median is shown.
+//! Round-trip latency: the front reads the TSC once before writing each batch and once
+//! per pass that finds responses; a message's round trip is the difference (so it
+//! includes waiting behind the rest of its batch). Percentiles come from a log-linear
+//! histogram (≤ 3% bucket width) over all rounds.
 //!
-//! Usage: ring-bench [--seconds N] [--markdown]   (build with --release)
+//! Every cell runs `--rounds` times for `--seconds` each, the cells in alternating order
+//! (forward, then backward), so a burst of load from elsewhere hits every implementation
+//! alike; the table gives the median rate and the range over the rounds.
+//!
+//! Usage: ring-bench [--seconds S] [--rounds N] [--only NAME[,NAME]] [--batches B[,B]]
+//!                   [--markdown]   (build with --release)
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -24,7 +39,7 @@ use ringbuf::traits::{Consumer, Producer, Split};
 use ringbuf::HeapRb;
 use xen_abi::blkif::{BlkifRequest, BlkifRequestSegment, BlkifResponse, BLKIF_OP_READ};
 use xen_ring::{ring_size_for, BackRing, FrontRing};
-use xen_ring_c_interop::cbench::{self, Entry};
+use xen_ring_c_interop::cbench::{self, Entry, HIST_BUCKETS};
 use xen_ring_c_interop::sys::{pin_to_cpu, SharedPage};
 use xen_ring_c_interop::PAGE_SIZE;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -41,7 +56,6 @@ struct E64 {
 trait Kind: 'static {
     type Req: FromBytes + IntoBytes + Immutable + Copy + Default + Send;
     type Rsp: FromBytes + IntoBytes + Immutable + Copy + Default + Send;
-    const NAME: &'static str;
     const C: Entry;
     fn request(id: u64) -> Self::Req;
     fn answer(req: &Self::Req) -> Self::Rsp;
@@ -52,7 +66,6 @@ struct Blkif;
 impl Kind for Blkif {
     type Req = BlkifRequest;
     type Rsp = BlkifResponse;
-    const NAME: &'static str = "blkif 112/16 B";
     const C: Entry = Entry::Blkif;
     #[inline(always)]
     fn request(id: u64) -> BlkifRequest {
@@ -99,7 +112,6 @@ struct Bytes64;
 impl Kind for Bytes64 {
     type Req = E64;
     type Rsp = E64;
-    const NAME: &'static str = "64 B";
     const C: Entry = Entry::E64;
     #[inline(always)]
     fn request(id: u64) -> E64 {
@@ -120,14 +132,88 @@ impl Kind for Bytes64 {
 }
 
 const FRONT_CPU: usize = 0;
-const REPS: usize = 3;
-const BATCHES: [u32; 2] = [1, 32];
 const BACK_CPU: usize = 1;
+/// Batches on the one-page ring; the multi-page ring runs one batch of all its slots.
+const PAGE_BATCHES: [u32; 5] = [1, 4, 8, 16, 32];
+/// Pages of the multi-page ring (ring-page-order 4).
+const MULTI_PAGES: usize = 16;
 
-/// Runs `front` and `back` on two pinned threads for `secs`; returns (messages, elapsed).
-fn run_pair<F, B>(secs: f64, front: F, back: B) -> (u64, Duration)
+// ---------------------------------------------------------------------------------------
+// Time and latency histograms
+
+#[inline(always)]
+fn tsc() -> u64 {
+    // SAFETY: RDTSC has no memory effects; every x86_64 CPU has it.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+type Hist = Box<[u64; HIST_BUCKETS]>;
+
+fn new_hist() -> Hist {
+    Box::new([0; HIST_BUCKETS])
+}
+
+/// The histogram bucket of `v` ticks: exact below 64, then 32 buckets per power of two
+/// (the same function as `lat_bucket` in csrc/bench.c).
+#[inline(always)]
+fn bucket(v: u64) -> usize {
+    if v < 64 {
+        return v as usize;
+    }
+    let e = 63 - v.leading_zeros() as usize;
+    64 + (e - 6) * 32 + ((v >> (e - 5)) & 31) as usize
+}
+
+/// The middle of bucket `i`, in ticks.
+fn bucket_mid(i: usize) -> f64 {
+    if i < 64 {
+        return i as f64;
+    }
+    let (e, m) = ((i - 64) / 32 + 6, (i - 64) % 32);
+    let width = (1u64 << (e - 5)) as f64;
+    (32 + m) as f64 * width + width / 2.0
+}
+
+/// The `p`-quantile (0..1) of `h`, in ticks.
+fn quantile(h: &[u64], p: f64) -> f64 {
+    let total: u64 = h.iter().sum();
+    if total == 0 {
+        return f64::NAN;
+    }
+    let rank = ((total as f64) * p).ceil().max(1.0) as u64;
+    let mut acc = 0;
+    for (i, &c) in h.iter().enumerate() {
+        acc += c;
+        if acc >= rank {
+            return bucket_mid(i);
+        }
+    }
+    bucket_mid(h.len() - 1)
+}
+
+/// TSC ticks per nanosecond, measured against the monotonic clock.
+fn tsc_per_ns() -> f64 {
+    let (t0, c0) = (Instant::now(), tsc());
+    std::thread::sleep(Duration::from_millis(100));
+    let (c1, dt) = (tsc(), t0.elapsed());
+    (c1 - c0) as f64 / dt.as_nanos() as f64
+}
+
+// ---------------------------------------------------------------------------------------
+// Running a pair of pinned threads
+
+/// One measurement: messages (or round trips, or lines), the front's elapsed time, and
+/// the front's latency histogram.
+struct Sample {
+    msgs: u64,
+    elapsed: Duration,
+    hist: Hist,
+}
+
+/// Runs `front` and `back` on two pinned threads for `secs`.
+fn run_pair<F, B>(secs: f64, front: F, back: B) -> Sample
 where
-    F: FnOnce(&AtomicU32, &AtomicU32) -> u64 + Send + 'static,
+    F: FnOnce(&AtomicU32, &AtomicU32, &mut [u64; HIST_BUCKETS]) -> u64 + Send + 'static,
     B: FnOnce(&AtomicU32) + Send + 'static,
 {
     let stop = Arc::new(AtomicU32::new(0));
@@ -145,18 +231,23 @@ where
         let (stop, done, barrier) = (stop.clone(), done.clone(), barrier.clone());
         std::thread::spawn(move || {
             let _ = pin_to_cpu(FRONT_CPU);
+            let mut hist = new_hist();
             barrier.wait();
             let t = Instant::now();
-            let n = front(&stop, &done);
-            (n, t.elapsed())
+            let n = front(&stop, &done, &mut hist);
+            (n, t.elapsed(), hist)
         })
     };
     barrier.wait();
     std::thread::sleep(Duration::from_secs_f64(secs));
     stop.store(1, Ordering::Release);
-    let r = front_thread.join().expect("front thread");
+    let (msgs, elapsed, hist) = front_thread.join().expect("front thread");
     back_thread.join().expect("back thread");
-    r
+    Sample {
+        msgs,
+        elapsed,
+        hist,
+    }
 }
 
 struct PagePtr(*mut u8);
@@ -164,34 +255,46 @@ struct PagePtr(*mut u8);
 // dropping it; the threads access it only as a ring.
 unsafe impl Send for PagePtr {}
 
-fn bench_xen<K: Kind>(secs: f64, batch: u32) -> (u64, Duration) {
-    let page = SharedPage::new(PAGE_SIZE).expect("shared page");
+// ---------------------------------------------------------------------------------------
+// The three rings
+
+fn bench_xen<K: Kind>(secs: f64, batch: u32, bytes: usize) -> Sample {
+    let page = SharedPage::new(bytes).expect("shared page");
     // SAFETY: the page stays mapped until the end of this function, after both threads
     // are joined; it is used only as this ring.
-    unsafe { FrontRing::<K::Req, K::Rsp>::init(page.as_ptr(), PAGE_SIZE) }.unwrap();
+    unsafe { FrontRing::<K::Req, K::Rsp>::init(page.as_ptr(), bytes) }.unwrap();
     let (fp, bp) = (PagePtr(page.as_ptr()), PagePtr(page.as_ptr()));
     let r = run_pair(
         secs,
-        move |stop, done| {
+        move |stop, done, hist| {
             let fp = fp;
             // SAFETY: as above (initialised page; the only front end).
-            let mut f = unsafe { FrontRing::<K::Req, K::Rsp>::attach(fp.0, PAGE_SIZE, 0) }.unwrap();
+            let mut f = unsafe { FrontRing::<K::Req, K::Rsp>::attach(fp.0, bytes, 0) }.unwrap();
+            let mask = f.size() - 1;
+            let mut stamp = vec![0u64; f.size() as usize];
             let (mut sent, mut recv) = (0u64, 0u64);
             loop {
                 let stopping = stop.load(Ordering::Relaxed) != 0;
                 if !stopping && f.free_requests() >= batch {
+                    let t = tsc();
                     for _ in 0..batch {
-                        f.write_request(K::request(sent)).unwrap();
+                        let idx = f.write_request(K::request(sent)).unwrap();
+                        stamp[(idx & mask) as usize] = t;
                         sent += 1;
                     }
                     f.push_requests();
                 }
                 // One read of rsp_prod per pass; the reads below use the cached value.
                 let n = f.unconsumed_responses().unwrap();
-                for _ in 0..n {
-                    let rsp = f.read_response().unwrap().unwrap();
-                    assert_eq!(K::rsp_id(&rsp), recv);
-                    recv += 1;
+                if n > 0 {
+                    let now = tsc();
+                    for _ in 0..n {
+                        let idx = f.rsp_cons();
+                        let rsp = f.read_response().unwrap().unwrap();
+                        assert_eq!(K::rsp_id(&rsp), recv);
+                        hist[bucket(now - stamp[(idx & mask) as usize])] += 1;
+                        recv += 1;
+                    }
                 }
                 if stopping && recv == sent {
                     break;
@@ -203,11 +306,14 @@ fn bench_xen<K: Kind>(secs: f64, batch: u32) -> (u64, Duration) {
         move |done| {
             let bp = bp;
             // SAFETY: as above (the only back end).
-            let mut b = unsafe { BackRing::<K::Req, K::Rsp>::init(bp.0, PAGE_SIZE) }.unwrap();
+            let mut b = unsafe { BackRing::<K::Req, K::Rsp>::init(bp.0, bytes) }.unwrap();
             while done.load(Ordering::Relaxed) == 0 {
-                let n = b.unconsumed_requests().unwrap().min(batch);
-                for _ in 0..n {
-                    let req = b.read_request().unwrap().unwrap();
+                // Like blkback (and the C loop): `read_request` re-reads req_prod only once
+                // the requests seen last time are used up.
+                for _ in 0..batch {
+                    let Some(req) = b.read_request().unwrap() else {
+                        break;
+                    };
                     b.write_response(K::answer(&req)).unwrap();
                 }
                 b.push_responses();
@@ -218,29 +324,39 @@ fn bench_xen<K: Kind>(secs: f64, batch: u32) -> (u64, Duration) {
     r
 }
 
-fn bench_ringbuf<K: Kind>(secs: f64, batch: u32) -> (u64, Duration) {
-    let cap = ring_size_for::<K::Req, K::Rsp>(PAGE_SIZE) as usize;
+fn bench_ringbuf<K: Kind>(secs: f64, batch: u32, bytes: usize) -> Sample {
+    let cap = ring_size_for::<K::Req, K::Rsp>(bytes) as usize;
     let (mut req_p, mut req_c) = HeapRb::<K::Req>::new(cap).split();
     let (mut rsp_p, mut rsp_c) = HeapRb::<K::Rsp>::new(cap).split();
     let batch = batch as usize;
     run_pair(
         secs,
-        move |stop, done| {
+        move |stop, done, hist| {
             let (mut sent, mut recv) = (0u64, 0u64);
+            let mask = cap as u64 - 1;
+            let mut stamp = vec![0u64; cap];
             let mut buf = vec![K::Rsp::default(); cap];
             loop {
                 let stopping = stop.load(Ordering::Relaxed) != 0;
                 // Same flow control as the Xen ring: at most `cap` requests outstanding.
                 if !stopping && cap - (sent - recv) as usize >= batch {
                     let base = sent;
+                    let t = tsc();
+                    for i in 0..batch as u64 {
+                        stamp[((base + i) & mask) as usize] = t;
+                    }
                     let n = req_p.push_iter((0..batch as u64).map(|i| K::request(base + i)));
                     assert_eq!(n, batch);
                     sent += batch as u64;
                 }
                 let n = rsp_c.pop_slice(&mut buf);
-                for rsp in &buf[..n] {
-                    assert_eq!(K::rsp_id(rsp), recv);
-                    recv += 1;
+                if n > 0 {
+                    let now = tsc();
+                    for rsp in &buf[..n] {
+                        assert_eq!(K::rsp_id(rsp), recv);
+                        hist[bucket(now - stamp[(recv & mask) as usize])] += 1;
+                        recv += 1;
+                    }
                 }
                 if stopping && recv == sent {
                     break;
@@ -266,95 +382,573 @@ fn bench_ringbuf<K: Kind>(secs: f64, batch: u32) -> (u64, Duration) {
     )
 }
 
-fn bench_c<K: Kind>(secs: f64, batch: u32) -> (u64, Duration) {
-    let page = SharedPage::new(PAGE_SIZE).expect("shared page");
+fn bench_c<K: Kind>(secs: f64, batch: u32, bytes: usize) -> Sample {
+    let page = SharedPage::new(bytes).expect("shared page");
     // SAFETY: fresh, valid page not used by any ring yet.
     unsafe { cbench::init(K::C, page.as_ptr()) };
     let (fp, bp) = (PagePtr(page.as_ptr()), PagePtr(page.as_ptr()));
     let r = run_pair(
         secs,
-        move |stop, done| {
+        move |stop, done, hist| {
             let fp = fp;
             // SAFETY: the page is initialised, outlives both threads (joined before it is
             // dropped) and has exactly one front and one back end.
-            unsafe { cbench::front(K::C, fp.0, batch, stop, done) }
+            unsafe { cbench::front(K::C, fp.0, bytes, batch, stop, done, hist) }
         },
         move |done| {
             let bp = bp;
             // SAFETY: as above.
-            unsafe { cbench::back(K::C, bp.0, batch, done) }
+            unsafe { cbench::back(K::C, bp.0, bytes, batch, done) }
         },
     );
     drop(page);
     r
 }
 
+// ---------------------------------------------------------------------------------------
+// Single-threaded runs for instruction counts (`--instr`, under callgrind)
+
+/// `rounds` times: the front writes and publishes `batch` requests, the back answers all,
+/// the front consumes the responses. The same calls as the threaded loops, one thread.
+#[inline(never)]
+fn steps_xen<K: Kind>(batch: u32, bytes: usize, rounds: u64) -> u64 {
+    let page = SharedPage::new(bytes).expect("shared page");
+    // SAFETY: the page outlives both rings (dropped at the end of this function) and is
+    // used only as this ring, by this one front and one back end.
+    let mut f = unsafe { FrontRing::<K::Req, K::Rsp>::init(page.as_ptr(), bytes) }.unwrap();
+    // SAFETY: as above.
+    let mut b = unsafe { BackRing::<K::Req, K::Rsp>::init(page.as_ptr(), bytes) }.unwrap();
+    let (mut sent, mut recv) = (0u64, 0u64);
+    for _ in 0..rounds {
+        for _ in 0..batch {
+            f.write_request(K::request(sent)).unwrap();
+            sent += 1;
+        }
+        f.push_requests();
+        let n = b.unconsumed_requests().unwrap();
+        for _ in 0..n {
+            let req = b.read_request().unwrap().unwrap();
+            b.write_response(K::answer(&req)).unwrap();
+        }
+        b.push_responses();
+        let n = f.unconsumed_responses().unwrap();
+        for _ in 0..n {
+            let rsp = f.read_response().unwrap().unwrap();
+            assert_eq!(K::rsp_id(&rsp), recv);
+            recv += 1;
+        }
+    }
+    recv
+}
+
+#[inline(never)]
+fn steps_ringbuf<K: Kind>(batch: u32, bytes: usize, rounds: u64) -> u64 {
+    let cap = ring_size_for::<K::Req, K::Rsp>(bytes) as usize;
+    let (mut req_p, mut req_c) = HeapRb::<K::Req>::new(cap).split();
+    let (mut rsp_p, mut rsp_c) = HeapRb::<K::Rsp>::new(cap).split();
+    let batch = batch as usize;
+    let mut reqs = vec![K::Req::default(); batch];
+    let mut rsps = vec![K::Rsp::default(); batch];
+    let mut buf = vec![K::Rsp::default(); cap];
+    let (mut sent, mut recv) = (0u64, 0u64);
+    for _ in 0..rounds {
+        let base = sent;
+        let n = req_p.push_iter((0..batch as u64).map(|i| K::request(base + i)));
+        assert_eq!(n, batch);
+        sent += batch as u64;
+        let n = req_c.pop_slice(&mut reqs);
+        for (req, rsp) in reqs[..n].iter().zip(rsps.iter_mut()) {
+            *rsp = K::answer(req);
+        }
+        assert_eq!(rsp_p.push_slice(&rsps[..n]), n);
+        let n = rsp_c.pop_slice(&mut buf);
+        for rsp in &buf[..n] {
+            assert_eq!(K::rsp_id(rsp), recv);
+            recv += 1;
+        }
+    }
+    recv
+}
+
+#[inline(never)]
+fn steps_c<K: Kind>(batch: u32, bytes: usize, rounds: u64) -> u64 {
+    let page = SharedPage::new(bytes).expect("shared page");
+    // SAFETY: a fresh page of `bytes` bytes used by nothing else; batch <= slots (checked
+    // by the caller).
+    unsafe { cbench::steps(K::C, page.as_ptr(), bytes, batch, rounds) }
+}
+
+/// `--instr IMPL KIND PAGES BATCH ROUNDS`: one single-threaded run, for callgrind.
+fn instr(args: &[String]) {
+    let [imp, kind, pages, batch, rounds] = args else {
+        panic!("--instr xen|ringbuf|c e64|blkif PAGES BATCH ROUNDS");
+    };
+    let bytes = pages.parse::<usize>().expect("PAGES") * PAGE_SIZE;
+    let batch: u32 = batch.parse().expect("BATCH");
+    let rounds: u64 = rounds.parse().expect("ROUNDS");
+    assert!(batch <= Kinds::E64.slots(bytes) && batch <= Kinds::Blkif.slots(bytes));
+    let n = match (imp.as_str(), kind.as_str()) {
+        ("xen", "e64") => steps_xen::<Bytes64>(batch, bytes, rounds),
+        ("xen", "blkif") => steps_xen::<Blkif>(batch, bytes, rounds),
+        ("ringbuf", "e64") => steps_ringbuf::<Bytes64>(batch, bytes, rounds),
+        ("ringbuf", "blkif") => steps_ringbuf::<Blkif>(batch, bytes, rounds),
+        ("c", "e64") => steps_c::<Bytes64>(batch, bytes, rounds),
+        ("c", "blkif") => steps_c::<Blkif>(batch, bytes, rounds),
+        _ => panic!("--instr xen|ringbuf|c e64|blkif PAGES BATCH ROUNDS"),
+    };
+    assert_eq!(n, rounds * batch as u64);
+    println!("{n} messages");
+}
+
+// ---------------------------------------------------------------------------------------
+// The machine's own limits
+
+#[repr(C, align(64))]
+struct Line([AtomicU64; 8]);
+
+impl Line {
+    fn new() -> Self {
+        Line(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+/// One cache line bounced between the two CPUs: the front writes an odd value and waits
+/// for the back's even answer in the same word. One sample = one round trip (the line
+/// crosses twice).
+fn bench_pingpong(secs: f64) -> Sample {
+    let line = Arc::new(Line::new());
+    let back_line = line.clone();
+    run_pair(
+        secs,
+        move |stop, done, hist| {
+            let w = &line.0[0];
+            let mut v = 0u64;
+            loop {
+                if v & 0xff == 0 && stop.load(Ordering::Relaxed) != 0 {
+                    break;
+                }
+                let t = tsc();
+                w.store(v + 1, Ordering::Release);
+                while w.load(Ordering::Acquire) != v + 2 {}
+                hist[bucket(tsc() - t)] += 1;
+                v += 2;
+            }
+            done.store(1, Ordering::Release);
+            v / 2
+        },
+        move |done| {
+            let w = &back_line.0[0];
+            let mut v = 1u64;
+            loop {
+                while w.load(Ordering::Acquire) != v {
+                    if done.load(Ordering::Relaxed) != 0 {
+                        return;
+                    }
+                }
+                w.store(v + 1, Ordering::Release);
+                v += 2;
+            }
+        },
+    )
+}
+
+/// Lines in the streaming buffer (32 KiB).
+const STREAM_LINES: u64 = 512;
+/// Each side publishes its position every this many lines.
+const STREAM_BATCH: u64 = 32;
+
+/// 64-byte lines streamed one way, as fast as the two cores can move them: the front
+/// fills 32 lines (eight words each) and then publishes its position on its own line; the
+/// back reads the lines up to that position (every word) and publishes its own position
+/// on another line every 32 lines. Nobody polls a line that is being written, so each
+/// line crosses once per lap (plus the invalidation when the front rewrites it). One
+/// sample = one line delivered. No latency histogram.
+fn bench_stream(secs: f64) -> Sample {
+    let buf: Arc<Vec<Line>> = Arc::new((0..STREAM_LINES).map(|_| Line::new()).collect());
+    let prod = Arc::new(Line::new());
+    let cons = Arc::new(Line::new());
+    let (back_buf, back_prod, back_cons) = (buf.clone(), prod.clone(), cons.clone());
+    run_pair(
+        secs,
+        move |stop, done, _hist| {
+            let (mut i, mut seen) = (0u64, 0u64);
+            while stop.load(Ordering::Relaxed) == 0 {
+                if i + STREAM_BATCH - seen > STREAM_LINES {
+                    seen = cons.0[0].load(Ordering::Acquire);
+                    continue;
+                }
+                for _ in 0..STREAM_BATCH {
+                    let l = &buf[(i % STREAM_LINES) as usize].0;
+                    for (k, w) in l.iter().enumerate() {
+                        w.store(i + k as u64, Ordering::Relaxed);
+                    }
+                    i += 1;
+                }
+                prod.0[0].store(i, Ordering::Release);
+            }
+            done.store(1, Ordering::Release);
+            i
+        },
+        move |done| {
+            let (mut i, mut acc) = (0u64, 0u64);
+            loop {
+                let avail = back_prod.0[0].load(Ordering::Acquire);
+                if avail == i {
+                    if done.load(Ordering::Relaxed) != 0 {
+                        std::hint::black_box(acc);
+                        return;
+                    }
+                    continue;
+                }
+                while i != avail {
+                    for w in &back_buf[(i % STREAM_LINES) as usize].0 {
+                        acc = acc.wrapping_add(w.load(Ordering::Relaxed));
+                    }
+                    i += 1;
+                    if i.is_multiple_of(STREAM_BATCH) {
+                        back_cons.0[0].store(i, Ordering::Release);
+                    }
+                }
+            }
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// The table
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Imp {
+    Xen,
+    Ringbuf,
+    C,
+}
+
+impl Imp {
+    fn name(self) -> &'static str {
+        match self {
+            Imp::Xen => "xen-ring",
+            Imp::Ringbuf => "ringbuf",
+            Imp::C => "C ring.h",
+        }
+    }
+    fn key(self) -> &'static str {
+        match self {
+            Imp::Xen => "xen",
+            Imp::Ringbuf => "ringbuf",
+            Imp::C => "c",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kinds {
+    E64,
+    Blkif,
+}
+
+impl Kinds {
+    fn name(self) -> &'static str {
+        match self {
+            Kinds::E64 => "64 B",
+            Kinds::Blkif => "blkif 112/16 B",
+        }
+    }
+    fn req_bytes(self) -> usize {
+        match self {
+            Kinds::E64 => 64,
+            Kinds::Blkif => 112,
+        }
+    }
+    fn slots(self, bytes: usize) -> u32 {
+        match self {
+            Kinds::E64 => ring_size_for::<E64, E64>(bytes),
+            Kinds::Blkif => ring_size_for::<BlkifRequest, BlkifResponse>(bytes),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Job {
+    Ring {
+        imp: Imp,
+        kind: Kinds,
+        pages: usize,
+        batch: u32,
+    },
+    PingPong,
+    Stream,
+}
+
+fn run_job(job: Job, secs: f64) -> Sample {
+    match job {
+        Job::Ring {
+            imp,
+            kind,
+            pages,
+            batch,
+        } => {
+            let bytes = pages * PAGE_SIZE;
+            match (imp, kind) {
+                (Imp::Xen, Kinds::E64) => bench_xen::<Bytes64>(secs, batch, bytes),
+                (Imp::Xen, Kinds::Blkif) => bench_xen::<Blkif>(secs, batch, bytes),
+                (Imp::Ringbuf, Kinds::E64) => bench_ringbuf::<Bytes64>(secs, batch, bytes),
+                (Imp::Ringbuf, Kinds::Blkif) => bench_ringbuf::<Blkif>(secs, batch, bytes),
+                (Imp::C, Kinds::E64) => bench_c::<Bytes64>(secs, batch, bytes),
+                (Imp::C, Kinds::Blkif) => bench_c::<Blkif>(secs, batch, bytes),
+            }
+        }
+        Job::PingPong => bench_pingpong(secs),
+        Job::Stream => bench_stream(secs),
+    }
+}
+
+struct Result {
+    job: Job,
+    rates: Vec<f64>,
+    hist: Hist,
+}
+
+impl Result {
+    fn median(&self) -> f64 {
+        let mut r = self.rates.clone();
+        r.sort_by(f64::total_cmp);
+        let n = r.len();
+        if n % 2 == 1 {
+            r[n / 2]
+        } else {
+            (r[n / 2 - 1] + r[n / 2]) / 2.0
+        }
+    }
+    fn min(&self) -> f64 {
+        self.rates.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+    fn max(&self) -> f64 {
+        self.rates.iter().copied().fold(0.0, f64::max)
+    }
+}
+
+/// "12.3" for a rate in millions.
+fn m(rate: f64) -> String {
+    format!("{:.1}", rate / 1e6)
+}
+
+/// Nanoseconds from ticks, as an integer string (or "–").
+fn ns(ticks: f64, tpn: f64) -> String {
+    if ticks.is_nan() {
+        "–".into()
+    } else {
+        format!("{:.0}", ticks / tpn)
+    }
+}
+
+/// The load average and whether a qemu-system process is running (the machine's other
+/// big CPU user), for the record.
+fn conditions() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let mut qemu = 0;
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            if let Ok(comm) = std::fs::read_to_string(e.path().join("comm")) {
+                if comm.starts_with("qemu-system") {
+                    qemu += 1;
+                }
+            }
+        }
+    }
+    format!(
+        "load average {}, {} qemu-system process{}",
+        load.join(" "),
+        if qemu == 0 { "no".into() } else { qemu.to_string() },
+        if qemu == 1 { "" } else { "es" }
+    )
+}
+
 fn main() {
-    let mut secs = 1.5f64;
+    let mut secs = 0.25f64;
+    let mut rounds = 5usize;
     let mut markdown = false;
+    let mut only: Option<Vec<String>> = None;
+    let mut batches: Option<Vec<u32>> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
+        let mut val = |what: &str| args.next().unwrap_or_else(|| panic!("{a} needs {what}"));
         match a.as_str() {
-            "--seconds" => {
-                secs = args
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .expect("--seconds N")
+            "--seconds" => secs = val("seconds").parse().expect("--seconds S"),
+            "--rounds" => rounds = val("a count").parse().expect("--rounds N"),
+            "--only" => only = Some(val("names").split(',').map(str::to_string).collect()),
+            "--batches" => {
+                batches = Some(
+                    val("batches")
+                        .split(',')
+                        .map(|b| b.parse().expect("--batches B,B"))
+                        .collect(),
+                )
             }
             "--markdown" => markdown = true,
+            "--instr" => return instr(&args.collect::<Vec<_>>()),
             "-h" | "--help" => {
-                println!("usage: ring-bench [--seconds N] [--markdown]");
+                println!(
+                    "usage: ring-bench [--seconds S] [--rounds N] [--only xen,ringbuf,c,limit] [--batches 1,32,512] [--markdown]"
+                );
                 return;
             }
             other => panic!("unknown argument {other}"),
         }
     }
+    let wanted = |key: &str| only.as_ref().is_none_or(|o| o.iter().any(|k| k == key));
+
+    // The jobs, in table order.
+    let mut jobs = Vec::new();
+    let multi = Kinds::E64.slots(MULTI_PAGES * PAGE_SIZE);
+    assert_eq!(multi, Kinds::Blkif.slots(MULTI_PAGES * PAGE_SIZE));
+    let shapes: Vec<(usize, u32)> = PAGE_BATCHES
+        .iter()
+        .map(|&b| (1, b))
+        .chain([(MULTI_PAGES, multi)])
+        .filter(|(_, b)| batches.as_ref().is_none_or(|l| l.contains(b)))
+        .collect();
+    for kind in [Kinds::E64, Kinds::Blkif] {
+        for &(pages, batch) in &shapes {
+            for imp in [Imp::Xen, Imp::Ringbuf, Imp::C] {
+                if wanted(imp.key()) {
+                    jobs.push(Job::Ring {
+                        imp,
+                        kind,
+                        pages,
+                        batch,
+                    });
+                }
+            }
+        }
+    }
+    if wanted("limit") {
+        jobs.push(Job::PingPong);
+        jobs.push(Job::Stream);
+    }
+
+    let tpn = tsc_per_ns();
+    let before = conditions();
     if !markdown {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0);
         println!(
-            "ring-bench: {secs} s per cell (median of {REPS} interleaved runs), front on CPU {FRONT_CPU}, back on CPU {BACK_CPU} ({cpus} CPUs), busy-polling, ring of {} slots",
-            ring_size_for::<BlkifRequest, BlkifResponse>(PAGE_SIZE)
+            "ring-bench: {rounds} rounds x {secs} s per cell, front on CPU {FRONT_CPU}, back on CPU {BACK_CPU} ({cpus} CPUs), busy-polling, TSC {tpn:.3} GHz; {before}"
         );
         if cfg!(debug_assertions) {
             println!("warning: debug build; use --release");
         }
-        println!();
     }
-    println!("| impl | entry | batch | msgs/s | MB/s |");
-    println!("|---|---|---|---:|---:|");
-    type Bench = fn(f64, u32) -> (u64, Duration);
-    let cells: [(&str, &str, usize, Bench); 6] = [
-        ("xen-ring", Bytes64::NAME, 64, bench_xen::<Bytes64>),
-        ("ringbuf", Bytes64::NAME, 64, bench_ringbuf::<Bytes64>),
-        ("C ring.h", Bytes64::NAME, 64, bench_c::<Bytes64>),
-        ("xen-ring", Blkif::NAME, 112, bench_xen::<Blkif>),
-        ("ringbuf", Blkif::NAME, 112, bench_ringbuf::<Blkif>),
-        ("C ring.h", Blkif::NAME, 112, bench_c::<Blkif>),
-    ];
-    // Each cell runs `REPS` times, interleaved with the other cells (so a burst of load
-    // from elsewhere on the machine hits every implementation alike); the median rate is
-    // reported.
-    let rep_secs = secs / REPS as f64;
-    let mut rates = vec![Vec::with_capacity(REPS); 2 * cells.len()];
-    for _ in 0..REPS {
-        for (b, batch) in BATCHES.iter().enumerate() {
-            for (c, (_, _, _, f)) in cells.iter().enumerate() {
-                let (msgs, elapsed) = f(rep_secs, *batch);
-                rates[b * cells.len() + c].push(msgs as f64 / elapsed.as_secs_f64());
+
+    let mut results: Vec<Result> = jobs
+        .iter()
+        .map(|&job| Result {
+            job,
+            rates: Vec::new(),
+            hist: new_hist(),
+        })
+        .collect();
+    let started = Instant::now();
+    for round in 0..rounds {
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..jobs.len()).collect()
+        } else {
+            (0..jobs.len()).rev().collect()
+        };
+        for i in order {
+            let s = run_job(results[i].job, secs);
+            let r = &mut results[i];
+            r.rates.push(s.msgs as f64 / s.elapsed.as_secs_f64());
+            for (a, b) in r.hist.iter_mut().zip(s.hist.iter()) {
+                *a += b;
             }
         }
+        if !markdown {
+            eprintln!("round {}/{rounds} done", round + 1);
+        }
     }
-    for (b, batch) in BATCHES.iter().enumerate() {
-        for (c, (name, entry, req_bytes, _)) in cells.iter().enumerate() {
-            let r = &mut rates[b * cells.len() + c];
-            r.sort_by(f64::total_cmp);
-            let rate = r[REPS / 2];
+    let after = conditions();
+    let wall = started.elapsed().as_secs_f64();
+
+    let find = |imp: Imp, kind: Kinds, pages: usize, batch: u32| {
+        results.iter().find(|r| {
+            r.job
+                == Job::Ring {
+                    imp,
+                    kind,
+                    pages,
+                    batch,
+                }
+        })
+    };
+    let stream = results.iter().find(|r| r.job == Job::Stream).map(Result::median);
+
+    println!(
+        "Run: {rounds} rounds of {secs} s per cell in alternating order ({wall:.0} s), TSC {tpn:.2} GHz. Conditions: before, {before}; after, {after}.\n"
+    );
+    println!(
+        "| impl | entry | ring slots | batch | Mmsgs/s median (min–max) | MB/s | RTT p50 ns | RTT p99 ns | × ringbuf | × C ring.h | of line limit |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &results {
+        let Job::Ring {
+            imp,
+            kind,
+            pages,
+            batch,
+        } = r.job
+        else {
+            continue;
+        };
+        let med = r.median();
+        let ratio = |other: Imp| {
+            if other == imp {
+                return "".to_string();
+            }
+            find(other, kind, pages, batch)
+                .map(|o| format!("{:.2}", med / o.median()))
+                .unwrap_or_default()
+        };
+        // A message needs at least two lines to cross (request there, response back).
+        let of_limit = stream
+            .map(|s| format!("{:.0}%", 100.0 * 2.0 * med / s))
+            .unwrap_or_default();
+        println!(
+            "| {} | {} | {} | {batch} | {} ({}–{}) | {:.0} | {} | {} | {} | {} | {of_limit} |",
+            imp.name(),
+            kind.name(),
+            kind.slots(pages * PAGE_SIZE),
+            m(med),
+            m(r.min()),
+            m(r.max()),
+            med * kind.req_bytes() as f64 / 1e6,
+            ns(quantile(&r.hist[..], 0.5), tpn),
+            ns(quantile(&r.hist[..], 0.99), tpn),
+            ratio(Imp::Ringbuf),
+            ratio(Imp::C),
+        );
+    }
+    if wanted("limit") {
+        println!();
+        println!("| machine limit (same run, same two CPUs) | M/s median (min–max) | round trip p50 ns | p99 ns |");
+        println!("|---|---:|---:|---:|");
+        for r in &results {
+            let what = match r.job {
+                Job::PingPong => "one cache line bounced between the CPUs: round trips",
+                Job::Stream => {
+                    "64-byte lines streamed one way (512-line buffer, positions published every 32 lines on their own lines): lines"
+                }
+                Job::Ring { .. } => continue,
+            };
             println!(
-                "| {name} | {entry} | {batch} | {:.2} M | {:.0} |",
-                rate / 1e6,
-                rate * *req_bytes as f64 / 1e6
+                "| {what} | {} ({}–{}) | {} | {} |",
+                m(r.median()),
+                m(r.min()),
+                m(r.max()),
+                ns(quantile(&r.hist[..], 0.5), tpn),
+                ns(quantile(&r.hist[..], 0.99), tpn),
             );
         }
     }
