@@ -52,6 +52,9 @@ pub struct Vcpu {
     /// Machine address of this vCPU's `vcpu_info` (shared_info slot 0 until
     /// `VCPUOP_register_vcpu_info` moves it).
     pub vcpu_info_maddr: u64,
+    /// The writable reference on the registered `vcpu_info` frame, dropped when the
+    /// domain is destroyed (Xen's `unmap_vcpu_info`).
+    pub vcpu_info_ref: Option<crate::mm::FrameRef>,
     /// Single-shot timer deadline in system time (ns), if armed.
     pub timer_deadline: Option<u64>,
     /// `fpu_taskswitch(1)` set CR0.TS for the guest.
@@ -92,6 +95,7 @@ impl Vcpu {
             gs_base_kernel: 0,
             gs_base_user: 0,
             vcpu_info_maddr,
+            vcpu_info_ref: None,
             timer_deadline: None,
             fpu_ts: false,
             mm: VcpuMm::default(),

@@ -7,6 +7,7 @@ use super::hypercall::HcResult;
 use super::sched::Domains;
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::{cpu, mem, phys};
+use crate::mm::{FrameRef, FrameRefError};
 use xen_abi::errno::Errno;
 use xen_abi::grant_table::*;
 use xen_abi::xen::DOMID_SELF;
@@ -47,12 +48,14 @@ fn write_flags(maddr: u64, flags: u16) {
     phys::write_bytes(maddr, &flags.to_le_bytes());
 }
 
-/// Checks `gref` of `granter` grants `grantee` access (read, or write too).
+/// Checks `gref` of `granter` grants `grantee` access (read, or write too). An entry
+/// of another type, for another domain, or read-only for a writer is
+/// `GNTST_general_error`, as Xen's `_set_status_v1`.
 fn checked_entry(granter: &Domain, gref: u32, grantee: u16, write: bool) -> Result<(u64, GrantEntryV1), i16> {
     let at = entry_maddr(granter, gref).ok_or(GNTST_bad_gntref)?;
     let e = read_entry(at);
     if e.flags & GTF_type_mask != GTF_permit_access || e.domid != grantee || (write && e.flags & GTF_readonly != 0) {
-        return Err(GNTST_permission_denied);
+        return Err(GNTST_general_error);
     }
     Ok((at, e))
 }
@@ -178,44 +181,71 @@ pub fn grow_table(d: &mut Domain, nr: u32) -> i16 {
     GNTST_okay
 }
 
-/// The machine address one side of a copy names: a granted frame (checked against the
-/// granter's entry) or one of the caller's own frames.
-fn copy_side(doms: &Domains, p: &GnttabCopyPtr, by_ref: bool, write: bool) -> Result<u64, i16> {
-    let me = doms.current_id();
-    let mfn = if by_ref {
-        let granter = if p.domid == DOMID_SELF.0 { me } else { p.domid };
-        let g = doms.get(granter).ok_or(GNTST_bad_domain)?;
-        let (_, e) = checked_entry(g, p.gref(), me, write)?;
-        let frame = u64::from(e.frame);
-        if !g.owns(frame) {
-            return Err(GNTST_bad_page);
-        }
-        frame
-    } else {
-        // Only the caller's own frames can be named by MFN.
-        if p.domid != DOMID_SELF.0 && p.domid != me {
-            return Err(GNTST_permission_denied);
-        }
-        if !doms.get(me).is_some_and(|d| d.owns(p.u)) {
-            return Err(GNTST_bad_page);
-        }
-        p.u
-    };
-    Ok(mfn << 12)
+/// The domain one side of a copy names (Xen's `gnttab_copy_lock_domain`): only
+/// `DOMID_SELF` may name a frame directly, even the caller's own numeric id is refused.
+fn copy_domain(doms: &Domains, p: &GnttabCopyPtr, by_ref: bool) -> Result<u16, i16> {
+    if p.domid != DOMID_SELF.0 && !by_ref {
+        return Err(GNTST_permission_denied);
+    }
+    let id = if p.domid == DOMID_SELF.0 { doms.current_id() } else { p.domid };
+    doms.get(id).map(|d| d.id).ok_or(GNTST_bad_domain)
 }
 
-fn grant_copy(doms: &Domains, op: &GnttabCopy) -> Result<(), i16> {
-    let len = u64::from(op.len);
-    if u64::from(op.source.offset) + len > 4096 || u64::from(op.dest.offset) + len > 4096 {
-        return Err(GNTST_general_error);
+/// Claims one side of a copy (Xen's `gnttab_copy_claim_buf`): the frame a grant of
+/// `owner` names (checked against its entry) or, by frame, one `owner` owns; with a
+/// general reference, and the writable type for the destination. Page tables,
+/// descriptor pages and read-only shared frames refuse the writable type:
+/// `GNTST_general_error`; a frame `owner` does not own: `GNTST_bad_page`.
+fn claim_side(doms: &Domains, owner: u16, p: &GnttabCopyPtr, by_ref: bool, write: bool) -> Result<FrameRef, i16> {
+    let mfn = if by_ref {
+        let g = doms.get(owner).ok_or(GNTST_bad_domain)?;
+        let (_, e) = checked_entry(g, p.gref(), doms.current_id(), write)?;
+        u64::from(e.frame)
+    } else {
+        p.u
+    };
+    super::mmu::with(|t, hw| t.get_frame_ref(hw, DomId(owner), Mfn(mfn), write)).map_err(|e| match e {
+        FrameRefError::NotOwned => GNTST_bad_page,
+        FrameRefError::NotWritable => GNTST_general_error,
+    })
+}
+
+/// Drops a claim; a frame whose owner died meanwhile is freed with its last reference.
+fn release_side(r: FrameRef) {
+    if super::mmu::with(|t, hw| t.put_frame_ref(hw, r)) {
+        mem::with_frames(|a| a.free(r.mfn().0));
     }
-    let src = copy_side(doms, &op.source, op.flags & GNTCOPY_source_gref != 0, false)?;
-    let dst = copy_side(doms, &op.dest, op.flags & GNTCOPY_dest_gref != 0, true)?;
-    let mut buf = [0u8; 4096];
-    let n = len as usize;
-    phys::read_bytes(src + u64::from(op.source.offset), &mut buf[..n]);
-    phys::write_bytes(dst + u64::from(op.dest.offset), &buf[..n]);
-    Ok(())
+}
+
+/// One `GNTTABOP_copy` (Xen's `gnttab_copy_one`): domains, source, destination, then
+/// the bounds; both frames are referenced (the destination with the writable type)
+/// for the duration of the copy.
+fn grant_copy(doms: &Domains, op: &GnttabCopy) -> Result<(), i16> {
+    let src_by_ref = op.flags & GNTCOPY_source_gref != 0;
+    let dst_by_ref = op.flags & GNTCOPY_dest_gref != 0;
+    let src_dom = copy_domain(doms, &op.source, src_by_ref)?;
+    let dst_dom = copy_domain(doms, &op.dest, dst_by_ref)?;
+    let src = claim_side(doms, src_dom, &op.source, src_by_ref, false)?;
+    let dst = match claim_side(doms, dst_dom, &op.dest, dst_by_ref, true) {
+        Ok(d) => d,
+        Err(st) => {
+            release_side(src);
+            return Err(st);
+        }
+    };
+    let len = u64::from(op.len);
+    let r = if u64::from(op.source.offset) + len > 4096 || u64::from(op.dest.offset) + len > 4096 {
+        Err(GNTST_bad_copy_arg)
+    } else {
+        let mut buf = [0u8; 4096];
+        let n = len as usize;
+        phys::read_bytes((src.mfn().0 << 12) + u64::from(op.source.offset), &mut buf[..n]);
+        phys::write_bytes((dst.mfn().0 << 12) + u64::from(op.dest.offset), &buf[..n]);
+        Ok(())
+    };
+    release_side(dst);
+    release_side(src);
+    r
 }
 
 /// Recomputes `GTF_reading`/`GTF_writing` of `granter`'s entry `gref` from every live

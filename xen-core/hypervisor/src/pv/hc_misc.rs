@@ -13,6 +13,7 @@ use xen_abi::callback::*;
 use xen_abi::errno::Errno;
 use xen_abi::vcpu::*;
 use xen_abi::xen::{self as x, VcpuInfo};
+use xen_abi::{DomId, Mfn};
 
 fn canonical(va: u64) -> bool {
     let top = va >> 47;
@@ -200,23 +201,28 @@ pub fn vcpu_op(d: &mut Domain, guest: &GuestView, cmd: u32, vcpu: u64, arg: u64)
         }
         VCPUOP_stop_periodic_timer => Ok(0),
         VCPUOP_register_vcpu_info => {
+            // Xen's map_vcpu_info (common/domain.c).
             let r: VcpuRegisterVcpuInfo = guest.read(arg)?;
             let size = core::mem::size_of::<VcpuInfo>() as u64;
-            if u64::from(r.offset) + size > 4096 {
-                return Err(Errno::EINVAL);
+            if u64::from(r.offset) > 4096 - size || r.offset % 8 != 0 {
+                return Err(Errno::ENXIO);
             }
-            if d.vcpu.vcpu_info_maddr != d.shared_info_mfn << 12 {
+            if d.vcpu.vcpu_info_ref.is_some() {
                 return Err(Errno::EINVAL); // registered once already
             }
-            let pfn = super::m2p::get(r.mfn);
-            if d.p2m.get(pfn as usize) != Some(&r.mfn) {
-                return Err(Errno::EINVAL);
-            }
+            // A writable type reference held until the vCPU goes: the frame can't
+            // become a page table, and isn't freed if the guest gives it back.
+            let held = super::mmu::with(|t, hw| t.get_frame_ref(hw, DomId(d.id), Mfn(r.mfn), true));
+            let held = held.map_err(|_| Errno::EINVAL)?;
             let mut cur = [0u8; 64];
             phys::read_bytes(d.vcpu.vcpu_info_maddr, &mut cur);
             let new = (r.mfn << 12) + u64::from(r.offset);
             phys::write_bytes(new, &cur);
             d.vcpu.vcpu_info_maddr = new;
+            d.vcpu.vcpu_info_ref = Some(held);
+            // Everything pending, so nothing is lost (a spurious upcall), as Xen.
+            phys::write_bytes(new + core::mem::offset_of!(VcpuInfo, evtchn_pending_sel) as u64, &u64::MAX.to_le_bytes());
+            phys::write_bytes(new + core::mem::offset_of!(VcpuInfo, evtchn_upcall_pending) as u64, &[1u8]);
             events::update_time(d);
             Ok(0)
         }
