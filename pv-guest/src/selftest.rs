@@ -15,7 +15,7 @@ use crate::mm::{pte, Layout};
 use crate::{hostile, hv, paging, println, shared, trap};
 use core::fmt::{self, Write};
 use core::sync::atomic::{fence, Ordering};
-use xen_abi::xen::{StartInfo, DOMID_SELF, SIF_INITDOMAIN, START_INFO_MAGIC_X86_64};
+use xen_abi::xen::{StartInfo, DOMID_SELF, SIF_INITDOMAIN, SIF_PRIVILEGED, START_INFO_MAGIC_X86_64};
 
 /// Why a test failed, formatted without allocation.
 pub struct Failure {
@@ -64,6 +64,7 @@ type TestFn = fn(&Env<'_>) -> TestResult;
 
 const TESTS: &[(&str, TestFn)] = &[
     ("console", console),
+    ("console_io_access", console_io_access),
     ("start_info", start_info),
     ("hypercall_entry", hypercall_entry),
     ("unknown_hypercall", unknown_hypercall),
@@ -126,6 +127,22 @@ fn console(_: &Env<'_>) -> TestResult {
     }
     let r = hypercall::console_write(b"pv-guest: console_io write\n");
     ensure!(r >= 0, "console_io write returned {r}");
+    Ok(())
+}
+
+/// Who may use `console_io` (Xen 4.17's dummy XSM, `xsm_console_io`, in a release
+/// build): the control domain reads (0 bytes asked, 0 returned) and writes; any other
+/// domain gets -EPERM for every command, even an unknown one.
+fn console_io_access(env: &Env<'_>) -> TestResult {
+    use xen_abi::hypercall::HYPERVISOR_console_io;
+    use xen_abi::xen::{CONSOLEIO_read, CONSOLEIO_write};
+    let io = |cmd: u32, count: u64| {
+        scratch_fill(hv::AUX, 16, b'\n');
+        hypercall::call(HYPERVISOR_console_io, [cmd.into(), count, scratch_addr(hv::AUX), 0, 0])
+    };
+    let got = [io(CONSOLEIO_write, 0), io(CONSOLEIO_read, 0), io(99, 0)];
+    let want = if env.start_info.flags & SIF_PRIVILEGED != 0 { [0, 0, -38] } else { [-1, -1, -1] };
+    ensure!(got == want, "write, read, unknown: {got:?}, wanted {want:?}");
     Ok(())
 }
 
