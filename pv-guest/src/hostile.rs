@@ -231,9 +231,9 @@ fn copy_into_l4(c: &Ctx, dest: GnttabCopyPtr, flags: u16) -> i64 {
 const GREF_L1: u32 = 9;
 const GREF_L4: u32 = 10;
 
-/// The grant entry's flags are back to what we wrote (no GTF_reading/GTF_writing left).
+/// The grant entry shows no use left (no GTF_reading/GTF_writing).
 fn grant_released(c: &Ctx, gref: u32) -> bool {
-    c.grants.u16(gref as usize * 8).load(Ordering::Acquire) == GTF_permit_access
+    c.grants.u16(gref as usize * 8).load(Ordering::Acquire) & (GTF_reading | GTF_writing) == 0
 }
 
 fn copy_into_l1_self_grant(c: &Ctx) -> i64 {

@@ -65,6 +65,10 @@ pub struct Vcpu {
     pub gdt_frames: Vec<u64>,
     /// Virtual I/O privilege level (`PHYSDEVOP_set_iopl`).
     pub iopl: u32,
+    /// The guest's I/O bitmap (`PHYSDEVOP_set_iobitmap`): its guest virtual address, read
+    /// through the kernel's page tables on each I/O instruction, and the ports it covers.
+    pub iobmp: u64,
+    pub iobmp_limit: u32,
     /// The guest-controllable CR4 bits it set (`emul_priv::CR4_GUEST_MASK`).
     pub cr4_guest: u64,
     /// Debug registers as the guest set them (`set_debugreg`, `mov %dbN`).
@@ -101,6 +105,8 @@ impl Vcpu {
             mm: VcpuMm::default(),
             gdt_frames: Vec::new(),
             iopl: 0,
+            iobmp: 0,
+            iobmp_limit: 0,
             cr4_guest: 0,
             debugreg: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
             msrs: Default::default(),

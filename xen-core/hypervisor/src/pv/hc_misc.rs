@@ -275,7 +275,16 @@ pub fn physdev_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -> HcRe
             Ok(0)
         }
         PHYSDEVOP_set_iobitmap => {
-            let _: PhysdevSetIobitmap = guest.read(arg)?;
+            // Xen's do_physdev_op: the handle checked as guest_handle_okay does (its
+            // start outside the hypervisor's range), at most 65536 ports; the bitmap is
+            // read on each I/O instruction (emul_priv::io_allowed).
+            let a: PhysdevSetIobitmap = guest.read(arg)?;
+            let handle_ok = a.bitmap < (1 << 47) || a.bitmap >= xen_abi::arch_x86_64::HYPERVISOR_VIRT_END;
+            if !handle_ok || a.nr_ports > 65536 {
+                return Err(Errno::EINVAL);
+            }
+            d.vcpu.iobmp = a.bitmap;
+            d.vcpu.iobmp_limit = a.nr_ports;
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),
