@@ -35,6 +35,7 @@ const EFAULT: i64 = -14;
 const EBUSY: i64 = -16;
 const EEXIST: i64 = -17;
 const EINVAL: i64 = -22;
+const ENOMEM: i64 = -12;
 const ENOSYS: i64 = -38;
 
 /// A non-canonical address.
@@ -162,6 +163,17 @@ const HOSTILE: &[Hostile] = &[
     // Bounds are checked after both frames are claimed.
     ("grant_copy_beyond_page", |c| copy8(mfn_ptr(c.data_mfn, 4090), mfn_ptr(c.data_mfn, 0), 0, 8), GNTST_bad_copy_arg as i64),
     ("grant_copy_bad_ref_domain", |c| copy8(GnttabCopyPtr { domid: NO_DOMAIN, ..mfn_ptr(9, 0) }, mfn_ptr(c.data_mfn, 0), GNTCOPY_source_gref, 8), GNTST_bad_domain as i64),
+    // do_grant_table_op's argument checks: count is an unsigned int, negative as an int
+    // -EINVAL (its upper 32 bits ignored: nothing to do); a continuation argument in cmd
+    // -EINVAL; single-structure sub-ops take exactly one.
+    ("grant_op_count_negative", |_| call(HYPERVISOR_grant_table_op, [GNTTABOP_copy.into(), UNMAPPED, 0x8000_0000, 0, 0]), EINVAL),
+    ("grant_op_count_upper_bits_ignored", |_| call(HYPERVISOR_grant_table_op, [GNTTABOP_copy.into(), UNMAPPED, 1 << 32, 0, 0]), 0),
+    ("grant_op_cmd_continuation_bits", |_| call(HYPERVISOR_grant_table_op, [u64::from(GNTTABOP_copy) | 0x1000, UNMAPPED, 1, 0, 0]), EINVAL),
+    ("grant_setup_table_count_0", |_| setup_table(1, 0), EINVAL),
+    ("grant_unknown_op_count_0", |_| call(HYPERVISOR_grant_table_op, [99, UNMAPPED, 0, 0, 0]), ENOSYS),
+    // One grant entry mapped read-only 128 times: the 129th is refused (Xen's 8-bit pin
+    // counter, GNTPIN_incr2oflow_mask); all unmap, the entry is free again.
+    ("grant_map_pin_limit", |c| grant_map_pin_limit(c), GNTST_general_error as i64),
     // --- vcpu_info (map_vcpu_info: a writable type reference on the frame)
     ("vcpu_info_misaligned_offset", |c| register_vcpu_info(c.data_mfn, 4), ENXIO),
     ("vcpu_info_offset_past_page", |c| register_vcpu_info(c.data_mfn, 4096 - 32), ENXIO),
@@ -264,6 +276,42 @@ fn copy_from_l1_self_grant(c: &Ctx) -> i64 {
     } else {
         CHANGED
     }
+}
+
+const GREF_PINS: u32 = 11;
+
+fn grant_map_pin_limit(c: &Ctx) -> i64 {
+    const N: u64 = 129;
+    crate::net::grant_entry(&c.grants, GREF_PINS, c.data_mfn, c.self_id, true);
+    let Ok(base) = paging::alloc_window(N) else { return ENOMEM };
+    let mut handles = [None; N as usize];
+    let mut last = 0;
+    for (i, h) in handles.iter_mut().enumerate() {
+        let va = base + i as u64 * PAGE_SIZE;
+        if let Err(r) = paging::prepare(va) {
+            return r;
+        }
+        let mut op = GnttabMapGrantRef { host_addr: va, flags: GNTMAP_host_map | GNTMAP_readonly, ref_: GREF_PINS, dom: c.self_id, ..Default::default() };
+        let r = hv::grant(GNTTABOP_map_grant_ref, &mut op);
+        last = if r != 0 { r } else { i64::from(op.status) };
+        if last == 0 {
+            *h = Some((va, op.handle));
+        } else if i as u64 != N - 1 {
+            break;
+        }
+    }
+    let mapped = handles.iter().flatten().count();
+    let mut unmapped = 0;
+    for &(host_addr, handle) in handles.iter().flatten() {
+        let mut u = GnttabUnmapGrantRef { host_addr, handle, ..Default::default() };
+        if hv::grant(GNTTABOP_unmap_grant_ref, &mut u) == 0 && u.status == 0 {
+            unmapped += 1;
+        }
+    }
+    if mapped != N as usize - 1 || unmapped != mapped || !grant_released(c, GREF_PINS) {
+        return CHANGED + mapped as i64;
+    }
+    last
 }
 
 fn register_vcpu_info(mfn: u64, offset: u32) -> i64 {

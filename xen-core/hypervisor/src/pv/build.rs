@@ -366,6 +366,8 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
         grant_frames: Vec::new(),
         runstate_area: None,
         maptrack: Vec::new(),
+        maptrack_free: alloc::collections::BinaryHeap::new(),
+        grant_pins: Vec::new(),
         console_line: Vec::new(),
         start_info_maddr: (mfn_of(&layout, &p2m_for_si, layout.start_info.start)? << 12) | (layout.start_info.start & 0xfff),
         pci_cf8: 0,

@@ -44,11 +44,11 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
     super::mmu::with(|t, hw| {
         for m in &mappings {
             let _ = t.grant_unmap(hw, DomId(id), Mfn(m.l1), m.index, Mfn(m.frame));
-            granters.push((m.granter, m.gref));
+            granters.push((m.granter, m.gref, m.writable));
         }
     });
-    for (g, gref) in granters {
-        super::hc_grant::refresh_flags(doms, g, gref);
+    for (g, gref, writable) in granters {
+        super::hc_grant::unpin(doms, g, gref, writable);
     }
 
     let shared: Vec<u64> =

@@ -152,6 +152,13 @@ pub struct GrantMapping {
     pub writable: bool,
 }
 
+/// Mappings of one grant entry (Xen's `GNTPIN_hstr`/`GNTPIN_hstw` counters).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GrantPin {
+    pub read_only: u32,
+    pub writable: u32,
+}
+
 #[derive(Debug)]
 pub struct Domain {
     pub id: u16,
@@ -176,6 +183,12 @@ pub struct Domain {
     pub runstate_area: Option<u64>,
     /// Grants this domain has mapped, indexed by handle.
     pub maptrack: Vec<Option<GrantMapping>>,
+    /// Unused maptrack handles, lowest first; its capacity always covers every handle,
+    /// so freeing one never allocates.
+    pub maptrack_free: alloc::collections::BinaryHeap<core::cmp::Reverse<u32>>,
+    /// How many mappings of each of this domain's grant entries exist, by reference
+    /// (Xen's active entries' pin counts): the entry's GTF_reading/GTF_writing.
+    pub grant_pins: Vec<GrantPin>,
     /// Partial console_io line of a domU (printed with a `(dN) ` prefix per line).
     pub console_line: Vec<u8>,
     /// Machine address of this domain's start_info page.
