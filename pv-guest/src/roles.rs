@@ -355,6 +355,28 @@ fn victim(r: &mut Report, port: u32, peer: u16) {
         .and_then(|va| map(peer, va, false));
     let extra = (0..4).map(|_| hv::alloc_unbound(DOMID_SELF.0, peer)).filter(Result::is_ok).count();
     r.test("victim_holds_mapping_and_ports", mapped.map(|_| ()).and_then(|_| if extra == 4 { Ok(()) } else { Err(fail(format_args!("{extra} of 4 ports"))) }));
+    // Its vcpu_info moved to a page it then gives back: the hypervisor's reference keeps
+    // the page until the domain is destroyed, which must free it (the harness counts).
+    let moved = || -> TestResult {
+        let (page, _, mfn) = paging::new_page().map_err(|e| fail(format_args!("new page: {e}")))?;
+        evtchn::disable();
+        let mut a = xen_abi::vcpu::VcpuRegisterVcpuInfo { mfn, offset: 64, rsvd: 0 };
+        let rc = hv::vcpu(xen_abi::vcpu::VCPUOP_register_vcpu_info, 0, &mut a);
+        if rc == 0 {
+            shared::set_vcpu_info(page, 64);
+        }
+        evtchn::enable();
+        if rc != 0 {
+            return Err(fail(format_args!("register_vcpu_info: {rc}")));
+        }
+        crate::arch::x86_64::mem::scratch_put(hv::AUX, &mfn);
+        let mut m = xen_abi::memory::XenMemoryReservation { extent_start: scratch_addr(hv::AUX), nr_extents: 1, domid: DOMID_SELF.0, ..Default::default() };
+        match hv::op(xen_abi::hypercall::HYPERVISOR_memory_op, xen_abi::memory::XENMEM_decrease_reservation.into(), &mut m) {
+            1 => Ok(()),
+            rc => Err(fail(format_args!("decrease_reservation of the vcpu_info page: {rc}"))),
+        }
+    };
+    r.test("victim_vcpu_info_page_given_back", moved());
     println!("{} passed, {} failed", r.passed, r.failed);
     let _ = send(port);
     loop {
