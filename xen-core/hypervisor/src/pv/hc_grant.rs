@@ -256,9 +256,13 @@ fn grant_copy(doms: &Domains, op: &GnttabCopy) -> Result<(), i16> {
     } else {
         let mut buf = [0u8; 4096];
         let n = len as usize;
-        phys::read_bytes((src.mfn().0 << 12) + u64::from(op.source.offset), &mut buf[..n]);
-        phys::write_bytes((dst.mfn().0 << 12) + u64::from(op.dest.offset), &buf[..n]);
-        Ok(())
+        let done = super::mmu::read_held(src, u64::from(op.source.offset), &mut buf[..n])
+            && super::mmu::write_held(dst, u64::from(op.dest.offset), &buf[..n]);
+        if done {
+            Ok(())
+        } else {
+            Err(GNTST_general_error)
+        }
     };
     release_side(dst);
     release_side(src);

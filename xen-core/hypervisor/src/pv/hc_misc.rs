@@ -204,7 +204,7 @@ pub fn vcpu_op(d: &mut Domain, guest: &GuestView, cmd: u32, vcpu: u64, arg: u64)
             // Xen's map_vcpu_info (common/domain.c).
             let r: VcpuRegisterVcpuInfo = guest.read(arg)?;
             let size = core::mem::size_of::<VcpuInfo>() as u64;
-            if u64::from(r.offset) > 4096 - size || r.offset % 8 != 0 {
+            if u64::from(r.offset) > 4096 - size || !r.offset.is_multiple_of(8) {
                 return Err(Errno::ENXIO);
             }
             if d.vcpu.vcpu_info_ref.is_some() {
@@ -217,7 +217,7 @@ pub fn vcpu_op(d: &mut Domain, guest: &GuestView, cmd: u32, vcpu: u64, arg: u64)
             let mut cur = [0u8; 64];
             phys::read_bytes(d.vcpu.vcpu_info_maddr, &mut cur);
             let new = (r.mfn << 12) + u64::from(r.offset);
-            phys::write_bytes(new, &cur);
+            super::mmu::write_held(held, u64::from(r.offset), &cur);
             d.vcpu.vcpu_info_maddr = new;
             d.vcpu.vcpu_info_ref = Some(held);
             // Everything pending, so nothing is lost (a spurious upcall), as Xen.
