@@ -174,6 +174,9 @@ const HOSTILE: &[Hostile] = &[
     // One grant entry mapped read-only 128 times: the 129th is refused (Xen's 8-bit pin
     // counter, GNTPIN_incr2oflow_mask); all unmap, the entry is free again.
     ("grant_map_pin_limit", |c| grant_map_pin_limit(c), GNTST_general_error as i64),
+    // Giving back a page we still map: done (Xen's guest_remove_page drops only the
+    // allocation reference), and the mapping still reads what we wrote.
+    ("decrease_reservation_mapped_page", |_| give_back_mapped_page(), 1),
     // --- vcpu_info (map_vcpu_info: a writable type reference on the frame)
     ("vcpu_info_misaligned_offset", |c| register_vcpu_info(c.data_mfn, 4), ENXIO),
     ("vcpu_info_offset_past_page", |c| register_vcpu_info(c.data_mfn, 4096 - 32), ENXIO),
@@ -312,6 +315,21 @@ fn grant_map_pin_limit(c: &Ctx) -> i64 {
         return CHANGED + mapped as i64;
     }
     last
+}
+
+fn give_back_mapped_page() -> i64 {
+    let (page, _, mfn) = match paging::new_page() {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    page.u64(0).store(0x7e57, Ordering::Relaxed);
+    scratch_put(hv::AUX, &mfn);
+    let mut r = XenMemoryReservation { extent_start: scratch_addr(hv::AUX), nr_extents: 1, domid: DOMID_SELF.0, ..Default::default() };
+    let done = hv::op(HYPERVISOR_memory_op, XENMEM_decrease_reservation.into(), &mut r);
+    if page.u64(0).load(Ordering::Relaxed) != 0x7e57 {
+        return CHANGED;
+    }
+    done
 }
 
 fn register_vcpu_info(mfn: u64, offset: u32) -> i64 {

@@ -377,6 +377,18 @@ fn victim(r: &mut Report, port: u32, peer: u16) {
         }
     };
     r.test("victim_vcpu_info_page_given_back", moved());
+    // And a page it keeps mapped: freed when its last mapping goes (with the domain).
+    let mapped_page = || -> TestResult {
+        let (page, _, mfn) = paging::new_page().map_err(|e| fail(format_args!("new page: {e}")))?;
+        page.u64(0).store(0x7e57, Ordering::Relaxed);
+        crate::arch::x86_64::mem::scratch_put(hv::AUX, &mfn);
+        let mut m = xen_abi::memory::XenMemoryReservation { extent_start: scratch_addr(hv::AUX), nr_extents: 1, domid: DOMID_SELF.0, ..Default::default() };
+        match hv::op(xen_abi::hypercall::HYPERVISOR_memory_op, xen_abi::memory::XENMEM_decrease_reservation.into(), &mut m) {
+            1 if page.u64(0).load(Ordering::Relaxed) == 0x7e57 => Ok(()),
+            rc => Err(fail(format_args!("decrease_reservation of a mapped page: {rc}"))),
+        }
+    };
+    r.test("victim_mapped_page_given_back", mapped_page());
     println!("{} passed, {} failed", r.passed, r.failed);
     let _ = send(port);
     loop {

@@ -171,6 +171,9 @@ pub struct Domain {
     pub ending: Option<u32>,
     /// pfn -> mfn for every page the domain owns.
     pub p2m: Vec<u64>,
+    /// Frames given back with decrease_reservation while still referenced (mapped, or
+    /// held by the hypervisor): they go back to the allocator once free.
+    pub given_back: Vec<u64>,
     pub max_pages: u64,
     pub shared_info_mfn: u64,
     pub vcpu: Vcpu,
