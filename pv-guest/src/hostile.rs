@@ -13,7 +13,9 @@
 use crate::arch::x86_64::hypercall::{call, raw_no_args};
 use crate::arch::x86_64::mem::{m2p, scratch_addr, scratch_fill, scratch_get, scratch_put};
 use crate::evtchn::{self, Sleep, HITS};
-use crate::mm::{pte, table_index, VMAP_START};
+use crate::arch::x86_64::mem::WindowPage;
+use crate::mm::{pte, table_index, PAGE_SIZE, VMAP_START};
+use core::sync::atomic::{AtomicU64, Ordering};
 use crate::selftest::{fail, Env, TestResult};
 use crate::{hv, paging, shared};
 use xen_abi::arch_x86_64::{TrapInfo, FLAT_KERNEL_CS, HYPERVISOR_VIRT_START};
@@ -28,10 +30,12 @@ use xen_abi::xen::*;
 const EPERM: i64 = -1;
 const ESRCH: i64 = -3;
 const ENOENT: i64 = -2;
+const ENXIO: i64 = -6;
 const EFAULT: i64 = -14;
 const EBUSY: i64 = -16;
 const EEXIST: i64 = -17;
 const EINVAL: i64 = -22;
+const ENOMEM: i64 = -12;
 const ENOSYS: i64 = -38;
 
 /// A non-canonical address.
@@ -53,8 +57,12 @@ struct Ctx {
     /// The window's L3 and L2 tables.
     l3_mfn: u64,
     l2_mfn: u64,
-    /// A data frame of ours, mapped writable in the window.
+    /// A data frame of ours, mapped writable in the window (filled with 0x41).
     data_mfn: u64,
+    /// Grant-table frame 0, mapped.
+    grants: WindowPage,
+    /// Our domain id (the suite runs as the initial domain: 0).
+    self_id: u16,
     /// A frame of Xen's (the first M2P extent, via XENMEM_machphys_mfn_list).
     xen_mfn: u64,
 }
@@ -139,7 +147,226 @@ const HOSTILE: &[Hostile] = &[
     ("vcpu_op_bad_vcpu", |_| call(HYPERVISOR_vcpu_op, [xen_abi::vcpu::VCPUOP_is_up.into(), 99, 0, 0, 0]), ENOENT),
     ("remote_shutdown_no_domain", |_| remote_shutdown(NO_DOMAIN), ESRCH),
     ("sched_op_shutdown_bad_reason_ptr", |_| call(HYPERVISOR_sched_op, [xen_abi::sched::SCHEDOP_shutdown.into(), NONCANONICAL, 0, 0, 0]), EFAULT),
+    // --- grant copy into frames the hypervisor must not write (gnttab_copy_claim_buf:
+    // the destination takes the writable type, which a page table refuses)
+    ("grant_copy_into_own_l1_by_mfn", |c| copy_into_l1(c, mfn_ptr(c.l1e >> 12, (c.l1e & 0xfff) as u16), 0), GNTST_general_error as i64),
+    ("grant_copy_into_own_l4_by_mfn", |c| copy_into_l4(c, mfn_ptr(c.l4_mfn, l4_off(c)), 0), GNTST_general_error as i64),
+    ("grant_copy_into_own_l1_self_grant", |c| copy_into_l1_self_grant(c), GNTST_general_error as i64),
+    ("grant_copy_into_own_l4_self_grant", |c| copy_into_l4_self_grant(c), GNTST_general_error as i64),
+    // Reading our own page table is allowed (the source takes only a general reference).
+    ("grant_copy_from_own_l1_self_grant", |c| copy_from_l1_self_grant(c), GNTST_okay as i64),
+    ("grant_copy_from_xen_frame", |c| copy8(mfn_ptr(c.xen_mfn, 0), mfn_ptr(c.data_mfn, 0), 0, 8), GNTST_bad_page as i64),
+    ("grant_copy_into_xen_frame", |c| copy8(mfn_ptr(c.data_mfn, 0), mfn_ptr(c.xen_mfn, 0), 0, 8), GNTST_bad_page as i64),
+    ("grant_copy_beyond_ram", |c| copy8(mfn_ptr(c.data_mfn, 0), mfn_ptr(1 << 39, 0), 0, 8), GNTST_bad_page as i64),
+    // Only DOMID_SELF may name a frame, not even our own numeric id.
+    ("grant_copy_mfn_own_domid", |c| copy8(mfn_ptr(c.data_mfn, 0), GnttabCopyPtr { domid: c.self_id, ..mfn_ptr(c.data_mfn, 8) }, 0, 8), GNTST_permission_denied as i64),
+    // Bounds are checked after both frames are claimed.
+    ("grant_copy_beyond_page", |c| copy8(mfn_ptr(c.data_mfn, 4090), mfn_ptr(c.data_mfn, 0), 0, 8), GNTST_bad_copy_arg as i64),
+    ("grant_copy_bad_ref_domain", |c| copy8(GnttabCopyPtr { domid: NO_DOMAIN, ..mfn_ptr(9, 0) }, mfn_ptr(c.data_mfn, 0), GNTCOPY_source_gref, 8), GNTST_bad_domain as i64),
+    // do_grant_table_op's argument checks: count is an unsigned int, negative as an int
+    // -EINVAL (its upper 32 bits ignored: nothing to do); a continuation argument in cmd
+    // -EINVAL; single-structure sub-ops take exactly one.
+    ("grant_op_count_negative", |_| call(HYPERVISOR_grant_table_op, [GNTTABOP_copy.into(), UNMAPPED, 0x8000_0000, 0, 0]), EINVAL),
+    ("grant_op_count_upper_bits_ignored", |_| call(HYPERVISOR_grant_table_op, [GNTTABOP_copy.into(), UNMAPPED, 1 << 32, 0, 0]), 0),
+    ("grant_op_cmd_continuation_bits", |_| call(HYPERVISOR_grant_table_op, [u64::from(GNTTABOP_copy) | 0x1000, UNMAPPED, 1, 0, 0]), EINVAL),
+    ("grant_setup_table_count_0", |_| setup_table(1, 0), EINVAL),
+    ("grant_unknown_op_count_0", |_| call(HYPERVISOR_grant_table_op, [99, UNMAPPED, 0, 0, 0]), ENOSYS),
+    // One grant entry mapped read-only 128 times: the 129th is refused (Xen's 8-bit pin
+    // counter, GNTPIN_incr2oflow_mask); all unmap, the entry is free again.
+    ("grant_map_pin_limit", |c| grant_map_pin_limit(c), GNTST_general_error as i64),
+    // Giving back a page we still map: done (Xen's guest_remove_page drops only the
+    // allocation reference), and the mapping still reads what we wrote.
+    ("decrease_reservation_mapped_page", |_| give_back_mapped_page(), 1),
+    // --- vcpu_info (map_vcpu_info: a writable type reference on the frame)
+    ("vcpu_info_misaligned_offset", |c| register_vcpu_info(c.data_mfn, 4), ENXIO),
+    ("vcpu_info_offset_past_page", |c| register_vcpu_info(c.data_mfn, 4096 - 32), ENXIO),
+    ("vcpu_info_on_own_l1", |c| register_vcpu_info(c.l1e >> 12, 0), EINVAL),
+    ("vcpu_info_on_own_l4", |c| register_vcpu_info(c.l4_mfn, 0), EINVAL),
+    ("vcpu_info_on_xen_frame", |c| register_vcpu_info(c.xen_mfn, 0), EINVAL),
+    // Last: these move our vcpu_info for good. The frame is held by the hypervisor, so
+    // giving it back succeeds but the hypervisor keeps its own reference (events still
+    // arrive there, which `alive_after_hostile` checks).
+    ("vcpu_info_moved_to_data_frame", |_| move_vcpu_info(), 0),
+    ("vcpu_info_registered_twice", |c| register_vcpu_info(c.data_mfn, 0), EINVAL),
+    ("vcpu_info_frame_given_back", |_| give_back_vcpu_info_frame(), 1),
 ];
+
+/// A frame named directly (`DOMID_SELF`).
+fn mfn_ptr(mfn: u64, offset: u16) -> GnttabCopyPtr {
+    GnttabCopyPtr { u: mfn, domid: DOMID_SELF.0, offset, ..Default::default() }
+}
+
+/// A frame named by one of our own grant references.
+fn ref_ptr(gref: u32, offset: u16) -> GnttabCopyPtr {
+    GnttabCopyPtr { u: gref.into(), domid: DOMID_SELF.0, offset, ..Default::default() }
+}
+
+/// One GNTTABOP_copy: its status, or the call's error.
+fn copy8(source: GnttabCopyPtr, dest: GnttabCopyPtr, flags: u16, len: u16) -> i64 {
+    let mut op = GnttabCopy { source, dest, len, flags, ..Default::default() };
+    let r = hv::grant(GNTTABOP_copy, &mut op);
+    if r != 0 {
+        r
+    } else {
+        i64::from(op.status)
+    }
+}
+
+/// What a refused copy returns when it changed the entry it aimed at anyway.
+const CHANGED: i64 = 9999;
+
+/// Our data page's bytes (0x41...) copied over the L1 entry of the window page: the
+/// status, or `CHANGED` if the entry differs afterwards.
+fn copy_into_l1(c: &Ctx, dest: GnttabCopyPtr, flags: u16) -> i64 {
+    let before = paging::lookup(c.va);
+    let r = copy8(mfn_ptr(c.data_mfn, 0), dest, flags, 8);
+    if paging::lookup(c.va) != before {
+        CHANGED
+    } else {
+        r
+    }
+}
+
+/// Offset of the L4 entry on the way to the window page.
+fn l4_off(c: &Ctx) -> u16 {
+    (table_index(c.va, 4) * 8) as u16
+}
+
+fn copy_into_l4(c: &Ctx, dest: GnttabCopyPtr, flags: u16) -> i64 {
+    let before = paging::walk(c.va)[0];
+    let r = copy8(mfn_ptr(c.data_mfn, 0), dest, flags, 8);
+    if paging::walk(c.va)[0] != before {
+        CHANGED
+    } else {
+        r
+    }
+}
+
+/// Grant references (first free ones) we give ourselves on our own tables.
+const GREF_L1: u32 = 9;
+const GREF_L4: u32 = 10;
+
+/// The grant entry shows no use left (no GTF_reading/GTF_writing).
+fn grant_released(c: &Ctx, gref: u32) -> bool {
+    c.grants.u16(gref as usize * 8).load(Ordering::Acquire) & (GTF_reading | GTF_writing) == 0
+}
+
+fn copy_into_l1_self_grant(c: &Ctx) -> i64 {
+    crate::net::grant_entry(&c.grants, GREF_L1, c.l1e >> 12, c.self_id, false);
+    let r = copy_into_l1(c, ref_ptr(GREF_L1, (c.l1e & 0xfff) as u16), GNTCOPY_dest_gref);
+    if grant_released(c, GREF_L1) {
+        r
+    } else {
+        CHANGED
+    }
+}
+
+fn copy_into_l4_self_grant(c: &Ctx) -> i64 {
+    crate::net::grant_entry(&c.grants, GREF_L4, c.l4_mfn, c.self_id, false);
+    let r = copy_into_l4(c, ref_ptr(GREF_L4, l4_off(c)), GNTCOPY_dest_gref);
+    if grant_released(c, GREF_L4) {
+        r
+    } else {
+        CHANGED
+    }
+}
+
+fn copy_from_l1_self_grant(c: &Ctx) -> i64 {
+    crate::net::grant_entry(&c.grants, GREF_L1, c.l1e >> 12, c.self_id, true);
+    let r = copy8(ref_ptr(GREF_L1, 0), mfn_ptr(c.data_mfn, 2048), GNTCOPY_source_gref, 8);
+    if grant_released(c, GREF_L1) {
+        r
+    } else {
+        CHANGED
+    }
+}
+
+const GREF_PINS: u32 = 11;
+
+fn grant_map_pin_limit(c: &Ctx) -> i64 {
+    const N: u64 = 129;
+    crate::net::grant_entry(&c.grants, GREF_PINS, c.data_mfn, c.self_id, true);
+    let Ok(base) = paging::alloc_window(N) else { return ENOMEM };
+    let mut handles = [None; N as usize];
+    let mut last = 0;
+    for (i, h) in handles.iter_mut().enumerate() {
+        let va = base + i as u64 * PAGE_SIZE;
+        if let Err(r) = paging::prepare(va) {
+            return r;
+        }
+        let mut op = GnttabMapGrantRef { host_addr: va, flags: GNTMAP_host_map | GNTMAP_readonly, ref_: GREF_PINS, dom: c.self_id, ..Default::default() };
+        let r = hv::grant(GNTTABOP_map_grant_ref, &mut op);
+        last = if r != 0 { r } else { i64::from(op.status) };
+        if last == 0 {
+            *h = Some((va, op.handle));
+        } else if i as u64 != N - 1 {
+            break;
+        }
+    }
+    let mapped = handles.iter().flatten().count();
+    let mut unmapped = 0;
+    for &(host_addr, handle) in handles.iter().flatten() {
+        let mut u = GnttabUnmapGrantRef { host_addr, handle, ..Default::default() };
+        if hv::grant(GNTTABOP_unmap_grant_ref, &mut u) == 0 && u.status == 0 {
+            unmapped += 1;
+        }
+    }
+    if mapped != N as usize - 1 || unmapped != mapped || !grant_released(c, GREF_PINS) {
+        return CHANGED + mapped as i64;
+    }
+    last
+}
+
+fn give_back_mapped_page() -> i64 {
+    let (page, _, mfn) = match paging::new_page() {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    page.u64(0).store(0x7e57, Ordering::Relaxed);
+    scratch_put(hv::AUX, &mfn);
+    let mut r = XenMemoryReservation { extent_start: scratch_addr(hv::AUX), nr_extents: 1, domid: DOMID_SELF.0, ..Default::default() };
+    let done = hv::op(HYPERVISOR_memory_op, XENMEM_decrease_reservation.into(), &mut r);
+    if page.u64(0).load(Ordering::Relaxed) != 0x7e57 {
+        return CHANGED;
+    }
+    done
+}
+
+fn register_vcpu_info(mfn: u64, offset: u32) -> i64 {
+    let mut a = xen_abi::vcpu::VcpuRegisterVcpuInfo { mfn, offset, rsvd: 0 };
+    hv::vcpu(xen_abi::vcpu::VCPUOP_register_vcpu_info, 0, &mut a)
+}
+
+/// The frame our vcpu_info moved to.
+static VCPU_INFO_MFN: AtomicU64 = AtomicU64::new(0);
+
+/// Moves vCPU 0's vcpu_info to a fresh page of ours (events masked meanwhile: the
+/// hypervisor marks everything pending in the new copy).
+fn move_vcpu_info() -> i64 {
+    let (page, _, mfn) = match paging::new_page() {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    evtchn::disable();
+    let r = register_vcpu_info(mfn, 0);
+    if r == 0 {
+        shared::set_vcpu_info(page, 0);
+        VCPU_INFO_MFN.store(mfn, Ordering::Release);
+    }
+    evtchn::enable();
+    r
+}
+
+/// XENMEM_decrease_reservation of the vcpu_info frame: the extents done.
+fn give_back_vcpu_info_frame() -> i64 {
+    let mfn = VCPU_INFO_MFN.load(Ordering::Acquire);
+    if mfn == 0 {
+        return EFAULT;
+    }
+    scratch_put(hv::AUX, &mfn);
+    let mut r = XenMemoryReservation { extent_start: scratch_addr(hv::AUX), nr_extents: 1, domid: DOMID_SELF.0, ..Default::default() };
+    hv::op(HYPERVISOR_memory_op, XENMEM_decrease_reservation.into(), &mut r)
+}
 
 fn req(ptr: u64, val: u64) -> MmuUpdate {
     MmuUpdate { ptr, val }
@@ -264,13 +491,22 @@ fn remote_shutdown(dom: u16) -> i64 {
     hv::sched(xen_abi::sched::SCHEDOP_remote_shutdown, &mut a)
 }
 
-fn setup() -> Result<Ctx, i64> {
+fn setup(env: &Env<'_>) -> Result<Ctx, i64> {
+    // The suite runs as the initial domain (id 0) on both hypervisors.
+    if env.start_info.flags & SIF_INITDOMAIN == 0 {
+        return Err(EPERM);
+    }
+    let self_id = 0;
     let va = paging::alloc_window(1)?;
     let l1e = paging::l1_entry_maddr(va)?;
     let w = paging::walk(va);
     let l3_mfn = w[1].ok_or(EFAULT)?.0;
     let l2_mfn = w[2].ok_or(EFAULT)?.0;
-    let (_, _, data_mfn) = paging::new_page()?;
+    let (data, _, data_mfn) = paging::new_page()?;
+    for off in (0..PAGE_SIZE as usize).step_by(8) {
+        data.u64(off).store(0x4141_4141_4141_4141, Ordering::Relaxed);
+    }
+    let grants = crate::net::grant_table().map_err(|_| EFAULT)?;
     scratch_fill(hv::AUX, 8, 0);
     let mut l = XenMachphysMfnList { max_extents: 1, extent_start: scratch_addr(hv::AUX), ..Default::default() };
     let r = hv::op(HYPERVISOR_memory_op, XENMEM_machphys_mfn_list.into(), &mut l);
@@ -283,11 +519,11 @@ fn setup() -> Result<Ctx, i64> {
         return Err(EPERM);
     }
     let _ = table_index(VMAP_START, 4);
-    Ok(Ctx { va, l1e, l4_mfn: paging::l4_mfn(), l3_mfn, l2_mfn, data_mfn, xen_mfn })
+    Ok(Ctx { va, l1e, l4_mfn: paging::l4_mfn(), l3_mfn, l2_mfn, data_mfn, grants, self_id, xen_mfn })
 }
 
-pub fn run(_env: &Env<'_>, report: &mut dyn FnMut(&str, TestResult)) {
-    let ctx = match setup() {
+pub fn run(env: &Env<'_>, report: &mut dyn FnMut(&str, TestResult)) {
+    let ctx = match setup(env) {
         Ok(c) => c,
         Err(r) => return report("hostile_setup", Err(fail(format_args!("setting up: {r}")))),
     };

@@ -107,6 +107,8 @@ pub fn run(cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
             r.test("crash", Err(fail(format_args!("read of an unmapped page returned {v:?}"))));
         }
         "grant-client" => grant_client(&mut r, port, peer, num(cmd, "iters", 1000)),
+        "reaper" => reaper(&mut r, port, peer),
+        "victim" => victim(&mut r, port, peer),
         other => r.test("role", Err(fail(format_args!("unknown role {other}")))),
     }
     Some((r.passed, r.failed))
@@ -272,4 +274,124 @@ fn grant_client(r: &mut Report, port: u32, peer: u16, iters: u64) {
         send(port) // event 2: unmapped
     };
     r.test("grant_map_writable", rw());
+}
+
+/// A privileged domain ending another one with `SCHEDOP_remote_shutdown` (xen-core
+/// destroys it at once, as a domain's own shutdown): it offers the victim a page, waits
+/// until the victim maps it, shuts the victim down, and then sees the mapping gone (its
+/// grant can be revoked) and the channel unbound.
+fn reaper(r: &mut Report, port: u32, peer: u16) {
+    let setup = || -> Result<WindowPage, Failure> {
+        let table = crate::net::grant_table()?;
+        let (_, _, mfn) = paging::new_page().map_err(|e| fail(format_args!("new page: {e}")))?;
+        crate::net::grant_entry(&table, GREF, mfn, peer, false);
+        Ok(table)
+    };
+    let table = match setup() {
+        Ok(t) => t,
+        Err(f) => return r.test("reaper_offer", Err(f)),
+    };
+    r.test("reaper_offer", send(port));
+    let off = GREF as usize * 8;
+    r.test(
+        "reaper_victim_maps_grant",
+        wait_nth(port, 1).and_then(|_| match table.u16(off).load(Ordering::Acquire) {
+            f if f & (GTF_reading | GTF_writing) == GTF_reading | GTF_writing => Ok(()),
+            f => Err(fail(format_args!("flags {f:#x} after the victim mapped"))),
+        }),
+    );
+    let mut a = xen_abi::sched::SchedRemoteShutdown { domain_id: peer, reason: xen_abi::sched::SHUTDOWN_poweroff, ..Default::default() };
+    let rc = hv::sched(xen_abi::sched::SCHEDOP_remote_shutdown, &mut a);
+    r.test("reaper_remote_shutdown", if rc == 0 { Ok(()) } else { Err(fail(format_args!("remote_shutdown(d{peer}): {rc}"))) });
+    // The victim is destroyed before we run again: its mapping and its end of the
+    // channel are gone.
+    let _ = hv::sched_yield();
+    r.test(
+        "reaper_victim_mapping_gone",
+        table
+            .u16(off)
+            .compare_exchange(GTF_permit_access, 0, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(|f| fail(format_args!("grant flags {f:#x} after the victim's shutdown"))),
+    );
+    r.test(
+        "reaper_victim_port_unbound",
+        match hv::status(port) {
+            Ok(st) if st.status == xen_abi::event_channel::EVTCHNSTAT_unbound => Ok(()),
+            other => Err(fail(format_args!("port {port}: {other:?}"))),
+        },
+    );
+    r.test(
+        "reaper_victim_gone",
+        {
+            // A privileged caller may ask about any domain: not this one any more.
+            let mut q = GnttabQuerySize { dom: peer, ..Default::default() };
+            match hv::grant(GNTTABOP_query_size, &mut q) {
+                0 if q.status == GNTST_bad_domain => Ok(()),
+                rc => Err(fail(format_args!("query_size(d{peer}): {rc}, status {}", q.status))),
+            }
+        },
+    );
+}
+
+/// The reaper's victim: an unprivileged domain, so `console_io` is refused it (Xen's
+/// dummy XSM, release build); it maps the reaper's page, holds ports, reports, and
+/// then sleeps until it is shut down from outside.
+fn victim(r: &mut Report, port: u32, peer: u16) {
+    use xen_abi::hypercall::HYPERVISOR_console_io;
+    use xen_abi::xen::{CONSOLEIO_read, CONSOLEIO_write};
+    let console = |cmd: u32| {
+        scratch_fill(hv::AUX, 16, b'x');
+        crate::arch::x86_64::hypercall::call(HYPERVISOR_console_io, [cmd.into(), 16, scratch_addr(hv::AUX), 0, 0])
+    };
+    for (name, cmd) in [("domu_console_io_write_refused", CONSOLEIO_write), ("domu_console_io_read_refused", CONSOLEIO_read), ("domu_console_io_unknown_refused", 99)] {
+        let rc = console(cmd);
+        r.test(name, if rc == -1 { Ok(()) } else { Err(fail(format_args!("console_io({cmd}): {rc}, wanted -EPERM"))) });
+    }
+    r.test("victim_offer_seen", wait_nth(port, 1));
+    let mapped = paging::alloc_window(1)
+        .and_then(|va| paging::prepare(va).map(|_| va))
+        .map_err(|e| fail(format_args!("window: {e}")))
+        .and_then(|va| map(peer, va, false));
+    let extra = (0..4).map(|_| hv::alloc_unbound(DOMID_SELF.0, peer)).filter(Result::is_ok).count();
+    r.test("victim_holds_mapping_and_ports", mapped.map(|_| ()).and_then(|_| if extra == 4 { Ok(()) } else { Err(fail(format_args!("{extra} of 4 ports"))) }));
+    // Its vcpu_info moved to a page it then gives back: the hypervisor's reference keeps
+    // the page until the domain is destroyed, which must free it (the harness counts).
+    let moved = || -> TestResult {
+        let (page, _, mfn) = paging::new_page().map_err(|e| fail(format_args!("new page: {e}")))?;
+        evtchn::disable();
+        let mut a = xen_abi::vcpu::VcpuRegisterVcpuInfo { mfn, offset: 64, rsvd: 0 };
+        let rc = hv::vcpu(xen_abi::vcpu::VCPUOP_register_vcpu_info, 0, &mut a);
+        if rc == 0 {
+            shared::set_vcpu_info(page, 64);
+        }
+        evtchn::enable();
+        if rc != 0 {
+            return Err(fail(format_args!("register_vcpu_info: {rc}")));
+        }
+        crate::arch::x86_64::mem::scratch_put(hv::AUX, &mfn);
+        let mut m = xen_abi::memory::XenMemoryReservation { extent_start: scratch_addr(hv::AUX), nr_extents: 1, domid: DOMID_SELF.0, ..Default::default() };
+        match hv::op(xen_abi::hypercall::HYPERVISOR_memory_op, xen_abi::memory::XENMEM_decrease_reservation.into(), &mut m) {
+            1 => Ok(()),
+            rc => Err(fail(format_args!("decrease_reservation of the vcpu_info page: {rc}"))),
+        }
+    };
+    r.test("victim_vcpu_info_page_given_back", moved());
+    // And a page it keeps mapped: freed when its last mapping goes (with the domain).
+    let mapped_page = || -> TestResult {
+        let (page, _, mfn) = paging::new_page().map_err(|e| fail(format_args!("new page: {e}")))?;
+        page.u64(0).store(0x7e57, Ordering::Relaxed);
+        crate::arch::x86_64::mem::scratch_put(hv::AUX, &mfn);
+        let mut m = xen_abi::memory::XenMemoryReservation { extent_start: scratch_addr(hv::AUX), nr_extents: 1, domid: DOMID_SELF.0, ..Default::default() };
+        match hv::op(xen_abi::hypercall::HYPERVISOR_memory_op, xen_abi::memory::XENMEM_decrease_reservation.into(), &mut m) {
+            1 if page.u64(0).load(Ordering::Relaxed) == 0x7e57 => Ok(()),
+            rc => Err(fail(format_args!("decrease_reservation of a mapped page: {rc}"))),
+        }
+    };
+    r.test("victim_mapped_page_given_back", mapped_page());
+    println!("{} passed, {} failed", r.passed, r.failed);
+    let _ = send(port);
+    loop {
+        let _ = hv::sched_block();
+    }
 }

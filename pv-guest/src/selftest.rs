@@ -15,7 +15,7 @@ use crate::mm::{pte, Layout};
 use crate::{hostile, hv, paging, println, shared, trap};
 use core::fmt::{self, Write};
 use core::sync::atomic::{fence, Ordering};
-use xen_abi::xen::{StartInfo, DOMID_SELF, SIF_INITDOMAIN, START_INFO_MAGIC_X86_64};
+use xen_abi::xen::{StartInfo, DOMID_SELF, SIF_INITDOMAIN, SIF_PRIVILEGED, START_INFO_MAGIC_X86_64};
 
 /// Why a test failed, formatted without allocation.
 pub struct Failure {
@@ -64,6 +64,8 @@ type TestFn = fn(&Env<'_>) -> TestResult;
 
 const TESTS: &[(&str, TestFn)] = &[
     ("console", console),
+    ("console_io_access", console_io_access),
+    ("physdev_iobitmap", physdev_iobitmap),
     ("start_info", start_info),
     ("hypercall_entry", hypercall_entry),
     ("unknown_hypercall", unknown_hypercall),
@@ -127,6 +129,62 @@ fn console(_: &Env<'_>) -> TestResult {
     }
     let r = hypercall::console_write(b"pv-guest: console_io write\n");
     ensure!(r >= 0, "console_io write returned {r}");
+    Ok(())
+}
+
+/// Who may use `console_io` (Xen 4.17's dummy XSM, `xsm_console_io`, in a release
+/// build): the control domain reads (0 bytes asked, 0 returned) and writes; any other
+/// domain gets -EPERM for every command, even an unknown one.
+fn console_io_access(env: &Env<'_>) -> TestResult {
+    use xen_abi::hypercall::HYPERVISOR_console_io;
+    use xen_abi::xen::{CONSOLEIO_read, CONSOLEIO_write};
+    let io = |cmd: u32, count: u64| {
+        scratch_fill(hv::AUX, 16, b'\n');
+        hypercall::call(HYPERVISOR_console_io, [cmd.into(), count, scratch_addr(hv::AUX), 0, 0])
+    };
+    let got = [io(CONSOLEIO_write, 0), io(CONSOLEIO_read, 0), io(99, 0)];
+    let want = if env.start_info.flags & SIF_PRIVILEGED != 0 { [0, 0, -38] } else { [-1, -1, -1] };
+    ensure!(got == want, "write, read, unknown: {got:?}, wanted {want:?}");
+    Ok(())
+}
+
+/// PHYSDEVOP_set_iopl and set_iobitmap take effect as Xen's `guest_io_okay`: with
+/// IOPL 0 an `in` is allowed only for ports whose bits the guest's bitmap clears
+/// (within `nr_ports`; an unreadable bitmap allows nothing), and IOPL 1 allows every
+/// port from the guest kernel. Refused ports are a #GP.
+fn physdev_iobitmap(_: &Env<'_>) -> TestResult {
+    use xen_abi::hypercall::HYPERVISOR_physdev_op;
+    use xen_abi::physdev::*;
+    let set_iopl = |iopl: u32| {
+        let mut a = PhysdevSetIopl { iopl };
+        hv::op(HYPERVISOR_physdev_op, PHYSDEVOP_set_iopl.into(), &mut a)
+    };
+    let set_bitmap = |bitmap: u64, nr_ports: u32| {
+        let mut a = PhysdevSetIobitmap { bitmap, nr_ports, ..Default::default() };
+        hv::op(HYPERVISOR_physdev_op, PHYSDEVOP_set_iobitmap.into(), &mut a)
+    };
+    let (page, _, _) = paging::new_page().map_err(|r| fail(format_args!("new page: {r}")))?;
+    for off in (0..4096).step_by(8) {
+        page.u64(off).store(!0, Ordering::Relaxed);
+    }
+    // Port 0x80 (POST codes, harmless to read): byte 0x10, bit 0.
+    page.u8(0x10).store(0xfe, Ordering::Relaxed);
+    let r = (set_iopl(0), set_bitmap(0, 0));
+    ensure!(r == (0, 0), "set_iopl(0), set_iobitmap(none): {r:?}");
+    let none = traps::inb(0x80);
+    let r = set_bitmap(page.va(), 0x100);
+    ensure!(r == 0, "set_iobitmap: {r}");
+    let probes = [traps::inb(0x80), traps::inb(0x81), traps::inb(0x100)];
+    let unreadable = (set_bitmap(0x10_0000, 0x100), traps::inb(0x80));
+    let refused = [set_bitmap(xen_abi::arch_x86_64::HYPERVISOR_VIRT_START, 16), set_bitmap(page.va(), 65537)];
+    let iopl1 = (set_iopl(1), traps::inb(0x81));
+    let restored = (set_iopl(0), set_bitmap(0, 0));
+    ensure!(none == Err(13), "IOPL 0, no bitmap: inb 0x80 {none:?}");
+    ensure!(probes == [Ok(()), Err(13), Err(13)], "bitmap allowing 0x80 of 0x100 ports: inb 0x80, 0x81, 0x100: {probes:?}");
+    ensure!(unreadable == (0, Err(13)), "unmapped bitmap: {unreadable:?}");
+    ensure!(refused == [-22, -22], "bitmap in Xen's range, 65537 ports: {refused:?}");
+    ensure!(iopl1 == (0, Ok(())), "IOPL 1: inb 0x81 {iopl1:?}");
+    ensure!(restored == (0, 0), "restoring: {restored:?}");
     Ok(())
 }
 

@@ -30,13 +30,35 @@ const fn vcpu_off(vcpu: usize, field: usize) -> usize {
     offset_of!(SharedInfo, vcpu_info) + vcpu * size_of::<VcpuInfo>() + field
 }
 
+/// vCPU 0's `vcpu_info` once `VCPUOP_register_vcpu_info` moved it: window page and
+/// offset (0 = still in shared_info).
+static VCPU_INFO: AtomicU64 = AtomicU64::new(0);
+
+/// The hypervisor now keeps vCPU 0's `vcpu_info` at `offset` of window page `page`.
+pub fn set_vcpu_info(page: WindowPage, offset: usize) {
+    VCPU_INFO.store(page.va() + offset as u64, Ordering::Release);
+}
+
+/// Where field `field` of vCPU 0's `vcpu_info` is: page and offset in it.
+fn vcpu0(field: usize) -> (WindowPage, usize) {
+    match VCPU_INFO.load(Ordering::Acquire) {
+        0 => (si(), vcpu_off(0, field)),
+        va => (WindowPage::new(va & !0xfff), (va & 0xfff) as usize + field),
+    }
+}
+
+fn vcpu0_u8(field: usize) -> &'static AtomicU8 {
+    let (p, off) = vcpu0(field);
+    p.u8(off)
+}
+
 /// vCPU 0's `evtchn_upcall_mask`: the guest's virtual interrupt flag (1 = masked).
 pub fn upcall_mask() -> &'static AtomicU8 {
-    si().u8(vcpu_off(0, offset_of!(VcpuInfo, evtchn_upcall_mask)))
+    vcpu0_u8(offset_of!(VcpuInfo, evtchn_upcall_mask))
 }
 
 pub fn upcall_pending() -> &'static AtomicU8 {
-    si().u8(vcpu_off(0, offset_of!(VcpuInfo, evtchn_upcall_pending)))
+    vcpu0_u8(offset_of!(VcpuInfo, evtchn_upcall_pending))
 }
 
 pub fn pending_word(word: usize) -> &'static AtomicU64 {
@@ -49,10 +71,11 @@ pub fn mask_word(word: usize) -> &'static AtomicU64 {
 
 /// `vcpu_info.arch.cr2`: the address of the last #PF Xen delivered.
 pub fn cr2() -> u64 {
-    match page() {
-        Some(p) => p.u64(vcpu_off(0, offset_of!(VcpuInfo, arch))).load(Ordering::Acquire),
-        None => 0,
+    if page().is_none() {
+        return 0;
     }
+    let (p, off) = vcpu0(offset_of!(VcpuInfo, arch));
+    p.u64(off).load(Ordering::Acquire)
 }
 
 /// vCPU 0's event words, for `events::scan`.
@@ -64,7 +87,8 @@ impl EventWords for Vcpu0Events {
         upcall_pending().store(0, Ordering::SeqCst);
     }
     fn take_selector(&self) -> u64 {
-        si().u64(vcpu_off(0, offset_of!(VcpuInfo, evtchn_pending_sel))).swap(0, Ordering::SeqCst)
+        let (p, off) = vcpu0(offset_of!(VcpuInfo, evtchn_pending_sel));
+        p.u64(off).swap(0, Ordering::SeqCst)
     }
     fn pending(&self, word: usize) -> u64 {
         pending_word(word).load(Ordering::Acquire)
@@ -79,8 +103,7 @@ impl EventWords for Vcpu0Events {
 
 /// A consistent copy of vCPU 0's `vcpu_time_info`.
 pub fn time_info() -> VcpuTimeInfo {
-    let p = si();
-    let off = vcpu_off(0, offset_of!(VcpuInfo, time));
+    let (p, off) = vcpu0(offset_of!(VcpuInfo, time));
     let version = p.u32(off + offset_of!(VcpuTimeInfo, version));
     time::read_versioned(|| version.load(Ordering::Acquire), || p.read::<VcpuTimeInfo>(off))
 }

@@ -26,11 +26,14 @@ pub fn pairs_manifest(rounds: u32, iters: u32) -> Manifest {
             dom("grant-server", "role=grant-server port=11 peer=3".into()),
             dom("grant-client", format!("role=grant-client port=11 peer=2 iters={iters}")),
             dom("crasher", "role=crash port=12".into()),
+            DomainSpec { privileged: true, ..dom("reaper", "role=reaper port=13 peer=6".into()) },
+            dom("victim", "role=victim port=13 peer=5".into()),
         ],
         channels: vec![
             StaticChannel { dom_a: 0, port_a: 10, dom_b: 1, port_b: 10 },
             StaticChannel { dom_a: 2, port_a: 11, dom_b: 3, port_b: 11 },
             StaticChannel { dom_a: 4, port_a: 12, dom_b: 0, port_b: 12 },
+            StaticChannel { dom_a: 5, port_a: 13, dom_b: 6, port_b: 13 },
         ],
         xenstore: None,
     }
@@ -302,6 +305,17 @@ pub fn checks(root: &Path, img: &Images) -> Result<Tally> {
             && run.log.contains(&format!("Domain {c} (vcpu#0) crashed on cpu#0:"))
             && run.log.contains(&format!("Domain {c} (crasher) destroyed (crash)"));
         t.record("boot-pairs: a crashing domain is contained and reported", dumped, "no crash report for the crasher");
+    }
+    if let Some(v) = manifest.domains.iter().position(|d| d.cmdline.starts_with("role=victim")) {
+        // SCHEDOP_remote_shutdown by a privileged domain ends in the victim's
+        // destruction, everything it held freed.
+        // Its memory and shared_info, including the vcpu_info page it gave back while
+        // the hypervisor held it.
+        let pages = manifest.domains[v].memory_kib / 4 + 1;
+        let gone = destroyed.iter().any(|l| {
+            l.contains(&format!("Domain {v} (victim) destroyed (poweroff)")) && l.ends_with(&format!(" {pages} pages freed, 0 still referenced"))
+        });
+        t.record("boot-pairs: a domain shut down remotely is destroyed, every page freed", gone, &destroyed.join(" | "));
     }
     let want = if crasher.is_some() { qemu::EXIT_FAILURE } else { qemu::EXIT_SUCCESS };
     t.record(

@@ -260,6 +260,16 @@ probe_rdmsr:
 2:  ret
     extable 1b, 2b
 
+    /* probe_inb(port: u16): in %dx, %al (its value is dropped) */
+    .global probe_inb
+probe_inb:
+    movl %edi, %edx
+    xorl %eax, %eax
+1:  inb %dx, %al
+    xorl %eax, %eax
+2:  ret
+    extable 1b, 2b
+
     /* probe_read(addr: *const u64, out: *mut u64) */
     .global probe_read
 probe_read:

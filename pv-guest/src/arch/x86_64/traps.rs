@@ -81,6 +81,7 @@ extern "C" {
     fn probe_xgetbv(index: u32, out: *mut u64) -> u64;
     fn probe_ymm_copy(src: *const [u8; 32], dst: *mut [u8; 32]) -> u64;
     fn probe_read(addr: u64, out: *mut u64) -> u64;
+    fn probe_inb(port: u16) -> u64;
     fn probe_write(addr: u64, value: u64) -> u64;
 }
 
@@ -209,6 +210,14 @@ pub fn rdmsr(msr: u32) -> Probe<u64> {
     // SAFETY: rdmsr at CPL3 traps to Xen (emulate or #GP); `v` is a live local.
     let r = unsafe { probe_rdmsr(msr, &mut v) };
     probe_result(r, v)
+}
+
+/// `in %dx, %al` from the guest kernel (ring 3): emulated by the hypervisor when the
+/// virtual IOPL or the I/O bitmap allows the port, else #GP.
+pub fn inb(port: u16) -> Probe<()> {
+    // SAFETY: at CPL3 `in` always traps to the hypervisor, which emulates it (the value
+    // read is dropped) or injects #GP, fixed up through the table.
+    probe_result(unsafe { probe_inb(port) }, ())
 }
 
 /// Reads a u64 at any address; a fault (#PF, #GP for non-canonical) is returned.

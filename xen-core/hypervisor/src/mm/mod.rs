@@ -36,7 +36,7 @@ mod refs;
 mod tests;
 
 pub use page_info::{FrameTable, Owner, PageInfo, PageType};
-pub use pv::{Flush, MmuextEffect, ReleaseReport, VcpuMm};
+pub use pv::{Flush, FrameRef, FrameRefError, MmuextEffect, ReleaseReport, VcpuMm};
 
 use xen_abi::{DomId, Mfn};
 

@@ -96,6 +96,41 @@ pub struct ReleaseReport {
     pub leaked: usize,
 }
 
+/// Why [`FrameTable::get_frame_ref`] refused a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameRefError {
+    /// Not a frame the domain owns (free, the hypervisor's, another domain's, I/O,
+    /// beyond RAM): Xen's `get_page_from_gfn` finds no page.
+    NotOwned,
+    /// Owned, but it cannot take the writable type: a page table, a descriptor page,
+    /// a read-only shared frame (Xen's `get_page_type(page, PGT_writable_page)` fails).
+    NotWritable,
+}
+
+/// A reference the hypervisor holds on a guest frame it reads or writes itself (the
+/// two sides of a grant copy, a registered `vcpu_info`): a general reference, plus a
+/// writable type reference when it writes. Taken by [`FrameTable::get_frame_ref`],
+/// dropped by [`FrameTable::put_frame_ref`]; while held, the frame can neither be
+/// freed nor become a page table or descriptor page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a held frame reference must be given back with put_frame_ref"]
+pub struct FrameRef {
+    mfn: Mfn,
+    writable: bool,
+}
+
+impl FrameRef {
+    /// The frame held.
+    pub fn mfn(self) -> Mfn {
+        self.mfn
+    }
+
+    /// Whether the writable type is held (the hypervisor may write the frame).
+    pub fn writable(self) -> bool {
+        self.writable
+    }
+}
+
 fn flush_request(flags: u64, va: u64) -> Flush {
     let mask = flags & !UVMF_FLUSHTYPE_MASK;
     match flags & UVMF_FLUSHTYPE_MASK {
@@ -566,6 +601,36 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
         if self.page(mfn).is_some_and(|p| p.ty == PageType::SegDesc && p.type_count > 0) {
             self.put_page_and_type(hw, mfn);
         }
+    }
+
+    /// Xen's `get_page_from_gfn` + (for `writable`) `get_page_type(PGT_writable_page)`,
+    /// as `gnttab_copy_claim_buf` and `map_vcpu_info` take them: a general reference on
+    /// a frame `dom` owns and, to write it, the writable type.
+    pub fn get_frame_ref<F: Frames>(
+        &mut self,
+        hw: &mut F,
+        dom: DomId,
+        mfn: Mfn,
+        writable: bool,
+    ) -> Result<FrameRef, FrameRefError> {
+        if self.page(mfn).is_some_and(|p| p.owner == Owner::Io) || !self.get_page(mfn, dom) {
+            return Err(FrameRefError::NotOwned);
+        }
+        if writable && self.get_page_type(hw, mfn, PageType::Writable).is_err() {
+            self.put_page(mfn);
+            return Err(FrameRefError::NotWritable);
+        }
+        Ok(FrameRef { mfn, writable })
+    }
+
+    /// Gives back a reference taken with [`Self::get_frame_ref`]. True if that was the
+    /// frame's last reference (it is free now; the caller returns it to the allocator).
+    pub fn put_frame_ref<F: Frames>(&mut self, hw: &mut F, r: FrameRef) -> bool {
+        if r.writable {
+            self.put_page_type(hw, r.mfn, None);
+        }
+        self.put_page(r.mfn);
+        self.page(r.mfn).is_some_and(|p| p.is_free())
     }
 
     /// `guest_remove_page` (decrease_reservation): unpins the frame and drops its

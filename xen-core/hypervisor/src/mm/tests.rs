@@ -890,3 +890,33 @@ fn a_grant_mapping_zapped_by_a_pte_write_releases_its_references() {
     assert_eq!(e.ft.grant_unmap(&mut e.hw, A, L1, 20, B_FRAME), Err(Errno::EINVAL));
     e.audit();
 }
+
+#[test]
+fn frame_refs_for_hypervisor_writes_follow_xens_rules() {
+    let mut e = Env::built();
+    // gnttab_copy_claim_buf / map_vcpu_info: a page table refuses the writable type...
+    for t in [L1, L2, L3, L4] {
+        assert_eq!(e.ft.get_frame_ref(&mut e.hw, A, t, true), Err(FrameRefError::NotWritable));
+    }
+    // ...but may be read (general reference only).
+    let r = e.ft.get_frame_ref(&mut e.hw, A, L1, false).unwrap();
+    assert!(!r.writable());
+    assert!(!e.ft.put_frame_ref(&mut e.hw, r));
+    e.audit();
+    // Frames A does not own: B's, the hypervisor's, I/O, beyond the table.
+    for m in [B_FRAME, M2P, IO, Mfn(NFRAMES as u64 + 5)] {
+        for w in [false, true] {
+            assert_eq!(e.ft.get_frame_ref(&mut e.hw, A, m, w), Err(FrameRefError::NotOwned), "{m:?}");
+        }
+    }
+    // A held writable reference: the frame can't become a page table, and survives
+    // being given back (decrease_reservation) until the reference goes.
+    let r = e.ft.get_frame_ref(&mut e.hw, A, SPARE, true).unwrap();
+    assert_eq!(r.mfn(), SPARE);
+    assert_eq!(e.ft.pin_table(&mut e.hw, A, SPARE, PageType::L1), Err(Errno::EINVAL));
+    e.ft.release_frame(&mut e.hw, A, SPARE).unwrap();
+    assert!(!e.ft.page(SPARE).unwrap().is_free());
+    assert!(e.ft.put_frame_ref(&mut e.hw, r), "last reference frees the frame");
+    assert!(e.ft.page(SPARE).unwrap().is_free());
+    e.audit();
+}

@@ -19,6 +19,8 @@ use xen_abi::{DomId, Mfn};
 pub struct ConsoleRing {
     pub mfn: u64,
     pub port: u32,
+    /// The hypervisor's writable reference on the page.
+    held: crate::mm::FrameRef,
 }
 
 const OUT: u64 = offset_of!(XenconsInterface, out) as u64;
@@ -42,15 +44,18 @@ fn write_u32(maddr: u64, v: u32) {
 /// fields. Called right after the domain is built, before it runs.
 pub fn setup(d: &mut Domain) -> Result<ConsoleRing, &'static str> {
     let mfn = *d.p2m.last().ok_or("domain has no memory")?;
-    let taken = super::mmu::with(|t, hw| t.get_page_and_type(hw, Mfn(mfn), crate::mm::PageType::Writable, DomId(d.id)));
-    taken.map_err(|_| "console page refused a writable reference")?;
+    let held = super::mmu::with(|t, hw| t.get_frame_ref(hw, DomId(d.id), Mfn(mfn), true));
+    let held = held.map_err(|_| "console page refused a writable reference")?;
+    let Ok(port) = d.evtchn.alloc() else {
+        super::mmu::with(|t, hw| t.put_frame_ref(hw, held));
+        return Err("no free port");
+    };
     phys::zero_frame(mfn);
-    let port = d.evtchn.alloc().map_err(|_| "no free port")?;
     d.evtchn.set(port, Port::HypervisorConsole);
     let si = d.start_info_maddr;
     phys::write_bytes(si + offset_of!(StartInfo, console_mfn) as u64, &mfn.to_le_bytes());
     phys::write_bytes(si + offset_of!(StartInfo, console_evtchn) as u64, &port.to_le_bytes());
-    let ring = ConsoleRing { mfn, port };
+    let ring = ConsoleRing { mfn, port, held };
     d.console_ring = Some(ring);
     Ok(ring)
 }
@@ -99,6 +104,6 @@ pub fn feed_input(d: &mut Domain, input: &[u8]) -> usize {
 /// Drops the hypervisor's reference on the ring page when the domain goes.
 pub fn teardown(d: &mut Domain) {
     if let Some(ring) = d.console_ring.take() {
-        super::mmu::with(|t, hw| t.put_page_and_type(hw, Mfn(ring.mfn)));
+        super::mmu::with(|t, hw| t.put_frame_ref(hw, ring.held));
     }
 }

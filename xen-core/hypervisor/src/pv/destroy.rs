@@ -44,18 +44,32 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
     super::mmu::with(|t, hw| {
         for m in &mappings {
             let _ = t.grant_unmap(hw, DomId(id), Mfn(m.l1), m.index, Mfn(m.frame));
-            granters.push((m.granter, m.gref));
+            granters.push((m.granter, m.gref, m.writable));
         }
     });
-    for (g, gref) in granters {
-        super::hc_grant::refresh_flags(doms, g, gref);
+    for (g, gref, writable) in granters {
+        super::hc_grant::unpin(doms, g, gref, writable);
     }
 
     let shared: Vec<u64> =
         core::iter::once(d.shared_info_mfn).chain(d.grant_frames.iter().copied()).collect();
-    let own: Vec<u64> = d.p2m.iter().copied().filter(|&m| m != m2p::INVALID_M2P_ENTRY).collect();
+    // Its frames, and those it gave back while they were still referenced.
+    let mut own: Vec<u64> = d.p2m.iter().copied().filter(|&m| m != m2p::INVALID_M2P_ENTRY).collect();
+    own.append(&mut d.given_back);
+    // The registered vcpu_info frame (Xen's unmap_vcpu_info): its reference goes; a
+    // frame the guest gave back while registered is freed now, with it.
+    let vcpu_info = d.vcpu.vcpu_info_ref.take();
+    if let Some(r) = vcpu_info {
+        let m = r.mfn().0;
+        if !own.contains(&m) && !shared.contains(&m) {
+            own.push(m);
+        }
+    }
     let (mut freed, mut held) = (0, 0);
     super::mmu::with(|t, hw| {
+        if let Some(r) = vcpu_info {
+            t.put_frame_ref(hw, r);
+        }
         t.release_domain(hw, DomId(id), core::slice::from_mut(&mut d.vcpu.mm));
         for &mfn in &own {
             if t.page(Mfn(mfn)).is_some_and(|p| p.is_free()) {

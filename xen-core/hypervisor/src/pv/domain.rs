@@ -52,6 +52,9 @@ pub struct Vcpu {
     /// Machine address of this vCPU's `vcpu_info` (shared_info slot 0 until
     /// `VCPUOP_register_vcpu_info` moves it).
     pub vcpu_info_maddr: u64,
+    /// The writable reference on the registered `vcpu_info` frame, dropped when the
+    /// domain is destroyed (Xen's `unmap_vcpu_info`).
+    pub vcpu_info_ref: Option<crate::mm::FrameRef>,
     /// Single-shot timer deadline in system time (ns), if armed.
     pub timer_deadline: Option<u64>,
     /// `fpu_taskswitch(1)` set CR0.TS for the guest.
@@ -62,6 +65,10 @@ pub struct Vcpu {
     pub gdt_frames: Vec<u64>,
     /// Virtual I/O privilege level (`PHYSDEVOP_set_iopl`).
     pub iopl: u32,
+    /// The guest's I/O bitmap (`PHYSDEVOP_set_iobitmap`): its guest virtual address, read
+    /// through the kernel's page tables on each I/O instruction, and the ports it covers.
+    pub iobmp: u64,
+    pub iobmp_limit: u32,
     /// The guest-controllable CR4 bits it set (`emul_priv::CR4_GUEST_MASK`).
     pub cr4_guest: u64,
     /// Debug registers as the guest set them (`set_debugreg`, `mov %dbN`).
@@ -92,11 +99,14 @@ impl Vcpu {
             gs_base_kernel: 0,
             gs_base_user: 0,
             vcpu_info_maddr,
+            vcpu_info_ref: None,
             timer_deadline: None,
             fpu_ts: false,
             mm: VcpuMm::default(),
             gdt_frames: Vec::new(),
             iopl: 0,
+            iobmp: 0,
+            iobmp_limit: 0,
             cr4_guest: 0,
             debugreg: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
             msrs: Default::default(),
@@ -142,6 +152,13 @@ pub struct GrantMapping {
     pub writable: bool,
 }
 
+/// Mappings of one grant entry (Xen's `GNTPIN_hstr`/`GNTPIN_hstw` counters).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GrantPin {
+    pub read_only: u32,
+    pub writable: u32,
+}
+
 #[derive(Debug)]
 pub struct Domain {
     pub id: u16,
@@ -154,6 +171,9 @@ pub struct Domain {
     pub ending: Option<u32>,
     /// pfn -> mfn for every page the domain owns.
     pub p2m: Vec<u64>,
+    /// Frames given back with decrease_reservation while still referenced (mapped, or
+    /// held by the hypervisor): they go back to the allocator once free.
+    pub given_back: Vec<u64>,
     pub max_pages: u64,
     pub shared_info_mfn: u64,
     pub vcpu: Vcpu,
@@ -166,6 +186,12 @@ pub struct Domain {
     pub runstate_area: Option<u64>,
     /// Grants this domain has mapped, indexed by handle.
     pub maptrack: Vec<Option<GrantMapping>>,
+    /// Unused maptrack handles, lowest first; its capacity always covers every handle,
+    /// so freeing one never allocates.
+    pub maptrack_free: alloc::collections::BinaryHeap<core::cmp::Reverse<u32>>,
+    /// How many mappings of each of this domain's grant entries exist, by reference
+    /// (Xen's active entries' pin counts): the entry's GTF_reading/GTF_writing.
+    pub grant_pins: Vec<GrantPin>,
     /// Partial console_io line of a domU (printed with a `(dN) ` prefix per line).
     pub console_line: Vec<u8>,
     /// Machine address of this domain's start_info page.

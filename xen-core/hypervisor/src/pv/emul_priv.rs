@@ -87,10 +87,34 @@ fn port_passthrough(d: &Domain) -> bool {
     d.hardware
 }
 
-/// Xen's `guest_io_okay`: I/O instructions need the virtual IOPL (set_iopl): 1 in guest
-/// kernel mode, 3 in user mode.
-fn io_allowed(d: &Domain) -> bool {
+/// Xen's `iopl_ok`: the virtual IOPL (set_iopl) covers the guest's privilege level: 1
+/// in guest kernel mode, 3 in user mode.
+fn iopl_ok(d: &Domain) -> bool {
     d.vcpu.iopl >= if d.vcpu.kernel_mode { 1 } else { 3 }
+}
+
+/// Xen's `guest_io_okay`: the virtual IOPL, or else the guest's I/O bitmap
+/// (PHYSDEVOP_set_iobitmap) clears every bit of `bytes` ports from `port`. The bitmap is
+/// read through the kernel's page tables (in user mode too, as Xen toggles to them);
+/// an unreadable byte counts as all ones (no access).
+fn io_allowed(d: &Domain, port: u16, bytes: u8) -> bool {
+    if iopl_ok(d) {
+        return true;
+    }
+    let (port, bytes) = (u32::from(port), u32::from(bytes));
+    if port + bytes > d.vcpu.iobmp_limit {
+        return false;
+    }
+    let guest = GuestView { l4_mfn: d.vcpu.kernel_l4 };
+    let at = d.vcpu.iobmp.wrapping_add(u64::from(port >> 3));
+    let mut x = [0u8; 2];
+    if guest.copy_from(at, &mut x[..1]).is_err() {
+        x = [0xff; 2];
+    } else if guest.copy_from(at.wrapping_add(1), &mut x[1..]).is_err() {
+        x[1] = 0xff;
+    }
+    let mask = u32::from(u16::from_le_bytes(x));
+    mask & (((1u32 << bytes) - 1) << (port & 7)) == 0
 }
 
 fn io_read(d: &mut Domain, port: u16, size: u8) -> u32 {
@@ -317,8 +341,17 @@ pub fn privileged_op(d: &mut Domain, regs: &mut Regs) -> bool {
         PrivInsn::Hlt => false,
         // Under the virtual IOPL Xen steps over cli/sti without touching the event mask:
         // a later popf could not undo it ("fast & loose will do", emul-priv-op.c).
-        PrivInsn::Cli | PrivInsn::Sti if io_allowed(d) => true,
-        PrivInsn::In { size, port } | PrivInsn::Out { size, port } if io_allowed(d) => {
+        PrivInsn::Cli | PrivInsn::Sti if iopl_ok(d) => true,
+        PrivInsn::In { size, port } | PrivInsn::Out { size, port }
+            if io_allowed(
+                d,
+                match port {
+                    Port::Imm(p) => u16::from(p),
+                    Port::Dx => regs.rdx as u16,
+                },
+                size,
+            ) =>
+        {
             let p = match port {
                 Port::Imm(p) => u16::from(p),
                 Port::Dx => regs.rdx as u16,
@@ -331,7 +364,7 @@ pub fn privileged_op(d: &mut Domain, regs: &mut Regs) -> bool {
             }
             true
         }
-        PrivInsn::Ins { size, rep, addr32 } | PrivInsn::Outs { size, rep, addr32 } if io_allowed(d) => {
+        PrivInsn::Ins { size, rep, addr32 } | PrivInsn::Outs { size, rep, addr32 } if io_allowed(d, regs.rdx as u16, size) => {
             let input = matches!(dec.insn, PrivInsn::Ins { .. });
             match string_io(d, regs, regs.rdx as u16, size, rep, addr32, input) {
                 Some(true) => true,

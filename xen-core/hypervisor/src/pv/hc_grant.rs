@@ -2,11 +2,12 @@
 //! grant mapping between domains. A mapped grant shows `GTF_reading`/`GTF_writing` in
 //! the granter's entry, so the granter can't take it back while it is in use.
 
-use super::domain::{Domain, GrantMapping};
+use super::domain::{Domain, GrantMapping, GrantPin};
 use super::hypercall::HcResult;
 use super::sched::Domains;
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::{cpu, mem, phys};
+use crate::mm::{FrameRef, FrameRefError};
 use xen_abi::errno::Errno;
 use xen_abi::grant_table::*;
 use xen_abi::xen::DOMID_SELF;
@@ -47,24 +48,38 @@ fn write_flags(maddr: u64, flags: u16) {
     phys::write_bytes(maddr, &flags.to_le_bytes());
 }
 
-/// Checks `gref` of `granter` grants `grantee` access (read, or write too).
+/// Checks `gref` of `granter` grants `grantee` access (read, or write too). An entry
+/// of another type, for another domain, or read-only for a writer is
+/// `GNTST_general_error`, as Xen's `_set_status_v1`.
 fn checked_entry(granter: &Domain, gref: u32, grantee: u16, write: bool) -> Result<(u64, GrantEntryV1), i16> {
     let at = entry_maddr(granter, gref).ok_or(GNTST_bad_gntref)?;
     let e = read_entry(at);
     if e.flags & GTF_type_mask != GTF_permit_access || e.domid != grantee || (write && e.flags & GTF_readonly != 0) {
-        return Err(GNTST_permission_denied);
+        return Err(GNTST_general_error);
     }
     Ok((at, e))
 }
 
+/// `cmd` bits above these carry Xen's continuation argument (`GNTTABOP_CMD_MASK`).
+const CMD_MASK: u32 = (1 << 12) - 1;
+
 pub fn grant_table_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> HcResult {
-    if count == 0 {
-        return Ok(0);
+    // As do_grant_table_op: `count` is an unsigned int, negative as an int -EINVAL; a
+    // continuation argument in `cmd` from the guest -EINVAL (only cache_flush has one).
+    let count = count as u32;
+    if (count as i32) < 0 || (cmd & !CMD_MASK != 0 && cmd & CMD_MASK != GNTTABOP_cache_flush) {
+        return Err(Errno::EINVAL);
     }
+    let cmd = cmd & CMD_MASK;
+    let count = u64::from(count);
     // Sub-ops on the caller's own table take exactly one argument structure.
     let single = matches!(cmd, GNTTABOP_setup_table | GNTTABOP_query_size | GNTTABOP_set_version | GNTTABOP_get_version);
     if single && count != 1 {
         return Err(Errno::EINVAL);
+    }
+    let batch = matches!(cmd, GNTTABOP_copy | GNTTABOP_map_grant_ref | GNTTABOP_unmap_grant_ref);
+    if batch && count == 0 {
+        return Ok(0);
     }
     let me = doms.current_id();
     let own = |dom: u16| dom == DOMID_SELF.0 || dom == me;
@@ -167,6 +182,10 @@ pub fn grant_table_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64,
 /// Grows `d`'s table to `nr` frames, each lent to the domain read/write.
 pub fn grow_table(d: &mut Domain, nr: u32) -> i16 {
     while d.grant_frames.len() < nr as usize {
+        // The pin counts of the new entries; a full heap refuses, as a full allocator.
+        if d.grant_pins.try_reserve(ENTRIES_PER_FRAME as usize).is_err() {
+            return GNTST_general_error;
+        }
         let Some(mfn) = mem::alloc_frame() else { return GNTST_general_error };
         phys::zero_frame(mfn);
         if super::mmu::share_with(d.id, mfn, true).is_err() {
@@ -174,67 +193,130 @@ pub fn grow_table(d: &mut Domain, nr: u32) -> i16 {
             return GNTST_general_error;
         }
         d.grant_frames.push(mfn);
+        d.grant_pins.resize(d.grant_frames.len() * ENTRIES_PER_FRAME as usize, GrantPin::default());
     }
     GNTST_okay
 }
 
-/// The machine address one side of a copy names: a granted frame (checked against the
-/// granter's entry) or one of the caller's own frames.
-fn copy_side(doms: &Domains, p: &GnttabCopyPtr, by_ref: bool, write: bool) -> Result<u64, i16> {
-    let me = doms.current_id();
+/// The domain one side of a copy names (Xen's `gnttab_copy_lock_domain`): only
+/// `DOMID_SELF` may name a frame directly, even the caller's own numeric id is refused.
+fn copy_domain(doms: &Domains, p: &GnttabCopyPtr, by_ref: bool) -> Result<u16, i16> {
+    if p.domid != DOMID_SELF.0 && !by_ref {
+        return Err(GNTST_permission_denied);
+    }
+    let id = if p.domid == DOMID_SELF.0 { doms.current_id() } else { p.domid };
+    doms.get(id).map(|d| d.id).ok_or(GNTST_bad_domain)
+}
+
+/// Claims one side of a copy (Xen's `gnttab_copy_claim_buf`): the frame a grant of
+/// `owner` names (checked against its entry) or, by frame, one `owner` owns; with a
+/// general reference, and the writable type for the destination. Page tables,
+/// descriptor pages and read-only shared frames refuse the writable type:
+/// `GNTST_general_error`; a frame `owner` does not own: `GNTST_bad_page`.
+fn claim_side(doms: &Domains, owner: u16, p: &GnttabCopyPtr, by_ref: bool, write: bool) -> Result<FrameRef, i16> {
     let mfn = if by_ref {
-        let granter = if p.domid == DOMID_SELF.0 { me } else { p.domid };
-        let g = doms.get(granter).ok_or(GNTST_bad_domain)?;
-        let (_, e) = checked_entry(g, p.gref(), me, write)?;
-        let frame = u64::from(e.frame);
-        if !g.owns(frame) {
-            return Err(GNTST_bad_page);
-        }
-        frame
+        let g = doms.get(owner).ok_or(GNTST_bad_domain)?;
+        let (_, e) = checked_entry(g, p.gref(), doms.current_id(), write)?;
+        u64::from(e.frame)
     } else {
-        // Only the caller's own frames can be named by MFN.
-        if p.domid != DOMID_SELF.0 && p.domid != me {
-            return Err(GNTST_permission_denied);
-        }
-        if !doms.get(me).is_some_and(|d| d.owns(p.u)) {
-            return Err(GNTST_bad_page);
-        }
         p.u
     };
-    Ok(mfn << 12)
+    super::mmu::with(|t, hw| t.get_frame_ref(hw, DomId(owner), Mfn(mfn), write)).map_err(|e| match e {
+        FrameRefError::NotOwned => GNTST_bad_page,
+        FrameRefError::NotWritable => GNTST_general_error,
+    })
 }
 
-fn grant_copy(doms: &Domains, op: &GnttabCopy) -> Result<(), i16> {
-    let len = u64::from(op.len);
-    if u64::from(op.source.offset) + len > 4096 || u64::from(op.dest.offset) + len > 4096 {
-        return Err(GNTST_general_error);
+/// Drops a claim; a frame whose owner died meanwhile is freed with its last reference.
+fn release_side(r: FrameRef) {
+    if super::mmu::with(|t, hw| t.put_frame_ref(hw, r)) {
+        mem::with_frames(|a| a.free(r.mfn().0));
     }
-    let src = copy_side(doms, &op.source, op.flags & GNTCOPY_source_gref != 0, false)?;
-    let dst = copy_side(doms, &op.dest, op.flags & GNTCOPY_dest_gref != 0, true)?;
-    let mut buf = [0u8; 4096];
-    let n = len as usize;
-    phys::read_bytes(src + u64::from(op.source.offset), &mut buf[..n]);
-    phys::write_bytes(dst + u64::from(op.dest.offset), &buf[..n]);
-    Ok(())
 }
 
-/// Recomputes `GTF_reading`/`GTF_writing` of `granter`'s entry `gref` from every live
-/// mapping of it.
-pub fn refresh_flags(doms: &Domains, granter: u16, gref: u32) {
+/// One `GNTTABOP_copy` (Xen's `gnttab_copy_one`): domains, source, destination, then
+/// the bounds; both frames are referenced (the destination with the writable type)
+/// for the duration of the copy.
+fn grant_copy(doms: &Domains, op: &GnttabCopy) -> Result<(), i16> {
+    let src_by_ref = op.flags & GNTCOPY_source_gref != 0;
+    let dst_by_ref = op.flags & GNTCOPY_dest_gref != 0;
+    let src_dom = copy_domain(doms, &op.source, src_by_ref)?;
+    let dst_dom = copy_domain(doms, &op.dest, dst_by_ref)?;
+    let src = claim_side(doms, src_dom, &op.source, src_by_ref, false)?;
+    let dst = match claim_side(doms, dst_dom, &op.dest, dst_by_ref, true) {
+        Ok(d) => d,
+        Err(st) => {
+            release_side(src);
+            return Err(st);
+        }
+    };
+    let len = u64::from(op.len);
+    let r = if u64::from(op.source.offset) + len > 4096 || u64::from(op.dest.offset) + len > 4096 {
+        Err(GNTST_bad_copy_arg)
+    } else {
+        let mut buf = [0u8; 4096];
+        let n = len as usize;
+        let done = super::mmu::read_held(src, u64::from(op.source.offset), &mut buf[..n])
+            && super::mmu::write_held(dst, u64::from(op.dest.offset), &buf[..n]);
+        if done {
+            Ok(())
+        } else {
+            Err(GNTST_general_error)
+        }
+    };
+    release_side(dst);
+    release_side(src);
+    r
+}
+
+/// Shows in `granter`'s entry `gref` whether it is mapped (`GTF_reading`) and mapped
+/// writable (`GTF_writing`), from its pin counts: constant work per call.
+fn refresh_flags(doms: &Domains, granter: u16, gref: u32) {
     let Some(g) = doms.get(granter) else { return };
     let Some(at) = entry_maddr(g, gref) else { return };
-    let (mut reading, mut writing) = (false, false);
-    for id in doms.ids() {
-        for m in doms.get(id).into_iter().flat_map(|d| d.maptrack.iter().flatten()) {
-            if m.granter == granter && m.gref == gref {
-                reading = true;
-                writing |= m.writable;
-            }
-        }
-    }
+    let pin = g.grant_pins.get(gref as usize).copied().unwrap_or_default();
+    let reading = pin.read_only > 0 || pin.writable > 0;
     let flags = read_entry(at).flags & !(GTF_reading | GTF_writing);
-    let flags = flags | if reading { GTF_reading } else { 0 } | if writing { GTF_writing } else { 0 };
+    let flags = flags | if reading { GTF_reading } else { 0 } | if pin.writable > 0 { GTF_writing } else { 0 };
     write_flags(at, flags);
+}
+
+/// Counts one more mapping of `granter`'s entry `gref` (`add`) or one fewer, and shows it
+/// in the entry's flags.
+fn adjust_pin(doms: &mut Domains, granter: u16, gref: u32, writable: bool, add: bool) {
+    if let Some(p) = doms.get_mut(granter).and_then(|g| g.grant_pins.get_mut(gref as usize)) {
+        let c = if writable { &mut p.writable } else { &mut p.read_only };
+        *c = if add { c.saturating_add(1) } else { c.saturating_sub(1) };
+    }
+    refresh_flags(doms, granter, gref);
+}
+
+/// A mapping of `granter`'s entry `gref` went away without `unmap_one` (its mapper died).
+pub fn unpin(doms: &mut Domains, granter: u16, gref: u32, writable: bool) {
+    adjust_pin(doms, granter, gref, writable, false);
+}
+
+/// Xen refuses another pin of a kind once its 8-bit counter reaches 128
+/// (`GNTPIN_incr2oflow_mask`).
+const PIN_LIMIT: u32 = 128;
+
+/// The handle the next mapping of `d` gets (the lowest unused), growing the maptrack
+/// by one if none is free: fallible, and bounded by Xen's default maptrack size.
+fn free_handle(d: &mut Domain) -> Result<u32, i16> {
+    if let Some(&core::cmp::Reverse(h)) = d.maptrack_free.peek() {
+        return Ok(h);
+    }
+    if d.maptrack.len() >= MAX_MAPTRACK {
+        return Err(GNTST_no_space);
+    }
+    let spare = (d.maptrack.len() + 1).saturating_sub(d.maptrack_free.len());
+    if d.maptrack.try_reserve(1).is_err() || d.maptrack_free.try_reserve(spare).is_err() {
+        return Err(GNTST_no_space);
+    }
+    let h = d.maptrack.len() as u32;
+    d.maptrack.push(None);
+    d.maptrack_free.push(core::cmp::Reverse(h));
+    Ok(h)
 }
 
 fn map_one(doms: &mut Domains, guest: &GuestView, op: &GnttabMapGrantRef) -> Result<(u32, u64), i16> {
@@ -254,20 +336,18 @@ fn map_one(doms: &mut Domains, guest: &GuestView, op: &GnttabMapGrantRef) -> Res
     if !g.owns(frame) {
         return Err(GNTST_general_error);
     }
+    let pin = g.grant_pins.get(op.ref_ as usize).copied().unwrap_or_default();
+    if (if writable { pin.writable } else { pin.read_only }) >= PIN_LIMIT {
+        return Err(GNTST_general_error);
+    }
     let (l1, index) = guest.l1_slot(op.host_addr).ok_or(GNTST_general_error)?;
-    let d = doms.cur();
-    let handle = match d.maptrack.iter().position(Option::is_none) {
-        Some(h) => h,
-        None if d.maptrack.len() < MAX_MAPTRACK => {
-            d.maptrack.push(None);
-            d.maptrack.len() - 1
-        }
-        None => return Err(GNTST_no_space),
-    };
+    let handle = free_handle(doms.cur())?;
     super::mmu::with(|t, hw| t.grant_map(hw, DomId(me), DomId(op.dom), Mfn(l1), index, Mfn(frame), writable))
         .map_err(|_| GNTST_general_error)?;
     cpu::invlpg(op.host_addr);
-    doms.cur().maptrack[handle] = Some(GrantMapping {
+    let d = doms.cur();
+    d.maptrack_free.pop();
+    d.maptrack[handle as usize] = Some(GrantMapping {
         granter: op.dom,
         gref: op.ref_,
         frame,
@@ -276,8 +356,8 @@ fn map_one(doms: &mut Domains, guest: &GuestView, op: &GnttabMapGrantRef) -> Res
         index,
         writable,
     });
-    refresh_flags(doms, op.dom, op.ref_);
-    Ok((handle as u32, frame))
+    adjust_pin(doms, op.dom, op.ref_, writable, true);
+    Ok((handle, frame))
 }
 
 /// Removes mapping `handle` of the current domain; `host_addr` 0 skips the address check
@@ -288,7 +368,10 @@ pub fn unmap_one(doms: &mut Domains, handle: u32, host_addr: u64) -> Result<(), 
     if host_addr != 0 && host_addr != m.host_addr {
         return Err(GNTST_general_error);
     }
-    doms.cur().maptrack[handle as usize] = None;
+    let d = doms.cur();
+    d.maptrack[handle as usize] = None;
+    // Capacity for every handle is reserved when the maptrack grows: no allocation.
+    d.maptrack_free.push(core::cmp::Reverse(handle));
     let unmapped = super::mmu::with(|t, hw| {
         let r = t.grant_unmap(hw, DomId(me), Mfn(m.l1), m.index, Mfn(m.frame));
         // A granter that died while we held its page leaves it to us: free it now. A
@@ -304,10 +387,14 @@ pub fn unmap_one(doms: &mut Domains, handle: u32, host_addr: u64) -> Result<(), 
     });
     cpu::invlpg(m.host_addr);
     if unmapped.1 {
+        // A living granter gave it back while we mapped it: it no longer waits for it.
+        if let Some(g) = doms.get_mut(m.granter) {
+            g.given_back.retain(|&f| f != m.frame);
+        }
         mem::with_frames(|a| a.free(m.frame));
         crate::println!("d{}'s page {:#x} freed: its last grant mapping (by d{me}) is gone", m.granter, m.frame);
     }
-    refresh_flags(doms, m.granter, m.gref);
+    adjust_pin(doms, m.granter, m.gref, m.writable, false);
     // The guest overwrote the mapping itself: the references are gone, the entry too.
     unmapped.0.map_err(|_| GNTST_general_error)
 }

@@ -72,6 +72,18 @@ pub fn memory_op(d: &mut Domain, guest: &GuestView, cmd: u64, arg: u64) -> HcRes
     }
 }
 
+/// Returns to the allocator the frames `d` gave back while they were still referenced
+/// and that nothing references any more (at most one pass over the list).
+fn sweep_given_back(d: &mut Domain) {
+    d.given_back.retain(|&mfn| {
+        let free = super::mmu::with(|t, _| t.page(xen_abi::Mfn(mfn)).is_some_and(|p| p.is_free()));
+        if free {
+            mem::with_frames(|a| a.free(mfn));
+        }
+        !free
+    });
+}
+
 /// `XENMEM_decrease_reservation`: gives frames back; returns how many extents were done.
 fn decrease_reservation(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult {
     let r: XenMemoryReservation = guest.read(arg)?;
@@ -83,9 +95,14 @@ fn decrease_reservation(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult
     if !list_ok || r.extent_order != 0 {
         return Ok(0);
     }
+    sweep_given_back(d);
     for i in 0..r.nr_extents {
         let Ok(mfn) = guest.read::<u64>(r.extent_start.wrapping_add(8 * i)) else { return Ok(i) };
         if !d.owns(mfn) {
+            return Ok(i);
+        }
+        // Room to remember it if it stays referenced (no allocation failure later).
+        if d.given_back.try_reserve(1).is_err() {
             return Ok(i);
         }
         let pfn = super::m2p::get(mfn);
@@ -102,6 +119,11 @@ fn decrease_reservation(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult
                 crate::arch::x86_64::cpu::flush_tlb();
                 if free_now {
                     mem::with_frames(|a| a.free(mfn));
+                } else {
+                    // Still mapped or held by the hypervisor (Xen frees it with its last
+                    // reference): returned once unreferenced, at the latest when the
+                    // domain is destroyed.
+                    d.given_back.push(mfn);
                 }
             }
             Err(_) => return Ok(i),

@@ -13,6 +13,7 @@ use xen_abi::callback::*;
 use xen_abi::errno::Errno;
 use xen_abi::vcpu::*;
 use xen_abi::xen::{self as x, VcpuInfo};
+use xen_abi::{DomId, Mfn};
 
 fn canonical(va: u64) -> bool {
     let top = va >> 47;
@@ -200,23 +201,28 @@ pub fn vcpu_op(d: &mut Domain, guest: &GuestView, cmd: u32, vcpu: u64, arg: u64)
         }
         VCPUOP_stop_periodic_timer => Ok(0),
         VCPUOP_register_vcpu_info => {
+            // Xen's map_vcpu_info (common/domain.c).
             let r: VcpuRegisterVcpuInfo = guest.read(arg)?;
             let size = core::mem::size_of::<VcpuInfo>() as u64;
-            if u64::from(r.offset) + size > 4096 {
-                return Err(Errno::EINVAL);
+            if u64::from(r.offset) > 4096 - size || !r.offset.is_multiple_of(8) {
+                return Err(Errno::ENXIO);
             }
-            if d.vcpu.vcpu_info_maddr != d.shared_info_mfn << 12 {
+            if d.vcpu.vcpu_info_ref.is_some() {
                 return Err(Errno::EINVAL); // registered once already
             }
-            let pfn = super::m2p::get(r.mfn);
-            if d.p2m.get(pfn as usize) != Some(&r.mfn) {
-                return Err(Errno::EINVAL);
-            }
+            // A writable type reference held until the vCPU goes: the frame can't
+            // become a page table, and isn't freed if the guest gives it back.
+            let held = super::mmu::with(|t, hw| t.get_frame_ref(hw, DomId(d.id), Mfn(r.mfn), true));
+            let held = held.map_err(|_| Errno::EINVAL)?;
             let mut cur = [0u8; 64];
             phys::read_bytes(d.vcpu.vcpu_info_maddr, &mut cur);
             let new = (r.mfn << 12) + u64::from(r.offset);
-            phys::write_bytes(new, &cur);
+            super::mmu::write_held(held, u64::from(r.offset), &cur);
             d.vcpu.vcpu_info_maddr = new;
+            d.vcpu.vcpu_info_ref = Some(held);
+            // Everything pending, so nothing is lost (a spurious upcall), as Xen.
+            phys::write_bytes(new + core::mem::offset_of!(VcpuInfo, evtchn_pending_sel) as u64, &u64::MAX.to_le_bytes());
+            phys::write_bytes(new + core::mem::offset_of!(VcpuInfo, evtchn_upcall_pending) as u64, &[1u8]);
             events::update_time(d);
             Ok(0)
         }
@@ -269,7 +275,16 @@ pub fn physdev_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -> HcRe
             Ok(0)
         }
         PHYSDEVOP_set_iobitmap => {
-            let _: PhysdevSetIobitmap = guest.read(arg)?;
+            // Xen's do_physdev_op: the handle checked as guest_handle_okay does (its
+            // start outside the hypervisor's range), at most 65536 ports; the bitmap is
+            // read on each I/O instruction (emul_priv::io_allowed).
+            let a: PhysdevSetIobitmap = guest.read(arg)?;
+            let handle_ok = a.bitmap < (1 << 47) || a.bitmap >= xen_abi::arch_x86_64::HYPERVISOR_VIRT_END;
+            if !handle_ok || a.nr_ports > 65536 {
+                return Err(Errno::EINVAL);
+            }
+            d.vcpu.iobmp = a.bitmap;
+            d.vcpu.iobmp_limit = a.nr_ports;
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),

@@ -97,6 +97,13 @@ fn multicall(doms: &mut Domains, regs: &mut Regs, guest: &GuestView, list: u64, 
 }
 
 fn console_io(d: &mut Domain, guest: &GuestView, cmd: u32, count: u64, buf: u64) -> HcResult {
+    // Xen 4.17's dummy XSM (`xsm_console_io`, include/xsm/dummy.h): only the control
+    // domain (or a domain marked `is_console`, which we have none of) may use the
+    // console; other domains get -EPERM for every command, before it is looked at. Only a
+    // CONFIG_VERBOSE_DEBUG build (not Debian's release build) lets them write.
+    if !d.privileged {
+        return Err(Errno::EPERM);
+    }
     match cmd {
         xen::CONSOLEIO_write => {
             // Xen copies in small chunks and stops at the first unreadable byte.
@@ -112,6 +119,7 @@ fn console_io(d: &mut Domain, guest: &GuestView, cmd: u32, count: u64, buf: u64)
         }
         // Serial input goes to the hardware domain (Xen's initial console focus).
         xen::CONSOLEIO_read => {
+            // A privileged domain that isn't the hardware domain has no input focus.
             if !d.hardware {
                 return Ok(0);
             }

@@ -75,3 +75,24 @@ pub fn share_with(dom: u16, mfn: u64, writable: bool) -> Result<(), xen_abi::err
         t.share_xen_frame(DomId(dom), Mfn(mfn), writable)
     })
 }
+
+/// Reads `buf.len()` bytes at `offset` of a guest frame the hypervisor holds a reference
+/// on. False (nothing read) if the range leaves the page.
+pub fn read_held(r: crate::mm::FrameRef, offset: u64, buf: &mut [u8]) -> bool {
+    if offset.checked_add(buf.len() as u64).is_none_or(|end| end > 4096) {
+        return false;
+    }
+    phys::read_bytes((r.mfn().0 << 12) + offset, buf);
+    true
+}
+
+/// Writes `bytes` at `offset` of a guest frame the hypervisor holds with the writable
+/// type (so it is no page table or descriptor page). False (nothing written) if the
+/// reference is read-only or the range leaves the page.
+pub fn write_held(r: crate::mm::FrameRef, offset: u64, bytes: &[u8]) -> bool {
+    if !r.writable() || offset.checked_add(bytes.len() as u64).is_none_or(|end| end > 4096) {
+        return false;
+    }
+    phys::write_bytes((r.mfn().0 << 12) + offset, bytes);
+    true
+}

@@ -128,8 +128,11 @@ fn all_gone(doms: &Domains) -> ! {
 pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
     poll_console(doms);
     let cur = doms.current;
-    if let Some(reason) = doms.cur().ending {
-        let d = doms.slots[cur].take().expect("current domain");
+    // Every domain that ended: the current one, or another one a privileged domain
+    // shut down with SCHEDOP_remote_shutdown (bounded: one pass over the table).
+    for slot in 0..doms.slots.len() {
+        let Some(reason) = doms.slots[slot].as_ref().and_then(|d| d.ending) else { continue };
+        let Some(d) = doms.slots[slot].take() else { continue };
         doms.any_crashed |= reason == super::domain::END_CRASH;
         if d.hardware {
             // The initial domain of a single-domain boot takes the machine with it.
