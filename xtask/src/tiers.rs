@@ -268,7 +268,8 @@ fn machine_checks(root: &Path, img: &Images) -> Result<Tally> {
     let mut t = Tally::default();
     let log = &out.log;
     t.record("boot: debug-exit reports success", out.exit == Exit::Status(qemu::EXIT_SUCCESS), &format!("{:?}", out.exit));
-    t.record("boot: banner on COM1", log.lines().any(|l| l.starts_with("(XEN) xen-core ")), "no `(XEN) xen-core` line");
+    // Xen's first line, naming us: `Xen version 4.17.0-xen-core (xen-core ...)`.
+    t.record("boot: banner on COM1", log.lines().any(|l| l.starts_with("(XEN) Xen version 4.17.0-xen-core (xen-core ")), "no `(XEN) Xen version 4.17.0-xen-core (xen-core` line");
     let cmdline_ok = log.lines().any(|l| l.starts_with("(XEN) Command line: ") && l.ends_with(&m.append));
     t.record("boot: command line passed through", cmdline_ok, "no matching `Command line:` line");
     t.record(
