@@ -10,7 +10,9 @@ use super::domain::Domain;
 use super::events::{self, Port};
 use crate::arch::x86_64::phys;
 use core::mem::offset_of;
-use xen_abi::console::{mask_xencons_in_idx, mask_xencons_out_idx, XenconsInterface, XENCONS_IN_SIZE, XENCONS_OUT_SIZE};
+use frontend_drivers::console;
+use frontend_drivers::page::SharedPage;
+use xen_abi::console::XENCONS_OUT_SIZE;
 use xen_abi::xen::StartInfo;
 use xen_abi::{DomId, Mfn};
 
@@ -23,21 +25,29 @@ pub struct ConsoleRing {
     held: crate::mm::FrameRef,
 }
 
-const OUT: u64 = offset_of!(XenconsInterface, out) as u64;
-const IN: u64 = offset_of!(XenconsInterface, in_) as u64;
-const IN_CONS: u64 = offset_of!(XenconsInterface, in_cons) as u64;
-const IN_PROD: u64 = offset_of!(XenconsInterface, in_prod) as u64;
-const OUT_CONS: u64 = offset_of!(XenconsInterface, out_cons) as u64;
-const OUT_PROD: u64 = offset_of!(XenconsInterface, out_prod) as u64;
+/// The ring page as the shared console-ring code (`frontend_drivers::console`, the same
+/// back-end functions xenconsoled uses) sees it: reads and writes only through the
+/// hypervisor's held writable reference, inside the page.
+struct HeldPage(crate::mm::FrameRef);
 
-fn read_u32(maddr: u64) -> u32 {
-    let mut b = [0u8; 4];
-    phys::read_bytes(maddr, &mut b);
-    u32::from_le_bytes(b)
-}
+impl SharedPage for HeldPage {
+    fn load_u32(&self, off: usize) -> u32 {
+        let mut b = [0u8; 4];
+        super::mmu::read_held(self.0, off as u64, &mut b);
+        u32::from_le_bytes(b)
+    }
 
-fn write_u32(maddr: u64, v: u32) {
-    phys::write_bytes(maddr, &v.to_le_bytes());
+    fn store_u32(&self, off: usize, v: u32) {
+        super::mmu::write_held(self.0, off as u64, &v.to_le_bytes());
+    }
+
+    fn read(&self, off: usize, buf: &mut [u8]) {
+        super::mmu::read_held(self.0, off as u64, buf);
+    }
+
+    fn write(&self, off: usize, data: &[u8]) {
+        super::mmu::write_held(self.0, off as u64, data);
+    }
 }
 
 /// Gives domain `d` its console: the ring in its last page, a port, the start_info
@@ -61,41 +71,22 @@ pub fn setup(d: &mut Domain) -> Result<ConsoleRing, &'static str> {
 }
 
 /// The guest notified its console port: print what it wrote, free the space, notify.
-/// Indices come from the guest: a producer more than a ring ahead is clamped to one ring
-/// of bytes, as xenconsoled does, so one call does bounded work.
+/// Indices come from the guest: one claiming more than the ring holds is refused by the
+/// shared back-end code (nothing read or written), so one call does bounded work.
 pub fn guest_wrote(d: &mut Domain) {
     let Some(ring) = d.console_ring else { return };
-    let base = ring.mfn << 12;
-    let (cons, prod) = (read_u32(base + OUT_CONS), read_u32(base + OUT_PROD));
-    let avail = prod.wrapping_sub(cons).min(XENCONS_OUT_SIZE as u32);
     let mut bytes = [0u8; XENCONS_OUT_SIZE];
-    for i in 0..avail {
-        let mut b = [0u8];
-        phys::read_bytes(base + OUT + mask_xencons_out_idx(cons.wrapping_add(i)) as u64, &mut b);
-        bytes[i as usize] = b[0];
-    }
-    super::hypercall::guest_console_write(d, &bytes[..avail as usize]);
-    write_u32(base + OUT_CONS, cons.wrapping_add(avail));
+    let Ok(n) = console::take_output(&HeldPage(ring.held), &mut bytes) else { return };
+    super::hypercall::guest_console_write(d, &bytes[..n]);
     events::set_pending(d, ring.port);
 }
 
 /// Hands serial input to the domain's console (its `in` ring); returns how many bytes
-/// fit. The guest is notified if any did.
+/// fit (none for a guest that broke the ring). The guest is notified if any did.
 pub fn feed_input(d: &mut Domain, input: &[u8]) -> usize {
     let Some(ring) = d.console_ring else { return 0 };
-    let base = ring.mfn << 12;
-    let (cons, prod) = (read_u32(base + IN_CONS), read_u32(base + IN_PROD));
-    let used = prod.wrapping_sub(cons);
-    if used > XENCONS_IN_SIZE as u32 {
-        return 0; // a guest that broke the ring gets nothing more
-    }
-    let room = (XENCONS_IN_SIZE as u32 - used) as usize;
-    let n = room.min(input.len());
-    for (i, &b) in input[..n].iter().enumerate() {
-        phys::write_bytes(base + IN + mask_xencons_in_idx(prod.wrapping_add(i as u32)) as u64, &[b]);
-    }
+    let n = console::put_input(&HeldPage(ring.held), input).unwrap_or(0);
     if n > 0 {
-        write_u32(base + IN_PROD, prod.wrapping_add(n as u32));
         events::set_pending(d, ring.port);
     }
     n
