@@ -15,6 +15,7 @@ mod multi;
 mod qemu;
 mod reference;
 mod results;
+mod run_pty;
 mod tiers;
 mod toolchain;
 
