@@ -4,7 +4,9 @@
 //! flag in its vcpu_info; the guest only runs while the hypervisor doesn't (one CPU), so
 //! plain read-modify-write of those words is safe here.
 
-use super::domain::{Domain, RunState};
+pub mod hypercall;
+
+use crate::pv::domain::{Domain, RunState};
 use crate::arch::x86_64::{clock, cpu, phys};
 use alloc::vec::Vec;
 use core::mem::offset_of;
