@@ -37,7 +37,7 @@ const DOMU_MODULES: &[&str] = &["xen-blkfront", "xen-netfront", "crc32c_generic"
 const XEN_CMDLINE: &str = "console=com1 dom0_mem=768M,max:768M loglvl=all guest_loglvl=all";
 /// What dom0's init prints last, and Xen's words when dom0 powers off.
 const DONE: &str = "DOM0-TESTS-DONE";
-const DOM0_POWEROFF: &str = "Hardware Dom0 halted";
+pub const DOM0_POWEROFF: &str = "Hardware Dom0 halted";
 
 /// Files of the initramfs: path inside the image -> contents.
 #[derive(Debug, Default)]
@@ -382,6 +382,8 @@ pub enum Variant {
     Base,
     /// `cargo xtask run`: the daemons started, then a shell on the console.
     Interactive,
+    /// `cargo xtask soak`: `base`, then many create/destroy cycles on xen-core.
+    Soak,
 }
 
 /// Debian's toolstack (`xl`, C `xenstored`, `xenconsoled`, `xen-init-dom0`) and its
@@ -472,6 +474,7 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
         Variant::BenchNet => "dom0-bench-net.cpio",
         Variant::Base => "dom0-base.cpio",
         Variant::Interactive => "dom0-interactive.cpio",
+        Variant::Soak => "dom0-soak.cpio",
     });
     std::fs::write(&initrd, t.cpio())?;
     eprintln!("xtask: dom0 image: {} ({} bytes), kernel {}", initrd.display(), std::fs::metadata(&initrd)?.len(), kernel.display());
@@ -557,6 +560,7 @@ fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<S
         Variant::BenchNet => format!("{}{BENCH_NET_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
         Variant::Base => format!("{}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
         Variant::Interactive => INTERACTIVE_STEPS.to_string(),
+        Variant::Soak => format!("{}{}{}", section(TEST_STEPS, "base"), crate::soak::STEPS, section(TEST_STEPS, "end")),
     };
     Ok(INIT.replace("@STEPS@", &steps)
         .replace("@MODULES@", modules.trim())
@@ -569,7 +573,8 @@ fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<S
         .replace("@TCP_TEST_BYTES@", &TCP_TEST_BYTES.to_string())
         .replace("@BENCH_ROUNDS@", &BENCH_IO_ROUNDS.to_string())
         .replace("@BENCH_BLK_MIB@", &BENCH_BLK_MIB.to_string())
-        .replace("@BENCH_RAND_READS@", &BENCH_RAND_READS.to_string()))
+        .replace("@BENCH_RAND_READS@", &BENCH_RAND_READS.to_string())
+        .replace("@SOAK_CYCLES@", &crate::soak::cycles().to_string()))
 }
 
 /// The lines of section `name` of `steps` (its `#@` line included).
