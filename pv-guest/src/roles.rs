@@ -74,9 +74,20 @@ pub fn run(cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
     if let Some(block) = block_role(role, cmd, si) {
         return Some(block);
     }
-    let port = num(cmd, "port", 0) as u32;
-    let peer = num(cmd, "peer", 0) as u16;
     let mut r = Report { passed: 0, failed: 0 };
+    // Static ports from the boot manifest, or (rendezvous=xs, for a pair `xl` creates)
+    // a channel set up over xenstore; then the joining side's hello is event 1.
+    let (port, peer, hello) = if arg(cmd, "rendezvous") == Some("xs") {
+        match rendezvous(role, cmd, si) {
+            Ok((port, peer, hello)) => (port, peer, hello),
+            Err(f) => {
+                r.test("rendezvous", Err(f));
+                return Some((r.passed, r.failed));
+            }
+        }
+    } else {
+        (num(cmd, "port", 0) as u32, num(cmd, "peer", 0) as u16, 0)
+    };
     let unmasked = evtchn::unmask(port);
     if unmasked != 0 {
         r.test("static_port", Err(fail(format_args!("unmask({port}): {unmasked}"))));
@@ -85,7 +96,10 @@ pub fn run(cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
     match role {
         "pong" => {
             let rounds = num(cmd, "rounds", 1000) as u32;
-            r.test("evtchn_pong", (1..=rounds).try_for_each(|i| wait_nth(port, i).and_then(|_| send(port))));
+            if hello == 1 {
+                r.test("rendezvous_hello", wait_hello(port));
+            }
+            r.test("evtchn_pong", (1..=rounds).try_for_each(|i| wait_nth(port, i + hello).and_then(|_| send(port))));
         }
         "ping" => {
             let rounds = num(cmd, "rounds", 1000) as u32;
@@ -97,7 +111,12 @@ pub fn run(cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
             }
             r.test("evtchn_pingpong", res);
         }
-        "grant-server" => grant_server(&mut r, port, peer),
+        "grant-server" => {
+            if hello == 1 {
+                r.test("rendezvous_hello", wait_hello(port));
+            }
+            grant_server(&mut r, port, peer, hello)
+        }
         // A guest bug the hypervisor must contain: a page fault with no handler for it.
         "crash" => {
             // set_trap_table(NULL) clears the table: the fault below has nowhere to go.
@@ -131,9 +150,67 @@ fn block_role(role: &str, cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
         "netfront-xenbus" => crate::net::frontend(si, cmd, &mut test),
         "netfront-hostile-xenbus" => crate::net_hostile::frontend(si, &mut test),
         "xenstore-hostile" => crate::store::hostile(si, &mut test),
+        "null-hypercall" => null_hypercall(cmd, &mut test),
         _ => return None,
     }
     Some((r.passed, r.failed))
+}
+
+/// A pair `xl` created (no static channels): the offering side (`pong`, `grant-server`)
+/// allocates an unbound port for `peer=` and publishes it as `data/bench-port`; dom0
+/// copies it and the offerer's id into the joining side's `data/peer-port` and
+/// `data/peer-dom` before unpausing it; the joiner binds and sends a hello. Returns
+/// (port, peer, events the role has to skip: 1 on the offering side for the hello).
+fn rendezvous(role: &str, cmd: &str, si: &StartInfo) -> Result<(u32, u16, u32), Failure> {
+    use crate::xenbus as xb;
+    crate::heap::ensure(1).map_err(|e| fail(format_args!("{e}")))?;
+    let mut xs = xb::open(si)?;
+    match role {
+        "pong" | "grant-server" => {
+            let peer = num(cmd, "peer", 0) as u16;
+            let port = hv::alloc_unbound(DOMID_SELF.0, peer).map_err(|e| fail(format_args!("alloc_unbound for {peer}: {e}")))?;
+            xb::write(&mut xs, "data/bench-port", &alloc::format!("{port}"))?;
+            Ok((port, peer, 1))
+        }
+        _ => {
+            let peer = xb::read_num(&mut xs, "data/peer-dom")? as u16;
+            let remote = xb::read_num(&mut xs, "data/peer-port")? as u32;
+            let port = hv::bind_interdomain(peer, remote).map_err(|e| fail(format_args!("bind_interdomain({peer}, {remote}): {e}")))?;
+            evtchn::unmask(port);
+            send(port)?;
+            Ok((port, peer, 0))
+        }
+    }
+}
+
+/// The joiner's hello: dom0 starts it only after it read our port, so allow for that.
+fn wait_hello(port: u32) -> TestResult {
+    if evtchn::wait_for(port, 0, shared::now_ns() + 120_000_000_000, Sleep::Poll) {
+        Ok(())
+    } else {
+        Err(fail(format_args!("no hello on port {port} within 120 s")))
+    }
+}
+
+/// Times the cheapest hypercall, `xen_version(XENVER_version)`, `count=` times: the cost
+/// of entering and leaving the hypervisor. Every answer must be the first one.
+fn null_hypercall(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
+    use crate::arch::x86_64::hypercall::xen_version_no_arg;
+    let count = num(cmd, "count", 100_000).max(1);
+    let first = xen_version_no_arg(0);
+    let t0 = shared::now_ns();
+    let mut odd = 0u64;
+    for _ in 0..count {
+        if xen_version_no_arg(0) != first {
+            odd += 1;
+        }
+    }
+    let dt = shared::now_ns() - t0;
+    println!("BENCH null_hypercall {} ns", dt / count);
+    test(
+        "null_hypercall_answers",
+        if first > 0 && odd == 0 { Ok(()) } else { Err(fail(format_args!("version {first:#x}, {odd} different answers"))) },
+    );
 }
 
 fn pattern(i: usize) -> u64 {
@@ -142,7 +219,7 @@ fn pattern(i: usize) -> u64 {
 
 /// Offers a page to `peer` (grant ref GREF), checks it can't be taken back while the
 /// peer maps it, sees the peer's write, and takes it back after the unmap.
-fn grant_server(r: &mut Report, port: u32, peer: u16) {
+fn grant_server(r: &mut Report, port: u32, peer: u16, seen: u32) {
     let setup = || -> Result<(WindowPage, WindowPage), Failure> {
         scratch_fill(hv::AUX, 8, 0);
         let mut s = GnttabSetupTable { dom: DOMID_SELF.0, nr_frames: 1, frame_list: scratch_addr(hv::AUX), ..Default::default() };
@@ -172,7 +249,7 @@ fn grant_server(r: &mut Report, port: u32, peer: u16) {
     // Event 1 from the client: it has the page mapped writable.
     r.test(
         "grant_revoke_refused_while_mapped",
-        wait_nth(port, 1).and_then(|_| {
+        wait_nth(port, 1 + seen).and_then(|_| {
             let flags = table.u16(off).load(Ordering::Acquire);
             let busy = flags & (GTF_reading | GTF_writing) == GTF_reading | GTF_writing;
             let taken = table.u16(off).compare_exchange(GTF_permit_access, 0, Ordering::AcqRel, Ordering::Acquire);
@@ -193,7 +270,7 @@ fn grant_server(r: &mut Report, port: u32, peer: u16) {
     // Event 2 to the client: go on; event 2 from it: unmapped.
     r.test(
         "grant_revoke_after_unmap",
-        send(port).and_then(|_| wait_nth(port, 2)).and_then(|_| {
+        send(port).and_then(|_| wait_nth(port, 2 + seen)).and_then(|_| {
             let taken = table.u16(off).compare_exchange(GTF_permit_access, 0, Ordering::AcqRel, Ordering::Acquire);
             taken.map(|_| ()).map_err(|f| fail(format_args!("flags {f:#x} after the peer unmapped")))
         }),

@@ -384,6 +384,8 @@ pub enum Variant {
     Interactive,
     /// `cargo xtask soak`: `base`, then many create/destroy cycles on xen-core.
     Soak,
+    /// `bench interdomain`: pv-guest pairs created by our `xl`, on either hypervisor.
+    BenchInterdomain,
 }
 
 /// Debian's toolstack (`xl`, C `xenstored`, `xenconsoled`, `xen-init-dom0`) and its
@@ -475,6 +477,7 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
         Variant::Base => "dom0-base.cpio",
         Variant::Interactive => "dom0-interactive.cpio",
         Variant::Soak => "dom0-soak.cpio",
+        Variant::BenchInterdomain => "dom0-bench-interdomain.cpio",
     });
     std::fs::write(&initrd, t.cpio())?;
     eprintln!("xtask: dom0 image: {} ({} bytes), kernel {}", initrd.display(), std::fs::metadata(&initrd)?.len(), kernel.display());
@@ -482,7 +485,7 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
 }
 
 /// `bench blk`/`bench net`: rounds per side (alternating sides); tables show medians.
-const BENCH_IO_ROUNDS: u32 = 3;
+pub const BENCH_IO_ROUNDS: u32 = 3;
 
 /// `bench blk`: MiB read sequentially, and 4 KiB random reads, per side.
 const BENCH_BLK_MIB: u32 = 32;
@@ -561,6 +564,7 @@ fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<S
         Variant::Base => format!("{}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
         Variant::Interactive => INTERACTIVE_STEPS.to_string(),
         Variant::Soak => format!("{}{}{}", section(TEST_STEPS, "base"), crate::soak::STEPS, section(TEST_STEPS, "end")),
+        Variant::BenchInterdomain => format!("{}{BENCH_INTERDOMAIN_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
     };
     Ok(INIT.replace("@STEPS@", &steps)
         .replace("@MODULES@", modules.trim())
@@ -592,6 +596,37 @@ fn section(steps: &str, name: &str) -> String {
     }
     out
 }
+
+/// `cargo xtask bench interdomain`: pv-guest pairs our `xl` creates (an event channel
+/// and a granted page set up over xenstore, dom0 passing the port along), and one
+/// pv-guest timing a null hypercall; @BENCH_ROUNDS@ rounds.
+const BENCH_INTERDOMAIN_STEPS: &str = r#"#@ bench-interdomain
+# pair NAME OFFERER JOINER ARGS: the joiner is created paused (its id is the offerer's
+# peer), the offerer publishes its port, dom0 hands it over and starts the joiner.
+pair() {
+  la=/var/log/xen/console/guest-$1-a.log; lb=/var/log/xen/console/guest-$1-b.log
+  xl create -p /etc/xen/pv-guest.cfg "name=\"$1-b\"" "extra=\"role=$3 rendezvous=xs $4\"" >/tmp/pair 2>&1 || { echo "BENCH-FAIL $1 create: $(cat /tmp/pair)"; return; }
+  b=$(xl domid $1-b)
+  xl create /etc/xen/pv-guest.cfg "name=\"$1-a\"" "extra=\"role=$2 rendezvous=xs peer=$b $4\"" >/tmp/pair 2>&1 || { echo "BENCH-FAIL $1 create: $(cat /tmp/pair)"; xl destroy $1-b; return; }
+  a=$(xl domid $1-a)
+  i=0; while ! p=$(xenstore-read /local/domain/$a/data/bench-port 2>/dev/null) && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+  xenstore-write /local/domain/$b/data/peer-dom $a /local/domain/$b/data/peer-port "$p"
+  xl unpause $1-b
+  waitlog $lb ' passed, ' 300; waitlog $la ' passed, ' 60
+  grep -h -a 'BENCH \| passed, \|FAIL' $la $lb | sed "s/^/  $1| /; s/TEST /test /"
+  cat $la $lb | sed -n 's/^.*BENCH \([a-z_0-9]*\) \([0-9]*\).*$/BENCH xl \1 \2/p'
+  xl destroy $1-a; xl destroy $1-b; rm -f $la $lb
+}
+for round in $(seq @BENCH_ROUNDS@); do
+  pair evt pong ping "rounds=20000"
+  pair gnt grant-server grant-client "iters=2000"
+  l=/var/log/xen/console/guest-hc.log
+  xl create /etc/xen/pv-guest.cfg 'name="hc"' 'extra="role=null-hypercall count=100000"' >/dev/null 2>&1
+  waitlog $l ' passed, ' 120
+  sed -n 's/^.*BENCH \([a-z_0-9]*\) \([0-9]*\).*$/BENCH xl \1 \2/p' $l
+  xl destroy hc; rm -f $l
+done
+"#;
 
 /// `cargo xtask bench blk`: the same Linux domU reads its disk (`blkbench`, O_DIRECT)
 /// served by our blkback and by Linux's kernel blkback; dom0 reads the image natively.
@@ -1216,10 +1251,14 @@ type BenchValues = BTreeMap<(String, String), Vec<f64>>;
 
 /// Boots a benchmark image and collects its `BENCH` lines.
 fn bench_boot(root: &Path, variant: Variant, log_name: &str) -> Result<(BenchValues, PathBuf)> {
-    let xen = reference::xen_hypervisor(root)?;
+    bench_boot_on(root, variant, log_name, reference::xen_hypervisor(root)?)
+}
+
+/// As [`bench_boot`], on the hypervisor image `hv` (xen-core or Xen).
+fn bench_boot_on(root: &Path, variant: Variant, log_name: &str, hv: PathBuf) -> Result<(BenchValues, PathBuf)> {
     let img = build_image(root, variant)?;
     let m = Machine {
-        kernel: xen,
+        kernel: hv,
         append: XEN_CMDLINE.into(),
         modules: vec![(img.kernel.clone(), "console=hvc0 quiet".into()), (img.initrd.clone(), String::new())],
         memory_mib: 2048,
@@ -1283,6 +1322,19 @@ pub fn bench(root: &Path) -> Result<(String, PathBuf)> {
         table.push_str(&format!("| {} | {a} | {b} |\n", name.trim_end_matches("_ms")));
     }
     Ok((table, log_path))
+}
+
+/// `cargo xtask bench interdomain`, the `xl`-created pairs: (metric, unit) -> the
+/// xen-core and the Xen 4.17 cells, both from a Linux dom0 running our toolstack.
+pub fn bench_interdomain(root: &Path) -> Result<Vec<(String, String, String)>> {
+    let ours = crate::images::build_all(root)?.xen_core;
+    let (on_ours, _) = bench_boot_on(root, Variant::BenchInterdomain, "bench-interdomain-xen-core.log", ours)?;
+    let (on_xen, _) = bench_boot(root, Variant::BenchInterdomain, "bench-interdomain-xen.log")?;
+    let mut rows = Vec::new();
+    for (metric, unit) in [("evtchn_pingpong_rtt", "ns"), ("grant_map_unmap", "ns/page"), ("grant_copy", "ns/page"), ("null_hypercall", "ns")] {
+        rows.push((metric.to_string(), spread_cell(&on_ours, "xl", metric, unit), spread_cell(&on_xen, "xl", metric, unit)));
+    }
+    Ok(rows)
 }
 
 /// `cargo xtask bench net`: a markdown table (Linux's netback vs ours) plus the log path.
