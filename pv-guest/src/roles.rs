@@ -57,7 +57,14 @@ fn wait_nth(port: u32, n: u32) -> TestResult {
     if evtchn::wait_for(port, n - 1, shared::now_ns() + WAIT_NS, Sleep::Poll) {
         Ok(())
     } else {
-        Err(fail(format_args!("no event {n} on port {port} within 5 s")))
+        let (w, bit) = crate::events::port_position(port);
+        Err(fail(format_args!(
+            "no event {n} on port {port} within 5 s (dispatched {}, pending {}, masked {}, upcall pending {})",
+            evtchn::HITS.count(port),
+            shared::pending_word(w).load(Ordering::SeqCst) & bit != 0,
+            shared::mask_word(w).load(Ordering::SeqCst) & bit != 0,
+            shared::upcall_pending().load(Ordering::SeqCst)
+        )))
     }
 }
 
