@@ -31,7 +31,7 @@ commands:
   run [pv-guest]        boot xen-core with Debian's Linux as dom0 into a shell (or the pv-guest demo)
   test [TIER...]        run test tiers: host, boot, reference, dom0 (default: all)
   bench [NAME...]       run benchmarks: ring, boot, interdomain (default: all), or by name create, blk, net; results go to docs/benchmarks.md
-  soak [--cycles N]     N (1000) create/destroy cycles of a pv-guest domU from Linux dom0 on xen-core; free pages must come back exactly
+  soak [--cycles N] [--xen]  N (1000) create/destroy cycles of a pv-guest domU from Linux dom0 on xen-core (or Xen); free pages must come back exactly
 ";
 
 fn main() {
