@@ -82,8 +82,8 @@ pub fn start(doms: &mut Domains, id: u16) -> Regs {
 fn save(d: &mut Domain, regs: &Regs) {
     d.vcpu.saved = *regs;
     cpu::fpu_save(&mut d.vcpu.fpu);
-    d.vcpu.fs_base = cpu::rdmsr(cpu::MSR_FS_BASE);
-    let gs = cpu::rdmsr(cpu::MSR_GS_BASE);
+    d.vcpu.fs_base = cpu::fs_base();
+    let gs = cpu::gs_base();
     if d.vcpu.kernel_mode {
         d.vcpu.gs_base_kernel = gs;
     } else {

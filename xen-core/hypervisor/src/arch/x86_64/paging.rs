@@ -6,14 +6,16 @@ use super::layout::{l4_slot, phys_to_virt, DIRECTMAP_VIRT_START, XEN_VIRT_START}
 use super::{cpu, phys};
 use crate::frames::FrameAllocator;
 
-pub const PTE_P: u64 = 1 << 0;
-pub const PTE_RW: u64 = 1 << 1;
-pub const PTE_US: u64 = 1 << 2;
-pub const PTE_A: u64 = 1 << 5;
-pub const PTE_D: u64 = 1 << 6;
-pub const PTE_PS: u64 = 1 << 7;
-pub const PTE_G: u64 = 1 << 8;
-pub const PTE_NX: u64 = 1 << 63;
+use x86_64::structures::paging::PageTableFlags as F;
+
+pub const PTE_P: u64 = F::PRESENT.bits();
+pub const PTE_RW: u64 = F::WRITABLE.bits();
+pub const PTE_US: u64 = F::USER_ACCESSIBLE.bits();
+pub const PTE_A: u64 = F::ACCESSED.bits();
+pub const PTE_D: u64 = F::DIRTY.bits();
+pub const PTE_PS: u64 = F::HUGE_PAGE.bits();
+pub const PTE_G: u64 = F::GLOBAL.bits();
+pub const PTE_NX: u64 = F::NO_EXECUTE.bits();
 pub const PTE_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
 extern "C" {

@@ -55,7 +55,7 @@ fn toggle_guest_mode(d: &mut Domain) {
     let v = &mut d.vcpu;
     // The outgoing mode's GS base may have been changed through wrmsr emulation, which
     // updates these fields; the CPU's MSR holds the active one.
-    let active_gs = cpu::rdmsr(cpu::MSR_GS_BASE);
+    let active_gs = cpu::gs_base();
     if v.kernel_mode {
         v.gs_base_kernel = active_gs;
     } else {
