@@ -371,7 +371,7 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
         grant_frames: Vec::new(),
         runstate_area: None,
         maptrack: Vec::new(),
-        given_back: Vec::new(),
+        given_back: hashbrown::HashSet::new(),
         maptrack_free: alloc::collections::BinaryHeap::new(),
         grant_pins: Vec::new(),
         console_line: Vec::new(),

@@ -392,7 +392,7 @@ pub fn unmap_one(doms: &mut Domains, handle: u32, host_addr: u64) -> Result<(), 
     if unmapped.1 {
         // A living granter gave it back while we mapped it: it no longer waits for it.
         if let Some(g) = doms.get_mut(m.granter) {
-            g.given_back.retain(|&f| f != m.frame);
+            g.given_back.remove(&m.frame);
         }
         mem::with_frames(|a| a.free(m.frame));
         crate::println!("d{}'s page {:#x} freed: its last grant mapping (by d{me}) is gone", m.granter, m.frame);
