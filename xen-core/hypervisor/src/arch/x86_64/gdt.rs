@@ -34,7 +34,9 @@ struct Gdt([u64; GDT_ENTRIES]);
 #[repr(C, align(16))]
 struct Stack([u8; 16 * 1024]);
 
-static mut GDT: Gdt = Gdt([0; GDT_ENTRIES]);
+/// Locked for the Rust side; the CPU reads it through GDTR (and marks descriptors
+/// accessed or busy), as for any GDT.
+static GDT: spin::Mutex<Gdt> = spin::Mutex::new(Gdt([0; GDT_ENTRIES]));
 static TSS: spin::Once<TaskStateSegment> = spin::Once::new();
 static mut IDT: [[u64; 2]; 256] = [[0; 2]; 256];
 /// For double faults, NMIs and machine checks, which may arrive on a broken stack.
@@ -89,7 +91,7 @@ pub fn init() {
     // statics yet, and the descriptors written are the ones the selectors above name, so
     // the segment and TSS loads find what they expect.
     unsafe {
-        let gdt = &mut *core::ptr::addr_of_mut!(GDT);
+        let mut gdt = GDT.lock();
         let e = FIRST_RESERVED_GDT_ENTRY;
         gdt.0[e + 1] = RING0_CODE64; // 0xe008
         gdt.0[e + 2] = RING0_DATA; // 0xe010
@@ -112,7 +114,9 @@ pub fn init() {
         idt[0xf0] = idt_gate(spurious[1], 0, 0);
         idt[0xff] = idt_gate(spurious[2], 0, 0);
 
-        lgdt(&DescriptorTablePointer { limit: (GDT_ENTRIES * 8 - 1) as u16, base: VirtAddr::from_ptr(gdt) });
+        // The static stays where it is: GDTR may point into it after the guard goes.
+        lgdt(&DescriptorTablePointer { limit: (GDT_ENTRIES * 8 - 1) as u16, base: VirtAddr::from_ptr(&*gdt) });
+        drop(gdt);
         lidt(&DescriptorTablePointer { limit: (256 * 16 - 1) as u16, base: VirtAddr::from_ptr(idt) });
         CS::set_reg(SegmentSelector(HYPERVISOR_CS));
         for load in [DS::set_reg, ES::set_reg, SS::set_reg] {
@@ -147,9 +151,9 @@ pub fn load_guest_descriptors(descs: &[u64]) {
     use core::sync::atomic::Ordering;
     let n = descs.len().min(FIRST_RESERVED_GDT_ENTRY);
     let old = GUEST_ENTRIES.swap(n, Ordering::Relaxed);
-    // SAFETY: one CPU; the GDT is only written here and in init, and the guest part is
-    // never loaded by the hypervisor itself, so no live selector changes under us.
-    let gdt = unsafe { &mut *core::ptr::addr_of_mut!(GDT) };
+    // The guest part is never loaded by the hypervisor itself, so no live selector of
+    // ours changes under us.
+    let mut gdt = GDT.lock();
     gdt.0[..n].copy_from_slice(&descs[..n]);
     if old > n {
         gdt.0[n..old].fill(0);
@@ -159,8 +163,7 @@ pub fn load_guest_descriptors(descs: &[u64]) {
 /// Updates one checked guest descriptor.
 pub fn set_guest_descriptor(index: usize, desc: u64) {
     if index < FIRST_RESERVED_GDT_ENTRY {
-        // SAFETY: as for load_guest_descriptors.
-        unsafe { (*core::ptr::addr_of_mut!(GDT)).0[index] = desc };
+        GDT.lock().0[index] = desc;
     }
 }
 
@@ -171,8 +174,7 @@ pub fn guest_selector_ok(sel: u64, code: bool) -> bool {
     if sel & 4 != 0 || index >= FIRST_RESERVED_GDT_ENTRY || sel > 0xffff {
         return false;
     }
-    // SAFETY: a read of the GDT under the same single-CPU discipline as the writers.
-    let d = DescriptorFlags::from_bits_retain(unsafe { (*core::ptr::addr_of!(GDT)).0[index] });
+    let d = DescriptorFlags::from_bits_retain(GDT.lock().0[index]);
     let present_user = d.contains(DescriptorFlags::PRESENT | DescriptorFlags::DPL_RING_3 | DescriptorFlags::USER_SEGMENT);
     let is_code = d.contains(DescriptorFlags::EXECUTABLE);
     let writable_data = !is_code && d.contains(DescriptorFlags::WRITABLE);

@@ -25,8 +25,11 @@ extern "C" {
     static __data_end: u8;
 }
 
-fn sym(s: &u8) -> u64 {
-    s as *const u8 as u64
+/// A linker-script symbol's address (taking it is safe; only the address is used).
+macro_rules! sym {
+    ($s:ident) => {
+        core::ptr::addr_of!($s) as u64
+    };
 }
 
 fn alloc_table(frames: &mut FrameAllocator<'_>) -> u64 {
@@ -65,9 +68,7 @@ pub fn init(frames: &mut FrameAllocator<'_>, phys_end: u64) -> u64 {
     cpu::enable_nx_and_wp();
     let pml4 = alloc_table(frames);
 
-    // SAFETY: linker-script symbols; only their addresses are used.
-    let (text, text_end, ro_end, data_end) =
-        unsafe { (sym(&__text_start), sym(&__text_end), sym(&__rodata_end), sym(&__data_end)) };
+    let (text, text_end, ro_end, data_end) = (sym!(__text_start), sym!(__text_end), sym!(__rodata_end), sym!(__data_end));
     let mut va = text;
     while va < data_end {
         let flags = if va < text_end {
