@@ -25,6 +25,7 @@ static LAPIC_HZ: AtomicU64 = AtomicU64::new(0);
 static TSC_MUL_SHIFT: AtomicU64 = AtomicU64::new(0);
 static BOOT_WALLCLOCK: AtomicU64 = AtomicU64::new(0);
 
+// The local APIC through its MMIO page in the direct map: the x86_64 crate has no APIC.
 fn lapic_read(reg: u64) -> u32 {
     // SAFETY: the local APIC's MMIO page is inside the direct map (first 4 GiB); register
     // reads have no side effects.

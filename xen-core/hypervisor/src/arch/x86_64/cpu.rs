@@ -124,6 +124,7 @@ pub fn apply_guest_cr4(bits: u64) {
     unsafe { Cr4::update(|f| *f = (*f - CR4_GUEST_HW) | guest) };
 }
 
+/// The time-stamp counter (core's intrinsic: the x86_64 crate has no rdtsc).
 pub fn rdtsc() -> u64 {
     // SAFETY: rdtsc reads the time-stamp counter; no side effects.
     unsafe { core::arch::x86_64::_rdtsc() }
