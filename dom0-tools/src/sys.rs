@@ -4,7 +4,8 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{fence, Ordering};
 
 pub const PAGE_SIZE: usize = 4096;
@@ -68,17 +69,15 @@ pub struct Mapping {
 unsafe impl Send for Mapping {}
 
 impl Mapping {
-    fn mmap(fd: RawFd, len: usize, offset: i64) -> io::Result<Mapping> {
-        Self::mmap_prot(fd, len, offset, libc::PROT_READ | libc::PROT_WRITE)
+    fn mmap(fd: RawFd, len: usize, offset: u64) -> io::Result<Mapping> {
+        Self::mmap_prot(fd, len, offset, ProtFlags::READ | ProtFlags::WRITE)
     }
 
-    fn mmap_prot(fd: RawFd, len: usize, offset: i64, prot: libc::c_int) -> io::Result<Mapping> {
-        // SAFETY: a fresh shared mapping chosen by the kernel (addr NULL); the result is
-        // checked, and owned by the returned `Mapping` which unmaps it on drop.
-        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, offset) };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+    fn mmap_prot(fd: RawFd, len: usize, offset: u64, prot: ProtFlags) -> io::Result<Mapping> {
+        // SAFETY: a fresh shared mapping chosen by the kernel (addr NULL), owned by the
+        // returned `Mapping` which unmaps it on drop; `fd` is open for the call (callers
+        // pass their own open descriptor).
+        let p = unsafe { mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, BorrowedFd::borrow_raw(fd), offset) }?;
         Ok(Mapping { ptr: p.cast(), len })
     }
 
@@ -188,7 +187,7 @@ impl Mapping {
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: `ptr`/`len` describe a mapping this value created and still owns.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        let _ = unsafe { munmap(self.ptr.cast(), self.len) };
     }
 }
 
@@ -222,7 +221,7 @@ impl Privcmd {
     }
 
     fn map_foreign_prot(&self, dom: u16, gfns: &[u64], writable: bool) -> io::Result<Mapping> {
-        let prot = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
+        let prot = if writable { ProtFlags::READ | ProtFlags::WRITE } else { ProtFlags::READ };
         let m = Mapping::mmap_prot(self.file.as_raw_fd(), gfns.len() * PAGE_SIZE, 0, prot)?;
         let mut errs = vec![0i32; gfns.len()];
         let mut b = PrivcmdMmapbatchV2 {
@@ -441,7 +440,7 @@ impl Gntdev {
             e
         };
         let offset = i64::try_from(op.index).map_err(|_| unmap(io::Error::new(io::ErrorKind::InvalidData, "gntdev index")))?;
-        let m = Mapping::mmap(fd, len, offset).map_err(unmap)?;
+        let m = Mapping::mmap(fd, len, offset as u64).map_err(unmap)?;
         Ok(GrantMapping { map: Some(m), index: op.index, count: refs.len() as u32, dev: self.clone() })
     }
 
@@ -740,10 +739,6 @@ impl MappedBlkRing {
 
 /// `BLKGETSIZE64`: `_IOR(0x12, 114, size_t)`.
 const BLKGETSIZE64: libc::c_ulong = (2 << 30) | ((size_of::<u64>() as libc::c_ulong) << 16) | (0x12 << 8) | 114;
-/// `BLKSSZGET`: `_IO(0x12, 104)` (an `int`: the logical sector size).
-const BLKSSZGET: libc::c_ulong = ioc_none(0x12, 104, 0);
-/// `BLKPBSZGET`: `_IO(0x12, 123)` (an `unsigned int`: the physical sector size).
-const BLKPBSZGET: libc::c_ulong = ioc_none(0x12, 123, 0);
 
 /// A block device's size in bytes and its logical and physical sector sizes (for a
 /// block device `metadata().len()` is 0). Fails (ENOTTY) on anything else.
@@ -751,11 +746,10 @@ pub fn block_device_geometry(file: &File) -> io::Result<(u64, u32, u32)> {
     let fd = file.as_raw_fd();
     let mut bytes: u64 = 0;
     ioctl(fd, BLKGETSIZE64, &mut bytes)?;
-    let mut lbs: libc::c_int = 0;
-    ioctl(fd, BLKSSZGET, &mut lbs)?;
-    let mut pbs: libc::c_uint = 0;
-    ioctl(fd, BLKPBSZGET, &mut pbs)?;
-    let lbs = u32::try_from(lbs).ok().filter(|s| s.is_power_of_two() && *s >= 512).unwrap_or(512);
+    // BLKSSZGET and BLKPBSZGET: the logical and physical sector sizes.
+    let lbs = rustix::fs::ioctl_blksszget(file)?;
+    let pbs = rustix::fs::ioctl_blkpbszget(file)?;
+    let lbs = Some(lbs).filter(|s| s.is_power_of_two() && *s >= 512).unwrap_or(512);
     let pbs = Some(pbs).filter(|s| s.is_power_of_two() && *s >= lbs).unwrap_or(lbs);
     Ok((bytes, lbs, pbs))
 }
@@ -766,13 +760,8 @@ pub fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
     let (Ok(off), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "range too large"));
     };
-    // SAFETY: plain syscall on a descriptor `file` keeps open; no memory is passed.
-    let r = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, off, len) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    use rustix::fs::{fallocate, FallocateFlags};
+    Ok(fallocate(file, FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, off as u64, len as u64)?)
 }
 
 #[cfg(test)]
@@ -864,8 +853,6 @@ mod tests {
     fn block_ioctl_numbers() {
         // As <linux/fs.h> defines them on x86_64.
         assert_eq!(BLKGETSIZE64, 0x8008_1272);
-        assert_eq!(BLKSSZGET, 0x1268);
-        assert_eq!(BLKPBSZGET, 0x127b);
         // Not a block device: refused, not misread.
         let f = File::open("/dev/null").unwrap();
         assert!(block_device_geometry(&f).is_err());

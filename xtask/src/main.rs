@@ -1,6 +1,7 @@
 //! `cargo xtask`: build images, run them in QEMU, run every test tier, run benchmarks.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod bench;
 mod bench_boot;
 mod cmd;

@@ -87,6 +87,23 @@ fn host(root: &Path) -> Result<Tally> {
         t.record(&format!("clippy {package} --target {} -D warnings", images::BARE_TARGET), r.is_ok(), &r.err().map(|e| e.to_string()).unwrap_or_default());
     }
 
+    let hv_src = root.join("xen-core/hypervisor/src");
+    match crate::audit::count_dir(&hv_src) {
+        Ok(n) => {
+            println!(
+                "  xen-core hypervisor: {} unsafe sites (ceiling {}), {} lines of asm! (ceiling {}), {} lines of .s",
+                n.unsafe_sites,
+                crate::audit::UNSAFE_SITES_CEILING,
+                n.asm_lines,
+                crate::audit::ASM_LINES_CEILING,
+                crate::audit::asm_file_lines(&hv_src)
+            );
+            let ok = n.unsafe_sites <= crate::audit::UNSAFE_SITES_CEILING && n.asm_lines <= crate::audit::ASM_LINES_CEILING;
+            t.record("xen-core unsafe sites and asm! lines within their ceilings", ok, &format!("{n:?}"));
+        }
+        Err(e) => t.record("xen-core unsafe sites and asm! lines within their ceilings", false, &e.to_string()),
+    }
+
     let mut c = cmd::cargo(root);
     c.args(["test", "--workspace", "--no-fail-fast"]).stdout(Stdio::piped());
     // Xen's example configs as Debian ships them: dom0-tools' xl.cfg tests parse each.

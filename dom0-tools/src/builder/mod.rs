@@ -9,7 +9,7 @@ pub mod layout;
 use crate::xc::{self, Xc};
 use layout::{domu_layout, page_tables, DomuLayout, PAGE};
 use std::borrow::Cow;
-use xen_abi::arch_x86_64::{VcpuGuestContext, FLAT_KERNEL_CS, FLAT_KERNEL_SS, VGCF_in_kernel, VGCF_online};
+use xen_abi::arch_x86_64::{VcpuGuestContext, Vgcf, FLAT_KERNEL_CS, FLAT_KERNEL_SS};
 use std::mem::offset_of;
 use xen_abi::xen::{StartInfo, VcpuInfo, XEN_LEGACY_MAX_VCPUS};
 use xen_core::domain::elf::GuestImage;
@@ -91,7 +91,7 @@ pub fn start_info(l: &DomuLayout, b: &Built, shared_info_mfn: u64, mod_len: u64,
 
 /// vCPU 0 at the kernel's entry, as libxenguest starts a 64-bit PV guest.
 pub fn boot_context(l: &DomuLayout, entry: u64, l4_mfn: u64) -> VcpuGuestContext {
-    let mut c = VcpuGuestContext { flags: VGCF_in_kernel | VGCF_online, ..Default::default() };
+    let mut c = VcpuGuestContext { flags: (Vgcf::IN_KERNEL | Vgcf::ONLINE).bits(), ..Default::default() };
     c.user_regs.rip = entry;
     c.user_regs.rsp = l.va(l.stack_pfn + 1);
     c.user_regs.rsi = l.va(l.start_info_pfn);

@@ -120,6 +120,20 @@ pub const VGCF_in_syscall: u64 = 1 << _VGCF_in_syscall;
 /// `VGCF_IN_SYSCALL`
 pub const VGCF_IN_SYSCALL: u64 = VGCF_in_syscall;
 
+bitflags::bitflags! {
+    /// `vcpu_guest_context.flags` and `iret_context.flags` as a set of the `VGCF_*` bits
+    /// above (same values).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct Vgcf: u64 {
+        const I387_VALID = VGCF_i387_valid;
+        const IN_KERNEL = VGCF_in_kernel;
+        const FAILSAFE_DISABLES_EVENTS = VGCF_failsafe_disables_events;
+        const SYSCALL_DISABLES_EVENTS = VGCF_syscall_disables_events;
+        const ONLINE = VGCF_online;
+        const IN_SYSCALL = VGCF_in_syscall;
+    }
+}
+
 // ---------------------------------------------------------------- trap_info
 
 /// `TI_GET_DPL` mask: privilege level allowed to use `int n`.

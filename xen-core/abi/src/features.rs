@@ -41,6 +41,32 @@ pub const XENFEAT_direct_mapped: u32 = 17;
 /// `XENFEAT_NR_SUBMAPS`
 pub const XENFEAT_NR_SUBMAPS: u32 = 1;
 
+bitflags::bitflags! {
+    /// Submap 0 of `XENVER_get_features` as a set: bit `XENFEAT_*` of the numbers above
+    /// (all of 4.17's features fit the one submap, `XENFEAT_NR_SUBMAPS` = 1).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct XenFeatures: u32 {
+        const WRITABLE_PAGE_TABLES = 1 << XENFEAT_writable_page_tables;
+        const WRITABLE_DESCRIPTOR_TABLES = 1 << XENFEAT_writable_descriptor_tables;
+        const AUTO_TRANSLATED_PHYSMAP = 1 << XENFEAT_auto_translated_physmap;
+        const SUPERVISOR_MODE_KERNEL = 1 << XENFEAT_supervisor_mode_kernel;
+        const PAE_PGDIR_ABOVE_4GB = 1 << XENFEAT_pae_pgdir_above_4gb;
+        const MMU_PT_UPDATE_PRESERVE_AD = 1 << XENFEAT_mmu_pt_update_preserve_ad;
+        const HIGHMEM_ASSIST = 1 << XENFEAT_highmem_assist;
+        const GNTTAB_MAP_AVAIL_BITS = 1 << XENFEAT_gnttab_map_avail_bits;
+        const HVM_CALLBACK_VECTOR = 1 << XENFEAT_hvm_callback_vector;
+        const HVM_SAFE_PVCLOCK = 1 << XENFEAT_hvm_safe_pvclock;
+        const HVM_PIRQS = 1 << XENFEAT_hvm_pirqs;
+        const DOM0 = 1 << XENFEAT_dom0;
+        const GRANT_MAP_IDENTITY = 1 << XENFEAT_grant_map_identity;
+        const MEMORY_OP_VNODE_SUPPORTED = 1 << XENFEAT_memory_op_vnode_supported;
+        const ARM_SMCCC_SUPPORTED = 1 << XENFEAT_ARM_SMCCC_supported;
+        const LINUX_RSDP_UNRESTRICTED = 1 << XENFEAT_linux_rsdp_unrestricted;
+        const NOT_DIRECT_MAPPED = 1 << XENFEAT_not_direct_mapped;
+        const DIRECT_MAPPED = 1 << XENFEAT_direct_mapped;
+    }
+}
+
 /// The names libelf accepts in the `XEN_ELFNOTE_FEATURES` string, with their bit
 /// numbers (a leading `!` in the note marks a feature as required).
 pub const ELFNOTE_FEATURE_NAMES: &[(&str, u32)] = &[

@@ -58,6 +58,32 @@ pub const _GTF_transfer_completed: u16 = 3;
 /// `GTF_transfer_completed`
 pub const GTF_transfer_completed: u16 = 1 << _GTF_transfer_completed;
 
+bitflags::bitflags! {
+    /// A v1 grant entry's `flags` as a set of the `GTF_*` bits above (same values); the
+    /// entry type (`GTF_permit_access`, ...) is the two-bit field [`Gtf::grant_type`].
+    /// The granter writes this word, so it is read with `from_bits_retain`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct Gtf: u16 {
+        /// The entry type field (`GTF_type_mask`): not a flag, see [`Gtf::grant_type`].
+        const TYPE_MASK = GTF_type_mask;
+        const READONLY = GTF_readonly;
+        const READING = GTF_reading;
+        const WRITING = GTF_writing;
+        const PWT = GTF_PWT;
+        const PCD = GTF_PCD;
+        const PAT = GTF_PAT;
+        const SUB_PAGE = GTF_sub_page;
+    }
+}
+
+impl Gtf {
+    /// The entry type: `GTF_invalid`, `GTF_permit_access`, `GTF_accept_transfer` or
+    /// `GTF_transitive`.
+    pub const fn grant_type(self) -> u16 {
+        self.bits() & GTF_type_mask
+    }
+}
+
 /// `GNTTABOP_map_grant_ref`
 pub const GNTTABOP_map_grant_ref: u32 = 0;
 /// `GNTTABOP_unmap_grant_ref`
@@ -109,6 +135,29 @@ pub const GNTMAP_contains_pte: u32 = 1 << _GNTMAP_contains_pte;
 pub const _GNTMAP_guest_avail0: u32 = 16;
 /// `GNTMAP_guest_avail_mask`
 pub const GNTMAP_guest_avail_mask: u32 = !0u32 << _GNTMAP_guest_avail0;
+
+bitflags::bitflags! {
+    /// `gnttab_map_grant_ref.flags` as a set of the `GNTMAP_*` bits above (same values).
+    /// Xen ignores the bits between `contains_pte` and `guest_avail0`, so guest input is
+    /// read with `from_bits_retain`: unknown bits are kept and ignored, never dropped.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct GntMap: u32 {
+        const DEVICE_MAP = GNTMAP_device_map;
+        const HOST_MAP = GNTMAP_host_map;
+        const READONLY = GNTMAP_readonly;
+        const APPLICATION_MAP = GNTMAP_application_map;
+        const CONTAINS_PTE = GNTMAP_contains_pte;
+        /// Bits 16..32, the guest's own (`GNTMAP_guest_avail_mask`).
+        const GUEST_AVAIL_MASK = GNTMAP_guest_avail_mask;
+    }
+}
+
+impl GnttabMapGrantRef {
+    /// `flags` as typed `GNTMAP_*` bits (unknown bits kept, as Xen ignores them).
+    pub fn map_flags(&self) -> GntMap {
+        GntMap::from_bits_retain(self.flags)
+    }
+}
 
 /// `_GNTCOPY_source_gref`
 pub const _GNTCOPY_source_gref: u16 = 0;

@@ -375,6 +375,20 @@ pub const SIF_VIRT_P2M_4TOOLS: u32 = 1 << 4;
 /// `SIF_PM_MASK`: one byte reserved for xen-pm options.
 pub const SIF_PM_MASK: u32 = 0xFF << 8;
 
+bitflags::bitflags! {
+    /// `start_info.flags` as a set of the `SIF_*` bits above (same values).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct Sif: u32 {
+        const PRIVILEGED = SIF_PRIVILEGED;
+        const INITDOMAIN = SIF_INITDOMAIN;
+        const MULTIBOOT_MOD = SIF_MULTIBOOT_MOD;
+        const MOD_START_PFN = SIF_MOD_START_PFN;
+        const VIRT_P2M_4TOOLS = SIF_VIRT_P2M_4TOOLS;
+        /// One byte for xen-pm options (`SIF_PM_MASK`).
+        const PM_MASK = SIF_PM_MASK;
+    }
+}
+
 /// `struct start_info` (x86-64, 1168 bytes).
 ///
 /// `console` is a C union: `console.domU.{mfn,evtchn}` for ordinary guests and

@@ -689,6 +689,24 @@ const_table! {
 
 /// Table-driven constants: the `xsd_errors[]` and `GNTTABOP_error_msgs` tables and the
 /// `Errno`/`DomId` associated constants.
+/// One row per named flag of `F`, compared with the C expression `c_names` gives it.
+fn typed_flags<F>(push: &mut impl FnMut(String, String, Value), rust_ty: &str, c_names: &[(&str, &str)])
+where
+    F: bitflags::Flags,
+    F::Bits: Into<i128>,
+{
+    for flag in F::FLAGS {
+        let name = flag.name();
+        let c = c_names
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("{rust_ty}::{name} has no C name in the layout test's table"))
+            .1;
+        push(format!("{rust_ty}::{name}"), c.into(), Value::Int(flag.value().bits().into()));
+    }
+    assert_eq!(F::FLAGS.len(), c_names.len(), "{rust_ty}: the table names flags the type lacks");
+}
+
 fn extra_consts(v: &mut Vec<ConstRow>) {
     let mut push = |rust: String, c: String, value: Value| v.push(ConstRow { rust, c, value });
     push(
@@ -751,6 +769,64 @@ fn extra_consts(v: &mut Vec<ConstRow>) {
     ] {
         push(format!("errno::{rust}"), c.into(), e.value());
     }
+    // Every flag of the `bitflags` types against its C macro: the table names a C
+    // expression for each flag, and a flag without one fails the test.
+    typed_flags::<grant_table::GntMap>(&mut push, "grant_table::GntMap", &[
+        ("DEVICE_MAP", "GNTMAP_device_map"),
+        ("HOST_MAP", "GNTMAP_host_map"),
+        ("READONLY", "GNTMAP_readonly"),
+        ("APPLICATION_MAP", "GNTMAP_application_map"),
+        ("CONTAINS_PTE", "GNTMAP_contains_pte"),
+        ("GUEST_AVAIL_MASK", "GNTMAP_guest_avail_mask"),
+    ]);
+    typed_flags::<grant_table::Gtf>(&mut push, "grant_table::Gtf", &[
+        ("TYPE_MASK", "GTF_type_mask"),
+        ("READONLY", "GTF_readonly"),
+        ("READING", "GTF_reading"),
+        ("WRITING", "GTF_writing"),
+        ("PWT", "GTF_PWT"),
+        ("PCD", "GTF_PCD"),
+        ("PAT", "GTF_PAT"),
+        ("SUB_PAGE", "GTF_sub_page"),
+    ]);
+    typed_flags::<arch_x86_64::Vgcf>(&mut push, "arch_x86_64::Vgcf", &[
+        ("I387_VALID", "VGCF_i387_valid"),
+        ("IN_KERNEL", "VGCF_in_kernel"),
+        ("FAILSAFE_DISABLES_EVENTS", "VGCF_failsafe_disables_events"),
+        ("SYSCALL_DISABLES_EVENTS", "VGCF_syscall_disables_events"),
+        ("ONLINE", "VGCF_online"),
+        ("IN_SYSCALL", "VGCF_in_syscall"),
+    ]);
+    typed_flags::<xen::Sif>(&mut push, "xen::Sif", &[
+        ("PRIVILEGED", "SIF_PRIVILEGED"),
+        ("INITDOMAIN", "SIF_INITDOMAIN"),
+        ("MULTIBOOT_MOD", "SIF_MULTIBOOT_MOD"),
+        ("MOD_START_PFN", "SIF_MOD_START_PFN"),
+        ("VIRT_P2M_4TOOLS", "SIF_VIRT_P2M_4TOOLS"),
+        ("PM_MASK", "SIF_PM_MASK"),
+    ]);
+    // XENFEAT_grant_map_identity is only in a comment of the 4.17 header: its bit is
+    // compared as the literal the comment gives.
+    typed_flags::<features::XenFeatures>(&mut push, "features::XenFeatures", &[
+        ("WRITABLE_PAGE_TABLES", "1u << XENFEAT_writable_page_tables"),
+        ("WRITABLE_DESCRIPTOR_TABLES", "1u << XENFEAT_writable_descriptor_tables"),
+        ("AUTO_TRANSLATED_PHYSMAP", "1u << XENFEAT_auto_translated_physmap"),
+        ("SUPERVISOR_MODE_KERNEL", "1u << XENFEAT_supervisor_mode_kernel"),
+        ("PAE_PGDIR_ABOVE_4GB", "1u << XENFEAT_pae_pgdir_above_4gb"),
+        ("MMU_PT_UPDATE_PRESERVE_AD", "1u << XENFEAT_mmu_pt_update_preserve_ad"),
+        ("HIGHMEM_ASSIST", "1u << XENFEAT_highmem_assist"),
+        ("GNTTAB_MAP_AVAIL_BITS", "1u << XENFEAT_gnttab_map_avail_bits"),
+        ("HVM_CALLBACK_VECTOR", "1u << XENFEAT_hvm_callback_vector"),
+        ("HVM_SAFE_PVCLOCK", "1u << XENFEAT_hvm_safe_pvclock"),
+        ("HVM_PIRQS", "1u << XENFEAT_hvm_pirqs"),
+        ("DOM0", "1u << XENFEAT_dom0"),
+        ("GRANT_MAP_IDENTITY", "1u << 12"),
+        ("MEMORY_OP_VNODE_SUPPORTED", "1u << XENFEAT_memory_op_vnode_supported"),
+        ("ARM_SMCCC_SUPPORTED", "1u << XENFEAT_ARM_SMCCC_supported"),
+        ("LINUX_RSDP_UNRESTRICTED", "1u << XENFEAT_linux_rsdp_unrestricted"),
+        ("NOT_DIRECT_MAPPED", "1u << XENFEAT_not_direct_mapped"),
+        ("DIRECT_MAPPED", "1u << XENFEAT_direct_mapped"),
+    ]);
     // Every feature's value through the compiler (the header's enum).
     for feat in cpufeatureset::FEATURES {
         push(

@@ -20,7 +20,7 @@ use core::fmt;
 
 use xen_abi::arch_x86_64::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 use xen_abi::types::PAGE_SHIFT;
-use xen_abi::xen::{StartInfo, SIF_INITDOMAIN, SIF_MOD_START_PFN, SIF_PRIVILEGED};
+use xen_abi::xen::{Sif, StartInfo};
 
 use super::elf::{is_canonical, DomainParams};
 
@@ -476,11 +476,9 @@ impl Dom0Layout {
     /// `start_info.flags` Xen sets for the initial domain (`SIF_PRIVILEGED |
     /// SIF_INITDOMAIN`, plus `SIF_MOD_START_PFN` for an unmapped initrd; the
     /// `SIF_PM_MASK` bits are left to the caller).
-    pub fn start_info_flags(&self) -> u32 {
-        let mut flags = SIF_PRIVILEGED | SIF_INITDOMAIN;
-        if self.initrd.is_none() && self.initrd_len != 0 {
-            flags |= SIF_MOD_START_PFN;
-        }
+    pub fn start_info_flags(&self) -> Sif {
+        let mut flags = Sif::PRIVILEGED | Sif::INITDOMAIN;
+        flags.set(Sif::MOD_START_PFN, self.initrd.is_none() && self.initrd_len != 0);
         flags
     }
 

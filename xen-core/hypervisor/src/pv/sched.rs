@@ -14,8 +14,10 @@ const TIME_SLICE_NS: u64 = 10_000_000;
 
 #[derive(Debug, Default)]
 pub struct Domains {
-    slots: Vec<Option<Domain>>,
-    current: usize,
+    /// Every domain by id: a hash map, so memory follows the number of domains rather
+    /// than the highest id (ids are sparse once domains come and go).
+    by_id: hashbrown::HashMap<u16, Domain>,
+    current: u16,
     slice_end: u64,
     /// Whether any domain ended by crashing (the machine's exit status says so).
     any_crashed: bool,
@@ -30,49 +32,49 @@ pub struct Domains {
 
 impl Domains {
     pub fn add(&mut self, d: Domain) {
-        let id = d.id as usize;
-        if self.slots.len() <= id {
-            self.slots.resize_with(id + 1, || None);
-        }
-        self.slots[id] = Some(d);
+        self.by_id.insert(d.id, d);
     }
 
     pub fn current_id(&self) -> u16 {
-        self.current as u16
+        self.current
     }
 
     pub fn cur(&mut self) -> &mut Domain {
-        self.slots[self.current].as_mut().expect("the current domain exists")
+        self.by_id.get_mut(&self.current).expect("the current domain exists")
     }
 
     pub fn get(&self, id: u16) -> Option<&Domain> {
-        self.slots.get(id as usize).and_then(Option::as_ref).filter(|d| d.alive())
+        self.by_id.get(&id).filter(|d| d.alive())
     }
 
     pub fn get_mut(&mut self, id: u16) -> Option<&mut Domain> {
-        self.slots.get_mut(id as usize).and_then(Option::as_mut).filter(|d| d.alive())
+        self.by_id.get_mut(&id).filter(|d| d.alive())
     }
 
     /// The current domain and, if it exists and is another one, domain `other`.
     pub fn pair(&mut self, other: u16) -> (&mut Domain, Option<&mut Domain>) {
-        let cur = self.current;
-        let o = other as usize;
-        if o == cur || o >= self.slots.len() {
+        if other == self.current {
             return (self.cur(), None);
         }
-        let (lo, hi) = self.slots.split_at_mut(cur.max(o));
-        let (a, b) = if cur < o { (&mut lo[cur], &mut hi[0]) } else { (&mut hi[0], &mut lo[o]) };
-        (a.as_mut().expect("the current domain exists"), b.as_mut().filter(|d| d.alive()))
+        let [a, b] = self.by_id.get_disjoint_mut([&self.current, &other]);
+        (a.expect("the current domain exists"), b.filter(|d| d.alive()))
     }
 
+    /// The living domains' ids, in id order.
     pub fn ids(&self) -> Vec<u16> {
-        self.slots.iter().flatten().filter(|d| d.alive()).map(|d| d.id).collect()
+        let mut ids: Vec<u16> = self.alive().map(|d| d.id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn alive(&self) -> impl Iterator<Item = &Domain> {
+        self.by_id.values().filter(|d| d.alive())
     }
 }
 
 /// Makes `id` the running domain at boot: its registers become the frame to enter.
 pub fn start(doms: &mut Domains, id: u16) -> Regs {
-    doms.current = id as usize;
+    doms.current = id;
     doms.slice_end = clock::now_ns() + TIME_SLICE_NS;
     let d = doms.cur();
     load(d);
@@ -82,8 +84,8 @@ pub fn start(doms: &mut Domains, id: u16) -> Regs {
 fn save(d: &mut Domain, regs: &Regs) {
     d.vcpu.saved = *regs;
     cpu::fpu_save(&mut d.vcpu.fpu);
-    d.vcpu.fs_base = cpu::rdmsr(cpu::MSR_FS_BASE);
-    let gs = cpu::rdmsr(cpu::MSR_GS_BASE);
+    d.vcpu.fs_base = cpu::fs_base();
+    let gs = cpu::gs_base();
     if d.vcpu.kernel_mode {
         d.vcpu.gs_base_kernel = gs;
     } else {
@@ -104,7 +106,7 @@ fn load(d: &mut Domain) {
 /// Wakes blocked or polling vCPUs that have something to do.
 fn wake_all(doms: &mut Domains) {
     let now = clock::now_ns();
-    for d in doms.slots.iter_mut().flatten().filter(|d| d.alive()) {
+    for d in doms.by_id.values_mut().filter(|d| d.alive()) {
         event::fire_timer(d, now);
         if d.vcpu.run != RunState::Runnable && event::wants_to_run(d) {
             d.vcpu.run = RunState::Runnable;
@@ -113,7 +115,7 @@ fn wake_all(doms: &mut Domains) {
 }
 
 fn next_deadline(doms: &Domains) -> Option<u64> {
-    doms.slots.iter().flatten().filter(|d| d.alive()).filter_map(|d| d.vcpu.wake_deadline()).min()
+    doms.alive().filter_map(|d| d.vcpu.wake_deadline()).min()
 }
 
 /// Ends the machine when no domain is left, with Xen's words for the hardware domain.
@@ -129,10 +131,10 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
     poll_console(doms);
     let cur = doms.current;
     // Every domain that ended: the current one, or another one a privileged domain
-    // shut down with SCHEDOP_remote_shutdown (bounded: one pass over the table).
-    for slot in 0..doms.slots.len() {
-        let Some(reason) = doms.slots[slot].as_ref().and_then(|d| d.ending) else { continue };
-        let Some(d) = doms.slots[slot].take() else { continue };
+    // shut down with SCHEDOP_remote_shutdown, lowest id first (each pass removes one).
+    while let Some(id) = doms.by_id.values().filter(|d| d.ending.is_some()).map(|d| d.id).min() {
+        let Some(d) = doms.by_id.remove(&id) else { break };
+        let Some(reason) = d.ending else { continue };
         doms.any_crashed |= reason == crate::pv::domain::END_CRASH;
         if d.hardware {
             // The initial domain of a single-domain boot takes the machine with it.
@@ -142,15 +144,15 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
     }
     wake_all(doms);
     let now = clock::now_ns();
-    let cur_runnable = doms.slots[cur].as_ref().is_some_and(|d| d.alive() && d.vcpu.run == RunState::Runnable);
+    let cur_runnable = doms.by_id.get(&cur).is_some_and(|d| d.alive() && d.vcpu.run == RunState::Runnable);
     let preempt = now >= doms.slice_end;
     let next = if cur_runnable && !preempt { Some(cur) } else { pick_after(doms, cur, cur_runnable) };
     let next = match next {
         Some(n) => n,
         None => idle(doms),
     };
-    if next != cur || doms.slots[cur].is_none() {
-        if let Some(d) = doms.slots[cur].as_mut() {
+    if next != cur || !doms.by_id.contains_key(&cur) {
+        if let Some(d) = doms.by_id.get_mut(&cur) {
             save(d, regs);
         }
         doms.current = next;
@@ -163,16 +165,17 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
     }
     let d = doms.cur();
     trap::deliver_events(d, regs);
-    let deadline = [next_deadline(doms), (doms.ids().len() > 1).then_some(doms.slice_end)].into_iter().flatten().min();
+    let deadline = [next_deadline(doms), (doms.alive().nth(1).is_some()).then_some(doms.slice_end)].into_iter().flatten().min();
     clock::arm(deadline);
 }
 
-/// The next runnable domain after `cur` in id order (or `cur` itself if it is the only).
-fn pick_after(doms: &Domains, cur: usize, cur_runnable: bool) -> Option<usize> {
-    let n = doms.slots.len();
-    (1..=n)
-        .map(|i| (cur + i) % n)
-        .find(|&i| doms.slots[i].as_ref().is_some_and(|d| d.alive() && d.vcpu.run == RunState::Runnable))
+/// The next runnable domain after `cur` in id order, wrapping round (or `cur` itself if
+/// it is the only).
+fn pick_after(doms: &Domains, cur: u16, cur_runnable: bool) -> Option<u16> {
+    doms.alive()
+        .filter(|d| d.vcpu.run == RunState::Runnable)
+        .map(|d| d.id)
+        .min_by_key(|&id| (id <= cur, id))
         .or(cur_runnable.then_some(cur))
 }
 
@@ -181,13 +184,14 @@ const CONSOLE_POLL_NS: u64 = 10_000_000;
 
 /// Whether someone reads the serial line: a hardware domain or a console ring.
 fn console_listener(doms: &Domains) -> Option<u16> {
-    doms.slots.iter().flatten().find(|d| d.alive() && (d.hardware || d.console_ring.is_some())).map(|d| d.id)
+    doms.alive().filter(|d| d.hardware || d.console_ring.is_some()).map(|d| d.id).min()
 }
 
 /// The domains serial input can go to, in Xen's switching order (by id), then the
 /// hypervisor itself (None).
 fn next_focus(doms: &Domains, cur: Option<u16>) -> Option<u16> {
-    let ids: Vec<u16> = doms.slots.iter().flatten().filter(|d| d.alive() && (d.hardware || d.console_ring.is_some())).map(|d| d.id).collect();
+    let mut ids: Vec<u16> = doms.alive().filter(|d| d.hardware || d.console_ring.is_some()).map(|d| d.id).collect();
+    ids.sort_unstable();
     match cur {
         None => ids.first().copied(),
         Some(c) => ids.iter().copied().find(|&i| i > c),
@@ -243,9 +247,9 @@ fn deliver_input(doms: &mut Domains, bytes: &[u8]) {
 }
 
 /// Nobody can run: sleep until a timer or event makes someone runnable.
-fn idle(doms: &mut Domains) -> usize {
+fn idle(doms: &mut Domains) -> u16 {
     loop {
-        if doms.ids().is_empty() {
+        if doms.alive().next().is_none() {
             all_gone(doms);
         }
         poll_console(doms);

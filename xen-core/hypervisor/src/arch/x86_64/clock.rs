@@ -2,7 +2,7 @@
 //! for one-shot deadlines, and the CMOS RTC for the wallclock at boot.
 
 use super::layout::phys_to_virt;
-use super::port::{inb, outb};
+use super::port::Port;
 use super::cpu;
 use crate::time::{unix_seconds, TimeScale};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +25,7 @@ static LAPIC_HZ: AtomicU64 = AtomicU64::new(0);
 static TSC_MUL_SHIFT: AtomicU64 = AtomicU64::new(0);
 static BOOT_WALLCLOCK: AtomicU64 = AtomicU64::new(0);
 
+// The local APIC through its MMIO page in the direct map: the x86_64 crate has no APIC.
 fn lapic_read(reg: u64) -> u32 {
     // SAFETY: the local APIC's MMIO page is inside the direct map (first 4 GiB); register
     // reads have no side effects.
@@ -42,12 +43,14 @@ fn tsc_over_pit(count: u16) -> u64 {
     // SAFETY: PIT channel 2 gate/speaker (port 0x61) and mode/count (0x42, 0x43) drive the
     // PC speaker timer only; the speaker output stays disabled.
     unsafe {
-        outb(0x61, (inb(0x61) & !0x02) | 0x01);
-        outb(0x43, 0xb0); // channel 2, lo/hi byte, mode 0, binary
-        outb(0x42, count as u8);
-        outb(0x42, (count >> 8) as u8);
+        let (mut gate, mut mode, mut ch2) = (Port::<u8>::new(0x61), Port::<u8>::new(0x43), Port::<u8>::new(0x42));
+        let speaker = gate.read();
+        gate.write((speaker & !0x02) | 0x01);
+        mode.write(0xb0); // channel 2, lo/hi byte, mode 0, binary
+        ch2.write(count as u8);
+        ch2.write((count >> 8) as u8);
         let t0 = cpu::rdtsc();
-        while inb(0x61) & 0x20 == 0 {}
+        while gate.read() & 0x20 == 0 {}
         cpu::rdtsc() - t0
     }
 }
@@ -63,8 +66,8 @@ fn bcd(v: u8, binary: bool) -> u32 {
 fn cmos(reg: u8) -> u8 {
     // SAFETY: selecting a CMOS register (NMI stays enabled) and reading it.
     unsafe {
-        outb(0x70, reg);
-        inb(0x71)
+        Port::<u8>::new(0x70).write(reg);
+        Port::<u8>::new(0x71).read()
     }
 }
 

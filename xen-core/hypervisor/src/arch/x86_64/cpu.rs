@@ -1,28 +1,20 @@
 //! Control registers, MSRs, CPUID and descriptor-table loads.
 
-pub const MSR_EFER: u32 = 0xC000_0080;
-pub const MSR_STAR: u32 = 0xC000_0081;
-pub const MSR_LSTAR: u32 = 0xC000_0082;
-pub const MSR_CSTAR: u32 = 0xC000_0083;
-pub const MSR_FMASK: u32 = 0xC000_0084;
-pub const MSR_FS_BASE: u32 = 0xC000_0100;
-pub const MSR_GS_BASE: u32 = 0xC000_0101;
-pub const MSR_KERNEL_GS_BASE: u32 = 0xC000_0102;
+//!
+//! Registers, MSRs with a fixed meaning, TLB and interrupt instructions come from the
+//! `x86_64` crate; our own `asm!` remains only where it lacks the operation: an rdmsr
+//! that survives #GP, XSAVE/FXSAVE and CLTS-around-save, and `sti; hlt; cli` as one step.
 
-const EFER_SCE: u64 = 1 << 0;
-const EFER_NXE: u64 = 1 << 11;
+use x86_64::instructions::{interrupts, tlb};
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr2, Cr3, Cr3Flags, Cr4, Cr4Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags, FsBase, GsBase};
+use x86_64::structures::paging::PhysFrame;
+use x86_64::{PhysAddr, VirtAddr};
 
-pub fn rdmsr(msr: u32) -> u64 {
-    let (lo, hi): (u32, u32);
-    // SAFETY: only architectural MSRs listed above are read, which exist on every
-    // x86_64 CPU; rdmsr has no memory effects.
-    unsafe { core::arch::asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
-    (u64::from(hi) << 32) | u64::from(lo)
-}
-
-// rdmsr that may fault: a #GP at `xen_core_rdmsr_safe_insn` resumes at
-// `xen_core_rdmsr_safe_fail` (the trap handler asks `rdmsr_fixup`). System V: edi = msr,
-// rsi = where the value goes; eax = 0 on success, 1 if the CPU refused the MSR.
+// rdmsr that may fault (x86_64's `Msr::read` has no fixup): a #GP at
+// `xen_core_rdmsr_safe_insn` resumes at `xen_core_rdmsr_safe_fail` (the trap handler asks
+// `rdmsr_fixup`). System V: edi = msr, rsi = where the value goes; eax = 0 on success, 1
+// if the CPU refused the MSR.
 core::arch::global_asm!(
     ".globl xen_core_rdmsr_safe",
     ".globl xen_core_rdmsr_safe_insn",
@@ -64,21 +56,9 @@ pub fn rdmsr_fixup(rip: u64) -> Option<u64> {
     (rip == insn).then_some(fail)
 }
 
-/// # Safety
-/// The caller must know the effect of the MSR write on the running system.
-pub unsafe fn wrmsr(msr: u32, value: u64) {
-    // SAFETY: the caller vouches for the effect.
-    unsafe {
-        core::arch::asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nostack, preserves_flags))
-    };
-}
-
 /// The hypervisor's CR4.
 pub fn read_cr4() -> u64 {
-    let cr4: u64;
-    // SAFETY: reading CR4 has no side effect.
-    unsafe { core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack, preserves_flags)) };
-    cr4
+    Cr4::read_raw()
 }
 
 pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
@@ -90,67 +70,61 @@ pub fn enable_nx_and_wp() {
     let nx = cpuid(0x8000_0001, 0).3 & (1 << 20) != 0;
     assert!(nx, "xen-core needs a CPU with NX");
     // SAFETY: setting EFER.NXE and EFER.SCE only enables the NX bit in page tables and the
-    // SYSCALL instruction; nothing mapped yet uses bit 63.
-    unsafe { wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_NXE | EFER_SCE) };
-    let mut cr0: u64;
-    // SAFETY: reading and setting CR0.WP (bit 16) makes ring 0 honour read-only mappings.
+    // SYSCALL instruction; nothing mapped yet uses bit 63. Setting CR0.WP makes ring 0
+    // honour read-only mappings, which the hypervisor never writes through.
     unsafe {
-        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
-        cr0 |= 1 << 16;
-        core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
+        Efer::update(|f| f.insert(EferFlags::NO_EXECUTE_ENABLE | EferFlags::SYSTEM_CALL_EXTENSIONS));
+        Cr0::update(|f| f.insert(Cr0Flags::WRITE_PROTECT));
     }
 }
 
-/// Loads a new page-table root.
+/// Loads a new page-table root (a PML4's machine address; no PCID, PWT or PCD bits).
 pub fn write_cr3(value: u64) {
+    let frame = PhysFrame::containing_address(PhysAddr::new(value));
     // SAFETY: callers pass a PML4 that maps the hypervisor image, its stacks and the
     // direct map at their linked addresses (built by paging::init or copied from it), so
     // execution continues unaffected.
-    unsafe { core::arch::asm!("mov cr3, {}", in(reg) value, options(nostack)) };
+    unsafe { Cr3::write(frame, Cr3Flags::from_bits_truncate(value & 0xfff)) };
 }
 
 pub fn read_cr3() -> u64 {
-    let v: u64;
-    // SAFETY: reading CR3 has no effect.
-    unsafe { core::arch::asm!("mov {}, cr3", out(reg) v, options(nomem, nostack)) };
-    v
+    let (frame, low) = Cr3::read_raw();
+    frame.start_address().as_u64() | u64::from(low)
 }
 
 pub fn read_cr2() -> u64 {
-    let v: u64;
-    // SAFETY: reading CR2 has no effect.
-    unsafe { core::arch::asm!("mov {}, cr2", out(reg) v, options(nomem, nostack)) };
-    v
+    Cr2::read_raw()
 }
 
+/// Invalidates the TLB entry for `va`; a non-canonical `va` has none (as invlpg, a no-op).
 pub fn invlpg(va: u64) {
-    // SAFETY: invalidating a TLB entry only forces a re-walk.
-    unsafe { core::arch::asm!("invlpg [{}]", in(reg) va, options(nostack)) };
+    if let Ok(va) = VirtAddr::try_new(va) {
+        tlb::flush(va);
+    }
 }
 
 pub fn flush_tlb() {
-    write_cr3(read_cr3());
+    tlb::flush_all();
 }
 
 pub fn read_cr0() -> u64 {
-    let v: u64;
-    // SAFETY: reading CR0 has no side effects.
-    unsafe { core::arch::asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
+    Cr0::read_raw()
 }
 
 /// CR4 bits a PV guest controls while it runs (TSD, DE, FSGSBASE); OSXSAVE stays as the
 /// hypervisor set it (on where XSAVE exists), the guest's own view is kept by the caller.
-const CR4_GUEST_HW: u64 = (1 << 2) | (1 << 3) | (1 << 16);
+const CR4_GUEST_HW: Cr4Flags =
+    Cr4Flags::TIMESTAMP_DISABLE.union(Cr4Flags::DEBUGGING_EXTENSIONS).union(Cr4Flags::FSGSBASE);
 
 /// Loads the guest-controlled CR4 bits `bits` (only those in CR4_GUEST_HW take effect).
 pub fn apply_guest_cr4(bits: u64) {
-    let cr4 = (read_cr4() & !CR4_GUEST_HW) | (bits & CR4_GUEST_HW);
+    let guest = Cr4Flags::from_bits_truncate(bits) & CR4_GUEST_HW;
     // SAFETY: only TSD (rdtsc from ring 3 faults), DE (DR4/5 alias) and FSGSBASE (ring 3
     // may use {rd,wr}{fs,gs}base; the hypervisor makes no fs/gs-relative accesses) change.
-    unsafe { core::arch::asm!("mov cr4, {}", in(reg) cr4, options(nostack)) };
+    unsafe { Cr4::update(|f| *f = (*f - CR4_GUEST_HW) | guest) };
 }
 
+/// The time-stamp counter (core's intrinsic: the x86_64 crate has no rdtsc).
 pub fn rdtsc() -> u64 {
     // SAFETY: rdtsc reads the time-stamp counter; no side effects.
     unsafe { core::arch::x86_64::_rdtsc() }
@@ -158,33 +132,39 @@ pub fn rdtsc() -> u64 {
 
 /// Sets or clears CR0.TS (a guest's `fpu_taskswitch`; the hypervisor uses no FPU).
 pub fn set_ts(on: bool) {
-    let mut cr0: u64;
-    // SAFETY: only CR0.TS (bit 3) changes; the hypervisor is built soft-float, so a #NM
-    // can only come from guest code.
-    unsafe {
-        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
-        cr0 = if on { cr0 | 8 } else { cr0 & !8 };
-        core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
-    }
+    // SAFETY: only CR0.TS changes; the hypervisor is built soft-float, so a #NM can only
+    // come from guest code.
+    unsafe { Cr0::update(|f| f.set(Cr0Flags::TASK_SWITCHED, on)) };
 }
 
 /// Sleeps until the next interrupt (which the trap handler acknowledges).
 pub fn idle_until_interrupt() {
-    // SAFETY: `sti; hlt` is atomic with respect to interrupt delivery; the interrupt
-    // handler runs on this stack and returns here, and interrupts are off again after.
-    unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
+    // `sti; hlt` is atomic with respect to interrupt delivery; the handler runs on this
+    // stack and returns here.
+    interrupts::enable_and_hlt();
+    interrupts::disable();
 }
 
-/// Loads the FS base a guest asked for (the hypervisor makes no fs-relative accesses).
+/// The FS base the running guest has.
+pub fn fs_base() -> u64 {
+    FsBase::read().as_u64()
+}
+
+/// The GS base the running guest has in its current mode.
+pub fn gs_base() -> u64 {
+    GsBase::read().as_u64()
+}
+
+/// Loads the FS base a guest asked for (checked canonical by the caller; the hypervisor
+/// makes no fs-relative accesses).
 pub fn set_fs_base(base: u64) {
-    // SAFETY: FS_BASE only affects fs-relative accesses, which only guest code makes.
-    unsafe { wrmsr(MSR_FS_BASE, base) };
+    FsBase::write(VirtAddr::new(base));
 }
 
-/// Loads the GS base a guest asked for (the hypervisor makes no gs-relative accesses).
+/// Loads the GS base a guest asked for (checked canonical by the caller; the hypervisor
+/// makes no gs-relative accesses).
 pub fn set_gs_base(base: u64) {
-    // SAFETY: GS_BASE only affects gs-relative accesses, which only guest code makes.
-    unsafe { wrmsr(MSR_GS_BASE, base) };
+    GsBase::write(VirtAddr::new(base));
 }
 
 /// XCR0 bits the hypervisor lets guests enable: whatever the CPU supports (CPUID 0xd).
@@ -236,16 +216,16 @@ pub fn enable_fpu() {
     // SAFETY: only bits about the FPU change; the hypervisor is soft-float and never
     // executes an FPU/SSE instruction itself except the save/restore below.
     unsafe {
-        let (mut cr0, mut cr4): (u64, u64);
-        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
-        cr0 = (cr0 | 2) & !4;
-        core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
-        core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack));
-        cr4 |= (1 << 9) | (1 << 10);
-        if xsave {
-            cr4 |= 1 << 18;
-        }
-        core::arch::asm!("mov cr4, {}", in(reg) cr4, options(nostack));
+        Cr0::update(|f| {
+            f.insert(Cr0Flags::MONITOR_COPROCESSOR);
+            f.remove(Cr0Flags::EMULATE_COPROCESSOR);
+        });
+        Cr4::update(|f| {
+            f.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
+            if xsave {
+                f.insert(Cr4Flags::OSXSAVE);
+            }
+        });
     }
     if xsave {
         let (a, _, c, d) = cpuid(0xd, 0);
@@ -260,26 +240,26 @@ pub fn enable_fpu() {
 pub fn set_xcr0(value: u64) {
     // SAFETY: XCR0 only selects which state components XSAVE-family instructions and the
     // guest may use; the caller checked that the value is valid, so xsetbv cannot fault.
-    unsafe { core::arch::asm!("xsetbv", in("ecx") 0u32, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nomem, nostack)) };
+    unsafe { x86_64::registers::xcontrol::XCr0::write_raw(value) };
 }
 
 /// Saves the running vCPU's FPU state into `area`.
 pub fn fpu_save(area: &mut FpuArea) {
     let xsave = xcr0_supported() != 0;
     let p = area.ptr();
+    let cr0 = Cr0::read_raw();
+    // XSAVE/FXSAVE and CLTS are not in the x86_64 crate, so they stay our own asm.
     // SAFETY: `p` is 64-byte aligned with room for the largest XSAVE image (or 512 bytes
     // for FXSAVE) and exclusively borrowed; CR0.TS may be set for the guest, so it is
     // cleared around the save and restored.
     unsafe {
-        let cr0: u64;
-        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
         core::arch::asm!("clts", options(nostack));
         if xsave {
             core::arch::asm!("xsave64 [{}]", in(reg) p, in("eax") u32::MAX, in("edx") u32::MAX, options(nostack));
         } else {
             core::arch::asm!("fxsave64 [{}]", in(reg) p, options(nostack));
         }
-        core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
+        Cr0::write_raw(cr0);
     }
 }
 
@@ -290,17 +270,16 @@ pub fn fpu_restore(area: &mut FpuArea) {
         set_xcr0(area.xcr0);
     }
     let p = area.ptr();
+    let cr0 = Cr0::read_raw();
     // SAFETY: as for fpu_save; the image came from fpu_save or FpuArea::initial (zeroed
     // XSAVE header, valid MXCSR), so the restore cannot fault.
     unsafe {
-        let cr0: u64;
-        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
         core::arch::asm!("clts", options(nostack));
         if xsave {
             core::arch::asm!("xrstor64 [{}]", in(reg) p, in("eax") u32::MAX, in("edx") u32::MAX, options(nostack));
         } else {
             core::arch::asm!("fxrstor64 [{}]", in(reg) p, options(nostack));
         }
-        core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
+        Cr0::write_raw(cr0);
     }
 }

@@ -4,7 +4,19 @@
 //! guest's, through `set_gdt`), so the selectors guests know are real: 0xe008 hypervisor
 //! code, 0xe023/0xe02b/0xe033 ring-3 compat code, data and 64-bit code.
 
-use super::cpu;
+//!
+//! Descriptor encodings, the TSS and the loads come from the `x86_64` crate. The GDT and
+//! IDT arrays stay our own: guests own the GDT's entries below 0xe000 (the crate's
+//! `GlobalDescriptorTable` only appends), and the IDT's gates point at `entry.s` stubs.
+
+use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
+use x86_64::instructions::tables::{lgdt, lidt, load_tss};
+use x86_64::registers::model_specific::{LStar, SFMask, Star};
+use x86_64::registers::rflags::RFlags;
+use x86_64::structures::gdt::{Descriptor, DescriptorFlags, SegmentSelector};
+use x86_64::structures::tss::TaskStateSegment;
+use x86_64::structures::DescriptorTablePointer;
+use x86_64::VirtAddr;
 
 pub const FIRST_RESERVED_GDT_ENTRY: usize = 0xe000 / 8;
 pub const HYPERVISOR_CS: u16 = 0xe008;
@@ -19,22 +31,13 @@ const GDT_ENTRIES: usize = FIRST_RESERVED_GDT_ENTRY + 16;
 #[repr(C, align(4096))]
 struct Gdt([u64; GDT_ENTRIES]);
 
-#[repr(C, packed)]
-struct Tss {
-    _r0: u32,
-    rsp: [u64; 3],
-    _r1: u64,
-    ist: [u64; 7],
-    _r2: u64,
-    _r3: u16,
-    iomap_base: u16,
-}
-
 #[repr(C, align(16))]
 struct Stack([u8; 16 * 1024]);
 
-static mut GDT: Gdt = Gdt([0; GDT_ENTRIES]);
-static mut TSS: Tss = Tss { _r0: 0, rsp: [0; 3], _r1: 0, ist: [0; 7], _r2: 0, _r3: 0, iomap_base: 104 };
+/// Locked for the Rust side; the CPU reads it through GDTR (and marks descriptors
+/// accessed or busy), as for any GDT.
+static GDT: spin::Mutex<Gdt> = spin::Mutex::new(Gdt([0; GDT_ENTRIES]));
+static TSS: spin::Once<TaskStateSegment> = spin::Once::new();
 static mut IDT: [[u64; 2]; 256] = [[0; 2]; 256];
 /// For double faults, NMIs and machine checks, which may arrive on a broken stack.
 static mut IST_STACK: Stack = Stack([0; 16 * 1024]);
@@ -47,11 +50,20 @@ extern "C" {
     fn syscall_entry();
 }
 
-#[repr(C, packed)]
-struct Pointer {
-    limit: u16,
-    base: u64,
+/// A flat code or data descriptor as Xen writes them: the crate's, accessed bit clear.
+const fn segment(flags: DescriptorFlags) -> u64 {
+    flags.difference(DescriptorFlags::ACCESSED).bits()
 }
+
+const RING0_CODE64: u64 = segment(DescriptorFlags::KERNEL_CODE64);
+const RING0_DATA: u64 = segment(DescriptorFlags::KERNEL_DATA);
+const RING3_CODE32: u64 = segment(DescriptorFlags::USER_CODE32);
+const RING3_DATA: u64 = segment(DescriptorFlags::USER_DATA);
+const RING3_CODE64: u64 = segment(DescriptorFlags::USER_CODE64);
+const RING0_CODE32: u64 = segment(DescriptorFlags::KERNEL_CODE32);
+const _: () = assert!(RING0_CODE64 == 0x00af_9a00_0000_ffff && RING0_DATA == 0x00cf_9200_0000_ffff);
+const _: () = assert!(RING3_CODE32 == 0x00cf_fa00_0000_ffff && RING3_DATA == 0x00cf_f200_0000_ffff);
+const _: () = assert!(RING3_CODE64 == 0x00af_fa00_0000_ffff && RING0_CODE32 == 0x00cf_9a00_0000_ffff);
 
 fn idt_gate(handler: u64, dpl: u64, ist: u64) -> [u64; 2] {
     let lo = (handler & 0xffff)
@@ -65,29 +77,30 @@ fn idt_gate(handler: u64, dpl: u64, ist: u64) -> [u64; 2] {
 /// Loads the GDT, TSS and IDT and programs SYSCALL. Called once, on CPU 0, before any
 /// guest runs.
 pub fn init() {
+    let stack_top = core::ptr::addr_of!(hv_stack_top) as u64;
+    let tss = TSS.call_once(|| {
+        let mut tss = TaskStateSegment::new();
+        tss.privilege_stack_table[0] = VirtAddr::new(stack_top);
+        tss.interrupt_stack_table[0] = VirtAddr::new(core::ptr::addr_of!(IST_STACK) as u64 + 16 * 1024);
+        tss
+    });
+    let Descriptor::SystemSegment(tss_lo, tss_hi) = Descriptor::tss_segment(tss) else {
+        unreachable!("a TSS descriptor is a system segment")
+    };
     // SAFETY: called once during single-threaded boot; nothing else references these
-    // statics yet, and the descriptors written are the ones the selectors above name.
+    // statics yet, and the descriptors written are the ones the selectors above name, so
+    // the segment and TSS loads find what they expect.
     unsafe {
-        let gdt = &mut *core::ptr::addr_of_mut!(GDT);
+        let mut gdt = GDT.lock();
         let e = FIRST_RESERVED_GDT_ENTRY;
-        gdt.0[e + 1] = 0x00af_9a00_0000_ffff; // 0xe008 ring 0 code, 64-bit
-        gdt.0[e + 2] = 0x00cf_9200_0000_ffff; // 0xe010 ring 0 data
-        gdt.0[e + 4] = 0x00cf_fa00_0000_ffff; // 0xe023 ring 3 code, compat
-        gdt.0[e + 5] = 0x00cf_f200_0000_ffff; // 0xe02b ring 3 data
-        gdt.0[e + 6] = 0x00af_fa00_0000_ffff; // 0xe033 ring 3 code, 64-bit
-        gdt.0[e + 7] = 0x00cf_9a00_0000_ffff; // 0xe038 ring 0 code, compat
-
-        let tss = &mut *core::ptr::addr_of_mut!(TSS);
-        let stack_top = core::ptr::addr_of!(hv_stack_top) as u64;
-        tss.rsp[0] = stack_top;
-        tss.ist[0] = core::ptr::addr_of!(IST_STACK) as u64 + 16 * 1024;
-        let base = tss as *const Tss as u64;
-        let limit = core::mem::size_of::<Tss>() as u64 - 1;
-        gdt.0[e + 8] = (limit & 0xffff)
-            | ((base & 0xff_ffff) << 16)
-            | (0x89 << 40) // present, available 64-bit TSS
-            | (((base >> 24) & 0xff) << 56);
-        gdt.0[e + 9] = base >> 32;
+        gdt.0[e + 1] = RING0_CODE64; // 0xe008
+        gdt.0[e + 2] = RING0_DATA; // 0xe010
+        gdt.0[e + 4] = RING3_CODE32; // 0xe023
+        gdt.0[e + 5] = RING3_DATA; // 0xe02b
+        gdt.0[e + 6] = RING3_CODE64; // 0xe033
+        gdt.0[e + 7] = RING0_CODE32; // 0xe038
+        gdt.0[e + 8] = tss_lo; // 0xe040: present, available 64-bit TSS
+        gdt.0[e + 9] = tss_hi;
 
         let idt = &mut *core::ptr::addr_of_mut!(IDT);
         let vectors = &*core::ptr::addr_of!(vector_table);
@@ -101,35 +114,31 @@ pub fn init() {
         idt[0xf0] = idt_gate(spurious[1], 0, 0);
         idt[0xff] = idt_gate(spurious[2], 0, 0);
 
-        let gdtr = Pointer { limit: (GDT_ENTRIES * 8 - 1) as u16, base: gdt as *const Gdt as u64 };
-        let idtr = Pointer { limit: (256 * 16 - 1) as u16, base: idt.as_ptr() as u64 };
-        core::arch::asm!(
-            "lgdt [{gdtr}]",
-            "lidt [{idtr}]",
-            // Reload CS through a far return, then the data segments.
-            "push {cs}",
-            "lea {tmp}, [rip + 2f]",
-            "push {tmp}",
-            "retfq",
-            "2:",
-            "mov ds, {ds:x}",
-            "mov es, {ds:x}",
-            "mov ss, {ds:x}",
-            "ltr {tss:x}",
-            gdtr = in(reg) &gdtr,
-            idtr = in(reg) &idtr,
-            cs = in(reg) u64::from(HYPERVISOR_CS),
-            ds = in(reg) HYPERVISOR_DS,
-            tss = in(reg) TSS_SELECTOR,
-            tmp = out(reg) _,
-        );
-
+        // The static stays where it is: GDTR may point into it after the guard goes.
+        lgdt(&DescriptorTablePointer { limit: (GDT_ENTRIES * 8 - 1) as u16, base: VirtAddr::from_ptr(&*gdt) });
+        drop(gdt);
+        lidt(&DescriptorTablePointer { limit: (256 * 16 - 1) as u16, base: VirtAddr::from_ptr(idt) });
+        CS::set_reg(SegmentSelector(HYPERVISOR_CS));
+        for load in [DS::set_reg, ES::set_reg, SS::set_reg] {
+            load(SegmentSelector(HYPERVISOR_DS));
+        }
+        load_tss(SegmentSelector(TSS_SELECTOR));
         *core::ptr::addr_of_mut!(syscall_stack_top) = stack_top;
-        cpu::wrmsr(cpu::MSR_STAR, (u64::from(FLAT_RING3_CS32) << 48) | (u64::from(HYPERVISOR_CS) << 32));
-        cpu::wrmsr(cpu::MSR_LSTAR, syscall_entry as *const () as u64);
-        // Clear TF, IF, DF, IOPL, NT, AC on entry.
-        cpu::wrmsr(cpu::MSR_FMASK, 0x4_7700);
     }
+    let sel = SegmentSelector;
+    Star::write(sel(FLAT_RING3_CS64), sel(FLAT_RING3_DS), sel(HYPERVISOR_CS), sel(HYPERVISOR_DS))
+        .expect("the reserved selectors are laid out for SYSCALL/SYSRET");
+    LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
+    // Clear TF, IF, DF, IOPL, NT, AC on entry.
+    SFMask::write(
+        RFlags::TRAP_FLAG
+            | RFlags::INTERRUPT_FLAG
+            | RFlags::DIRECTION_FLAG
+            | RFlags::IOPL_LOW
+            | RFlags::IOPL_HIGH
+            | RFlags::NESTED_TASK
+            | RFlags::ALIGNMENT_CHECK,
+    );
 }
 
 /// How many guest entries the GDT holds now (the rest of the guest part is zero), so a
@@ -142,9 +151,9 @@ pub fn load_guest_descriptors(descs: &[u64]) {
     use core::sync::atomic::Ordering;
     let n = descs.len().min(FIRST_RESERVED_GDT_ENTRY);
     let old = GUEST_ENTRIES.swap(n, Ordering::Relaxed);
-    // SAFETY: one CPU; the GDT is only written here and in init, and the guest part is
-    // never loaded by the hypervisor itself, so no live selector changes under us.
-    let gdt = unsafe { &mut *core::ptr::addr_of_mut!(GDT) };
+    // The guest part is never loaded by the hypervisor itself, so no live selector of
+    // ours changes under us.
+    let mut gdt = GDT.lock();
     gdt.0[..n].copy_from_slice(&descs[..n]);
     if old > n {
         gdt.0[n..old].fill(0);
@@ -154,8 +163,7 @@ pub fn load_guest_descriptors(descs: &[u64]) {
 /// Updates one checked guest descriptor.
 pub fn set_guest_descriptor(index: usize, desc: u64) {
     if index < FIRST_RESERVED_GDT_ENTRY {
-        // SAFETY: as for load_guest_descriptors.
-        unsafe { (*core::ptr::addr_of_mut!(GDT)).0[index] = desc };
+        GDT.lock().0[index] = desc;
     }
 }
 
@@ -166,10 +174,9 @@ pub fn guest_selector_ok(sel: u64, code: bool) -> bool {
     if sel & 4 != 0 || index >= FIRST_RESERVED_GDT_ENTRY || sel > 0xffff {
         return false;
     }
-    // SAFETY: a read of the GDT under the same single-CPU discipline as the writers.
-    let d = unsafe { (*core::ptr::addr_of!(GDT)).0[index] };
-    let present_user = d & (1 << 47) != 0 && (d >> 45) & 3 == 3 && d & (1 << 44) != 0;
-    let is_code = d & (1 << 43) != 0;
-    let writable_data = !is_code && d & (1 << 41) != 0;
+    let d = DescriptorFlags::from_bits_retain(GDT.lock().0[index]);
+    let present_user = d.contains(DescriptorFlags::PRESENT | DescriptorFlags::DPL_RING_3 | DescriptorFlags::USER_SEGMENT);
+    let is_code = d.contains(DescriptorFlags::EXECUTABLE);
+    let writable_data = !is_code && d.contains(DescriptorFlags::WRITABLE);
     present_user && if code { is_code } else { writable_data }
 }

@@ -20,8 +20,8 @@ core::arch::global_asm!(include_str!("entry.s"), options(att_syntax));
 
 /// Stops this CPU for good.
 pub fn halt_forever() -> ! {
+    x86_64::instructions::interrupts::disable();
     loop {
-        // SAFETY: cli; hlt only stops this CPU; no memory or stack is touched.
-        unsafe { core::arch::asm!("cli; hlt", options(nomem, nostack)) };
+        x86_64::instructions::hlt();
     }
 }

@@ -6,14 +6,16 @@ use super::layout::{l4_slot, phys_to_virt, DIRECTMAP_VIRT_START, XEN_VIRT_START}
 use super::{cpu, phys};
 use crate::frames::FrameAllocator;
 
-pub const PTE_P: u64 = 1 << 0;
-pub const PTE_RW: u64 = 1 << 1;
-pub const PTE_US: u64 = 1 << 2;
-pub const PTE_A: u64 = 1 << 5;
-pub const PTE_D: u64 = 1 << 6;
-pub const PTE_PS: u64 = 1 << 7;
-pub const PTE_G: u64 = 1 << 8;
-pub const PTE_NX: u64 = 1 << 63;
+use x86_64::structures::paging::PageTableFlags as F;
+
+pub const PTE_P: u64 = F::PRESENT.bits();
+pub const PTE_RW: u64 = F::WRITABLE.bits();
+pub const PTE_US: u64 = F::USER_ACCESSIBLE.bits();
+pub const PTE_A: u64 = F::ACCESSED.bits();
+pub const PTE_D: u64 = F::DIRTY.bits();
+pub const PTE_PS: u64 = F::HUGE_PAGE.bits();
+pub const PTE_G: u64 = F::GLOBAL.bits();
+pub const PTE_NX: u64 = F::NO_EXECUTE.bits();
 pub const PTE_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
 extern "C" {
@@ -23,8 +25,11 @@ extern "C" {
     static __data_end: u8;
 }
 
-fn sym(s: &u8) -> u64 {
-    s as *const u8 as u64
+/// A linker-script symbol's address (taking it is safe; only the address is used).
+macro_rules! sym {
+    ($s:ident) => {
+        core::ptr::addr_of!($s) as u64
+    };
 }
 
 fn alloc_table(frames: &mut FrameAllocator<'_>) -> u64 {
@@ -63,9 +68,7 @@ pub fn init(frames: &mut FrameAllocator<'_>, phys_end: u64) -> u64 {
     cpu::enable_nx_and_wp();
     let pml4 = alloc_table(frames);
 
-    // SAFETY: linker-script symbols; only their addresses are used.
-    let (text, text_end, ro_end, data_end) =
-        unsafe { (sym(&__text_start), sym(&__text_end), sym(&__rodata_end), sym(&__data_end)) };
+    let (text, text_end, ro_end, data_end) = (sym!(__text_start), sym!(__text_end), sym!(__rodata_end), sym!(__data_end));
     let mut va = text;
     while va < data_end {
         let flags = if va < text_end {

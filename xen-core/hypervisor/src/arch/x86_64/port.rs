@@ -1,64 +1,6 @@
-//! x86 port I/O.
+//! x86 port I/O: the `x86_64` crate's `Port<T>`, and which ports a hardware domain may use.
 
-/// Writes a byte to an I/O port.
-///
-/// # Safety
-/// The caller must know what the device behind `port` does with the write.
-pub unsafe fn outb(port: u16, value: u8) {
-    // SAFETY: the caller vouches for the device effect; `out` touches no memory.
-    unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) };
-}
-
-/// Writes a 32-bit value to an I/O port.
-///
-/// # Safety
-/// As for [`outb`].
-pub unsafe fn outl(port: u16, value: u32) {
-    // SAFETY: the caller vouches for the device effect; `out` touches no memory.
-    unsafe { core::arch::asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags)) };
-}
-
-/// Reads a byte from an I/O port.
-///
-/// # Safety
-/// The caller must know the read has no harmful side effect on the device.
-pub unsafe fn inb(port: u16) -> u8 {
-    let value: u8;
-    // SAFETY: the caller vouches for the device effect; `in` touches no memory.
-    unsafe { core::arch::asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack, preserves_flags)) };
-    value
-}
-
-/// Writes a 16-bit value to an I/O port.
-///
-/// # Safety
-/// As for [`outb`].
-pub unsafe fn outw(port: u16, value: u16) {
-    // SAFETY: the caller vouches for the device effect; `out` touches no memory.
-    unsafe { core::arch::asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags)) };
-}
-
-/// Reads a 16-bit value from an I/O port.
-///
-/// # Safety
-/// As for [`inb`].
-pub unsafe fn inw(port: u16) -> u16 {
-    let value: u16;
-    // SAFETY: the caller vouches for the device effect; `in` touches no memory.
-    unsafe { core::arch::asm!("in ax, dx", in("dx") port, out("ax") value, options(nomem, nostack, preserves_flags)) };
-    value
-}
-
-/// Reads a 32-bit value from an I/O port.
-///
-/// # Safety
-/// As for [`inb`].
-pub unsafe fn inl(port: u16) -> u32 {
-    let value: u32;
-    // SAFETY: the caller vouches for the device effect; `in` touches no memory.
-    unsafe { core::arch::asm!("in eax, dx", in("dx") port, out("eax") value, options(nomem, nostack, preserves_flags)) };
-    value
-}
+pub use x86_64::instructions::port::Port;
 
 /// Ports the hypervisor keeps for itself even from the hardware domain: Xen's
 /// `dom0_setup_permissions` list, plus our console UART and QEMU's exit device.
@@ -85,9 +27,9 @@ pub fn passthrough_read(port: u16, size: u8) -> Option<u32> {
     // the read can only affect devices the hardware domain drives, as on Xen.
     Some(unsafe {
         match size {
-            1 => u32::from(inb(port)),
-            2 => u32::from(inw(port)),
-            _ => inl(port),
+            1 => u32::from(Port::<u8>::new(port).read()),
+            2 => u32::from(Port::<u16>::new(port).read()),
+            _ => Port::<u32>::new(port).read(),
         }
     })
 }
@@ -100,9 +42,9 @@ pub fn passthrough_write(port: u16, size: u8, value: u32) {
     // SAFETY: as for passthrough_read.
     unsafe {
         match size {
-            1 => outb(port, value as u8),
-            2 => outw(port, value as u16),
-            _ => outl(port, value),
+            1 => Port::<u8>::new(port).write(value as u8),
+            2 => Port::<u16>::new(port).write(value as u16),
+            _ => Port::<u32>::new(port).write(value),
         }
     }
 }

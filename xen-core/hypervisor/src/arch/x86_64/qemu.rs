@@ -2,7 +2,7 @@
 //! `(v << 1) | 1`. The test harness reads that status; on real hardware (no device) the
 //! write is ignored and we halt.
 
-use super::port::outl;
+use super::port::Port;
 
 const DEBUG_EXIT_PORT: u16 = 0xf4;
 
@@ -17,6 +17,6 @@ pub enum ExitCode {
 pub fn exit(code: ExitCode) -> ! {
     // SAFETY: port 0xf4 is QEMU's debug-exit device when present (xtask always adds it)
     // and unassigned otherwise; writing to it has no other effect.
-    unsafe { outl(DEBUG_EXIT_PORT, code as u32) };
+    unsafe { Port::<u32>::new(DEBUG_EXIT_PORT).write(code as u32) };
     super::halt_forever()
 }

@@ -1,6 +1,6 @@
 //! The 16550 UART at COM1 (0x3f8), polled, 115200 8N1.
 
-use super::port::{inb, outb};
+use super::port::Port;
 
 const COM1: u16 = 0x3f8;
 const LSR_THR_EMPTY: u8 = 1 << 5;
@@ -15,13 +15,17 @@ impl Com1 {
         // SAFETY: COM1 is a 16550 on every PC platform QEMU emulates; these writes only
         // program its divisor, line format and FIFO.
         unsafe {
-            outb(COM1 + 1, 0x00); // no interrupts
-            outb(COM1 + 3, 0x80); // DLAB on
-            outb(COM1, 0x01); // divisor 1: 115200 baud
-            outb(COM1 + 1, 0x00);
-            outb(COM1 + 3, 0x03); // 8N1, DLAB off
-            outb(COM1 + 2, 0xC7); // FIFO on, cleared, 14-byte threshold
-            outb(COM1 + 4, 0x0B); // DTR, RTS, OUT2
+            for (reg, value) in [
+                (1, 0x00),    // no interrupts
+                (3, 0x80),    // DLAB on
+                (0, 0x01),    // divisor 1: 115200 baud
+                (1, 0x00),
+                (3, 0x03),    // 8N1, DLAB off
+                (2, 0xC7),    // FIFO on, cleared, 14-byte threshold
+                (4, 0x0B),    // DTR, RTS, OUT2
+            ] {
+                Port::<u8>::new(COM1 + reg).write(value);
+            }
         }
         Com1(())
     }
@@ -35,8 +39,8 @@ impl Com1 {
         // SAFETY: reading the line status register and writing the transmit holding
         // register of COM1 have no effect beyond sending the byte.
         unsafe {
-            while inb(COM1 + 5) & LSR_THR_EMPTY == 0 {}
-            outb(COM1, b);
+            while Port::<u8>::new(COM1 + 5).read() & LSR_THR_EMPTY == 0 {}
+            Port::<u8>::new(COM1).write(b);
         }
     }
 }
@@ -46,7 +50,7 @@ impl Com1 {
     pub fn try_read_byte(&mut self) -> Option<u8> {
         // SAFETY: reading COM1's line status and receive buffer registers only takes a
         // received byte out of the UART's FIFO.
-        unsafe { (inb(COM1 + 5) & LSR_DATA_READY != 0).then(|| inb(COM1)) }
+        unsafe { (Port::<u8>::new(COM1 + 5).read() & LSR_DATA_READY != 0).then(|| Port::<u8>::new(COM1).read()) }
     }
 }
 

@@ -116,6 +116,7 @@ pub fn guest_frame_slot() -> *mut Regs {
 
 /// Starts running a guest: its registers become the frame at the top of the hypervisor
 /// stack and the exit path `iretq`s into them. The caller has loaded the guest's CR3.
+/// (Our own asm: the x86_64 crate has no way into a guest's frame.)
 pub fn enter_guest(regs: &Regs) -> ! {
     let frame = guest_frame_slot();
     // SAFETY: the frame slot lies in the hypervisor stack, which nothing uses while we run

@@ -81,7 +81,7 @@ fn real_xen_vector_pv_guest_64m() {
     assert_eq!(16384 - (1u64 << l.alloc_order), 15360);
     assert_eq!(l.mapped_pages(), 1024);
     assert!(l.p2m_in_initial_mapping);
-    assert_eq!(l.start_info_flags(), SIF_PRIVILEGED | SIF_INITDOMAIN);
+    assert_eq!(l.start_info_flags(), Sif::PRIVILEGED | Sif::INITDOMAIN);
     assert_eq!(l.mod_start(), 0);
     assert_eq!(l.first_p2m_pfn(), None);
     assert_eq!(l.p2m_frames_4k(), 0);
@@ -131,7 +131,7 @@ fn mapped_initrd() {
     assert_eq!(l.total(), r(BASE, BASE + 0x40_0000));
     // count = 4 MiB - PAGE_ALIGN(initrd) = 0x2dc000 -> order 10.
     assert_eq!(l.alloc_order, 10);
-    assert_eq!(l.start_info_flags() & SIF_MOD_START_PFN, 0);
+    assert!(!l.start_info_flags().contains(Sif::MOD_START_PFN));
 }
 
 /// A kernel with MOD_START_PFN: the initrd stays unmapped, after the allocation.
@@ -150,12 +150,12 @@ fn unmapped_initrd() {
     );
     assert_eq!(l.initrd_pfn, Some(1024));
     assert_eq!(l.mod_start(), 1024);
-    assert_ne!(l.start_info_flags() & SIF_MOD_START_PFN, 0);
+    assert!(l.start_info_flags().contains(Sif::MOD_START_PFN));
     // Without an initrd, MOD_START_PFN changes nothing.
     let l = dom0_layout(&p, 16384, 0, 1).unwrap();
     assert_eq!(
         (l.initrd_pfn, l.mod_start(), l.start_info_flags()),
-        (None, 0, SIF_PRIVILEGED | SIF_INITDOMAIN)
+        (None, 0, Sif::PRIVILEGED | Sif::INITDOMAIN)
     );
 }
 
@@ -264,7 +264,7 @@ fn derived_vector_linux_init_p2m() {
     assert_eq!(l.alloc_order, 14);
     assert_eq!(l.initrd_pfn, Some(16384));
     assert_eq!(l.mod_start(), 16384);
-    assert_ne!(l.start_info_flags() & SIF_MOD_START_PFN, 0);
+    assert!(l.start_info_flags().contains(Sif::MOD_START_PFN));
     assert_eq!(l.first_p2m_pfn(), Some(16384 + 5120));
     // 384 list pages + a new L3 (L4 slot 1), L2 and L1.
     assert_eq!(l.p2m_frames_4k(), 387);

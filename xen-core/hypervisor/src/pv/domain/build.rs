@@ -12,7 +12,7 @@ use crate::domain::layout::{dom0_layout, Dom0Layout, LayoutError, PtLevel};
 use alloc::vec::Vec;
 use core::fmt;
 use xen_abi::hypercall::HYPERVISOR_iret;
-use xen_abi::xen::{SharedInfo, StartInfo, START_INFO_MAGIC_X86_64, XEN_LEGACY_MAX_VCPUS};
+use xen_abi::xen::{SharedInfo, Sif, StartInfo, START_INFO_MAGIC_X86_64, XEN_LEGACY_MAX_VCPUS};
 use zerocopy::{FromZeros, IntoBytes};
 
 /// Flags of every bootstrap mapping, as Xen's dom0 builder uses (L1_PROT etc.).
@@ -300,12 +300,14 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
     start.nr_pages = input.nr_pages;
     start.shared_info = shared_info_mfn << 12;
     // Xen's dom0 flags for the hardware domain; otherwise only what applies.
-    let pfn_flag = layout.start_info_flags() & xen_abi::xen::SIF_MOD_START_PFN;
-    start.flags = if input.hardware {
+    let flags = if input.hardware {
         layout.start_info_flags()
     } else {
-        pfn_flag | if input.privileged { xen_abi::xen::SIF_PRIVILEGED } else { 0 }
+        let mut f = layout.start_info_flags() & Sif::MOD_START_PFN;
+        f.set(Sif::PRIVILEGED, input.privileged);
+        f
     };
+    start.flags = flags.bits();
     start.pt_base = layout.page_tables.start;
     start.nr_pt_frames = layout.nr_pt_frames;
     start.mfn_list = layout.phys_mach.start;
@@ -369,7 +371,7 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
         grant_frames: Vec::new(),
         runstate_area: None,
         maptrack: Vec::new(),
-        given_back: Vec::new(),
+        given_back: hashbrown::HashSet::new(),
         maptrack_free: alloc::collections::BinaryHeap::new(),
         grant_pins: Vec::new(),
         console_line: Vec::new(),

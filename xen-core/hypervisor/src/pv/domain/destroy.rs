@@ -55,7 +55,7 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
         core::iter::once(d.shared_info_mfn).chain(d.grant_frames.iter().copied()).collect();
     // Its frames, and those it gave back while they were still referenced.
     let mut own: Vec<u64> = d.p2m.iter().copied().filter(|&m| m != m2p::INVALID_M2P_ENTRY).collect();
-    own.append(&mut d.given_back);
+    own.extend(d.given_back.drain());
     // The registered vcpu_info frame (Xen's unmap_vcpu_info): its reference goes; a
     // frame the guest gave back while registered is freed now, with it.
     let vcpu_info = d.vcpu.vcpu_info_ref.take();

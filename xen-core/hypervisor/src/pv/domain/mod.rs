@@ -176,8 +176,9 @@ pub struct Domain {
     /// pfn -> mfn for every page the domain owns.
     pub p2m: Vec<u64>,
     /// Frames given back with decrease_reservation while still referenced (mapped, or
-    /// held by the hypervisor): they go back to the allocator once free.
-    pub given_back: Vec<u64>,
+    /// held by the hypervisor): they go back to the allocator once free. A set, so the
+    /// last unmap of one finds it by frame number without a scan.
+    pub given_back: hashbrown::HashSet<u64>,
     pub max_pages: u64,
     pub shared_info_mfn: u64,
     pub vcpu: Vcpu,

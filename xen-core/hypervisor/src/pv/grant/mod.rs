@@ -44,8 +44,8 @@ pub fn write_entry(d: &Domain, gref: u32, entry: GrantEntryV1) -> bool {
     }
 }
 
-fn write_flags(maddr: u64, flags: u16) {
-    phys::write_bytes(maddr, &flags.to_le_bytes());
+fn write_flags(maddr: u64, flags: Gtf) {
+    phys::write_bytes(maddr, &flags.bits().to_le_bytes());
 }
 
 /// Checks `gref` of `granter` grants `grantee` access (read, or write too). An entry
@@ -54,7 +54,8 @@ fn write_flags(maddr: u64, flags: u16) {
 fn checked_entry(granter: &Domain, gref: u32, grantee: u16, write: bool) -> Result<(u64, GrantEntryV1), i16> {
     let at = entry_maddr(granter, gref).ok_or(GNTST_bad_gntref)?;
     let e = read_entry(at);
-    if e.flags & GTF_type_mask != GTF_permit_access || e.domid != grantee || (write && e.flags & GTF_readonly != 0) {
+    let flags = Gtf::from_bits_retain(e.flags);
+    if flags.grant_type() != GTF_permit_access || e.domid != grantee || (write && flags.contains(Gtf::READONLY)) {
         return Err(GNTST_general_error);
     }
     Ok((at, e))
@@ -276,8 +277,9 @@ fn refresh_flags(doms: &Domains, granter: u16, gref: u32) {
     let Some(at) = entry_maddr(g, gref) else { return };
     let pin = g.grant_pins.get(gref as usize).copied().unwrap_or_default();
     let reading = pin.read_only > 0 || pin.writable > 0;
-    let flags = read_entry(at).flags & !(GTF_reading | GTF_writing);
-    let flags = flags | if reading { GTF_reading } else { 0 } | if pin.writable > 0 { GTF_writing } else { 0 };
+    let mut flags = Gtf::from_bits_retain(read_entry(at).flags);
+    flags.set(Gtf::READING, reading);
+    flags.set(Gtf::WRITING, pin.writable > 0);
     write_flags(at, flags);
 }
 
@@ -321,16 +323,17 @@ fn free_handle(d: &mut Domain) -> Result<u32, i16> {
 
 fn map_one(doms: &mut Domains, guest: &GuestView, op: &GnttabMapGrantRef) -> Result<(u32, u64), i16> {
     let me = doms.current_id();
-    if op.flags & (GNTMAP_host_map | GNTMAP_device_map) == 0 {
+    let flags = op.map_flags();
+    if !flags.intersects(GntMap::HOST_MAP | GntMap::DEVICE_MAP) {
         return Err(GNTST_bad_gntref);
     }
     // Only the form Linux's gntdev and our back-ends use: a host virtual address.
-    if op.flags & (GNTMAP_contains_pte | GNTMAP_application_map) != 0 || op.flags & GNTMAP_host_map == 0 {
+    if flags.intersects(GntMap::CONTAINS_PTE | GntMap::APPLICATION_MAP) || !flags.contains(GntMap::HOST_MAP) {
         return Err(GNTST_general_error);
     }
     // DOMID_SELF is not a domain here, as in Xen.
     let g = doms.get(op.dom).ok_or(GNTST_bad_domain)?;
-    let writable = op.flags & GNTMAP_readonly == 0;
+    let writable = !flags.contains(GntMap::READONLY);
     let (_, e) = checked_entry(g, op.ref_, me, writable)?;
     let frame = u64::from(e.frame);
     if !g.owns(frame) {
@@ -389,7 +392,7 @@ pub fn unmap_one(doms: &mut Domains, handle: u32, host_addr: u64) -> Result<(), 
     if unmapped.1 {
         // A living granter gave it back while we mapped it: it no longer waits for it.
         if let Some(g) = doms.get_mut(m.granter) {
-            g.given_back.retain(|&f| f != m.frame);
+            g.given_back.remove(&m.frame);
         }
         mem::with_frames(|a| a.free(m.frame));
         crate::println!("d{}'s page {:#x} freed: its last grant mapping (by d{me}) is gone", m.granter, m.frame);

@@ -203,15 +203,14 @@ fn xen_version(d: &Domain, guest: &GuestView, cmd: u32, arg: u64) -> HcResult {
 
 /// `XENVER_get_features` submap 0 for a 64-bit PV guest, as Xen 4.17 answers it.
 fn features(d: &Domain) -> u32 {
-    let mut f = (1 << feat::XENFEAT_mmu_pt_update_preserve_ad)
-        | (1 << feat::XENFEAT_highmem_assist)
-        | (1 << feat::XENFEAT_gnttab_map_avail_bits)
-        | (1 << feat::XENFEAT_memory_op_vnode_supported)
-        | (1 << feat::XENFEAT_direct_mapped);
-    if d.privileged {
-        f |= 1 << feat::XENFEAT_dom0;
-    }
-    f
+    use feat::XenFeatures as F;
+    let mut f = F::MMU_PT_UPDATE_PRESERVE_AD
+        | F::HIGHMEM_ASSIST
+        | F::GNTTAB_MAP_AVAIL_BITS
+        | F::MEMORY_OP_VNODE_SUPPORTED
+        | F::DIRECT_MAPPED;
+    f.set(F::DOM0, d.privileged);
+    f.bits()
 }
 
 fn sched_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64) -> HcResult {

@@ -123,7 +123,7 @@ fn decrease_reservation(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult
                     // Still mapped or held by the hypervisor (Xen frees it with its last
                     // reference): returned once unreferenced, at the latest when the
                     // domain is destroyed.
-                    d.given_back.push(mfn);
+                    d.given_back.insert(mfn);
                 }
             }
             Err(_) => return Ok(i),

@@ -10,7 +10,7 @@ use crate::arch::x86_64::guest::{GuestView, HYPERVISOR_VIRT_END, HYPERVISOR_VIRT
 use crate::arch::x86_64::trap::{Regs, EXCEPTION_NAMES};
 use crate::arch::x86_64::{cpu, gdt, phys};
 use crate::println;
-use xen_abi::arch_x86_64::{IretContext, VGCF_in_syscall};
+use xen_abi::arch_x86_64::{IretContext, Vgcf};
 
 const FLAT_KERNEL_CS: u64 = 0xe033;
 const FLAT_KERNEL_SS: u64 = 0xe02b;
@@ -55,7 +55,7 @@ fn toggle_guest_mode(d: &mut Domain) {
     let v = &mut d.vcpu;
     // The outgoing mode's GS base may have been changed through wrmsr emulation, which
     // updates these fields; the CPU's MSR holds the active one.
-    let active_gs = cpu::rdmsr(cpu::MSR_GS_BASE);
+    let active_gs = cpu::gs_base();
     if v.kernel_mode {
         v.gs_base_kernel = active_gs;
     } else {
@@ -238,7 +238,8 @@ pub fn do_iret(d: &mut Domain, regs: &mut Regs) {
     regs.rip = ctx.rip;
     regs.rsp = ctx.rsp;
     regs.rflags = (ctx.rflags & !(RFLAGS_IOPL | RFLAGS_VM)) | RFLAGS_IF;
-    if ctx.flags & VGCF_in_syscall == 0 {
+    // Xen looks at VGCF_in_syscall alone; the other bits are ignored, not refused.
+    if !Vgcf::from_bits_retain(ctx.flags).contains(Vgcf::IN_SYSCALL) {
         regs.r11 = ctx.r11;
         regs.rcx = ctx.rcx;
     }
