@@ -201,6 +201,8 @@ pub struct Domain {
     pub pci_cf8: u32,
     /// The console ring and port of a manifest domain (`console_ring`).
     pub console_ring: Option<super::console_ring::ConsoleRing>,
+    /// The toolstack's side (`domctl`): pause count, vCPU state, shutdown, E820.
+    pub ctl: crate::domain::control::ControlState,
 }
 
 impl Domain {

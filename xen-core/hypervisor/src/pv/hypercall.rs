@@ -46,7 +46,17 @@ fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcRes
         Hypercall::SchedOp => return sched_op(doms, &guest, a[0] as u32, a[1]),
         Hypercall::Multicall => return multicall(doms, regs, &guest, a[0], a[1]),
         Hypercall::Sysctl => return super::hc_sysctl::sysctl(doms, &guest, a[0]),
-        Hypercall::Domctl => return super::hc_sysctl::domctl(doms, &guest, a[0]),
+        Hypercall::Domctl => return super::domctl::domctl(doms, &guest, a[0]),
+        // The toolstack's memory ops and foreign MMU ops (`pv::domctl`).
+        Hypercall::MemoryOp if super::domctl::memory::handles(a[0]) => {
+            return super::domctl::memory::memory_op(doms, &guest, a[0], a[1])
+        }
+        Hypercall::MmuUpdate if super::domctl::foreign::is_foreign(doms, a[3]) => {
+            return super::domctl::foreign::mmu_update(doms, &guest, a[0], a[1], a[2], a[3])
+        }
+        Hypercall::MmuextOp if super::domctl::foreign::is_foreign(doms, a[3]) => {
+            return super::domctl::foreign::mmuext_op(doms, &guest, a[0], a[1], a[2], a[3])
+        }
         _ => {}
     }
     let d = doms.cur();

@@ -5,6 +5,7 @@ pub mod build;
 pub mod console_ring;
 mod descriptors;
 pub mod destroy;
+pub mod domctl;
 pub mod domain;
 mod emul_priv;
 mod emulate;

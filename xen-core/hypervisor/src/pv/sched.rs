@@ -129,9 +129,15 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
     poll_console(doms);
     let cur = doms.current;
     // Every domain that ended: the current one, or another one a privileged domain
-    // shut down with SCHEDOP_remote_shutdown (bounded: one pass over the table).
+    // shut down with SCHEDOP_remote_shutdown (bounded: one pass over the table). A
+    // toolstack's domain stays, shut down, until destroyed (`pv::domctl::lifecycle`).
+    let mut dom_exc = false;
     for slot in 0..doms.slots.len() {
         let Some(reason) = doms.slots[slot].as_ref().and_then(|d| d.ending) else { continue };
+        dom_exc = true;
+        if doms.slots[slot].as_mut().is_some_and(super::domctl::lifecycle::keep_shut_down) {
+            continue;
+        }
         let Some(d) = doms.slots[slot].take() else { continue };
         doms.any_crashed |= reason == super::domain::END_CRASH;
         if d.hardware {
@@ -140,9 +146,13 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
         }
         super::destroy::destroy(doms, d, reason);
     }
+    if dom_exc {
+        super::domctl::lifecycle::notify_dom_exc(doms);
+    }
+    super::domctl::lifecycle::sweep();
     wake_all(doms);
     let now = clock::now_ns();
-    let cur_runnable = doms.slots[cur].as_ref().is_some_and(|d| d.alive() && d.vcpu.run == RunState::Runnable);
+    let cur_runnable = doms.slots[cur].as_ref().is_some_and(runnable);
     let preempt = now >= doms.slice_end;
     let next = if cur_runnable && !preempt { Some(cur) } else { pick_after(doms, cur, cur_runnable) };
     let next = match next {
@@ -167,12 +177,18 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
     clock::arm(deadline);
 }
 
+/// Whether `d` may run now: alive, its vCPU not blocked, and not paused or shut down
+/// for its toolstack.
+fn runnable(d: &Domain) -> bool {
+    d.alive() && d.vcpu.run == RunState::Runnable && d.ctl.can_run()
+}
+
 /// The next runnable domain after `cur` in id order (or `cur` itself if it is the only).
 fn pick_after(doms: &Domains, cur: usize, cur_runnable: bool) -> Option<usize> {
     let n = doms.slots.len();
     (1..=n)
         .map(|i| (cur + i) % n)
-        .find(|&i| doms.slots[i].as_ref().is_some_and(|d| d.alive() && d.vcpu.run == RunState::Runnable))
+        .find(|&i| doms.slots[i].as_ref().is_some_and(runnable))
         .or(cur_runnable.then_some(cur))
 }
 
