@@ -1427,7 +1427,7 @@ fn base_on_xen_core(root: &Path, xen_log: &str) -> Result<Tally> {
     println!("  log: {} (QEMU start to dom0 userspace {:?}, total {} ms)", out.log_path.display(), out.marks[0], out.elapsed.as_millis());
     let base = xen_core_steps(std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref());
     let ours: Vec<_> = out.log.lines().filter_map(results::parse_test_line).collect();
-    let theirs: Vec<_> = xen_log.lines().filter_map(results::parse_test_line).filter(|l| base.contains(&format!(" {} ", l.name))).collect();
+    let theirs: Vec<_> = xen_log.lines().filter_map(results::parse_test_line).filter(|l| base.contains(&format!(" {} ", l.name)) || INIT.contains(&format!(" {} ", l.name))).collect();
     for l in &ours {
         t.record(&format!("dom0 on xen-core: {}", l.name), l.passed, &l.detail);
     }
