@@ -14,7 +14,9 @@ const TIME_SLICE_NS: u64 = 10_000_000;
 
 #[derive(Debug, Default)]
 pub struct Domains {
-    slots: Vec<Option<Domain>>,
+    /// Boxed: a slot per domain id up to the highest used, so that the table stays
+    /// small however far the domid rover goes.
+    slots: Vec<Option<alloc::boxed::Box<Domain>>>,
     current: usize,
     slice_end: u64,
     /// Whether any domain ended by crashing (the machine's exit status says so).
@@ -34,7 +36,7 @@ impl Domains {
         if self.slots.len() <= id {
             self.slots.resize_with(id + 1, || None);
         }
-        self.slots[id] = Some(d);
+        self.slots[id] = Some(alloc::boxed::Box::new(d));
     }
 
     pub fn current_id(&self) -> u16 {
@@ -42,15 +44,15 @@ impl Domains {
     }
 
     pub fn cur(&mut self) -> &mut Domain {
-        self.slots[self.current].as_mut().expect("the current domain exists")
+        self.slots[self.current].as_deref_mut().expect("the current domain exists")
     }
 
     pub fn get(&self, id: u16) -> Option<&Domain> {
-        self.slots.get(id as usize).and_then(Option::as_ref).filter(|d| d.alive())
+        self.slots.get(id as usize).and_then(Option::as_deref).filter(|d| d.alive())
     }
 
     pub fn get_mut(&mut self, id: u16) -> Option<&mut Domain> {
-        self.slots.get_mut(id as usize).and_then(Option::as_mut).filter(|d| d.alive())
+        self.slots.get_mut(id as usize).and_then(Option::as_deref_mut).filter(|d| d.alive())
     }
 
     /// The current domain and, if it exists and is another one, domain `other`.
@@ -62,7 +64,12 @@ impl Domains {
         }
         let (lo, hi) = self.slots.split_at_mut(cur.max(o));
         let (a, b) = if cur < o { (&mut lo[cur], &mut hi[0]) } else { (&mut hi[0], &mut lo[o]) };
-        (a.as_mut().expect("the current domain exists"), b.as_mut().filter(|d| d.alive()))
+        (a.as_deref_mut().expect("the current domain exists"), b.as_deref_mut().filter(|d| d.alive()))
+    }
+
+    /// Whether id `id` is taken, by a live domain or one still to be torn down.
+    pub fn slot_taken(&self, id: u16) -> bool {
+        self.slots.get(id as usize).is_some_and(Option::is_some)
     }
 
     pub fn ids(&self) -> Vec<u16> {
@@ -135,10 +142,10 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
     for slot in 0..doms.slots.len() {
         let Some(reason) = doms.slots[slot].as_ref().and_then(|d| d.ending) else { continue };
         dom_exc = true;
-        if doms.slots[slot].as_mut().is_some_and(super::domctl::lifecycle::keep_shut_down) {
+        if doms.slots[slot].as_deref_mut().is_some_and(super::domctl::lifecycle::keep_shut_down) {
             continue;
         }
-        let Some(d) = doms.slots[slot].take() else { continue };
+        let Some(d) = doms.slots[slot].take().map(|b| *b) else { continue };
         doms.any_crashed |= reason == super::domain::END_CRASH;
         if d.hardware {
             // The initial domain of a single-domain boot takes the machine with it.
@@ -152,7 +159,7 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
     super::domctl::lifecycle::sweep();
     wake_all(doms);
     let now = clock::now_ns();
-    let cur_runnable = doms.slots[cur].as_ref().is_some_and(runnable);
+    let cur_runnable = doms.slots[cur].as_deref().is_some_and(runnable);
     let preempt = now >= doms.slice_end;
     let next = if cur_runnable && !preempt { Some(cur) } else { pick_after(doms, cur, cur_runnable) };
     let next = match next {
@@ -188,7 +195,7 @@ fn pick_after(doms: &Domains, cur: usize, cur_runnable: bool) -> Option<usize> {
     let n = doms.slots.len();
     (1..=n)
         .map(|i| (cur + i) % n)
-        .find(|&i| doms.slots[i].as_ref().is_some_and(runnable))
+        .find(|&i| doms.slots[i].as_deref().is_some_and(runnable))
         .or(cur_runnable.then_some(cur))
 }
 

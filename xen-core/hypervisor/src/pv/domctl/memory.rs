@@ -15,9 +15,12 @@ use xen_abi::memory::*;
 use xen_abi::xen::DOMID_SELF;
 use xen_abi::{DomId, Mfn};
 
-/// Highest pseudo-physical frame a domain may populate (64 GiB of guest memory): the
-/// domain's P2M is a vector indexed by it, so a guest can't make it huge.
-const MAX_GPFN: u64 = 1 << 24;
+/// Pseudo-physical frames a domain may populate: below its `max_pages` or its P2M's
+/// current end, whichever is higher. The P2M is a vector indexed by them, so a guest
+/// can't make it larger than what it may own anyway (Xen keeps no P2M for PV guests).
+fn gpfn_limit(d: &Domain) -> u64 {
+    d.max_pages.max(d.p2m.len() as u64)
+}
 
 /// The memory ops handled here (the rest stay with `hc_mem`).
 pub fn handles(cmd: u64) -> bool {
@@ -92,7 +95,10 @@ fn populate_physmap(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -
         let at = r.extent_start.wrapping_add(done * 8);
         let Ok(gpfn) = guest.read::<u64>(at) else { break };
         let taken = d.p2m.get(gpfn as usize).is_some_and(|&m| m != m2p::INVALID_M2P_ENTRY);
-        if gpfn >= MAX_GPFN || taken || tot >= d.max_pages || d.ending.is_some() || d.ctl.killed {
+        if gpfn >= gpfn_limit(d) || taken || tot >= d.max_pages || d.ending.is_some() || d.ctl.killed {
+            break;
+        }
+        if d.p2m.len() <= gpfn as usize && d.p2m.try_reserve(gpfn as usize + 1 - d.p2m.len()).is_err() {
             break;
         }
         let Some(mfn) = mem::alloc_frame() else { break };

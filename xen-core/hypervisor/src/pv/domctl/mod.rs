@@ -141,7 +141,7 @@ fn create(doms: &mut Domains, requested: u16, c: &XenDomctlCreatedomain) -> Resu
     ctl::check_createdomain(c)?;
     let id = {
         let mut rover = ROVER.lock();
-        ctl::choose_domid(requested, &mut rover, |id| doms.get(id).is_some() || lifecycle::has_zombies(id))?
+        ctl::choose_domid(requested, &mut rover, |id| doms.slot_taken(id) || lifecycle::has_zombies(id))?
     };
     let shared_info_mfn = mem::alloc_frame().ok_or(Errno::ENOMEM)?;
     let mut si = SharedInfo::new_zeroed();
