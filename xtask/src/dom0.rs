@@ -575,7 +575,7 @@ fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<S
 
 /// The sections of the tier that also run on xen-core, after `base`: creating a
 /// pv-guest domU with our `xl`, its self-tests, and the lifecycle checks.
-const XEN_CORE_SECTIONS: &[&str] = &["pv-guest", "lifecycle", "restart", "memset", "console"];
+const XEN_CORE_SECTIONS: &[&str] = &["pv-guest", "blk", "lifecycle", "restart", "memset", "console"];
 
 /// The xen-core run's steps: `base`, the [`XEN_CORE_SECTIONS`] that `wanted` (as
 /// `XTASK_DOM0_SECTIONS`; all when unset) names, `end`.
@@ -1462,7 +1462,7 @@ mod tests {
     fn xen_core_runs_base_its_sections_and_end() {
         let all = xen_core_steps(None);
         let names: Vec<&str> = all.lines().filter_map(|l| l.strip_prefix("#@ ")).collect();
-        assert_eq!(names, ["base", "pv-guest", "lifecycle", "restart", "memset", "console", "end"]);
+        assert_eq!(names, ["base", "pv-guest", "blk", "lifecycle", "restart", "memset", "console", "end"]);
         let some = xen_core_steps(Some("pv-guest,blk"));
         let names: Vec<&str> = some.lines().filter_map(|l| l.strip_prefix("#@ ")).collect();
         assert_eq!(names, ["base", "pv-guest", "end"]);

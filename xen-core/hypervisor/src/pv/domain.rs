@@ -150,6 +150,9 @@ pub struct GrantMapping {
     pub l1: u64,
     pub index: usize,
     pub writable: bool,
+    /// Mapped by the machine address of the PTE (`GNTMAP_contains_pte`, what Linux's
+    /// gntdev does in a PV dom0): `host_addr` is that address, not a virtual one.
+    pub by_pte: bool,
 }
 
 /// Mappings of one grant entry (Xen's `GNTPIN_hstr`/`GNTPIN_hstw` counters).
