@@ -1463,7 +1463,7 @@ mod tests {
         let all = xen_core_steps(None);
         let names: Vec<&str> = all.lines().filter_map(|l| l.strip_prefix("#@ ")).collect();
         assert_eq!(names, ["base", "pv-guest", "blk", "lifecycle", "restart", "memset", "console", "end"]);
-        let some = xen_core_steps(Some("pv-guest,blk"));
+        let some = xen_core_steps(Some("pv-guest,net"));
         let names: Vec<&str> = some.lines().filter_map(|l| l.strip_prefix("#@ ")).collect();
         assert_eq!(names, ["base", "pv-guest", "end"]);
     }
