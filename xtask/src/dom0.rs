@@ -545,14 +545,7 @@ fn guest_configs() -> Vec<(String, DomU)> {
 /// dom0's `/init`: busybox sh. Each check prints one `TEST` line.
 fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<String> {
     let steps = match variant {
-        Variant::Test => {
-            let all = TEST_STEPS
-                .replace("@BLK_HOSTILE@", BLK_HOSTILE_STEPS)
-                .replace("@KERNEL_BLKBACK@", KERNEL_BLKBACK_STEPS)
-                .replace("@LINUX_BLK@", LINUX_BLK_STEPS)
-                .replace("@NET@", NET_STEPS);
-            select_sections(&all, std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref())?
-        }
+        Variant::Test => select_sections(&all_steps(), std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref())?,
         Variant::Bench => BENCH_STEPS.to_string(),
         Variant::BenchBlk => format!("{}{BENCH_BLK_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
         Variant::BenchNet => format!("{}{BENCH_NET_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
@@ -573,19 +566,30 @@ fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<S
         .replace("@BENCH_RAND_READS@", &BENCH_RAND_READS.to_string()))
 }
 
-/// The sections of the tier that also run on xen-core, after `base`: creating a
-/// pv-guest domU with our `xl`, its self-tests, and the lifecycle checks.
-const XEN_CORE_SECTIONS: &[&str] = &["pv-guest", "blk", "lifecycle", "restart", "memset", "console"];
+/// Every section of the tier, in order.
+fn all_steps() -> String {
+    TEST_STEPS
+        .replace("@BLK_HOSTILE@", BLK_HOSTILE_STEPS)
+        .replace("@KERNEL_BLKBACK@", KERNEL_BLKBACK_STEPS)
+        .replace("@LINUX_BLK@", LINUX_BLK_STEPS)
+        .replace("@NET@", NET_STEPS)
+}
+
+/// The sections of the tier that also run on xen-core, after `base`, in the tier's
+/// order: domUs created by our `xl` (pv-guest, Linux), our blkback and Linux's kernel
+/// back-ends serving them, hostile front-ends, the lifecycle checks.
+const XEN_CORE_SECTIONS: &[&str] = &["pv-guest", "blk", "blk-hostile", "kernel-blkback", "linux-blk", "net", "lifecycle", "restart", "memset", "console"];
 
 /// The xen-core run's steps: `base`, the [`XEN_CORE_SECTIONS`] that `wanted` (as
 /// `XTASK_DOM0_SECTIONS`; all when unset) names, `end`.
 fn xen_core_steps(wanted: Option<&str>) -> String {
     let wanted: Option<Vec<&str>> = wanted.filter(|w| !w.trim().is_empty()).map(|w| w.split(',').map(str::trim).collect());
-    let mut out = section(TEST_STEPS, "base");
+    let all = all_steps();
+    let mut out = section(&all, "base");
     for name in XEN_CORE_SECTIONS.iter().filter(|n| wanted.as_ref().is_none_or(|w| w.contains(n))) {
-        out.push_str(&section(TEST_STEPS, name));
+        out.push_str(&section(&all, name));
     }
-    out + &section(TEST_STEPS, "end")
+    out + &section(&all, "end")
 }
 
 /// The lines of section `name` of `steps` (its `#@` line included).
@@ -1425,7 +1429,7 @@ fn base_on_xen_core(root: &Path, xen_log: &str) -> Result<Tally> {
     let m = interactive_machine(crate::images::build_all(root)?.xen_core, &img);
     let out = qemu::run(&m, &log_dir(root).join("dom0-xen-core.log"), Duration::from_secs(900), &[DOM0_POWEROFF, "Panic on CPU", "Hardware Dom0 crashed"], &["DOM0-USERSPACE", DONE])?;
     println!("  log: {} (QEMU start to dom0 userspace {:?}, total {} ms)", out.log_path.display(), out.marks[0], out.elapsed.as_millis());
-    let base = xen_core_steps(std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref());
+    let base = xen_core_steps(std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref()).replace("@BLK_MIB@", &BLK_MIB.to_string());
     let ours: Vec<_> = out.log.lines().filter_map(results::parse_test_line).collect();
     let theirs: Vec<_> = xen_log.lines().filter_map(results::parse_test_line).filter(|l| base.contains(&format!(" {} ", l.name)) || INIT.contains(&format!(" {} ", l.name))).collect();
     for l in &ours {
@@ -1462,10 +1466,15 @@ mod tests {
     fn xen_core_runs_base_its_sections_and_end() {
         let all = xen_core_steps(None);
         let names: Vec<&str> = all.lines().filter_map(|l| l.strip_prefix("#@ ")).collect();
-        assert_eq!(names, ["base", "pv-guest", "blk", "lifecycle", "restart", "memset", "console", "end"]);
-        let some = xen_core_steps(Some("pv-guest,net"));
+        assert_eq!(names[..3], ["base", "pv-guest", "blk"]);
+        assert_eq!(names.last(), Some(&"end"));
+        // In the tier's order.
+        let steps = all_steps();
+        let order: Vec<&str> = steps.lines().filter_map(|l| l.strip_prefix("#@ ")).filter(|n| names.contains(n)).collect();
+        assert_eq!(names, order);
+        let some = xen_core_steps(Some("memset,pv-guest"));
         let names: Vec<&str> = some.lines().filter_map(|l| l.strip_prefix("#@ ")).collect();
-        assert_eq!(names, ["base", "pv-guest", "end"]);
+        assert_eq!(names, ["base", "pv-guest", "memset", "end"]);
     }
 
     #[test]
