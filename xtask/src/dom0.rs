@@ -552,7 +552,7 @@ fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<S
         Variant::Base => xen_core_steps(std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref()),
         Variant::Interactive => INTERACTIVE_STEPS.to_string(),
     };
-    Ok(INIT.replace("@STEPS@", &steps)
+    Ok(INIT.replace("@STEPS@", &mark_sections(&steps))
         .replace("@MODULES@", modules.trim())
         .replace("@LATER_MODULES@", later_modules.trim())
         .replace("@DONE@", DONE)
@@ -591,6 +591,40 @@ fn xen_core_steps(wanted: Option<&str>) -> String {
         out.push_str(&section(&all, name));
     }
     out + &section(&all, "end")
+}
+
+/// Each `#@ name` line of `steps` followed by an `echo` of [`SECTION_MARK`] and the name,
+/// so that a log says which section each `TEST` line belongs to.
+fn mark_sections(steps: &str) -> String {
+    let mut out = String::new();
+    for line in steps.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if let Some(name) = line.strip_prefix("#@ ") {
+            out.push_str(&format!("echo \"{SECTION_MARK}{}\"\n", name.trim()));
+        }
+    }
+    out
+}
+
+/// What dom0's init prints as a section starts.
+const SECTION_MARK: &str = "DOM0-SECTION ";
+
+/// The `TEST` lines of `log` from sections named in `sections` (and those before the
+/// first section mark, init's own checks).
+fn tests_of_sections(log: &str, sections: &[&str]) -> Vec<results::TestLine> {
+    let mut current: Option<&str> = None;
+    let mut out = Vec::new();
+    for line in log.lines() {
+        if let Some(at) = line.find(SECTION_MARK) {
+            current = Some(line[at + SECTION_MARK.len()..].trim());
+        } else if let Some(t) = results::parse_test_line(line) {
+            if current.is_none_or(|c| sections.contains(&c)) {
+                out.push(t);
+            }
+        }
+    }
+    out
 }
 
 /// The lines of section `name` of `steps` (its `#@` line included).
@@ -1432,7 +1466,14 @@ fn base_on_xen_core(root: &Path, xen_log: &str) -> Result<Tally> {
     println!("  log: {} (QEMU start to dom0 userspace {:?}, total {} ms)", out.log_path.display(), out.marks[0], out.elapsed.as_millis());
     let base = xen_core_steps(std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref()).replace("@BLK_MIB@", &BLK_MIB.to_string());
     let ours: Vec<_> = out.log.lines().filter_map(results::parse_test_line).collect();
-    let theirs: Vec<_> = xen_log.lines().filter_map(results::parse_test_line).filter(|l| base.contains(&format!(" {} ", l.name)) || INIT.contains(&format!(" {} ", l.name))).collect();
+    // The Xen run's tests of the same sections (by its section marks; by name in a log
+    // without them).
+    let theirs: Vec<_> = if xen_log.contains(SECTION_MARK) {
+        let names: Vec<&str> = base.lines().filter_map(|l| l.strip_prefix("#@ ")).map(str::trim).collect();
+        tests_of_sections(xen_log, &names)
+    } else {
+        xen_log.lines().filter_map(results::parse_test_line).filter(|l| base.contains(&format!(" {} ", l.name)) || INIT.contains(&format!(" {} ", l.name))).collect()
+    };
     for l in &ours {
         t.record(&format!("dom0 on xen-core: {}", l.name), l.passed, &l.detail);
     }
@@ -1476,6 +1517,15 @@ mod tests {
         let some = xen_core_steps(Some("memset,pv-guest"));
         let names: Vec<&str> = some.lines().filter_map(|l| l.strip_prefix("#@ ")).collect();
         assert_eq!(names, ["base", "pv-guest", "memset", "end"]);
+    }
+
+    #[test]
+    fn tests_are_taken_by_section() {
+        let steps = mark_sections("#@ base\ncheck a true\n#@ blk\ncheck b true\n");
+        assert!(steps.contains("#@ blk\necho \"DOM0-SECTION blk\"\n"));
+        let log = "TEST pre PASS\nDOM0-SECTION base\nTEST a PASS\nDOM0-SECTION linux-blk\nTEST c FAIL x\nDOM0-SECTION end\nTEST d PASS\n";
+        let names: Vec<String> = tests_of_sections(log, &["base", "end"]).into_iter().map(|t| t.name).collect();
+        assert_eq!(names, ["pre", "a", "d"]);
     }
 
     #[test]
