@@ -1,6 +1,6 @@
 //! Event channels on this vCPU: the upcall handler, masking, and waiting.
 
-use crate::events::{self, port_position, PortCounters};
+use crate::events::{self, PortCounters};
 use crate::{hv, shared};
 use core::sync::atomic::Ordering;
 
@@ -35,12 +35,12 @@ pub fn disable() {
     shared::upcall_mask().store(1, Ordering::SeqCst);
 }
 
-/// Unmasks `port` (EVTCHNOP_unmask re-raises it if it is pending).
+/// Unmasks `port`: EVTCHNOP_unmask clears the mask bit and re-raises the port if it is
+/// pending. The bit must still be set when the hypercall runs: Xen re-raises only a port
+/// it unmasks itself, so clearing it here first would leave an event that arrived while
+/// masked (the one `bind_interdomain` always sets) pending for ever, and every later
+/// event on the port merged into it unseen.
 pub fn unmask(port: u32) -> i64 {
-    let (w, bit) = port_position(port);
-    if w < xen_abi::xen::EVTCHN_WORDS {
-        shared::mask_word(w).fetch_and(!bit, Ordering::SeqCst);
-    }
     hv::unmask(port)
 }
 

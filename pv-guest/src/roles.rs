@@ -57,7 +57,14 @@ fn wait_nth(port: u32, n: u32) -> TestResult {
     if evtchn::wait_for(port, n - 1, shared::now_ns() + WAIT_NS, Sleep::Poll) {
         Ok(())
     } else {
-        Err(fail(format_args!("no event {n} on port {port} within 5 s")))
+        let (w, bit) = crate::events::port_position(port);
+        Err(fail(format_args!(
+            "no event {n} on port {port} within 5 s (dispatched {}, pending {}, masked {}, upcall pending {})",
+            evtchn::HITS.count(port),
+            shared::pending_word(w).load(Ordering::SeqCst) & bit != 0,
+            shared::mask_word(w).load(Ordering::SeqCst) & bit != 0,
+            shared::upcall_pending().load(Ordering::SeqCst)
+        )))
     }
 }
 
@@ -74,9 +81,20 @@ pub fn run(cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
     if let Some(block) = block_role(role, cmd, si) {
         return Some(block);
     }
-    let port = num(cmd, "port", 0) as u32;
-    let peer = num(cmd, "peer", 0) as u16;
     let mut r = Report { passed: 0, failed: 0 };
+    // Static ports from the boot manifest, or (rendezvous=xs, for a pair `xl` creates)
+    // a channel set up over xenstore, with events to skip (the hello, or binding's one).
+    let (port, peer, skip) = if arg(cmd, "rendezvous") == Some("xs") {
+        match rendezvous(role, cmd, si) {
+            Ok((port, peer, skip)) => (port, peer, skip),
+            Err(f) => {
+                r.test("rendezvous", Err(f));
+                return Some((r.passed, r.failed));
+            }
+        }
+    } else {
+        (num(cmd, "port", 0) as u32, num(cmd, "peer", 0) as u16, 0)
+    };
     let unmasked = evtchn::unmask(port);
     if unmasked != 0 {
         r.test("static_port", Err(fail(format_args!("unmask({port}): {unmasked}"))));
@@ -85,19 +103,34 @@ pub fn run(cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
     match role {
         "pong" => {
             let rounds = num(cmd, "rounds", 1000) as u32;
-            r.test("evtchn_pong", (1..=rounds).try_for_each(|i| wait_nth(port, i).and_then(|_| send(port))));
+            if skip > 0 {
+                // Acknowledged before the first ping: two sends before the receiver
+                // takes the first one are one event, so hello and ping must not overlap.
+                r.test("rendezvous_hello", wait_hello(port).and_then(|_| send(port)));
+            }
+            r.test("evtchn_pong", (1..=rounds).try_for_each(|i| wait_nth(port, i + skip).and_then(|_| send(port))));
         }
         "ping" => {
             let rounds = num(cmd, "rounds", 1000) as u32;
+            let mut skip = skip;
+            if arg(cmd, "rendezvous") == Some("xs") {
+                r.test("rendezvous_ack", wait_nth(port, skip + 1));
+                skip += 1;
+            }
             let t0 = shared::now_ns();
-            let res = (1..=rounds).try_for_each(|i| send(port).and_then(|_| wait_nth(port, i)));
+            let res = (1..=rounds).try_for_each(|i| send(port).and_then(|_| wait_nth(port, i + skip)));
             let dt = shared::now_ns() - t0;
             if res.is_ok() {
                 println!("BENCH evtchn_pingpong_rtt {} ns", dt / u64::from(rounds.max(1)));
             }
             r.test("evtchn_pingpong", res);
         }
-        "grant-server" => grant_server(&mut r, port, peer),
+        "grant-server" => {
+            if skip > 0 {
+                r.test("rendezvous_hello", wait_hello(port));
+            }
+            grant_server(&mut r, port, peer, skip)
+        }
         // A guest bug the hypervisor must contain: a page fault with no handler for it.
         "crash" => {
             // set_trap_table(NULL) clears the table: the fault below has nowhere to go.
@@ -106,7 +139,7 @@ pub fn run(cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
             let v = crate::arch::x86_64::traps::read_u64(crate::mm::VMAP_END - 8);
             r.test("crash", Err(fail(format_args!("read of an unmapped page returned {v:?}"))));
         }
-        "grant-client" => grant_client(&mut r, port, peer, num(cmd, "iters", 1000)),
+        "grant-client" => grant_client(&mut r, port, peer, num(cmd, "iters", 1000), skip),
         "reaper" => reaper(&mut r, port, peer),
         "victim" => victim(&mut r, port, peer),
         other => r.test("role", Err(fail(format_args!("unknown role {other}")))),
@@ -131,9 +164,71 @@ fn block_role(role: &str, cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
         "netfront-xenbus" => crate::net::frontend(si, cmd, &mut test),
         "netfront-hostile-xenbus" => crate::net_hostile::frontend(si, &mut test),
         "xenstore-hostile" => crate::store::hostile(si, &mut test),
+        "null-hypercall" => null_hypercall(cmd, &mut test),
         _ => return None,
     }
     Some((r.passed, r.failed))
+}
+
+/// A pair `xl` created (no static channels): the offering side (`pong`, `grant-server`)
+/// allocates an unbound port for `peer=` and publishes it as `data/bench-port`; dom0
+/// copies it and the offerer's id into the joining side's `data/peer-port` and
+/// `data/peer-dom` before unpausing it; the joiner binds and sends a hello. Returns
+/// (port, peer, events the role has to skip: the hello on the offering side, the one
+/// binding raised on the joining side).
+fn rendezvous(role: &str, cmd: &str, si: &StartInfo) -> Result<(u32, u16, u32), Failure> {
+    use crate::xenbus as xb;
+    crate::heap::ensure(1).map_err(|e| fail(format_args!("{e}")))?;
+    let mut xs = xb::open(si)?;
+    match role {
+        "pong" | "grant-server" => {
+            let peer = num(cmd, "peer", 0) as u16;
+            let port = hv::alloc_unbound(DOMID_SELF.0, peer).map_err(|e| fail(format_args!("alloc_unbound for {peer}: {e}")))?;
+            xb::write(&mut xs, "data/bench-port", &alloc::format!("{port}"))?;
+            Ok((port, peer, 1))
+        }
+        _ => {
+            let peer = xb::read_num(&mut xs, "data/peer-dom")? as u16;
+            let remote = xb::read_num(&mut xs, "data/peer-port")? as u32;
+            let port = hv::bind_interdomain(peer, remote).map_err(|e| fail(format_args!("bind_interdomain({peer}, {remote}): {e}")))?;
+            // Binding marks the new port pending (Xen does, so no notification is lost):
+            // unmasking delivers that one, which the role's counting skips.
+            evtchn::unmask(port);
+            let spurious = evtchn::HITS.count(port);
+            send(port)?;
+            Ok((port, peer, spurious))
+        }
+    }
+}
+
+/// The joiner's hello: dom0 starts it only after it read our port, so allow for that.
+fn wait_hello(port: u32) -> TestResult {
+    if evtchn::wait_for(port, 0, shared::now_ns() + 120_000_000_000, Sleep::Poll) {
+        Ok(())
+    } else {
+        Err(fail(format_args!("no hello on port {port} within 120 s")))
+    }
+}
+
+/// Times the cheapest hypercall, `xen_version(XENVER_version)`, `count=` times: the cost
+/// of entering and leaving the hypervisor. Every answer must be the first one.
+fn null_hypercall(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
+    use crate::arch::x86_64::hypercall::xen_version_no_arg;
+    let count = num(cmd, "count", 100_000).max(1);
+    let first = xen_version_no_arg(0);
+    let t0 = shared::now_ns();
+    let mut odd = 0u64;
+    for _ in 0..count {
+        if xen_version_no_arg(0) != first {
+            odd += 1;
+        }
+    }
+    let dt = shared::now_ns() - t0;
+    println!("BENCH null_hypercall {} ns", dt / count);
+    test(
+        "null_hypercall_answers",
+        if first > 0 && odd == 0 { Ok(()) } else { Err(fail(format_args!("version {first:#x}, {odd} different answers"))) },
+    );
 }
 
 fn pattern(i: usize) -> u64 {
@@ -142,7 +237,7 @@ fn pattern(i: usize) -> u64 {
 
 /// Offers a page to `peer` (grant ref GREF), checks it can't be taken back while the
 /// peer maps it, sees the peer's write, and takes it back after the unmap.
-fn grant_server(r: &mut Report, port: u32, peer: u16) {
+fn grant_server(r: &mut Report, port: u32, peer: u16, seen: u32) {
     let setup = || -> Result<(WindowPage, WindowPage), Failure> {
         scratch_fill(hv::AUX, 8, 0);
         let mut s = GnttabSetupTable { dom: DOMID_SELF.0, nr_frames: 1, frame_list: scratch_addr(hv::AUX), ..Default::default() };
@@ -172,7 +267,7 @@ fn grant_server(r: &mut Report, port: u32, peer: u16) {
     // Event 1 from the client: it has the page mapped writable.
     r.test(
         "grant_revoke_refused_while_mapped",
-        wait_nth(port, 1).and_then(|_| {
+        wait_nth(port, 1 + seen).and_then(|_| {
             let flags = table.u16(off).load(Ordering::Acquire);
             let busy = flags & (GTF_reading | GTF_writing) == GTF_reading | GTF_writing;
             let taken = table.u16(off).compare_exchange(GTF_permit_access, 0, Ordering::AcqRel, Ordering::Acquire);
@@ -193,7 +288,7 @@ fn grant_server(r: &mut Report, port: u32, peer: u16) {
     // Event 2 to the client: go on; event 2 from it: unmapped.
     r.test(
         "grant_revoke_after_unmap",
-        send(port).and_then(|_| wait_nth(port, 2)).and_then(|_| {
+        send(port).and_then(|_| wait_nth(port, 2 + seen)).and_then(|_| {
             let taken = table.u16(off).compare_exchange(GTF_permit_access, 0, Ordering::AcqRel, Ordering::Acquire);
             taken.map(|_| ()).map_err(|f| fail(format_args!("flags {f:#x} after the peer unmapped")))
         }),
@@ -221,8 +316,8 @@ fn unmap(va: u64, handle: u32) -> TestResult {
 
 /// Maps the server's page read-only and writable, copies it, and times map+unmap
 /// against copy per 4 KiB page.
-fn grant_client(r: &mut Report, port: u32, peer: u16, iters: u64) {
-    r.test("grant_offer_seen", wait_nth(port, 1));
+fn grant_client(r: &mut Report, port: u32, peer: u16, iters: u64, seen: u32) {
+    r.test("grant_offer_seen", wait_nth(port, 1 + seen));
     let va = match paging::alloc_window(1).and_then(|va| paging::prepare(va).map(|_| va)) {
         Ok(v) => v,
         Err(e) => return r.test("grant_window", Err(fail(format_args!("{e}")))),
@@ -269,7 +364,7 @@ fn grant_client(r: &mut Report, port: u32, peer: u16, iters: u64) {
         })?;
         page.u64(2048).store(0xc11e_0000_0000_0001, Ordering::Release);
         send(port)?; // event 1: mapped and written
-        wait_nth(port, 2)?; // the server checked the grant can't be revoked
+        wait_nth(port, 2 + seen)?; // the server checked the grant can't be revoked
         unmap(va, h)?;
         send(port) // event 2: unmapped
     };

@@ -15,6 +15,8 @@ mod multi;
 mod qemu;
 mod reference;
 mod results;
+mod run_pty;
+mod soak;
 mod tiers;
 mod toolchain;
 
@@ -29,6 +31,7 @@ commands:
   run [pv-guest]        boot xen-core with Debian's Linux as dom0 into a shell (or the pv-guest demo)
   test [TIER...]        run test tiers: host, boot, reference, dom0 (default: all)
   bench [NAME...]       run benchmarks: ring, boot, interdomain (default: all), or by name create, blk, net; results go to docs/benchmarks.md
+  soak [--cycles N] [--xen]  N (1000) create/destroy cycles of a pv-guest domU from Linux dom0 on xen-core (or Xen); free pages must come back exactly
 ";
 
 fn main() {
@@ -42,7 +45,7 @@ fn main() {
 fn dispatch(args: &[String]) -> Result<()> {
     let root = workspace_root();
     let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
-    if matches!(args.first().map(String::as_str), Some("build" | "run" | "test" | "bench")) {
+    if matches!(args.first().map(String::as_str), Some("build" | "run" | "test" | "bench" | "soak")) {
         toolchain::ensure(&root)?;
     }
     match args.first().map(String::as_str) {
@@ -50,6 +53,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         Some("run") => tiers::run_main(&root, &rest),
         Some("test") => tiers::test(&root, &rest),
         Some("bench") => bench::bench(&root, &rest),
+        Some("soak") => soak::soak(&root, &rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -1,9 +1,9 @@
 //! From `kmain` (called by boot.s in long mode) to the first domain.
 
 use crate::arch::x86_64::{clock, gdt, mem, paging, phys, phys::DirectMap, pic, qemu, serial::Com1, trap};
-use crate::pv::events::Port;
+use crate::pv::event::Port;
 use crate::pv::sched::{self, Domains};
-use crate::pv::{build, m2p, DOMAINS};
+use crate::pv::{domain::build, mmu::m2p, DOMAINS};
 use boot_manifest::Manifest;
 use crate::{boot_options, multiboot, println};
 use alloc::string::String;
@@ -123,7 +123,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         if let Some(xs) = manifest.xenstore {
             for id in doms.ids().into_iter().filter(|&i| i != xs.domain) {
                 let xs_port = xs.port_base + u32::from(id);
-                match crate::pv::xenstore_setup::connect(&mut doms, id, xs.domain, xs_port) {
+                match crate::pv::domain::xenstore_setup::connect(&mut doms, id, xs.domain, xs_port) {
                     Ok((mfn, port)) => println!("xenstore: d{id} ring mfn {mfn:#x}, port {port} <-> d{} port {xs_port}, grant ref 1", xs.domain),
                     Err(why) => fail(format_args!("xenstore for d{id}: {why}")),
                 }
@@ -203,7 +203,7 @@ fn record_machine_memory(boot: &crate::multiboot::BootInfo, nr_frames: u64) {
             t.set_owner_at_boot(xen_abi::Mfn(mfn), crate::mm::Owner::Io);
         }
     });
-    crate::pv::hc_mem::MACHINE_E820.call_once(|| e820);
+    crate::pv::mmu::memory::MACHINE_E820.call_once(|| e820);
 }
 
 #[panic_handler]

@@ -6,8 +6,8 @@
 //! writable type reference on the ring page for the domain's life, so the guest can't
 //! turn it into a page table under our writes.
 
-use super::domain::Domain;
-use super::events::{self, Port};
+use crate::pv::domain::Domain;
+use crate::pv::event::{self, Port};
 use crate::arch::x86_64::phys;
 use core::mem::offset_of;
 use frontend_drivers::console;
@@ -33,20 +33,20 @@ struct HeldPage(crate::mm::FrameRef);
 impl SharedPage for HeldPage {
     fn load_u32(&self, off: usize) -> u32 {
         let mut b = [0u8; 4];
-        super::mmu::read_held(self.0, off as u64, &mut b);
+        crate::pv::mmu::read_held(self.0, off as u64, &mut b);
         u32::from_le_bytes(b)
     }
 
     fn store_u32(&self, off: usize, v: u32) {
-        super::mmu::write_held(self.0, off as u64, &v.to_le_bytes());
+        crate::pv::mmu::write_held(self.0, off as u64, &v.to_le_bytes());
     }
 
     fn read(&self, off: usize, buf: &mut [u8]) {
-        super::mmu::read_held(self.0, off as u64, buf);
+        crate::pv::mmu::read_held(self.0, off as u64, buf);
     }
 
     fn write(&self, off: usize, data: &[u8]) {
-        super::mmu::write_held(self.0, off as u64, data);
+        crate::pv::mmu::write_held(self.0, off as u64, data);
     }
 }
 
@@ -54,10 +54,10 @@ impl SharedPage for HeldPage {
 /// fields. Called right after the domain is built, before it runs.
 pub fn setup(d: &mut Domain) -> Result<ConsoleRing, &'static str> {
     let mfn = *d.p2m.last().ok_or("domain has no memory")?;
-    let held = super::mmu::with(|t, hw| t.get_frame_ref(hw, DomId(d.id), Mfn(mfn), true));
+    let held = crate::pv::mmu::with(|t, hw| t.get_frame_ref(hw, DomId(d.id), Mfn(mfn), true));
     let held = held.map_err(|_| "console page refused a writable reference")?;
     let Ok(port) = d.evtchn.alloc() else {
-        super::mmu::with(|t, hw| t.put_frame_ref(hw, held));
+        crate::pv::mmu::with(|t, hw| t.put_frame_ref(hw, held));
         return Err("no free port");
     };
     phys::zero_frame(mfn);
@@ -77,8 +77,8 @@ pub fn guest_wrote(d: &mut Domain) {
     let Some(ring) = d.console_ring else { return };
     let mut bytes = [0u8; XENCONS_OUT_SIZE];
     let Ok(n) = console::take_output(&HeldPage(ring.held), &mut bytes) else { return };
-    super::hypercall::guest_console_write(d, &bytes[..n]);
-    events::set_pending(d, ring.port);
+    crate::pv::hypercall::guest_console_write(d, &bytes[..n]);
+    event::set_pending(d, ring.port);
 }
 
 /// Hands serial input to the domain's console (its `in` ring); returns how many bytes
@@ -87,7 +87,7 @@ pub fn feed_input(d: &mut Domain, input: &[u8]) -> usize {
     let Some(ring) = d.console_ring else { return 0 };
     let n = console::put_input(&HeldPage(ring.held), input).unwrap_or(0);
     if n > 0 {
-        events::set_pending(d, ring.port);
+        event::set_pending(d, ring.port);
     }
     n
 }
@@ -95,6 +95,6 @@ pub fn feed_input(d: &mut Domain, input: &[u8]) -> usize {
 /// Drops the hypervisor's reference on the ring page when the domain goes.
 pub fn teardown(d: &mut Domain) {
     if let Some(ring) = d.console_ring.take() {
-        super::mmu::with(|t, hw| t.put_frame_ref(hw, ring.held));
+        crate::pv::mmu::with(|t, hw| t.put_frame_ref(hw, ring.held));
     }
 }

@@ -1,28 +1,15 @@
 //! Running 64-bit PV guests: domains and vCPUs, the builder, the scheduler, hypercall
 //! dispatch, and delivery of traps and events into the guest.
 
-pub mod build;
 pub mod console_ring;
-mod descriptors;
-pub mod destroy;
 pub mod domctl;
 pub mod domain;
-mod emul_priv;
-mod emulate;
-pub mod events;
-mod hc_event;
-pub mod hc_grant;
-pub mod hc_mem;
-mod hc_misc;
-mod hc_mmu;
-mod hc_sysctl;
+pub mod event;
+pub mod grant;
 pub mod hypercall;
-pub mod m2p;
 pub mod mmu;
-mod ptwr;
 pub mod sched;
-pub mod traps;
-pub mod xenstore_setup;
+pub mod trap;
 
 use crate::arch::x86_64::trap::Regs;
 use sched::Domains;
@@ -43,7 +30,7 @@ pub fn guest_syscall(regs: &mut Regs) {
     if doms.cur().vcpu.kernel_mode {
         hypercall::dispatch(doms, regs);
     } else {
-        traps::bounce_syscall(doms.cur(), regs);
+        trap::bounce_syscall(doms.cur(), regs);
     }
     sched::exit_to_guest(doms, regs);
 }
@@ -52,6 +39,6 @@ pub fn guest_syscall(regs: &mut Regs) {
 pub fn guest_trap(regs: &mut Regs) {
     let mut guard = DOMAINS.lock();
     let Some(doms) = guard.as_mut() else { no_domain(format_args!("trap {} from ring 3", regs.entry_vector), regs) };
-    traps::guest_exception(doms.cur(), regs);
+    trap::guest_exception(doms.cur(), regs);
     sched::exit_to_guest(doms, regs);
 }

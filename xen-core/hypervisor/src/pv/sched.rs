@@ -2,8 +2,8 @@
 //! switches (registers, FPU, segment bases, page tables, guest GDT), blocking and
 //! waking, and the end of a domain.
 
-use super::domain::{Domain, RunState};
-use super::{events, traps};
+use crate::pv::domain::{Domain, RunState};
+use crate::pv::{event, trap};
 use crate::arch::x86_64::trap::Regs;
 use crate::arch::x86_64::{clock, cpu, gdt, qemu};
 use crate::println;
@@ -105,15 +105,15 @@ fn load(d: &mut Domain) {
     cpu::set_ts(d.vcpu.fpu_ts);
     gdt::load_guest_descriptors(&d.vcpu.gdt_shadow);
     cpu::write_cr3(d.vcpu.current_l4() << 12);
-    events::update_time(d);
+    event::update_time(d);
 }
 
 /// Wakes blocked or polling vCPUs that have something to do.
 fn wake_all(doms: &mut Domains) {
     let now = clock::now_ns();
     for d in doms.slots.iter_mut().flatten().filter(|d| d.alive()) {
-        events::fire_timer(d, now);
-        if d.vcpu.run != RunState::Runnable && events::wants_to_run(d) {
+        event::fire_timer(d, now);
+        if d.vcpu.run != RunState::Runnable && event::wants_to_run(d) {
             d.vcpu.run = RunState::Runnable;
         }
     }
@@ -142,21 +142,21 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
     for slot in 0..doms.slots.len() {
         let Some(reason) = doms.slots[slot].as_ref().and_then(|d| d.ending) else { continue };
         dom_exc = true;
-        if doms.slots[slot].as_deref_mut().is_some_and(super::domctl::lifecycle::keep_shut_down) {
+        if doms.slots[slot].as_deref_mut().is_some_and(crate::pv::domctl::lifecycle::keep_shut_down) {
             continue;
         }
         let Some(d) = doms.slots[slot].take().map(|b| *b) else { continue };
-        doms.any_crashed |= reason == super::domain::END_CRASH;
+        doms.any_crashed |= reason == crate::pv::domain::END_CRASH;
         if d.hardware {
             // The initial domain of a single-domain boot takes the machine with it.
-            super::hypercall::hardware_domain_shutdown(&d, reason);
+            crate::pv::hypercall::hardware_domain_shutdown(&d, reason);
         }
-        super::destroy::destroy(doms, d, reason);
+        crate::pv::domain::destroy::destroy(doms, d, reason);
     }
     if dom_exc {
-        super::domctl::lifecycle::notify_dom_exc(doms);
+        crate::pv::domctl::lifecycle::notify_dom_exc(doms);
     }
-    super::domctl::lifecycle::sweep();
+    crate::pv::domctl::lifecycle::sweep();
     wake_all(doms);
     let now = clock::now_ns();
     let cur_runnable = doms.slots[cur].as_deref().is_some_and(runnable);
@@ -179,7 +179,7 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
         doms.slice_end = now + TIME_SLICE_NS;
     }
     let d = doms.cur();
-    traps::deliver_events(d, regs);
+    trap::deliver_events(d, regs);
     let deadline = [next_deadline(doms), (doms.ids().len() > 1).then_some(doms.slice_end)].into_iter().flatten().min();
     clock::arm(deadline);
 }
@@ -259,9 +259,9 @@ fn deliver_input(doms: &mut Domains, bytes: &[u8]) {
     let Some(d) = doms.console_focus.and_then(|id| doms.get_mut(id)) else { return };
     if d.hardware {
         crate::console::queue_input(bytes);
-        events::send_virq(d, xen_abi::xen::VIRQ_CONSOLE);
+        event::send_virq(d, xen_abi::xen::VIRQ_CONSOLE);
     } else {
-        super::console_ring::feed_input(d, bytes);
+        crate::pv::console_ring::feed_input(d, bytes);
     }
 }
 

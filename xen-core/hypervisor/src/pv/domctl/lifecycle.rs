@@ -5,8 +5,8 @@
 //! reference goes, and are then given back to the allocator.
 
 use super::super::domain::Domain;
-use super::super::events;
-use super::super::m2p;
+use super::super::event;
+use super::super::mmu::m2p;
 use super::super::mmu;
 use super::super::sched::Domains;
 use crate::arch::x86_64::mem;
@@ -43,7 +43,7 @@ pub fn keep_shut_down(d: &mut Domain) -> bool {
 pub fn notify_dom_exc(doms: &mut Domains) {
     for id in doms.ids() {
         if let Some(d) = doms.get(id).filter(|d| d.privileged) {
-            events::send_virq(d, VIRQ_DOM_EXC);
+            event::send_virq(d, VIRQ_DOM_EXC);
         }
     }
 }

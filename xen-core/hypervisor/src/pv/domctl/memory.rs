@@ -5,7 +5,7 @@
 
 use super::super::domain::Domain;
 use super::super::hypercall::HcResult;
-use super::super::m2p;
+use super::super::mmu::m2p;
 use super::super::sched::Domains;
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::{mem, phys};

@@ -54,7 +54,7 @@ pub fn domctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
             | XEN_DOMCTL_hypercall_init
     );
     if !ours {
-        return super::hc_sysctl::domctl(doms, guest, arg);
+        return super::hypercall::sysctl::domctl(doms, guest, arg);
     }
     if op.interface_version != XEN_DOMCTL_INTERFACE_VERSION {
         return Err(Errno::EACCES);

@@ -142,7 +142,7 @@ pub fn set_context(d: &mut Domain, guest: &GuestView, op: &XenDomctl) -> Result<
     for (i, &val) in c.debugreg.iter().enumerate() {
         if matches!(i, 0..=3 | 6 | 7) {
             // As Xen, a value set_debugreg refuses is left at its default.
-            let _ = super::super::emul_priv::set_debugreg(d, i as u64, val);
+            let _ = super::super::trap::emul_priv::set_debugreg(d, i as u64, val);
         }
     }
     d.vcpu.run = RunState::Runnable;
@@ -230,7 +230,7 @@ pub fn hypercall_init(d: &mut Domain, gmfn: u64) -> Result<(), Errno> {
         FrameRefError::NotOwned => Errno::EINVAL,
         FrameRefError::NotWritable => Errno::EPERM,
     })?;
-    let written = super::super::mmu::write_held(r, 0, &super::super::build::hypercall_page());
+    let written = super::super::mmu::write_held(r, 0, &super::super::domain::build::hypercall_page());
     super::super::mmu::with(|t, hw| t.put_frame_ref(hw, r));
     if written {
         Ok(())

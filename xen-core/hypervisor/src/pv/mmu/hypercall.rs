@@ -1,9 +1,9 @@
 //! `mmu_update`, `update_va_mapping` and `mmuext_op`: decode guest requests and hand
 //! them to the portable PV MMU; apply the TLB work it asks for.
 
-use super::domain::Domain;
-use super::hypercall::HcResult;
-use super::mmu;
+use crate::pv::domain::Domain;
+use crate::pv::hypercall::HcResult;
+use crate::pv::mmu;
 use crate::arch::x86_64::{cpu, phys};
 use crate::arch::x86_64::guest::{GuestView, HYPERVISOR_VIRT_END};
 use crate::mm::Flush;

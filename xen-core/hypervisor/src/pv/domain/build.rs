@@ -2,8 +2,8 @@
 //! P2M list, start_info, the bootstrap page tables (mapped read-only), the boot stack,
 //! the hypercall page and shared_info, in the arrangement `domain::layout` computes.
 
-use super::domain::{Domain, Vcpu};
-use super::m2p;
+use super::{Domain, Vcpu};
+use crate::pv::mmu::m2p;
 use crate::arch::x86_64::paging::{PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US};
 use crate::arch::x86_64::trap::Regs;
 use crate::arch::x86_64::{mem, phys};
@@ -91,7 +91,7 @@ fn mfn_of(layout: &Dom0Layout, p2m: &[u64], va: u64) -> Result<u64, BuildError> 
 }
 
 /// Xen's 64-bit PV hypercall page: 128 stubs of 32 bytes.
-pub(super) fn hypercall_page() -> [u8; 4096] {
+pub(crate) fn hypercall_page() -> [u8; 4096] {
     let mut page = [0xccu8; 4096];
     for (i, stub) in page.chunks_exact_mut(32).enumerate() {
         let nr = (i as u32).to_le_bytes();
@@ -329,7 +329,7 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
     let dom = xen_abi::DomId(input.id);
     let p2m_for_si = p2m.clone();
     let mut vcpu = Vcpu::new(l4, shared_info_mfn << 12);
-    super::mmu::with(|t, hw| {
+    crate::pv::mmu::with(|t, hw| {
         for &mfn in &p2m {
             t.assign_frame(dom, xen_abi::Mfn(mfn))?;
         }
@@ -340,7 +340,7 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
         Ok(())
     })
     .map_err(BuildError::Mm)?;
-    super::mmu::share_with(input.id, shared_info_mfn, true).map_err(BuildError::Mm)?;
+    crate::pv::mmu::share_with(input.id, shared_info_mfn, true).map_err(BuildError::Mm)?;
 
     let regs = Regs {
         rip: layout.entry,

@@ -3,8 +3,8 @@
 //! forced-emulation prefix (`ud2; .ascii "xen"; cpuid`), answered with Xen 4.17's PV
 //! CPUID policy (`crate::cpuid_policy`).
 
-use super::domain::Domain;
-use super::m2p;
+use crate::pv::domain::Domain;
+use crate::pv::mmu::m2p;
 use crate::cpuid_policy::{guest_cpuid, CpuPolicy, GuestCpuidCtx, X86_CR4_OSXSAVE};
 use spin::Once;
 use crate::arch::x86_64::guest::GuestView;

@@ -2,9 +2,9 @@
 //! grant mapping between domains. A mapped grant shows `GTF_reading`/`GTF_writing` in
 //! the granter's entry, so the granter can't take it back while it is in use.
 
-use super::domain::{Domain, GrantMapping, GrantPin};
-use super::hypercall::HcResult;
-use super::sched::Domains;
+use crate::pv::domain::{Domain, GrantMapping, GrantPin};
+use crate::pv::hypercall::HcResult;
+use crate::pv::sched::Domains;
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::{cpu, mem, phys};
 use crate::mm::{FrameRef, FrameRefError};
@@ -188,7 +188,7 @@ pub fn grow_table(d: &mut Domain, nr: u32) -> i16 {
         }
         let Some(mfn) = mem::alloc_frame() else { return GNTST_general_error };
         phys::zero_frame(mfn);
-        if super::mmu::share_with(d.id, mfn, true).is_err() {
+        if crate::pv::mmu::share_with(d.id, mfn, true).is_err() {
             mem::with_frames(|a| a.free(mfn));
             return GNTST_general_error;
         }
@@ -221,7 +221,7 @@ fn claim_side(doms: &Domains, owner: u16, p: &GnttabCopyPtr, by_ref: bool, write
     } else {
         p.u
     };
-    super::mmu::with(|t, hw| t.get_frame_ref(hw, DomId(owner), Mfn(mfn), write)).map_err(|e| match e {
+    crate::pv::mmu::with(|t, hw| t.get_frame_ref(hw, DomId(owner), Mfn(mfn), write)).map_err(|e| match e {
         FrameRefError::NotOwned => GNTST_bad_page,
         FrameRefError::NotWritable => GNTST_general_error,
     })
@@ -229,7 +229,7 @@ fn claim_side(doms: &Domains, owner: u16, p: &GnttabCopyPtr, by_ref: bool, write
 
 /// Drops a claim; a frame whose owner died meanwhile is freed with its last reference.
 fn release_side(r: FrameRef) {
-    if super::mmu::with(|t, hw| t.put_frame_ref(hw, r)) {
+    if crate::pv::mmu::with(|t, hw| t.put_frame_ref(hw, r)) {
         mem::with_frames(|a| a.free(r.mfn().0));
     }
 }
@@ -256,8 +256,8 @@ fn grant_copy(doms: &Domains, op: &GnttabCopy) -> Result<(), i16> {
     } else {
         let mut buf = [0u8; 4096];
         let n = len as usize;
-        let done = super::mmu::read_held(src, u64::from(op.source.offset), &mut buf[..n])
-            && super::mmu::write_held(dst, u64::from(op.dest.offset), &buf[..n]);
+        let done = crate::pv::mmu::read_held(src, u64::from(op.source.offset), &mut buf[..n])
+            && crate::pv::mmu::write_held(dst, u64::from(op.dest.offset), &buf[..n]);
         if done {
             Ok(())
         } else {
@@ -352,7 +352,7 @@ fn map_one(doms: &mut Domains, guest: &GuestView, op: &GnttabMapGrantRef) -> Res
         guest.l1_slot(op.host_addr).ok_or(GNTST_general_error)?
     };
     let handle = free_handle(doms.cur())?;
-    super::mmu::with(|t, hw| t.grant_map(hw, DomId(me), DomId(op.dom), Mfn(l1), index, Mfn(frame), writable))
+    crate::pv::mmu::with(|t, hw| t.grant_map(hw, DomId(me), DomId(op.dom), Mfn(l1), index, Mfn(frame), writable))
         .map_err(|_| GNTST_general_error)?;
     // By PTE the virtual address is not known: whatever the entry held goes everywhere.
     if by_pte {
@@ -388,7 +388,7 @@ pub fn unmap_one(doms: &mut Domains, handle: u32, host_addr: u64) -> Result<(), 
     d.maptrack[handle as usize] = None;
     // Capacity for every handle is reserved when the maptrack grows: no allocation.
     d.maptrack_free.push(core::cmp::Reverse(handle));
-    let unmapped = super::mmu::with(|t, hw| {
+    let unmapped = crate::pv::mmu::with(|t, hw| {
         let r = t.grant_unmap(hw, DomId(me), Mfn(m.l1), m.index, Mfn(m.frame));
         // A granter that died while we held its page leaves it to us: free it now. A
         // page it had been lent (a ring) went back to the hypervisor at its death; once

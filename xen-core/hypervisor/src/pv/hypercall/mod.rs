@@ -2,9 +2,12 @@
 //! rdi, rsi, rdx, r10, r8; the result goes back in rax. Every pointer goes through the
 //! checked guest-memory helpers; unknown hypercalls and sub-ops answer -ENOSYS.
 
-use super::domain::Domain;
-use super::sched::Domains;
-use super::{descriptors, hc_event, hc_grant, hc_mem, hc_misc, hc_mmu, traps};
+pub mod misc;
+pub mod sysctl;
+
+use crate::pv::domain::Domain;
+use crate::pv::sched::Domains;
+use crate::pv::{event, grant, mmu, trap};
 use crate::arch::x86_64::guest::GuestView;
 use xen_abi::arch_x86_64::HYPERVISOR_VIRT_START;
 use crate::arch::x86_64::trap::Regs;
@@ -26,7 +29,7 @@ pub fn dispatch(doms: &mut Domains, regs: &mut Regs) {
     let result = match Hypercall::from_number(regs.rax) {
         Some(Hypercall::Iret) => {
             // No return value: the frame is replaced (or the domain crashed).
-            traps::do_iret(doms.cur(), regs);
+            trap::do_iret(doms.cur(), regs);
             return;
         }
         Some(h) => call(doms, regs, h, a),
@@ -41,21 +44,21 @@ pub fn dispatch(doms: &mut Domains, regs: &mut Regs) {
 fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcResult {
     let guest = GuestView { l4_mfn: doms.cur().vcpu.current_l4() };
     match h {
-        Hypercall::EventChannelOp => return hc_event::event_channel_op(doms, &guest, a[0] as u32, a[1]),
-        Hypercall::GrantTableOp => return hc_grant::grant_table_op(doms, &guest, a[0] as u32, a[1], a[2]),
+        Hypercall::EventChannelOp => return event::hypercall::event_channel_op(doms, &guest, a[0] as u32, a[1]),
+        Hypercall::GrantTableOp => return grant::grant_table_op(doms, &guest, a[0] as u32, a[1], a[2]),
         Hypercall::SchedOp => return sched_op(doms, &guest, a[0] as u32, a[1]),
         Hypercall::Multicall => return multicall(doms, regs, &guest, a[0], a[1]),
-        Hypercall::Sysctl => return super::hc_sysctl::sysctl(doms, &guest, a[0]),
-        Hypercall::Domctl => return super::domctl::domctl(doms, &guest, a[0]),
+        Hypercall::Sysctl => return sysctl::sysctl(doms, &guest, a[0]),
+        Hypercall::Domctl => return crate::pv::domctl::domctl(doms, &guest, a[0]),
         // The toolstack's memory ops and foreign MMU ops (`pv::domctl`).
-        Hypercall::MemoryOp if super::domctl::memory::handles(a[0]) => {
-            return super::domctl::memory::memory_op(doms, &guest, a[0], a[1])
+        Hypercall::MemoryOp if crate::pv::domctl::memory::handles(a[0]) => {
+            return crate::pv::domctl::memory::memory_op(doms, &guest, a[0], a[1])
         }
-        Hypercall::MmuUpdate if super::domctl::foreign::is_foreign(doms, a[3]) => {
-            return super::domctl::foreign::mmu_update(doms, &guest, a[0], a[1], a[2], a[3])
+        Hypercall::MmuUpdate if crate::pv::domctl::foreign::is_foreign(doms, a[3]) => {
+            return crate::pv::domctl::foreign::mmu_update(doms, &guest, a[0], a[1], a[2], a[3])
         }
-        Hypercall::MmuextOp if super::domctl::foreign::is_foreign(doms, a[3]) => {
-            return super::domctl::foreign::mmuext_op(doms, &guest, a[0], a[1], a[2], a[3])
+        Hypercall::MmuextOp if crate::pv::domctl::foreign::is_foreign(doms, a[3]) => {
+            return crate::pv::domctl::foreign::mmuext_op(doms, &guest, a[0], a[1], a[2], a[3])
         }
         _ => {}
     }
@@ -63,24 +66,24 @@ fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcRes
     match h {
         Hypercall::ConsoleIo => console_io(d, &guest, a[0] as u32, a[1], a[2]),
         Hypercall::XenVersion => xen_version(d, &guest, a[0] as u32, a[1]),
-        Hypercall::SetTrapTable => hc_misc::set_trap_table(d, &guest, a[0]),
-        Hypercall::SetCallbacks => hc_misc::set_callbacks(d, a[0], a[1], a[2]),
-        Hypercall::CallbackOp => hc_misc::callback_op(d, &guest, a[0] as u32, a[1]),
-        Hypercall::StackSwitch => hc_misc::stack_switch(d, a[0], a[1]),
-        Hypercall::SetSegmentBase => hc_misc::set_segment_base(d, a[0] as u32, a[1]),
-        Hypercall::FpuTaskswitch => hc_misc::fpu_taskswitch(d, a[0]),
-        Hypercall::VmAssist => hc_misc::vm_assist(d, a[0] as u32, a[1] as u32),
-        Hypercall::SetTimerOp => hc_misc::set_timer_op(d, a[0]),
-        Hypercall::VcpuOp => hc_misc::vcpu_op(d, &guest, a[0] as u32, a[1], a[2]),
-        Hypercall::MemoryOp => hc_mem::memory_op(d, &guest, a[0], a[1]),
-        Hypercall::MmuUpdate => hc_mmu::mmu_update(d, &guest, a[0], a[1], a[2], a[3]),
-        Hypercall::UpdateVaMapping => hc_mmu::update_va_mapping(d, &guest, a[0], a[1], a[2]),
-        Hypercall::MmuextOp => hc_mmu::mmuext_op(d, &guest, a[0], a[1], a[2], a[3]),
-        Hypercall::PhysdevOp => hc_misc::physdev_op(d, &guest, a[0] as u32, a[1]),
-        Hypercall::SetGdt => descriptors::set_gdt(d, &guest, a[0], a[1]),
-        Hypercall::UpdateDescriptor => descriptors::update_descriptor(d, a[0], a[1]),
-        Hypercall::SetDebugreg => super::emul_priv::set_debugreg(d, a[0], a[1]),
-        Hypercall::GetDebugreg => super::emul_priv::get_debugreg(d, a[0]),
+        Hypercall::SetTrapTable => misc::set_trap_table(d, &guest, a[0]),
+        Hypercall::SetCallbacks => misc::set_callbacks(d, a[0], a[1], a[2]),
+        Hypercall::CallbackOp => misc::callback_op(d, &guest, a[0] as u32, a[1]),
+        Hypercall::StackSwitch => misc::stack_switch(d, a[0], a[1]),
+        Hypercall::SetSegmentBase => misc::set_segment_base(d, a[0] as u32, a[1]),
+        Hypercall::FpuTaskswitch => misc::fpu_taskswitch(d, a[0]),
+        Hypercall::VmAssist => misc::vm_assist(d, a[0] as u32, a[1] as u32),
+        Hypercall::SetTimerOp => misc::set_timer_op(d, a[0]),
+        Hypercall::VcpuOp => misc::vcpu_op(d, &guest, a[0] as u32, a[1], a[2]),
+        Hypercall::MemoryOp => mmu::memory::memory_op(d, &guest, a[0], a[1]),
+        Hypercall::MmuUpdate => mmu::hypercall::mmu_update(d, &guest, a[0], a[1], a[2], a[3]),
+        Hypercall::UpdateVaMapping => mmu::hypercall::update_va_mapping(d, &guest, a[0], a[1], a[2]),
+        Hypercall::MmuextOp => mmu::hypercall::mmuext_op(d, &guest, a[0], a[1], a[2], a[3]),
+        Hypercall::PhysdevOp => misc::physdev_op(d, &guest, a[0] as u32, a[1]),
+        Hypercall::SetGdt => mmu::descriptors::set_gdt(d, &guest, a[0], a[1]),
+        Hypercall::UpdateDescriptor => mmu::descriptors::update_descriptor(d, a[0], a[1]),
+        Hypercall::SetDebugreg => crate::pv::trap::emul_priv::set_debugreg(d, a[0], a[1]),
+        Hypercall::GetDebugreg => crate::pv::trap::emul_priv::get_debugreg(d, a[0]),
         _ => Err(Errno::ENOSYS),
     }
 }
@@ -225,8 +228,8 @@ fn sched_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64) -> HcResu
     let d = doms.cur();
     match cmd {
         sched::SCHEDOP_yield => Ok(0),
-        sched::SCHEDOP_block => hc_misc::block(d),
-        sched::SCHEDOP_poll => hc_misc::poll(d, guest, arg),
+        sched::SCHEDOP_block => misc::block(d),
+        sched::SCHEDOP_poll => misc::poll(d, guest, arg),
         sched::SCHEDOP_shutdown => {
             let s: sched::SchedShutdown = guest.read(arg)?;
             shutdown(d, s.reason);

@@ -1,7 +1,12 @@
 //! The portable PV MMU (`crate::mm`) on real machine memory: the frame table every
 //! domain's page tables are checked against, and the `Frames` view of machine frames.
 
-use super::m2p;
+pub mod descriptors;
+pub mod hypercall;
+pub mod m2p;
+pub mod memory;
+pub mod ptwr;
+
 use crate::arch::x86_64::{cpu, phys};
 use crate::mm::{FrameTable, Frames, Owner, PageInfo};
 use alloc::vec;

@@ -3,14 +3,14 @@
 //! the instruction (`crate::insn`), check and apply the new entry exactly as
 //! `mmu_update` would, and step over the instruction. Anything else is a real fault.
 
-use super::domain::Domain;
-use super::mmu;
+use crate::pv::domain::Domain;
+use crate::pv::mmu;
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::paging::{PTE_ADDR_MASK, PTE_P, PTE_RW};
 use crate::arch::x86_64::trap::Regs;
 use crate::arch::x86_64::{cpu, phys};
 use crate::insn::{self, Op};
-use super::emul_priv::{reg, set_reg};
+use crate::pv::trap::emul_priv::{reg, set_reg};
 use crate::mm::{Owner, PageType};
 use xen_abi::xen::{MmuUpdate, MMU_NORMAL_PT_UPDATE};
 use xen_abi::{DomId, Mfn};
@@ -37,7 +37,7 @@ pub fn emulate(d: &mut Domain, regs: &mut Regs, cr2: u64) -> bool {
         return false;
     }
     // The instruction may end near the end of a mapped page: fetch what is readable.
-    let (bytes, fetched) = super::emul_priv::fetch_insn(d, regs.rip);
+    let (bytes, fetched) = crate::pv::trap::emul_priv::fetch_insn(d, regs.rip);
     let Some(w) = insn::decode(&bytes[..fetched], |n| reg(regs, n)) else { return false };
     // The access must stay inside one 8-byte entry (Xen refuses split writes too).
     let size = u64::from(w.size);

@@ -3,8 +3,8 @@
 //! low part of the hypervisor's GDT, below Xen's reserved entries, so only checked
 //! descriptors are ever loaded.
 
-use super::domain::Domain;
-use super::hypercall::HcResult;
+use crate::pv::domain::Domain;
+use crate::pv::hypercall::HcResult;
 use crate::arch::x86_64::gdt::{self, FIRST_RESERVED_GDT_ENTRY};
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::phys;
@@ -55,7 +55,7 @@ pub fn update_descriptor(d: &mut Domain, maddr: u64, desc: u64) -> HcResult {
     if !owned(d, mfn) {
         return Err(Errno::EINVAL);
     }
-    let is_table = super::mmu::with(|t, _| {
+    let is_table = super::with(|t, _| {
         t.page(Mfn(mfn)).is_some_and(|p| matches!(p.page_type(), PageType::L1 | PageType::L2 | PageType::L3 | PageType::L4))
     });
     if is_table {

@@ -4,10 +4,10 @@
 //! back to the allocator. Frames another domain still maps (through a grant) stay until
 //! that domain unmaps them.
 
-use super::domain::Domain;
-use super::events::Port;
-use super::m2p;
-use super::sched::Domains;
+use super::Domain;
+use crate::pv::event::Port;
+use crate::pv::mmu::m2p;
+use crate::pv::sched::Domains;
 use crate::arch::x86_64::{cpu, mem};
 use crate::mm::Owner;
 use crate::println;
@@ -38,17 +38,17 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
         }
     }
 
-    super::console_ring::teardown(&mut d);
+    crate::pv::console_ring::teardown(&mut d);
     let mappings: Vec<_> = d.maptrack.drain(..).flatten().collect();
     let mut granters = Vec::new();
-    super::mmu::with(|t, hw| {
+    crate::pv::mmu::with(|t, hw| {
         for m in &mappings {
             let _ = t.grant_unmap(hw, DomId(id), Mfn(m.l1), m.index, Mfn(m.frame));
             granters.push((m.granter, m.gref, m.writable));
         }
     });
     for (g, gref, writable) in granters {
-        super::hc_grant::unpin(doms, g, gref, writable);
+        crate::pv::grant::unpin(doms, g, gref, writable);
     }
 
     let shared: Vec<u64> =
@@ -69,7 +69,7 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
     // Frames someone else still references (the control domain's mappings): freed at
     // their last unmap (`domctl::lifecycle::sweep`).
     let mut still_held = Vec::new();
-    super::mmu::with(|t, hw| {
+    crate::pv::mmu::with(|t, hw| {
         if let Some(r) = vcpu_info {
             t.put_frame_ref(hw, r);
         }
@@ -96,7 +96,7 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
         }
     });
     for mfn in still_held {
-        super::domctl::lifecycle::hold(mfn, id);
+        crate::pv::domctl::lifecycle::hold(mfn, id);
     }
     cpu::flush_tlb();
     println!(

@@ -1,5 +1,9 @@
 //! A PV domain and its vCPU as the hypervisor keeps them.
 
+pub mod build;
+pub mod destroy;
+pub mod xenstore_setup;
+
 use crate::arch::x86_64::cpu::FpuArea;
 use crate::arch::x86_64::trap::Regs;
 use crate::mm::VcpuMm;
@@ -182,7 +186,7 @@ pub struct Domain {
     pub vcpu: Vcpu,
     /// vm_assist bits the guest turned on.
     pub vm_assist: u64,
-    pub evtchn: super::events::EventChannels,
+    pub evtchn: crate::pv::event::EventChannels,
     /// Grant-table frames (`GNTTABOP_setup_table`), shared read/write with the domain.
     pub grant_frames: Vec<u64>,
     /// Guest virtual address of the runstate area, if registered.
@@ -203,7 +207,7 @@ pub struct Domain {
     /// keeps per domain instead of passing it to the hardware.
     pub pci_cf8: u32,
     /// The console ring and port of a manifest domain (`console_ring`).
-    pub console_ring: Option<super::console_ring::ConsoleRing>,
+    pub console_ring: Option<crate::pv::console_ring::ConsoleRing>,
     /// The toolstack's side (`domctl`): pause count, vCPU state, shutdown, E820.
     pub ctl: crate::domain::control::ControlState,
 }
@@ -217,6 +221,6 @@ impl Domain {
     /// M2P or p2m, which the guest itself rewrites (`MMU_MACHPHYS_UPDATE`).
     pub fn owns(&self, mfn: u64) -> bool {
         let me = crate::mm::Owner::Dom(xen_abi::DomId(self.id));
-        super::mmu::with(|t, _| t.page(xen_abi::Mfn(mfn)).is_some_and(|p| p.owner() == me))
+        crate::pv::mmu::with(|t, _| t.page(xen_abi::Mfn(mfn)).is_some_and(|p| p.owner() == me))
     }
 }

@@ -2,7 +2,10 @@
 //! the `iret` hypercall, kernel/user mode switches, and crashing a domain that can't take
 //! what it caused.
 
-use super::domain::Domain;
+pub mod emul_priv;
+pub mod emulate;
+
+use crate::pv::domain::Domain;
 use crate::arch::x86_64::guest::{GuestView, HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 use crate::arch::x86_64::trap::{Regs, EXCEPTION_NAMES};
 use crate::arch::x86_64::{cpu, gdt, phys};
@@ -70,7 +73,7 @@ fn toggle_guest_mode(d: &mut Domain) {
 pub fn crash_domain(d: &mut Domain, why: core::fmt::Arguments<'_>, regs: &Regs) {
     println!("domain_crash called: {why}");
     println!("Domain {} (vcpu#0) crashed on cpu#0:\n{regs}", d.id);
-    d.ending = Some(super::domain::END_CRASH);
+    d.ending = Some(crate::pv::domain::END_CRASH);
 }
 
 /// Pushes Xen's bounce frame on the guest kernel stack and points the vCPU at `handler`.
@@ -151,7 +154,7 @@ pub fn guest_exception(d: &mut Domain, regs: &mut Regs) {
             // Only for a domain that asked for writable page tables (Xen's
             // VM_ASSIST(d, writable_pagetables) check in fixup_page_fault).
             let ptwr = d.vm_assist & (1 << xen_abi::xen::VMASST_TYPE_writable_pagetables) != 0;
-            if ptwr && regs.error_code & 3 == 3 && d.vcpu.kernel_mode && super::ptwr::emulate(d, regs, cr2) {
+            if ptwr && regs.error_code & 3 == 3 && d.vcpu.kernel_mode && crate::pv::mmu::ptwr::emulate(d, regs, cr2) {
                 return;
             }
             phys::write_bytes(d.vcpu.vcpu_info_maddr + VCPU_INFO_CR2, &cr2.to_le_bytes());
@@ -162,8 +165,8 @@ pub fn guest_exception(d: &mut Domain, regs: &mut Regs) {
             }
             inject_exception(d, regs, 14, Some(e));
         }
-        6 if super::emulate::forced_cpuid(d, regs) => {}
-        13 if regs.error_code == 0 && super::emul_priv::privileged_op(d, regs) => {}
+        6 if emulate::forced_cpuid(d, regs) => {}
+        13 if regs.error_code == 0 && emul_priv::privileged_op(d, regs) => {}
         0..=31 => {
             if matches!(vector, 6 | 13) && d.vcpu.kernel_mode {
                 log_unemulated_once(d, regs, vector);
@@ -183,7 +186,7 @@ fn log_unemulated_once(d: &Domain, regs: &Regs, vector: u32) {
         return;
     }
     seen.push(regs.rip);
-    let (bytes, n) = super::emul_priv::fetch_insn(d, regs.rip);
+    let (bytes, n) = emul_priv::fetch_insn(d, regs.rip);
     let name = if vector == 6 { "#UD" } else { "#GP" };
     crate::println!("d{}: {name} not emulated at {:#x} (error {:#x}), bytes {:02x?}", d.id, regs.rip, regs.error_code, &bytes[..n]);
 }

@@ -1,8 +1,8 @@
 //! `memory_op` (reservation queries, the machphys mapping) and the grant-table sub-ops a
 //! domain needs to set its own table up.
 
-use super::domain::Domain;
-use super::hypercall::HcResult;
+use crate::pv::domain::Domain;
+use crate::pv::hypercall::HcResult;
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::mem;
 use xen_abi::arch_x86_64::{MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
@@ -76,7 +76,7 @@ pub fn memory_op(d: &mut Domain, guest: &GuestView, cmd: u64, arg: u64) -> HcRes
 /// and that nothing references any more (at most one pass over the list).
 fn sweep_given_back(d: &mut Domain) {
     d.given_back.retain(|&mfn| {
-        let free = super::mmu::with(|t, _| t.page(xen_abi::Mfn(mfn)).is_some_and(|p| p.is_free()));
+        let free = super::with(|t, _| t.page(xen_abi::Mfn(mfn)).is_some_and(|p| p.is_free()));
         if free {
             mem::with_frames(|a| a.free(mfn));
         }
@@ -106,7 +106,7 @@ fn decrease_reservation(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult
             return Ok(i);
         }
         let pfn = super::m2p::get(mfn);
-        let freed = super::mmu::with(|t, hw| {
+        let freed = super::with(|t, hw| {
             t.release_frame(hw, xen_abi::DomId(d.id), xen_abi::Mfn(mfn))?;
             Ok::<bool, Errno>(t.page(xen_abi::Mfn(mfn)).is_some_and(|p| p.is_free()))
         });

@@ -3,8 +3,8 @@
 //! flushes, MSR access and CPUID (when the CPU can fault it) raise #GP, and we carry
 //! them out as Xen would for a PV guest. `crate::priv_insn` decodes; this module acts.
 
-use super::domain::Domain;
-use super::mmu;
+use crate::pv::domain::Domain;
+use crate::pv::mmu;
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::trap::Regs;
 use crate::arch::x86_64::{cpu, phys, port};
@@ -222,7 +222,7 @@ fn write_cr(d: &mut Domain, cr: u8, val: u64) -> bool {
 
 /// `HYPERVISOR_set_debugreg`: -EPERM for a DR0-3 address outside the guest's range,
 /// -EINVAL for another register or a bad DR7, as Xen's `set_debugreg`.
-pub fn set_debugreg(d: &mut Domain, reg: u64, value: u64) -> super::hypercall::HcResult {
+pub fn set_debugreg(d: &mut Domain, reg: u64, value: u64) -> crate::pv::hypercall::HcResult {
     use xen_abi::errno::Errno;
     match reg {
         0..=3 | 6 | 7 if write_dr(d, reg as u8, value) => Ok(0),
@@ -232,7 +232,7 @@ pub fn set_debugreg(d: &mut Domain, reg: u64, value: u64) -> super::hypercall::H
 }
 
 /// `HYPERVISOR_get_debugreg`.
-pub fn get_debugreg(d: &Domain, reg: u64) -> super::hypercall::HcResult {
+pub fn get_debugreg(d: &Domain, reg: u64) -> crate::pv::hypercall::HcResult {
     match reg {
         0..=3 | 6 | 7 => read_dr(d, reg as u8).ok_or(xen_abi::errno::Errno::EINVAL),
         _ => Err(xen_abi::errno::Errno::EINVAL),
@@ -282,7 +282,7 @@ fn read_dr(d: &Domain, dr: u8) -> Option<u64> {
 /// CPUID policy (leaf 0xd's XCR0 mask) that the architecture allows, else #GP.
 fn xsetbv(d: &mut Domain, regs: &mut Regs) -> Option<bool> {
     if d.vcpu.cr4_guest & crate::cpuid_policy::X86_CR4_OSXSAVE == 0 {
-        super::traps::inject_exception(d, regs, 6, None);
+        super::inject_exception(d, regs, 6, None);
         return None;
     }
     let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);

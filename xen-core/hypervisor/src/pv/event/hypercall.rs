@@ -1,9 +1,9 @@
 //! `event_channel_op` (2-level ABI; FIFO sub-ops answer -ENOSYS so guests stay on 2L),
 //! including channels between domains.
 
-use super::events::{self, Port};
-use super::hypercall::HcResult;
-use super::sched::Domains;
+use crate::pv::event::{self, Port};
+use crate::pv::hypercall::HcResult;
+use crate::pv::sched::Domains;
 use crate::arch::x86_64::guest::GuestView;
 use xen_abi::errno::Errno;
 use xen_abi::event_channel::*;
@@ -39,7 +39,7 @@ pub fn close_port(doms: &mut Domains, port: u32) -> Result<(), Errno> {
     }
     let d = doms.cur();
     d.evtchn.set(port, Port::Free);
-    events::clear_pending(d, port);
+    event::clear_pending(d, port);
     Ok(())
 }
 
@@ -74,7 +74,7 @@ pub fn event_channel_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u6
             let d = doms.cur();
             d.evtchn.set(local, Port::Interdomain { remote_dom, remote_port: a.remote_port });
             // Xen marks the new local port pending, so a missed notification is not lost.
-            events::set_pending(d, local);
+            event::set_pending(d, local);
             a.local_port = local;
             guest.write(arg, &a)?;
             Ok(0)
@@ -122,11 +122,11 @@ pub fn event_channel_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u6
                     let (cur, other) = doms.pair(remote_dom);
                     let target = if remote_dom == me { Some(cur) } else { other };
                     if let Some(t) = target {
-                        events::set_pending(t, remote_port);
+                        event::set_pending(t, remote_port);
                     }
                 }
-                Port::Ipi => events::set_pending(doms.cur(), a.port),
-                Port::HypervisorConsole => super::console_ring::guest_wrote(doms.cur()),
+                Port::Ipi => event::set_pending(doms.cur(), a.port),
+                Port::HypervisorConsole => crate::pv::console_ring::guest_wrote(doms.cur()),
                 Port::Unbound { .. } => {} // dropped, as Xen does
                 _ => return Err(Errno::EINVAL),
             }
@@ -138,7 +138,7 @@ pub fn event_channel_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u6
             if a.port >= d.evtchn.ports.len() as u32 {
                 return Err(Errno::EINVAL);
             }
-            events::unmask(d, a.port);
+            event::unmask(d, a.port);
             Ok(0)
         }
         EVTCHNOP_status => {

@@ -4,7 +4,9 @@
 //! flag in its vcpu_info; the guest only runs while the hypervisor doesn't (one CPU), so
 //! plain read-modify-write of those words is safe here.
 
-use super::domain::{Domain, RunState};
+pub mod hypercall;
+
+use crate::pv::domain::{Domain, RunState};
 use crate::arch::x86_64::{clock, cpu, phys};
 use alloc::vec::Vec;
 use core::mem::offset_of;
@@ -140,7 +142,13 @@ pub fn clear_pending(d: &Domain, port: u32) {
 pub fn unmask(d: &Domain, port: u32) {
     let si = d.shared_info_mfn << 12;
     let (mw, mb) = bit(si + MASK, port);
-    write_u64(mw, read_u64(mw) & !mb);
+    // As Xen's evtchn_2l_unmask: only a port this call unmasks is raised again. A guest
+    // that cleared the mask bit itself must raise a pending event itself (Linux does).
+    let m = read_u64(mw);
+    if m & mb == 0 {
+        return;
+    }
+    write_u64(mw, m & !mb);
     let (pw, pb) = bit(si + PENDING, port);
     if read_u64(pw) & pb != 0 {
         mark_selector(d, port);

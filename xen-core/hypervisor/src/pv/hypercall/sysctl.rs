@@ -3,9 +3,9 @@
 //! domain only, -EPERM otherwise), -EACCES for another interface version, -ENOSYS for
 //! sub-ops not built yet. The domain-building domctls come with the toolstack on xen-core.
 
-use super::domain::{Domain, RunState};
-use super::hypercall::HcResult;
-use super::sched::Domains;
+use crate::pv::domain::{Domain, RunState};
+use super::HcResult;
+use crate::pv::sched::Domains;
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::{clock, cpu, mem};
 use xen_abi::domctl::*;
@@ -25,14 +25,14 @@ pub fn domain_info(d: &Domain, running: bool) -> XenDomctlGetdomaininfo {
     let mut info = XenDomctlGetdomaininfo {
         domain: d.id,
         flags,
-        tot_pages: d.p2m.iter().filter(|&&m| m != super::m2p::INVALID_M2P_ENTRY).count() as u64,
+        tot_pages: d.p2m.iter().filter(|&&m| m != crate::pv::mmu::m2p::INVALID_M2P_ENTRY).count() as u64,
         max_pages: d.max_pages,
         shared_info_frame: d.shared_info_mfn,
         nr_online_vcpus: 1,
         max_vcpu_id: 0,
         ..Default::default()
     };
-    super::domctl::adjust_info(d, &mut info);
+    crate::pv::domctl::adjust_info(d, &mut info);
     info
 }
 
@@ -42,7 +42,7 @@ fn physinfo() -> XenSysctlPhysinfo {
     let (a_d1, _, _, _) = cpu::cpuid(0xd, 1);
     let (_, b7, c7, _) = cpu::cpuid(7, 0);
     let (_, _, _, de7) = cpu::cpuid(0x8000_0007, 0);
-    let max_mfn = super::m2p::entries().saturating_sub(1);
+    let max_mfn = crate::pv::mmu::m2p::entries().saturating_sub(1);
     XenSysctlPhysinfo {
         threads_per_core: 1,
         cores_per_socket: 1,
@@ -53,7 +53,7 @@ fn physinfo() -> XenSysctlPhysinfo {
         max_node_id: 0,
         cpu_khz: (clock::tsc_hz() / 1000) as u32,
         capabilities: XEN_SYSCTL_PHYSCAP_pv | XEN_SYSCTL_PHYSCAP_gnttab_v1,
-        total_pages: super::m2p::entries(),
+        total_pages: crate::pv::mmu::m2p::entries(),
         free_pages: mem::with_frames(|a| a.free_frames()),
         max_mfn,
         hw_cap: [d1, c1, de1, ce1, a_d1, b7, c7, de7],

@@ -1,11 +1,11 @@
 //! Hypercalls about the vCPU's own state: trap table, callbacks, kernel stack, segment
 //! bases, FPU switching, vm_assist, timers, vcpu_op, and blocking.
 
-use super::domain::{Domain, RunState};
+use crate::pv::domain::{Domain, RunState};
 use alloc::vec::Vec;
-use super::events;
-use super::hypercall::HcResult;
-use super::traps;
+use crate::pv::event;
+use super::HcResult;
+use crate::pv::trap;
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::{clock, cpu, phys};
 use xen_abi::arch_x86_64::{TrapInfo, SEGBASE_FS, SEGBASE_GS_KERNEL, SEGBASE_GS_USER, SEGBASE_GS_USER_SEL};
@@ -212,18 +212,18 @@ pub fn vcpu_op(d: &mut Domain, guest: &GuestView, cmd: u32, vcpu: u64, arg: u64)
             }
             // A writable type reference held until the vCPU goes: the frame can't
             // become a page table, and isn't freed if the guest gives it back.
-            let held = super::mmu::with(|t, hw| t.get_frame_ref(hw, DomId(d.id), Mfn(r.mfn), true));
+            let held = crate::pv::mmu::with(|t, hw| t.get_frame_ref(hw, DomId(d.id), Mfn(r.mfn), true));
             let held = held.map_err(|_| Errno::EINVAL)?;
             let mut cur = [0u8; 64];
             phys::read_bytes(d.vcpu.vcpu_info_maddr, &mut cur);
             let new = (r.mfn << 12) + u64::from(r.offset);
-            super::mmu::write_held(held, u64::from(r.offset), &cur);
+            crate::pv::mmu::write_held(held, u64::from(r.offset), &cur);
             d.vcpu.vcpu_info_maddr = new;
             d.vcpu.vcpu_info_ref = Some(held);
             // Everything pending, so nothing is lost (a spurious upcall), as Xen.
             phys::write_bytes(new + core::mem::offset_of!(VcpuInfo, evtchn_pending_sel) as u64, &u64::MAX.to_le_bytes());
             phys::write_bytes(new + core::mem::offset_of!(VcpuInfo, evtchn_upcall_pending) as u64, &[1u8]);
-            events::update_time(d);
+            event::update_time(d);
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),
@@ -232,7 +232,7 @@ pub fn vcpu_op(d: &mut Domain, guest: &GuestView, cmd: u32, vcpu: u64, arg: u64)
 
 /// `SCHEDOP_poll`: sleep until one of the listed ports is pending (masked or not), an
 /// upcall is deliverable, or the timeout (absolute system time, 0 = none) passes. The
-/// scheduler runs others meanwhile and wakes this vCPU (`events::wants_to_run`).
+/// scheduler runs others meanwhile and wakes this vCPU (`event::wants_to_run`).
 pub fn poll(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult {
     let p: xen_abi::sched::SchedPoll = guest.read(arg)?;
     if p.nr_ports > 128 {
@@ -244,7 +244,7 @@ pub fn poll(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult {
     let mut ports = Vec::with_capacity(p.nr_ports as usize);
     for i in 0..u64::from(p.nr_ports) {
         let port: u32 = guest.read(p.ports.wrapping_add(4 * i))?;
-        if port >= events::NR_EVENT_CHANNELS {
+        if port >= event::NR_EVENT_CHANNELS {
             return Err(Errno::EINVAL);
         }
         ports.push(port);
@@ -256,7 +256,7 @@ pub fn poll(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult {
 
 /// `SCHEDOP_block`: enable events and sleep until an upcall is deliverable.
 pub fn block(d: &mut Domain) -> HcResult {
-    traps::set_upcall_mask(d, false);
+    trap::set_upcall_mask(d, false);
     d.vcpu.run = RunState::Blocked;
     Ok(0)
 }

@@ -5,9 +5,9 @@
 //! reference 1 (`GNTTAB_RESERVED_XENSTORE`) granting it to the xenstore domain, an
 //! event channel between the two, and `start_info.store_mfn` / `store_evtchn`.
 
-use super::events::Port;
-use super::hc_grant;
-use super::sched::Domains;
+use crate::pv::event::Port;
+use crate::pv::grant;
+use crate::pv::sched::Domains;
 use crate::arch::x86_64::phys;
 use core::mem::offset_of;
 use xen_abi::grant_table::{GrantEntryV1, GNTST_okay, GTF_permit_access};
@@ -20,11 +20,11 @@ pub fn connect(doms: &mut Domains, id: u16, xs: u16, xs_port: u32) -> Result<(u6
     let pfn = d.p2m.len().checked_sub(2).ok_or("domain too small")?;
     let mfn = d.p2m[pfn];
     phys::zero_frame(mfn);
-    if hc_grant::grow_table(d, 1) != GNTST_okay {
+    if grant::grow_table(d, 1) != GNTST_okay {
         return Err("no grant table");
     }
     let entry = GrantEntryV1 { flags: GTF_permit_access, domid: xs, frame: mfn as u32 };
-    if !hc_grant::write_entry(d, 1, entry) {
+    if !grant::write_entry(d, 1, entry) {
         return Err("cannot seed grant reference 1");
     }
     let port = d.evtchn.alloc().map_err(|_| "no free port")?;
