@@ -378,7 +378,8 @@ pub enum Variant {
     BenchBlk,
     /// `bench net`: UDP both ways between a Linux domU and dom0, Linux's netback and ours.
     BenchNet,
-    /// The `base` and `end` sections only: what our toolstack does on xen-core so far.
+    /// The `base` and `end` sections and those of [`XEN_CORE_SECTIONS`] (less any that
+    /// `XTASK_DOM0_SECTIONS` leaves out): what our toolstack does on xen-core so far.
     Base,
     /// `cargo xtask run`: the daemons started, then a shell on the console.
     Interactive,
@@ -550,23 +551,16 @@ fn guest_configs() -> Vec<(String, DomU)> {
 /// dom0's `/init`: busybox sh. Each check prints one `TEST` line.
 fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<String> {
     let steps = match variant {
-        Variant::Test => {
-            let all = TEST_STEPS
-                .replace("@BLK_HOSTILE@", BLK_HOSTILE_STEPS)
-                .replace("@KERNEL_BLKBACK@", KERNEL_BLKBACK_STEPS)
-                .replace("@LINUX_BLK@", LINUX_BLK_STEPS)
-                .replace("@NET@", NET_STEPS);
-            select_sections(&all, std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref())?
-        }
+        Variant::Test => select_sections(&all_steps(), std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref())?,
         Variant::Bench => BENCH_STEPS.to_string(),
         Variant::BenchBlk => format!("{}{BENCH_BLK_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
         Variant::BenchNet => format!("{}{BENCH_NET_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
-        Variant::Base => format!("{}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
+        Variant::Base => xen_core_steps(std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref()),
         Variant::Interactive => INTERACTIVE_STEPS.to_string(),
         Variant::Soak => format!("{}{}{}", section(TEST_STEPS, "base"), crate::soak::STEPS, section(TEST_STEPS, "end")),
         Variant::BenchInterdomain => format!("{}{BENCH_INTERDOMAIN_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
     };
-    Ok(INIT.replace("@STEPS@", &steps)
+    Ok(INIT.replace("@STEPS@", &mark_sections(&steps))
         .replace("@MODULES@", modules.trim())
         .replace("@LATER_MODULES@", later_modules.trim())
         .replace("@DONE@", DONE)
@@ -579,6 +573,67 @@ fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<S
         .replace("@BENCH_BLK_MIB@", &BENCH_BLK_MIB.to_string())
         .replace("@BENCH_RAND_READS@", &BENCH_RAND_READS.to_string())
         .replace("@SOAK_CYCLES@", &crate::soak::cycles().to_string()))
+}
+
+/// Every section of the tier, in order.
+fn all_steps() -> String {
+    TEST_STEPS
+        .replace("@BLK_HOSTILE@", BLK_HOSTILE_STEPS)
+        .replace("@KERNEL_BLKBACK@", KERNEL_BLKBACK_STEPS)
+        .replace("@LINUX_BLK@", LINUX_BLK_STEPS)
+        .replace("@NET@", NET_STEPS)
+}
+
+/// The sections of the tier that also run on xen-core, after `base`, in the tier's
+/// order: domUs created by our `xl` (pv-guest, Linux), our blkback and Linux's kernel
+/// back-ends serving them, hostile front-ends, the lifecycle checks. Not `linux-blk`:
+/// its domU has two vCPUs (blkfront's two queues), and xen-core's domains have one.
+const XEN_CORE_SECTIONS: &[&str] = &["pv-guest", "blk", "blk-hostile", "kernel-blkback", "net", "lifecycle", "restart", "memset", "console"];
+
+/// The xen-core run's steps: `base`, the [`XEN_CORE_SECTIONS`] that `wanted` (as
+/// `XTASK_DOM0_SECTIONS`; all when unset) names, `end`.
+fn xen_core_steps(wanted: Option<&str>) -> String {
+    let wanted: Option<Vec<&str>> = wanted.filter(|w| !w.trim().is_empty()).map(|w| w.split(',').map(str::trim).collect());
+    let all = all_steps();
+    let mut out = section(&all, "base");
+    for name in XEN_CORE_SECTIONS.iter().filter(|n| wanted.as_ref().is_none_or(|w| w.contains(n))) {
+        out.push_str(&section(&all, name));
+    }
+    out + &section(&all, "end")
+}
+
+/// Each `#@ name` line of `steps` followed by an `echo` of [`SECTION_MARK`] and the name,
+/// so that a log says which section each `TEST` line belongs to.
+fn mark_sections(steps: &str) -> String {
+    let mut out = String::new();
+    for line in steps.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if let Some(name) = line.strip_prefix("#@ ") {
+            out.push_str(&format!("echo \"{SECTION_MARK}{}\"\n", name.trim()));
+        }
+    }
+    out
+}
+
+/// What dom0's init prints as a section starts.
+const SECTION_MARK: &str = "DOM0-SECTION ";
+
+/// The `TEST` lines of `log` from sections named in `sections` (and those before the
+/// first section mark, init's own checks).
+fn tests_of_sections(log: &str, sections: &[&str]) -> Vec<results::TestLine> {
+    let mut current: Option<&str> = None;
+    let mut out = Vec::new();
+    for line in log.lines() {
+        if let Some(at) = line.find(SECTION_MARK) {
+            current = Some(line[at + SECTION_MARK.len()..].trim());
+        } else if let Some(t) = results::parse_test_line(line) {
+            if current.is_none_or(|c| sections.contains(&c)) {
+                out.push(t);
+            }
+        }
+    }
+    out
 }
 
 /// The lines of section `name` of `steps` (its `#@` line included).
@@ -1388,6 +1443,12 @@ fn log_dir(root: &Path) -> PathBuf {
 
 /// The dom0 tier: one boot, every `TEST` line of dom0's init, plus the closing checks.
 pub fn tier(root: &Path) -> Result<Tally> {
+    // XTASK_DOM0_XEN_LOG=<dom0.log of an earlier run>: only the xen-core boot, compared
+    // with that run's Xen 4.17 results (for working on xen-core; CI boots both).
+    if let Some(xen_log) = std::env::var_os("XTASK_DOM0_XEN_LOG") {
+        let log = std::fs::read_to_string(&xen_log).context(|| format!("reading {}", PathBuf::from(&xen_log).display()))?;
+        return base_on_xen_core(root, &log);
+    }
     let img = build_image(root, Variant::Test)?;
     let m = Machine {
         kernel: reference::xen_hypervisor(root)?,
@@ -1444,9 +1505,10 @@ pub fn tier(root: &Path) -> Result<Tally> {
 }
 
 /// The `base` section (our xenstored with Debian's clients and dom0's kernel xenbus, `xl
-/// init-dom0`, `xl info`, `xl list`, `xl create -n`, `xl dmesg`) in Debian's Linux dom0 on
-/// xen-core: every base test that passed on Xen 4.17 (`xen_log`) must pass here too.
-/// The rest of the tier (creating domains) needs the domain-building domctls on xen-core.
+/// init-dom0`, `xl info`, `xl list`, `xl create -n`, `xl dmesg`) and the
+/// [`XEN_CORE_SECTIONS`] (`xl create` of a pv-guest domU, its self-tests, the lifecycle
+/// checks) in Debian's Linux dom0 on xen-core: every one of their tests that passed on
+/// Xen 4.17 (`xen_log`) must pass here too.
 /// Debian's Linux dom0 on xen-core with `image` as its initramfs.
 pub fn interactive_machine(xen_core: PathBuf, image: &Dom0Image) -> Machine {
     Machine {
@@ -1463,16 +1525,25 @@ fn base_on_xen_core(root: &Path, xen_log: &str) -> Result<Tally> {
     let mut t = Tally::default();
     let img = build_image(root, Variant::Base)?;
     let m = interactive_machine(crate::images::build_all(root)?.xen_core, &img);
-    let out = qemu::run(&m, &log_dir(root).join("dom0-xen-core.log"), Duration::from_secs(600), &[DOM0_POWEROFF, "Panic on CPU", "Hardware Dom0 crashed"], &["DOM0-USERSPACE", DONE])?;
+    let out = qemu::run(&m, &log_dir(root).join("dom0-xen-core.log"), Duration::from_secs(900), &[DOM0_POWEROFF, "Panic on CPU", "Hardware Dom0 crashed"], &["DOM0-USERSPACE", DONE])?;
     println!("  log: {} (QEMU start to dom0 userspace {:?}, total {} ms)", out.log_path.display(), out.marks[0], out.elapsed.as_millis());
-    let base = section(TEST_STEPS, "base") + &section(TEST_STEPS, "end");
+    let base = xen_core_steps(std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref()).replace("@BLK_MIB@", &BLK_MIB.to_string());
     let ours: Vec<_> = out.log.lines().filter_map(results::parse_test_line).collect();
-    let theirs: Vec<_> = xen_log.lines().filter_map(results::parse_test_line).filter(|l| base.contains(&format!(" {} ", l.name))).collect();
+    // The Xen run's tests of the same sections (by its section marks; by name in a log
+    // without them).
+    let theirs: Vec<_> = if xen_log.contains(SECTION_MARK) {
+        let names: Vec<&str> = base.lines().filter_map(|l| l.strip_prefix("#@ ")).map(str::trim).collect();
+        tests_of_sections(xen_log, &names)
+    } else {
+        xen_log.lines().filter_map(results::parse_test_line).filter(|l| base.contains(&format!(" {} ", l.name)) || INIT.contains(&format!(" {} ", l.name))).collect()
+    };
     for l in &ours {
         t.record(&format!("dom0 on xen-core: {}", l.name), l.passed, &l.detail);
     }
     let missing: Vec<&str> = theirs.iter().filter(|x| x.passed && !ours.iter().any(|o| o.name == x.name && o.passed)).map(|x| x.name.as_str()).collect();
-    t.record("dom0 on xen-core: every base test that passes on Xen 4.17 passes", !theirs.is_empty() && missing.is_empty(), &format!("not passing on xen-core: {missing:?}"));
+    let passed = |v: &[results::TestLine]| v.iter().filter(|l| l.passed).count();
+    println!("  same tests on both: {} of {} pass on Xen 4.17, {} of {} on xen-core", passed(&theirs), theirs.len(), passed(&ours), ours.len());
+    t.record("dom0 on xen-core: every test that passes on Xen 4.17 passes", !theirs.is_empty() && missing.is_empty(), &format!("not passing on xen-core: {missing:?}"));
     t.record("dom0 on xen-core: init ran to the end", out.log.contains(DONE), &format!("no `{DONE}` ({:?})", out.exit));
     Ok(t)
 }
@@ -1494,6 +1565,30 @@ mod tests {
         let s = String::from_utf8_lossy(&c);
         assert!(s.contains("a/b\0"));
         assert!(s.contains("TRAILER!!!"));
+    }
+
+    #[test]
+    fn xen_core_runs_base_its_sections_and_end() {
+        let all = xen_core_steps(None);
+        let names: Vec<&str> = all.lines().filter_map(|l| l.strip_prefix("#@ ")).collect();
+        assert_eq!(names[..3], ["base", "pv-guest", "blk"]);
+        assert_eq!(names.last(), Some(&"end"));
+        // In the tier's order.
+        let steps = all_steps();
+        let order: Vec<&str> = steps.lines().filter_map(|l| l.strip_prefix("#@ ")).filter(|n| names.contains(n)).collect();
+        assert_eq!(names, order);
+        let some = xen_core_steps(Some("memset,pv-guest"));
+        let names: Vec<&str> = some.lines().filter_map(|l| l.strip_prefix("#@ ")).collect();
+        assert_eq!(names, ["base", "pv-guest", "memset", "end"]);
+    }
+
+    #[test]
+    fn tests_are_taken_by_section() {
+        let steps = mark_sections("#@ base\ncheck a true\n#@ blk\ncheck b true\n");
+        assert!(steps.contains("#@ blk\necho \"DOM0-SECTION blk\"\n"));
+        let log = "TEST pre PASS\nDOM0-SECTION base\nTEST a PASS\nDOM0-SECTION linux-blk\nTEST c FAIL x\nDOM0-SECTION end\nTEST d PASS\n";
+        let names: Vec<String> = tests_of_sections(log, &["base", "end"]).into_iter().map(|t| t.name).collect();
+        assert_eq!(names, ["pre", "a", "d"]);
     }
 
     #[test]

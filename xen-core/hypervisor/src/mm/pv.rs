@@ -157,7 +157,9 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
         }
     }
 
-    /// `mod_l1_entry`: entry `idx` of L1 `table` (typed, locked by the caller) := `new`.
+    /// `mod_l1_entry`: entry `idx` of L1 `table` (typed, locked by the caller) := `new`,
+    /// a mapping of a frame of `pg_owner`.
+    #[allow(clippy::too_many_arguments)]
     fn mod_l1_entry<F: Frames>(
         &mut self,
         hw: &mut F,
@@ -165,6 +167,7 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
         idx: usize,
         new: u64,
         dom: DomId,
+        pg_owner: DomId,
         preserve_ad: bool,
     ) -> Result<(), Errno> {
         let old = hw.read_entry(table, idx);
@@ -177,7 +180,7 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
                 Self::write(hw, table, idx, adjust_guest_l1e(new), preserve_ad);
                 return Ok(());
             }
-            self.get_page_from_l1e(hw, new, dom)?;
+            self.get_page_from_l1e_of(hw, new, dom, pg_owner)?;
             Self::write(hw, table, idx, adjust_guest_l1e(new), preserve_ad);
         } else {
             Self::write(hw, table, idx, new, preserve_ad);
@@ -244,6 +247,21 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
         dom: DomId,
         req: MmuUpdate,
     ) -> Result<(), Errno> {
+        self.mmu_update_one_foreign(hw, dom, dom, req)
+    }
+
+    /// One `mmu_update` request from `dom` with `foreigndom` = `pg_owner` (Xen's
+    /// `do_mmu_update` with `pt_owner` = `dom`): the page table is `dom`'s; an L1 entry
+    /// written maps a frame of `pg_owner`, upper-level updates are refused (`-EINVAL`)
+    /// unless `pg_owner` is `dom`, and `MMU_MACHPHYS_UPDATE` names a frame of
+    /// `pg_owner`. The caller checked that `dom` may act on `pg_owner`.
+    pub fn mmu_update_one_foreign<F: Frames>(
+        &mut self,
+        hw: &mut F,
+        dom: DomId,
+        pg_owner: DomId,
+        req: MmuUpdate,
+    ) -> Result<(), Errno> {
         let cmd = req.cmd();
         match cmd {
             MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD | MMU_PT_UPDATE_NO_TRANSLATE => {
@@ -257,7 +275,8 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
                 let rc = if self.lock_page(mfn) {
                     let ty = self.page(mfn).map_or(PageType::None, |p| p.ty);
                     let rc = match ty {
-                        PageType::L1 => self.mod_l1_entry(hw, mfn, idx, req.val, dom, preserve_ad),
+                        PageType::L1 => self.mod_l1_entry(hw, mfn, idx, req.val, dom, pg_owner, preserve_ad),
+                        PageType::L2 | PageType::L3 | PageType::L4 if pg_owner != dom => Err(Errno::EINVAL),
                         PageType::L2 | PageType::L3 | PageType::L4 => {
                             let level = ty.level().unwrap_or(4);
                             self.mod_upper_entry(hw, mfn, idx, req.val, level, dom, preserve_ad)
@@ -282,7 +301,7 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
             }
             MMU_MACHPHYS_UPDATE => {
                 let mfn = Mfn::containing(req.ptr);
-                if !self.get_page(mfn, dom) {
+                if !self.get_page(mfn, pg_owner) {
                     return Err(Errno::EINVAL);
                 }
                 hw.set_m2p(mfn, req.val);
@@ -338,7 +357,7 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
             return Err(Errno::EINVAL);
         }
         let rc = if self.page(l1).is_some_and(|p| p.ty == PageType::L1) && self.lock_page(l1) {
-            let rc = self.mod_l1_entry(hw, l1, table_offset(va, 1), val, dom, false);
+            let rc = self.mod_l1_entry(hw, l1, table_offset(va, 1), val, dom, dom, false);
             self.put_page_type(hw, l1, None);
             rc
         } else {
@@ -542,6 +561,36 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
             _ => return Err(Errno::ENOSYS),
         }
         Ok(effect)
+    }
+
+    /// One `mmuext_op` from a privileged domain with `foreigndom` = `pg_owner`, another
+    /// domain (the toolstack pinning a new domain's tables): the pins and the unpin act
+    /// on `pg_owner`'s frames; every other command is Xen's `-EPERM` for
+    /// `currd != pg_owner`. The caller checked the privilege.
+    pub fn mmuext_op_foreign<F: Frames>(
+        &mut self,
+        hw: &mut F,
+        pg_owner: DomId,
+        op: &MmuextOp,
+    ) -> Result<(), Errno> {
+        match op.cmd {
+            MMUEXT_PIN_L1_TABLE | MMUEXT_PIN_L2_TABLE | MMUEXT_PIN_L3_TABLE
+            | MMUEXT_PIN_L4_TABLE => {
+                let level = (op.cmd - MMUEXT_PIN_L1_TABLE + 1) as u8;
+                let ty = PageType::table(level).ok_or(Errno::EINVAL)?;
+                self.pin_table(hw, pg_owner, Mfn(op.mfn()), ty)
+            }
+            MMUEXT_UNPIN_TABLE => self.unpin_table(hw, pg_owner, Mfn(op.mfn())),
+            MMUEXT_NEW_BASEPTR | MMUEXT_NEW_USER_BASEPTR | MMUEXT_SET_LDT | MMUEXT_CLEAR_PAGE
+            | MMUEXT_COPY_PAGE => Err(Errno::EPERM),
+            MMUEXT_MARK_SUPER | MMUEXT_UNMARK_SUPER => Err(Errno::EOPNOTSUPP),
+            // Flushes do not look at the foreign domain (the caller flushes this CPU).
+            MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_INVLPG_LOCAL | MMUEXT_TLB_FLUSH_MULTI
+            | MMUEXT_INVLPG_MULTI | MMUEXT_TLB_FLUSH_ALL | MMUEXT_INVLPG_ALL => Ok(()),
+            MMUEXT_FLUSH_CACHE => Err(Errno::EACCES),
+            MMUEXT_FLUSH_CACHE_GLOBAL => Err(Errno::EINVAL),
+            _ => Err(Errno::ENOSYS),
+        }
     }
 
     // ------------------------------------------------------------ builder and teardown

@@ -229,6 +229,19 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
         e: u64,
         dom: DomId,
     ) -> Result<(), Errno> {
+        self.get_page_from_l1e_of(hw, e, dom, dom)
+    }
+
+    /// `get_page_from_l1e(l1e, l1e_owner = dom, pg_owner)`: as above, but the frame
+    /// mapped must be `pg_owner`'s (a privileged domain mapping another domain's frame
+    /// with `mmu_update(..., foreigndom)`; the caller checked the privilege).
+    pub(crate) fn get_page_from_l1e_of<F: Frames>(
+        &mut self,
+        hw: &mut F,
+        e: u64,
+        dom: DomId,
+        pg_owner: DomId,
+    ) -> Result<(), Errno> {
         if e & self.l1_disallow_mask(dom) != 0 {
             return Err(Errno::EINVAL);
         }
@@ -241,7 +254,7 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
             return Err(if mfn == pte_mfn(PAGE_ADDR_MASK) { Errno::EINVAL } else { Errno::EPERM });
         };
         // page_get_owner_and_reference(), then the owner check ("could_not_pin").
-        if p.count == 0 || p.count >= COUNT_MAX || p.owner != Owner::Dom(dom) {
+        if p.count == 0 || p.count >= COUNT_MAX || p.owner != Owner::Dom(pg_owner) {
             return Err(Errno::EBUSY);
         }
         p.count += 1;

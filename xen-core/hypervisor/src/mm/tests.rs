@@ -920,3 +920,50 @@ fn frame_refs_for_hypervisor_writes_follow_xens_rules() {
     assert!(e.ft.page(SPARE).unwrap().is_free());
     e.audit();
 }
+
+// ------------------------------------------------------------------ foreign domains
+
+#[test]
+fn foreign_l1_mapping_holds_the_other_domains_frame() {
+    let mut e = Env::built();
+    // A (the toolstack) maps B's frame through its own L1 with foreigndom = B.
+    e.ft.mmu_update_one_foreign(&mut e.hw, A, B, upd(L1, 20, pte(B_FRAME, RW))).unwrap();
+    let p = e.p(B_FRAME);
+    assert_eq!((p.count, p.ty, p.type_count), (2, PageType::Writable, 1));
+    // A's own frame is not B's: refused as for any other domain's frame.
+    assert_eq!(e.ft.mmu_update_one_foreign(&mut e.hw, A, B, upd(L1, 21, pte(Mfn(DATA), RO))), Err(Errno::EBUSY));
+    // Upper levels never take another domain's frames.
+    assert_eq!(e.ft.mmu_update_one_foreign(&mut e.hw, A, B, upd(L2, 1, pte(B_FRAME, PT_FLAGS))), Err(Errno::EINVAL));
+    // B's M2P entries through foreigndom; A's frames are not B's.
+    e.ft.mmu_update_one_foreign(&mut e.hw, A, B, MmuUpdate { ptr: B_FRAME.addr() | MMU_MACHPHYS_UPDATE, val: 7 }).unwrap();
+    assert_eq!(e.hw.m2p[B_FRAME.0 as usize], 7);
+    assert_eq!(
+        e.ft.mmu_update_one_foreign(&mut e.hw, A, B, MmuUpdate { ptr: Mfn(DATA).addr() | MMU_MACHPHYS_UPDATE, val: 7 }),
+        Err(Errno::EINVAL)
+    );
+    // B goes away while A still maps its frame: the frame outlives B until A unmaps it.
+    let mut none: [VcpuMm; 0] = [];
+    let r = e.ft.release_domain(&mut e.hw, B, &mut none);
+    assert_eq!(r.leaked, 1);
+    assert_eq!(e.p(B_FRAME).owner, Owner::Dom(B));
+    e.ft.mmu_update_one(&mut e.hw, A, upd(L1, 20, 0)).unwrap();
+    assert!(e.p(B_FRAME).is_free());
+}
+
+#[test]
+fn foreign_pins_act_on_the_other_domains_tables() {
+    let mut e = Env::bare();
+    // B's one-level "hierarchy": an L1 mapping one of B's frames read-only.
+    let l1 = Mfn(25);
+    e.hw.mem[l1.0 as usize][0] = pte(Mfn(26), RO);
+    e.ft.mmuext_op_foreign(&mut e.hw, B, &ext(MMUEXT_PIN_L1_TABLE, l1.0, 0)).unwrap();
+    assert!(e.p(l1).pinned && e.p(l1).validated);
+    assert_eq!(e.ft.mmuext_op_foreign(&mut e.hw, B, &ext(MMUEXT_PIN_L1_TABLE, l1.0, 0)), Err(Errno::EINVAL));
+    // A's frames are not B's to pin.
+    assert_eq!(e.ft.mmuext_op_foreign(&mut e.hw, B, &ext(MMUEXT_PIN_L1_TABLE, SPARE.0, 0)), Err(Errno::EINVAL));
+    assert_eq!(e.ft.mmuext_op_foreign(&mut e.hw, B, &ext(MMUEXT_NEW_BASEPTR, l1.0, 0)), Err(Errno::EPERM));
+    assert_eq!(e.ft.mmuext_op_foreign(&mut e.hw, B, &ext(MMUEXT_TLB_FLUSH_LOCAL, 0, 0)), Ok(()));
+    e.ft.mmuext_op_foreign(&mut e.hw, B, &ext(MMUEXT_UNPIN_TABLE, l1.0, 0)).unwrap();
+    assert!(!e.p(l1).pinned);
+    assert_eq!(e.p(Mfn(26)).count, 1);
+}

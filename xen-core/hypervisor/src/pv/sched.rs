@@ -60,6 +60,11 @@ impl Domains {
         (a.expect("the current domain exists"), b.filter(|d| d.alive()))
     }
 
+    /// Whether id `id` is taken, by a live domain or one still to be torn down.
+    pub fn slot_taken(&self, id: u16) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
     /// The living domains' ids, in id order.
     pub fn ids(&self) -> Vec<u16> {
         let mut ids: Vec<u16> = self.alive().map(|d| d.id).collect();
@@ -131,9 +136,16 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
     poll_console(doms);
     let cur = doms.current;
     // Every domain that ended: the current one, or another one a privileged domain
-    // shut down with SCHEDOP_remote_shutdown, lowest id first (each pass removes one).
-    while let Some(id) = doms.by_id.values().filter(|d| d.ending.is_some()).map(|d| d.id).min() {
-        let Some(d) = doms.by_id.remove(&id) else { break };
+    // shut down with SCHEDOP_remote_shutdown, lowest id first. A toolstack's domain
+    // stays, shut down, until destroyed (`pv::domctl::lifecycle`).
+    let mut ending: Vec<u16> = doms.by_id.values().filter(|d| d.ending.is_some()).map(|d| d.id).collect();
+    ending.sort_unstable();
+    let dom_exc = !ending.is_empty();
+    for id in ending {
+        if doms.by_id.get_mut(&id).is_some_and(crate::pv::domctl::lifecycle::keep_shut_down) {
+            continue;
+        }
+        let Some(d) = doms.by_id.remove(&id) else { continue };
         let Some(reason) = d.ending else { continue };
         doms.any_crashed |= reason == crate::pv::domain::END_CRASH;
         if d.hardware {
@@ -142,9 +154,13 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
         }
         crate::pv::domain::destroy::destroy(doms, d, reason);
     }
+    if dom_exc {
+        crate::pv::domctl::lifecycle::notify_dom_exc(doms);
+    }
+    crate::pv::domctl::lifecycle::sweep();
     wake_all(doms);
     let now = clock::now_ns();
-    let cur_runnable = doms.by_id.get(&cur).is_some_and(|d| d.alive() && d.vcpu.run == RunState::Runnable);
+    let cur_runnable = doms.by_id.get(&cur).is_some_and(runnable);
     let preempt = now >= doms.slice_end;
     let next = if cur_runnable && !preempt { Some(cur) } else { pick_after(doms, cur, cur_runnable) };
     let next = match next {
@@ -169,11 +185,18 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
     clock::arm(deadline);
 }
 
+/// Whether `d` may run now: alive, its vCPU not blocked, and not paused or shut down
+/// for its toolstack.
+fn runnable(d: &Domain) -> bool {
+    d.alive() && d.vcpu.run == RunState::Runnable && d.ctl.can_run()
+}
+
 /// The next runnable domain after `cur` in id order, wrapping round (or `cur` itself if
 /// it is the only).
 fn pick_after(doms: &Domains, cur: u16, cur_runnable: bool) -> Option<u16> {
-    doms.alive()
-        .filter(|d| d.vcpu.run == RunState::Runnable)
+    doms.by_id
+        .values()
+        .filter(|d| runnable(d))
         .map(|d| d.id)
         .min_by_key(|&id| (id <= cur, id))
         .or(cur_runnable.then_some(cur))

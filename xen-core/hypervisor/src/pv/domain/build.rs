@@ -91,7 +91,7 @@ fn mfn_of(layout: &Dom0Layout, p2m: &[u64], va: u64) -> Result<u64, BuildError> 
 }
 
 /// Xen's 64-bit PV hypercall page: 128 stubs of 32 bytes.
-fn hypercall_page() -> [u8; 4096] {
+pub(crate) fn hypercall_page() -> [u8; 4096] {
     let mut page = [0xccu8; 4096];
     for (i, stub) in page.chunks_exact_mut(32).enumerate() {
         let nr = (i as u32).to_le_bytes();
@@ -378,6 +378,7 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
         start_info_maddr: (mfn_of(&layout, &p2m_for_si, layout.start_info.start)? << 12) | (layout.start_info.start & 0xfff),
         pci_cf8: 0,
         console_ring: None,
+        ctl: Default::default(),
     };
     Ok(Built { domain, regs, layout })
 }

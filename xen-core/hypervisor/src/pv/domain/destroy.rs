@@ -66,6 +66,9 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
         }
     }
     let (mut freed, mut held) = (0, 0);
+    // Frames someone else still references (the control domain's mappings): freed at
+    // their last unmap (`domctl::lifecycle::sweep`).
+    let mut still_held = Vec::new();
     crate::pv::mmu::with(|t, hw| {
         if let Some(r) = vcpu_info {
             t.put_frame_ref(hw, r);
@@ -78,6 +81,7 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
                 freed += 1;
             } else {
                 held += 1;
+                still_held.push(mfn);
             }
         }
         for &mfn in &shared {
@@ -87,9 +91,13 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
                 freed += 1;
             } else {
                 held += 1;
+                still_held.push(mfn);
             }
         }
     });
+    for mfn in still_held {
+        crate::pv::domctl::lifecycle::hold(mfn, id);
+    }
     cpu::flush_tlb();
     println!(
         "Domain {id} ({}) destroyed ({}): {ports} event channels closed, {} grant mappings undone, {freed} pages freed, {held} still referenced",

@@ -154,6 +154,9 @@ pub struct GrantMapping {
     pub l1: u64,
     pub index: usize,
     pub writable: bool,
+    /// Mapped by the machine address of the PTE (`GNTMAP_contains_pte`, what Linux's
+    /// gntdev does in a PV dom0): `host_addr` is that address, not a virtual one.
+    pub by_pte: bool,
 }
 
 /// Mappings of one grant entry (Xen's `GNTPIN_hstr`/`GNTPIN_hstw` counters).
@@ -206,6 +209,8 @@ pub struct Domain {
     pub pci_cf8: u32,
     /// The console ring and port of a manifest domain (`console_ring`).
     pub console_ring: Option<crate::pv::console_ring::ConsoleRing>,
+    /// The toolstack's side (`domctl`): pause count, vCPU state, shutdown, E820.
+    pub ctl: crate::domain::control::ControlState,
 }
 
 impl Domain {

@@ -327,8 +327,14 @@ fn map_one(doms: &mut Domains, guest: &GuestView, op: &GnttabMapGrantRef) -> Res
     if !flags.intersects(GntMap::HOST_MAP | GntMap::DEVICE_MAP) {
         return Err(GNTST_bad_gntref);
     }
-    // Only the form Linux's gntdev and our back-ends use: a host virtual address.
-    if flags.intersects(GntMap::CONTAINS_PTE | GntMap::APPLICATION_MAP) || !flags.contains(GntMap::HOST_MAP) {
+    // A host mapping, by virtual address, or (Linux's gntdev in a PV dom0) by the
+    // machine address of the PTE to write, 8-byte aligned, in one of the caller's L1
+    // tables (`grant_map` checks the table), for user space with application_map.
+    if !flags.contains(GntMap::HOST_MAP) {
+        return Err(GNTST_general_error);
+    }
+    let by_pte = flags.contains(GntMap::CONTAINS_PTE);
+    if by_pte && op.host_addr & 7 != 0 {
         return Err(GNTST_general_error);
     }
     // DOMID_SELF is not a domain here, as in Xen.
@@ -343,11 +349,20 @@ fn map_one(doms: &mut Domains, guest: &GuestView, op: &GnttabMapGrantRef) -> Res
     if (if writable { pin.writable } else { pin.read_only }) >= PIN_LIMIT {
         return Err(GNTST_general_error);
     }
-    let (l1, index) = guest.l1_slot(op.host_addr).ok_or(GNTST_general_error)?;
+    let (l1, index) = if by_pte {
+        (op.host_addr >> 12, ((op.host_addr & 0xfff) >> 3) as usize)
+    } else {
+        guest.l1_slot(op.host_addr).ok_or(GNTST_general_error)?
+    };
     let handle = free_handle(doms.cur())?;
     crate::pv::mmu::with(|t, hw| t.grant_map(hw, DomId(me), DomId(op.dom), Mfn(l1), index, Mfn(frame), writable))
         .map_err(|_| GNTST_general_error)?;
-    cpu::invlpg(op.host_addr);
+    // By PTE the virtual address is not known: whatever the entry held goes everywhere.
+    if by_pte {
+        cpu::flush_tlb();
+    } else {
+        cpu::invlpg(op.host_addr);
+    }
     let d = doms.cur();
     d.maptrack_free.pop();
     d.maptrack[handle as usize] = Some(GrantMapping {
@@ -358,6 +373,7 @@ fn map_one(doms: &mut Domains, guest: &GuestView, op: &GnttabMapGrantRef) -> Res
         l1,
         index,
         writable,
+        by_pte,
     });
     adjust_pin(doms, op.dom, op.ref_, writable, true);
     Ok((handle, frame))
@@ -388,7 +404,11 @@ pub fn unmap_one(doms: &mut Domains, handle: u32, host_addr: u64) -> Result<(), 
         let free = t.page(f).is_some_and(|p| p.is_free());
         (r, free)
     });
-    cpu::invlpg(m.host_addr);
+    if m.by_pte {
+        cpu::flush_tlb();
+    } else {
+        cpu::invlpg(m.host_addr);
+    }
     if unmapped.1 {
         // A living granter gave it back while we mapped it: it no longer waits for it.
         if let Some(g) = doms.get_mut(m.granter) {

@@ -49,7 +49,17 @@ fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcRes
         Hypercall::SchedOp => return sched_op(doms, &guest, a[0] as u32, a[1]),
         Hypercall::Multicall => return multicall(doms, regs, &guest, a[0], a[1]),
         Hypercall::Sysctl => return sysctl::sysctl(doms, &guest, a[0]),
-        Hypercall::Domctl => return sysctl::domctl(doms, &guest, a[0]),
+        Hypercall::Domctl => return crate::pv::domctl::domctl(doms, &guest, a[0]),
+        // The toolstack's memory ops and foreign MMU ops (`pv::domctl`).
+        Hypercall::MemoryOp if crate::pv::domctl::memory::handles(a[0]) => {
+            return crate::pv::domctl::memory::memory_op(doms, &guest, a[0], a[1])
+        }
+        Hypercall::MmuUpdate if crate::pv::domctl::foreign::is_foreign(doms, a[3]) => {
+            return crate::pv::domctl::foreign::mmu_update(doms, &guest, a[0], a[1], a[2], a[3])
+        }
+        Hypercall::MmuextOp if crate::pv::domctl::foreign::is_foreign(doms, a[3]) => {
+            return crate::pv::domctl::foreign::mmuext_op(doms, &guest, a[0], a[1], a[2], a[3])
+        }
         _ => {}
     }
     let d = doms.cur();

@@ -22,7 +22,7 @@ pub fn domain_info(d: &Domain, running: bool) -> XenDomctlGetdomaininfo {
     if let Some(reason) = d.ending {
         flags |= XEN_DOMINF_shutdown | (reason << XEN_DOMINF_shutdownshift);
     }
-    XenDomctlGetdomaininfo {
+    let mut info = XenDomctlGetdomaininfo {
         domain: d.id,
         flags,
         tot_pages: d.p2m.iter().filter(|&&m| m != crate::pv::mmu::m2p::INVALID_M2P_ENTRY).count() as u64,
@@ -31,7 +31,9 @@ pub fn domain_info(d: &Domain, running: bool) -> XenDomctlGetdomaininfo {
         nr_online_vcpus: 1,
         max_vcpu_id: 0,
         ..Default::default()
-    }
+    };
+    crate::pv::domctl::adjust_info(d, &mut info);
+    info
 }
 
 fn physinfo() -> XenSysctlPhysinfo {

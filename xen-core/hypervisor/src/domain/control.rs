@@ -1,0 +1,367 @@
+//! What the control domain's toolstack can set and see of a domain it builds (Xen's
+//! `domctl` side of `struct domain`): the controller pause count, the vCPU's
+//! initialisation, the shut-down state that stays until the toolstack destroys the
+//! domain, the E820 it set, and the argument checks of `createdomain`,
+//! `setvcpucontext`, `max_mem` and `set_memory_map`, with Xen 4.17's errno values.
+//! Portable and host-tested; `pv::domctl` applies them to live domains.
+
+use alloc::vec::Vec;
+use xen_abi::arch_x86_64::VcpuGuestContext;
+use xen_abi::domctl::*;
+use xen_abi::errno::Errno;
+use xen_abi::memory::E820Entry;
+
+/// Xen's `DOMID_FIRST_RESERVED`: ordinary domain ids are below it.
+pub const DOMID_FIRST_RESERVED: u16 = 0x7ff0;
+
+/// vCPUs a domain may have here (one; SMP guests are later work).
+pub const MAX_VCPUS: u32 = 1;
+
+/// Xen's limit on the toolstack's pause count (`_domain_pause_by_systemcontroller`).
+const MAX_CONTROLLER_PAUSES: u32 = 255;
+
+/// `E820MAX` (`XENMEM_set_memory_map`).
+pub const E820MAX: u32 = 128;
+
+/// Xen's defaults for `opt_max_grant_frames` / `opt_max_maptrack_frames`.
+const MAX_GRANT_FRAMES: i32 = 64;
+const MAX_MAPTRACK_FRAMES: i32 = 1024;
+
+/// `NR_EVENT_CHANNELS` of the 2-level ABI for a 64-bit guest.
+const MAX_EVTCHN_PORTS: u32 = 4096;
+
+/// The toolstack's view of one domain.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ControlState {
+    /// Built by `XEN_DOMCTL_createdomain` (a toolstack owns its end): a shutdown leaves
+    /// it in place until `destroydomain`. Boot-time domains end at their shutdown.
+    pub toolstack: bool,
+    /// `controller_pause_count`: starts at 1; the toolstack's first unpause runs it.
+    pub pause_count: u32,
+    /// `creation_finished`: the first unpause happened.
+    pub creation_finished: bool,
+    /// `XEN_DOMCTL_max_vcpus` created the vCPU.
+    pub vcpu_created: bool,
+    /// `setvcpucontext` loaded it (`is_initialised`; online unless `VGCF_online` clear).
+    pub vcpu_initialised: bool,
+    pub vcpu_online: bool,
+    /// The domain shut down with this reason and waits for the toolstack.
+    pub shutdown: Option<u32>,
+    /// `destroydomain` ran: it goes before the next guest runs.
+    pub killed: bool,
+    /// `XEN_DOMCTL_createdomain`'s `max_vcpus`.
+    pub max_vcpus: u32,
+    /// The domain's handle (UUID).
+    pub handle: [u8; 16],
+    /// The E820 `XENMEM_set_memory_map` gave it (`XENMEM_memory_map` answers it).
+    pub e820: Option<Vec<E820Entry>>,
+}
+
+impl ControlState {
+    /// A domain just made by `createdomain`: paused once by the controller, no vCPU yet.
+    pub fn created(max_vcpus: u32, handle: [u8; 16]) -> Self {
+        ControlState { toolstack: true, pause_count: 1, max_vcpus, handle, ..Default::default() }
+    }
+
+    /// Whether the scheduler may run the vCPU (apart from it blocking): not paused by
+    /// the toolstack, not shut down or dying, and (for a toolstack-built domain) its
+    /// vCPU loaded and online.
+    pub fn can_run(&self) -> bool {
+        self.pause_count == 0
+            && self.shutdown.is_none()
+            && !self.killed
+            && (!self.toolstack || (self.vcpu_initialised && self.vcpu_online))
+    }
+
+    /// `domain_pause_by_systemcontroller`.
+    pub fn pause(&mut self) -> Result<(), Errno> {
+        if self.pause_count >= MAX_CONTROLLER_PAUSES {
+            return Err(Errno::EOVERFLOW);
+        }
+        self.pause_count += 1;
+        Ok(())
+    }
+
+    /// `domain_unpause_by_systemcontroller`: `-EINVAL` when not paused.
+    pub fn unpause(&mut self) -> Result<(), Errno> {
+        if self.pause_count == 0 {
+            return Err(Errno::EINVAL);
+        }
+        self.pause_count -= 1;
+        if self.pause_count == 0 {
+            self.creation_finished = true;
+        }
+        Ok(())
+    }
+
+    /// `XEN_DOMCTL_max_vcpus`: must equal `createdomain`'s `max_vcpus` (`-EINVAL`).
+    pub fn set_max_vcpus(&mut self, max: u32) -> Result<(), Errno> {
+        if max != self.max_vcpus {
+            return Err(Errno::EINVAL);
+        }
+        self.vcpu_created = max > 0;
+        Ok(())
+    }
+
+    /// The `XEN_DOMINF_*` flags this state contributes to `getdomaininfo`.
+    pub fn dominf_flags(&self) -> u32 {
+        let mut f = 0;
+        if self.pause_count > 0 {
+            f |= XEN_DOMINF_paused;
+        }
+        if self.killed {
+            f |= XEN_DOMINF_dying;
+        }
+        if let Some(reason) = self.shutdown {
+            f |= XEN_DOMINF_shutdown | ((reason & XEN_DOMINF_shutdownmask) << XEN_DOMINF_shutdownshift);
+        }
+        f
+    }
+}
+
+/// Xen's `createdomain` id choice: a requested id in `1..DOMID_FIRST_RESERVED` must be
+/// free (`-EEXIST`); otherwise the first free id after the last one handed out,
+/// wrapping past the reserved ids to 1 (`-ENOMEM` when none is free).
+pub fn choose_domid(requested: u16, rover: &mut u16, in_use: impl Fn(u16) -> bool) -> Result<u16, Errno> {
+    if requested > 0 && requested < DOMID_FIRST_RESERVED {
+        return if in_use(requested) { Err(Errno::EEXIST) } else { Ok(requested) };
+    }
+    let mut dom = rover.wrapping_add(1);
+    while dom != *rover {
+        if dom >= DOMID_FIRST_RESERVED || dom == 0 {
+            dom = 1;
+            if dom == *rover {
+                break;
+            }
+        }
+        if !in_use(dom) {
+            *rover = dom;
+            return Ok(dom);
+        }
+        dom += 1;
+    }
+    Err(Errno::ENOMEM)
+}
+
+/// `sanitise_domain_config` + `arch_sanitise_domain_config` + the grant-table and
+/// event-channel limits of `domain_create`, for what this hypervisor builds: 64-bit PV
+/// domains with one vCPU, grant tables v1. Every refusal is `-EINVAL`, as in Xen
+/// (HVM, HAP, an IOMMU, vmtrace and vPMU are unavailable here, as on a Xen without
+/// them).
+pub fn check_createdomain(c: &XenDomctlCreatedomain) -> Result<(), Errno> {
+    let known = XEN_DOMCTL_CDF_hvm
+        | XEN_DOMCTL_CDF_hap
+        | XEN_DOMCTL_CDF_s3_integrity
+        | XEN_DOMCTL_CDF_oos_off
+        | XEN_DOMCTL_CDF_xs_domain
+        | XEN_DOMCTL_CDF_iommu
+        | XEN_DOMCTL_CDF_nested_virt
+        | XEN_DOMCTL_CDF_vpmu;
+    let unavailable = XEN_DOMCTL_CDF_hvm | XEN_DOMCTL_CDF_hap | XEN_DOMCTL_CDF_iommu | XEN_DOMCTL_CDF_nested_virt | XEN_DOMCTL_CDF_vpmu;
+    let bad = c.flags & !known != 0
+        || c.flags & unavailable != 0
+        || c.grant_opts & !XEN_DOMCTL_GRANT_version_mask != 0
+        || c.iommu_opts != 0
+        || c.vmtrace_size != 0
+        || c.max_vcpus < 1
+        || c.max_vcpus > MAX_VCPUS
+        || c.arch.emulation_flags & !XEN_X86_EMU_PIT != 0
+        || c.arch.misc_flags & !XEN_X86_MSR_RELAXED != 0
+        || c.max_evtchn_port >= MAX_EVTCHN_PORTS
+        || c.max_grant_frames == 0
+        || c.max_grant_frames > MAX_GRANT_FRAMES
+        || c.max_grant_frames < -1
+        || c.max_maptrack_frames > MAX_MAPTRACK_FRAMES
+        || c.max_maptrack_frames < -1
+        // Grant table version 1 only (`opt_gnttab_max_version`).
+        || !matches!(c.grant_opts & XEN_DOMCTL_GRANT_version_mask, 0 | 1);
+    if bad {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
+/// `XEN_DOMCTL_max_mem`: KiB to pages, as Xen caps it.
+pub fn max_mem_pages(max_memkb: u64) -> u64 {
+    max_memkb >> 2
+}
+
+/// `XEN_DOMCTL_set_address_size` for a 64-bit PV domain: 64 is what it is; 32 would
+/// switch to a compat guest, which this hypervisor does not build (Xen without
+/// `CONFIG_PV32`: `-EOPNOTSUPP`); anything else `-EINVAL`.
+pub fn check_address_size(bits: u32) -> Result<(), Errno> {
+    match bits {
+        64 => Ok(()),
+        32 => Err(Errno::EOPNOTSUPP),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+const fn canonical(va: u64) -> bool {
+    let top = va >> 47;
+    top == 0 || top == 0x1_ffff
+}
+
+/// Highest LDT entry count (`arch_set_info_guest`).
+const LDT_MAX_ENTS: u64 = 8192;
+/// GDT frames a vCPU context can name.
+const GDT_MAX_FRAMES: u64 = 16;
+
+/// `arch_set_info_guest`'s argument checks for a 64-bit PV vCPU (`-EINVAL` each):
+/// canonical addresses, an aligned LDT of at most 8192 entries, at most 16 GDT
+/// frames, vm_assist bits within `vm_assist_valid`, a kernel base given.
+pub fn check_vcpu_context(c: &VcpuGuestContext, vm_assist_valid: u64) -> Result<(), Errno> {
+    let addrs = [
+        c.user_regs.rip,
+        c.user_regs.rsp,
+        c.kernel_sp,
+        c.fs_base,
+        c.gs_base_kernel,
+        c.gs_base_user,
+        c.event_callback_eip,
+        c.syscall_callback_eip,
+        c.failsafe_callback_eip,
+    ];
+    let bad = addrs.iter().any(|&a| !canonical(a))
+        || (c.ldt_ents != 0 && !canonical(c.ldt_base))
+        || c.trap_ctxt.iter().any(|t| !canonical(t.address))
+        || c.ldt_base & 0xfff != 0
+        || c.ldt_ents > LDT_MAX_ENTS
+        || c.gdt_ents.div_ceil(512) > GDT_MAX_FRAMES
+        || c.vm_assist & !vm_assist_valid != 0
+        || c.ctrlreg[3] >> 12 == 0;
+    if bad {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
+/// `XENMEM_set_memory_map`: at most `E820MAX` entries (`-EINVAL`).
+pub fn check_memory_map(nr_entries: u32) -> Result<(), Errno> {
+    if nr_entries > E820MAX {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok_create() -> XenDomctlCreatedomain {
+        XenDomctlCreatedomain {
+            max_vcpus: 1,
+            max_evtchn_port: 1023,
+            max_grant_frames: 64,
+            max_maptrack_frames: 1024,
+            grant_opts: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn createdomain_arguments() {
+        assert_eq!(check_createdomain(&ok_create()), Ok(()));
+        let bad: [fn(&mut XenDomctlCreatedomain); 10] = [
+            |c| c.flags = XEN_DOMCTL_CDF_hvm,
+            |c| c.flags = 1 << 20,
+            |c| c.max_vcpus = 0,
+            |c| c.max_vcpus = 2,
+            |c| c.grant_opts = 2,
+            |c| c.grant_opts = 1 << 4,
+            |c| c.max_grant_frames = 0,
+            |c| c.max_maptrack_frames = 1025,
+            |c| c.iommu_opts = 1,
+            |c| c.max_evtchn_port = 4096,
+        ];
+        for f in bad {
+            let mut c = ok_create();
+            f(&mut c);
+            assert_eq!(check_createdomain(&c), Err(Errno::EINVAL), "{c:?}");
+        }
+        let mut c = ok_create();
+        c.max_grant_frames = -1;
+        c.flags = XEN_DOMCTL_CDF_oos_off;
+        assert_eq!(check_createdomain(&c), Ok(()));
+    }
+
+    #[test]
+    fn domid_rover_as_xen() {
+        let mut rover = 0;
+        let used = |d: u16| d == 0 || d == 2;
+        assert_eq!(choose_domid(0, &mut rover, used), Ok(1));
+        assert_eq!(choose_domid(0, &mut rover, used), Ok(3));
+        assert_eq!(rover, 3);
+        assert_eq!(choose_domid(2, &mut rover, used), Err(Errno::EEXIST));
+        assert_eq!(choose_domid(5, &mut rover, used), Ok(5));
+        // DOMID_SELF and the like mean "choose".
+        assert_eq!(choose_domid(0x7ff0, &mut rover, used), Ok(4));
+        // Wraps past the reserved ids.
+        let mut rover = DOMID_FIRST_RESERVED - 1;
+        assert_eq!(choose_domid(0, &mut rover, used), Ok(1));
+        let mut rover = 5;
+        assert_eq!(choose_domid(0, &mut rover, |_| true), Err(Errno::ENOMEM));
+    }
+
+    #[test]
+    fn pause_counts_as_xen() {
+        let mut s = ControlState::created(1, [0; 16]);
+        assert!(!s.can_run());
+        s.set_max_vcpus(1).unwrap();
+        assert_eq!(s.set_max_vcpus(2), Err(Errno::EINVAL));
+        s.vcpu_initialised = true;
+        s.vcpu_online = true;
+        assert!(!s.can_run());
+        assert_eq!(s.dominf_flags(), XEN_DOMINF_paused);
+        s.unpause().unwrap();
+        assert!(s.can_run() && s.creation_finished);
+        assert_eq!(s.unpause(), Err(Errno::EINVAL));
+        for _ in 0..255 {
+            s.pause().unwrap();
+        }
+        assert_eq!(s.pause(), Err(Errno::EOVERFLOW));
+        s.pause_count = 0;
+        s.shutdown = Some(3);
+        assert!(!s.can_run());
+        assert_eq!(s.dominf_flags(), XEN_DOMINF_shutdown | (3 << 16));
+        s.killed = true;
+        assert_eq!(s.dominf_flags() & XEN_DOMINF_dying, XEN_DOMINF_dying);
+        // A boot-time domain runs without a toolstack.
+        assert!(ControlState::default().can_run());
+    }
+
+    #[test]
+    fn vcpu_context_checks() {
+        let mut c = VcpuGuestContext::default();
+        c.ctrlreg[3] = 0x1234 << 12;
+        c.user_regs.rip = 0xffff_ffff_8000_0000;
+        assert_eq!(check_vcpu_context(&c, 0), Ok(()));
+        let bad: [fn(&mut VcpuGuestContext); 7] = [
+            |c| c.user_regs.rip = 0x0000_8000_0000_0000,
+            |c| c.trap_ctxt[14].address = 0x1234_5678_9abc_def0,
+            |c| c.ldt_base = 0x10,
+            |c| c.ldt_ents = 8193,
+            |c| c.gdt_ents = 16 * 512 + 1,
+            |c| c.vm_assist = 1 << 2,
+            |c| c.ctrlreg[3] = 0,
+        ];
+        for f in bad {
+            let mut x = c;
+            f(&mut x);
+            assert_eq!(check_vcpu_context(&x, 0), Err(Errno::EINVAL));
+        }
+        let mut x = c;
+        x.vm_assist = 1 << 2;
+        assert_eq!(check_vcpu_context(&x, 1 << 2), Ok(()));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(max_mem_pages(64 << 10), 16384);
+        assert_eq!(check_address_size(64), Ok(()));
+        assert_eq!(check_address_size(32), Err(Errno::EOPNOTSUPP));
+        assert_eq!(check_address_size(48), Err(Errno::EINVAL));
+        assert_eq!(check_memory_map(128), Ok(()));
+        assert_eq!(check_memory_map(129), Err(Errno::EINVAL));
+    }
+}

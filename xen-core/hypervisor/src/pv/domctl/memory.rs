@@ -1,0 +1,123 @@
+//! The memory ops a toolstack uses on the domain it builds, and the one its guest uses
+//! to read what was set: `XENMEM_populate_physmap` (any domain the caller may act on),
+//! `XENMEM_set_memory_map`, `XENMEM_memory_map` (Xen's `common/memory.c` and
+//! `arch/x86/mm.c`).
+
+use super::super::domain::Domain;
+use super::super::hypercall::HcResult;
+use super::super::mmu::m2p;
+use super::super::sched::Domains;
+use crate::arch::x86_64::guest::GuestView;
+use crate::arch::x86_64::{mem, phys};
+use crate::domain::control as ctl;
+use xen_abi::errno::Errno;
+use xen_abi::memory::*;
+use xen_abi::xen::DOMID_SELF;
+use xen_abi::{DomId, Mfn};
+
+/// Pseudo-physical frames a domain may populate: below its `max_pages` or its P2M's
+/// current end, whichever is higher. The P2M is a vector indexed by them, so a guest
+/// can't make it larger than what it may own anyway (Xen keeps no P2M for PV guests).
+fn gpfn_limit(d: &Domain) -> u64 {
+    d.max_pages.max(d.p2m.len() as u64)
+}
+
+/// The memory ops handled here (the rest stay with `hc_mem`).
+pub fn handles(cmd: u64) -> bool {
+    matches!((cmd & u64::from(MEMOP_CMD_MASK)) as u32, XENMEM_populate_physmap | XENMEM_set_memory_map | XENMEM_memory_map)
+}
+
+/// `rcu_lock_domain_by_any_id` + Xen's dummy `XSM_TARGET`: the caller itself, or any
+/// domain for a privileged caller (`-ESRCH` if none, `-EPERM` otherwise).
+fn target(doms: &mut Domains, domid: u16) -> Result<u16, Errno> {
+    let me = doms.current_id();
+    let id = if domid == DOMID_SELF.0 { me } else { domid };
+    if doms.get(id).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    if id != me && !doms.cur().privileged {
+        return Err(Errno::EPERM);
+    }
+    Ok(id)
+}
+
+pub fn memory_op(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -> HcResult {
+    match (cmd & u64::from(MEMOP_CMD_MASK)) as u32 {
+        XENMEM_populate_physmap => populate_physmap(doms, guest, cmd, arg),
+        XENMEM_set_memory_map => {
+            let m: XenForeignMemoryMap = guest.read(arg)?;
+            ctl::check_memory_map(m.map.nr_entries)?;
+            let id = target(doms, m.domid)?;
+            let mut e820 = alloc::vec::Vec::with_capacity(m.map.nr_entries as usize);
+            for i in 0..u64::from(m.map.nr_entries) {
+                e820.push(guest.read::<E820Entry>(m.map.buffer.wrapping_add(20 * i))?);
+            }
+            let d = doms.get_mut(id).ok_or(Errno::ESRCH)?;
+            d.ctl.e820 = (!e820.is_empty()).then_some(e820);
+            Ok(0)
+        }
+        XENMEM_memory_map => memory_map(doms.cur(), guest, arg),
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// `XENMEM_memory_map`: the E820 the toolstack set; `-ENOSYS` without one (as Xen, for
+/// backwards compatibility).
+fn memory_map(d: &Domain, guest: &GuestView, arg: u64) -> HcResult {
+    let mut map: XenMemoryMap = guest.read(arg)?;
+    let Some(e820) = d.ctl.e820.as_ref() else { return Err(Errno::ENOSYS) };
+    let n = (map.nr_entries as usize).min(e820.len());
+    for (i, e) in e820.iter().take(n).enumerate() {
+        guest.write(map.buffer.wrapping_add(20 * i as u64), e)?;
+    }
+    map.nr_entries = n as u32;
+    guest.write(arg, &map)?;
+    Ok(0)
+}
+
+/// `XENMEM_populate_physmap` of order-0 extents: for each PFN in the list, a fresh
+/// zeroed frame owned by the domain, its M2P entry, and its MFN written back over the
+/// PFN (a PV domain's physmap is the guest's own). Stops at the first PFN it can't
+/// fill (unreadable, taken, out of range, over `max_pages`, no memory) and returns how
+/// many it filled, as Xen does. Larger orders are beyond `max_order` here: none done.
+fn populate_physmap(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -> HcResult {
+    let r: XenMemoryReservation = guest.read(arg)?;
+    let id = target(doms, r.domid)?;
+    // The continuation's start extent lives in cmd's upper bits.
+    let start = cmd >> MEMOP_EXTENT_SHIFT;
+    if r.extent_order != 0 || start >= r.nr_extents {
+        return Ok(start);
+    }
+    let d = doms.get_mut(id).ok_or(Errno::ESRCH)?;
+    let mut done = start;
+    let mut tot = d.p2m.iter().filter(|&&m| m != m2p::INVALID_M2P_ENTRY).count() as u64;
+    while done < r.nr_extents {
+        let at = r.extent_start.wrapping_add(done * 8);
+        let Ok(gpfn) = guest.read::<u64>(at) else { break };
+        let taken = d.p2m.get(gpfn as usize).is_some_and(|&m| m != m2p::INVALID_M2P_ENTRY);
+        if gpfn >= gpfn_limit(d) || taken || tot >= d.max_pages || d.ending.is_some() || d.ctl.killed {
+            break;
+        }
+        if d.p2m.len() <= gpfn as usize && d.p2m.try_reserve(gpfn as usize + 1 - d.p2m.len()).is_err() {
+            break;
+        }
+        let Some(mfn) = mem::alloc_frame() else { break };
+        phys::zero_frame(mfn);
+        if super::super::mmu::with(|t, _| t.assign_frame(DomId(id), Mfn(mfn))).is_err() {
+            mem::with_frames(|a| a.free(mfn));
+            break;
+        }
+        m2p::set(mfn, gpfn);
+        if d.p2m.len() <= gpfn as usize {
+            d.p2m.resize(gpfn as usize + 1, m2p::INVALID_M2P_ENTRY);
+        }
+        d.p2m[gpfn as usize] = mfn;
+        tot += 1;
+        // A list Xen can't write back ends the batch there; the page stays the domain's.
+        if guest.write(at, &mfn).is_err() {
+            break;
+        }
+        done += 1;
+    }
+    Ok(done)
+}
