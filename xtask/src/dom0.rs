@@ -1225,8 +1225,8 @@ cat <<'MSG'
 
   Debian's Linux is dom0 on xen-core, with our xenstored and xenconsoled running.
   Try:  xl info    xl list    xl dmesg    xenstore-ls /local
-  Configs for a Linux and a pv-guest domU are in /etc/xen/ (xl create -n shows them);
-  creating domains from dom0 on xen-core is not built yet (domctl createdomain).
+  Configs for a Linux and a pv-guest domU are in /etc/xen/: try
+        xl create /etc/xen/pv-guest.cfg    xl list    xl console pv-guest    xl destroy pv-guest
   poweroff -f  ends the session (or Ctrl-C stops QEMU).
 
 MSG
