@@ -137,6 +137,9 @@ struct Fuzz {
     violations: u32,
     trace: bool,
     fifo: bool,
+    no_increase: bool,
+    /// Our console ring's port: closing it would only silence us.
+    console_port: u32,
 }
 
 /// What a call may have changed that the fuzzer must put back.
@@ -165,7 +168,7 @@ fn pattern(i: usize) -> u64 {
     0xca0a_5eed_0000_0000 | (i as u64).wrapping_mul(0x9e37_79b9)
 }
 
-pub fn run(cmd: &str, report: &mut dyn FnMut(&str, TestResult)) {
+pub fn run(si: &xen_abi::xen::StartInfo, cmd: &str, report: &mut dyn FnMut(&str, TestResult)) {
     let seed = crate::roles::num(cmd, "seed", 1);
     let count = crate::roles::num(cmd, "count", 10_000);
     let self_id = crate::roles::num(cmd, "self", 0) as u16;
@@ -180,6 +183,7 @@ pub fn run(cmd: &str, report: &mut dyn FnMut(&str, TestResult)) {
         Err(e) => return report("fuzz_setup", Err(e)),
     };
     f.trace = crate::roles::num(cmd, "trace", 0) != 0;
+    f.console_port = si.console_evtchn;
     report("fuzz_setup", Ok(()));
     println!("FUZZ seed {seed} count {count}: self d{self_id}, kernel L4 {:#x}, window L1 {:#x}, gdt {:#x}, grant {:#x}, canary {:#x}", f.kpt[0], f.win_l1, f.gdt_mfn, f.grant_mfn, f.canary_mfn);
     let t0 = shared::now_ns();
@@ -302,6 +306,8 @@ fn setup(seed: u64, self_id: u16, peers: [u16; 8], nr_peers: usize) -> Result<Fu
         violations: 0,
         trace: false,
         fifo: false,
+        no_increase: false,
+        console_port: u32::MAX,
     };
     f.snapshot();
     Ok(f)
@@ -409,7 +415,8 @@ impl Fuzz {
             10 => NONCANONICAL,
             11 => XEN_VA + self.rng.below(1 << 30),
             12 => HYPERVISOR_VIRT_START + self.rng.below(1 << 32),
-            _ => [u64::MAX - 7, VMAP_END - 8, self.win_va + self.rng.below(WIN as u64) * PAGE_SIZE][self.rng.below(3) as usize],
+            // (Not the fuzz window: it may map the canary writable, legitimately.)
+            _ => [u64::MAX - 7, VMAP_END - 8][self.rng.below(2) as usize],
         }
     }
 
@@ -527,8 +534,10 @@ impl Fuzz {
                 c.args = [if self.rng.chance(6) { self.ptr() } else { base }, entries, 0, 0, 0];
             }
             69..=70 => {
+                // Xen writes a descriptor into any frame of ours it can give the writable
+                // (or descriptor) type: never the canary.
                 c.nr = HYPERVISOR_update_descriptor;
-                let fr = self.any_frame().0;
+                let fr = self.dst_frame();
                 let desc = if self.rng.chance(2) { 0x00cf_9a00_0000_ffff | (self.rng.below(4) << 45) } else { self.rng.next() };
                 c.args = [(fr << 12) | (self.rng.below(512) * 8) | self.rng.below(2) * self.rng.below(8), desc, 0, 0, 0];
             }
@@ -650,14 +659,21 @@ impl Fuzz {
         (pte::make(mfn & 0xff_ffff_ffff, flags), kind)
     }
 
-    /// A hostile value for a kernel table entry: must be refused.
-    fn refused_val(&mut self) -> u64 {
-        match self.rng.below(4) {
-            0 => pte::make(self.kpt[self.rng.below(4) as usize], pte::KERNEL_RW),
-            1 => pte::make(self.foreign_frame() & 0xff_ffff_ffff, pte::KERNEL_RO),
-            2 => pte::make(self.win_l1, pte::KERNEL_RW),
-            _ => pte::make(self.gdt_mfn, pte::KERNEL_RW),
-        }
+    /// A hostile value for an entry of a table at `lvl` (0: L4 .. 3: L1) that must be
+    /// refused: a frame not ours, a page table mapped writable, a table of the wrong
+    /// level, a superpage. (Not the GDT frame: a set_gdt may have made it an ordinary
+    /// page again; not a table one level down: that is a valid entry.)
+    fn refused_val(&mut self, lvl: usize) -> u64 {
+        let foreign = self.foreign_frame() & 0xff_ffff_ffff;
+        let [l4, l3, l2, l1] = self.kpt;
+        let w = self.win_l1;
+        let choices: [u64; 4] = match lvl {
+            3 => [pte::make(l4, pte::KERNEL_RW), pte::make(l1, pte::KERNEL_RW), pte::make(w, pte::KERNEL_RW), pte::make(foreign, pte::KERNEL_RO)],
+            2 => [pte::make(l4, pte::TABLE), pte::make(l3, pte::TABLE), pte::make(l1, pte::TABLE | pte::PSE), pte::make(foreign, pte::TABLE)],
+            1 => [pte::make(l4, pte::TABLE), pte::make(l1, pte::TABLE), pte::make(w, pte::TABLE), pte::make(foreign, pte::TABLE)],
+            _ => [pte::make(l2, pte::TABLE), pte::make(l1, pte::TABLE), pte::make(w, pte::TABLE), pte::make(foreign, pte::TABLE)],
+        };
+        choices[self.rng.below(4) as usize]
     }
 
     /// (ptr, val) of one mmu_update request.
@@ -674,7 +690,7 @@ impl Fuzz {
                 let lvl = self.rng.below(4) as usize;
                 let idx = self.rng.below(512);
                 let cur = self.table_entry(lvl, idx as usize);
-                let v = if self.rng.chance(2) { cur } else { self.refused_val() };
+                let v = if self.rng.chance(2) { cur } else { self.refused_val(lvl) };
                 ((self.kpt[lvl] << 12) + idx * 8, v)
             }
             4 => {
@@ -683,8 +699,15 @@ impl Fuzz {
                 ((m << 12) | MMU_MACHPHYS_UPDATE, self.word())
             }
             _ => {
+                // Any frame as a table; in our kernel's and the window's tables only
+                // values that must be refused.
                 let m = self.dst_frame();
-                ((m << 12) | (self.rng.below(4096) & !7) | cmd, self.word())
+                let v = match self.kpt.iter().position(|&k| k == m) {
+                    Some(lvl) => self.refused_val(lvl),
+                    None if m == self.win_l1 => self.refused_val(3),
+                    None => self.word(),
+                };
+                ((m << 12) | (self.rng.below(4096) & !7) | cmd, v)
             }
         }
     }
@@ -758,7 +781,7 @@ impl Fuzz {
         };
         let (va, val) = match self.rng.below(5) {
             0..=2 => (self.win_va + self.rng.below(WIN as u64) * PAGE_SIZE, self.win_val().0),
-            3 => (VIRT_BASE + self.rng.below(1 << 21) * PAGE_SIZE, self.refused_val()),
+            3 => (VIRT_BASE + self.rng.below(1 << 9) * PAGE_SIZE, self.refused_val(3)),
             _ => ([NONCANONICAL, XEN_VA, HYPERVISOR_VIRT_START, UNMAPPED, VMAP_END + PAGE_SIZE][self.rng.below(5) as usize], self.win_val().0),
         };
         c.args = [va, val, flags, 0, 0];
@@ -908,6 +931,18 @@ impl Fuzz {
             let w = self.rng.below(4) * 4;
             put(s + w, self.rng.below(64) | (self.rng.below(64) << 32));
         }
+        use xen_abi::event_channel::{EVTCHNOP_close, EVTCHNOP_reset};
+        if op == u64::from(EVTCHNOP_close) && traps::read_u64(s).map(|w| w as u32) == Ok(self.console_port) {
+            put(s, u64::from(self.console_port) + 1);
+        }
+        if op == u64::from(EVTCHNOP_reset) {
+            // Resetting our own channels would close the console's (a foreign or absent
+            // domain instead: refused).
+            let d = traps::read_u64(s).unwrap_or(0) & 0xffff;
+            if d == u64::from(DOMID_SELF.0) || d == u64::from(self.self_id) {
+                put(s, 0x7ff4);
+            }
+        }
         if op == u64::from(xen_abi::event_channel::EVTCHNOP_init_control) {
             // A control block only in frames it must refuse (FIFO would take our events).
             put(s, self.refused_frame());
@@ -990,6 +1025,16 @@ impl Fuzz {
     // ------------------------------------------------------------ making calls
 
     fn step(&mut self) {
+        self.step_inner();
+        if self.trace && (0..512).any(|i| self.canary.u64(i * 8).load(Ordering::Relaxed) != pattern(i)) {
+            self.report(format_args!("the canary changed in the call above"));
+            for i in 0..512 {
+                self.canary.u64(i * 8).store(pattern(i), Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn step_inner(&mut self) {
         if self.rng.chance(12) {
             self.multicall();
             return;
@@ -1015,8 +1060,8 @@ impl Fuzz {
                 if !self.is_ours(mfn) {
                     self.report(format_args!("call nr {} {:#x?}: mapped frame {mfn:#x}, not ours", c.nr, c.args));
                 }
-                if want & pte::RW != 0 && [self.kpt[0], self.kpt[1], self.kpt[2], self.kpt[3], self.win_l1, self.gdt_mfn].contains(&mfn) {
-                    self.report(format_args!("call nr {} {:#x?}: page table / GDT {mfn:#x} mapped writable", c.nr, c.args));
+                if want & pte::RW != 0 && [self.kpt[0], self.kpt[1], self.kpt[2], self.kpt[3], self.win_l1].contains(&mfn) {
+                    self.report(format_args!("call nr {} {:#x?}: page table {mfn:#x} mapped writable", c.nr, c.args));
                 }
             }
         }
@@ -1036,6 +1081,9 @@ impl Fuzz {
     fn watched_entry(&self, c: &Call) -> Option<u64> {
         let in_win = |va: u64| (self.win_va..self.win_va + WIN as u64 * PAGE_SIZE).contains(&va);
         match c.nr {
+            // A vCPU-mask pointer in the flags is read after the entry is written (Xen's
+            // __do_update_va_mapping): its -EFAULT does not undo the write.
+            HYPERVISOR_update_va_mapping if c.args[2] & 3 != 0 && ![0, 4].contains(&(c.args[2] & !3)) => None,
             HYPERVISOR_update_va_mapping if in_win(c.args[0]) => Some((self.win_l1 << 12) + ((c.args[0] >> 12) & 511) * 8),
             HYPERVISOR_mmu_update if c.args[0] == self.arg_b && c.args[1] == 1 && c.args[3] == u64::from(DOMID_SELF.0) => {
                 let p = traps::read_u64(self.arg_b).unwrap_or(0);
@@ -1270,10 +1318,17 @@ impl Fuzz {
             let list = self.arg_b;
             let mut res = XenMemoryReservation { extent_start: list, nr_extents: gone as u64, domid: DOMID_SELF.0, ..Default::default() };
             let got = hv::op(HYPERVISOR_memory_op, XENMEM_increase_reservation.into(), &mut res);
-            if got < 0 {
+            if got == -38 {
+                // A hypervisor without increase_reservation (xen-core): the pool shrinks.
+                if !self.no_increase {
+                    println!("FUZZ increase_reservation: -ENOSYS; the pool is not refilled");
+                }
+                self.no_increase = true;
+            } else if got < 0 {
                 return Err(fail(format_args!("increase_reservation of {gone}: {got}")));
             }
             let mut k = 0;
+            let got = got.max(0);
             for i in 0..POOL {
                 if self.pool[i].gone && k < got as u64 {
                     let old = self.pool[i].mfn;

@@ -131,7 +131,7 @@ fn block_role(role: &str, cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
         "netfront-xenbus" => crate::net::frontend(si, cmd, &mut test),
         "netfront-hostile-xenbus" => crate::net_hostile::frontend(si, &mut test),
         "xenstore-hostile" => crate::store::hostile(si, &mut test),
-        "fuzz" => crate::fuzz::run(cmd, &mut test),
+        "fuzz" => crate::fuzz::run(si, cmd, &mut test),
         _ => return None,
     }
     Some((r.passed, r.failed))

@@ -27,7 +27,7 @@ fn dom(name: &str, cmdline: String) -> DomainSpec {
 }
 
 /// d0/d1 ping/pong, d2/d3 grant server/client, then one fuzzing domain per seed.
-pub fn manifest(seeds: &[u64], count: u64) -> Manifest {
+pub fn manifest(seeds: &[u64], count: u64, extra: &str) -> Manifest {
     let honest = 4u16;
     let all: Vec<String> = (0..honest + seeds.len() as u16).map(|d| d.to_string()).collect();
     let mut domains = vec![
@@ -39,7 +39,7 @@ pub fn manifest(seeds: &[u64], count: u64) -> Manifest {
     for (i, seed) in seeds.iter().enumerate() {
         let id = honest + i as u16;
         let peers: Vec<&str> = all.iter().filter(|d| **d != id.to_string()).map(String::as_str).collect();
-        domains.push(dom(&format!("fuzz-{seed}"), format!("role=fuzz seed={seed} count={count} self={id} peers={}", peers.join(","))));
+        domains.push(dom(&format!("fuzz-{seed}"), format!("role=fuzz seed={seed} count={count} self={id} peers={}{extra}", peers.join(","))));
     }
     Manifest {
         domains,
@@ -58,8 +58,8 @@ pub struct Outcome {
     pub calls_per_s: Vec<u64>,
 }
 
-pub fn run(root: &Path, img: &Images, name: &str, seeds: &[u64], count: u64, timeout: Duration) -> Result<Outcome> {
-    let m = manifest(seeds, count);
+pub fn run(root: &Path, img: &Images, name: &str, seeds: &[u64], count: u64, timeout: Duration, extra: &str) -> Result<Outcome> {
+    let m = manifest(seeds, count, extra);
     let run = multi::boot_timeout(root, img, name, &m, timeout)?;
     let log = &run.log;
     let mut t = Tally::default();
@@ -82,7 +82,7 @@ pub fn run(root: &Path, img: &Images, name: &str, seeds: &[u64], count: u64, tim
         destroyed.len() == m.domains.len() && destroyed.iter().all(|l| l.ends_with(" 0 still referenced")),
         &destroyed.join(" | "),
     );
-    let frames = log.lines().find_map(|l| l.strip_prefix("Frames free: "));
+    let frames = log.lines().find_map(|l| Some(&l[l.find("Frames free: ")? + 13..]));
     let back = frames.and_then(|f| {
         let (now, rest) = f.split_once(", ")?;
         Some((now.parse::<u64>().ok()?, rest.split(' ').next()?.parse::<u64>().ok()?))
@@ -110,17 +110,19 @@ pub fn run(root: &Path, img: &Images, name: &str, seeds: &[u64], count: u64, tim
 
 /// The boot tier's scenario.
 pub fn checks(root: &Path, img: &Images) -> Result<Tally> {
-    let o = run(root, img, "boot-fuzz", &CI_SEEDS, CI_COUNT, Duration::from_secs(300))?;
+    let o = run(root, img, "boot-fuzz", &CI_SEEDS, CI_COUNT, Duration::from_secs(300), "")?;
     println!("boot-fuzz: {} calls, {:?} calls/s per fuzzing domain", o.calls, o.calls_per_s);
     Ok(o.tally)
 }
 
-/// `cargo xtask fuzz [--seed S] [--count N] [--domains D] [--timeout SECS]`.
+/// `cargo xtask fuzz [--seed S] [--count N] [--domains D] [--timeout SECS] [--trace 1]`
+/// (`--trace 1`: every call printed before it is made).
 pub fn command(root: &Path, args: &[&str]) -> Result<()> {
     let mut seed = 1;
     let mut count = 100_000;
     let mut domains = 1;
     let mut timeout = 1800;
+    let mut trace = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let v = it.next().ok_or_else(|| Error::new(format!("{a} needs a value")))?;
@@ -130,13 +132,14 @@ pub fn command(root: &Path, args: &[&str]) -> Result<()> {
             "--count" => count = n,
             "--domains" => domains = n.clamp(1, 8),
             "--timeout" => timeout = n,
+            "--trace" => trace = n != 0,
             _ => return Err(Error::new(format!("unknown fuzz option {a}"))),
         }
     }
     crate::deps::ensure(root)?;
     let img = images::build_all(root)?;
     let seeds: Vec<u64> = (seed..seed + domains).collect();
-    let o = run(root, &img, "fuzz", &seeds, count, Duration::from_secs(timeout))?;
+    let o = run(root, &img, "fuzz", &seeds, count, Duration::from_secs(timeout), if trace { " trace=1" } else { "" })?;
     println!("fuzz: seeds {seeds:?}, {} calls, {:?} calls/s per fuzzing domain (log: target/logs/fuzz.log)", o.calls, o.calls_per_s);
     for f in &o.tally.failures {
         println!("  failed: {f}");
