@@ -702,11 +702,14 @@ impl Fuzz {
                 // Any frame as a table; in our kernel's and the window's tables only
                 // values that must be refused.
                 let m = self.dst_frame();
+                let ours = self.kpt.contains(&m) || m == self.win_l1;
                 let v = match self.kpt.iter().position(|&k| k == m) {
                     Some(lvl) => self.refused_val(lvl),
                     None if m == self.win_l1 => self.refused_val(3),
                     None => self.word(),
                 };
+                // Our tables' M2P entries stay: the fuzzer finds its tables through them.
+                let cmd = if ours && cmd == MMU_MACHPHYS_UPDATE { 0 } else { cmd };
                 ((m << 12) | (self.rng.below(4096) & !7) | cmd, v)
             }
         }
