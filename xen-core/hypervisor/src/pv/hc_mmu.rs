@@ -2,9 +2,7 @@
 //! them to the portable PV MMU; apply the TLB work it asks for.
 
 use super::domain::Domain;
-use super::hypercall::{continuation, HcResult};
-use crate::arch::x86_64::trap::Regs;
-use xen_abi::hypercall::{HYPERVISOR_mmu_update, HYPERVISOR_mmuext_op};
+use super::hypercall::HcResult;
 use super::mmu;
 use crate::arch::x86_64::{cpu, phys};
 use crate::arch::x86_64::guest::{GuestView, HYPERVISOR_VIRT_END};
@@ -69,25 +67,13 @@ fn pte_slot(req: &MmuUpdate) -> Option<(u64, usize)> {
         .then_some((pte >> 12, ((pte & 0xfff) / 8) as usize))
 }
 
-/// Requests (`mmu_update`) and operations (`mmuext_op`) per entry into the hypervisor;
-/// longer batches continue with `MMU_UPDATE_PREEMPTED` in the count, the done count so
-/// far in `*pdone` (Xen's `do_mmu_update` / `do_mmuext_op` continuations).
-pub const MMU_BATCH: u64 = 256;
-
-/// The count to do and the done count carried over from a continuation.
-fn carried(guest: &GuestView, count: u64, pdone: u64) -> (u64, u64) {
-    let before = if count & MMU_UPDATE_PREEMPTED != 0 && pdone != 0 { guest.read::<u32>(pdone).map_or(0, u64::from) } else { 0 };
-    (count & !MMU_UPDATE_PREEMPTED, before)
-}
-
-pub fn mmu_update(d: &mut Domain, guest: &GuestView, regs: Option<&mut Regs>, reqs: u64, count: u64, pdone: u64, foreigndom: u64) -> HcResult {
-    let (count, before) = carried(guest, count, pdone);
+pub fn mmu_update(d: &mut Domain, guest: &GuestView, reqs: u64, count: u64, pdone: u64, foreigndom: u64) -> HcResult {
+    let count = count & !MMU_UPDATE_PREEMPTED;
     array_ok(reqs, count)?;
     foreign_ok(d, foreigndom)?;
     let size = core::mem::size_of::<MmuUpdate>() as u64;
-    let now = if regs.is_some() { count.min(MMU_BATCH) } else { count };
     let mut flush = false;
-    let result = (0..now).try_for_each(|i| {
+    let result = (0..count).try_for_each(|i| {
         let r = guest.read::<MmuUpdate>(reqs.wrapping_add(i * size)).and_then(|req| {
             let slot = pte_slot(&req);
             let old = slot.map(|(mfn, idx)| phys::read_entry(mfn, idx));
@@ -105,17 +91,11 @@ pub fn mmu_update(d: &mut Domain, guest: &GuestView, regs: Option<&mut Regs>, re
         cpu::flush_tlb();
     }
     if let Err((i, e)) = result {
-        report_done(guest, pdone, before + i);
+        report_done(guest, pdone, i);
         return Err(e);
     }
-    report_done(guest, pdone, before + now);
-    match regs {
-        Some(regs) if now < count => {
-            let rest = (count - now) | MMU_UPDATE_PREEMPTED;
-            continuation(regs, HYPERVISOR_mmu_update, [reqs.wrapping_add(now * size), rest, pdone, foreigndom, 0])
-        }
-        _ => Ok(0),
-    }
+    report_done(guest, pdone, count);
+    Ok(0)
 }
 
 pub fn update_va_mapping(d: &mut Domain, guest: &GuestView, va: u64, val: u64, flags: u64) -> HcResult {
@@ -125,13 +105,12 @@ pub fn update_va_mapping(d: &mut Domain, guest: &GuestView, va: u64, val: u64, f
     Ok(0)
 }
 
-pub fn mmuext_op(d: &mut Domain, guest: &GuestView, regs: Option<&mut Regs>, ops: u64, count: u64, pdone: u64, foreigndom: u64) -> HcResult {
-    let (count, before) = carried(guest, count, pdone);
+pub fn mmuext_op(d: &mut Domain, guest: &GuestView, ops: u64, count: u64, pdone: u64, foreigndom: u64) -> HcResult {
+    let count = count & !MMU_UPDATE_PREEMPTED;
     array_ok(ops, count)?;
     foreign_ok(d, foreigndom)?;
     let size = core::mem::size_of::<MmuextOp>() as u64;
-    let now = if regs.is_some() { count.min(MMU_BATCH) } else { count };
-    for i in 0..now {
+    for i in 0..count {
         let result = guest.read::<MmuextOp>(ops.wrapping_add(i * size)).and_then(|op| {
             let mut vm = d.vcpu.mm;
             let effect = mmu::with(|t, hw| t.mmuext_op_one(hw, DomId(d.id), &mut vm, &op))?;
@@ -143,16 +122,10 @@ pub fn mmuext_op(d: &mut Domain, guest: &GuestView, regs: Option<&mut Regs>, ops
             Ok(())
         });
         if let Err(e) = result {
-            report_done(guest, pdone, before + i);
+            report_done(guest, pdone, i);
             return Err(e);
         }
     }
-    report_done(guest, pdone, before + now);
-    match regs {
-        Some(regs) if now < count => {
-            let rest = (count - now) | MMU_UPDATE_PREEMPTED;
-            continuation(regs, HYPERVISOR_mmuext_op, [ops.wrapping_add(now * size), rest, pdone, foreigndom, 0])
-        }
-        _ => Ok(0),
-    }
+    report_done(guest, pdone, count);
+    Ok(0)
 }

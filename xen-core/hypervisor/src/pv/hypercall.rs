@@ -29,7 +29,7 @@ pub fn dispatch(doms: &mut Domains, regs: &mut Regs) {
             traps::do_iret(doms.cur(), regs);
             return;
         }
-        Some(h) => call(doms, regs, h, a, true),
+        Some(h) => call(doms, regs, h, a),
         None => Err(Errno::ENOSYS),
     };
     regs.rax = match result {
@@ -38,25 +38,7 @@ pub fn dispatch(doms: &mut Domains, regs: &mut Regs) {
     };
 }
 
-/// Xen's `hypercall_create_continuation`: the guest executes its SYSCALL (2 bytes) again
-/// with `args` when it next runs, so one entry into the hypervisor does a bounded amount
-/// of a long batch and the scheduler runs in between. rax keeps the hypercall number.
-pub fn continuation(regs: &mut Regs, nr: u64, args: [u64; 5]) -> HcResult {
-    regs.rdi = args[0];
-    regs.rsi = args[1];
-    regs.rdx = args[2];
-    regs.r10 = args[3];
-    regs.r8 = args[4];
-    regs.rip = regs.rip.wrapping_sub(2);
-    Ok(nr)
-}
-
-/// Entries of a multicall run per entry into the hypervisor (then a continuation).
-pub const MULTICALL_BATCH: u64 = 32;
-
-/// `top`: issued by the guest itself (a long batch may continue later), not from inside
-/// a multicall (which runs it whole: its entries' own batches are bounded).
-fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5], top: bool) -> HcResult {
+fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcResult {
     let guest = GuestView { l4_mfn: doms.cur().vcpu.current_l4() };
     match h {
         Hypercall::EventChannelOp => return hc_event::event_channel_op(doms, &guest, a[0] as u32, a[1]),
@@ -81,9 +63,9 @@ fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5], top: boo
         Hypercall::SetTimerOp => hc_misc::set_timer_op(d, a[0]),
         Hypercall::VcpuOp => hc_misc::vcpu_op(d, &guest, a[0] as u32, a[1], a[2]),
         Hypercall::MemoryOp => hc_mem::memory_op(d, &guest, a[0], a[1]),
-        Hypercall::MmuUpdate => hc_mmu::mmu_update(d, &guest, top.then_some(regs), a[0], a[1], a[2], a[3]),
+        Hypercall::MmuUpdate => hc_mmu::mmu_update(d, &guest, a[0], a[1], a[2], a[3]),
         Hypercall::UpdateVaMapping => hc_mmu::update_va_mapping(d, &guest, a[0], a[1], a[2]),
-        Hypercall::MmuextOp => hc_mmu::mmuext_op(d, &guest, top.then_some(regs), a[0], a[1], a[2], a[3]),
+        Hypercall::MmuextOp => hc_mmu::mmuext_op(d, &guest, a[0], a[1], a[2], a[3]),
         Hypercall::PhysdevOp => hc_misc::physdev_op(d, &guest, a[0] as u32, a[1]),
         Hypercall::SetGdt => descriptors::set_gdt(d, &guest, a[0], a[1]),
         Hypercall::UpdateDescriptor => descriptors::update_descriptor(d, a[0], a[1]),
@@ -94,29 +76,22 @@ fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5], top: boo
 }
 
 /// `multicall(entries, count)`: each entry's result is written back; a fault reading or
-/// writing an entry ends the batch with -EFAULT, as in Xen. At most `MULTICALL_BATCH`
-/// entries per entry into the hypervisor; the rest continue (Xen's continuation with
-/// the list advanced and the count reduced).
+/// writing an entry ends the batch with -EFAULT, as in Xen.
 fn multicall(doms: &mut Domains, regs: &mut Regs, guest: &GuestView, list: u64, count: u64) -> HcResult {
     let size = core::mem::size_of::<xen::MulticallEntry>() as u64;
-    let now = count.min(MULTICALL_BATCH);
-    for i in 0..now {
+    for i in 0..count {
         let at = list.wrapping_add(i.wrapping_mul(size));
         let mut e: xen::MulticallEntry = guest.read(at)?;
         let result = match Hypercall::from_number(e.op) {
             // A nested multicall or an iret cannot run inside a batch.
             Some(Hypercall::Multicall) | Some(Hypercall::Iret) | None => Err(Errno::ENOSYS),
-            Some(h) => call(doms, regs, h, [e.args[0], e.args[1], e.args[2], e.args[3], e.args[4]], false),
+            Some(h) => call(doms, regs, h, [e.args[0], e.args[1], e.args[2], e.args[3], e.args[4]]),
         };
         e.result = match result {
             Ok(v) => v,
             Err(err) => err.to_rax(),
         };
         guest.write(at, &e)?;
-    }
-    if now < count && doms.cur().alive() {
-        let next = list.wrapping_add(now.wrapping_mul(size));
-        return continuation(regs, xen_abi::hypercall::HYPERVISOR_multicall, [next, count - now, 0, 0, 0]);
     }
     Ok(0)
 }
