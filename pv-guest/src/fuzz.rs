@@ -543,7 +543,7 @@ impl Fuzz {
                 c.nr = HYPERVISOR_update_descriptor;
                 let fr = self.dst_frame();
                 let desc = if self.rng.chance(2) { 0x00cf_9a00_0000_ffff | (self.rng.below(4) << 45) } else { self.rng.next() };
-                c.args = [(fr << 12) | (self.rng.below(512) * 8) | self.rng.below(2) * self.rng.below(8), desc, 0, 0, 0];
+                c.args = [(fr << 12) | (self.rng.below(512) * 8) | (self.rng.below(2) * self.rng.below(8)), desc, 0, 0, 0];
             }
             71..=72 => {
                 c.nr = [HYPERVISOR_set_trap_table, HYPERVISOR_set_callbacks, HYPERVISOR_callback_op, HYPERVISOR_nmi_op][self.rng.below(4) as usize];
@@ -971,7 +971,7 @@ impl Fuzz {
             VCPUOP_down | VCPUOP_send_nmi => op = VCPUOP_is_up,
             VCPUOP_register_vcpu_info => {
                 put(s, self.refused_frame());
-                put(s + 8, self.rng.below(4096) | (self.word() << 32) * (self.rng.below(2)));
+                put(s + 8, self.rng.below(4096) | ((self.word() << 32) * self.rng.below(2)));
             }
             VCPUOP_register_runstate_memory_area | VCPUOP_register_vcpu_time_memory_area => {
                 // The hypervisor writes there on every switch: a read-only alias of the

@@ -327,7 +327,7 @@ proptest! {
         let _ = boot_options::parse(&cmdline, |_| rejected += 1);
         let raw: String = raw.into_iter().collect();
         let _ = boot_options::parse(&raw, |_| rejected += 1);
-        for w in cmdline.split(|c: char| c == ' ' || c == '=') {
+        for w in cmdline.split([' ', '=']) {
             let _ = boot_options::parse_size(w);
         }
     }
