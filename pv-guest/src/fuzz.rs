@@ -1056,9 +1056,17 @@ impl Fuzz {
         if self.trace {
             println!("FUZZ call {} nr {} args {:#x} {:#x} {:#x} {:#x}", self.calls, c.nr, c.args[0], c.args[1], c.args[2], c.args[3]);
         }
+        // A call that may replace the trap table or callbacks runs with events masked
+        // until ours are back: an upcall to a random address would only hurt us.
+        if c.fix & fix::TRAPS != 0 {
+            evtchn::disable();
+        }
         let r = call(c.nr, c.args);
         self.calls += 1;
         self.after(c.fix);
+        if c.fix & fix::TRAPS != 0 {
+            evtchn::enable();
+        }
         if let (Some(e), Some(old)) = (watched, before) {
             let (want, ok) = if r == 0 { (self.written_val(&c), true) } else { (old, false) };
             let now = self.read_entry(e);
@@ -1179,9 +1187,11 @@ impl Fuzz {
         // A huge count walks into zeroed entries (hypercall 0 with a NULL table: EFAULT
         // or an empty trap table), which the trap fix-up puts back.
         crate::arch::x86_64::mem::scratch_fill(hv::ARG + n * 64, 8192 - n * 64, 0);
+        evtchn::disable();
         call(HYPERVISOR_multicall, [p, count, 0, 0, 0]);
         self.calls += 1 + n as u64;
         self.after(fixes | fix::TRAPS);
+        evtchn::enable();
     }
 
     /// Puts back what only hurts the fuzzer.
