@@ -23,6 +23,8 @@ mod console;
 #[cfg(target_os = "none")]
 mod evtchn;
 #[cfg(target_os = "none")]
+mod fuzz;
+#[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
 mod hostile;

@@ -59,6 +59,11 @@ fn table_va(layout: &Layout, mfn: u64) -> Option<u64> {
     (pfn < layout.mapped_end_pfn).then(|| Layout::va_of_pfn(pfn))
 }
 
+/// Entry `idx` of page table `mfn` (one of ours, readable in the initial mapping).
+pub fn table_entry(mfn: u64, idx: usize) -> Option<u64> {
+    with(|m| table_va(&m.layout, mfn)).filter(|_| idx < 512).map(|tva| mem::read_table_entry(tva, idx))
+}
+
 /// The entries on the way to `va`: (table mfn, entry) for L4, L3, L2, L1, stopping at
 /// the first non-present one.
 pub fn walk(va: u64) -> [Option<(u64, u64)>; 4] {

@@ -165,6 +165,7 @@ fn block_role(role: &str, cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
         "netfront-hostile-xenbus" => crate::net_hostile::frontend(si, &mut test),
         "xenstore-hostile" => crate::store::hostile(si, &mut test),
         "null-hypercall" => null_hypercall(cmd, &mut test),
+        "fuzz" => crate::fuzz::run(si, cmd, &mut test),
         _ => return None,
     }
     Some((r.passed, r.failed))

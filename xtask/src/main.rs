@@ -10,6 +10,7 @@ mod deps;
 mod dom0;
 mod domu_cfg;
 mod error;
+mod fuzz;
 mod images;
 mod linux_dom0;
 mod multi;
@@ -31,6 +32,9 @@ commands:
   build                 build every image into target/images/
   run [pv-guest]        boot xen-core with Debian's Linux as dom0 into a shell (or the pv-guest demo)
   test [TIER...]        run test tiers: host, boot, reference, dom0 (default: all)
+  fuzz [--seed S] [--count N] [--domains D]
+                        the hypercall fuzzer on xen-core: D fuzzing domUs (seeds S..S+D, N calls
+                        each) beside an honest pair; checks the hypervisor, the pair and every frame
   bench [NAME...]       run benchmarks: ring, boot, interdomain (default: all), or by name create, blk, net; results go to docs/benchmarks.md
   soak [--cycles N] [--xen]  N (1000) create/destroy cycles of a pv-guest domU from Linux dom0 on xen-core (or Xen); free pages must come back exactly
 ";
@@ -46,7 +50,7 @@ fn main() {
 fn dispatch(args: &[String]) -> Result<()> {
     let root = workspace_root();
     let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
-    if matches!(args.first().map(String::as_str), Some("build" | "run" | "test" | "bench" | "soak")) {
+    if matches!(args.first().map(String::as_str), Some("build" | "run" | "test" | "bench" | "soak" | "fuzz")) {
         toolchain::ensure(&root)?;
     }
     match args.first().map(String::as_str) {
@@ -55,6 +59,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         Some("test") => tiers::test(&root, &rest),
         Some("bench") => bench::bench(&root, &rest),
         Some("soak") => soak::soak(&root, &rest),
+        Some("fuzz") => fuzz::command(&root, &rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -61,7 +61,7 @@ pub fn blk_manifest(mib: u64) -> Manifest {
 }
 
 /// TEST lines of a manifest run, per domain: (tally, per-domain (passed, failed)).
-fn domain_results(manifest: &Manifest, log: &str, prefix: &str) -> (Tally, Vec<(u32, u32)>) {
+pub(crate) fn domain_results(manifest: &Manifest, log: &str, prefix: &str) -> (Tally, Vec<(u32, u32)>) {
     let mut t = Tally::default();
     let mut per_domain = vec![(0u32, 0u32); manifest.domains.len()];
     for line in log.lines() {
@@ -260,6 +260,10 @@ pub struct Run {
 }
 
 pub fn boot(root: &Path, img: &Images, name: &str, manifest: &Manifest) -> Result<Run> {
+    boot_timeout(root, img, name, manifest, Duration::from_secs(180))
+}
+
+pub fn boot_timeout(root: &Path, img: &Images, name: &str, manifest: &Manifest, timeout: Duration) -> Result<Run> {
     let path = images::images_dir(root).join(format!("{name}.manifest"));
     std::fs::write(&path, manifest.encode())?;
     let m = Machine {
@@ -269,7 +273,7 @@ pub fn boot(root: &Path, img: &Images, name: &str, manifest: &Manifest) -> Resul
         memory_mib: 512,
         smp: 1,
     };
-    let out = qemu::run(&m, &root.join(format!("target/logs/{name}.log")), Duration::from_secs(180), &[], &[])?;
+    let out = qemu::run(&m, &root.join(format!("target/logs/{name}.log")), timeout, &[], &[])?;
     let bench = out
         .log
         .lines()

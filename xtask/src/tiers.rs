@@ -200,16 +200,17 @@ fn ours_with_initrd(root: &Path, img: &Images) -> Result<Machine> {
 /// then with pv-guest's self-tests and its hostile suite, each compared with real Xen's
 /// report from the reference tier when that ran too.
 /// `XTASK_BOOT_SCENARIOS=linux-dom0,pv-guest` runs only those scenarios of the boot tier
-/// (machine, pairs, blk, xenstore, linux-dom0, linux-domu, run-pty, pv-guest), for working on one of them.
+/// (machine, pairs, fuzz, blk, xenstore, linux-dom0, linux-domu, run-pty, pv-guest), for working on one of them.
 fn boot_scenario_wanted(name: &str) -> bool {
     std::env::var("XTASK_BOOT_SCENARIOS").map_or(true, |v| v.split(',').any(|s| s.trim() == name))
 }
 
 fn boot(root: &Path, img: &Images, reference: &[Report]) -> Result<Tally> {
     let mut t = Tally::default();
-    let scenarios: [(&str, &dyn Fn() -> Result<Tally>); 7] = [
+    let scenarios: [(&str, &dyn Fn() -> Result<Tally>); 8] = [
         ("machine", &|| machine_checks(root, img)),
         ("pairs", &|| crate::multi::checks(root, img)),
+        ("fuzz", &|| crate::fuzz::checks(root, img)),
         ("blk", &|| crate::multi::blk_checks(root, img)),
         ("xenstore", &|| crate::multi::xenstore_checks(root, img)),
         ("linux-dom0", &|| crate::linux_dom0::checks(root, img)),

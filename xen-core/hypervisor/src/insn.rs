@@ -81,7 +81,7 @@ pub struct Write {
 }
 
 /// Length of a ModRM memory operand (ModRM, SIB, displacement), or None for a register
-/// operand.
+/// operand or one cut short.
 fn modrm_len(bytes: &[u8]) -> Option<usize> {
     let modrm = *bytes.first()?;
     let (md, rm) = (modrm >> 6, modrm & 7);
@@ -101,7 +101,9 @@ fn modrm_len(bytes: &[u8]) -> Option<usize> {
         1 => 1,
         _ => 4,
     };
-    Some(len)
+    // The displacement must be there too: a truncated instruction is not decoded (found
+    // by tests/parsers.rs: `86 45` decoded as a 3-byte xchg).
+    (bytes.len() >= len).then_some(len)
 }
 
 /// Decodes `bytes` (at least the instruction; 15 is always enough). `reg(n)` reads
@@ -237,6 +239,16 @@ mod tests {
 
     fn regs(n: u8) -> u64 {
         0x1111_0000_0000_0000 + u64::from(n)
+    }
+
+    #[test]
+    fn truncated_displacement_is_not_decoded() {
+        // xchg %al, 0x10(%rbp) needs its disp8; without it (the fetch stopped at an
+        // unreadable page) nothing is decoded, so nothing is emulated.
+        assert_eq!(decode(&[0x86, 0x45], regs), None);
+        assert_eq!(decode(&[0x86, 0x45, 0x10], regs).map(|w| w.len), Some(3));
+        // mov %rax, disp32(%rip) with three of its four displacement bytes.
+        assert_eq!(decode(&[0x48, 0x89, 0x05, 0x78, 0x56, 0x34], regs), None);
     }
 
     #[test]

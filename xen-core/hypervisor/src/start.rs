@@ -76,6 +76,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     let Some(first) = modules.first() else { fail(format_args!("no dom0 kernel module")) };
     let first_bytes = phys::module_bytes(first.start, first.len());
     let free = mem::with_frames(|a| a.free_frames());
+    sched::FREE_BEFORE_DOMAINS.store(free, core::sync::atomic::Ordering::Relaxed);
     let mut doms = Domains::default();
     if Manifest::is_manifest(first_bytes) {
         let manifest = Manifest::decode(first_bytes, modules.len())

@@ -8,6 +8,11 @@ use crate::arch::x86_64::trap::Regs;
 use crate::arch::x86_64::{clock, cpu, gdt, qemu};
 use crate::println;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Free frames just before the first domain was built: with every domain gone, the
+/// allocator must be back to this count (each domain returned every frame).
+pub static FREE_BEFORE_DOMAINS: AtomicU64 = AtomicU64::new(0);
 
 /// How long a vCPU runs before another runnable one gets the CPU.
 const TIME_SLICE_NS: u64 = 10_000_000;
@@ -125,6 +130,11 @@ fn next_deadline(doms: &Domains) -> Option<u64> {
 
 /// Ends the machine when no domain is left, with Xen's words for the hardware domain.
 fn all_gone(doms: &Domains) -> ! {
+    println!(
+        "Frames free: {}, {} before the first domain was built",
+        crate::arch::x86_64::mem::with_frames(|a| a.free_frames()),
+        FREE_BEFORE_DOMAINS.load(Ordering::Relaxed)
+    );
     println!("All domains have shut down: halting machine");
     qemu::exit(if doms.any_crashed { qemu::ExitCode::Failure } else { qemu::ExitCode::Success });
 }
