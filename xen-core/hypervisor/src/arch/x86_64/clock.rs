@@ -135,18 +135,35 @@ pub fn boot_wallclock() -> u64 {
     BOOT_WALLCLOCK.load(Ordering::Relaxed)
 }
 
+/// The deadline the APIC timer is armed for (`DISARMED` when it is not).
+static ARMED: AtomicU64 = AtomicU64::new(DISARMED);
+const DISARMED: u64 = u64::MAX;
+
 /// Raises TIMER_VECTOR once, at about `deadline_ns` system time; None disarms.
+/// Called on every return to a guest: the timer is programmed only when the deadline
+/// changes or has passed, as each local APIC access is an exit to the emulator under
+/// QEMU (two of them made a null hypercall several times slower).
 pub fn arm(deadline_ns: Option<u64>) {
     let Some(deadline) = deadline_ns else {
-        lapic_write(LAPIC_TIMER_INIT, 0);
+        if ARMED.swap(DISARMED, Ordering::Relaxed) != DISARMED {
+            lapic_write(LAPIC_TIMER_INIT, 0);
+        }
         return;
     };
-    let delta = deadline.saturating_sub(now_ns()).max(1000);
+    let now = now_ns();
+    if ARMED.load(Ordering::Relaxed) == deadline && deadline > now {
+        return;
+    }
+    ARMED.store(deadline, Ordering::Relaxed);
+    let delta = deadline.saturating_sub(now).max(1000);
     let ticks = (u128::from(delta) * u128::from(lapic_hz()) / 1_000_000_000).clamp(1, u128::from(u32::MAX));
     lapic_write(LAPIC_LVT_TIMER, TIMER_VECTOR); // one-shot
     lapic_write(LAPIC_TIMER_INIT, ticks as u32);
 }
 
+/// Acknowledges the timer interrupt: the one-shot timer is spent, so the next `arm`
+/// programs it again whatever the deadline.
 pub fn eoi() {
+    ARMED.store(DISARMED, Ordering::Relaxed);
     lapic_write(LAPIC_EOI, 0);
 }
