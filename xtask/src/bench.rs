@@ -45,6 +45,7 @@ a null hypercall (`xen_version`, 100,000 calls) from a domU; the `xl` columns ar
                     machine_line()?,
                     table.trim_end()
                 );
+                let body = format!("{body}\n\n{INTERDOMAIN_BOUND}");
                 write_section(root, "Inter-domain (`cargo xtask bench interdomain`)", &body)?;
             }
             "boot" => {
@@ -226,6 +227,18 @@ ringbuf would need about 100 ns. The data side is already at the floor (2 transf
 message), so what remains at batch 1 and 4 is the index line the ABI fixes: no way was found to \
 publish less often without changing the workload (one publication per batch is the benchmark's \
 rule for every implementation). This is an argument from the counts, not a proof.";
+
+/// Where xen-core is behind Xen in the inter-domain table, and why (see `bench`).
+const INTERDOMAIN_BOUND: &str = "What bounds xen-core where it is behind: it runs on one physical CPU \
+(SMP is a later issue), so dom0 and the two domUs share it and every ping-pong round trip is two \
+domain switches, each a CR3 write on which QEMU's TCG drops its whole software TLB; on Xen the two \
+domUs can run on the machine's two CPUs. Grant map+unmap and copy take the granter's entry, pin \
+and frame references under one table lock per operation and flush on unmap, where Xen's \
+fast paths batch; the copy also goes through the held-reference accessors \
+(`mmu::read_held`/`write_held`, a bounds-checked copy each). The null hypercall was ~8 µs until \
+the APIC timer stopped being reprogrammed on every return to a guest (two local-APIC MMIO \
+accesses, each an exit into QEMU's device model under TCG); a run after that change is the \
+figure to compare.";
 
 /// Domain creation on real Xen 4.17 in QEMU (TCG): our toolstack and Debian's, same boot.
 fn create(root: &Path) -> Result<()> {
