@@ -229,16 +229,7 @@ publish less often without changing the workload (one publication per batch is t
 rule for every implementation). This is an argument from the counts, not a proof.";
 
 /// Where xen-core is behind Xen in the inter-domain table, and why (see `bench`).
-const INTERDOMAIN_BOUND: &str = "What bounds xen-core where it is behind: it runs on one physical CPU \
-(SMP is a later issue), so dom0 and the two domUs share it and every ping-pong round trip is two \
-domain switches, each a CR3 write on which QEMU's TCG drops its whole software TLB; on Xen the two \
-domUs can run on the machine's two CPUs. Grant map+unmap and copy take the granter's entry, pin \
-and frame references under one table lock per operation and flush on unmap, where Xen's \
-fast paths batch; the copy also goes through the held-reference accessors \
-(`mmu::read_held`/`write_held`, a bounds-checked copy each). The null hypercall was ~8 µs until \
-the APIC timer stopped being reprogrammed on every return to a guest (two local-APIC MMIO \
-accesses, each an exit into QEMU's device model under TCG); a run after that change is the \
-figure to compare.";
+const INTERDOMAIN_BOUND: &str = "What bounds xen-core where it is behind (grant copy, the null hypercall; it is ahead on the ping-pong round trip and grant map+unmap in the 2026-12-05 run): the copy goes through the held-reference accessors (`mmu::read_held`/`write_held`, a bounds-checked copy each) after taking the granter's entry, pin and frame references under one table lock; every return to a guest runs the scheduler's bookkeeping (ending domains, the dead-frame sweep, timers, event delivery) where Xen's exit path tests a few flags. The null hypercall was 8.2 µs until the APIC timer stopped being reprogrammed on every return to a guest (two local-APIC MMIO accesses, each an exit into QEMU's device model under TCG); 2.2 µs after. xen-core runs on one physical CPU (SMP is a later issue), so dom0 and the two domUs share it; on Xen the two domUs can run on the machine's two CPUs.";
 
 /// Domain creation on real Xen 4.17 in QEMU (TCG): our toolstack and Debian's, same boot.
 fn create(root: &Path) -> Result<()> {
