@@ -13,17 +13,9 @@ use xen_abi::arch_x86_64::{
 };
 use xen_abi::domctl::*;
 use xen_abi::errno::Errno;
-use xen_abi::xen as x;
 use xen_abi::{DomId, Mfn};
 
-/// Xen's `VM_ASSIST_VALID` for a 64-bit PV guest.
-const VM_ASSIST_VALID: u64 = (1 << x::VMASST_TYPE_4gb_segments)
-    | (1 << x::VMASST_TYPE_4gb_segments_notify)
-    | (1 << x::VMASST_TYPE_writable_pagetables)
-    | (1 << x::VMASST_TYPE_pae_extended_cr3)
-    | (1 << x::VMASST_TYPE_architectural_iopl)
-    | (1 << x::VMASST_TYPE_runstate_update_flag)
-    | (1 << x::VMASST_TYPE_m2p_strict);
+use crate::pv::hypercall::misc::VM_ASSIST_VALID;
 
 const RFLAGS_IF: u64 = 1 << 9;
 const RFLAGS_IOPL: u64 = 3 << 12;

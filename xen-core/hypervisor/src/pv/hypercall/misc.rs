@@ -137,7 +137,7 @@ pub fn fpu_taskswitch(d: &mut Domain, set: u64) -> HcResult {
 }
 
 /// The vm_assist types a 64-bit PV guest may use (Xen's VM_ASSIST_VALID).
-const VM_ASSIST_VALID: u64 = (1 << x::VMASST_TYPE_4gb_segments)
+pub(crate) const VM_ASSIST_VALID: u64 = (1 << x::VMASST_TYPE_4gb_segments)
     | (1 << x::VMASST_TYPE_4gb_segments_notify)
     | (1 << x::VMASST_TYPE_writable_pagetables)
     | (1 << x::VMASST_TYPE_pae_extended_cr3)
