@@ -1386,7 +1386,7 @@ pub fn bench(root: &Path) -> Result<(String, PathBuf)> {
 /// xen-core and the Xen 4.17 cells, both from a Linux dom0 running our toolstack.
 pub fn bench_interdomain(root: &Path) -> Result<Vec<(String, String, String)>> {
     let ours = crate::images::build_all(root)?.xen_core;
-    let (on_ours, _) = if std::env::var("XTASK_BENCH_SKIP_OURS").is_ok() { (BenchValues::new(), PathBuf::new()) } else { bench_boot_on(root, Variant::BenchInterdomain, "bench-interdomain-xen-core.log", ours)? };
+    let (on_ours, _) = bench_boot_on(root, Variant::BenchInterdomain, "bench-interdomain-xen-core.log", ours)?;
     let (on_xen, _) = bench_boot(root, Variant::BenchInterdomain, "bench-interdomain-xen.log")?;
     let mut rows = Vec::new();
     for (metric, unit) in [("evtchn_pingpong_rtt", "ns"), ("grant_map_unmap", "ns/page"), ("grant_copy", "ns/page"), ("null_hypercall", "ns")] {
