@@ -66,6 +66,17 @@ fn parse_dom0_mem(v: &str) -> Result<Dom0Mem, OptionError> {
 }
 
 /// `dom0_max_vcpus=<n>` or `<min>-<max>`.
+/// dom0's vCPU count as Xen computes it: one per physical CPU in use, raised to the
+/// range's low end and cut to its high end (`dom0_max_vcpus=N` is exactly N), at least
+/// one and at most `limit`.
+pub fn dom0_vcpus(range: Option<(u32, u32)>, pcpus: u32, limit: u32) -> u32 {
+    let mut n = pcpus;
+    if let Some((lo, hi)) = range {
+        n = n.max(lo).min(hi);
+    }
+    n.clamp(1, limit)
+}
+
 fn parse_vcpu_range(v: &str) -> Result<(u32, u32), OptionError> {
     let num = |s: &str| s.parse::<u32>().map_err(|_| OptionError::BadNumber);
     match v.split_once('-') {
@@ -223,6 +234,12 @@ mod tests {
         let (o, bad) = parse_all("xen dom0_max_vcpus=1-4 loglvl=all guest_loglvl=debug/warning");
         assert!(bad.is_empty(), "{bad:?}");
         assert_eq!(o.dom0_max_vcpus, Some((1, 4)));
+        assert_eq!(dom0_vcpus(o.dom0_max_vcpus, 1, 128), 1);
+        assert_eq!(dom0_vcpus(o.dom0_max_vcpus, 8, 128), 4);
+        assert_eq!(dom0_vcpus(Some((2, 2)), 1, 128), 2);
+        assert_eq!(dom0_vcpus(None, 2, 128), 2);
+        assert_eq!(dom0_vcpus(Some((0, 0)), 2, 128), 1);
+        assert_eq!(dom0_vcpus(Some((200, 300)), 1, 128), 128);
         assert_eq!(o.loglvl, LogLevel::All);
         assert_eq!(o.guest_loglvl, LogLevel::Debug);
     }

@@ -35,6 +35,9 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     let boot = multiboot::parse(&DirectMap, magic, u64::from(info))
         .unwrap_or_else(|e| fail(format_args!("multiboot: {e}")));
     println!("Command line: {}", without_image_name(boot.cmdline.as_str()));
+    // The hypervisor runs on the boot CPU only (SMP is later work): Xen gives dom0 one
+    // vCPU per physical CPU it uses unless `dom0_max_vcpus` says otherwise.
+    const PHYSICAL_CPUS_IN_USE: u32 = 1;
     let opts = boot_options::parse(boot.cmdline.as_str(), |r| println!("{r}"));
     println!(
         "console={} dom0_mem={:?} dom0_max_vcpus={:?} loglvl={:?}",
@@ -93,6 +96,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
                 cmdline: &spec.cmdline,
                 initrd: spec.initrd_module.and_then(|i| modules.get(i as usize)).map(|m| phys::module_bytes(m.start, m.len())),
                 nr_pages: spec.memory_kib / 4,
+                vcpus: 1,
             };
             let built = build::build_domain(&input)
                 .unwrap_or_else(|e| fail(format_args!("Could not construct domain {i} ({}): {e}", spec.name)));
@@ -146,6 +150,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
             cmdline: without_image_name(kernel_cmd.as_str()),
             initrd,
             nr_pages,
+            vcpus: boot_options::dom0_vcpus(opts.dom0_max_vcpus, PHYSICAL_CPUS_IN_USE, crate::domain::control::MAX_VCPUS),
         };
         println!("*** Building a PV Dom0 ***");
         let built = build::build_domain(&input).unwrap_or_else(|e| fail(format_args!("Could not construct domain 0: {e}")));

@@ -14,8 +14,9 @@ use xen_abi::memory::E820Entry;
 /// Xen's `DOMID_FIRST_RESERVED`: ordinary domain ids are below it.
 pub const DOMID_FIRST_RESERVED: u16 = 0x7ff0;
 
-/// vCPUs a domain may have here (one; SMP guests are later work).
-pub const MAX_VCPUS: u32 = 1;
+/// vCPUs a domain may have here (the first 32 have their `vcpu_info` in shared_info,
+/// the others must register one before they are initialised, as on Xen).
+pub const MAX_VCPUS: u32 = 128;
 
 /// Xen's limit on the toolstack's pause count (`_domain_pause_by_systemcontroller`).
 const MAX_CONTROLLER_PAUSES: u32 = 255;
@@ -40,11 +41,9 @@ pub struct ControlState {
     pub pause_count: u32,
     /// `creation_finished`: the first unpause happened.
     pub creation_finished: bool,
-    /// `XEN_DOMCTL_max_vcpus` created the vCPU.
+    /// `XEN_DOMCTL_max_vcpus` created the vCPUs (each is loaded by `setvcpucontext`
+    /// or `VCPUOP_initialise`, and up or down, in the domain's vCPU state).
     pub vcpu_created: bool,
-    /// `setvcpucontext` loaded it (`is_initialised`; online unless `VGCF_online` clear).
-    pub vcpu_initialised: bool,
-    pub vcpu_online: bool,
     /// The domain shut down with this reason and waits for the toolstack.
     pub shutdown: Option<u32>,
     /// `destroydomain` ran: it goes before the next guest runs.
@@ -63,14 +62,10 @@ impl ControlState {
         ControlState { toolstack: true, pause_count: 1, max_vcpus, handle, ..Default::default() }
     }
 
-    /// Whether the scheduler may run the vCPU (apart from it blocking): not paused by
-    /// the toolstack, not shut down or dying, and (for a toolstack-built domain) its
-    /// vCPU loaded and online.
+    /// Whether the scheduler may run the domain's vCPUs (those loaded, up and not
+    /// blocked): not paused by the toolstack, not shut down or dying.
     pub fn can_run(&self) -> bool {
-        self.pause_count == 0
-            && self.shutdown.is_none()
-            && !self.killed
-            && (!self.toolstack || (self.vcpu_initialised && self.vcpu_online))
+        self.pause_count == 0 && self.shutdown.is_none() && !self.killed
     }
 
     /// `domain_pause_by_systemcontroller`.
@@ -266,7 +261,7 @@ mod tests {
             |c| c.flags = XEN_DOMCTL_CDF_hvm,
             |c| c.flags = 1 << 20,
             |c| c.max_vcpus = 0,
-            |c| c.max_vcpus = 2,
+            |c| c.max_vcpus = MAX_VCPUS + 1,
             |c| c.grant_opts = 2,
             |c| c.grant_opts = 1 << 4,
             |c| c.max_grant_frames = 0,
@@ -309,8 +304,6 @@ mod tests {
         assert!(!s.can_run());
         s.set_max_vcpus(1).unwrap();
         assert_eq!(s.set_max_vcpus(2), Err(Errno::EINVAL));
-        s.vcpu_initialised = true;
-        s.vcpu_online = true;
         assert!(!s.can_run());
         assert_eq!(s.dominf_flags(), XEN_DOMINF_paused);
         s.unpause().unwrap();

@@ -27,7 +27,8 @@ fn no_domain(what: core::fmt::Arguments<'_>, regs: &Regs) -> ! {
 pub fn guest_syscall(regs: &mut Regs) {
     let mut guard = DOMAINS.lock();
     let Some(doms) = guard.as_mut() else { no_domain(format_args!("SYSCALL from ring 3"), regs) };
-    if doms.cur().vcpu.kernel_mode {
+    let d = doms.cur();
+    if d.vcpus[d.cur_vcpu].kernel_mode {
         hypercall::dispatch(doms, regs);
     } else {
         trap::bounce_syscall(doms.cur(), regs);

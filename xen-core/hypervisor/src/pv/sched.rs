@@ -1,8 +1,12 @@
-//! The domain table and a round-robin scheduler for one CPU: who runs next, context
-//! switches (registers, FPU, segment bases, page tables, guest GDT), blocking and
-//! waking, and the end of a domain.
+//! The domain table and a round-robin scheduler of vCPUs for one CPU: which vCPU of
+//! which domain runs next, context switches (registers, FPU, segment bases, page
+//! tables, guest GDT, run-state accounting), blocking and waking (a vCPU an event wakes
+//! runs at once, as Xen's credit scheduler boosts it), and the end of a domain.
 
-use crate::pv::domain::{Domain, RunState};
+use crate::domain::runstate::GuestWrite;
+use crate::pv::domain::{Domain, RunState, Vcpu};
+use crate::arch::x86_64::guest::GuestView;
+use xen_abi::vcpu::{RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, RUNSTATE_running};
 use crate::pv::{event, trap};
 use crate::arch::x86_64::trap::Regs;
 use crate::arch::x86_64::{clock, cpu, gdt, qemu};
@@ -33,7 +37,12 @@ pub struct Domains {
     input_switch: crate::console::InputSwitch,
     /// The user switched the input to the hypervisor (so an absent focus is not reset).
     focus_on_xen: bool,
+    /// The running vCPU asked to give the CPU away (`SCHEDOP_yield`).
+    yield_now: bool,
 }
+
+/// A vCPU as the scheduler names it: domain id and vCPU number.
+type VcpuRef = (u16, usize);
 
 impl Domains {
     pub fn add(&mut self, d: Domain) {
@@ -42,6 +51,11 @@ impl Domains {
 
     pub fn current_id(&self) -> u16 {
         self.current
+    }
+
+    /// `SCHEDOP_yield`: another runnable vCPU gets the CPU at the return to the guest.
+    pub fn yield_cpu(&mut self) {
+        self.yield_now = true;
     }
 
     pub fn cur(&mut self) -> &mut Domain {
@@ -87,45 +101,108 @@ pub fn start(doms: &mut Domains, id: u16) -> Regs {
     doms.current = id;
     doms.slice_end = clock::now_ns() + TIME_SLICE_NS;
     let d = doms.cur();
+    d.cur_vcpu = 0;
     load(d);
-    d.vcpu.saved
+    d.vcpus[0].saved
 }
 
 fn save(d: &mut Domain, regs: &Regs) {
-    d.vcpu.saved = *regs;
-    cpu::fpu_save(&mut d.vcpu.fpu);
-    d.vcpu.fs_base = cpu::fs_base();
+    let v = &mut d.vcpus[d.cur_vcpu];
+    v.saved = *regs;
+    cpu::fpu_save(&mut v.fpu);
+    v.fs_base = cpu::fs_base();
     let gs = cpu::gs_base();
-    if d.vcpu.kernel_mode {
-        d.vcpu.gs_base_kernel = gs;
+    if v.kernel_mode {
+        v.gs_base_kernel = gs;
     } else {
-        d.vcpu.gs_base_user = gs;
+        v.gs_base_user = gs;
     }
 }
 
 fn load(d: &mut Domain) {
-    cpu::fpu_restore(&mut d.vcpu.fpu);
-    cpu::set_fs_base(d.vcpu.fs_base);
-    cpu::set_gs_base(if d.vcpu.kernel_mode { d.vcpu.gs_base_kernel } else { d.vcpu.gs_base_user });
-    cpu::set_ts(d.vcpu.fpu_ts);
-    gdt::load_guest_descriptors(&d.vcpu.gdt_shadow);
-    cpu::write_cr3(d.vcpu.current_l4() << 12);
+    let v = &mut d.vcpus[d.cur_vcpu];
+    cpu::fpu_restore(&mut v.fpu);
+    cpu::set_fs_base(v.fs_base);
+    cpu::set_gs_base(if v.kernel_mode { v.gs_base_kernel } else { v.gs_base_user });
+    cpu::set_ts(v.fpu_ts);
+    gdt::load_guest_descriptors(&v.gdt_shadow);
+    cpu::write_cr3(v.current_l4() << 12);
     event::update_time(d);
+    set_runstate(d, d.cur_vcpu, RUNSTATE_running, clock::now_ns());
 }
 
-/// Wakes blocked or polling vCPUs that have something to do.
-fn wake_all(doms: &mut Domains) {
-    let now = clock::now_ns();
-    for d in doms.by_id.values_mut().filter(|d| d.alive()) {
-        event::fire_timer(d, now);
-        if d.vcpu.run != RunState::Runnable && event::wants_to_run(d) {
-            d.vcpu.run = RunState::Runnable;
-        }
+/// The run state a vCPU that stops running enters.
+fn state_after_running(v: &Vcpu) -> i32 {
+    if !(v.initialised && v.online) {
+        RUNSTATE_offline
+    } else if v.run == RunState::Runnable {
+        RUNSTATE_runnable
+    } else {
+        RUNSTATE_blocked
     }
 }
 
+/// Accounts vCPU `v`'s change to `state` and rewrites the guest's copy, if it has one
+/// (written through its kernel page tables, where Linux keeps it).
+pub fn set_runstate(d: &mut Domain, v: usize, state: i32, now: u64) {
+    let Some(vc) = d.vcpus.get_mut(v) else { return };
+    if !vc.runstate.enter(state, now) {
+        return;
+    }
+    let (Some(area), l4) = (vc.runstate.area, vc.kernel_l4) else { return };
+    if l4 == 0 {
+        return;
+    }
+    let guest = GuestView { l4_mfn: l4 };
+    let flag = d.vm_assist & (1 << xen_abi::xen::VMASST_TYPE_runstate_update_flag) != 0;
+    for w in vc.runstate.guest_writes(flag) {
+        // Xen writes what it can; an area the guest unmapped is its own loss.
+        let _ = match w {
+            GuestWrite::EntryTime(off, t) => guest.write(area.wrapping_add(off), &t),
+            GuestWrite::Record(r) => guest.write(area, &r),
+        };
+    }
+}
+
+/// Wakes blocked or polling vCPUs that have something to do; the first one woken, to
+/// run next.
+fn wake_all(doms: &mut Domains) -> Option<VcpuRef> {
+    let now = clock::now_ns();
+    let mut woken = None;
+    for d in doms.by_id.values_mut().filter(|d| d.alive()) {
+        for v in 0..d.vcpus.len() {
+            event::fire_timer(d, v, now);
+            if d.vcpus[v].run != RunState::Runnable && event::wants_to_run(d, v) {
+                d.vcpus[v].run = RunState::Runnable;
+                if d.vcpus[v].online {
+                    set_runstate(d, v, RUNSTATE_runnable, now);
+                }
+                if runnable(d, v) {
+                    woken = woken.or(Some((d.id, v)));
+                }
+            }
+        }
+    }
+    woken
+}
+
+/// The running vCPU's periodic timer (Xen's `vcpu_periodic_timer_work`): fires if a
+/// period passed since it last did; when it is next due.
+fn periodic_timer(d: &mut Domain, now: u64) -> Option<u64> {
+    let v = &mut d.vcpus[d.cur_vcpu];
+    if v.periodic_period == 0 {
+        return None;
+    }
+    if now >= v.periodic_last.saturating_add(v.periodic_period) {
+        v.periodic_last = now;
+        event::send_vcpu_virq(d, d.cur_vcpu as u32, xen_abi::xen::VIRQ_TIMER);
+    }
+    let v = &d.vcpus[d.cur_vcpu];
+    Some(v.periodic_last.saturating_add(v.periodic_period))
+}
+
 fn next_deadline(doms: &Domains) -> Option<u64> {
-    doms.alive().filter_map(|d| d.vcpu.wake_deadline()).min()
+    doms.alive().flat_map(|d| d.vcpus.iter()).filter(|v| v.online).filter_map(|v| v.wake_deadline()).min()
 }
 
 /// Ends the machine when no domain is left, with Xen's words for the hardware domain.
@@ -168,47 +245,60 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
         crate::pv::domctl::lifecycle::notify_dom_exc(doms);
     }
     crate::pv::domctl::lifecycle::sweep();
-    wake_all(doms);
+    let woken = wake_all(doms);
     let now = clock::now_ns();
-    let cur_runnable = doms.by_id.get(&cur).is_some_and(runnable);
-    let preempt = now >= doms.slice_end;
-    let next = if cur_runnable && !preempt { Some(cur) } else { pick_after(doms, cur, cur_runnable) };
+    let cur_ent = doms.by_id.get(&cur).map(|d| (cur, d.cur_vcpu));
+    let cur_runnable = cur_ent.is_some_and(|(id, v)| doms.by_id.get(&id).is_some_and(|d| runnable(d, v)));
+    let woken = woken.filter(|&w| Some(w) != cur_ent);
+    let preempt = now >= doms.slice_end || core::mem::take(&mut doms.yield_now) || woken.is_some();
+    let next = if cur_runnable && !preempt {
+        cur_ent
+    } else {
+        woken.or_else(|| pick_after(doms, cur_ent.unwrap_or((cur, 0)), cur_runnable))
+    };
     let next = match next {
         Some(n) => n,
         None => idle(doms),
     };
-    if next != cur || !doms.by_id.contains_key(&cur) {
+    let switching = Some(next) != cur_ent;
+    if switching {
         if let Some(d) = doms.by_id.get_mut(&cur) {
             save(d, regs);
+            let state = state_after_running(&d.vcpus[d.cur_vcpu]);
+            set_runstate(d, d.cur_vcpu, state, now);
         }
-        doms.current = next;
+        doms.current = next.0;
         let d = doms.cur();
+        d.cur_vcpu = next.1;
         load(d);
-        *regs = d.vcpu.saved;
+        *regs = d.vcpus[d.cur_vcpu].saved;
     }
-    if next != cur || preempt {
+    if switching || preempt {
         doms.slice_end = now + TIME_SLICE_NS;
     }
     let d = doms.cur();
+    let periodic = periodic_timer(d, now);
     trap::deliver_events(d, regs);
-    let deadline = [next_deadline(doms), (doms.alive().nth(1).is_some()).then_some(doms.slice_end)].into_iter().flatten().min();
+    let others = doms.alive().flat_map(|d| d.vcpus.iter()).filter(|v| v.online).nth(1).is_some();
+    let deadline = [next_deadline(doms), periodic, others.then_some(doms.slice_end)].into_iter().flatten().min();
     clock::arm(deadline);
 }
 
-/// Whether `d` may run now: alive, its vCPU not blocked, and not paused or shut down
-/// for its toolstack.
-fn runnable(d: &Domain) -> bool {
-    d.alive() && d.vcpu.run == RunState::Runnable && d.ctl.can_run()
+/// Whether vCPU `v` of `d` may run now: the domain alive and not paused or shut down
+/// for its toolstack, the vCPU loaded, up and not blocked.
+fn runnable(d: &Domain, v: usize) -> bool {
+    d.alive()
+        && d.ctl.can_run()
+        && d.vcpus.get(v).is_some_and(|v| v.initialised && v.online && v.run == RunState::Runnable)
 }
 
-/// The next runnable domain after `cur` in id order, wrapping round (or `cur` itself if
-/// it is the only).
-fn pick_after(doms: &Domains, cur: u16, cur_runnable: bool) -> Option<u16> {
+/// The next runnable vCPU after `cur` in (domain id, vCPU) order, wrapping round (or
+/// `cur` itself if it is the only).
+fn pick_after(doms: &Domains, cur: VcpuRef, cur_runnable: bool) -> Option<VcpuRef> {
     doms.by_id
         .values()
-        .filter(|d| runnable(d))
-        .map(|d| d.id)
-        .min_by_key(|&id| (id <= cur, id))
+        .flat_map(|d| (0..d.vcpus.len()).filter(|&v| runnable(d, v)).map(|v| (d.id, v)))
+        .min_by_key(|&e| (e <= cur, e))
         .or(cur_runnable.then_some(cur))
 }
 
@@ -280,14 +370,15 @@ fn deliver_input(doms: &mut Domains, bytes: &[u8]) {
 }
 
 /// Nobody can run: sleep until a timer or event makes someone runnable.
-fn idle(doms: &mut Domains) -> u16 {
+fn idle(doms: &mut Domains) -> VcpuRef {
     loop {
         if doms.alive().next().is_none() {
             all_gone(doms);
         }
         poll_console(doms);
         wake_all(doms);
-        if let Some(n) = pick_after(doms, doms.current, false) {
+        let cur = (doms.current, doms.by_id.get(&doms.current).map_or(0, |d| d.cur_vcpu));
+        if let Some(n) = pick_after(doms, cur, false) {
             return n;
         }
         // While a domain listens to the serial line, wake up to poll it.

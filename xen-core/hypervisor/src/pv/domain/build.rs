@@ -2,7 +2,7 @@
 //! P2M list, start_info, the bootstrap page tables (mapped read-only), the boot stack,
 //! the hypercall page and shared_info, in the arrangement `domain::layout` computes.
 
-use super::{Domain, Vcpu};
+use super::Domain;
 use crate::pv::mmu::m2p;
 use crate::arch::x86_64::paging::{PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US};
 use crate::arch::x86_64::trap::Regs;
@@ -62,6 +62,8 @@ pub struct DomainInput<'a> {
     /// Initrd bytes (the second module), if any.
     pub initrd: Option<&'a [u8]>,
     pub nr_pages: u64,
+    /// vCPUs it has (vCPU 0 starts; the guest brings up the others).
+    pub vcpus: u32,
 }
 
 /// The built domain and the registers it starts with.
@@ -330,7 +332,12 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
     // does: from here on the PV MMU's rules hold for them.
     let dom = xen_abi::DomId(input.id);
     let p2m_for_si = p2m.clone();
-    let mut vcpu = Vcpu::new(l4, shared_info_mfn << 12);
+    let mut vcpus = super::new_vcpus(input.vcpus.max(1), shared_info_mfn);
+    let vcpu = &mut vcpus[0];
+    vcpu.kernel_l4 = l4;
+    vcpu.initialised = true;
+    vcpu.online = true;
+    vcpu.runstate.enter(xen_abi::vcpu::RUNSTATE_runnable, crate::arch::x86_64::clock::now_ns());
     crate::pv::mmu::with(|t, hw| {
         for &mfn in &p2m {
             t.assign_frame(dom, xen_abi::Mfn(mfn))?;
@@ -363,13 +370,13 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
         max_pages: input.nr_pages,
         p2m,
         shared_info_mfn,
-        vcpu,
+        vcpus,
+        cur_vcpu: 0,
         // Real Xen's initial domain emulates writable page tables without asking; a
         // domU must enable VMASST_TYPE_writable_pagetables (seen on Xen 4.17).
         vm_assist: if input.hardware { 1 << xen_abi::xen::VMASST_TYPE_writable_pagetables } else { 0 },
         evtchn: Default::default(),
         grant_frames: Vec::new(),
-        runstate_area: None,
         maptrack: Vec::new(),
         given_back: hashbrown::HashSet::new(),
         maptrack_free: alloc::collections::BinaryHeap::new(),

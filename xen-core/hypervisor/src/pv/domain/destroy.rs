@@ -56,10 +56,10 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
     // Its frames, and those it gave back while they were still referenced.
     let mut own: Vec<u64> = d.p2m.iter().copied().filter(|&m| m != m2p::INVALID_M2P_ENTRY).collect();
     own.extend(d.given_back.drain());
-    // The registered vcpu_info frame (Xen's unmap_vcpu_info): its reference goes; a
-    // frame the guest gave back while registered is freed now, with it.
-    let vcpu_info = d.vcpu.vcpu_info_ref.take();
-    if let Some(r) = vcpu_info {
+    // The registered vcpu_info frames (Xen's unmap_vcpu_info): their references go; a
+    // frame the guest gave back while registered is freed now, with them.
+    let vcpu_info: Vec<_> = d.vcpus.iter_mut().filter_map(|v| v.vcpu_info_ref.take()).collect();
+    for r in &vcpu_info {
         let m = r.mfn().0;
         if !own.contains(&m) && !shared.contains(&m) {
             own.push(m);
@@ -70,10 +70,11 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
     // their last unmap (`domctl::lifecycle::sweep`).
     let mut still_held = Vec::new();
     crate::pv::mmu::with(|t, hw| {
-        if let Some(r) = vcpu_info {
+        for r in vcpu_info {
             t.put_frame_ref(hw, r);
         }
-        t.release_domain(hw, DomId(id), core::slice::from_mut(&mut d.vcpu.mm));
+        let mut mms: Vec<_> = d.vcpus.iter().map(|v| v.mm).collect();
+        t.release_domain(hw, DomId(id), &mut mms);
         for &mfn in &own {
             if t.page(Mfn(mfn)).is_some_and(|p| p.is_free()) {
                 m2p::set(mfn, m2p::INVALID_M2P_ENTRY);

@@ -24,9 +24,21 @@ pub enum RunState {
     Polling { timeout: u64 },
 }
 
+/// Xen's periodic timer for a new PV vCPU (`MILLISECS(10)`, arch/x86/pv/domain.c).
+pub const PV_PERIODIC_DEFAULT_NS: u64 = 10_000_000;
+
 /// The state of a PV vCPU that is not in the register frame.
 #[derive(Debug)]
 pub struct Vcpu {
+    /// Its number in the domain (`vcpu_id`).
+    pub id: u32,
+    /// Its context was loaded (`is_initialised`): by the builder, `setvcpucontext` or
+    /// `VCPUOP_initialise`.
+    pub initialised: bool,
+    /// Up (not `_VPF_down`): `VCPUOP_up`/`down`, or `VGCF_online` in its context.
+    pub online: bool,
+    /// Time in each `RUNSTATE_*` and where the guest wants to see it.
+    pub runstate: crate::domain::runstate::Runstate,
     /// Registers while another vCPU runs (the frame on the hypervisor stack otherwise).
     pub saved: Regs,
     pub run: RunState,
@@ -61,6 +73,11 @@ pub struct Vcpu {
     pub vcpu_info_ref: Option<crate::mm::FrameRef>,
     /// Single-shot timer deadline in system time (ns), if armed.
     pub timer_deadline: Option<u64>,
+    /// The periodic timer (`VCPUOP_set_periodic_timer`; 0 = stopped; Xen starts a PV
+    /// vCPU with 10 ms) and when it last fired. As in Xen it runs only while the vCPU
+    /// runs.
+    pub periodic_period: u64,
+    pub periodic_last: u64,
     /// `fpu_taskswitch(1)` set CR0.TS for the guest.
     pub fpu_ts: bool,
     /// Page-table bases and LDT as the PV MMU tracks them (kernel_l4/user_l4 mirror it).
@@ -82,8 +99,12 @@ pub struct Vcpu {
 }
 
 impl Vcpu {
-    pub fn new(kernel_l4: u64, vcpu_info_maddr: u64) -> Self {
+    pub fn new(id: u32, kernel_l4: u64, vcpu_info_maddr: u64) -> Self {
         Vcpu {
+            id,
+            initialised: false,
+            online: false,
+            runstate: crate::domain::runstate::Runstate::new(crate::arch::x86_64::clock::now_ns()),
             saved: Regs::default(),
             run: RunState::Runnable,
             poll_ports: Vec::new(),
@@ -105,6 +126,8 @@ impl Vcpu {
             vcpu_info_maddr,
             vcpu_info_ref: None,
             timer_deadline: None,
+            periodic_period: PV_PERIODIC_DEFAULT_NS,
+            periodic_last: 0,
             fpu_ts: false,
             mm: VcpuMm::default(),
             gdt_frames: Vec::new(),
@@ -184,14 +207,15 @@ pub struct Domain {
     pub given_back: hashbrown::HashSet<u64>,
     pub max_pages: u64,
     pub shared_info_mfn: u64,
-    pub vcpu: Vcpu,
+    /// Every vCPU, by `vcpu_id`; `cur_vcpu` is the one running, or the one that ran
+    /// last when another domain runs.
+    pub vcpus: Vec<Vcpu>,
+    pub cur_vcpu: usize,
     /// vm_assist bits the guest turned on.
     pub vm_assist: u64,
     pub evtchn: crate::pv::event::EventChannels,
     /// Grant-table frames (`GNTTABOP_setup_table`), shared read/write with the domain.
     pub grant_frames: Vec<u64>,
-    /// Guest virtual address of the runstate area, if registered.
-    pub runstate_area: Option<u64>,
     /// Grants this domain has mapped, indexed by handle.
     pub maptrack: Vec<Option<GrantMapping>>,
     /// Unused maptrack handles, lowest first; its capacity always covers every handle,
@@ -213,9 +237,35 @@ pub struct Domain {
     pub ctl: crate::domain::control::ControlState,
 }
 
+/// `vcpu_info` of vCPU `n` inside shared_info (only the first `XEN_LEGACY_MAX_VCPUS` have
+/// one there; the others must register theirs).
+pub fn shared_vcpu_info(shared_info_mfn: u64, n: u32) -> Option<u64> {
+    use xen_abi::xen::{SharedInfo, VcpuInfo, XEN_LEGACY_MAX_VCPUS};
+    ((n as usize) < XEN_LEGACY_MAX_VCPUS).then(|| {
+        (shared_info_mfn << 12)
+            + core::mem::offset_of!(SharedInfo, vcpu_info) as u64
+            + u64::from(n) * core::mem::size_of::<VcpuInfo>() as u64
+    })
+}
+
+/// `n` vCPUs of a new domain, each with its shared_info `vcpu_info`; none loaded yet.
+pub fn new_vcpus(n: u32, shared_info_mfn: u64) -> Vec<Vcpu> {
+    (0..n).map(|i| Vcpu::new(i, 0, shared_vcpu_info(shared_info_mfn, i).unwrap_or(0))).collect()
+}
+
 impl Domain {
     pub fn alive(&self) -> bool {
         self.ending.is_none()
+    }
+
+    /// vCPU `n` of this domain (`-ENOENT` when there is none, as Xen's `domain_vcpu`).
+    pub fn vcpu_mut(&mut self, n: u64) -> Result<&mut Vcpu, xen_abi::errno::Errno> {
+        usize::try_from(n).ok().and_then(|n| self.vcpus.get_mut(n)).ok_or(xen_abi::errno::Errno::ENOENT)
+    }
+
+    /// How many vCPUs are up.
+    pub fn online_vcpus(&self) -> u32 {
+        self.vcpus.iter().filter(|v| v.initialised && v.online).count() as u32
     }
 
     /// Whether `mfn` is one of this domain's pages: the frame table's owner, never the

@@ -19,9 +19,9 @@
 pub mod foreign;
 pub mod lifecycle;
 pub mod memory;
-mod vcpu;
+pub mod vcpu;
 
-use super::domain::{Domain, Vcpu};
+use super::domain::Domain;
 use super::hypercall::HcResult;
 use super::sched::Domains;
 use crate::arch::x86_64::guest::GuestView;
@@ -153,8 +153,6 @@ fn create(doms: &mut Domains, requested: u16, c: &XenDomctlCreatedomain) -> Resu
         mem::with_frames(|a| a.free(shared_info_mfn));
         return Err(e);
     }
-    let mut vcpu = Vcpu::new(0, shared_info_mfn << 12);
-    vcpu.debugreg = [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400];
     doms.add(Domain {
         id,
         name: alloc::format!("d{id}"),
@@ -165,11 +163,11 @@ fn create(doms: &mut Domains, requested: u16, c: &XenDomctlCreatedomain) -> Resu
         given_back: Default::default(),
         max_pages: 0,
         shared_info_mfn,
-        vcpu,
+        vcpus: crate::pv::domain::new_vcpus(c.max_vcpus, shared_info_mfn),
+        cur_vcpu: 0,
         vm_assist: 0,
         evtchn: Default::default(),
         grant_frames: alloc::vec::Vec::new(),
-        runstate_area: None,
         maptrack: alloc::vec::Vec::new(),
         maptrack_free: alloc::collections::BinaryHeap::new(),
         grant_pins: alloc::vec::Vec::new(),
@@ -190,6 +188,6 @@ pub fn adjust_info(d: &Domain, info: &mut XenDomctlGetdomaininfo) {
     info.handle = d.ctl.handle;
     if d.ctl.toolstack {
         info.max_vcpu_id = d.ctl.max_vcpus.saturating_sub(1);
-        info.nr_online_vcpus = u32::from(d.ctl.vcpu_initialised && d.ctl.vcpu_online);
+        info.nr_online_vcpus = d.online_vcpus();
     }
 }

@@ -1,6 +1,6 @@
 //! `setvcpucontext`, `getvcpucontext`, `getvcpuinfo` and `hypercall_init` for a domain
 //! the toolstack builds (Xen's `arch_set_info_guest`/`arch_get_info_guest` for a 64-bit
-//! PV vCPU). Domains have one vCPU here.
+//! PV vCPU); `load_context` is also `VCPUOP_initialise`'s.
 
 use super::super::domain::{Domain, RunState};
 use super::super::sched::Domains;
@@ -13,6 +13,7 @@ use xen_abi::arch_x86_64::{
 };
 use xen_abi::domctl::*;
 use xen_abi::errno::Errno;
+use xen_abi::vcpu::{RUNSTATE_offline, RUNSTATE_runnable};
 use xen_abi::{DomId, Mfn};
 
 use crate::pv::hypercall::misc::VM_ASSIST_VALID;
@@ -21,30 +22,48 @@ const RFLAGS_IF: u64 = 1 << 9;
 const RFLAGS_IOPL: u64 = 3 << 12;
 const RFLAGS_VM: u64 = 1 << 17;
 
-/// The vCPU facts `getvcpuinfo` and friends look at: (max_vcpus, created, initialised,
-/// online). A boot-time domain has its one vCPU running from the start.
-fn vcpu_state(d: &Domain) -> (u32, bool, bool, bool) {
+/// The vCPU facts `getvcpuinfo` and friends look at for vCPU `n`: (max_vcpus,
+/// created, initialised, online).
+fn vcpu_state(d: &Domain, n: u32) -> (u32, bool, bool, bool) {
+    let v = d.vcpus.get(n as usize);
+    let (initialised, online) = v.map_or((false, false), |v| (v.initialised, v.online));
     if d.ctl.toolstack {
-        (d.ctl.max_vcpus, d.ctl.vcpu_created, d.ctl.vcpu_initialised, d.ctl.vcpu_online)
+        (d.ctl.max_vcpus, d.ctl.vcpu_created, initialised, online)
     } else {
-        (1, true, true, true)
+        (d.vcpus.len() as u32, true, initialised, online)
     }
 }
 
-/// A code selector for a vCPU with no GDT of its own yet: the flat ones, RPL 3
-/// (`fixup_guest_code_selector`); anything else would fault on entry, so it is refused.
-fn code_selector(cs: u16) -> Result<u16, Errno> {
+/// Descriptor bits that make a selector usable on entry (present; code or data).
+const DESC_PRESENT: u64 = 1 << 47;
+const DESC_CODE_OR_DATA: u64 = 1 << 44;
+const DESC_EXECUTABLE: u64 = 1 << 43;
+const DESC_WRITABLE: u64 = 1 << 41;
+
+/// Whether GDT selector `sel` names a checked descriptor of `gdt` with `want` of
+/// `mask` (an LDT selector never does here).
+fn in_gdt(sel: u16, gdt: &[u64], mask: u64, want: u64) -> bool {
+    sel & 4 == 0 && gdt.get(usize::from(sel >> 3)).is_some_and(|&d| d & mask == want)
+}
+
+/// A code selector with RPL 3 (`fixup_guest_code_selector`): a flat one, or a code
+/// descriptor of the vCPU's checked GDT; anything else would fault on entry, so it is
+/// refused.
+fn code_selector(cs: u16, gdt: &[u64]) -> Result<u16, Errno> {
     let cs = cs | 3;
-    if [FLAT_KERNEL_CS, FLAT_RING3_CS64, FLAT_RING3_CS32].contains(&cs) {
+    let mask = DESC_PRESENT | DESC_CODE_OR_DATA | DESC_EXECUTABLE;
+    if [FLAT_KERNEL_CS, FLAT_RING3_CS64, FLAT_RING3_CS32].contains(&cs) || in_gdt(cs, gdt, mask, mask) {
         Ok(cs)
     } else {
         Err(Errno::EINVAL)
     }
 }
 
-fn stack_selector(ss: u16) -> Result<u16, Errno> {
+/// A stack selector with RPL 3: a flat one or a writable data descriptor of the GDT.
+fn stack_selector(ss: u16, gdt: &[u64]) -> Result<u16, Errno> {
     let ss = ss | 3;
-    if [FLAT_KERNEL_SS, FLAT_RING3_SS64].contains(&ss) {
+    let mask = DESC_PRESENT | DESC_CODE_OR_DATA | DESC_EXECUTABLE | DESC_WRITABLE;
+    if [FLAT_KERNEL_SS, FLAT_RING3_SS64].contains(&ss) || in_gdt(ss, gdt, mask, DESC_PRESENT | DESC_CODE_OR_DATA | DESC_WRITABLE) {
         Ok(ss)
     } else {
         Err(Errno::EINVAL)
@@ -54,7 +73,7 @@ fn stack_selector(ss: u16) -> Result<u16, Errno> {
 /// `XEN_DOMCTL_setvcpucontext` (the caller refused the current domain).
 pub fn set_context(d: &mut Domain, guest: &GuestView, op: &XenDomctl) -> Result<(), Errno> {
     let v: XenDomctlVcpucontext = op.payload().ok_or(Errno::EINVAL)?;
-    let (max, created, initialised, _) = vcpu_state(d);
+    let (max, created, _, _) = vcpu_state(d, v.vcpu);
     if v.vcpu >= max || !created || !d.ctl.toolstack {
         return Err(Errno::EINVAL);
     }
@@ -63,51 +82,71 @@ pub fn set_context(d: &mut Domain, guest: &GuestView, op: &XenDomctl) -> Result<
         return Err(Errno::EOPNOTSUPP);
     }
     let c: VcpuGuestContext = guest.read(v.ctxt)?;
-    ctl::check_vcpu_context(&c, VM_ASSIST_VALID)?;
-    let cs = code_selector(c.user_regs.cs)?;
-    let ss = stack_selector(c.user_regs.ss)?;
-    let kernel_ss = stack_selector(c.kernel_ss as u16)?;
+    load_context(d, v.vcpu as usize, &c)
+}
+
+/// Xen's `arch_set_info_guest` for vCPU `n` (which exists) of a 64-bit PV domain: the
+/// context's checks, then its page-table bases (taking their references), GDT,
+/// registers, callbacks and traps; online as `VGCF_online` says. A vCPU already
+/// loaded keeps its bases and GDT (`-EOPNOTSUPP` if the context names others).
+pub fn load_context(d: &mut Domain, n: usize, c: &VcpuGuestContext) -> Result<(), Errno> {
+    let initialised = d.vcpus[n].initialised;
+    // Only vCPU 0's context sets (and so is checked for) the domain's vm_assist.
+    ctl::check_vcpu_context(c, if n == 0 { VM_ASSIST_VALID } else { u64::MAX })?;
+    // The GDT the selectors are checked against: the one loaded, or the context's
+    // (checked first: nothing is taken if its frames or descriptors are refused).
+    let nr_gdt = c.gdt_ents.div_ceil(512) as usize;
+    let gdt_frames = c.gdt_frames.get(..nr_gdt).ok_or(Errno::EINVAL)?;
+    let gdt = if initialised {
+        d.vcpus[n].gdt_shadow.clone()
+    } else {
+        super::super::mmu::descriptors::check_gdt(d, gdt_frames, c.gdt_ents)?
+    };
+    let cs = code_selector(c.user_regs.cs, &gdt)?;
+    let ss = stack_selector(c.user_regs.ss, &gdt)?;
+    let kernel_ss = stack_selector(c.kernel_ss as u16, &gdt)?;
     let mut traps = [xen_abi::arch_x86_64::TrapInfo::default(); 256];
     for (t, from) in traps.iter_mut().zip(c.trap_ctxt.iter()) {
         *t = *from;
         if t.address != 0 {
-            t.cs = code_selector(t.cs)?;
+            t.cs = code_selector(t.cs, &gdt)?;
         }
     }
     if initialised {
         // A loaded vCPU keeps its page-table bases, GDT and LDT (Xen: -EOPNOTSUPP if the
         // context names others).
-        let same = c.ctrlreg[3] >> 12 == d.vcpu.kernel_l4
-            && c.ctrlreg[1] >> 12 == d.vcpu.user_l4
-            && c.gdt_ents == 0
-            && u64::from(d.vcpu.mm.ldt_ents) == c.ldt_ents
-            && (c.ldt_ents == 0 || d.vcpu.mm.ldt_base == c.ldt_base);
+        let v = &d.vcpus[n];
+        let same = c.ctrlreg[3] >> 12 == v.kernel_l4
+            && c.ctrlreg[1] >> 12 == v.user_l4
+            && c.gdt_ents == v.gdt_shadow.len() as u64
+            && gdt_frames == v.gdt_frames.as_slice()
+            && u64::from(d.vcpus[n].mm.ldt_ents) == c.ldt_ents
+            && (c.ldt_ents == 0 || d.vcpus[n].mm.ldt_base == c.ldt_base);
         if !same {
             return Err(Errno::EOPNOTSUPP);
         }
     } else {
-        if c.gdt_ents != 0 {
-            // A GDT of the guest's own frames at build time is not built here (our
-            // builder and libxenguest's PV builder pass none).
-            return Err(Errno::EOPNOTSUPP);
-        }
         let dom = DomId(d.id);
-        let mut vm = d.vcpu.mm;
+        let mut vm = d.vcpus[n].mm;
         let rc = super::super::mmu::with(|t, hw| {
             t.new_baseptr(hw, dom, &mut vm, Mfn(c.ctrlreg[3] >> 12))?;
             t.new_user_baseptr(hw, dom, &mut vm, c.ctrlreg[1] >> 12)
         });
         // The references taken so far live in the vCPU's bases (a later context or
         // the domain's destruction drops them).
-        d.vcpu.set_mm(vm);
+        d.vcpus[n].set_mm(vm);
         rc?;
         vm.ldt_ents = c.ldt_ents as u32;
         vm.ldt_base = if c.ldt_ents != 0 { c.ldt_base } else { 0 };
-        d.vcpu.set_mm(vm);
-        d.vm_assist = c.vm_assist;
+        d.vcpus[n].set_mm(vm);
+        d.vcpus[n].gdt_shadow = gdt;
+        d.vcpus[n].gdt_frames = gdt_frames.to_vec();
+        if n == 0 {
+            d.vm_assist = c.vm_assist;
+        }
     }
     let r = &c.user_regs;
-    let s = &mut d.vcpu.saved;
+    let s = &mut d.vcpus[n].saved;
     (s.r15, s.r14, s.r13, s.r12, s.rbp, s.rbx) = (r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx);
     (s.r11, s.r10, s.r9, s.r8, s.rax, s.rcx) = (r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx);
     (s.rdx, s.rsi, s.rdi) = (r.rdx, r.rsi, r.rdi);
@@ -117,29 +156,32 @@ pub fn set_context(d: &mut Domain, guest: &GuestView, op: &XenDomctl) -> Result<
     s.ss = u64::from(ss);
     // IOPL is virtualised; real interrupts stay enabled.
     s.rflags = (r.rflags & !(RFLAGS_IOPL | RFLAGS_VM)) | RFLAGS_IF;
-    d.vcpu.iopl = ((r.rflags & RFLAGS_IOPL) >> 12) as u32;
-    d.vcpu.kernel_mode = c.flags & VGCF_in_kernel != 0;
-    d.vcpu.trap_table = traps;
-    d.vcpu.kernel_ss = u64::from(kernel_ss);
-    d.vcpu.kernel_sp = c.kernel_sp;
-    d.vcpu.event_callback = c.event_callback_eip;
-    d.vcpu.failsafe_callback = c.failsafe_callback_eip;
-    d.vcpu.syscall_callback = c.syscall_callback_eip;
-    d.vcpu.fs_base = c.fs_base;
-    d.vcpu.gs_base_kernel = c.gs_base_kernel;
-    d.vcpu.gs_base_user = c.gs_base_user;
+    d.vcpus[n].iopl = ((r.rflags & RFLAGS_IOPL) >> 12) as u32;
+    d.vcpus[n].kernel_mode = c.flags & VGCF_in_kernel != 0;
+    d.vcpus[n].trap_table = traps;
+    d.vcpus[n].kernel_ss = u64::from(kernel_ss);
+    d.vcpus[n].kernel_sp = c.kernel_sp;
+    d.vcpus[n].event_callback = c.event_callback_eip;
+    d.vcpus[n].failsafe_callback = c.failsafe_callback_eip;
+    d.vcpus[n].syscall_callback = c.syscall_callback_eip;
+    d.vcpus[n].fs_base = c.fs_base;
+    d.vcpus[n].gs_base_kernel = c.gs_base_kernel;
+    d.vcpus[n].gs_base_user = c.gs_base_user;
     // Only CR0.TS is the guest's.
-    d.vcpu.fpu_ts = c.ctrlreg[0] & (1 << 3) != 0;
-    d.vcpu.debugreg = [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400];
+    d.vcpus[n].fpu_ts = c.ctrlreg[0] & (1 << 3) != 0;
+    d.vcpus[n].debugreg = [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400];
     for (i, &val) in c.debugreg.iter().enumerate() {
         if matches!(i, 0..=3 | 6 | 7) {
             // As Xen, a value set_debugreg refuses is left at its default.
-            let _ = super::super::trap::emul_priv::set_debugreg(d, i as u64, val);
+            let _ = super::super::trap::emul_priv::set_vcpu_debugreg(&mut d.vcpus[n], i as u64, val);
         }
     }
-    d.vcpu.run = RunState::Runnable;
-    d.ctl.vcpu_initialised = true;
-    d.ctl.vcpu_online = c.flags & VGCF_online != 0;
+    let now = crate::arch::x86_64::clock::now_ns();
+    let v = &mut d.vcpus[n];
+    v.run = RunState::Runnable;
+    v.initialised = true;
+    v.online = c.flags & VGCF_online != 0;
+    v.runstate.enter(if v.online { RUNSTATE_runnable } else { RUNSTATE_offline }, now);
     Ok(())
 }
 
@@ -149,14 +191,15 @@ pub fn get_context(doms: &mut Domains, guest: &GuestView, op: &mut XenDomctl) ->
     let v: XenDomctlVcpucontext = op.payload().ok_or(Errno::EINVAL)?;
     let me = doms.current_id();
     let d = doms.get(op.domain).ok_or(Errno::ESRCH)?;
-    let (max, created, initialised, online) = vcpu_state(d);
+    let (max, created, initialised, online) = vcpu_state(d, v.vcpu);
     if v.vcpu >= max || !created || d.id == me {
         return Err(Errno::EINVAL);
     }
     if !initialised {
         return Err(Errno::ENODATA);
     }
-    let s = &d.vcpu.saved;
+    let vc = d.vcpus.get(v.vcpu as usize).ok_or(Errno::EINVAL)?;
+    let s = &vc.saved;
     let mut c = VcpuGuestContext::default();
     let r = &mut c.user_regs;
     (r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx) = (s.r15, s.r14, s.r13, s.r12, s.rbp, s.rbx);
@@ -166,28 +209,28 @@ pub fn get_context(doms: &mut Domains, guest: &GuestView, op: &mut XenDomctl) ->
     r.rsp = s.rsp;
     r.cs = s.cs as u16;
     r.ss = s.ss as u16;
-    r.rflags = (s.rflags & !RFLAGS_IOPL) | (u64::from(d.vcpu.iopl & 3) << 12);
-    c.flags = (if d.vcpu.kernel_mode { VGCF_in_kernel } else { 0 }) | (if online { VGCF_online } else { 0 });
-    c.trap_ctxt = d.vcpu.trap_table;
-    c.ldt_base = d.vcpu.mm.ldt_base;
-    c.ldt_ents = u64::from(d.vcpu.mm.ldt_ents);
-    for (dst, &f) in c.gdt_frames.iter_mut().zip(d.vcpu.gdt_frames.iter()) {
+    r.rflags = (s.rflags & !RFLAGS_IOPL) | (u64::from(vc.iopl & 3) << 12);
+    c.flags = (if vc.kernel_mode { VGCF_in_kernel } else { 0 }) | (if online { VGCF_online } else { 0 });
+    c.trap_ctxt = vc.trap_table;
+    c.ldt_base = vc.mm.ldt_base;
+    c.ldt_ents = u64::from(vc.mm.ldt_ents);
+    for (dst, &f) in c.gdt_frames.iter_mut().zip(vc.gdt_frames.iter()) {
         *dst = f;
     }
-    c.gdt_ents = d.vcpu.gdt_shadow.len() as u64;
-    c.kernel_ss = d.vcpu.kernel_ss;
-    c.kernel_sp = d.vcpu.kernel_sp;
-    c.ctrlreg[0] = 0x8005_003b | if d.vcpu.fpu_ts { 1 << 3 } else { 0 };
-    c.ctrlreg[3] = d.vcpu.kernel_l4 << 12;
-    c.ctrlreg[1] = d.vcpu.user_l4 << 12;
-    c.debugreg = d.vcpu.debugreg;
-    c.event_callback_eip = d.vcpu.event_callback;
-    c.failsafe_callback_eip = d.vcpu.failsafe_callback;
-    c.syscall_callback_eip = d.vcpu.syscall_callback;
+    c.gdt_ents = vc.gdt_shadow.len() as u64;
+    c.kernel_ss = vc.kernel_ss;
+    c.kernel_sp = vc.kernel_sp;
+    c.ctrlreg[0] = 0x8005_003b | if vc.fpu_ts { 1 << 3 } else { 0 };
+    c.ctrlreg[3] = vc.kernel_l4 << 12;
+    c.ctrlreg[1] = vc.user_l4 << 12;
+    c.debugreg = vc.debugreg;
+    c.event_callback_eip = vc.event_callback;
+    c.failsafe_callback_eip = vc.failsafe_callback;
+    c.syscall_callback_eip = vc.syscall_callback;
     c.vm_assist = d.vm_assist;
-    c.fs_base = d.vcpu.fs_base;
-    c.gs_base_kernel = d.vcpu.gs_base_kernel;
-    c.gs_base_user = d.vcpu.gs_base_user;
+    c.fs_base = vc.fs_base;
+    c.gs_base_kernel = vc.gs_base_kernel;
+    c.gs_base_user = vc.gs_base_user;
     guest.write(v.ctxt, &c)?;
     Ok(())
 }
@@ -197,17 +240,18 @@ pub fn get_info(doms: &mut Domains, op: &mut XenDomctl) -> Result<(), Errno> {
     let mut v: XenDomctlGetvcpuinfo = op.payload().ok_or(Errno::EINVAL)?;
     let running = doms.current_id();
     let d = doms.get(op.domain).ok_or(Errno::ESRCH)?;
-    let (max, created, _, online) = vcpu_state(d);
+    let (max, created, _, online) = vcpu_state(d, v.vcpu);
     if v.vcpu >= max {
         return Err(Errno::EINVAL);
     }
     if !created {
         return Err(Errno::ESRCH);
     }
+    let vc = d.vcpus.get(v.vcpu as usize).ok_or(Errno::ESRCH)?;
     v.online = u8::from(online);
-    v.blocked = u8::from(!matches!(d.vcpu.run, RunState::Runnable));
-    v.running = u8::from(d.id == running);
-    v.cpu_time = 0;
+    v.blocked = u8::from(!matches!(vc.run, RunState::Runnable));
+    v.running = u8::from(d.id == running && d.cur_vcpu == v.vcpu as usize);
+    v.cpu_time = vc.runstate.snapshot(crate::arch::x86_64::clock::now_ns()).time[0];
     v.cpu = 0;
     op.set_payload(&v);
     Ok(())

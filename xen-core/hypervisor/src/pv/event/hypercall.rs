@@ -27,7 +27,11 @@ pub fn close_port(doms: &mut Domains, port: u32) -> Result<(), Errno> {
     let me = doms.current_id();
     let state = valid(doms.cur().evtchn.get(port))?;
     match state {
-        Port::Virq(v) => doms.cur().evtchn.virq[v as usize] = None,
+        Port::Virq(v) => {
+            let e = &mut doms.cur().evtchn;
+            let on = if event::virq_is_global(v) { 0 } else { e.notify_vcpu(port) };
+            e.set_virq_port(on, v, None);
+        }
         Port::Interdomain { remote_dom, remote_port } => {
             let (cur, other) = doms.pair(remote_dom);
             let peer = if remote_dom == me { Some(cur) } else { other };
@@ -81,31 +85,33 @@ pub fn event_channel_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u6
         }
         EVTCHNOP_bind_virq => {
             let mut a: EvtchnBindVirq = guest.read(arg)?;
+            // Xen's evtchn_bind_virq, checks in its order.
             if a.virq >= NR_VIRQS {
                 return Err(Errno::EINVAL);
             }
-            if a.vcpu != 0 {
-                return Err(Errno::ENOENT);
+            if event::virq_is_global(a.virq) && a.vcpu != 0 {
+                return Err(Errno::EINVAL);
             }
             let d = doms.cur();
-            if d.evtchn.virq[a.virq as usize].is_some() {
+            d.vcpu_mut(u64::from(a.vcpu))?;
+            if d.evtchn.virq_port(a.vcpu, a.virq).is_some() {
                 return Err(Errno::EEXIST);
             }
             let port = d.evtchn.alloc()?;
             d.evtchn.set(port, Port::Virq(a.virq));
-            d.evtchn.virq[a.virq as usize] = Some(port);
+            d.evtchn.set_notify_vcpu(port, a.vcpu);
+            d.evtchn.set_virq_port(a.vcpu, a.virq, Some(port));
             a.port = port;
             guest.write(arg, &a)?;
             Ok(0)
         }
         EVTCHNOP_bind_ipi => {
             let mut a: EvtchnBindIpi = guest.read(arg)?;
-            if a.vcpu != 0 {
-                return Err(Errno::ENOENT);
-            }
             let d = doms.cur();
+            d.vcpu_mut(u64::from(a.vcpu))?;
             let port = d.evtchn.alloc()?;
             d.evtchn.set(port, Port::Ipi);
+            d.evtchn.set_notify_vcpu(port, a.vcpu);
             a.port = port;
             guest.write(arg, &a)?;
             Ok(0)
@@ -151,7 +157,7 @@ pub fn event_channel_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u6
             if a.port >= d.evtchn.ports.len() as u32 {
                 return Err(Errno::EINVAL);
             }
-            a.vcpu = 0;
+            a.vcpu = d.evtchn.notify_vcpu(a.port);
             a.status = match d.evtchn.get(a.port) {
                 Some(Port::Unbound { remote }) => {
                     a.set_unbound(remote);
@@ -177,11 +183,16 @@ pub fn event_channel_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u6
             Ok(0)
         }
         EVTCHNOP_bind_vcpu => {
+            // Xen's evtchn_bind_vcpu: the vCPU first, then the port's kind.
             let a: EvtchnBindVcpu = guest.read(arg)?;
-            valid(doms.cur().evtchn.get(a.port))?;
-            if a.vcpu != 0 {
-                return Err(Errno::ENOENT);
+            let d = doms.cur();
+            d.vcpu_mut(u64::from(a.vcpu))?;
+            match valid(d.evtchn.get(a.port))? {
+                Port::Virq(v) if event::virq_is_global(v) => {}
+                Port::Unbound { .. } | Port::Interdomain { .. } => {}
+                _ => return Err(Errno::EINVAL),
             }
+            d.evtchn.set_notify_vcpu(a.port, a.vcpu);
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),

@@ -1,8 +1,9 @@
 //! Event channels (2-level ABI), timers and the time a PV guest reads from shared memory.
 //!
 //! Pending/mask bitmaps live in the domain's shared_info page and the selector and upcall
-//! flag in its vcpu_info; the guest only runs while the hypervisor doesn't (one CPU), so
-//! plain read-modify-write of those words is safe here.
+//! flag in the vcpu_info of the vCPU the port notifies (`EVTCHNOP_bind_vcpu`; VIRQs and
+//! IPIs are bound to one vCPU); the guest only runs while the hypervisor doesn't (one
+//! CPU), so plain read-modify-write of those words is safe here.
 
 pub mod hypercall;
 
@@ -31,15 +32,28 @@ pub enum Port {
     HypervisorConsole,
 }
 
+/// Whether `virq` is one per domain (bound on vCPU 0, movable with `bind_vcpu`) rather
+/// than one per vCPU (Xen's `virq_is_global`).
+pub fn virq_is_global(virq: u32) -> bool {
+    use xen_abi::xen::{VIRQ_DEBUG, VIRQ_XENOPROF, VIRQ_XENPMU};
+    !matches!(virq, VIRQ_TIMER | VIRQ_DEBUG | VIRQ_XENOPROF | VIRQ_XENPMU)
+}
+
+/// The VIRQ bindings of one vCPU: the port of each VIRQ.
+pub type VirqPorts = [Option<u32>; NR_VIRQS as usize];
+
 #[derive(Debug)]
 pub struct EventChannels {
     pub ports: Vec<Port>,
-    pub virq: [Option<u32>; NR_VIRQS as usize],
+    /// The vCPU each port notifies (`notify_vcpu_id`), beside `ports`.
+    notify: Vec<u32>,
+    /// VIRQ bindings by vCPU (global VIRQs are bound on vCPU 0).
+    virq: Vec<VirqPorts>,
 }
 
 impl Default for EventChannels {
     fn default() -> Self {
-        EventChannels { ports: alloc::vec![Port::Reserved], virq: [None; NR_VIRQS as usize] }
+        EventChannels { ports: alloc::vec![Port::Reserved], notify: alloc::vec![0], virq: alloc::vec![[None; NR_VIRQS as usize]] }
     }
 }
 
@@ -53,7 +67,33 @@ impl EventChannels {
             return Err(Errno::ENOSPC);
         }
         self.ports.push(Port::Free);
+        self.notify.push(0);
         Ok(self.ports.len() as u32 - 1)
+    }
+
+    /// The vCPU `port` notifies.
+    pub fn notify_vcpu(&self, port: u32) -> u32 {
+        self.notify.get(port as usize).copied().unwrap_or(0)
+    }
+
+    pub fn set_notify_vcpu(&mut self, port: u32, vcpu: u32) {
+        if let Some(n) = self.notify.get_mut(port as usize) {
+            *n = vcpu;
+        }
+    }
+
+    /// The port VIRQ `virq` of `vcpu` is bound to.
+    pub fn virq_port(&self, vcpu: u32, virq: u32) -> Option<u32> {
+        self.virq.get(vcpu as usize).and_then(|b| b.get(virq as usize)).copied().flatten()
+    }
+
+    /// Records (or, with None, forgets) the binding of `virq` on `vcpu` (`virq` below
+    /// `NR_VIRQS`, checked by the caller).
+    pub fn set_virq_port(&mut self, vcpu: u32, virq: u32, port: Option<u32>) {
+        if self.virq.len() <= vcpu as usize {
+            self.virq.resize(vcpu as usize + 1, [None; NR_VIRQS as usize]);
+        }
+        self.virq[vcpu as usize][virq as usize] = port;
     }
 
     /// Puts `port` (free, below the limit) into `state`: a static channel set at boot.
@@ -63,6 +103,7 @@ impl EventChannels {
         }
         if self.ports.len() <= port as usize {
             self.ports.resize(port as usize + 1, Port::Free);
+            self.notify.resize(port as usize + 1, 0);
         }
         if self.ports[port as usize] != Port::Free {
             return Err(Errno::EEXIST);
@@ -75,9 +116,13 @@ impl EventChannels {
         self.ports.get(port as usize).copied()
     }
 
+    /// Puts `port` into `state`; a port freed notifies vCPU 0 again when reused.
     pub fn set(&mut self, port: u32, state: Port) {
         if let Some(p) = self.ports.get_mut(port as usize) {
             *p = state;
+            if state == Port::Free {
+                self.set_notify_vcpu(port, 0);
+            }
         }
     }
 }
@@ -102,14 +147,22 @@ fn bit(base: u64, port: u32) -> (u64, u64) {
     (base + u64::from(port / 64) * 8, 1u64 << (port % 64))
 }
 
-/// Marks the port's selector word and the upcall flag, as Xen's 2-level `set_pending`.
+/// Machine address of vCPU `v`'s `vcpu_info`, if it has one (a vCPU past the ones in
+/// shared_info has none until it registers one).
+fn vcpu_info(d: &Domain, v: u32) -> Option<u64> {
+    d.vcpus.get(v as usize).map(|v| v.vcpu_info_maddr).filter(|&m| m != 0)
+}
+
+/// Marks the port's selector word and the upcall flag in the vcpu_info of the vCPU it
+/// notifies, as Xen's 2-level `set_pending`.
 fn mark_selector(d: &Domain, port: u32) {
-    let sel = d.vcpu.vcpu_info_maddr + SEL;
+    let Some(vi) = vcpu_info(d, d.evtchn.notify_vcpu(port)) else { return };
+    let sel = vi + SEL;
     let s = read_u64(sel);
     let b = 1u64 << (port / 64);
     if s & b == 0 {
         write_u64(sel, s | b);
-        phys::write_bytes(d.vcpu.vcpu_info_maddr + UPCALL_PENDING, &[1]);
+        phys::write_bytes(vi + UPCALL_PENDING, &[1]);
     }
 }
 
@@ -155,37 +208,43 @@ pub fn unmask(d: &Domain, port: u32) {
     }
 }
 
-/// Delivers a per-vCPU or global VIRQ if the domain bound it.
+/// Delivers a global VIRQ (bound on vCPU 0) if the domain bound it.
 pub fn send_virq(d: &Domain, virq: u32) {
-    if let Some(port) = d.evtchn.virq.get(virq as usize).copied().flatten() {
+    send_vcpu_virq(d, 0, virq);
+}
+
+/// Delivers VIRQ `virq` of vCPU `vcpu` if it is bound there.
+pub fn send_vcpu_virq(d: &Domain, vcpu: u32, virq: u32) {
+    if let Some(port) = d.evtchn.virq_port(vcpu, virq) {
         set_pending(d, port);
     }
 }
 
-/// Fires the vCPU's single-shot timer if it expired by `now`.
-pub fn fire_timer(d: &mut Domain, now: u64) {
-    if let Some(deadline) = d.vcpu.timer_deadline {
-        if deadline <= now {
-            d.vcpu.timer_deadline = None;
-            send_virq(d, VIRQ_TIMER);
-        }
+/// Fires vCPU `v`'s single-shot timer if it expired by `now`.
+pub fn fire_timer(d: &mut Domain, v: usize, now: u64) {
+    let Some(vcpu) = d.vcpus.get_mut(v) else { return };
+    if vcpu.timer_deadline.is_some_and(|t| t <= now) {
+        vcpu.timer_deadline = None;
+        send_vcpu_virq(d, v as u32, VIRQ_TIMER);
     }
 }
 
-fn upcall_deliverable(d: &Domain) -> bool {
+fn upcall_deliverable(d: &Domain, v: usize) -> bool {
+    let Some(vi) = vcpu_info(d, v as u32) else { return false };
     let mut b = [0u8; 2];
-    phys::read_bytes(d.vcpu.vcpu_info_maddr + UPCALL_PENDING, &mut b);
+    phys::read_bytes(vi + UPCALL_PENDING, &mut b);
     b == [1, 0] // pending, not masked (Xen tests the two bytes as one u16)
 }
 
-/// Whether a blocked or polling vCPU has a reason to run again.
-pub fn wants_to_run(d: &Domain) -> bool {
-    match d.vcpu.run {
+/// Whether vCPU `v`, blocked or polling, has a reason to run again.
+pub fn wants_to_run(d: &Domain, v: usize) -> bool {
+    let Some(vcpu) = d.vcpus.get(v) else { return false };
+    match vcpu.run {
         RunState::Runnable => true,
-        RunState::Blocked => upcall_deliverable(d),
+        RunState::Blocked => upcall_deliverable(d, v),
         RunState::Polling { timeout } => {
-            upcall_deliverable(d)
-                || d.vcpu.poll_ports.iter().any(|&p| is_pending(d, p))
+            upcall_deliverable(d, v)
+                || vcpu.poll_ports.iter().any(|&p| is_pending(d, p))
                 || (timeout != 0 && clock::now_ns() >= timeout)
         }
     }
@@ -194,7 +253,13 @@ pub fn wants_to_run(d: &Domain) -> bool {
 /// Publishes `vcpu_time_info` (version odd while writing, even when done) and the
 /// wallclock, as Xen's `update_vcpu_system_time` / `update_domain_wallclock_time`.
 pub fn update_time(d: &Domain) {
-    let at = d.vcpu.vcpu_info_maddr + TIME;
+    if let Some(vi) = vcpu_info(d, d.cur_vcpu as u32) {
+        write_vcpu_time(vi + TIME);
+    }
+    update_wallclock(d);
+}
+
+fn write_vcpu_time(at: u64) {
     let mut version = [0u8; 4];
     phys::read_bytes(at, &mut version);
     let v = u32::from_le_bytes(version).wrapping_add(1) | 1;
@@ -211,7 +276,9 @@ pub fn update_time(d: &Domain) {
     };
     phys::write_bytes(at, info.as_bytes());
     phys::write_bytes(at, &v.wrapping_add(1).to_le_bytes());
+}
 
+fn update_wallclock(d: &Domain) {
     let si = d.shared_info_mfn << 12;
     let wc = si + offset_of!(SharedInfo, wc_version) as u64;
     let mut wv = [0u8; 4];

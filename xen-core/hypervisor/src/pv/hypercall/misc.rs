@@ -23,7 +23,7 @@ fn canonical(va: u64) -> bool {
 /// `set_trap_table`: entries until one with address 0; NULL clears the table.
 pub fn set_trap_table(d: &mut Domain, guest: &GuestView, list: u64) -> HcResult {
     if list == 0 {
-        d.vcpu.trap_table = [TrapInfo::default(); 256];
+        d.vcpus[d.cur_vcpu].trap_table = [TrapInfo::default(); 256];
         return Ok(0);
     }
     let size = core::mem::size_of::<TrapInfo>() as u64;
@@ -37,7 +37,7 @@ pub fn set_trap_table(d: &mut Domain, guest: &GuestView, list: u64) -> HcResult 
         }
         let mut t = t;
         t.cs |= 3;
-        d.vcpu.trap_table[t.vector as usize] = t;
+        d.vcpus[d.cur_vcpu].trap_table[t.vector as usize] = t;
     }
     Ok(0)
 }
@@ -46,10 +46,10 @@ pub fn set_callbacks(d: &mut Domain, event: u64, failsafe: u64, syscall: u64) ->
     if ![event, failsafe, syscall].iter().all(|&a| canonical(a)) {
         return Err(Errno::EINVAL);
     }
-    d.vcpu.event_callback = event;
-    d.vcpu.failsafe_callback = failsafe;
-    d.vcpu.syscall_callback = syscall;
-    d.vcpu.syscall_masks_events = false;
+    d.vcpus[d.cur_vcpu].event_callback = event;
+    d.vcpus[d.cur_vcpu].failsafe_callback = failsafe;
+    d.vcpus[d.cur_vcpu].syscall_callback = syscall;
+    d.vcpus[d.cur_vcpu].syscall_masks_events = false;
     Ok(0)
 }
 
@@ -62,11 +62,11 @@ pub fn callback_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -> HcR
             }
             let mask = r.flags & CALLBACKF_mask_events != 0;
             match r.type_ {
-                CALLBACKTYPE_event => d.vcpu.event_callback = r.address,
-                CALLBACKTYPE_failsafe => d.vcpu.failsafe_callback = r.address,
+                CALLBACKTYPE_event => d.vcpus[d.cur_vcpu].event_callback = r.address,
+                CALLBACKTYPE_failsafe => d.vcpus[d.cur_vcpu].failsafe_callback = r.address,
                 CALLBACKTYPE_syscall => {
-                    d.vcpu.syscall_callback = r.address;
-                    d.vcpu.syscall_masks_events = mask;
+                    d.vcpus[d.cur_vcpu].syscall_callback = r.address;
+                    d.vcpus[d.cur_vcpu].syscall_masks_events = mask;
                 }
                 // 32-bit user entry points and the NMI callback are accepted; no 32-bit
                 // user code or NMIs reach a guest yet.
@@ -89,8 +89,8 @@ pub fn callback_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -> HcR
 }
 
 pub fn stack_switch(d: &mut Domain, ss: u64, sp: u64) -> HcResult {
-    d.vcpu.kernel_ss = ss | 3;
-    d.vcpu.kernel_sp = sp;
+    d.vcpus[d.cur_vcpu].kernel_ss = ss | 3;
+    d.vcpus[d.cur_vcpu].kernel_sp = sp;
     Ok(0)
 }
 
@@ -99,19 +99,19 @@ pub fn set_segment_base(d: &mut Domain, which: u32, base: u64) -> HcResult {
         SEGBASE_FS | SEGBASE_GS_USER | SEGBASE_GS_KERNEL if !canonical(base) => Err(Errno::EINVAL),
         SEGBASE_FS => {
             cpu::set_fs_base(base);
-            d.vcpu.fs_base = base;
+            d.vcpus[d.cur_vcpu].fs_base = base;
             Ok(0)
         }
         SEGBASE_GS_USER => {
-            d.vcpu.gs_base_user = base;
-            if !d.vcpu.kernel_mode {
+            d.vcpus[d.cur_vcpu].gs_base_user = base;
+            if !d.vcpus[d.cur_vcpu].kernel_mode {
                 cpu::set_gs_base(base);
             }
             Ok(0)
         }
         SEGBASE_GS_KERNEL => {
-            d.vcpu.gs_base_kernel = base;
-            if d.vcpu.kernel_mode {
+            d.vcpus[d.cur_vcpu].gs_base_kernel = base;
+            if d.vcpus[d.cur_vcpu].kernel_mode {
                 cpu::set_gs_base(base);
             }
             Ok(0)
@@ -120,8 +120,8 @@ pub fn set_segment_base(d: &mut Domain, which: u32, base: u64) -> HcResult {
         // refuses the given one, so the call always succeeds; either way the user GS
         // base becomes the descriptor's (flat: 0).
         SEGBASE_GS_USER_SEL => {
-            d.vcpu.gs_base_user = 0;
-            if !d.vcpu.kernel_mode {
+            d.vcpus[d.cur_vcpu].gs_base_user = 0;
+            if !d.vcpus[d.cur_vcpu].kernel_mode {
                 cpu::set_gs_base(0);
             }
             Ok(0)
@@ -131,8 +131,8 @@ pub fn set_segment_base(d: &mut Domain, which: u32, base: u64) -> HcResult {
 }
 
 pub fn fpu_taskswitch(d: &mut Domain, set: u64) -> HcResult {
-    d.vcpu.fpu_ts = set != 0;
-    cpu::set_ts(d.vcpu.fpu_ts);
+    d.vcpus[d.cur_vcpu].fpu_ts = set != 0;
+    cpu::set_ts(d.vcpus[d.cur_vcpu].fpu_ts);
     Ok(0)
 }
 
@@ -159,47 +159,103 @@ pub fn vm_assist(d: &mut Domain, cmd: u32, kind: u32) -> HcResult {
 
 /// `set_timer_op(timeout)`: 0 cancels; a past deadline fires at once.
 pub fn set_timer_op(d: &mut Domain, timeout: u64) -> HcResult {
-    d.vcpu.timer_deadline = (timeout != 0).then_some(timeout);
+    d.vcpus[d.cur_vcpu].timer_deadline = (timeout != 0).then_some(timeout);
     Ok(0)
 }
 
-fn runstate(d: &Domain) -> VcpuRunstateInfo {
-    let now = clock::now_ns();
-    let _ = d;
-    VcpuRunstateInfo { state: 0, state_entry_time: 0, time: [now, 0, 0, 0], ..Default::default() }
-}
+/// The longest periodic timer Xen accepts (`STIME_DELTA_MAX`).
+const STIME_DELTA_MAX: u64 = (1 << 62) - 1;
 
+/// `vcpu_op(cmd, vcpu, arg)` on vCPU `vcpu` of the calling domain (Xen's
+/// `common_vcpu_op`, in its order of checks): `-ENOENT` for a vCPU the domain does not
+/// have.
 pub fn vcpu_op(d: &mut Domain, guest: &GuestView, cmd: u32, vcpu: u64, arg: u64) -> HcResult {
-    if vcpu != 0 {
-        return Err(Errno::ENOENT);
-    }
+    d.vcpu_mut(vcpu)?;
+    let n = vcpu as usize;
+    let is_current = n == d.cur_vcpu;
     match cmd {
-        VCPUOP_is_up => Ok(1),
-        VCPUOP_up => Ok(0),
+        VCPUOP_initialise => {
+            if d.vcpus[n].vcpu_info_maddr == 0 {
+                return Err(Errno::EINVAL);
+            }
+            let c: xen_abi::arch_x86_64::VcpuGuestContext = guest.read(arg)?;
+            if d.vcpus[n].initialised {
+                return Err(Errno::EEXIST);
+            }
+            crate::pv::domctl::vcpu::load_context(d, n, &c)?;
+            Ok(0)
+        }
+        VCPUOP_up => {
+            let v = &mut d.vcpus[n];
+            if !v.initialised {
+                return Err(Errno::EINVAL);
+            }
+            if !v.online {
+                v.online = true;
+                v.run = RunState::Runnable;
+                v.runstate.enter(RUNSTATE_runnable, clock::now_ns());
+            }
+            Ok(0)
+        }
+        VCPUOP_down => {
+            // The last vCPU going down powers the domain off, as Xen.
+            if !d.vcpus.iter().any(|v| v.id as usize != n && v.initialised && v.online) {
+                d.ending = Some(xen_abi::sched::SHUTDOWN_poweroff);
+                return Ok(0);
+            }
+            let v = &mut d.vcpus[n];
+            if v.online {
+                v.online = false;
+                v.runstate.enter(RUNSTATE_offline, clock::now_ns());
+            }
+            Ok(0)
+        }
+        VCPUOP_is_up => Ok(u64::from(d.vcpus[n].initialised && d.vcpus[n].online)),
         VCPUOP_get_runstate_info => {
-            guest.write(arg, &runstate(d))?;
+            guest.write(arg, &d.vcpus[n].runstate.snapshot(clock::now_ns()))?;
             Ok(0)
         }
         VCPUOP_register_runstate_memory_area => {
             let a: VcpuRegisterRunstateMemoryArea = guest.read(arg)?;
-            // Xen takes any address; it writes the area when it can.
-            let _ = guest.write(a.addr, &runstate(d));
-            d.runstate_area = Some(a.addr);
+            if (HYPERVISOR_HOLE_START..xen_abi::arch_x86_64::HYPERVISOR_VIRT_END).contains(&a.addr) {
+                return Err(Errno::EFAULT);
+            }
+            d.vcpus[n].runstate.area = Some(a.addr);
+            // Xen writes it now, as far as it can (the address is not checked further).
+            let snap = if is_current { d.vcpus[n].runstate.info } else { d.vcpus[n].runstate.snapshot(clock::now_ns()) };
+            let _ = guest.write(a.addr, &snap);
+            Ok(0)
+        }
+        VCPUOP_set_periodic_timer => {
+            let t: VcpuSetPeriodicTimer = guest.read(arg)?;
+            if t.period_ns < 1_000_000 || t.period_ns > STIME_DELTA_MAX {
+                return Err(Errno::EINVAL);
+            }
+            d.vcpus[n].periodic_period = t.period_ns;
+            Ok(0)
+        }
+        VCPUOP_stop_periodic_timer => {
+            d.vcpus[n].periodic_period = 0;
             Ok(0)
         }
         VCPUOP_set_singleshot_timer => {
+            if !is_current {
+                return Err(Errno::EINVAL);
+            }
             let t: VcpuSetSingleshotTimer = guest.read(arg)?;
             if t.flags & VCPU_SSHOTTMR_future != 0 && t.timeout_abs_ns < clock::now_ns() {
                 return Err(Errno::ETIME);
             }
-            d.vcpu.timer_deadline = Some(t.timeout_abs_ns);
+            d.vcpus[n].timer_deadline = Some(t.timeout_abs_ns);
             Ok(0)
         }
         VCPUOP_stop_singleshot_timer => {
-            d.vcpu.timer_deadline = None;
+            if !is_current {
+                return Err(Errno::EINVAL);
+            }
+            d.vcpus[n].timer_deadline = None;
             Ok(0)
         }
-        VCPUOP_stop_periodic_timer => Ok(0),
         VCPUOP_register_vcpu_info => {
             // Xen's map_vcpu_info (common/domain.c).
             let r: VcpuRegisterVcpuInfo = guest.read(arg)?;
@@ -207,7 +263,7 @@ pub fn vcpu_op(d: &mut Domain, guest: &GuestView, cmd: u32, vcpu: u64, arg: u64)
             if u64::from(r.offset) > 4096 - size || !r.offset.is_multiple_of(8) {
                 return Err(Errno::ENXIO);
             }
-            if d.vcpu.vcpu_info_ref.is_some() {
+            if d.vcpus[n].vcpu_info_ref.is_some() {
                 return Err(Errno::EINVAL); // registered once already
             }
             // A writable type reference held until the vCPU goes: the frame can't
@@ -215,20 +271,28 @@ pub fn vcpu_op(d: &mut Domain, guest: &GuestView, cmd: u32, vcpu: u64, arg: u64)
             let held = crate::pv::mmu::with(|t, hw| t.get_frame_ref(hw, DomId(d.id), Mfn(r.mfn), true));
             let held = held.map_err(|_| Errno::EINVAL)?;
             let mut cur = [0u8; 64];
-            phys::read_bytes(d.vcpu.vcpu_info_maddr, &mut cur);
+            if d.vcpus[n].vcpu_info_maddr != 0 {
+                phys::read_bytes(d.vcpus[n].vcpu_info_maddr, &mut cur);
+            }
             let new = (r.mfn << 12) + u64::from(r.offset);
             crate::pv::mmu::write_held(held, u64::from(r.offset), &cur);
-            d.vcpu.vcpu_info_maddr = new;
-            d.vcpu.vcpu_info_ref = Some(held);
+            d.vcpus[n].vcpu_info_maddr = new;
+            d.vcpus[n].vcpu_info_ref = Some(held);
             // Everything pending, so nothing is lost (a spurious upcall), as Xen.
             phys::write_bytes(new + core::mem::offset_of!(VcpuInfo, evtchn_pending_sel) as u64, &u64::MAX.to_le_bytes());
             phys::write_bytes(new + core::mem::offset_of!(VcpuInfo, evtchn_upcall_pending) as u64, &[1u8]);
-            event::update_time(d);
+            if is_current {
+                event::update_time(d);
+            }
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),
     }
 }
+
+/// Where the non-canonical hole and the hypervisor's range start: a guest handle may
+/// not point there (`guest_handle_okay`).
+const HYPERVISOR_HOLE_START: u64 = 1 << 47;
 
 /// `SCHEDOP_poll`: sleep until one of the listed ports is pending (masked or not), an
 /// upcall is deliverable, or the timeout (absolute system time, 0 = none) passes. The
@@ -249,15 +313,15 @@ pub fn poll(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult {
         }
         ports.push(port);
     }
-    d.vcpu.poll_ports = ports;
-    d.vcpu.run = RunState::Polling { timeout: p.timeout };
+    d.vcpus[d.cur_vcpu].poll_ports = ports;
+    d.vcpus[d.cur_vcpu].run = RunState::Polling { timeout: p.timeout };
     Ok(0)
 }
 
 /// `SCHEDOP_block`: enable events and sleep until an upcall is deliverable.
 pub fn block(d: &mut Domain) -> HcResult {
     trap::set_upcall_mask(d, false);
-    d.vcpu.run = RunState::Blocked;
+    d.vcpus[d.cur_vcpu].run = RunState::Blocked;
     Ok(0)
 }
 
@@ -271,7 +335,7 @@ pub fn physdev_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -> HcRe
             if a.iopl > 3 {
                 return Err(Errno::EINVAL);
             }
-            d.vcpu.iopl = a.iopl;
+            d.vcpus[d.cur_vcpu].iopl = a.iopl;
             Ok(0)
         }
         PHYSDEVOP_set_iobitmap => {
@@ -283,8 +347,8 @@ pub fn physdev_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -> HcRe
             if !handle_ok || a.nr_ports > 65536 {
                 return Err(Errno::EINVAL);
             }
-            d.vcpu.iobmp = a.bitmap;
-            d.vcpu.iobmp_limit = a.nr_ports;
+            d.vcpus[d.cur_vcpu].iobmp = a.bitmap;
+            d.vcpus[d.cur_vcpu].iobmp_limit = a.nr_ports;
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),

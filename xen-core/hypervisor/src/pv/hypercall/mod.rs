@@ -42,7 +42,7 @@ pub fn dispatch(doms: &mut Domains, regs: &mut Regs) {
 }
 
 fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcResult {
-    let guest = GuestView { l4_mfn: doms.cur().vcpu.current_l4() };
+    let guest = GuestView { l4_mfn: { let d = doms.cur(); d.vcpus[d.cur_vcpu].current_l4() } };
     match h {
         Hypercall::EventChannelOp => return event::hypercall::event_channel_op(doms, &guest, a[0] as u32, a[1]),
         Hypercall::GrantTableOp => return grant::grant_table_op(doms, &guest, a[0] as u32, a[1], a[2]),
@@ -226,7 +226,10 @@ fn features(d: &Domain) -> u32 {
 fn sched_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64) -> HcResult {
     let d = doms.cur();
     match cmd {
-        sched::SCHEDOP_yield => Ok(0),
+        sched::SCHEDOP_yield => {
+            doms.yield_cpu();
+            Ok(0)
+        }
         sched::SCHEDOP_block => misc::block(d),
         sched::SCHEDOP_poll => misc::poll(d, guest, arg),
         sched::SCHEDOP_shutdown => {

@@ -14,7 +14,7 @@ use xen_abi::sysctl::*;
 
 /// Xen's `getdomaininfo` for one of our domains (one vCPU each).
 pub fn domain_info(d: &Domain, running: bool) -> XenDomctlGetdomaininfo {
-    let blocked = !matches!(d.vcpu.run, RunState::Runnable);
+    let blocked = !matches!(d.vcpus[d.cur_vcpu].run, RunState::Runnable);
     let mut flags = if blocked { XEN_DOMINF_blocked } else { 0 };
     if running {
         flags |= XEN_DOMINF_running;

@@ -27,21 +27,31 @@ pub fn set_gdt(d: &mut Domain, guest: &GuestView, list: u64, entries: u64) -> Hc
     let nr_frames = entries.div_ceil(512);
     let mut frames = Vec::with_capacity(nr_frames as usize);
     for i in 0..nr_frames {
-        let mfn: u64 = guest.read(list.wrapping_add(8 * i))?;
-        if !owned(d, mfn) {
-            return Err(Errno::EINVAL);
-        }
-        frames.push(mfn);
+        frames.push(guest.read::<u64>(list.wrapping_add(8 * i))?);
+    }
+    let descs = check_gdt(d, &frames, entries)?;
+    gdt::load_guest_descriptors(&descs);
+    d.vcpus[d.cur_vcpu].gdt_shadow = descs;
+    d.vcpus[d.cur_vcpu].gdt_frames = frames;
+    Ok(0)
+}
+
+/// The checked descriptors of a GDT of `entries` in `frames` (Xen's `pv_set_gdt`):
+/// `-EINVAL` for too many entries, a frame the domain does not own, or a descriptor
+/// `check_descriptor` refuses.
+pub fn check_gdt(d: &Domain, frames: &[u64], entries: u64) -> Result<Vec<u64>, Errno> {
+    if entries > FIRST_RESERVED_GDT_ENTRY as u64 || (frames.len() as u64) < entries.div_ceil(512) {
+        return Err(Errno::EINVAL);
+    }
+    if frames.iter().any(|&mfn| !owned(d, mfn)) {
+        return Err(Errno::EINVAL);
     }
     let mut descs = Vec::with_capacity(entries as usize);
     for i in 0..entries {
         let raw = phys::read_entry(frames[(i / 512) as usize], (i % 512) as usize);
         descs.push(check_descriptor(raw).ok_or(Errno::EINVAL)?);
     }
-    gdt::load_guest_descriptors(&descs);
-    d.vcpu.gdt_shadow = descs;
-    d.vcpu.gdt_frames = frames;
-    Ok(0)
+    Ok(descs)
 }
 
 /// `update_descriptor(maddr, desc)`: one descriptor in a frame the domain owns that is
@@ -63,9 +73,9 @@ pub fn update_descriptor(d: &mut Domain, maddr: u64, desc: u64) -> HcResult {
     }
     let index = ((maddr & 0xfff) / 8) as usize;
     phys::write_entry(mfn, index, desc);
-    if let Some(n) = d.vcpu.gdt_frames.iter().position(|&f| f == mfn) {
+    if let Some(n) = d.vcpus[d.cur_vcpu].gdt_frames.iter().position(|&f| f == mfn) {
         let entry = n * 512 + index;
-        if let Some(slot) = d.vcpu.gdt_shadow.get_mut(entry) {
+        if let Some(slot) = d.vcpus[d.cur_vcpu].gdt_shadow.get_mut(entry) {
             *slot = desc;
             gdt::set_guest_descriptor(entry, desc);
         }

@@ -99,7 +99,7 @@ pub fn mmu_update(d: &mut Domain, guest: &GuestView, reqs: u64, count: u64, pdon
 }
 
 pub fn update_va_mapping(d: &mut Domain, guest: &GuestView, va: u64, val: u64, flags: u64) -> HcResult {
-    let l4 = Mfn(d.vcpu.kernel_l4);
+    let l4 = Mfn(d.vcpus[d.cur_vcpu].kernel_l4);
     let flush = mmu::with(|t, hw| t.update_va_mapping(hw, DomId(d.id), l4, va, val, flags))?;
     apply(guest, flush, Errno::EFAULT)?;
     Ok(0)
@@ -112,12 +112,12 @@ pub fn mmuext_op(d: &mut Domain, guest: &GuestView, ops: u64, count: u64, pdone:
     let size = core::mem::size_of::<MmuextOp>() as u64;
     for i in 0..count {
         let result = guest.read::<MmuextOp>(ops.wrapping_add(i * size)).and_then(|op| {
-            let mut vm = d.vcpu.mm;
+            let mut vm = d.vcpus[d.cur_vcpu].mm;
             let effect = mmu::with(|t, hw| t.mmuext_op_one(hw, DomId(d.id), &mut vm, &op))?;
-            d.vcpu.set_mm(vm);
+            d.vcpus[d.cur_vcpu].set_mm(vm);
             apply(guest, effect.flush, Errno::EINVAL)?;
             if effect.reload_cr3 {
-                cpu::write_cr3(d.vcpu.current_l4() << 12);
+                cpu::write_cr3(d.vcpus[d.cur_vcpu].current_l4() << 12);
             }
             Ok(())
         });

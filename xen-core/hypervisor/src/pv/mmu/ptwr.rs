@@ -23,7 +23,7 @@ const RFLAGS_OF: u64 = 1 << 11;
 /// Emulates the write that faulted at `cr2` if it is a page-table write; returns whether
 /// it was (then the guest continues after the instruction).
 pub fn emulate(d: &mut Domain, regs: &mut Regs, cr2: u64) -> bool {
-    let guest = GuestView { l4_mfn: d.vcpu.current_l4() };
+    let guest = GuestView { l4_mfn: d.vcpus[d.cur_vcpu].current_l4() };
     let Some((l1, idx)) = guest.l1_slot(cr2) else { return false };
     let pte = phys::read_entry(l1, idx);
     if pte & PTE_P == 0 || pte & PTE_RW != 0 {

@@ -69,7 +69,7 @@ pub fn set_reg(regs: &mut Regs, n: u8, v: u64) {
 
 /// The instruction bytes at the guest's RIP that are readable (up to 15).
 pub fn fetch_insn(d: &Domain, rip: u64) -> ([u8; 15], usize) {
-    let guest = GuestView { l4_mfn: d.vcpu.current_l4() };
+    let guest = GuestView { l4_mfn: d.vcpus[d.cur_vcpu].current_l4() };
     let mut bytes = [0u8; 15];
     let n = (1..=15).rev().find(|&n| guest.copy_from(rip, &mut bytes[..n]).is_ok()).unwrap_or(0);
     (bytes, n)
@@ -77,7 +77,7 @@ pub fn fetch_insn(d: &Domain, rip: u64) -> ([u8; 15], usize) {
 
 /// CR4 as the guest reads it (Xen's `pv_fixup_guest_cr4` view).
 pub fn guest_cr4(d: &Domain) -> u64 {
-    (d.vcpu.cr4_guest & CR4_GUEST_MASK) | (cpu::read_cr4() & CR4_VISIBLE_MASK)
+    (d.vcpus[d.cur_vcpu].cr4_guest & CR4_GUEST_MASK) | (cpu::read_cr4() & CR4_VISIBLE_MASK)
 }
 
 /// Whether the domain's I/O reaches the hardware: only the hardware domain's (Xen's
@@ -90,7 +90,7 @@ fn port_passthrough(d: &Domain) -> bool {
 /// Xen's `iopl_ok`: the virtual IOPL (set_iopl) covers the guest's privilege level: 1
 /// in guest kernel mode, 3 in user mode.
 fn iopl_ok(d: &Domain) -> bool {
-    d.vcpu.iopl >= if d.vcpu.kernel_mode { 1 } else { 3 }
+    d.vcpus[d.cur_vcpu].iopl >= if d.vcpus[d.cur_vcpu].kernel_mode { 1 } else { 3 }
 }
 
 /// Xen's `guest_io_okay`: the virtual IOPL, or else the guest's I/O bitmap
@@ -102,11 +102,11 @@ fn io_allowed(d: &Domain, port: u16, bytes: u8) -> bool {
         return true;
     }
     let (port, bytes) = (u32::from(port), u32::from(bytes));
-    if port + bytes > d.vcpu.iobmp_limit {
+    if port + bytes > d.vcpus[d.cur_vcpu].iobmp_limit {
         return false;
     }
-    let guest = GuestView { l4_mfn: d.vcpu.kernel_l4 };
-    let at = d.vcpu.iobmp.wrapping_add(u64::from(port >> 3));
+    let guest = GuestView { l4_mfn: d.vcpus[d.cur_vcpu].kernel_l4 };
+    let at = d.vcpus[d.cur_vcpu].iobmp.wrapping_add(u64::from(port >> 3));
     let mut x = [0u8; 2];
     if guest.copy_from(at, &mut x[..1]).is_err() {
         x = [0xff; 2];
@@ -150,7 +150,7 @@ fn string_io(d: &mut Domain, regs: &mut Regs, port: u16, size: u8, rep: bool, ad
     let mask = if addr32 { 0xffff_ffffu64 } else { !0 };
     let step = if regs.rflags & RFLAGS_DF != 0 { 0u64.wrapping_sub(u64::from(size)) } else { u64::from(size) };
     let mut count = if rep { regs.rcx & mask } else { 1 };
-    let guest = GuestView { l4_mfn: d.vcpu.current_l4() };
+    let guest = GuestView { l4_mfn: d.vcpus[d.cur_vcpu].current_l4() };
     let mut done = 0;
     while count > 0 && done < REP_BATCH {
         if input {
@@ -176,14 +176,14 @@ fn string_io(d: &mut Domain, regs: &mut Regs, port: u16, size: u8, rep: bool, ad
 
 fn read_cr(d: &Domain, cr: u8) -> Option<u64> {
     Some(match cr {
-        0 => (cpu::read_cr0() & !CR0_TS) | if d.vcpu.fpu_ts { CR0_TS } else { 0 },
+        0 => (cpu::read_cr0() & !CR0_TS) | if d.vcpus[d.cur_vcpu].fpu_ts { CR0_TS } else { 0 },
         2 => {
             let mut b = [0u8; 8];
-            phys::read_bytes(d.vcpu.vcpu_info_maddr + VCPU_INFO_CR2, &mut b);
+            phys::read_bytes(d.vcpus[d.cur_vcpu].vcpu_info_maddr + VCPU_INFO_CR2, &mut b);
             u64::from_le_bytes(b)
         }
         // A PV guest's own base pointer: its machine frame (MFN == GMFN for PV).
-        3 => d.vcpu.current_l4() << 12,
+        3 => d.vcpus[d.cur_vcpu].current_l4() << 12,
         4 => guest_cr4(d),
         _ => return None,
     })
@@ -196,24 +196,24 @@ fn write_cr(d: &mut Domain, cr: u8, val: u64) -> bool {
             if (val ^ cpu::read_cr0()) & !CR0_TS != 0 {
                 return false;
             }
-            d.vcpu.fpu_ts = val & CR0_TS != 0;
-            cpu::set_ts(d.vcpu.fpu_ts);
+            d.vcpus[d.cur_vcpu].fpu_ts = val & CR0_TS != 0;
+            cpu::set_ts(d.vcpus[d.cur_vcpu].fpu_ts);
             true
         }
         // new_guest_cr3: the same checks and references as MMUEXT_NEW_BASEPTR.
         3 => {
-            let mut vm = d.vcpu.mm;
+            let mut vm = d.vcpus[d.cur_vcpu].mm;
             let ok = mmu::with(|t, hw| t.new_baseptr(hw, DomId(d.id), &mut vm, Mfn(val >> 12))).is_ok();
             if ok {
-                d.vcpu.set_mm(vm);
-                cpu::write_cr3(d.vcpu.current_l4() << 12);
+                d.vcpus[d.cur_vcpu].set_mm(vm);
+                cpu::write_cr3(d.vcpus[d.cur_vcpu].current_l4() << 12);
             }
             ok
         }
         // Xen discards bits outside the guest-controllable set, never faults.
         4 => {
-            d.vcpu.cr4_guest = val & CR4_GUEST_MASK & super::emulate::cr4_policy_mask(d);
-            cpu::apply_guest_cr4(d.vcpu.cr4_guest);
+            d.vcpus[d.cur_vcpu].cr4_guest = val & CR4_GUEST_MASK & super::emulate::cr4_policy_mask(d);
+            cpu::apply_guest_cr4(d.vcpus[d.cur_vcpu].cr4_guest);
             true
         }
         _ => false,
@@ -223,9 +223,15 @@ fn write_cr(d: &mut Domain, cr: u8, val: u64) -> bool {
 /// `HYPERVISOR_set_debugreg`: -EPERM for a DR0-3 address outside the guest's range,
 /// -EINVAL for another register or a bad DR7, as Xen's `set_debugreg`.
 pub fn set_debugreg(d: &mut Domain, reg: u64, value: u64) -> crate::pv::hypercall::HcResult {
+    let n = d.cur_vcpu;
+    set_vcpu_debugreg(&mut d.vcpus[n], reg, value)
+}
+
+/// `set_debugreg` on vCPU `v` (also from a vCPU context the toolstack or the guest loads).
+pub fn set_vcpu_debugreg(v: &mut crate::pv::domain::Vcpu, reg: u64, value: u64) -> crate::pv::hypercall::HcResult {
     use xen_abi::errno::Errno;
     match reg {
-        0..=3 | 6 | 7 if write_dr(d, reg as u8, value) => Ok(0),
+        0..=3 | 6 | 7 if write_dr(v, reg as u8, value) => Ok(0),
         0..=3 => Err(Errno::EPERM),
         _ => Err(Errno::EINVAL),
     }
@@ -242,7 +248,7 @@ pub fn get_debugreg(d: &Domain, reg: u64) -> crate::pv::hypercall::HcResult {
 /// Xen's `set_debugreg` rules for a PV guest: DR0-3 must be guest addresses; DR4/5
 /// alias DR6/7 (CR4.DE clear); DR6/DR7 keep their fixed bits. The values are kept for
 /// the guest to read back; they are not loaded into the hardware (no guest breakpoints).
-fn write_dr(d: &mut Domain, dr: u8, val: u64) -> bool {
+fn write_dr(v: &mut crate::pv::domain::Vcpu, dr: u8, val: u64) -> bool {
     let dr = match dr {
         4 => 6,
         5 => 7,
@@ -254,14 +260,14 @@ fn write_dr(d: &mut Domain, dr: u8, val: u64) -> bool {
             if !canonical || (xen_abi::arch_x86_64::HYPERVISOR_VIRT_START..xen_abi::arch_x86_64::HYPERVISOR_VIRT_END).contains(&val) {
                 return false;
             }
-            d.vcpu.debugreg[usize::from(dr)] = val;
+            v.debugreg[usize::from(dr)] = val;
         }
-        6 => d.vcpu.debugreg[6] = (val & 0xffff_efff) | 0xffff_0ff0,
+        6 => v.debugreg[6] = (val & 0xffff_efff) | 0xffff_0ff0,
         7 => {
             if val >> 32 != 0 {
                 return false;
             }
-            d.vcpu.debugreg[7] = (val & !0xd800) | 0x400;
+            v.debugreg[7] = (val & !0xd800) | 0x400;
         }
         _ => return false,
     }
@@ -270,9 +276,9 @@ fn write_dr(d: &mut Domain, dr: u8, val: u64) -> bool {
 
 fn read_dr(d: &Domain, dr: u8) -> Option<u64> {
     match dr {
-        0..=3 | 6 | 7 => Some(d.vcpu.debugreg[usize::from(dr)]),
-        4 => Some(d.vcpu.debugreg[6]),
-        5 => Some(d.vcpu.debugreg[7]),
+        0..=3 | 6 | 7 => Some(d.vcpus[d.cur_vcpu].debugreg[usize::from(dr)]),
+        4 => Some(d.vcpus[d.cur_vcpu].debugreg[6]),
+        5 => Some(d.vcpus[d.cur_vcpu].debugreg[7]),
         _ => None,
     }
 }
@@ -281,7 +287,7 @@ fn read_dr(d: &Domain, dr: u8) -> Option<u64> {
 /// guest's own CR4.OSXSAVE is clear; then only XCR0, only values within the domain's
 /// CPUID policy (leaf 0xd's XCR0 mask) that the architecture allows, else #GP.
 fn xsetbv(d: &mut Domain, regs: &mut Regs) -> Option<bool> {
-    if d.vcpu.cr4_guest & crate::cpuid_policy::X86_CR4_OSXSAVE == 0 {
+    if d.vcpus[d.cur_vcpu].cr4_guest & crate::cpuid_policy::X86_CR4_OSXSAVE == 0 {
         super::inject_exception(d, regs, 6, None);
         return None;
     }
@@ -291,7 +297,7 @@ fn xsetbv(d: &mut Domain, regs: &mut Regs) -> Option<bool> {
     if regs.rcx as u32 != 0 || cpu::xcr0_supported() == 0 || !crate::cpuid_policy::xsetbv_allowed(value, max) {
         return Some(false);
     }
-    d.vcpu.fpu.xcr0 = value;
+    d.vcpus[d.cur_vcpu].fpu.xcr0 = value;
     cpu::set_xcr0(value);
     Some(true)
 }
@@ -303,7 +309,7 @@ pub fn privileged_op(d: &mut Domain, regs: &mut Regs) -> bool {
     let Some(dec) = priv_insn::decode(&bytes[..n]) else {
         return super::emulate::cpuid_fault(d, regs, &bytes[..n]);
     };
-    let kernel = d.vcpu.kernel_mode;
+    let kernel = d.vcpus[d.cur_vcpu].kernel_mode;
     let done = match dec.insn {
         // Everything but I/O and rdtsc needs guest kernel mode (the guest's ring 0).
         PrivInsn::ReadCr { .. } | PrivInsn::WriteCr { .. } | PrivInsn::ReadDr { .. } | PrivInsn::WriteDr { .. } | PrivInsn::Clts | PrivInsn::Wbinvd | PrivInsn::Invd | PrivInsn::Rdmsr | PrivInsn::Wrmsr | PrivInsn::Hlt
@@ -314,9 +320,12 @@ pub fn privileged_op(d: &mut Domain, regs: &mut Regs) -> bool {
         PrivInsn::ReadCr { cr, gpr } => read_cr(d, cr).map(|v| set_reg(regs, gpr, v)).is_some(),
         PrivInsn::WriteCr { cr, gpr } => write_cr(d, cr, reg(regs, gpr)),
         PrivInsn::ReadDr { dr, gpr } => read_dr(d, dr).map(|v| set_reg(regs, gpr, v)).is_some(),
-        PrivInsn::WriteDr { dr, gpr } => write_dr(d, dr, reg(regs, gpr)),
+        PrivInsn::WriteDr { dr, gpr } => {
+            let n = d.cur_vcpu;
+            write_dr(&mut d.vcpus[n], dr, reg(regs, gpr))
+        }
         PrivInsn::Clts => {
-            d.vcpu.fpu_ts = false;
+            d.vcpus[d.cur_vcpu].fpu_ts = false;
             cpu::set_ts(false);
             true
         }

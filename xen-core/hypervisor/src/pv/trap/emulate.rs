@@ -16,7 +16,7 @@ const FORCED_CPUID: [u8; 7] = [0x0f, 0x0b, b'x', b'e', b'n', 0x0f, 0xa2];
 
 fn fetch<const N: usize>(d: &Domain, rip: u64) -> Option<[u8; N]> {
     let mut b = [0u8; N];
-    GuestView { l4_mfn: d.vcpu.current_l4() }.copy_from(rip, &mut b).ok()?;
+    GuestView { l4_mfn: d.vcpus[d.cur_vcpu].current_l4() }.copy_from(rip, &mut b).ok()?;
     Some(b)
 }
 
@@ -37,7 +37,7 @@ fn msr_ctx(d: &Domain) -> MsrCtx {
 }
 
 fn rdmsr(d: &Domain, msr: u32) -> Option<u64> {
-    let v = &d.vcpu;
+    let v = &d.vcpus[d.cur_vcpu];
     match msr_policy::read(&msr_ctx(d), &v.msrs, msr) {
         Read::Value(x) => Some(x),
         Read::Fault => None,
@@ -50,28 +50,28 @@ fn rdmsr(d: &Domain, msr: u32) -> Option<u64> {
 
 fn wrmsr(d: &mut Domain, msr: u32, val: u64) -> bool {
     let ctx = msr_ctx(d);
-    match msr_policy::write(&ctx, &mut d.vcpu.msrs, msr, val, |m| cpu::rdmsr_safe(m).unwrap_or(0)) {
+    match msr_policy::write(&ctx, &mut d.vcpus[d.cur_vcpu].msrs, msr, val, |m| cpu::rdmsr_safe(m).unwrap_or(0)) {
         Write::Ignore | Write::Stored => true,
         Write::Fault => false,
         Write::Base(nr::FS_BASE) => {
             cpu::set_fs_base(val);
-            d.vcpu.fs_base = val;
+            d.vcpus[d.cur_vcpu].fs_base = val;
             true
         }
         Write::Base(nr::GS_BASE) => {
             cpu::set_gs_base(val);
-            if d.vcpu.kernel_mode {
-                d.vcpu.gs_base_kernel = val;
+            if d.vcpus[d.cur_vcpu].kernel_mode {
+                d.vcpus[d.cur_vcpu].gs_base_kernel = val;
             } else {
-                d.vcpu.gs_base_user = val;
+                d.vcpus[d.cur_vcpu].gs_base_user = val;
             }
             true
         }
         Write::Base(_) => {
-            if d.vcpu.kernel_mode {
-                d.vcpu.gs_base_user = val;
+            if d.vcpus[d.cur_vcpu].kernel_mode {
+                d.vcpus[d.cur_vcpu].gs_base_user = val;
             } else {
-                d.vcpu.gs_base_kernel = val;
+                d.vcpus[d.cur_vcpu].gs_base_kernel = val;
             }
             true
         }
@@ -156,10 +156,10 @@ pub fn cr4_policy_mask(d: &Domain) -> u64 {
 pub(crate) fn cpuid(d: &Domain, leaf: u32, subleaf: u32, forced: bool) -> (u32, u32, u32, u32) {
     let ctx = GuestCpuidCtx {
         hardware_domain: d.hardware,
-        kernel_mode: d.vcpu.kernel_mode,
+        kernel_mode: d.vcpus[d.cur_vcpu].kernel_mode,
         forced,
         // The guest-controllable CR4 bits it set (`emul_priv::write_cr`).
-        guest_cr4: d.vcpu.cr4_guest,
+        guest_cr4: d.vcpus[d.cur_vcpu].cr4_guest,
         xen_cr4_osxsave: cpu::read_cr4() & X86_CR4_OSXSAVE != 0,
         vcpu_id: 0,
         // Xen never emulates the hardware domain's TSC and leaves its kHz 0; other PV

@@ -34,12 +34,12 @@ const TI_MASK_EVENTS: u8 = 4;
 
 fn vcpu_info_byte(d: &Domain, off: u64) -> u8 {
     let mut b = [0u8];
-    phys::read_bytes(d.vcpu.vcpu_info_maddr + off, &mut b);
+    phys::read_bytes(d.vcpus[d.cur_vcpu].vcpu_info_maddr + off, &mut b);
     b[0]
 }
 
 pub fn set_upcall_mask(d: &Domain, masked: bool) {
-    phys::write_bytes(d.vcpu.vcpu_info_maddr + VCPU_INFO_UPCALL_MASK, &[u8::from(masked)]);
+    phys::write_bytes(d.vcpus[d.cur_vcpu].vcpu_info_maddr + VCPU_INFO_UPCALL_MASK, &[u8::from(masked)]);
 }
 
 pub fn upcall_pending(d: &Domain) -> bool {
@@ -52,7 +52,7 @@ pub fn upcall_mask(d: &Domain) -> bool {
 
 /// Switches between guest kernel and user mode: page tables and GS bases.
 fn toggle_guest_mode(d: &mut Domain) {
-    let v = &mut d.vcpu;
+    let v = &mut d.vcpus[d.cur_vcpu];
     // The outgoing mode's GS base may have been changed through wrmsr emulation, which
     // updates these fields; the CPU's MSR holds the active one.
     let active_gs = cpu::gs_base();
@@ -72,18 +72,18 @@ fn toggle_guest_mode(d: &mut Domain) {
 /// single-domain boot, that ends the machine); callers stop touching its state.
 pub fn crash_domain(d: &mut Domain, why: core::fmt::Arguments<'_>, regs: &Regs) {
     println!("domain_crash called: {why}");
-    println!("Domain {} (vcpu#0) crashed on cpu#0:\n{regs}", d.id);
+    println!("Domain {} (vcpu#{}) crashed on cpu#0:\n{regs}", d.id, d.cur_vcpu);
     d.ending = Some(crate::pv::domain::END_CRASH);
 }
 
 /// Pushes Xen's bounce frame on the guest kernel stack and points the vCPU at `handler`.
 fn bounce(d: &mut Domain, regs: &mut Regs, handler: u64, error_code: Option<u64>, mask_events: bool) {
     let saved_mask = u64::from(vcpu_info_byte(d, VCPU_INFO_UPCALL_MASK));
-    let (stack, cs) = if d.vcpu.kernel_mode {
+    let (stack, cs) = if d.vcpus[d.cur_vcpu].kernel_mode {
         (regs.rsp, regs.cs & !3)
     } else {
         toggle_guest_mode(d);
-        (d.vcpu.kernel_sp, regs.cs)
+        (d.vcpus[d.cur_vcpu].kernel_sp, regs.cs)
     };
     let mut rflags = regs.rflags & !(RFLAGS_IF | RFLAGS_IOPL);
     if saved_mask == 0 {
@@ -111,7 +111,7 @@ fn bounce(d: &mut Domain, regs: &mut Regs, handler: u64, error_code: Option<u64>
         bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
     }
     let in_hole = (HYPERVISOR_VIRT_START..HYPERVISOR_VIRT_END).contains(&new_sp);
-    let guest = GuestView { l4_mfn: d.vcpu.kernel_l4 };
+    let guest = GuestView { l4_mfn: d.vcpus[d.cur_vcpu].kernel_l4 };
     if in_hole || guest.copy_to(new_sp, &bytes[..n * 8]).is_err() {
         crash_domain(d, format_args!("cannot write a bounce frame at {new_sp:#x}"), regs);
         return;
@@ -133,7 +133,7 @@ fn has_error_code(vector: u32) -> bool {
 
 /// Reflects exception `vector` to the guest's trap table, or crashes the domain.
 pub fn inject_exception(d: &mut Domain, regs: &mut Regs, vector: u32, error_code: Option<u64>) {
-    let ti = d.vcpu.trap_table[vector as usize & 0xff];
+    let ti = d.vcpus[d.cur_vcpu].trap_table[vector as usize & 0xff];
     if ti.address == 0 {
         let name = EXCEPTION_NAMES.get(vector as usize).copied().unwrap_or("software interrupt");
         let id = d.id;
@@ -154,13 +154,13 @@ pub fn guest_exception(d: &mut Domain, regs: &mut Regs) {
             // Only for a domain that asked for writable page tables (Xen's
             // VM_ASSIST(d, writable_pagetables) check in fixup_page_fault).
             let ptwr = d.vm_assist & (1 << xen_abi::xen::VMASST_TYPE_writable_pagetables) != 0;
-            if ptwr && regs.error_code & 3 == 3 && d.vcpu.kernel_mode && crate::pv::mmu::ptwr::emulate(d, regs, cr2) {
+            if ptwr && regs.error_code & 3 == 3 && d.vcpus[d.cur_vcpu].kernel_mode && crate::pv::mmu::ptwr::emulate(d, regs, cr2) {
                 return;
             }
-            phys::write_bytes(d.vcpu.vcpu_info_maddr + VCPU_INFO_CR2, &cr2.to_le_bytes());
+            phys::write_bytes(d.vcpus[d.cur_vcpu].vcpu_info_maddr + VCPU_INFO_CR2, &cr2.to_le_bytes());
             // The guest kernel runs at CPL 3: report U/S as the guest's own mode.
             let mut e = u64::from(regs.error_code) & !4;
-            if !d.vcpu.kernel_mode {
+            if !d.vcpus[d.cur_vcpu].kernel_mode {
                 e |= 4;
             }
             inject_exception(d, regs, 14, Some(e));
@@ -168,7 +168,7 @@ pub fn guest_exception(d: &mut Domain, regs: &mut Regs) {
         6 if emulate::forced_cpuid(d, regs) => {}
         13 if regs.error_code == 0 && emul_priv::privileged_op(d, regs) => {}
         0..=31 => {
-            if matches!(vector, 6 | 13) && d.vcpu.kernel_mode {
+            if matches!(vector, 6 | 13) && d.vcpus[d.cur_vcpu].kernel_mode {
                 log_unemulated_once(d, regs, vector);
             }
             inject_exception(d, regs, vector, error)
@@ -193,13 +193,13 @@ fn log_unemulated_once(d: &Domain, regs: &Regs, vector: u32) {
 
 /// SYSCALL from guest user mode: to the guest kernel's syscall callback.
 pub fn bounce_syscall(d: &mut Domain, regs: &mut Regs) {
-    if d.vcpu.syscall_callback == 0 {
+    if d.vcpus[d.cur_vcpu].syscall_callback == 0 {
         regs.rip = regs.rip.wrapping_sub(2); // #UD at the SYSCALL instruction
         inject_exception(d, regs, 6, None);
         return;
     }
-    let handler = d.vcpu.syscall_callback;
-    let mask = d.vcpu.syscall_masks_events;
+    let handler = d.vcpus[d.cur_vcpu].syscall_callback;
+    let mask = d.vcpus[d.cur_vcpu].syscall_masks_events;
     bounce(d, regs, handler, None, mask);
 }
 
@@ -210,7 +210,7 @@ fn canonical(va: u64) -> bool {
 
 /// `HYPERVISOR_iret`: the guest's `iret_context` sits at its stack pointer.
 pub fn do_iret(d: &mut Domain, regs: &mut Regs) {
-    let guest = GuestView { l4_mfn: d.vcpu.current_l4() };
+    let guest = GuestView { l4_mfn: d.vcpus[d.cur_vcpu].current_l4() };
     let ctx: IretContext = match guest.read(regs.rsp) {
         Ok(c) => c,
         Err(_) => return crash_domain(d, format_args!("iret: unreadable frame at {:#x}", regs.rsp), regs),
@@ -228,8 +228,8 @@ pub fn do_iret(d: &mut Domain, regs: &mut Regs) {
     if !cs_ok || !ss_ok || !canonical(ctx.rip) || !canonical(ctx.rsp) {
         return crash_domain(d, format_args!("iret: bad frame cs {:#x} ss {:#x} rip {:#x}", ctx.cs, ctx.ss, ctx.rip), regs);
     }
-    if to_user && d.vcpu.kernel_mode {
-        if d.vcpu.user_l4 == 0 {
+    if to_user && d.vcpus[d.cur_vcpu].kernel_mode {
+        if d.vcpus[d.cur_vcpu].user_l4 == 0 {
             return crash_domain(d, format_args!("iret to user mode with no user page tables"), regs);
         }
         toggle_guest_mode(d);
@@ -252,8 +252,8 @@ pub fn do_iret(d: &mut Domain, regs: &mut Regs) {
 /// for iretq.
 pub fn deliver_events(d: &mut Domain, regs: &mut Regs) {
     let pending = vcpu_info_byte(d, VCPU_INFO_UPCALL_PENDING) != 0;
-    if pending && !upcall_mask(d) && d.vcpu.event_callback != 0 {
-        let cb = d.vcpu.event_callback;
+    if pending && !upcall_mask(d) && d.vcpus[d.cur_vcpu].event_callback != 0 {
+        let cb = d.vcpus[d.cur_vcpu].event_callback;
         bounce(d, regs, cb, None, true);
     }
     regs.rflags = (regs.rflags | RFLAGS_IF) & !(RFLAGS_IOPL | RFLAGS_VM);
