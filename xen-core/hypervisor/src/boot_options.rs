@@ -132,6 +132,8 @@ pub struct BootOptions {
     pub console_com1: bool,
     pub dom0_mem: Dom0Mem,
     pub dom0_max_vcpus: Option<(u32, u32)>,
+    /// `maxcpus=N` (Xen's): bring up at most N physical CPUs; `nosmp` is `maxcpus=1`.
+    pub maxcpus: Option<u32>,
     pub loglvl: LogLevel,
     pub guest_loglvl: LogLevel,
 }
@@ -142,6 +144,7 @@ impl Default for BootOptions {
             console_com1: false,
             dom0_mem: Dom0Mem::default(),
             dom0_max_vcpus: None,
+            maxcpus: None,
             loglvl: LogLevel::Warning,
             guest_loglvl: LogLevel::None,
         }
@@ -179,6 +182,11 @@ pub fn parse<'a>(cmdline: &'a str, mut reject: impl FnMut(Rejected<'a>)) -> Boot
             }
             "dom0_mem" => parse_dom0_mem(value).map(|m| o.dom0_mem = m),
             "dom0_max_vcpus" => parse_vcpu_range(value).map(|r| o.dom0_max_vcpus = Some(r)),
+            "maxcpus" => value.parse::<u32>().map(|n| o.maxcpus = Some(n)).map_err(|_| OptionError::BadNumber),
+            "nosmp" => {
+                o.maxcpus = Some(1);
+                Ok(())
+            }
             "loglvl" => parse_loglvl(value).map(|l| o.loglvl = l),
             "guest_loglvl" => parse_loglvl(value).map(|l| o.guest_loglvl = l),
             n if ACCEPTED.contains(&n) || ACCEPTED.contains(&n.trim_start_matches("no-")) => Ok(()),
@@ -240,6 +248,11 @@ mod tests {
         assert_eq!(dom0_vcpus(None, 2, 128), 2);
         assert_eq!(dom0_vcpus(Some((0, 0)), 2, 128), 1);
         assert_eq!(dom0_vcpus(Some((200, 300)), 1, 128), 128);
+        let (o, bad) = parse_all("xen maxcpus=1");
+        assert!(bad.is_empty());
+        assert_eq!(o.maxcpus, Some(1));
+        assert_eq!(parse_all("xen nosmp").0.maxcpus, Some(1));
+        assert_eq!(parse_all("xen maxcpus=two").1.len(), 1);
         assert_eq!(o.loglvl, LogLevel::All);
         assert_eq!(o.guest_loglvl, LogLevel::Debug);
     }

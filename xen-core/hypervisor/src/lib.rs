@@ -11,6 +11,8 @@
 extern crate alloc;
 
 #[deny(unsafe_code)]
+pub mod acpi;
+#[deny(unsafe_code)]
 pub mod boot_options;
 #[deny(unsafe_code)]
 pub mod cpuid_policy;

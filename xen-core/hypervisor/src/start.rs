@@ -1,6 +1,6 @@
 //! From `kmain` (called by boot.s in long mode) to the first domain.
 
-use crate::arch::x86_64::{clock, gdt, mem, paging, phys, phys::DirectMap, pic, qemu, serial::Com1, trap};
+use crate::arch::x86_64::{clock, gdt, mem, paging, phys, phys::DirectMap, pic, qemu, serial::Com1, smp, trap};
 use crate::pv::event::Port;
 use crate::pv::sched::{self, Domains};
 use crate::pv::{domain::build, mmu::m2p, DOMAINS};
@@ -27,6 +27,12 @@ fn fail(what: core::fmt::Arguments<'_>) -> ! {
     qemu::exit(qemu::ExitCode::Failure);
 }
 
+/// Where each other CPU begins in Rust (from `trampoline.s`).
+extern "C" fn ap_main(cpu: usize) -> ! {
+    smp::init_this_ap(cpu);
+    sched::run_ap()
+}
+
 #[no_mangle]
 extern "C" fn kmain(magic: u32, info: u32) -> ! {
     Com1::init();
@@ -35,9 +41,6 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     let boot = multiboot::parse(&DirectMap, magic, u64::from(info))
         .unwrap_or_else(|e| fail(format_args!("multiboot: {e}")));
     println!("Command line: {}", without_image_name(boot.cmdline.as_str()));
-    // The hypervisor runs on the boot CPU only (SMP is later work): Xen gives dom0 one
-    // vCPU per physical CPU it uses unless `dom0_max_vcpus` says otherwise.
-    const PHYSICAL_CPUS_IN_USE: u32 = 1;
     let opts = boot_options::parse(boot.cmdline.as_str(), |r| println!("{r}"));
     println!(
         "console={} dom0_mem={:?} dom0_max_vcpus={:?} loglvl={:?}",
@@ -60,10 +63,21 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     let pml4 = paging::init(mem::FRAMES.lock().as_mut().expect("just initialised"), mem::ram_end(&boot));
     mem::init_heap();
     pic::disable();
-    gdt::init();
+    gdt::init(0);
     crate::arch::x86_64::cpu::enable_fpu();
     clock::init();
     println!("TSC {} MHz, APIC timer {} MHz", clock::tsc_hz() / 1_000_000, clock::lapic_hz() / 1_000_000);
+    // Every CPU the MADT lists (up to `maxcpus`); without ACPI, the boot CPU alone.
+    let apic_ids = match crate::acpi::parse_madt(&DirectMap) {
+        Ok(madt) => madt.apic_ids,
+        Err(e) => {
+            println!("ACPI: {e}: the boot CPU only");
+            alloc::vec::Vec::new()
+        }
+    };
+    let max_cpus = opts.maxcpus.map_or(usize::MAX, |n| n.max(1) as usize);
+    let cpus = smp::start_aps(&apic_ids, max_cpus, pml4, ap_main);
+    println!("Brought up {cpus} CPUs");
     println!(
         "Memory: {} MiB free after the loader's {} KiB; page tables at mfn {pml4:#x}, W^X image, direct map",
         free >> 8,
@@ -150,7 +164,8 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
             cmdline: without_image_name(kernel_cmd.as_str()),
             initrd,
             nr_pages,
-            vcpus: boot_options::dom0_vcpus(opts.dom0_max_vcpus, PHYSICAL_CPUS_IN_USE, crate::domain::control::MAX_VCPUS),
+            // As Xen: one vCPU per physical CPU unless `dom0_max_vcpus` says otherwise.
+            vcpus: boot_options::dom0_vcpus(opts.dom0_max_vcpus, smp::online() as u32, crate::domain::control::MAX_VCPUS),
         };
         println!("*** Building a PV Dom0 ***");
         let built = build::build_domain(&input).unwrap_or_else(|e| fail(format_args!("Could not construct domain 0: {e}")));

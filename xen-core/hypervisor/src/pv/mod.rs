@@ -25,21 +25,33 @@ fn no_domain(what: core::fmt::Arguments<'_>, regs: &Regs) -> ! {
 
 /// SYSCALL from ring 3: a hypercall from guest kernel mode, or a guest system call.
 pub fn guest_syscall(regs: &mut Regs) {
-    let mut guard = DOMAINS.lock();
-    let Some(doms) = guard.as_mut() else { no_domain(format_args!("SYSCALL from ring 3"), regs) };
-    let d = doms.cur();
-    if d.vcpus[d.cur_vcpu].kernel_mode {
-        hypercall::dispatch(doms, regs);
-    } else {
-        trap::bounce_syscall(doms.cur(), regs);
+    let busy = {
+        let mut guard = sched::lock();
+        let Some(doms) = guard.as_mut() else { no_domain(format_args!("SYSCALL from ring 3"), regs) };
+        doms.enter();
+        let d = doms.cur();
+        if d.vcpus[d.cur_vcpu].kernel_mode {
+            hypercall::dispatch(doms, regs);
+        } else {
+            trap::bounce_syscall(doms.cur(), regs);
+        }
+        sched::exit_to_guest(doms, regs)
+    };
+    if !busy {
+        sched::idle(regs);
     }
-    sched::exit_to_guest(doms, regs);
 }
 
 /// An exception or interrupt that arrived while a guest ran.
 pub fn guest_trap(regs: &mut Regs) {
-    let mut guard = DOMAINS.lock();
-    let Some(doms) = guard.as_mut() else { no_domain(format_args!("trap {} from ring 3", regs.entry_vector), regs) };
-    trap::guest_exception(doms.cur(), regs);
-    sched::exit_to_guest(doms, regs);
+    let busy = {
+        let mut guard = sched::lock();
+        let Some(doms) = guard.as_mut() else { no_domain(format_args!("trap {} from ring 3", regs.entry_vector), regs) };
+        doms.enter();
+        trap::guest_exception(doms.cur(), regs);
+        sched::exit_to_guest(doms, regs)
+    };
+    if !busy {
+        sched::idle(regs);
+    }
 }

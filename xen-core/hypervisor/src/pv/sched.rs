@@ -9,7 +9,7 @@ use crate::arch::x86_64::guest::GuestView;
 use xen_abi::vcpu::{RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, RUNSTATE_running};
 use crate::pv::{event, trap};
 use crate::arch::x86_64::trap::Regs;
-use crate::arch::x86_64::{clock, cpu, gdt, qemu};
+use crate::arch::x86_64::{clock, cpu, gdt, percpu, percpu::MAX_CPUS, qemu, smp};
 use crate::println;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -26,8 +26,12 @@ pub struct Domains {
     /// Every domain by id: a hash map, so memory follows the number of domains rather
     /// than the highest id (ids are sparse once domains come and go).
     by_id: hashbrown::HashMap<u16, Domain>,
+    /// The domain this entry into the hypervisor works for (`enter` sets it from what
+    /// this CPU runs; the domain lock makes entries one at a time).
     current: u16,
-    slice_end: u64,
+    /// What each physical CPU runs (None: idle), and when its time slice ends.
+    running: [Option<VcpuRef>; MAX_CPUS],
+    slice_end: [u64; MAX_CPUS],
     /// Whether any domain ended by crashing (the machine's exit status says so).
     any_crashed: bool,
     /// System time of the next serial-input poll.
@@ -41,6 +45,22 @@ pub struct Domains {
     yield_now: bool,
 }
 
+/// The domains and the scheduler, once built (`start::kmain`). Each entry into the
+/// hypervisor holds its lock (`lock`) for the whole of its work.
+pub static DOMAINS: spin::Mutex<Option<Domains>> = spin::Mutex::new(None);
+
+/// Takes the domain lock; while another CPU holds it, this one still does the TLB
+/// flushes asked of it (it waits with interrupts off, so the IPI can't reach it).
+pub fn lock() -> spin::MutexGuard<'static, Option<Domains>> {
+    loop {
+        if let Some(g) = DOMAINS.try_lock() {
+            return g;
+        }
+        smp::service_flush();
+        core::hint::spin_loop();
+    }
+}
+
 /// A vCPU as the scheduler names it: domain id and vCPU number.
 type VcpuRef = (u16, usize);
 
@@ -51,6 +71,34 @@ impl Domains {
 
     pub fn current_id(&self) -> u16 {
         self.current
+    }
+
+    /// Starts an entry from a guest on this CPU: the domain and vCPU it runs become the
+    /// ones hypercalls and traps act on.
+    pub fn enter(&mut self) {
+        if let Some((id, v)) = self.running[percpu::cpu_index()] {
+            self.current = id;
+            if let Some(d) = self.by_id.get_mut(&id) {
+                d.cur_vcpu = v;
+            }
+        }
+    }
+
+    /// Whether vCPU `e` runs on a CPU other than this one.
+    fn running_elsewhere(&self, e: VcpuRef) -> bool {
+        let me = percpu::cpu_index();
+        self.running.iter().enumerate().any(|(c, r)| c != me && *r == Some(e))
+    }
+
+    /// Whether some vCPU of domain `id` runs on a CPU other than this one.
+    fn domain_running_elsewhere(&self, id: u16) -> Option<usize> {
+        let me = percpu::cpu_index();
+        self.running.iter().enumerate().find(|&(c, r)| c != me && r.is_some_and(|(d, _)| d == id)).map(|(c, _)| c)
+    }
+
+    /// Whether vCPU `v` of domain `id` is on a CPU now (for `getvcpuinfo`).
+    pub fn vcpu_running(&self, id: u16, v: usize) -> bool {
+        self.running.contains(&Some((id, v)))
     }
 
     /// `SCHEDOP_yield`: another runnable vCPU gets the CPU at the return to the guest.
@@ -99,7 +147,8 @@ impl Domains {
 /// Makes `id` the running domain at boot: its registers become the frame to enter.
 pub fn start(doms: &mut Domains, id: u16) -> Regs {
     doms.current = id;
-    doms.slice_end = clock::now_ns() + TIME_SLICE_NS;
+    doms.running[0] = Some((id, 0));
+    doms.slice_end[0] = clock::now_ns() + TIME_SLICE_NS;
     let d = doms.cur();
     d.cur_vcpu = 0;
     load(d);
@@ -164,11 +213,10 @@ pub fn set_runstate(d: &mut Domain, v: usize, state: i32, now: u64) {
     }
 }
 
-/// Wakes blocked or polling vCPUs that have something to do; the first one woken, to
-/// run next.
-fn wake_all(doms: &mut Domains) -> Option<VcpuRef> {
+/// Wakes blocked or polling vCPUs that have something to do; those woken, to run next.
+fn wake_all(doms: &mut Domains) -> Vec<VcpuRef> {
     let now = clock::now_ns();
-    let mut woken = None;
+    let mut woken = Vec::new();
     for d in doms.by_id.values_mut().filter(|d| d.alive()) {
         for v in 0..d.vcpus.len() {
             event::fire_timer(d, v, now);
@@ -178,7 +226,7 @@ fn wake_all(doms: &mut Domains) -> Option<VcpuRef> {
                     set_runstate(d, v, RUNSTATE_runnable, now);
                 }
                 if runnable(d, v) {
-                    woken = woken.or(Some((d.id, v)));
+                    woken.push((d.id, v));
                 }
             }
         }
@@ -217,20 +265,31 @@ fn all_gone(doms: &Domains) -> ! {
 }
 
 /// Called on every way back to a guest, with the frame that will be `iretq`'d: destroys
-/// domains that ended, picks who runs (switching `regs` to them if needed), and
-/// delivers their pending events.
-pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
+/// domains that ended, picks what this CPU runs (switching `regs` to it if needed), and
+/// delivers its pending events. False when this CPU has nothing to run: the caller lets
+/// go of the domain lock and waits (`idle`).
+pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) -> bool {
     poll_console(doms);
-    let cur = doms.current;
+    let me = percpu::cpu_index();
+    let cur_ent = doms.running[me];
     // Every domain that ended: the current one, or another one a privileged domain
     // shut down with SCHEDOP_remote_shutdown, lowest id first. A toolstack's domain
-    // stays, shut down, until destroyed (`pv::domctl::lifecycle`).
+    // stays, shut down, until destroyed (`pv::domctl::lifecycle`). A domain still on
+    // another CPU goes once that CPU has left it (it is asked to).
     let mut ending: Vec<u16> = doms.by_id.values().filter(|d| d.ending.is_some()).map(|d| d.id).collect();
     ending.sort_unstable();
     let dom_exc = !ending.is_empty();
     for id in ending {
         if doms.by_id.get_mut(&id).is_some_and(crate::pv::domctl::lifecycle::keep_shut_down) {
             continue;
+        }
+        if let Some(c) = doms.domain_running_elsewhere(id) {
+            smp::kick(c);
+            continue;
+        }
+        if cur_ent.is_some_and(|(d, _)| d == id) {
+            // Leaving it: its registers are not needed any more.
+            doms.running[me] = None;
         }
         let Some(d) = doms.by_id.remove(&id) else { continue };
         let Some(reason) = d.ending else { continue };
@@ -246,42 +305,90 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
     }
     crate::pv::domctl::lifecycle::sweep();
     let woken = wake_all(doms);
+    pick_and_enter(doms, regs, woken)
+}
+
+/// Chooses what this CPU runs next and loads it into `regs` (the frame of what ran
+/// before, if anything, is saved first); kicks idle CPUs when more is runnable than
+/// runs. False when there is nothing.
+fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> bool {
+    let me = percpu::cpu_index();
     let now = clock::now_ns();
-    let cur_ent = doms.by_id.get(&cur).map(|d| (cur, d.cur_vcpu));
+    let cur_ent = doms.running[me].filter(|(id, _)| doms.by_id.contains_key(id));
     let cur_runnable = cur_ent.is_some_and(|(id, v)| doms.by_id.get(&id).is_some_and(|d| runnable(d, v)));
-    let woken = woken.filter(|&w| Some(w) != cur_ent);
-    let preempt = now >= doms.slice_end || core::mem::take(&mut doms.yield_now) || woken.is_some();
+    let boost = woken.iter().copied().find(|&w| Some(w) != cur_ent && !doms.running_elsewhere(w));
+    let preempt = now >= doms.slice_end[me] || core::mem::take(&mut doms.yield_now) || boost.is_some();
     let next = if cur_runnable && !preempt {
         cur_ent
     } else {
-        woken.or_else(|| pick_after(doms, cur_ent.unwrap_or((cur, 0)), cur_runnable))
+        boost.or_else(|| pick_after(doms, cur_ent.unwrap_or((doms.current, 0)), cur_runnable))
     };
-    let next = match next {
-        Some(n) => n,
-        None => idle(doms),
-    };
-    let switching = Some(next) != cur_ent;
-    if switching {
-        if let Some(d) = doms.by_id.get_mut(&cur) {
-            save(d, regs);
-            let state = state_after_running(&d.vcpus[d.cur_vcpu]);
-            set_runstate(d, d.cur_vcpu, state, now);
+    if next != cur_ent {
+        if let Some((id, v)) = cur_ent {
+            if let Some(d) = doms.by_id.get_mut(&id) {
+                d.cur_vcpu = v;
+                save(d, regs);
+                let state = state_after_running(&d.vcpus[v]);
+                set_runstate(d, v, state, now);
+            }
         }
-        doms.current = next.0;
+        doms.running[me] = next;
+        let Some((id, v)) = next else {
+            kick_idle(doms);
+            return false;
+        };
+        doms.current = id;
         let d = doms.cur();
-        d.cur_vcpu = next.1;
+        d.cur_vcpu = v;
         load(d);
-        *regs = d.vcpus[d.cur_vcpu].saved;
+        *regs = d.vcpus[v].saved;
     }
-    if switching || preempt {
-        doms.slice_end = now + TIME_SLICE_NS;
+    let Some((id, v)) = next else { return false };
+    if next != cur_ent || preempt {
+        doms.slice_end[me] = now + TIME_SLICE_NS;
     }
+    doms.current = id;
     let d = doms.cur();
+    d.cur_vcpu = v;
     let periodic = periodic_timer(d, now);
     trap::deliver_events(d, regs);
-    let others = doms.alive().flat_map(|d| d.vcpus.iter()).filter(|v| v.online).nth(1).is_some();
-    let deadline = [next_deadline(doms), periodic, others.then_some(doms.slice_end)].into_iter().flatten().min();
+    kick_others(doms);
+    let others = doms.alive().flat_map(|d| d.vcpus.iter()).filter(|v| v.online).count() > smp::online();
+    let deadline = [next_deadline(doms), periodic, others.then_some(doms.slice_end[me])].into_iter().flatten().min();
     clock::arm(deadline);
+    true
+}
+
+/// Sends other CPUs a reschedule IPI where they have something to do: an idle one while
+/// runnable vCPUs wait, a busy one whose vCPU has an event to take or may not run any
+/// more (paused, shut down, taken down).
+fn kick_others(doms: &Domains) {
+    kick_idle(doms);
+    let me = percpu::cpu_index();
+    for (c, r) in doms.running.iter().enumerate() {
+        let Some((id, v)) = *r else { continue };
+        if c == me {
+            continue;
+        }
+        let stale = doms.by_id.get(&id).is_none_or(|d| !runnable(d, v) || event::upcall_deliverable(d, v));
+        if stale {
+            smp::kick(c);
+        }
+    }
+}
+
+/// Sends idle CPUs a reschedule IPI while runnable vCPUs wait.
+fn kick_idle(doms: &Domains) {
+    let waiting = doms
+        .by_id
+        .values()
+        .flat_map(|d| (0..d.vcpus.len()).filter(|&v| runnable(d, v)).map(|v| (d.id, v)))
+        .filter(|&e| !doms.running.contains(&Some(e)))
+        .count();
+    let idle = (0..smp::online()).filter(|&c| c != percpu::cpu_index() && doms.running[c].is_none());
+    for c in idle.take(waiting) {
+        smp::kick(c);
+    }
 }
 
 /// Whether vCPU `v` of `d` may run now: the domain alive and not paused or shut down
@@ -298,6 +405,7 @@ fn pick_after(doms: &Domains, cur: VcpuRef, cur_runnable: bool) -> Option<VcpuRe
     doms.by_id
         .values()
         .flat_map(|d| (0..d.vcpus.len()).filter(|&v| runnable(d, v)).map(|v| (d.id, v)))
+        .filter(|&e| !doms.running_elsewhere(e))
         .min_by_key(|&e| (e <= cur, e))
         .or(cur_runnable.then_some(cur))
 }
@@ -369,28 +477,42 @@ fn deliver_input(doms: &mut Domains, bytes: &[u8]) {
     }
 }
 
-/// Nobody can run: sleep until a timer or event makes someone runnable.
-fn idle(doms: &mut Domains) -> VcpuRef {
+/// This CPU has nothing to run: waits, without the domain lock, until something is
+/// runnable (a timer, an event another CPU sent, a reschedule IPI), then loads it into
+/// `regs` for the exit path.
+pub fn idle(regs: &mut Regs) {
     loop {
-        if doms.alive().next().is_none() {
-            all_gone(doms);
-        }
-        poll_console(doms);
-        wake_all(doms);
-        let cur = (doms.current, doms.by_id.get(&doms.current).map_or(0, |d| d.cur_vcpu));
-        if let Some(n) = pick_after(doms, cur, false) {
-            return n;
-        }
-        // While a domain listens to the serial line, wake up to poll it.
-        let poll = console_listener(doms).map(|_| clock::now_ns() + CONSOLE_POLL_NS);
-        match [next_deadline(doms), poll].into_iter().flatten().min() {
-            Some(t) => clock::arm(Some(t)),
-            None => {
-                // Every domain waits for an event no one can send.
-                println!("All domains are blocked with no timer pending: halting machine");
-                qemu::exit(qemu::ExitCode::Failure);
+        {
+            let mut guard = lock();
+            if let Some(doms) = guard.as_mut() {
+                if doms.alive().next().is_none() {
+                    all_gone(doms);
+                }
+                poll_console(doms);
+                let woken = wake_all(doms);
+                if pick_and_enter(doms, regs, woken) {
+                    return;
+                }
+                // While a domain listens to the serial line, wake up to poll it.
+                let poll = console_listener(doms).map(|_| clock::now_ns() + CONSOLE_POLL_NS);
+                match [next_deadline(doms), poll].into_iter().flatten().min() {
+                    Some(t) => clock::arm(Some(t)),
+                    None if doms.running.iter().all(Option::is_none) => {
+                        // Every domain waits for an event no one can send.
+                        println!("All domains are blocked with no timer pending: halting machine");
+                        qemu::exit(qemu::ExitCode::Failure);
+                    }
+                    None => clock::arm(None),
+                }
             }
         }
         cpu::idle_until_interrupt();
     }
+}
+
+/// Where another CPU goes once it is up: it waits for vCPUs to run.
+pub fn run_ap() -> ! {
+    let mut regs = Regs::default();
+    idle(&mut regs);
+    crate::arch::x86_64::trap::enter_guest(&regs)
 }

@@ -167,10 +167,5 @@ cpu0_stack_bottom:
      * alone is about 32 KiB of locals, ~100 KiB of stack in all). */
     .skip 256 * 1024
 cpu0_stack_top:
-    /* Entries from guests (TSS.RSP0, SYSCALL) land here; kmain's boot stack above is
-     * abandoned once the first guest runs. */
-    .balign 4096
-    .global hv_stack_top
-hv_stack_bottom:
-    .skip 64 * 1024
-hv_stack_top:
+    /* Entries from guests (TSS.RSP0, SYSCALL) land on each CPU's stack (percpu.rs);
+     * kmain's boot stack above is abandoned once the first guest runs. */

@@ -8,6 +8,8 @@ use crate::time::{unix_seconds, TimeScale};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 const PIT_HZ: u64 = 1_193_182;
+use super::percpu::MAX_CPUS;
+
 const LAPIC_BASE: u64 = 0xfee0_0000;
 const LAPIC_EOI: u64 = 0xb0;
 const LAPIC_SVR: u64 = 0xf0;
@@ -26,13 +28,13 @@ static TSC_MUL_SHIFT: AtomicU64 = AtomicU64::new(0);
 static BOOT_WALLCLOCK: AtomicU64 = AtomicU64::new(0);
 
 // The local APIC through its MMIO page in the direct map: the x86_64 crate has no APIC.
-fn lapic_read(reg: u64) -> u32 {
+pub(crate) fn lapic_read(reg: u64) -> u32 {
     // SAFETY: the local APIC's MMIO page is inside the direct map (first 4 GiB); register
     // reads have no side effects.
     unsafe { core::ptr::read_volatile(phys_to_virt(LAPIC_BASE + reg) as *const u32) }
 }
 
-fn lapic_write(reg: u64, v: u32) {
+pub(crate) fn lapic_write(reg: u64, v: u32) {
     // SAFETY: as for lapic_read; the registers written are the timer, divide, SVR and
     // EOI, which only affect this CPU's interrupt delivery.
     unsafe { core::ptr::write_volatile(phys_to_virt(LAPIC_BASE + reg) as *mut u32, v) }
@@ -106,6 +108,15 @@ pub fn init() {
     BOOT_TSC.store(cpu::rdtsc(), Ordering::Relaxed);
 }
 
+/// Enables another CPU's local APIC with the boot CPU's calibration (one clock for all:
+/// QEMU's TSCs run together).
+pub fn init_ap() {
+    lapic_write(LAPIC_SVR, 0x100 | SPURIOUS_VECTOR);
+    lapic_write(LAPIC_TIMER_DIV, 0xb);
+    lapic_write(LAPIC_LVT_TIMER, 1 << 16);
+    lapic_write(LAPIC_TIMER_INIT, 0);
+}
+
 pub fn tsc_hz() -> u64 {
     TSC_HZ.load(Ordering::Relaxed)
 }
@@ -135,8 +146,12 @@ pub fn boot_wallclock() -> u64 {
     BOOT_WALLCLOCK.load(Ordering::Relaxed)
 }
 
-/// The deadline the APIC timer is armed for (`DISARMED` when it is not).
-static ARMED: AtomicU64 = AtomicU64::new(DISARMED);
+/// The deadline each CPU's APIC timer is armed for (`DISARMED` when it is not).
+static ARMED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(DISARMED) }; MAX_CPUS];
+
+fn armed() -> &'static AtomicU64 {
+    &ARMED[super::percpu::cpu_index()]
+}
 const DISARMED: u64 = u64::MAX;
 
 /// Raises TIMER_VECTOR once, at about `deadline_ns` system time; None disarms.
@@ -145,16 +160,16 @@ const DISARMED: u64 = u64::MAX;
 /// QEMU (two of them made a null hypercall several times slower).
 pub fn arm(deadline_ns: Option<u64>) {
     let Some(deadline) = deadline_ns else {
-        if ARMED.swap(DISARMED, Ordering::Relaxed) != DISARMED {
+        if armed().swap(DISARMED, Ordering::Relaxed) != DISARMED {
             lapic_write(LAPIC_TIMER_INIT, 0);
         }
         return;
     };
     let now = now_ns();
-    if ARMED.load(Ordering::Relaxed) == deadline && deadline > now {
+    if armed().load(Ordering::Relaxed) == deadline && deadline > now {
         return;
     }
-    ARMED.store(deadline, Ordering::Relaxed);
+    armed().store(deadline, Ordering::Relaxed);
     let delta = deadline.saturating_sub(now).max(1000);
     let ticks = (u128::from(delta) * u128::from(lapic_hz()) / 1_000_000_000).clamp(1, u128::from(u32::MAX));
     lapic_write(LAPIC_LVT_TIMER, TIMER_VECTOR); // one-shot
@@ -164,6 +179,11 @@ pub fn arm(deadline_ns: Option<u64>) {
 /// Acknowledges the timer interrupt: the one-shot timer is spent, so the next `arm`
 /// programs it again whatever the deadline.
 pub fn eoi() {
-    ARMED.store(DISARMED, Ordering::Relaxed);
+    armed().store(DISARMED, Ordering::Relaxed);
+    lapic_write(LAPIC_EOI, 0);
+}
+
+/// Acknowledges an interrupt that is not the timer (an IPI).
+pub fn ack() {
     lapic_write(LAPIC_EOI, 0);
 }

@@ -69,15 +69,24 @@ return_to_frame:
     iretq
 
 /* SYSCALL from ring 3: a hypercall from the guest kernel, or a system call from guest
- * user mode to bounce to the guest kernel. RSP is still the guest's: switch to this
- * CPU's stack through a RIP-relative slot (one CPU for now), build the hardware-style
- * frame by hand, and leave through iretq like every other entry. */
-    .global syscall_entry
-syscall_entry:
-    movq %rsp, syscall_guest_rsp(%rip)
-    movq syscall_stack_top(%rip), %rsp
+ * user mode to bounce to the guest kernel. RSP is still the guest's and no register is
+ * free: each CPU's LSTAR names its own stub, which switches to that CPU's stack through
+ * its own RIP-relative slots; then the hardware-style frame is built by hand and the
+ * exit is through iretq like every other entry. */
+    .macro syscall_stub n
+syscall_entry_\n:
+    movq %rsp, syscall_guest_rsp_\n(%rip)
+    movq syscall_stack_top_\n(%rip), %rsp
     pushq $0xe02b                       /* ss: FLAT_RING3_SS64 */
-    pushq syscall_guest_rsp(%rip)       /* rsp */
+    pushq syscall_guest_rsp_\n(%rip)     /* rsp */
+    jmp syscall_common
+    .endm
+
+    .irp n, 0,1,2,3,4,5,6,7
+    syscall_stub \n
+    .endr
+
+syscall_common:
     pushq %r11                          /* rflags */
     pushq $0xe033                       /* cs: FLAT_RING3_CS64 */
     pushq %rcx                          /* rip */
@@ -92,9 +101,23 @@ syscall_entry:
 
     .data
     .balign 8
-syscall_guest_rsp: .quad 0
-    .global syscall_stack_top
-syscall_stack_top: .quad 0
+    .irp n, 0,1,2,3,4,5,6,7
+syscall_guest_rsp_\n: .quad 0
+syscall_stack_top_\n: .quad 0
+    .endr
+
+    .section .rodata
+    .balign 8
+    /* By CPU index: each CPU's SYSCALL stub, and the slot holding its stack top. */
+    .global syscall_entries, syscall_stack_slots
+syscall_entries:
+    .irp n, 0,1,2,3,4,5,6,7
+    .quad syscall_entry_\n
+    .endr
+syscall_stack_slots:
+    .irp n, 0,1,2,3,4,5,6,7
+    .quad syscall_stack_top_\n
+    .endr
 
     .text
     .balign 16
@@ -133,6 +156,8 @@ syscall_stack_top: .quad 0
     vector_noerr 31
     vector_noerr 32
     vector_noerr 0xf0
+    vector_noerr 0xf1
+    vector_noerr 0xf2
     vector_noerr 0xff
 
     .section .rodata
@@ -144,4 +169,4 @@ vector_table:
     .quad vector_24, vector_25, vector_26, vector_27, vector_28, vector_29, vector_30, vector_31
     .global vector_spurious_table
 vector_spurious_table:
-    .quad vector_32, vector_0xf0, vector_0xff
+    .quad vector_32, vector_0xf0, vector_0xff, vector_0xf1, vector_0xf2

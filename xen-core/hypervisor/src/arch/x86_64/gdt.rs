@@ -1,4 +1,4 @@
-//! The GDT, TSS and IDT of CPU 0.
+//! Each CPU's GDT and TSS, and the IDT they share.
 //!
 //! Xen's reserved descriptors start at byte 0xe000 of the GDT (the pages below are the
 //! guest's, through `set_gdt`), so the selectors guests know are real: 0xe008 hypervisor
@@ -17,6 +17,7 @@ use x86_64::structures::gdt::{Descriptor, DescriptorFlags, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::structures::DescriptorTablePointer;
 use x86_64::VirtAddr;
+use super::percpu::{self, MAX_CPUS};
 
 pub const FIRST_RESERVED_GDT_ENTRY: usize = 0xe000 / 8;
 pub const HYPERVISOR_CS: u16 = 0xe008;
@@ -31,23 +32,18 @@ const GDT_ENTRIES: usize = FIRST_RESERVED_GDT_ENTRY + 16;
 #[repr(C, align(4096))]
 struct Gdt([u64; GDT_ENTRIES]);
 
-#[repr(C, align(16))]
-struct Stack([u8; 16 * 1024]);
-
-/// Locked for the Rust side; the CPU reads it through GDTR (and marks descriptors
-/// accessed or busy), as for any GDT.
-static GDT: spin::Mutex<Gdt> = spin::Mutex::new(Gdt([0; GDT_ENTRIES]));
-static TSS: spin::Once<TaskStateSegment> = spin::Once::new();
+/// One per CPU, locked for the Rust side; each CPU reads its own through GDTR (and marks
+/// descriptors accessed or busy), as for any GDT. The guest part holds the checked
+/// descriptors of the vCPU that CPU runs.
+static GDT: [spin::Mutex<Gdt>; MAX_CPUS] = [const { spin::Mutex::new(Gdt([0; GDT_ENTRIES])) }; MAX_CPUS];
+static TSS: [spin::Once<TaskStateSegment>; MAX_CPUS] = [const { spin::Once::new() }; MAX_CPUS];
 static mut IDT: [[u64; 2]; 256] = [[0; 2]; 256];
-/// For double faults, NMIs and machine checks, which may arrive on a broken stack.
-static mut IST_STACK: Stack = Stack([0; 16 * 1024]);
 
 extern "C" {
     static vector_table: [u64; 32];
-    static vector_spurious_table: [u64; 3];
-    static hv_stack_top: u8;
-    static mut syscall_stack_top: u64;
-    fn syscall_entry();
+    static vector_spurious_table: [u64; 5];
+    static syscall_entries: [u64; MAX_CPUS];
+    static syscall_stack_slots: [u64; MAX_CPUS];
 }
 
 /// A flat code or data descriptor as Xen writes them: the crate's, accessed bit clear.
@@ -74,24 +70,26 @@ fn idt_gate(handler: u64, dpl: u64, ist: u64) -> [u64; 2] {
     [lo, handler >> 32]
 }
 
-/// Loads the GDT, TSS and IDT and programs SYSCALL. Called once, on CPU 0, before any
-/// guest runs.
-pub fn init() {
-    let stack_top = core::ptr::addr_of!(hv_stack_top) as u64;
-    let tss = TSS.call_once(|| {
+/// Loads CPU `cpu`'s GDT and TSS and the IDT (CPU 0 fills it) and programs SYSCALL:
+/// once per CPU as it comes up, before it runs any guest.
+pub fn init(cpu: usize) {
+    let cpu = cpu.min(MAX_CPUS - 1);
+    let stack_top = percpu::stack_top(cpu);
+    let tss = TSS[cpu].call_once(|| {
         let mut tss = TaskStateSegment::new();
         tss.privilege_stack_table[0] = VirtAddr::new(stack_top);
-        tss.interrupt_stack_table[0] = VirtAddr::new(core::ptr::addr_of!(IST_STACK) as u64 + 16 * 1024);
+        tss.interrupt_stack_table[0] = VirtAddr::new(percpu::ist_top(cpu));
         tss
     });
     let Descriptor::SystemSegment(tss_lo, tss_hi) = Descriptor::tss_segment(tss) else {
         unreachable!("a TSS descriptor is a system segment")
     };
-    // SAFETY: called once during single-threaded boot; nothing else references these
-    // statics yet, and the descriptors written are the ones the selectors above name, so
-    // the segment and TSS loads find what they expect.
-    unsafe {
-        let mut gdt = GDT.lock();
+    // SAFETY: runs once per CPU as it comes up (the IDT is filled once, by CPU 0, before
+    // any other CPU starts), so nothing else writes these statics meanwhile; the
+    // descriptors written are the ones the selectors above name, so the segment and TSS
+    // loads find what they expect, and the SYSCALL slot is this CPU's own.
+    let lstar = unsafe {
+        let mut gdt = GDT[cpu].lock();
         let e = FIRST_RESERVED_GDT_ENTRY;
         gdt.0[e + 1] = RING0_CODE64; // 0xe008
         gdt.0[e + 2] = RING0_DATA; // 0xe010
@@ -103,16 +101,20 @@ pub fn init() {
         gdt.0[e + 9] = tss_hi;
 
         let idt = &mut *core::ptr::addr_of_mut!(IDT);
-        let vectors = &*core::ptr::addr_of!(vector_table);
-        for (v, &handler) in vectors.iter().enumerate() {
-            // int3 and into may be raised from guest kernels (ring 3) on purpose.
-            let dpl = if v == 3 || v == 4 { 3 } else { 0 };
-            let ist = if v == 2 || v == 8 || v == 18 { 1 } else { 0 };
-            idt[v] = idt_gate(handler, dpl, ist);
+        if cpu == 0 {
+            let vectors = &*core::ptr::addr_of!(vector_table);
+            for (v, &handler) in vectors.iter().enumerate() {
+                // int3 and into may be raised from guest kernels (ring 3) on purpose.
+                let dpl = if v == 3 || v == 4 { 3 } else { 0 };
+                let ist = if v == 2 || v == 8 || v == 18 { 1 } else { 0 };
+                idt[v] = idt_gate(handler, dpl, ist);
+            }
+            let spurious = &*core::ptr::addr_of!(vector_spurious_table);
+            idt[0xf0] = idt_gate(spurious[1], 0, 0);
+            idt[0xff] = idt_gate(spurious[2], 0, 0);
+            idt[super::smp::RESCHEDULE_VECTOR as usize] = idt_gate(spurious[3], 0, 0);
+            idt[super::smp::FLUSH_VECTOR as usize] = idt_gate(spurious[4], 0, 0);
         }
-        let spurious = &*core::ptr::addr_of!(vector_spurious_table);
-        idt[0xf0] = idt_gate(spurious[1], 0, 0);
-        idt[0xff] = idt_gate(spurious[2], 0, 0);
 
         // The static stays where it is: GDTR may point into it after the guard goes.
         lgdt(&DescriptorTablePointer { limit: (GDT_ENTRIES * 8 - 1) as u16, base: VirtAddr::from_ptr(&*gdt) });
@@ -123,12 +125,13 @@ pub fn init() {
             load(SegmentSelector(HYPERVISOR_DS));
         }
         load_tss(SegmentSelector(TSS_SELECTOR));
-        *core::ptr::addr_of_mut!(syscall_stack_top) = stack_top;
-    }
+        *(syscall_stack_slots[cpu] as *mut u64) = stack_top;
+        syscall_entries[cpu]
+    };
     let sel = SegmentSelector;
     Star::write(sel(FLAT_RING3_CS64), sel(FLAT_RING3_DS), sel(HYPERVISOR_CS), sel(HYPERVISOR_DS))
         .expect("the reserved selectors are laid out for SYSCALL/SYSRET");
-    LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
+    LStar::write(VirtAddr::new(lstar));
     // Clear TF, IF, DF, IOPL, NT, AC on entry.
     SFMask::write(
         RFlags::TRAP_FLAG
@@ -141,19 +144,21 @@ pub fn init() {
     );
 }
 
-/// How many guest entries the GDT holds now (the rest of the guest part is zero), so a
-/// switch between domains only rewrites what they use.
-static GUEST_ENTRIES: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+/// How many guest entries each CPU's GDT holds now (the rest of the guest part is zero),
+/// so a switch between vCPUs only rewrites what they use.
+static GUEST_ENTRIES: [core::sync::atomic::AtomicUsize; MAX_CPUS] =
+    [const { core::sync::atomic::AtomicUsize::new(0) }; MAX_CPUS];
 
 /// Replaces the guest part of the GDT (entries below FIRST_RESERVED_GDT_ENTRY) with
 /// already-checked descriptors; the rest of that part becomes not-present.
 pub fn load_guest_descriptors(descs: &[u64]) {
     use core::sync::atomic::Ordering;
     let n = descs.len().min(FIRST_RESERVED_GDT_ENTRY);
-    let old = GUEST_ENTRIES.swap(n, Ordering::Relaxed);
+    let cpu = percpu::cpu_index();
+    let old = GUEST_ENTRIES[cpu].swap(n, Ordering::Relaxed);
     // The guest part is never loaded by the hypervisor itself, so no live selector of
     // ours changes under us.
-    let mut gdt = GDT.lock();
+    let mut gdt = GDT[cpu].lock();
     gdt.0[..n].copy_from_slice(&descs[..n]);
     if old > n {
         gdt.0[n..old].fill(0);
@@ -163,7 +168,7 @@ pub fn load_guest_descriptors(descs: &[u64]) {
 /// Updates one checked guest descriptor.
 pub fn set_guest_descriptor(index: usize, desc: u64) {
     if index < FIRST_RESERVED_GDT_ENTRY {
-        GDT.lock().0[index] = desc;
+        GDT[percpu::cpu_index()].lock().0[index] = desc;
     }
 }
 
@@ -174,7 +179,7 @@ pub fn guest_selector_ok(sel: u64, code: bool) -> bool {
     if sel & 4 != 0 || index >= FIRST_RESERVED_GDT_ENTRY || sel > 0xffff {
         return false;
     }
-    let d = DescriptorFlags::from_bits_retain(GDT.lock().0[index]);
+    let d = DescriptorFlags::from_bits_retain(GDT[percpu::cpu_index()].lock().0[index]);
     let present_user = d.contains(DescriptorFlags::PRESENT | DescriptorFlags::DPL_RING_3 | DescriptorFlags::USER_SEGMENT);
     let is_code = d.contains(DescriptorFlags::EXECUTABLE);
     let writable_data = !is_code && d.contains(DescriptorFlags::WRITABLE);

@@ -8,15 +8,18 @@ pub mod guest;
 pub mod layout;
 pub mod mem;
 pub mod paging;
+pub mod percpu;
 pub mod phys;
 pub mod pic;
 pub mod port;
 pub mod qemu;
 pub mod serial;
+pub mod smp;
 pub mod trap;
 
 core::arch::global_asm!(include_str!("boot.s"), options(att_syntax));
 core::arch::global_asm!(include_str!("entry.s"), options(att_syntax));
+core::arch::global_asm!(include_str!("trampoline.s"), options(att_syntax));
 
 /// Stops this CPU for good.
 pub fn halt_forever() -> ! {

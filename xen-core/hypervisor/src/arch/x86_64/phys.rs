@@ -67,6 +67,17 @@ pub fn write_entry(mfn: u64, index: usize, value: u64) {
     unsafe { core::ptr::write_volatile(entry_ptr(mfn, index), value) }
 }
 
+/// The 64-bit word at machine address `maddr` (8-aligned, in the direct map) as an
+/// atomic: for words a guest changes on its other CPUs while the hypervisor does
+/// (event-channel bitmaps), updated with locked instructions as Xen's bitops.
+pub fn atomic_u64(maddr: u64) -> &'static core::sync::atomic::AtomicU64 {
+    assert!(maddr.is_multiple_of(8) && maddr + 8 <= mapped_limit(), "atomic word {maddr:#x} outside the direct map");
+    // SAFETY: the word is aligned and inside the direct map, which stays mapped for the
+    // hypervisor's life; AtomicU64 has u64's layout, and the hypervisor touches guest
+    // memory only through these volatile or atomic helpers, never a plain reference.
+    unsafe { core::sync::atomic::AtomicU64::from_ptr(phys_to_virt(maddr) as *mut u64) }
+}
+
 /// Fills a whole frame with zeros.
 pub fn zero_frame(mfn: u64) {
     for i in 0..512 {

@@ -66,10 +66,19 @@ impl fmt::Display for Regs {
 #[no_mangle]
 extern "C" fn handle_trap(regs: &mut Regs) {
     if regs.entry_vector >= 32 {
-        // An interrupt: the APIC timer (or a spurious one). Its work is done on the way
-        // back to the guest; in the hypervisor it only ends an idle `hlt`.
-        if regs.entry_vector == super::clock::TIMER_VECTOR {
-            super::clock::eoi();
+        // An interrupt: the APIC timer, another CPU's IPI (or a spurious one). Its work
+        // is done on the way back to the guest; in the hypervisor it only ends an idle
+        // `hlt`. A TLB flush is done at once and needs nothing else (nor the domain lock,
+        // which the CPU that asked holds while it waits).
+        match regs.entry_vector {
+            super::clock::TIMER_VECTOR => super::clock::eoi(),
+            super::smp::FLUSH_VECTOR => {
+                super::smp::service_flush();
+                super::clock::ack();
+                return;
+            }
+            super::smp::RESCHEDULE_VECTOR => super::clock::ack(),
+            _ => {}
         }
         if regs.from_guest() {
             crate::guest_trap(regs);
@@ -93,7 +102,7 @@ extern "C" fn handle_trap(regs: &mut Regs) {
         crate::println!("cr2: {:016x}", super::cpu::read_cr2());
     }
     crate::println!("{regs}");
-    crate::println!("Panic on CPU 0: fatal trap in hypervisor");
+    crate::println!("Panic on CPU {}: fatal trap in hypervisor", super::percpu::cpu_index());
     super::qemu::exit(super::qemu::ExitCode::Failure);
 }
 
@@ -105,13 +114,13 @@ extern "C" fn handle_syscall(regs: &mut Regs) {
 
 
 extern "C" {
-    static hv_stack_top: u8;
     fn return_to_frame();
 }
 
-/// Where an entry from ring 3 leaves its frame: the top of the hypervisor stack.
+/// Where an entry from ring 3 leaves its frame: the top of this CPU's hypervisor stack.
 pub fn guest_frame_slot() -> *mut Regs {
-    (core::ptr::addr_of!(hv_stack_top) as usize - core::mem::size_of::<Regs>()) as *mut Regs
+    let top = super::percpu::stack_top(super::percpu::cpu_index());
+    (top as usize - core::mem::size_of::<Regs>()) as *mut Regs
 }
 
 /// Starts running a guest: its registers become the frame at the top of the hypervisor

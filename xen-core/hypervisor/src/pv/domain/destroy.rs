@@ -8,7 +8,7 @@ use super::Domain;
 use crate::pv::event::Port;
 use crate::pv::mmu::m2p;
 use crate::pv::sched::Domains;
-use crate::arch::x86_64::{cpu, mem};
+use crate::arch::x86_64::mem;
 use crate::mm::Owner;
 use crate::println;
 use alloc::vec::Vec;
@@ -99,7 +99,7 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
     for mfn in still_held {
         crate::pv::domctl::lifecycle::hold(mfn, id);
     }
-    cpu::flush_tlb();
+    crate::arch::x86_64::smp::flush_tlb_all();
     println!(
         "Domain {id} ({}) destroyed ({}): {ports} event channels closed, {} grant mappings undone, {freed} pages freed, {held} still referenced",
         d.name,

@@ -6,7 +6,6 @@
 use super::super::hypercall::HcResult;
 use super::super::mmu;
 use super::super::sched::Domains;
-use crate::arch::x86_64::cpu;
 use crate::arch::x86_64::guest::{GuestView, HYPERVISOR_VIRT_END};
 use crate::domain::control::DOMID_FIRST_RESERVED;
 use xen_abi::errno::Errno;
@@ -85,7 +84,7 @@ pub fn mmu_update(doms: &mut Domains, guest: &GuestView, reqs: u64, count: u64, 
     }
     // Removed or changed mappings must not linger in the TLB.
     if done > 0 {
-        cpu::flush_tlb();
+        crate::arch::x86_64::smp::flush_tlb_all();
     }
     report_done(guest, pdone, done);
     result.map(|()| 0)
@@ -109,7 +108,7 @@ pub fn mmuext_op(doms: &mut Domains, guest: &GuestView, ops: u64, count: u64, pd
         done += 1;
     }
     if done > 0 {
-        cpu::flush_tlb();
+        crate::arch::x86_64::smp::flush_tlb_all();
     }
     report_done(guest, pdone, done);
     result.map(|()| 0)

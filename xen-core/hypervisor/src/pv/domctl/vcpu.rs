@@ -238,7 +238,7 @@ pub fn get_context(doms: &mut Domains, guest: &GuestView, op: &mut XenDomctl) ->
 /// `XEN_DOMCTL_getvcpuinfo`: `-EINVAL` past `max_vcpus`, `-ESRCH` for a vCPU not made.
 pub fn get_info(doms: &mut Domains, op: &mut XenDomctl) -> Result<(), Errno> {
     let mut v: XenDomctlGetvcpuinfo = op.payload().ok_or(Errno::EINVAL)?;
-    let running = doms.current_id();
+    let running = doms.vcpu_running(op.domain, v.vcpu as usize);
     let d = doms.get(op.domain).ok_or(Errno::ESRCH)?;
     let (max, created, _, online) = vcpu_state(d, v.vcpu);
     if v.vcpu >= max {
@@ -250,7 +250,7 @@ pub fn get_info(doms: &mut Domains, op: &mut XenDomctl) -> Result<(), Errno> {
     let vc = d.vcpus.get(v.vcpu as usize).ok_or(Errno::ESRCH)?;
     v.online = u8::from(online);
     v.blocked = u8::from(!matches!(vc.run, RunState::Runnable));
-    v.running = u8::from(d.id == running && d.cur_vcpu == v.vcpu as usize);
+    v.running = u8::from(running);
     v.cpu_time = vc.runstate.snapshot(crate::arch::x86_64::clock::now_ns()).time[0];
     v.cpu = 0;
     op.set_payload(&v);

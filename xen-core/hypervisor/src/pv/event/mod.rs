@@ -133,15 +133,11 @@ const SEL: u64 = offset_of!(VcpuInfo, evtchn_pending_sel) as u64;
 const UPCALL_PENDING: u64 = offset_of!(VcpuInfo, evtchn_upcall_pending) as u64;
 const TIME: u64 = offset_of!(VcpuInfo, time) as u64;
 
-fn read_u64(maddr: u64) -> u64 {
-    let mut b = [0u8; 8];
-    phys::read_bytes(maddr, &mut b);
-    u64::from_le_bytes(b)
+fn word(maddr: u64) -> &'static core::sync::atomic::AtomicU64 {
+    phys::atomic_u64(maddr)
 }
 
-fn write_u64(maddr: u64, v: u64) {
-    phys::write_bytes(maddr, &v.to_le_bytes());
-}
+const SEQ: core::sync::atomic::Ordering = core::sync::atomic::Ordering::SeqCst;
 
 fn bit(base: u64, port: u32) -> (u64, u64) {
     (base + u64::from(port / 64) * 8, 1u64 << (port % 64))
@@ -154,14 +150,12 @@ fn vcpu_info(d: &Domain, v: u32) -> Option<u64> {
 }
 
 /// Marks the port's selector word and the upcall flag in the vcpu_info of the vCPU it
-/// notifies, as Xen's 2-level `set_pending`.
+/// notifies, as Xen's 2-level `set_pending`. The words are the guest's too, which may
+/// change them on another CPU meanwhile: locked bit operations, as Xen's.
 fn mark_selector(d: &Domain, port: u32) {
     let Some(vi) = vcpu_info(d, d.evtchn.notify_vcpu(port)) else { return };
-    let sel = vi + SEL;
-    let s = read_u64(sel);
     let b = 1u64 << (port / 64);
-    if s & b == 0 {
-        write_u64(sel, s | b);
+    if word(vi + SEL).fetch_or(b, SEQ) & b == 0 {
         phys::write_bytes(vi + UPCALL_PENDING, &[1]);
     }
 }
@@ -170,25 +164,23 @@ fn mark_selector(d: &Domain, port: u32) {
 pub fn set_pending(d: &Domain, port: u32) {
     let si = d.shared_info_mfn << 12;
     let (pw, pb) = bit(si + PENDING, port);
-    let p = read_u64(pw);
-    if p & pb != 0 {
+    if word(pw).fetch_or(pb, SEQ) & pb != 0 {
         return;
     }
-    write_u64(pw, p | pb);
     let (mw, mb) = bit(si + MASK, port);
-    if read_u64(mw) & mb == 0 {
+    if word(mw).load(SEQ) & mb == 0 {
         mark_selector(d, port);
     }
 }
 
 pub fn is_pending(d: &Domain, port: u32) -> bool {
     let (pw, pb) = bit((d.shared_info_mfn << 12) + PENDING, port);
-    read_u64(pw) & pb != 0
+    word(pw).load(SEQ) & pb != 0
 }
 
 pub fn clear_pending(d: &Domain, port: u32) {
     let (pw, pb) = bit((d.shared_info_mfn << 12) + PENDING, port);
-    write_u64(pw, read_u64(pw) & !pb);
+    word(pw).fetch_and(!pb, SEQ);
 }
 
 /// `EVTCHNOP_unmask`: clear the mask; a pending event then raises the upcall.
@@ -197,13 +189,10 @@ pub fn unmask(d: &Domain, port: u32) {
     let (mw, mb) = bit(si + MASK, port);
     // As Xen's evtchn_2l_unmask: only a port this call unmasks is raised again. A guest
     // that cleared the mask bit itself must raise a pending event itself (Linux does).
-    let m = read_u64(mw);
-    if m & mb == 0 {
+    if word(mw).fetch_and(!mb, SEQ) & mb == 0 {
         return;
     }
-    write_u64(mw, m & !mb);
-    let (pw, pb) = bit(si + PENDING, port);
-    if read_u64(pw) & pb != 0 {
+    if is_pending(d, port) {
         mark_selector(d, port);
     }
 }
@@ -229,7 +218,7 @@ pub fn fire_timer(d: &mut Domain, v: usize, now: u64) {
     }
 }
 
-fn upcall_deliverable(d: &Domain, v: usize) -> bool {
+pub fn upcall_deliverable(d: &Domain, v: usize) -> bool {
     let Some(vi) = vcpu_info(d, v as u32) else { return false };
     let mut b = [0u8; 2];
     phys::read_bytes(vi + UPCALL_PENDING, &mut b);

@@ -6,7 +6,7 @@ use crate::pv::domain::{Domain, GrantMapping, GrantPin};
 use crate::pv::hypercall::HcResult;
 use crate::pv::sched::Domains;
 use crate::arch::x86_64::guest::GuestView;
-use crate::arch::x86_64::{cpu, mem, phys};
+use crate::arch::x86_64::{mem, phys};
 use crate::mm::{FrameRef, FrameRefError};
 use xen_abi::errno::Errno;
 use xen_abi::grant_table::*;
@@ -359,9 +359,9 @@ fn map_one(doms: &mut Domains, guest: &GuestView, op: &GnttabMapGrantRef) -> Res
         .map_err(|_| GNTST_general_error)?;
     // By PTE the virtual address is not known: whatever the entry held goes everywhere.
     if by_pte {
-        cpu::flush_tlb();
+        crate::arch::x86_64::smp::flush_tlb_all();
     } else {
-        cpu::invlpg(op.host_addr);
+        crate::arch::x86_64::smp::invlpg_all(op.host_addr);
     }
     let d = doms.cur();
     d.maptrack_free.pop();
@@ -405,9 +405,9 @@ pub fn unmap_one(doms: &mut Domains, handle: u32, host_addr: u64) -> Result<(), 
         (r, free)
     });
     if m.by_pte {
-        cpu::flush_tlb();
+        crate::arch::x86_64::smp::flush_tlb_all();
     } else {
-        cpu::invlpg(m.host_addr);
+        crate::arch::x86_64::smp::invlpg_all(m.host_addr);
     }
     if unmapped.1 {
         // A living granter gave it back while we mapped it: it no longer waits for it.

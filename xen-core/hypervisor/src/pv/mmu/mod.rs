@@ -7,7 +7,7 @@ pub mod m2p;
 pub mod memory;
 pub mod ptwr;
 
-use crate::arch::x86_64::{cpu, phys};
+use crate::arch::x86_64::phys;
 use crate::mm::{FrameTable, Frames, Owner, PageInfo};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -41,7 +41,7 @@ impl Frames for MachineFrames {
     }
 
     fn flush_tlbs(&mut self, _dom: DomId) {
-        cpu::flush_tlb()
+        crate::arch::x86_64::smp::flush_tlb_all()
     }
 }
 

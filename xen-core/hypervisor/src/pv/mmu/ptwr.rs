@@ -8,7 +8,7 @@ use crate::pv::mmu;
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::paging::{PTE_ADDR_MASK, PTE_P, PTE_RW};
 use crate::arch::x86_64::trap::Regs;
-use crate::arch::x86_64::{cpu, phys};
+use crate::arch::x86_64::phys;
 use crate::insn::{self, Op};
 use crate::pv::trap::emul_priv::{reg, set_reg};
 use crate::mm::{Owner, PageType};
@@ -74,7 +74,7 @@ pub fn emulate(d: &mut Domain, regs: &mut Regs, cr2: u64) -> bool {
         return false; // refused entry: the guest sees its page fault
     }
     if mmu::change_needs_flush(old, new) {
-        cpu::flush_tlb();
+        crate::arch::x86_64::smp::flush_tlb_all();
     }
     match w.op {
         Op::Xchg { reg: r } => {

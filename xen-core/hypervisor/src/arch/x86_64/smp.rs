@@ -1,0 +1,165 @@
+//! The other CPUs: each enabled local APIC the ACPI MADT lists is started with
+//! INIT-SIPI-SIPI into `trampoline.s`, comes up on the hypervisor's page tables with its
+//! own GDT, TSS, stacks and APIC timer, and waits for vCPUs to run. Between CPUs: a
+//! reschedule IPI (something to run) and a TLB-flush IPI (a page-table change another
+//! CPU may have cached).
+
+use super::clock::{self, lapic_read, lapic_write};
+use super::percpu::{self, MAX_CPUS};
+use super::{cpu, gdt, phys};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+pub const RESCHEDULE_VECTOR: u32 = 0xf1;
+pub const FLUSH_VECTOR: u32 = 0xf2;
+
+/// Where the trampoline is copied: below 1 MiB (the SIPI vector is its page number),
+/// in low memory the frame allocator never hands out.
+const TRAMPOLINE_PADDR: u64 = 0x8000;
+const TRAMPOLINE_LEN: usize = 256;
+const SLOT_CR3: u64 = 8;
+const SLOT_STACK: u64 = 16;
+const SLOT_ENTRY: u64 = 24;
+const SLOT_CPU: u64 = 32;
+
+const LAPIC_ID: u64 = 0x20;
+const ICR_LO: u64 = 0x300;
+const ICR_HI: u64 = 0x310;
+const ICR_PENDING: u32 = 1 << 12;
+const ICR_INIT: u32 = 0x4500;
+const ICR_STARTUP: u32 = 0x4600;
+const ICR_FIXED: u32 = 0x4000;
+
+extern "C" {
+    static ap_trampoline: [u8; TRAMPOLINE_LEN];
+    static boot_pml4: u8;
+}
+
+/// Local APIC id of each CPU by index.
+static APIC_ID: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+/// CPUs up (the boot CPU is).
+static ONLINE: AtomicUsize = AtomicUsize::new(1);
+/// The hypervisor's page tables, which each CPU loads as it comes up.
+static PML4: AtomicU64 = AtomicU64::new(0);
+/// Set by a CPU that must flush its TLB; it clears it when done.
+static FLUSH_PENDING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// How many CPUs run.
+pub fn online() -> usize {
+    ONLINE.load(Ordering::Acquire)
+}
+
+fn wait_us(us: u64) {
+    let t0 = cpu::rdtsc();
+    let ticks = clock::tsc_hz() / 1_000_000 * us;
+    while cpu::rdtsc().wrapping_sub(t0) < ticks {
+        core::hint::spin_loop();
+    }
+}
+
+fn send_icr(apic_id: u32, low: u32) {
+    while lapic_read(ICR_LO) & ICR_PENDING != 0 {
+        core::hint::spin_loop();
+    }
+    lapic_write(ICR_HI, apic_id << 24);
+    lapic_write(ICR_LO, low);
+}
+
+/// Starts every CPU in `apic_ids` but this one, at most `max` CPUs in all; returns how
+/// many run. `ap_main(cpu)` is where each begins in Rust.
+pub fn start_aps(apic_ids: &[u32], max: usize, pml4_mfn: u64, ap_main: extern "C" fn(usize) -> !) -> usize {
+    let me = lapic_read(LAPIC_ID) >> 24;
+    APIC_ID[0].store(me, Ordering::Relaxed);
+    PML4.store(pml4_mfn, Ordering::Relaxed);
+    // SAFETY: the trampoline is read-only bytes of the image (trampoline.s, padded to
+    // TRAMPOLINE_LEN); `boot_pml4` is only taken the address of.
+    let (code, boot_l4) = unsafe { (&*core::ptr::addr_of!(ap_trampoline), core::ptr::addr_of!(boot_pml4) as u64) };
+    phys::write_bytes(TRAMPOLINE_PADDR, code);
+    for (cpu, &id) in (1..).zip(apic_ids.iter().filter(|&&id| id != me)) {
+        if cpu >= max.min(MAX_CPUS) {
+            break;
+        }
+        APIC_ID[cpu].store(id, Ordering::Relaxed);
+        phys::write_bytes(TRAMPOLINE_PADDR + SLOT_CR3, &boot_l4.to_le_bytes());
+        // Below the top, where the first guest frame of this CPU will go.
+        phys::write_bytes(TRAMPOLINE_PADDR + SLOT_STACK, &(percpu::stack_top(cpu) - 8192).to_le_bytes());
+        phys::write_bytes(TRAMPOLINE_PADDR + SLOT_ENTRY, &(ap_main as usize as u64).to_le_bytes());
+        phys::write_bytes(TRAMPOLINE_PADDR + SLOT_CPU, &(cpu as u64).to_le_bytes());
+        let before = online();
+        send_icr(id, ICR_INIT);
+        wait_us(10_000);
+        for _ in 0..2 {
+            send_icr(id, ICR_STARTUP | (TRAMPOLINE_PADDR >> 12) as u32);
+            wait_us(200);
+        }
+        let t0 = cpu::rdtsc();
+        while online() == before && cpu::rdtsc().wrapping_sub(t0) < clock::tsc_hz() {
+            core::hint::spin_loop();
+        }
+        if online() == before {
+            crate::println!("CPU{cpu} (APIC id {id}) did not start");
+            break;
+        }
+    }
+    online()
+}
+
+/// What a CPU that just came up does before it can run vCPUs.
+pub fn init_this_ap(cpu: usize) {
+    cpu::write_cr3(PML4.load(Ordering::Relaxed) << 12);
+    cpu::enable_nx_and_wp();
+    gdt::init(cpu);
+    cpu::enable_fpu();
+    clock::init_ap();
+    crate::println!("CPU{cpu} up (APIC id {})", APIC_ID[cpu].load(Ordering::Relaxed));
+    ONLINE.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Asks CPU `cpu` to look for something to run.
+pub fn kick(cpu: usize) {
+    if cpu < online() && cpu != percpu::cpu_index() {
+        send_icr(APIC_ID[cpu].load(Ordering::Relaxed), ICR_FIXED | RESCHEDULE_VECTOR);
+    }
+}
+
+/// Flushes this CPU's TLB and every other running CPU's, waiting until they have (a
+/// page-table change or an unmapped frame must not stay reachable through a cached
+/// translation on another CPU).
+pub fn flush_tlb_all() {
+    cpu::flush_tlb();
+    if online() > 1 {
+        flush_others();
+    }
+}
+
+/// Invalidates `va` here and flushes the other CPUs' TLBs (a guest's page-table change:
+/// its vCPUs on other CPUs must not keep the old translation).
+pub fn invlpg_all(va: u64) {
+    cpu::invlpg(va);
+    if online() > 1 {
+        flush_others();
+    }
+}
+
+fn flush_others() {
+    let me = percpu::cpu_index();
+    let n = online();
+    for c in (0..n).filter(|&c| c != me) {
+        FLUSH_PENDING[c].store(true, Ordering::Release);
+        send_icr(APIC_ID[c].load(Ordering::Relaxed), ICR_FIXED | FLUSH_VECTOR);
+    }
+    for c in (0..n).filter(|&c| c != me) {
+        while FLUSH_PENDING[c].load(Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Does a flush another CPU asked of this one (from the flush IPI, or while waiting for
+/// the domain lock with interrupts off).
+pub fn service_flush() {
+    let me = percpu::cpu_index();
+    if FLUSH_PENDING[me].load(Ordering::Acquire) {
+        cpu::flush_tlb();
+        FLUSH_PENDING[me].store(false, Ordering::Release);
+    }
+}
