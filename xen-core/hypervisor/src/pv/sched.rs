@@ -334,7 +334,7 @@ fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> b
         }
         doms.running[me] = next;
         let Some((id, v)) = next else {
-            kick_idle(doms);
+            kick_others(doms);
             return false;
         };
         doms.current = id;

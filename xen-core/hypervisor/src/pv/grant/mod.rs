@@ -61,6 +61,27 @@ fn checked_entry(granter: &Domain, gref: u32, grantee: u16, write: bool) -> Resu
     Ok((at, e))
 }
 
+/// Marks `gref` of `granter` in use by `grantee` (`GTF_reading`, and `GTF_writing` for
+/// a writer) in the same atomic step as the check, as Xen's `_set_status_v1`: the
+/// granter may be revoking the entry on another CPU meanwhile (its own compare-exchange
+/// on the entry then fails, or ours does and is checked again). Returns the entry.
+fn claim_entry(granter: &Domain, gref: u32, grantee: u16, write: bool) -> Result<GrantEntryV1, i16> {
+    const RETRIES: usize = 4;
+    for _ in 0..RETRIES {
+        let (at, e) = checked_entry(granter, gref, grantee, write)?;
+        let mut claimed = e;
+        let mut flags = Gtf::from_bits_retain(e.flags) | Gtf::READING;
+        flags.set(Gtf::WRITING, write || Gtf::from_bits_retain(e.flags).contains(Gtf::WRITING));
+        claimed.flags = flags.bits();
+        let (old, new) = (u64::from_le_bytes(*e.as_bytes().first_chunk().unwrap_or(&[0; 8])), u64::from_le_bytes(*claimed.as_bytes().first_chunk().unwrap_or(&[0; 8])));
+        let word = phys::atomic_u64(at);
+        if word.compare_exchange(old, new, core::sync::atomic::Ordering::SeqCst, core::sync::atomic::Ordering::SeqCst).is_ok() {
+            return Ok(e);
+        }
+    }
+    Err(GNTST_general_error)
+}
+
 /// `cmd` bits above these carry Xen's continuation argument (`GNTTABOP_CMD_MASK`).
 const CMD_MASK: u32 = (1 << 12) - 1;
 
@@ -340,23 +361,32 @@ fn map_one(doms: &mut Domains, guest: &GuestView, op: &GnttabMapGrantRef) -> Res
     // DOMID_SELF is not a domain here, as in Xen.
     let g = doms.get(op.dom).ok_or(GNTST_bad_domain)?;
     let writable = !flags.contains(GntMap::READONLY);
-    let (_, e) = checked_entry(g, op.ref_, me, writable)?;
+    let e = claim_entry(g, op.ref_, me, writable)?;
+    // From here a refusal shows the entry's flags as its pins say again.
+    let refused = |doms: &Domains, st: i16| {
+        refresh_flags(doms, op.dom, op.ref_);
+        st
+    };
     let frame = u64::from(e.frame);
     if !g.owns(frame) {
-        return Err(GNTST_general_error);
+        return Err(refused(doms, GNTST_general_error));
     }
     let pin = g.grant_pins.get(op.ref_ as usize).copied().unwrap_or_default();
     if (if writable { pin.writable } else { pin.read_only }) >= PIN_LIMIT {
-        return Err(GNTST_general_error);
+        return Err(refused(doms, GNTST_general_error));
     }
     let (l1, index) = if by_pte {
         (op.host_addr >> 12, ((op.host_addr & 0xfff) >> 3) as usize)
     } else {
-        guest.l1_slot(op.host_addr).ok_or(GNTST_general_error)?
+        guest.l1_slot(op.host_addr).ok_or_else(|| refused(doms, GNTST_general_error))?
     };
-    let handle = free_handle(doms.cur())?;
-    crate::pv::mmu::with(|t, hw| t.grant_map(hw, DomId(me), DomId(op.dom), Mfn(l1), index, Mfn(frame), writable))
-        .map_err(|_| GNTST_general_error)?;
+    let handle = match free_handle(doms.cur()) {
+        Ok(h) => h,
+        Err(st) => return Err(refused(doms, st)),
+    };
+    if crate::pv::mmu::with(|t, hw| t.grant_map(hw, DomId(me), DomId(op.dom), Mfn(l1), index, Mfn(frame), writable)).is_err() {
+        return Err(refused(doms, GNTST_general_error));
+    }
     // By PTE the virtual address is not known: whatever the entry held goes everywhere.
     if by_pte {
         crate::arch::x86_64::smp::flush_tlb_all();
