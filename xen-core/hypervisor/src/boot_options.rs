@@ -248,9 +248,9 @@ mod tests {
         assert_eq!(dom0_vcpus(None, 2, 128), 2);
         assert_eq!(dom0_vcpus(Some((0, 0)), 2, 128), 1);
         assert_eq!(dom0_vcpus(Some((200, 300)), 1, 128), 128);
-        let (o, bad) = parse_all("xen maxcpus=1");
+        let (m, bad) = parse_all("xen maxcpus=1");
         assert!(bad.is_empty());
-        assert_eq!(o.maxcpus, Some(1));
+        assert_eq!(m.maxcpus, Some(1));
         assert_eq!(parse_all("xen nosmp").0.maxcpus, Some(1));
         assert_eq!(parse_all("xen maxcpus=two").1.len(), 1);
         assert_eq!(o.loglvl, LogLevel::All);
