@@ -49,33 +49,33 @@ pub fn set_ram_limit(end: u64) {
     RAM_LIMIT.store(end, core::sync::atomic::Ordering::Relaxed);
 }
 
-fn entry_ptr(mfn: u64, index: usize) -> *mut u64 {
+/// 64-bit entry `index` of machine frame `mfn` (page tables, M2P, event-channel words a
+/// guest changes on its other CPUs meanwhile) as an atomic: loads and stores of whole
+/// entries, and locked read-modify-writes where the guest may race (as Xen's bitops).
+pub fn entry(mfn: u64, index: usize) -> &'static core::sync::atomic::AtomicU64 {
     assert!(index < 512 && (mfn + 1) * PAGE_SIZE <= mapped_limit(), "frame {mfn:#x}[{index}] outside the direct map");
-    (phys_to_virt(mfn * PAGE_SIZE) + index as u64 * 8) as *mut u64
+    let ptr = (phys_to_virt(mfn * PAGE_SIZE) + index as u64 * 8) as *mut u64;
+    // SAFETY: the entry is 8-aligned and inside the direct map, which stays mapped for
+    // the hypervisor's life; AtomicU64 has u64's layout, and machine frames are reached
+    // only through these atomic helpers and the byte copies below, never a plain
+    // Rust reference.
+    unsafe { core::sync::atomic::AtomicU64::from_ptr(ptr) }
 }
 
 /// Reads 64-bit entry `index` of machine frame `mfn` (page tables, M2P, ...).
 pub fn read_entry(mfn: u64, index: usize) -> u64 {
-    // SAFETY: entry_ptr checked the frame lies inside the direct map; frames are only
-    // accessed through these volatile helpers, so no Rust reference aliases them.
-    unsafe { core::ptr::read_volatile(entry_ptr(mfn, index)) }
+    entry(mfn, index).load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// Writes 64-bit entry `index` of machine frame `mfn`.
 pub fn write_entry(mfn: u64, index: usize, value: u64) {
-    // SAFETY: as for read_entry.
-    unsafe { core::ptr::write_volatile(entry_ptr(mfn, index), value) }
+    entry(mfn, index).store(value, core::sync::atomic::Ordering::Relaxed)
 }
 
-/// The 64-bit word at machine address `maddr` (8-aligned, in the direct map) as an
-/// atomic: for words a guest changes on its other CPUs while the hypervisor does
-/// (event-channel bitmaps), updated with locked instructions as Xen's bitops.
+/// The 64-bit word at machine address `maddr` (8-aligned) as an atomic ([`entry`]).
 pub fn atomic_u64(maddr: u64) -> &'static core::sync::atomic::AtomicU64 {
-    assert!(maddr.is_multiple_of(8) && maddr + 8 <= mapped_limit(), "atomic word {maddr:#x} outside the direct map");
-    // SAFETY: the word is aligned and inside the direct map, which stays mapped for the
-    // hypervisor's life; AtomicU64 has u64's layout, and the hypervisor touches guest
-    // memory only through these volatile or atomic helpers, never a plain reference.
-    unsafe { core::sync::atomic::AtomicU64::from_ptr(phys_to_virt(maddr) as *mut u64) }
+    assert!(maddr.is_multiple_of(8), "atomic word {maddr:#x} not aligned");
+    entry(maddr / PAGE_SIZE, ((maddr % PAGE_SIZE) / 8) as usize)
 }
 
 /// Fills a whole frame with zeros.

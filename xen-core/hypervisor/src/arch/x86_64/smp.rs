@@ -70,10 +70,13 @@ pub fn start_aps(apic_ids: &[u32], max: usize, pml4_mfn: u64, ap_main: extern "C
     let me = lapic_read(LAPIC_ID) >> 24;
     APIC_ID[0].store(me, Ordering::Relaxed);
     PML4.store(pml4_mfn, Ordering::Relaxed);
-    // SAFETY: the trampoline is read-only bytes of the image (trampoline.s, padded to
-    // TRAMPOLINE_LEN); `boot_pml4` is only taken the address of.
-    let (code, boot_l4) = unsafe { (&*core::ptr::addr_of!(ap_trampoline), core::ptr::addr_of!(boot_pml4) as u64) };
-    phys::write_bytes(TRAMPOLINE_PADDR, code);
+    // The trampoline's bytes (trampoline.s, padded to TRAMPOLINE_LEN), read through the
+    // direct map at the image's physical address (virtual = XEN_VIRT_START + physical).
+    let mut code = [0u8; TRAMPOLINE_LEN];
+    phys::read_bytes(core::ptr::addr_of!(ap_trampoline) as u64 - super::layout::XEN_VIRT_START, &mut code);
+    phys::write_bytes(TRAMPOLINE_PADDR, &code);
+    // Linked in .bss.boot at its physical address.
+    let boot_l4 = core::ptr::addr_of!(boot_pml4) as u64;
     for (cpu, &id) in (1..).zip(apic_ids.iter().filter(|&&id| id != me)) {
         if cpu >= max.min(MAX_CPUS) {
             break;
