@@ -12,11 +12,7 @@ pub mod sched;
 pub mod trap;
 
 use crate::arch::x86_64::trap::Regs;
-use sched::Domains;
-use spin::Mutex;
-
-/// Every domain. One CPU, so one lock held from entry to exit.
-pub static DOMAINS: Mutex<Option<Domains>> = Mutex::new(None);
+pub use sched::DOMAINS;
 
 fn no_domain(what: core::fmt::Arguments<'_>, regs: &Regs) -> ! {
     crate::println!("{what} with no domain running\n{regs}");

@@ -132,6 +132,7 @@ boot_mb_info:  .long 0
 
     .section .bss.boot, "aw", @nobits
     .balign 4096
+    .global boot_pml4
 boot_pml4:      .skip 4096
 boot_pdpt:      .skip 4096
 boot_pdpt_high: .skip 4096

@@ -68,7 +68,3 @@ tramp_gdt_ptr:
     jmp 4b
     .fill 256 - (. - ap_trampoline), 1, 0xcc
 ap_trampoline_end:
-
-    .if (tramp_cr3 - ap_trampoline) != 8 || (tramp_cpu - ap_trampoline) != 32
-    .error "trampoline slots moved"
-    .endif
