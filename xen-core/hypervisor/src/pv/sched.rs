@@ -148,6 +148,7 @@ impl Domains {
 pub fn start(doms: &mut Domains, id: u16) -> Regs {
     doms.current = id;
     doms.running[0] = Some((id, 0));
+    smp::set_running_domain(Some(id));
     doms.slice_end[0] = clock::now_ns() + TIME_SLICE_NS;
     let d = doms.cur();
     d.cur_vcpu = 0;
@@ -292,6 +293,7 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) -> bool {
         if cur_ent.is_some_and(|(d, _)| d == id) {
             // Leaving it: its registers are not needed any more.
             doms.running[me] = None;
+            smp::set_running_domain(None);
         }
         let Some(d) = doms.by_id.remove(&id) else { continue };
         let Some(reason) = d.ending else { continue };
@@ -335,6 +337,7 @@ fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> b
             }
         }
         doms.running[me] = next;
+        smp::set_running_domain(next.map(|(id, _)| id));
         let Some((id, v)) = next else {
             kick_others(doms);
             return false;

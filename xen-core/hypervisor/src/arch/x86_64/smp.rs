@@ -40,6 +40,15 @@ static APIC_ID: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
 static ONLINE: AtomicUsize = AtomicUsize::new(1);
 /// The hypervisor's page tables, which each CPU loads as it comes up.
 static PML4: AtomicU64 = AtomicU64::new(0);
+/// The domain each CPU runs a vCPU of (id + 1; 0 when idle): the CPUs a domain's
+/// page-table change must reach (a CPU switching domains reloads CR3, flushing).
+static RUNNING_DOMAIN: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+
+/// Records which domain's vCPU this CPU runs (None: idle).
+pub fn set_running_domain(dom: Option<u16>) {
+    RUNNING_DOMAIN[percpu::cpu_index()].store(dom.map_or(0, |d| u32::from(d) + 1), Ordering::Release);
+}
+
 /// Set by a CPU that must flush its TLB; it clears it when done.
 static FLUSH_PENDING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
@@ -130,28 +139,65 @@ pub fn kick(cpu: usize) {
 pub fn flush_tlb_all() {
     cpu::flush_tlb();
     if online() > 1 {
-        flush_others();
+        flush_others(None);
     }
 }
 
-/// Invalidates `va` here and flushes the other CPUs' TLBs (a guest's page-table change:
-/// its vCPUs on other CPUs must not keep the old translation).
-pub fn invlpg_all(va: u64) {
+/// Invalidates `va` here and flushes the TLBs of the other CPUs running `dom` (a
+/// guest's page-table change: its vCPUs elsewhere must not keep the old translation).
+pub fn invlpg_domain(dom: u16, va: u64) {
     cpu::invlpg(va);
     if online() > 1 {
-        flush_others();
+        flush_others(Some(dom));
     }
 }
 
-fn flush_others() {
+/// The domain this CPU runs (the caller of a hypercall being handled).
+fn this_domain() -> Option<u16> {
+    let d = RUNNING_DOMAIN[percpu::cpu_index()].load(Ordering::Acquire);
+    (d != 0).then(|| (d - 1) as u16)
+}
+
+/// [`invlpg_domain`] for the domain this CPU runs.
+pub fn invlpg_current(va: u64) {
+    match this_domain() {
+        Some(d) => invlpg_domain(d, va),
+        None => {
+            cpu::invlpg(va);
+            if online() > 1 {
+                flush_others(None);
+            }
+        }
+    }
+}
+
+/// [`flush_tlb_domain`] for the domain this CPU runs.
+pub fn flush_tlb_current() {
+    match this_domain() {
+        Some(d) => flush_tlb_domain(d),
+        None => flush_tlb_all(),
+    }
+}
+
+/// Flushes this CPU's TLB and those of the other CPUs running `dom`.
+pub fn flush_tlb_domain(dom: u16) {
+    cpu::flush_tlb();
+    if online() > 1 {
+        flush_others(Some(dom));
+    }
+}
+
+/// Flushes the other CPUs running `dom` (every other CPU for None) and waits for them.
+fn flush_others(dom: Option<u16>) {
     let me = percpu::cpu_index();
     let n = online();
-    for c in (0..n).filter(|&c| c != me) {
+    let target = |c: usize| c != me && dom.is_none_or(|d| RUNNING_DOMAIN[c].load(Ordering::Acquire) == u32::from(d) + 1);
+    for c in (0..n).filter(|&c| target(c)) {
         FLUSH_PENDING[c].store(true, Ordering::Release);
         send_icr(APIC_ID[c].load(Ordering::Relaxed), ICR_FIXED | FLUSH_VECTOR);
     }
-    for c in (0..n).filter(|&c| c != me) {
-        while FLUSH_PENDING[c].load(Ordering::Acquire) {
+    for (c, pending) in FLUSH_PENDING.iter().enumerate().take(n) {
+        while c != me && pending.load(Ordering::Acquire) {
             core::hint::spin_loop();
         }
     }

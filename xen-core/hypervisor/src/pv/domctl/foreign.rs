@@ -84,7 +84,7 @@ pub fn mmu_update(doms: &mut Domains, guest: &GuestView, reqs: u64, count: u64, 
     }
     // Removed or changed mappings must not linger in the TLB.
     if done > 0 {
-        crate::arch::x86_64::smp::flush_tlb_all();
+        crate::arch::x86_64::smp::flush_tlb_current();
     }
     report_done(guest, pdone, done);
     result.map(|()| 0)
@@ -108,7 +108,7 @@ pub fn mmuext_op(doms: &mut Domains, guest: &GuestView, ops: u64, count: u64, pd
         done += 1;
     }
     if done > 0 {
-        crate::arch::x86_64::smp::flush_tlb_all();
+        crate::arch::x86_64::smp::flush_tlb_current();
     }
     report_done(guest, pdone, done);
     result.map(|()| 0)

@@ -389,9 +389,9 @@ fn map_one(doms: &mut Domains, guest: &GuestView, op: &GnttabMapGrantRef) -> Res
     }
     // By PTE the virtual address is not known: whatever the entry held goes everywhere.
     if by_pte {
-        crate::arch::x86_64::smp::flush_tlb_all();
+        crate::arch::x86_64::smp::flush_tlb_current();
     } else {
-        crate::arch::x86_64::smp::invlpg_all(op.host_addr);
+        crate::arch::x86_64::smp::invlpg_current(op.host_addr);
     }
     let d = doms.cur();
     d.maptrack_free.pop();
@@ -435,9 +435,9 @@ pub fn unmap_one(doms: &mut Domains, handle: u32, host_addr: u64) -> Result<(), 
         (r, free)
     });
     if m.by_pte {
-        crate::arch::x86_64::smp::flush_tlb_all();
+        crate::arch::x86_64::smp::flush_tlb_current();
     } else {
-        crate::arch::x86_64::smp::invlpg_all(m.host_addr);
+        crate::arch::x86_64::smp::invlpg_current(m.host_addr);
     }
     if unmapped.1 {
         // A living granter gave it back while we mapped it: it no longer waits for it.

@@ -36,16 +36,16 @@ fn foreign_ok(d: &Domain, foreigndom: u64) -> Result<(), Errno> {
 fn apply(guest: &GuestView, flush: Flush, bad_mask: Errno) -> Result<(), Errno> {
     match flush {
         Flush::None => {}
-        Flush::InvlpgLocal(va) | Flush::InvlpgAll(va) => crate::arch::x86_64::smp::invlpg_all(va),
+        Flush::InvlpgLocal(va) | Flush::InvlpgAll(va) => crate::arch::x86_64::smp::invlpg_current(va),
         Flush::InvlpgMulti { va, vcpumask } => {
             guest.read::<u64>(vcpumask).map_err(|_| bad_mask)?;
-            crate::arch::x86_64::smp::invlpg_all(va)
+            crate::arch::x86_64::smp::invlpg_current(va)
         }
         Flush::TlbMulti { vcpumask } => {
             guest.read::<u64>(vcpumask).map_err(|_| bad_mask)?;
-            crate::arch::x86_64::smp::flush_tlb_all()
+            crate::arch::x86_64::smp::flush_tlb_current()
         }
-        Flush::TlbLocal | Flush::TlbAll => crate::arch::x86_64::smp::flush_tlb_all(),
+        Flush::TlbLocal | Flush::TlbAll => crate::arch::x86_64::smp::flush_tlb_current(),
     }
     Ok(())
 }
@@ -88,7 +88,7 @@ pub fn mmu_update(d: &mut Domain, guest: &GuestView, reqs: u64, count: u64, pdon
     // Entries that changed under the CPU's TLB (Xen leaves this to the guest and its TLB
     // flush clock; without one, a changed or removed mapping is flushed here).
     if flush {
-        crate::arch::x86_64::smp::flush_tlb_all();
+        crate::arch::x86_64::smp::flush_tlb_current();
     }
     if let Err((i, e)) = result {
         report_done(guest, pdone, i);

@@ -116,7 +116,7 @@ fn decrease_reservation(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult
                 if let Some(slot) = d.p2m.get_mut(pfn as usize).filter(|m| **m == mfn) {
                     *slot = super::m2p::INVALID_M2P_ENTRY;
                 }
-                crate::arch::x86_64::smp::flush_tlb_all();
+                crate::arch::x86_64::smp::flush_tlb_current();
                 if free_now {
                     mem::with_frames(|a| a.free(mfn));
                 } else {

@@ -40,8 +40,8 @@ impl Frames for MachineFrames {
         m2p::set(mfn.0, pfn)
     }
 
-    fn flush_tlbs(&mut self, _dom: DomId) {
-        crate::arch::x86_64::smp::flush_tlb_all()
+    fn flush_tlbs(&mut self, dom: DomId) {
+        crate::arch::x86_64::smp::flush_tlb_domain(dom.0)
     }
 }
 

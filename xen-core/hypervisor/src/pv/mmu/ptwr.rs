@@ -74,7 +74,7 @@ pub fn emulate(d: &mut Domain, regs: &mut Regs, cr2: u64) -> bool {
         return false; // refused entry: the guest sees its page fault
     }
     if mmu::change_needs_flush(old, new) {
-        crate::arch::x86_64::smp::flush_tlb_all();
+        crate::arch::x86_64::smp::flush_tlb_current();
     }
     match w.op {
         Op::Xchg { reg: r } => {
