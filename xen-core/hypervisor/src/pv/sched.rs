@@ -252,8 +252,22 @@ fn periodic_timer(d: &mut Domain, now: u64) -> Option<u64> {
     Some(v.periodic_last.saturating_add(v.periodic_period))
 }
 
+/// The earliest timer this CPU must wake up for: its own vCPU's, and those of vCPUs no
+/// CPU runs if this CPU is the one that watches them (an idle one, or CPU 0 when none
+/// is idle), so that every deadline interrupts one CPU rather than all.
 fn next_deadline(doms: &Domains) -> Option<u64> {
-    doms.alive().flat_map(|d| d.vcpus.iter()).filter(|v| v.online).filter_map(|v| v.wake_deadline()).min()
+    let me = percpu::cpu_index();
+    let online = smp::online();
+    let watcher = (0..online).find(|&c| doms.running[c].is_none()).unwrap_or(0);
+    let own = doms.running[me].and_then(|(id, v)| doms.by_id.get(&id)?.vcpus.get(v)?.wake_deadline());
+    let parked = (watcher == me).then(|| {
+        doms.alive()
+            .flat_map(|d| d.vcpus.iter().enumerate().map(move |(v, vc)| (d.id, v, vc)))
+            .filter(|&(id, v, vc)| vc.online && !doms.running[..online].contains(&Some((id, v))))
+            .filter_map(|(_, _, vc)| vc.wake_deadline())
+            .min()
+    });
+    [own, parked.flatten()].into_iter().flatten().min()
 }
 
 /// Ends the machine when no domain is left, with Xen's words for the hardware domain.
@@ -502,7 +516,9 @@ pub fn idle(regs: &mut Regs) {
                 let poll = console_listener(doms).map(|_| clock::now_ns() + CONSOLE_POLL_NS);
                 match [next_deadline(doms), poll].into_iter().flatten().min() {
                     Some(t) => clock::arm(Some(t)),
-                    None if doms.running.iter().all(Option::is_none) => {
+                    None if doms.running.iter().all(Option::is_none)
+                        && doms.alive().flat_map(|d| d.vcpus.iter()).all(|v| !v.online || v.wake_deadline().is_none()) =>
+                    {
                         // Every domain waits for an event no one can send.
                         println!("All domains are blocked with no timer pending: halting machine");
                         qemu::exit(qemu::ExitCode::Failure);
