@@ -334,7 +334,10 @@ fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> b
     let now = clock::now_ns();
     let cur_ent = doms.running[me].filter(|(id, _)| doms.by_id.contains_key(id));
     let cur_runnable = cur_ent.is_some_and(|(id, v)| doms.by_id.get(&id).is_some_and(|d| runnable(d, v)));
-    let boost = woken.iter().copied().find(|&w| Some(w) != cur_ent && !doms.running_elsewhere(w));
+    // A woken vCPU goes to an idle CPU if there is one (kicked below), else it takes
+    // this one at once.
+    let idle_elsewhere = (0..smp::online()).any(|c| c != me && doms.running[c].is_none());
+    let boost = woken.iter().copied().find(|&w| Some(w) != cur_ent && !doms.running_elsewhere(w) && (!idle_elsewhere || cur_ent.is_none()));
     let preempt = now >= doms.slice_end[me] || core::mem::take(&mut doms.yield_now) || boost.is_some();
     let next = if cur_runnable && !preempt {
         cur_ent
