@@ -52,14 +52,29 @@ pub static DOMAINS: spin::Mutex<Option<Domains>> = spin::Mutex::new(None);
 /// Takes the domain lock; while another CPU holds it, this one still does the TLB
 /// flushes asked of it (it waits with interrupts off, so the IPI can't reach it).
 pub fn lock() -> spin::MutexGuard<'static, Option<Domains>> {
+    let since = cpu::rdtsc();
+    let mut said = false;
     loop {
         if let Some(g) = DOMAINS.try_lock() {
+            LOCK_HOLDER.store(percpu::cpu_index(), core::sync::atomic::Ordering::Relaxed);
             return g;
         }
         smp::service_flush();
         core::hint::spin_loop();
+        // A lock held for seconds is a hang: say where (once), and keep waiting.
+        if !said && cpu::rdtsc().wrapping_sub(since) > 2 * clock::tsc_hz() {
+            said = true;
+            println!(
+                "CPU{} has waited 2 s for the domain lock, held by CPU{}",
+                percpu::cpu_index(),
+                LOCK_HOLDER.load(core::sync::atomic::Ordering::Relaxed)
+            );
+        }
     }
 }
+
+/// The CPU that took the domain lock last (for the hang report above).
+static LOCK_HOLDER: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
 /// A vCPU as the scheduler names it: domain id and vCPU number.
 type VcpuRef = (u16, usize);

@@ -196,9 +196,16 @@ fn flush_others(dom: Option<u16>) {
         FLUSH_PENDING[c].store(true, Ordering::Release);
         send_icr(APIC_ID[c].load(Ordering::Relaxed), ICR_FIXED | FLUSH_VECTOR);
     }
+    let since = cpu::rdtsc();
     for (c, pending) in FLUSH_PENDING.iter().enumerate().take(n) {
+        let mut said = false;
         while c != me && pending.load(Ordering::Acquire) {
             core::hint::spin_loop();
+            // A CPU that does not answer for a second is a hang: say so (once).
+            if !said && cpu::rdtsc().wrapping_sub(since) > clock::tsc_hz() {
+                said = true;
+                crate::println!("CPU{me}: CPU{c} has not done the TLB flush asked of it for 1 s");
+            }
         }
     }
 }
