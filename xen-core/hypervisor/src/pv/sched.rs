@@ -320,9 +320,11 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) -> bool {
             continue;
         }
         if cur_ent.is_some_and(|(d, _)| d == id) {
-            // Leaving it: its registers are not needed any more.
+            // Leaving it: its registers are not needed any more, and its page tables are
+            // about to be freed.
             doms.running[me] = None;
             smp::set_running_domain(None);
+            smp::load_idle_page_tables();
         }
         let Some(d) = doms.by_id.remove(&id) else { continue };
         let Some(reason) = d.ending else { continue };
@@ -371,6 +373,7 @@ fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> b
         doms.running[me] = next;
         smp::set_running_domain(next.map(|(id, _)| id));
         let Some((id, v)) = next else {
+            smp::load_idle_page_tables();
             kick_others(doms);
             return false;
         };

@@ -79,6 +79,9 @@ pub fn start_aps(apic_ids: &[u32], max: usize, pml4_mfn: u64, ap_main: extern "C
     let me = lapic_read(LAPIC_ID) >> 24;
     APIC_ID[0].store(me, Ordering::Relaxed);
     PML4.store(pml4_mfn, Ordering::Relaxed);
+    if apic_ids.len() < 2 || max < 2 {
+        return online();
+    }
     // The trampoline's bytes (trampoline.s, padded to TRAMPOLINE_LEN), read through the
     // direct map at the image's physical address (virtual = XEN_VIRT_START + physical).
     let mut code = [0u8; TRAMPOLINE_LEN];
@@ -124,6 +127,16 @@ pub fn init_this_ap(cpu: usize) {
     clock::init_ap();
     crate::println!("CPU{cpu} up (APIC id {})", APIC_ID[cpu].load(Ordering::Relaxed));
     ONLINE.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Switches this CPU to the hypervisor's own page tables: a CPU with no vCPU to run must
+/// not stay on the last guest's, whose frames may be freed and reused meanwhile (Xen's
+/// idle vCPU has `idle_pg_table` for the same reason).
+pub fn load_idle_page_tables() {
+    let pml4 = PML4.load(Ordering::Relaxed);
+    if pml4 != 0 && cpu::read_cr3() >> 12 != pml4 {
+        cpu::write_cr3(pml4 << 12);
+    }
 }
 
 /// Asks CPU `cpu` to look for something to run.
