@@ -166,7 +166,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         println!(" Boot stack:    {}", l.boot_stack);
         println!(" TOTAL:         {}", l.total());
         println!(" ENTRY ADDRESS: {:016x}", l.entry);
-        println!("Dom0 has maximum 1 VCPUs");
+        println!("Dom0 has maximum {} VCPUs", built.domain.vcpus.len());
         // dom0_setup_permissions: every I/O frame but the local APIC / MSI window and
         // the IO-APIC, which stay the hypervisor's.
         let paddr_bits = crate::arch::x86_64::cpu::cpuid(0x8000_0008, 0).0 & 0xff;

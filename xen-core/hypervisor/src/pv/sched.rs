@@ -125,6 +125,8 @@ fn load(d: &mut Domain) {
     cpu::set_fs_base(v.fs_base);
     cpu::set_gs_base(if v.kernel_mode { v.gs_base_kernel } else { v.gs_base_user });
     cpu::set_ts(v.fpu_ts);
+    // The guest's CR4 bits (TSD, DE, FSGSBASE) are the vCPU's, not the CPU's.
+    cpu::apply_guest_cr4(v.cr4_guest);
     gdt::load_guest_descriptors(&v.gdt_shadow);
     cpu::write_cr3(v.current_l4() << 12);
     event::update_time(d);
