@@ -585,10 +585,11 @@ fn all_steps() -> String {
 }
 
 /// The sections of the tier that also run on xen-core, after `base`, in the tier's
-/// order: domUs created by our `xl` (pv-guest, Linux), our blkback and Linux's kernel
-/// back-ends serving them, hostile front-ends, the lifecycle checks. Not `linux-blk`:
-/// its domU has two vCPUs (blkfront's two queues), and xen-core's domains have one.
-const XEN_CORE_SECTIONS: &[&str] = &["pv-guest", "blk", "blk-hostile", "kernel-blkback", "net", "lifecycle", "restart", "memset", "console"];
+/// order: every one. domUs created by our `xl` (pv-guest, Linux; `linux-blk`'s has two
+/// vCPUs), our blkback and Linux's kernel back-ends serving them, hostile front-ends,
+/// the lifecycle checks.
+const XEN_CORE_SECTIONS: &[&str] =
+    &["pv-guest", "blk", "blk-hostile", "kernel-blkback", "linux-blk", "net", "lifecycle", "restart", "memset", "console"];
 
 /// The xen-core run's steps: `base`, the [`XEN_CORE_SECTIONS`] that `wanted` (as
 /// `XTASK_DOM0_SECTIONS`; all when unset) names, `end`.
