@@ -118,6 +118,10 @@ fn boot(root: &Path, m: &Machine, log: &str) -> Result<(Vec<Line>, bool)> {
     let lines: Vec<_> = out.log.lines().filter_map(parse_test_line).map(|l| (l.name, l.passed, l.detail)).collect();
     let done = matches!(out.exit, Exit::Stopped(ref s) if s == DONE);
     println!("  log: {} ({:?} to userspace, {} ms in all)", out.log_path.display(), out.marks[0], out.elapsed.as_millis());
+    // Two CPU-bound processes against one alone, in centiseconds (printed, not judged).
+    if let Some(p) = out.log.lines().find_map(|l| l.strip_prefix("PARALLEL ")) {
+        println!("  two CPU-bound processes at once vs one alone: {p}");
+    }
     Ok((lines, done))
 }
 
