@@ -1273,13 +1273,35 @@ run() {
     i=$((i+1))
   done
 }
+# build SIDE XL LABEL ARGS...: REPS domain builds alone (created paused, then destroyed),
+# each timed: where the time of `xl create` goes (by memory size, and a small kernel)
+build() {
+  side=$1; xl=$2; label=$3; shift 3; i=1
+  while [ $i -le @REPS@ ]; do
+    t0=$(now)
+    timeout 180 $xl create -p "$@" 'name="build"' > /tmp/create.log 2>&1 || { echo "BENCH-FAIL $side $label: $(tail -c 300 /tmp/create.log | tr '\n' ' ')"; timeout 60 $xl destroy build >/dev/null 2>&1; return; }
+    t1=$(now)
+    timeout 60 $xl destroy build
+    t2=$(now)
+    echo "BENCH $side ${label}_ms $(ms $t0 $t1)"
+    echo "BENCH $side destroy_${label}_ms $(ms $t1 $t2)"
+    i=$((i+1))
+  done
+}
+# run and build for one toolstack
+both() {
+  run $1 $2
+  build $1 $2 paused_linux_128m /etc/xen/bench.cfg
+  build $1 $2 paused_linux_512m /etc/xen/bench.cfg 'memory=512'
+  build $1 $2 paused_pv_guest_32m /etc/xen/pv-guest.cfg
+}
 # ours
 xenstored --pid-file /run/xenstored.pid 2>/var/log/xen/xenstored.log &
 i=0; while [ ! -S /run/xenstored/socket ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
 /usr/sbin/xl init-dom0
 xenconsoled --pid-file=/run/xenconsoled.pid --log-dir=/var/log/xen/console &
 sleep 1
-run ours /usr/sbin/xl
+both ours /usr/sbin/xl
 kill $(cat /run/xenconsoled.pid) $(cat /run/xenstored.pid); sleep 1
 # Debian's, in the same boot
 X=/usr/lib/xen-4.17/bin
@@ -1289,7 +1311,7 @@ i=0; until xenstore-exists / 2>/dev/null; do sleep 0.05; i=$((i+1)); [ $i -gt 20
 $X/xen-init-dom0 >/dev/null 2>&1 || echo "BENCH-FAIL debian xen-init-dom0"
 $X/xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console || echo "BENCH-FAIL debian xenconsoled"
 sleep 1
-run debian $X/xl
+both debian $X/xl
 dmesg | grep -i -E 'segfault|general protection|traps:' | sed 's/^/  dmesg| /'
 echo "@DONE@"
 poweroff -f
@@ -1469,6 +1491,17 @@ pub fn bench(root: &Path) -> Result<(String, Vec<PathBuf>)> {
         ("xl_create_returns_ms", "`xl create` returns"),
     ] {
         for (side, toolstack) in [("ours", "ours (`xl`, our xenstored/xenconsoled)"), ("debian", "Debian's `xl` + C xenstored + xenconsoled")] {
+            rows.push(HvRow { label: format!("{what}, {toolstack}"), side, metric, unit: "ms" });
+        }
+    }
+    for (metric, what) in [
+        ("paused_linux_128m_ms", "`xl create -p` returns (the domain built, not run): the Linux domU, 128 MiB"),
+        ("paused_linux_512m_ms", "`xl create -p` returns: the Linux domU with 512 MiB"),
+        ("paused_pv_guest_32m_ms", "`xl create -p` returns: pv-guest, 32 MiB"),
+        ("destroy_paused_linux_128m_ms", "`xl destroy` of the paused Linux domU, 128 MiB"),
+        ("destroy_paused_linux_512m_ms", "`xl destroy` of the paused Linux domU, 512 MiB"),
+    ] {
+        for (side, toolstack) in [("ours", "ours"), ("debian", "Debian's")] {
             rows.push(HvRow { label: format!("{what}, {toolstack}"), side, metric, unit: "ms" });
         }
     }
@@ -1684,6 +1717,35 @@ mod tests {
         let log = "TEST pre PASS\nDOM0-SECTION base\nTEST a PASS\nDOM0-SECTION linux-blk\nTEST c FAIL x\nDOM0-SECTION end\nTEST d PASS\n";
         let names: Vec<String> = tests_of_sections(log, &["base", "end"]).into_iter().map(|t| t.name).collect();
         assert_eq!(names, ["pre", "a", "d"]);
+    }
+
+    #[test]
+    fn hv_table_columns_ratio_and_failures() {
+        let run = |hv, vals: &[(&str, &str, f64)], failures: &[&str], finished| {
+            let mut v = BenchValues::new();
+            for (side, metric, x) in vals {
+                v.entry((side.to_string(), metric.to_string())).or_default().push(*x);
+            }
+            BenchRun { hv, vals: v, log: PathBuf::new(), failures: failures.iter().map(|f| f.to_string()).collect(), finished, exit: Exit::TimedOut }
+        };
+        let runs = [
+            run(BenchHv::XenCore, &[("ours", "m", 30.0), ("ours", "m", 10.0), ("ours", "m", 20.0)], &["BENCH-FAIL kernel no result", "BENCH-FAIL kernel no result"], true),
+            run(BenchHv::Xen, &[("ours", "m", 40.0), ("kernel", "m", 50.0)], &[], true),
+            run(BenchHv::XenOneCpu, &[], &[], false),
+        ];
+        let rows = [HvRow { label: "m, ours".into(), side: "ours", metric: "m", unit: "MB/s" }, HvRow { label: "m, kernel".into(), side: "kernel", metric: "m", unit: "MB/s" }];
+        let t = hv_table("what", &runs, &rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "| what | xen-core | Xen 4.17 | Xen 4.17, 1 CPU | xen-core / Xen 4.17 |");
+        assert_eq!(lines[1], "|---|---|---|---|---|");
+        // Median 20 of 10/20/30, against Xen's 40: 50%.
+        assert_eq!(lines[2], "| m, ours | 20.0 MB/s (10–30, n=3) | 40.0 MB/s (40–40, n=1) | — | 50% |");
+        assert_eq!(lines[3], "| m, kernel | — | 50.0 MB/s (50–50, n=1) | — | — |");
+        // One note per distinct failure line, and the run that did not finish.
+        assert_eq!(t.matches("BENCH-FAIL kernel no result").count(), 1);
+        assert!(t.contains("On xen-core: `BENCH-FAIL kernel no result`."), "{t}");
+        assert!(t.contains("On Xen 4.17, 1 CPU: dom0's script did not run to its end (TimedOut)."), "{t}");
+        assert!(!t.contains("On Xen 4.17:"), "{t}");
     }
 
     #[test]
