@@ -295,7 +295,7 @@ logs {}).\n\nMachine: {}\n\n{}\n\n{BLK_XEN_CORE_BOUND}\n\n{BLK_BOUND}",
 }
 
 /// Where xen-core is behind Xen in `bench blk`, and what bounds it.
-const BLK_XEN_CORE_BOUND: &str = "";
+const BLK_XEN_CORE_BOUND: &str = "Where xen-core is behind Xen 4.17 (measured with the one-CPU column of the same run): only on sequential 1 MiB reads through our blkback (86% of Xen with two CPUs), and Xen held to one CPU does no better there (63.9 MB/s against xen-core's 66.3): what bounds xen-core on that row is its one CPU. Our blkback is a userspace process in dom0; on one CPU the daemon, dom0's kernel and the domU take turns, where Xen with two CPUs serves the 8 requests of 128 KiB in flight per 1 MiB read on dom0's second vCPU while the domU runs. On the other rows (Linux's kernel blkback, the random 4 KiB reads) xen-core was ahead of Xen with either CPU count in this run.";
 
 /// What bounds our blkback's sequential figure, with the evidence (see `fn blk`).
 const BLK_BOUND: &str = "Our blkback against Linux's (earlier analysis, on Xen 4.17 with two CPUs): what the domU sends and where our daemon's time goes (the counters `blkback` logs \
@@ -339,7 +339,7 @@ step), then, after `rmmod xen-netback`, by our `netback` daemon (a TAP on the sa
 }
 
 /// Where xen-core is behind Xen in `bench net`, and what bounds it.
-const NET_XEN_CORE_BOUND: &str = "";
+const NET_XEN_CORE_BOUND: &str = "Where xen-core is behind Xen 4.17 (measured with the one-CPU column of the same run): most of the gap to Xen with two CPUs is the CPU count. Held to one CPU, Xen 4.17 is below xen-core on UDP through our netback (2087 against 2454 packets/s domU → dom0, 1282 against 1719 dom0 → domU) and level on UDP domU → dom0 through Linux's netback: on one CPU the domU's end of the stream, dom0's `netbench` at the other end and the back-end (our daemon or Linux's netback threads) take turns, where with two CPUs Xen runs the domU beside dom0. What remains against one-CPU Xen: TCP through our netback (xen-core at 80% of it domU → dom0, 75% dom0 → domU), TCP domU → dom0 through Linux's netback (89%) and UDP dom0 → domU through Linux's netback (87%). For our netback its own counters (logged at each disconnect, in the logs) show where the difference goes: on xen-core its receive side ran 2,353–6,064 rounds for 22,271–26,322 frames (4–11 frames a round) and made 3,700–7,310 grant-copy ioctls per domU, against 696–919 rounds for 30,123–40,460 frames (33–57 a round) and 2,089–2,512 ioctls on one-CPU Xen: on xen-core dom0 finds fewer frames waiting each time it runs, so it pays the per-round costs (`poll`, the event-channel notify, the grant-copy hypercall) several times as often per frame. xen-core schedules round-robin with 10 ms slices (`pv/sched.rs`), Xen with credit2; why xen-core's interleaving of dom0 and the domU gives smaller batches was not measured further. xen-core's grant copy is also slower per page (9.0 against 5.0 µs in `bench interdomain`), but at about 8,200 pages per 32 MiB that is some 30 ms of a 2.5–3 s transfer.";
 
 /// Our netback against Linux's (see `fn net`).
 const NET_BOUND: &str = "Our netback against Linux's (earlier analysis, on Xen 4.17 with two CPUs): ours takes transmit \
