@@ -259,7 +259,11 @@ then, in the same boot after ours is stopped, Debian's `xl` with its C `xenstore
 `xenconsoled`. {} runs each. dom0 polls the console log file every 100 ms (plus fork cost \
 under TCG), so times are coarse; the marker row is the comparable one: Debian's xenconsoled \
 shows the guest's first output in its log only together with the marker line, ours as it \
-arrives. {HV_COLUMNS} (`cargo xtask bench create`, logs {}).\n\nMachine: {}\n\n{}\n\n{CREATE_BOUND}",
+arrives. Then the domain build alone, {} times each per toolstack: `xl create -p` (built and \
+left paused) of the same domU, of it with 512 MiB, and of a pv-guest domU, each followed by \
+`xl destroy`; and, before either toolstack starts, dom0 alone reading the domU's kernel file, a \
+control of dom0's own speed on each boot. {HV_COLUMNS} (`cargo xtask bench create`, logs {}).\n\nMachine: {}\n\n{}\n\n{CREATE_BOUND}",
+        crate::dom0::BENCH_REPS,
         crate::dom0::BENCH_REPS,
         log_list(root, &logs),
         machine_line()?,
