@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 const BENCHES: &[&str] = &["ring", "boot", "interdomain"];
-/// Also runnable by name (each boots real Xen with a Linux dom0 for minutes).
+/// Also runnable by name (each boots Linux dom0 on xen-core, on Xen 4.17 and on one-CPU Xen 4.17, for minutes each).
 const DOM0_BENCHES: &[&str] = &["create", "blk", "net"];
 
 pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
@@ -231,51 +231,78 @@ rule for every implementation). This is an argument from the counts, not a proof
 /// Where xen-core is behind Xen in the inter-domain table, and why (see `bench`).
 const INTERDOMAIN_BOUND: &str = "What bounds xen-core where it is behind (grant copy, the null hypercall; it is ahead on the ping-pong round trip and grant map+unmap in the 2026-12-05 run): the copy goes through the held-reference accessors (`mmu::read_held`/`write_held`, a bounds-checked copy each) after taking the granter's entry, pin and frame references under one table lock; every return to a guest runs the scheduler's bookkeeping (ending domains, the dead-frame sweep, timers, event delivery) where Xen's exit path tests a few flags. The null hypercall was 8.2 µs until the APIC timer stopped being reprogrammed on every return to a guest (two local-APIC MMIO accesses, each an exit into QEMU's device model under TCG); 2.2 µs after. xen-core runs on one physical CPU (SMP is a later issue), so dom0 and the two domUs share it; on Xen the two domUs can run on the machine's two CPUs.";
 
-/// Domain creation on real Xen 4.17 in QEMU (TCG): our toolstack and Debian's, same boot.
+/// The logs of a dom0 benchmark's boots, relative to the root, for the section's text.
+fn log_list(root: &Path, logs: &[std::path::PathBuf]) -> String {
+    logs.iter().map(|l| format!("`{}`", l.strip_prefix(root).unwrap_or(l).display())).collect::<Vec<_>>().join(", ")
+}
+
+/// What the three hypervisor columns of `bench create`, `blk` and `net` are.
+const HV_COLUMNS: &str = "Three boots in one run, each with the same dom0 image and script: \
+Debian's Linux 6.1 as dom0 on xen-core (which runs on one physical CPU and gives dom0 one \
+vCPU; dom0 booted with `acpi=off pci=off`, as in the dom0 tier), on Xen 4.17 with two CPUs \
+(dom0 with 2 vCPUs), and on Xen 4.17 given one CPU (QEMU `-smp 1`, dom0 with 1 vCPU: the \
+machine xen-core has, to tell what the CPU count does from what the hypervisor does); QEMU \
+TCG, 2 GiB, `dom0_mem=768M`; every domU has 1 vCPU. The last column is xen-core's median \
+over that of Xen 4.17 with two CPUs.";
+
+/// Domain creation from Linux dom0, on xen-core and on Xen 4.17: our toolstack and
+/// Debian's, same boot.
 fn create(root: &Path) -> Result<()> {
     crate::deps::ensure(root)?;
-    let (table, log) = crate::dom0::bench(root)?;
+    let (table, logs) = crate::dom0::bench(root)?;
     print!("{table}");
     let body = format!(
         "Time from `xl create` to the guest's first console line and to its marker line \
-(`DOMU UP`, printed by a busybox init), for Debian's Linux 6.1 (`vmlinux`, 128 MiB, busybox \
-initramfs) as a PV domU on real Xen 4.17, dom0 = Debian's Linux under QEMU TCG (2 vCPUs). \
-Ours: our `xl`, `xenstored`, `xenconsoled` (static musl); then, in the same boot after ours \
-is stopped, Debian's `xl` with its C `xenstored` and `xenconsoled`. dom0 polls the console \
-log file every 100 ms (plus fork cost under TCG), so times are coarse; compare the columns, \
-not the absolute numbers. The marker row is the comparable one: Debian's xenconsoled shows \
-the guest's first output in its log only together with the marker line, ours as it arrives (`cargo xtask bench create`, log `{}`).\n\nMachine: {}\n\n{}",
-        log.strip_prefix(root).unwrap_or(&log).display(),
+(`DOMU UP`, printed by a busybox init), for Debian's Linux 6.1 (`vmlinux`, 128 MiB, 1 vCPU, \
+busybox initramfs) as a PV domU. Ours: our `xl`, `xenstored`, `xenconsoled` (static musl); \
+then, in the same boot after ours is stopped, Debian's `xl` with its C `xenstored` and \
+`xenconsoled`. {} runs each. dom0 polls the console log file every 100 ms (plus fork cost \
+under TCG), so times are coarse; the marker row is the comparable one: Debian's xenconsoled \
+shows the guest's first output in its log only together with the marker line, ours as it \
+arrives. Then the domain build alone, {} times each per toolstack: `xl create -p` (built and \
+left paused) of the same domU, of it with 512 MiB, and of a pv-guest domU, each followed by \
+`xl destroy`; and, before either toolstack starts, dom0 alone reading the domU's kernel file, a \
+control of dom0's own speed on each boot. {HV_COLUMNS} (`cargo xtask bench create`, logs {}).\n\nMachine: {}\n\n{}\n\n{CREATE_BOUND}",
+        crate::dom0::BENCH_REPS,
+        crate::dom0::BENCH_REPS,
+        log_list(root, &logs),
         machine_line()?,
         table.trim_end()
     );
     write_section(root, "Domain creation (`cargo xtask bench create`)", &body)
 }
 
-/// Disk reads in a Linux domU on real Xen 4.17: our blkback vs Linux's kernel blkback vs
-/// dom0 reading the same image file.
+/// Where xen-core is behind Xen in `bench create`, and what bounds it (measured: see the
+/// one-CPU Xen column and the logs).
+const CREATE_BOUND: &str = "In the 2026-12-05 run above, the two-CPU Xen boot was slowed by other work on the host (only QEMU runs are serialised on the shared 2-core machine): its dom0-alone rows, the same work on every boot, took 1.4–1.7 times as long as on the other two boots, and Debian's `xl create -p` 4–10 times, so that column and the ratio column are no fair comparison in this run; one-CPU Xen is. In the run before it (the same code without the dom0-alone rows), two-CPU Xen took 6.6 s from `xl create` to the marker with our toolstack, 1.5 s for `xl create` to return and 1.35 s for `xl create -p` of the Linux domU, against 9.6, 3.7 and 3.1 s on xen-core and 8.2, 1.9 and 1.4 s on one-CPU Xen.\n\nWhere xen-core is behind (measured against one-CPU Xen in the same run): in `xl create` itself, building the domain. From `xl create` to the marker xen-core and one-CPU Xen are level (8.8 and 8.9 s), and once `xl create` has returned the Linux domU reaches its marker sooner on xen-core (about 5.4 s against 6.8 s); but `xl create` returns after 3.45 s against 2.13 s, and the build alone (`xl create -p`) takes 2.92 s against 1.35 s. That cost follows what the builder loads, not the domain's size: 512 MiB instead of 128 adds 0.25–0.3 s on both hypervisors, and a pv-guest domU builds in 0.26 s against 0.21 s. dom0's own work is not it either: reading the 63 MiB kernel file, and reading it into a fresh 64 MiB buffer (a page fault and a PTE write per 4 KiB), take the same time in dom0 on xen-core and on one-CPU Xen (270 against 259 ms, 629 against 609 ms). What is left is putting the 57 MiB kernel image and the 20 MiB ramdisk into the new domain: the builder maps those pages of the domain into dom0 (privcmd `MMAPBATCH_V2`, foreign `mmu_update`s), copies them in and unmaps them, about 35 ms per MiB loaded on xen-core against 15 ms on one-CPU Xen ((2920 − 260) ms and (1349 − 210) ms over 77 MiB). Which step of that path (the foreign PTE updates, the unmap and its TLB flushes) takes the difference was not measured. With two CPUs Xen can also run the domU's boot beside dom0's work, which xen-core cannot until it runs on more than one CPU.\n\nDebian's `xl` does not run on xen-core: libxl first checks the domain's CPU pool (`libxl_cpupoolid_is_valid`, a `XEN_SYSCTL_cpupool_op` query), which xen-core's sysctl answers with -ENOSYS (it has physinfo, getdomaininfolist and readconsole), hence `Illegal pool specified` for every create; its column on xen-core stays empty.";
+
+/// Disk reads in a Linux domU on xen-core and Xen 4.17: our blkback vs Linux's kernel
+/// blkback vs dom0 reading the same image file.
 fn blk(root: &Path) -> Result<()> {
     crate::deps::ensure(root)?;
-    let (table, log) = crate::dom0::bench_blk(root)?;
+    let (table, logs) = crate::dom0::bench_blk(root)?;
     print!("{table}");
     let body = format!(
-        "Debian's Linux 6.1 as a PV domU (1 vCPU, 160 MiB) on real Xen 4.17 under QEMU TCG \
-(dom0 = Debian's Linux, 2 vCPUs), reading its `xvda` with `blkbench` (ours, static musl; \
-`O_DIRECT`, one reader): sequential 1 MiB reads over the whole 32 MiB image, then 1,000 \
-random 4 KiB reads at fixed-seed offsets. The disk is the same image file in dom0, served \
-by our userspace `blkback` (`backendtype=qdisk`, the default) and by Linux's kernel \
-blkback (`backendtype=phy`, on a loop device `xl` attaches); dom0 then reads the image \
-itself. Three rounds in one boot, the sides alternating; the table gives each side's \
-median (min–max, n) (`cargo xtask bench blk`, log `{}`).\n\nMachine: {}\n\n{}\n\n{BLK_BOUND}",
-        log.strip_prefix(root).unwrap_or(&log).display(),
+        "Debian's Linux 6.1 as a PV domU (1 vCPU, 160 MiB) reading its `xvda` with `blkbench` \
+(ours, static musl; `O_DIRECT`, one reader): sequential 1 MiB reads over the whole 32 MiB \
+image, then 1,000 random 4 KiB reads at fixed-seed offsets. The disk is the same image file \
+in dom0, served by our userspace `blkback` (`backendtype=qdisk`, the default) and by Linux's \
+kernel blkback (`backendtype=phy`, on a loop device `xl` attaches); dom0 then reads the image \
+itself. {} rounds per boot, the sides alternating. {HV_COLUMNS} (`cargo xtask bench blk`, \
+logs {}).\n\nMachine: {}\n\n{}\n\n{BLK_XEN_CORE_BOUND}\n\n{BLK_BOUND}",
+        crate::dom0::BENCH_IO_ROUNDS,
+        log_list(root, &logs),
         machine_line()?,
         table.trim_end()
     );
     write_section(root, "Block back-ends (`cargo xtask bench blk`)", &body)
 }
 
+/// Where xen-core is behind Xen in `bench blk`, and what bounds it.
+const BLK_XEN_CORE_BOUND: &str = "Where xen-core is behind Xen 4.17 (measured with the one-CPU column of the same run): only on sequential 1 MiB reads through our blkback (86% of Xen with two CPUs), and Xen held to one CPU does no better there (63.9 MB/s against xen-core's 66.3): what bounds xen-core on that row is its one CPU. Our blkback is a userspace process in dom0; on one CPU the daemon, dom0's kernel and the domU take turns, where Xen with two CPUs serves the 8 requests of 128 KiB in flight per 1 MiB read on dom0's second vCPU while the domU runs. On the other rows (Linux's kernel blkback, the random 4 KiB reads) xen-core was ahead of Xen with either CPU count in this run.";
+
 /// What bounds our blkback's sequential figure, with the evidence (see `fn blk`).
-const BLK_BOUND: &str = "What the domU sends and where our daemon's time goes (the counters `blkback` logs \
+const BLK_BOUND: &str = "Our blkback against Linux's (earlier analysis, on Xen 4.17 with two CPUs): what the domU sends and where our daemon's time goes (the counters `blkback` logs \
 at disconnect, in the log above; `blkback --timing` for the busy time): for each 1 MiB `O_DIRECT` read, \
 Linux's blkfront sends 8 indirect requests of 32 segments (128 KiB: blkfront's default \
 `max_indirect_segments` is 32, whatever the 256 we offer), all in flight at once on its one ring, \
@@ -292,21 +319,34 @@ each grant, a linear search of the persistent grants) the ratio was 64%. Since, 
 spread over 62–105% from run to run (the host's two cores are shared: the dom0-native column alone \
 moved between 142 and 320 MB/s), so one run is no verdict; the random 4 KiB reads are at parity.";
 
-/// UDP between a Linux domU and dom0 on real Xen 4.17: our netback vs Linux's.
+/// UDP and TCP between a Linux domU and dom0 on xen-core and Xen 4.17: our netback vs
+/// Linux's.
 fn net(root: &Path) -> Result<()> {
     crate::deps::ensure(root)?;
-    let (table, log) = crate::dom0::bench_net(root)?;
+    let (table, logs) = crate::dom0::bench_net(root)?;
     print!("{table}");
     let body = format!(
-        "Debian's Linux 6.1 as a PV domU (1 vCPU, 128 MiB, xen-netfront) on real Xen 4.17 under \
-QEMU TCG (dom0 = Debian's Linux, 2 vCPUs), its vif on bridge `xennet0` with dom0 at \
-10.1.0.1. `netbench` (ours, static musl) floods 1400-byte UDP datagrams for 8 s, first \
-domU → dom0, then dom0 → domU; the receiver counts what arrives (first to last \
-datagram); then 32 MiB over TCP each way, the receiver checking every byte. Served first by Linux's kernel netback (its `vif` joined to the bridge by \
-our `xl`'s hotplug step), then, after `rmmod xen-netback`, by our `netback` daemon (a \
-TAP on the same bridge). Three rounds in one boot, the sides alternating (the module \
-loaded again for Linux's turn); the table gives each side's median (min–max, n) \
-(`cargo xtask bench net`, log `{}`).\n\nOurs takes transmit \
+        "Debian's Linux 6.1 as a PV domU (1 vCPU, 128 MiB, xen-netfront), its vif on bridge \
+`xennet0` with dom0 at 10.1.0.1. `netbench` (ours, static musl) floods 1400-byte UDP \
+datagrams for 8 s, first domU → dom0, then dom0 → domU; the receiver counts what arrives \
+(first to last datagram); then 32 MiB over TCP each way, the receiver checking every byte. \
+Served first by Linux's kernel netback (its `vif` joined to the bridge by our `xl`'s hotplug \
+step), then, after `rmmod xen-netback`, by our `netback` daemon (a TAP on the same bridge). \
+{} rounds per boot, the sides alternating (the module loaded again for Linux's turn). \
+{HV_COLUMNS} (`cargo xtask bench net`, logs {}).\n\nMachine: {}\n\n{}\n\n{NET_XEN_CORE_BOUND}\n\n{NET_BOUND}",
+        crate::dom0::BENCH_IO_ROUNDS,
+        log_list(root, &logs),
+        machine_line()?,
+        table.trim_end()
+    );
+    write_section(root, "Network back-ends (`cargo xtask bench net`)", &body)
+}
+
+/// Where xen-core is behind Xen in `bench net`, and what bounds it.
+const NET_XEN_CORE_BOUND: &str = "Where xen-core is behind Xen 4.17 (measured with the one-CPU column of the same run): most of the gap to Xen with two CPUs is the CPU count. Held to one CPU, Xen 4.17 is below xen-core on UDP through our netback (2087 against 2454 packets/s domU → dom0, 1282 against 1719 dom0 → domU) and level on UDP domU → dom0 through Linux's netback: on one CPU the domU's end of the stream, dom0's `netbench` at the other end and the back-end (our daemon or Linux's netback threads) take turns, where with two CPUs Xen runs the domU beside dom0. What remains against one-CPU Xen: TCP through our netback (xen-core at 80% of it domU → dom0, 75% dom0 → domU), TCP domU → dom0 through Linux's netback (89%) and UDP dom0 → domU through Linux's netback (87%). For our netback its own counters (logged at each disconnect, in the logs) show where the difference goes: on xen-core its receive side ran 2,353–6,064 rounds for 22,271–26,322 frames (4–11 frames a round) and made 3,700–7,310 grant-copy ioctls per domU, against 696–919 rounds for 30,123–40,460 frames (33–57 a round) and 2,089–2,512 ioctls on one-CPU Xen: on xen-core dom0 finds fewer frames waiting each time it runs, so it pays the per-round costs (`poll`, the event-channel notify, the grant-copy hypercall) several times as often per frame. xen-core schedules round-robin with 10 ms slices (`pv/sched.rs`), Xen with credit2; why xen-core's interleaving of dom0 and the domU gives smaller batches was not measured further. xen-core's grant copy is also slower per page (9.0 against 5.0 µs in `bench interdomain`), but at about 8,200 pages per 32 MiB that is some 30 ms of a 2.5–3 s transfer.";
+
+/// Our netback against Linux's (see `fn net`).
+const NET_BOUND: &str = "Our netback against Linux's (earlier analysis, on Xen 4.17 with two CPUs): ours takes transmit \
 packets in batches (one grant-copy ioctl and one response push per batch), queues frames read \
 from the TAP and places them a batch at a time, and enables TSO on the TAP when xen-netfront \
 takes GSO on receive, so TCP crosses both ways as 64 KiB GSO packets (a GSO extra-info slot on \
@@ -315,10 +355,4 @@ grant-copy ioctl and one event per 25 transmitted packets; what remains per pack
 `read` or `write` syscall and a second copy through userspace, which Linux's netback, inside \
 the kernel, does not pay: that bounds the small-packet (UDP) rates. The numbers are noisy \
 under TCG on a shared 2-core host (the same build gave 1757 and 3858 packets/s domU → dom0 in \
-two runs).\n\nMachine: {}\n\n{}",
-        log.strip_prefix(root).unwrap_or(&log).display(),
-        machine_line()?,
-        table.trim_end()
-    );
-    write_section(root, "Network back-ends (`cargo xtask bench net`)", &body)
-}
+two runs).";

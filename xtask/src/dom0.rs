@@ -1238,11 +1238,13 @@ setsid cttyhack sh
 poweroff -f
 "#;
 
-const BENCH_REPS: u32 = 3;
+pub const BENCH_REPS: u32 = 3;
 
-/// `cargo xtask bench create`: in one dom0 boot, create a Linux domU and time it to its
-/// first console line and to its marker, REPS times with our toolstack, then REPS times
-/// with Debian's (C xenstored, xenconsoled, libxl's xl) after ours is stopped.
+/// `cargo xtask bench create`: in one dom0 boot, dom0 alone reads the domU's kernel file
+/// (a control), then create a Linux domU and time it to its first console line and to its
+/// marker, REPS times, and time the domain build alone (`xl create -p`, then `xl destroy`)
+/// with our toolstack, then the same with Debian's (C xenstored, xenconsoled, libxl's xl)
+/// after ours is stopped.
 const BENCH_STEPS: &str = r#"
 mkdir -p /var/log/xen/console /var/lib/xen /var/lib/xenstored /run/lock
 now() { read t _ < /proc/uptime; echo $t; }
@@ -1260,26 +1262,61 @@ run() {
   while [ $i -le @REPS@ ]; do
     n=$side$i; log=/var/log/xen/console/guest-$n.log
     t0=$(now)
-    $xl create /etc/xen/bench.cfg "name=\"$n\"" > /tmp/create.log 2>&1 || { echo "BENCH-FAIL $side create: $(cat /tmp/create.log | tr '\n' ' ')"; return; }
+    # (under `timeout`: a toolstack that hangs on a hypervisor is a failure, not the end of the run)
+    timeout 180 $xl create /etc/xen/bench.cfg "name=\"$n\"" > /tmp/create.log 2>&1 || { echo "BENCH-FAIL $side create: $(tail -c 300 /tmp/create.log | tr '\n' ' ')"; timeout 60 $xl destroy $n >/dev/null 2>&1; return; }
     t1=$(now)
-    waitlog $log . 60 || { echo "BENCH-FAIL $side no console output"; cat /tmp/create.log; $xl list; ps | grep -v '\['; ls -la /var/log/xen/console /var/log/xen; tail -20 /var/log/xen/*.log; $xl destroy $n; return; }
+    waitlog $log . 120 || { echo "BENCH-FAIL $side no console output"; cat /tmp/create.log; timeout 30 $xl list; ps | grep -v '\['; ls -la /var/log/xen/console /var/log/xen; tail -20 /var/log/xen/*.log; timeout 60 $xl destroy $n; return; }
     t2=$(now)
-    waitlog $log '@MARKER@' 60 || echo "BENCH-FAIL $side no marker"
+    waitlog $log '@MARKER@' 120 || echo "BENCH-FAIL $side no marker"
     t3=$(now)
-    $xl destroy $n
+    timeout 60 $xl destroy $n
     echo "BENCH $side xl_create_returns_ms $(ms $t0 $t1)"
     echo "BENCH $side create_to_first_console_line_ms $(ms $t0 $t2)"
     echo "BENCH $side create_to_marker_ms $(ms $t0 $t3)"
     i=$((i+1))
   done
 }
+# build SIDE XL LABEL ARGS...: REPS domain builds alone (created paused, then destroyed),
+# each timed: where the time of `xl create` goes (by memory size, and a small kernel)
+build() {
+  side=$1; xl=$2; label=$3; shift 3; i=1
+  while [ $i -le @REPS@ ]; do
+    t0=$(now)
+    timeout 180 $xl create -p "$@" 'name="build"' > /tmp/create.log 2>&1 || { echo "BENCH-FAIL $side $label: $(tail -c 300 /tmp/create.log | tr '\n' ' ')"; timeout 60 $xl destroy build >/dev/null 2>&1; return; }
+    t1=$(now)
+    timeout 60 $xl destroy build
+    t2=$(now)
+    echo "BENCH $side ${label}_ms $(ms $t0 $t1)"
+    echo "BENCH $side destroy_${label}_ms $(ms $t1 $t2)"
+    i=$((i+1))
+  done
+}
+# run and build for one toolstack
+both() {
+  run $1 $2
+  build $1 $2 paused_linux_128m /etc/xen/bench.cfg
+  build $1 $2 paused_linux_512m /etc/xen/bench.cfg 'memory=512'
+  build $1 $2 paused_pv_guest_32m /etc/xen/pv-guest.cfg
+}
+# dom0 alone reading the Linux domU's kernel file (in the page cache after the first
+# read) with 64 KiB reads, then into one fresh 64 MiB buffer (a page fault and a PTE
+# write per 4 KiB, as a toolstack reading the kernel into memory pays)
+cat /guests/vmlinux > /dev/null
+i=1
+while [ $i -le @REPS@ ]; do
+  t0=$(now); dd if=/guests/vmlinux of=/dev/null bs=64k 2>/dev/null; t1=$(now)
+  dd if=/guests/vmlinux of=/dev/null bs=64M 2>/dev/null; t2=$(now)
+  echo "BENCH dom0 read_kernel_64k_ms $(ms $t0 $t1)"
+  echo "BENCH dom0 read_kernel_64m_ms $(ms $t1 $t2)"
+  i=$((i+1))
+done
 # ours
 xenstored --pid-file /run/xenstored.pid 2>/var/log/xen/xenstored.log &
 i=0; while [ ! -S /run/xenstored/socket ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
 /usr/sbin/xl init-dom0
 xenconsoled --pid-file=/run/xenconsoled.pid --log-dir=/var/log/xen/console &
 sleep 1
-run ours /usr/sbin/xl
+both ours /usr/sbin/xl
 kill $(cat /run/xenconsoled.pid) $(cat /run/xenstored.pid); sleep 1
 # Debian's, in the same boot
 X=/usr/lib/xen-4.17/bin
@@ -1289,43 +1326,84 @@ i=0; until xenstore-exists / 2>/dev/null; do sleep 0.05; i=$((i+1)); [ $i -gt 20
 $X/xen-init-dom0 >/dev/null 2>&1 || echo "BENCH-FAIL debian xen-init-dom0"
 $X/xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console || echo "BENCH-FAIL debian xenconsoled"
 sleep 1
-run debian $X/xl
+both debian $X/xl
 dmesg | grep -i -E 'segfault|general protection|traps:' | sed 's/^/  dmesg| /'
 echo "@DONE@"
 poweroff -f
 "#;
 
-fn median(v: &mut [u64]) -> u64 {
-    v.sort_unstable();
-    if v.is_empty() {
-        0
-    } else {
-        v[v.len() / 2]
-    }
-}
-
-/// Boots the benchmark dom0 and returns a markdown table (ours vs Debian's) plus the log path.
 /// `BENCH <side> <metric> <value>` lines of a benchmark boot: (side, metric) -> values.
 type BenchValues = BTreeMap<(String, String), Vec<f64>>;
 
-/// Boots a benchmark image and collects its `BENCH` lines.
-fn bench_boot(root: &Path, variant: Variant, log_name: &str) -> Result<(BenchValues, PathBuf)> {
-    bench_boot_on(root, variant, log_name, reference::xen_hypervisor(root)?)
+/// A hypervisor column of the dom0 benchmarks (`bench create`, `blk`, `net`): each boots
+/// Debian's Linux as dom0 on xen-core, on Xen 4.17, and on Xen 4.17 given one CPU (the
+/// machine xen-core has today: xen-core runs on one physical CPU and gives dom0 one
+/// vCPU), in that order, with the same dom0 image and script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchHv {
+    XenCore,
+    Xen,
+    XenOneCpu,
 }
 
-/// As [`bench_boot`], on the hypervisor image `hv` (xen-core or Xen).
-fn bench_boot_on(root: &Path, variant: Variant, log_name: &str, hv: PathBuf) -> Result<(BenchValues, PathBuf)> {
+impl BenchHv {
+    pub const ALL: [BenchHv; 3] = [BenchHv::XenCore, BenchHv::Xen, BenchHv::XenOneCpu];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            BenchHv::XenCore => "xen-core",
+            BenchHv::Xen => "Xen 4.17",
+            BenchHv::XenOneCpu => "Xen 4.17, 1 CPU",
+        }
+    }
+
+    /// The log file's suffix.
+    fn tag(self) -> &'static str {
+        match self {
+            BenchHv::XenCore => "xen-core",
+            BenchHv::Xen => "xen",
+            BenchHv::XenOneCpu => "xen-1cpu",
+        }
+    }
+}
+
+/// The machine a benchmark boots: on xen-core the dom0 tier's (dom0 with `acpi=off
+/// pci=off`, see [`interactive_machine`]); on Xen, QEMU with two CPUs or one.
+fn bench_machine(root: &Path, hv: BenchHv, img: &Dom0Image) -> Result<Machine> {
+    Ok(match hv {
+        BenchHv::XenCore => interactive_machine(crate::images::build_all(root)?.xen_core, img),
+        BenchHv::Xen | BenchHv::XenOneCpu => Machine {
+            kernel: reference::xen_hypervisor(root)?,
+            append: XEN_CMDLINE.into(),
+            modules: vec![(img.kernel.clone(), "console=hvc0 quiet".into()), (img.initrd.clone(), String::new())],
+            memory_mib: 2048,
+            smp: if hv == BenchHv::XenOneCpu { 1 } else { 2 },
+        },
+    })
+}
+
+/// One benchmark boot: its `BENCH` values, log, `BENCH-FAIL` lines, and whether dom0's
+/// script ran to its end.
+#[derive(Debug)]
+pub struct BenchRun {
+    pub hv: BenchHv,
+    vals: BenchValues,
+    pub log: PathBuf,
+    pub failures: Vec<String>,
+    pub finished: bool,
+    exit: Exit,
+}
+
+/// Boots `variant`'s image on `hv` and collects its `BENCH` lines (log
+/// `target/logs/<log_stem>-<hv>.log`).
+fn bench_boot_on(root: &Path, variant: Variant, log_stem: &str, hv: BenchHv) -> Result<BenchRun> {
     let img = build_image(root, variant)?;
-    let m = Machine {
-        kernel: hv,
-        append: XEN_CMDLINE.into(),
-        modules: vec![(img.kernel.clone(), "console=hvc0 quiet".into()), (img.initrd.clone(), String::new())],
-        memory_mib: 2048,
-        smp: 2,
-    };
-    let log_path = log_dir(root).join(log_name);
-    let out = qemu::run(&m, &log_path, Duration::from_secs(580), &[DOM0_POWEROFF, "Panic on CPU"], &[DONE])?;
+    let m = bench_machine(root, hv, &img)?;
+    let log_path = log_dir(root).join(format!("{log_stem}-{}.log", hv.tag()));
+    println!("xtask: {log_stem} on {}", hv.label());
+    let out = qemu::run(&m, &log_path, Duration::from_secs(1500), &[DOM0_POWEROFF, "Panic on CPU", "Hardware Dom0 crashed"], &[DONE])?;
     let mut vals = BenchValues::new();
+    let mut failures = Vec::new();
     for line in out.log.lines() {
         if let Some(rest) = line.split("BENCH ").nth(1) {
             let w: Vec<&str> = rest.split_whitespace().collect();
@@ -1335,14 +1413,19 @@ fn bench_boot_on(root: &Path, variant: Variant, log_name: &str, hv: PathBuf) -> 
                 }
             }
         }
-        if line.contains("BENCH-FAIL") {
-            println!("  {line}");
+        if let Some(at) = line.find("BENCH-FAIL") {
+            println!("  {}: {line}", hv.label());
+            failures.push(line[at..].trim_end().to_string());
         }
     }
-    if !out.log.contains(DONE) {
-        return Err(Error::new(format!("benchmark boot did not finish ({:?}); see {}", out.exit, log_path.display())));
-    }
-    Ok((vals, log_path))
+    let finished = out.log.contains(DONE);
+    println!("  log: {} ({:?}, {} s)", log_path.display(), out.exit, out.elapsed.as_secs());
+    Ok(BenchRun { hv, vals, log: log_path, failures, finished, exit: out.exit })
+}
+
+/// [`bench_boot_on`] on each of [`BenchHv::ALL`], one after the other.
+fn bench_boot_all(root: &Path, variant: Variant, log_stem: &str) -> Result<Vec<BenchRun>> {
+    BenchHv::ALL.iter().map(|&hv| bench_boot_on(root, variant, log_stem, hv)).collect()
 }
 
 /// The median of a side's values for `metric` (the upper middle one of an even count).
@@ -1361,84 +1444,146 @@ fn spread_cell(vals: &BenchValues, side: &str, metric: &str, unit: &str) -> Stri
     format!("{m:.1} {unit} ({lo:.0}–{hi:.0}, n={})", v.len())
 }
 
-/// `cargo xtask bench create`: a markdown table (ours vs Debian's) plus the log path.
-pub fn bench(root: &Path) -> Result<(String, PathBuf)> {
-    let (mut vals, log_path) = bench_boot(root, Variant::Bench, "bench-create.log")?;
-    let mut table = String::from("| metric (ms, median of runs; min–max) | ours (`xl`, our xenstored/xenconsoled) | Debian's `xl` + C xenstored + xenconsoled |\n|---|---|---|\n");
-    for name in ["xl_create_returns_ms", "create_to_first_console_line_ms", "create_to_marker_ms"] {
-        let mut cell = |side: &str| -> String {
-            match vals.get_mut(&(side.to_string(), name.to_string())) {
-                Some(v) if !v.is_empty() => {
-                    let mut ms: Vec<u64> = v.iter().map(|&x| x as u64).collect();
-                    let (lo, hi) = (*ms.iter().min().expect("non-empty"), *ms.iter().max().expect("non-empty"));
-                    let n = ms.len();
-                    format!("{} ({lo}–{hi}, n={n})", median(&mut ms))
-                }
-                _ => "—".into(),
-            }
-        };
-        let (a, b) = (cell("ours"), cell("debian"));
-        table.push_str(&format!("| {} | {a} | {b} |\n", name.trim_end_matches("_ms")));
+/// One row of a hypervisors-side-by-side table: what it shows, the `BENCH` side and
+/// metric, the unit.
+struct HvRow<'a> {
+    label: String,
+    side: &'a str,
+    metric: &'a str,
+    unit: &'a str,
+}
+
+/// A markdown table with a column per hypervisor run and the ratio of xen-core's median
+/// to Xen 4.17's (two CPUs), then a line for each run that failed somewhere (its
+/// `BENCH-FAIL` lines, or where it stopped).
+fn hv_table(first: &str, runs: &[BenchRun], rows: &[HvRow]) -> String {
+    let mut t = format!("| {first} |");
+    for r in runs {
+        t += &format!(" {} |", r.hv.label());
     }
-    Ok((table, log_path))
+    t += " xen-core / Xen 4.17 |\n|---|";
+    t += &"---|".repeat(runs.len() + 1);
+    t.push('\n');
+    let run = |hv: BenchHv| runs.iter().find(|r| r.hv == hv);
+    for row in rows {
+        t += &format!("| {} |", row.label);
+        for r in runs {
+            t += &format!(" {} |", spread_cell(&r.vals, row.side, row.metric, row.unit));
+        }
+        let m = |hv: BenchHv| run(hv).and_then(|r| median_of(&r.vals, row.side, row.metric));
+        let ratio = match (m(BenchHv::XenCore), m(BenchHv::Xen)) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.0}%", 100.0 * a / b),
+            _ => "—".into(),
+        };
+        t += &format!(" {ratio} |\n");
+    }
+    let mut notes = String::new();
+    for r in runs {
+        let mut seen: Vec<&str> = Vec::new();
+        for f in &r.failures {
+            if !seen.contains(&f.as_str()) {
+                seen.push(f);
+            }
+        }
+        if !seen.is_empty() {
+            notes += &format!("\nOn {}: {}.\n", r.hv.label(), seen.iter().map(|f| format!("`{}`", f.replace('`', "'"))).collect::<Vec<_>>().join("; "));
+        }
+        if !r.finished {
+            notes += &format!("\nOn {}: dom0's script did not run to its end ({:?}).\n", r.hv.label(), r.exit);
+        }
+    }
+    t + &notes
+}
+
+/// `cargo xtask bench create`: a markdown table (our toolstack and Debian's, on each
+/// hypervisor) plus the logs.
+pub fn bench(root: &Path) -> Result<(String, Vec<PathBuf>)> {
+    let runs = bench_boot_all(root, Variant::Bench, "bench-create")?;
+    let mut rows = Vec::new();
+    for (metric, what) in [
+        ("create_to_marker_ms", "`xl create` to the marker"),
+        ("create_to_first_console_line_ms", "`xl create` to the first console line"),
+        ("xl_create_returns_ms", "`xl create` returns"),
+    ] {
+        for (side, toolstack) in [("ours", "ours (`xl`, our xenstored/xenconsoled)"), ("debian", "Debian's `xl` + C xenstored + xenconsoled")] {
+            rows.push(HvRow { label: format!("{what}, {toolstack}"), side, metric, unit: "ms" });
+        }
+    }
+    for (metric, what) in [
+        ("paused_linux_128m_ms", "`xl create -p` returns (the domain built, not run): the Linux domU, 128 MiB"),
+        ("paused_linux_512m_ms", "`xl create -p` returns: the Linux domU with 512 MiB"),
+        ("paused_pv_guest_32m_ms", "`xl create -p` returns: pv-guest, 32 MiB"),
+        ("destroy_paused_linux_128m_ms", "`xl destroy` of the paused Linux domU, 128 MiB"),
+        ("destroy_paused_linux_512m_ms", "`xl destroy` of the paused Linux domU, 512 MiB"),
+    ] {
+        for (side, toolstack) in [("ours", "ours"), ("debian", "Debian's")] {
+            rows.push(HvRow { label: format!("{what}, {toolstack}"), side, metric, unit: "ms" });
+        }
+    }
+    for (metric, what) in [
+        ("read_kernel_64k_ms", "dom0 alone: reading the domU's kernel file (63 MiB, page cache) with 64 KiB reads"),
+        ("read_kernel_64m_ms", "dom0 alone: reading it into one fresh 64 MiB buffer (a page fault per 4 KiB)"),
+    ] {
+        rows.push(HvRow { label: what.into(), side: "dom0", metric, unit: "ms" });
+    }
+    let table = hv_table("metric (ms, median (min–max, n))", &runs, &rows);
+    Ok((table, runs.into_iter().map(|r| r.log).collect()))
 }
 
 /// `cargo xtask bench interdomain`, the `xl`-created pairs: (metric, unit) -> the
 /// xen-core and the Xen 4.17 cells, both from a Linux dom0 running our toolstack.
 pub fn bench_interdomain(root: &Path) -> Result<Vec<(String, String, String)>> {
-    let ours = crate::images::build_all(root)?.xen_core;
-    let (on_ours, _) = bench_boot_on(root, Variant::BenchInterdomain, "bench-interdomain-xen-core.log", ours)?;
-    let (on_xen, _) = bench_boot(root, Variant::BenchInterdomain, "bench-interdomain-xen.log")?;
+    let mut runs = Vec::new();
+    for hv in [BenchHv::XenCore, BenchHv::Xen] {
+        let r = bench_boot_on(root, Variant::BenchInterdomain, "bench-interdomain", hv)?;
+        if !r.finished {
+            return Err(Error::new(format!("benchmark boot did not finish ({:?}); see {}", r.exit, r.log.display())));
+        }
+        runs.push(r.vals);
+    }
     let mut rows = Vec::new();
     for (metric, unit) in [("evtchn_pingpong_rtt", "ns"), ("grant_map_unmap", "ns/page"), ("grant_copy", "ns/page"), ("null_hypercall", "ns")] {
-        rows.push((metric.to_string(), spread_cell(&on_ours, "xl", metric, unit), spread_cell(&on_xen, "xl", metric, unit)));
+        rows.push((metric.to_string(), spread_cell(&runs[0], "xl", metric, unit), spread_cell(&runs[1], "xl", metric, unit)));
     }
     Ok(rows)
 }
 
-/// `cargo xtask bench net`: a markdown table (Linux's netback vs ours) plus the log path.
-pub fn bench_net(root: &Path) -> Result<(String, PathBuf)> {
-    let (vals, log_path) = bench_boot(root, Variant::BenchNet, "bench-net.log")?;
-    let get = |side: &str, name: &str| median_of(&vals, side, name);
-    let mut table = String::from("| stream (UDP: 1400-byte datagrams for 8 s) | our netback | Linux kernel netback | ours / kernel |\n|---|---|---|---|\n");
-    for (name, label, unit) in [
-        ("guest_to_dom0_pps", "domU → dom0 (netback's tx ring)", "packets/s"),
-        ("guest_to_dom0_mbps", "domU → dom0", "Mbit/s"),
-        ("dom0_to_guest_pps", "dom0 → domU (netback's rx ring)", "packets/s"),
-        ("dom0_to_guest_mbps", "dom0 → domU", "Mbit/s"),
-        ("tcp_guest_to_dom0_mbps", "TCP, 32 MiB, domU → dom0 (every byte checked)", "Mbit/s"),
-        ("tcp_dom0_to_guest_mbps", "TCP, 32 MiB, dom0 → domU (every byte checked)", "Mbit/s"),
+/// `cargo xtask bench net`: a markdown table (our netback and Linux's, on each
+/// hypervisor) plus the logs.
+pub fn bench_net(root: &Path) -> Result<(String, Vec<PathBuf>)> {
+    let runs = bench_boot_all(root, Variant::BenchNet, "bench-net")?;
+    let mut rows = Vec::new();
+    for (metric, what, unit) in [
+        ("guest_to_dom0_pps", "UDP domU → dom0 (netback's tx ring)", "packets/s"),
+        ("guest_to_dom0_mbps", "UDP domU → dom0", "Mbit/s"),
+        ("dom0_to_guest_pps", "UDP dom0 → domU (netback's rx ring)", "packets/s"),
+        ("dom0_to_guest_mbps", "UDP dom0 → domU", "Mbit/s"),
+        ("tcp_guest_to_dom0_mbps", "TCP 32 MiB domU → dom0", "Mbit/s"),
+        ("tcp_dom0_to_guest_mbps", "TCP 32 MiB dom0 → domU", "Mbit/s"),
     ] {
-        let cell = |side: &str| spread_cell(&vals, side, name, unit);
-        let ratio = match (get("ours", name), get("kernel", name)) {
-            (Some(o), Some(k)) if k > 0.0 => format!("{:.0}%", 100.0 * o / k),
-            _ => "—".into(),
-        };
-        table.push_str(&format!("| {label} | {} | {} | {ratio} |\n", cell("ours"), cell("kernel")));
+        for (side, backend) in [("ours", "our netback"), ("kernel", "Linux kernel netback")] {
+            rows.push(HvRow { label: format!("{what}, {backend}"), side, metric, unit });
+        }
     }
-    Ok((table, log_path))
+    let table = hv_table("stream, back-end (median (min–max, n))", &runs, &rows);
+    Ok((table, runs.into_iter().map(|r| r.log).collect()))
 }
 
-/// `cargo xtask bench blk`: a markdown table (ours, Linux's kernel blkback, native dom0)
-/// plus the log path.
-pub fn bench_blk(root: &Path) -> Result<(String, PathBuf)> {
-    let (vals, log_path) = bench_boot(root, Variant::BenchBlk, "bench-blk.log")?;
-    let get = |side: &str, name: &str| median_of(&vals, side, name);
-    let mut table = String::from(
-        "| read pattern | Linux domU on our blkback | Linux domU on Linux kernel blkback | ours / kernel | dom0 reading the image file |\n|---|---|---|---|---|\n",
-    );
-    for (name, label, unit) in [("seq_read_1m_MBps", "sequential 1 MiB", "MB/s"), ("rand_read_4k_iops", "random 4 KiB, one at a time", "IOPS")] {
-        let cell = |side: &str| spread_cell(&vals, side, name, unit);
-        let ratio = match (get("ours", name), get("kernel", name)) {
-            (Some(o), Some(k)) if k > 0.0 => format!("{:.0}%", 100.0 * o / k),
-            _ => "—".into(),
-        };
-        table.push_str(&format!("| {label} | {} | {} | {ratio} | {} |\n", cell("ours"), cell("kernel"), cell("native")));
+/// `cargo xtask bench blk`: a markdown table (our blkback, Linux's kernel blkback, dom0
+/// reading the image, on each hypervisor) plus the logs.
+pub fn bench_blk(root: &Path) -> Result<(String, Vec<PathBuf>)> {
+    let runs = bench_boot_all(root, Variant::BenchBlk, "bench-blk")?;
+    let mut rows = Vec::new();
+    for (metric, what, unit) in [("seq_read_1m_MBps", "sequential 1 MiB", "MB/s"), ("rand_read_4k_iops", "random 4 KiB, one at a time", "IOPS")] {
+        for (side, backend) in [("ours", "Linux domU on our blkback"), ("kernel", "Linux domU on Linux kernel blkback"), ("native", "dom0 reading the image file")] {
+            rows.push(HvRow { label: format!("{what}, {backend}"), side, metric, unit });
+        }
     }
-    if get("native", "direct") == Some(0.0) {
-        table.push_str("\ndom0's image file lives in its initramfs (tmpfs, no O_DIRECT): the native column reads through the page cache.\n");
+    let mut table = hv_table("read pattern, reader (median (min–max, n))", &runs, &rows);
+    if runs.iter().any(|r| median_of(&r.vals, "native", "direct") == Some(0.0)) {
+        table.push_str("\ndom0's image file lives in its initramfs (tmpfs, no O_DIRECT): the dom0 rows read through the page cache.\n");
     }
-    Ok((table, log_path))
+    Ok((table, runs.into_iter().map(|r| r.log).collect()))
 }
 
 fn log_dir(root: &Path) -> PathBuf {
@@ -1593,6 +1738,35 @@ mod tests {
         let log = "TEST pre PASS\nDOM0-SECTION base\nTEST a PASS\nDOM0-SECTION linux-blk\nTEST c FAIL x\nDOM0-SECTION end\nTEST d PASS\n";
         let names: Vec<String> = tests_of_sections(log, &["base", "end"]).into_iter().map(|t| t.name).collect();
         assert_eq!(names, ["pre", "a", "d"]);
+    }
+
+    #[test]
+    fn hv_table_columns_ratio_and_failures() {
+        let run = |hv, vals: &[(&str, &str, f64)], failures: &[&str], finished| {
+            let mut v = BenchValues::new();
+            for (side, metric, x) in vals {
+                v.entry((side.to_string(), metric.to_string())).or_default().push(*x);
+            }
+            BenchRun { hv, vals: v, log: PathBuf::new(), failures: failures.iter().map(|f| f.to_string()).collect(), finished, exit: Exit::TimedOut }
+        };
+        let runs = [
+            run(BenchHv::XenCore, &[("ours", "m", 30.0), ("ours", "m", 10.0), ("ours", "m", 20.0)], &["BENCH-FAIL kernel no result", "BENCH-FAIL kernel no result"], true),
+            run(BenchHv::Xen, &[("ours", "m", 40.0), ("kernel", "m", 50.0)], &[], true),
+            run(BenchHv::XenOneCpu, &[], &[], false),
+        ];
+        let rows = [HvRow { label: "m, ours".into(), side: "ours", metric: "m", unit: "MB/s" }, HvRow { label: "m, kernel".into(), side: "kernel", metric: "m", unit: "MB/s" }];
+        let t = hv_table("what", &runs, &rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "| what | xen-core | Xen 4.17 | Xen 4.17, 1 CPU | xen-core / Xen 4.17 |");
+        assert_eq!(lines[1], "|---|---|---|---|---|");
+        // Median 20 of 10/20/30, against Xen's 40: 50%.
+        assert_eq!(lines[2], "| m, ours | 20.0 MB/s (10–30, n=3) | 40.0 MB/s (40–40, n=1) | — | 50% |");
+        assert_eq!(lines[3], "| m, kernel | — | 50.0 MB/s (50–50, n=1) | — | — |");
+        // One note per distinct failure line, and the run that did not finish.
+        assert_eq!(t.matches("BENCH-FAIL kernel no result").count(), 1);
+        assert!(t.contains("On xen-core: `BENCH-FAIL kernel no result`."), "{t}");
+        assert!(t.contains("On Xen 4.17, 1 CPU: dom0's script did not run to its end (TimedOut)."), "{t}");
+        assert!(!t.contains("On Xen 4.17:"), "{t}");
     }
 
     #[test]
