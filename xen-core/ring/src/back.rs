@@ -201,7 +201,8 @@ where
     #[inline]
     pub fn push_responses(&mut self) {
         if self.rsp_prod_pvt != self.rsp_prod_published {
-            self.shared.demote_slots(self.rsp_prod_published, self.rsp_prod_pvt);
+            self.shared
+                .demote_slots(self.rsp_prod_published, self.rsp_prod_pvt);
             self.shared
                 .store(Index::RspProd, self.rsp_prod_pvt, Ordering::Release);
             self.rsp_prod_published = self.rsp_prod_pvt;

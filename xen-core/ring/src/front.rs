@@ -141,7 +141,8 @@ where
     #[inline]
     pub fn push_requests(&mut self) {
         if self.req_prod_pvt != self.req_prod_published {
-            self.shared.demote_slots(self.req_prod_published, self.req_prod_pvt);
+            self.shared
+                .demote_slots(self.req_prod_published, self.req_prod_pvt);
             self.shared
                 .store(Index::ReqProd, self.req_prod_pvt, Ordering::Release);
             self.req_prod_published = self.req_prod_pvt;

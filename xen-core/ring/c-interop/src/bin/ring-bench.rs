@@ -966,7 +966,12 @@ fn main() {
 /// round trip of one line between the cores (the ping-pong row: what bounds a small
 /// batch, whose every publication moves the shared index line), and the share of the
 /// streaming row's lines/s taken by two slot lines per message (what bounds a large one).
-fn target_table(results: &[Result], shapes: &[(usize, u32)], pingpong: Option<f64>, stream: Option<f64>) {
+fn target_table(
+    results: &[Result],
+    shapes: &[(usize, u32)],
+    pingpong: Option<f64>,
+    stream: Option<f64>,
+) {
     let median = |imp: Imp, kind: Kinds, pages: usize, batch: u32| {
         results
             .iter()
