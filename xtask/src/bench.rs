@@ -145,7 +145,11 @@ a one-page ring (32 slots for both entry kinds); batch 512 is the whole of a 16-
 a message's round trip from just before its batch is written to the pass that reads its \
 response (TSC, histogram over all rounds). The machine-limit rows are measured in the same \
 run on the same two CPUs; \"of line limit\" is msgs/s × 2 lines (a request one way, a \
-response back) over the streaming row's lines/s (`cargo xtask bench ring`).\n\n\
+response back) over the streaming row's lines/s. The last table is computed from the same \
+medians: where xen-ring meets the issue's target (≥ 1.5× ringbuf and ≥ 1.0× C ring.h), its time \
+per message beside the time 1.5× ringbuf would take, and its rate in messages per round trip \
+of the ping-pong row (what a small batch is bound by: every publication moves the shared \
+index line) beside what 1.5× ringbuf would need (`cargo xtask bench ring`).\n\n\
 Machine: {}\n\n{}\n\n{RING_BOUND}",
         machine_line()?,
         table.trim_end()
@@ -157,7 +161,7 @@ Machine: {}\n\n{}\n\n{RING_BOUND}",
 /// each implementation (see `fn ring`; written from the code, not measured).
 const RING_BOUND: &str = "### What bounds it: cache lines crossing cores per message
 
-Hardware counters are not available here (`perf stat -e instructions true` reports \
+Hardware counters are not available here (`perf stat -e instructions,cycles true` reports \
 `<not supported>`: a KVM guest without a virtual PMU), so the line counts below are worked out \
 from each implementation's code and the entry layout, and instructions come from callgrind \
 (`ring-bench --instr IMPL KIND PAGES BATCH ROUNDS`, one thread doing the front and the back in \
@@ -169,64 +173,84 @@ without data). Per message, in steady state:
 
 | | 64 B entries | blkif 112/16 B | per batch (indices) |
 |---|---|---|---|
-| C ring.h | 4: request line upgraded by the front, transferred to the back, upgraded again by the back's response (responses overwrite request slots), transferred back | 5.5: 112-byte slots after the 64-byte header are not line aligned, 4 slots cover 7 lines: 7 upgrades + 7 transfers for the requests, 4 + 4 for the responses (each in its own line) | 4: `req_prod` and `rsp_prod` share one line that both sides write and both poll |
-| ringbuf | 4: request and response in separate queues, each line upgraded by its writer and transferred to its reader | 4: 1.75 + 1.75 request lines, 0.25 + 0.25 response lines | up to 8: four padded index lines (each queue's head and tail) |
-| xen-ring | 2: each side fetches newly published slots with `PREFETCHW` (exclusive), so the write that follows the read is local | 3.5: the 7 lines of 4 slots go to the back exclusive and come back exclusive (at batch 1 the line shared with the next slot is left to the peer) | 4 (the ABI's shared index line) |
+| C ring.h | 4: request line upgraded by the front, transferred to the back, upgraded again by the back's response (responses overwrite request slots), transferred back | 5.5: 112-byte slots after the 64-byte header are not line aligned, 4 slots cover 7 lines: 7 upgrades + 7 transfers for the requests, 4 + 4 for the responses (each in its own line) | 4 on one line: `req_prod` and `rsp_prod` share it, both sides write it and both poll it |
+| ringbuf | 4: request and response in separate queues, each line upgraded by its writer and transferred to its reader | 4: 1.75 + 1.75 request lines, 0.25 + 0.25 response lines | up to 8, spread over four padded lines (each queue's head and tail: 1 transfer + 1 upgrade each) |
+| xen-ring | 2: each side fetches newly published slots with `PREFETCHW` (exclusive), so the write that follows the read is local; and each side `CLDEMOTE`s the lines it has written when it publishes them, so the peer's fetch is served from the shared L3 instead of a snoop into the other core | 3.5: the 7 lines of 4 slots go to the back exclusive and come back exclusive (a line shared with the next, unpublished slot is neither prefetched nor demoted) | 4 on one line (the ABI's) |
 
 The ABI sets the floor for any `io/ring.h` implementation: a response is written into its \
 request's slot, so every slot line must travel both ways for every message, and both producer \
 indices live on one line. With 64-byte entries 2 transfers per message is also what two \
 separate queues need, so nothing is lost to the ABI there; with blkif entries the \
 unaligned 112-byte slots make it 3.5 lines per message where separate queues move 2 lines of \
-data (plus 2 upgrades). At batch 1 each message also pays the 4 index-line transactions, and \
-the round trip is bounded below by the ping-pong row (one line there and back).
+data (plus 2 upgrades). Per *batch*, both sides must write the one index line (each \
+publication) and read it (each poll), so the line has to visit each side once per batch: at \
+least one round trip of the ping-pong row per batch, unless a side's publications of several \
+batches meet the line in one visit. ringbuf's four index lines each carry one writer, so its \
+index traffic is spread over four lines that move in parallel, each crossing once per batch.
 
 Instructions per message, front and back together (callgrind, one thread):
 
-| entry | batch | xen-ring | xen-ring without the prefetch | ringbuf | C ring.h |
+| entry | batch | xen-ring | xen-ring before the demote | ringbuf | C ring.h |
 |---|---:|---:|---:|---:|---:|
-| 64 B | 1 | 307 | 188 | 467 | 129 |
-| 64 B | 4 | 171 | 118 | 167 | 102 |
-| 64 B | 8 | 149 | 107 | 127 | 98 |
-| 64 B | 16 | 137 | 101 | 98 | 95 |
-| 64 B | 32 | 125 | 98 | 83 | 94 |
-| 64 B | 512 | 116 | 95 | 243 | 93 |
-| blkif | 1 | 348 | 225 | 509 | 279 |
-| blkif | 4 | 209 | 157 | 211 | 248 |
-| blkif | 8 | 185 | 145 | 159 | 243 |
-| blkif | 16 | 174 | 140 | 132 | 241 |
-| blkif | 32 | 166 | 137 | 121 | 239 |
-| blkif | 512 | 168 | 134 | 208 | 238 |
+| 64 B | 1 | 392 | 307 | 467 | 129 |
+| 64 B | 4 | 199 | 171 | 167 | 102 |
+| 64 B | 8 | 167 | 149 | 127 | 98 |
+| 64 B | 16 | 151 | 137 | 98 | 95 |
+| 64 B | 32 | 140 | 125 | 83 | 94 |
+| 64 B | 512 | 125 | 116 | 243 | 93 |
+| blkif | 1 | 420 | 348 | 509 | 279 |
+| blkif | 4 | 233 | 209 | 211 | 248 |
+| blkif | 8 | 202 | 185 | 159 | 243 |
+| blkif | 16 | 186 | 174 | 132 | 241 |
+| blkif | 32 | 177 | 166 | 121 | 239 |
+| blkif | 512 | 162 | 168 | 208 | 238 |
 
 xen-ring copies entries with relaxed atomic words (8 or 14 moves per entry, no byte loads) and \
 reads the peer's producer index once per batch. The prefetch keeps a window of up to 32 \
 published slots on their way in ahead of the consumer (refilled when consumption comes within \
-16 of its end, so a 16-page batch streams in a window at a time; a line shared with the next, \
-unpublished slot is left to the peer). It costs 20–120 instructions per message (188 → 307 at \
-64 B batch 1, 98 → 125 at batch 32), and is worth it: with the same bench, xen-ring without it \
-measured 23.6 M/s at 64 B batch 32 and 15.7 M/s at blkif batch 32 (quiet machine, median of 3), \
-with the one-shot 32-slot prefetch 30.6 and 25.2, and the window took the 16-page ring from \
-38.8 to 50.4 M/s (64 B) and from 22 to 32 M/s (blkif), its RTT p50 from 7.2 to 5.7–6.1 µs and \
-18.0 to 10.4 µs. Batch 1 is bound by the index line: both producer indices share it, so at one \
-message per publication it crosses at least twice per message each way, as many round trips as \
-the ping-pong row allows.
+16 of its end, so a 16-page batch streams in a window at a time). With the same bench, \
+xen-ring without it measured 23.6 M/s at 64 B batch 32 and 15.7 M/s at blkif batch 32 (quiet \
+machine, median of 3), with it 30.6 and 25.2, and the window took the 16-page ring from 38.8 \
+to 50.4 M/s (64 B) and from 22 to 32 M/s (blkif). The demote is new (2026-12-05): in a quiet A/B run just before \
+the table above (the bench binaries without and with it alternating, 2 × 3 rounds of 0.15 s \
+per cell, CPUs ≥ 99% idle, no QEMU) it took 64 B batch 4 from 22.0/23.2 to 28.0/23.9 M/s, \
+batch 8 from 33.6/34.6 to 45.1/46.2, blkif batch 4 from 22.0/21.5 to 27.6/23.9 and blkif \
+batch 8 from 30.2/30.4 to 34.4/34.4; batch 1 was unchanged within the noise (64 B 7.5/7.9 → \
+8.1/7.3, blkif 8.3/8.5 → 8.7/9.1). It costs 6–15% at batch 32 of a one-page ring (64 B \
+29.2/30.4 → 27.9/27.6, blkif 24.7/21.7 → 19.4/19.7), where one batch fills the ring and the \
+peer fetches the lines the moment they are published, probably while they are still on their \
+way to L3; xen-ring stays ≥ 1.5× ringbuf there. Demoting the index line as well was tried and \
+dropped: it slowed batch 1 by a fifth (64 B 6.7/6.5, blkif 6.2/6.1 M/s in the same A/B), the \
+line being written again by one side or the other within a message's time. The demote costs \
+up to 85 instructions per message at batch 1 and 10–30 at larger batches (the table above). The streaming row moves lines by snooping \
+the other core, so it is not a ceiling for a ring whose lines come from L3: at 64 B batch 16 \
+xen-ring's two lines per message come to 104% of it.
 
 ### Where the target (≥ 1.5× ringbuf, ≥ 1.0× C ring.h) is not met
 
-xen-ring is ahead of C ring.h in every cell and ≥ 1.5× ringbuf from batch 8 (64 B) / 16 \
-(blkif) up, including the 16-page ring. It is not 1.5× ringbuf at batches 1 and 4 (and blkif \
-batch 8 was 1.47× in the run above; an earlier quiet run with a one-shot prefetch had 1.64× \
-and 1.90× there but 1.30× at blkif batch 512). At batch 1 every message is its own \
-publication, and the ABI puts `req_prod` and `rsp_prod` on one line that both sides write \
-and both poll: the front's store of `req_prod` and the back's store of `rsp_prod` contend for \
-the same line (false sharing that ringbuf's separately padded indices do not have), so each \
-message costs the 4 index-line transactions of the table above on top of its data. The rate is \
-then bounded by how many messages share one trip of that line: at 120–135 ns per message \
-xen-ring moves one message per half of the ping-pong row's round trip (233 ns), where 1.5× \
-ringbuf would need about 100 ns. The data side is already at the floor (2 transfers per 64-byte \
-message), so what remains at batch 1 and 4 is the index line the ABI fixes: no way was found to \
-publish less often without changing the workload (one publication per batch is the benchmark's \
-rule for every implementation). This is an argument from the counts, not a proof.";
+In the run above the target is met in every cell but blkif batch 1 (1.43× ringbuf); 64 B \
+batch 1 (1.55×) and blkif batch 16 (1.52×) are met by less than the spread between runs (the \
+A/B run before it had blkif batch 1 at 1.45× and 1.57×, 64 B batch 1 at 1.37× and 1.32×). So \
+batch 1 sits at the line, and a run can fall on either side of it. What bounds it, from the \
+counts: at batch 1 every message is its own publication, so the one index line the ABI gives \
+both producer indices must visit the front (its `req_prod` store) and the back (its \
+`rsp_prod` store) once per message, unless several publications meet the line in one visit. \
+The ping-pong row (one line there and back, 226 ns) would allow 4.4 M messages/s if each \
+message took its own round trip; xen-ring does 8.9 M/s, 2.18 messages per round trip of the \
+line (stores waiting in the store buffer for the line commit together when it arrives), and \
+1.5× ringbuf needs 2.29 (107 ns per blkif message against xen-ring's 112). ringbuf pays none \
+of this: each of its four index lines has one writer, so they cross in parallel, once per \
+message each. On top of the index line, a blkif message moves 3.5 slot lines in xen-ring \
+against ringbuf's 2 lines of data (its requests and responses are in separate, densely packed \
+queues): the 112-byte slots are not line aligned, and at batch 1 the line a slot shares with \
+the next one is the line the other side is about to write, so it is neither prefetched nor \
+demoted. Both costs come from the ABI's layout (the shared index line, responses written over \
+requests in unaligned slots); within it, the data lines are already at the floor (2 per 64-byte \
+message, 3.5 per blkif message), the index line is read once per batch and written once per \
+batch, and what is left is how many messages share one trip of that line: 2.18 where 2.29 \
+would be needed, 5% short, at 18% of the streaming row and at 2.2 times the ping-pong row's \
+message rate. This is an argument from the counts and the measured rows, not a proof that no \
+ring.h implementation can reach 1.5× ringbuf at blkif batch 1.";
 
 /// Where xen-core is behind Xen in the inter-domain table, and why (see `bench`).
 const INTERDOMAIN_BOUND: &str = "What bounds xen-core where it is behind (grant copy, the null hypercall; it is ahead on the ping-pong round trip and grant map+unmap in the 2026-12-05 run): the copy goes through the held-reference accessors (`mmu::read_held`/`write_held`, a bounds-checked copy each) after taking the granter's entry, pin and frame references under one table lock; every return to a guest runs the scheduler's bookkeeping (ending domains, the dead-frame sweep, timers, event delivery) where Xen's exit path tests a few flags. The null hypercall was 8.2 µs until the APIC timer stopped being reprogrammed on every return to a guest (two local-APIC MMIO accesses, each an exit into QEMU's device model under TCG); 2.2 µs after. xen-core runs on one physical CPU (SMP is a later issue), so dom0 and the two domUs share it; on Xen the two domUs can run on the machine's two CPUs.";

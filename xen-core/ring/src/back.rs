@@ -202,6 +202,8 @@ where
     pub fn push_responses(&mut self) {
         if self.rsp_prod_pvt != self.rsp_prod_published {
             self.shared
+                .demote_slots(self.rsp_prod_published, self.rsp_prod_pvt);
+            self.shared
                 .store(Index::RspProd, self.rsp_prod_pvt, Ordering::Release);
             self.rsp_prod_published = self.rsp_prod_pvt;
         }
@@ -218,6 +220,7 @@ where
             return false;
         }
         // xen_wmb(): the front end sees the responses before the new producer index.
+        self.shared.demote_slots(old, new);
         self.shared.store(Index::RspProd, new, Ordering::Release);
         self.rsp_prod_published = new;
         // xen_mb(): the front end sees the new index before we read its event index.

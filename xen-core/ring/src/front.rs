@@ -142,6 +142,8 @@ where
     pub fn push_requests(&mut self) {
         if self.req_prod_pvt != self.req_prod_published {
             self.shared
+                .demote_slots(self.req_prod_published, self.req_prod_pvt);
+            self.shared
                 .store(Index::ReqProd, self.req_prod_pvt, Ordering::Release);
             self.req_prod_published = self.req_prod_pvt;
         }
@@ -167,6 +169,7 @@ where
             return false;
         }
         // xen_wmb(): the back end sees the requests before the new producer index.
+        self.shared.demote_slots(old, new);
         self.shared.store(Index::ReqProd, new, Ordering::Release);
         self.req_prod_published = new;
         // xen_mb(): the back end sees the new index before we read its event index.

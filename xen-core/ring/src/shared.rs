@@ -202,6 +202,50 @@ where
         }
     }
 
+    /// Asks the CPU to move the cache lines of slots `from..to` (free-running indices; at
+    /// most the first [`PREFETCH_SLOTS`] of them), just written by this side and about to
+    /// be published, out of this core's private caches into the shared last-level cache:
+    /// x86's `CLDEMOTE`, a hint with no architectural effect (a no-op on CPUs without it).
+    /// The peer then fetches them from the shared cache instead of snooping them out of
+    /// this core. A last line that extends past slot `to` is left alone: this side writes
+    /// the next slot into it next.
+    #[inline(always)]
+    pub(crate) fn demote_slots(&self, from: u32, to: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let n = to.wrapping_sub(from).min(PREFETCH_SLOTS).min(self.size);
+            let first = from & (self.size - 1);
+            let k = n.min(self.size - first);
+            self.demote_lines(first, k);
+            self.demote_lines(0, n - k);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (from, to);
+    }
+
+    /// `CLDEMOTE` on the cache lines of slots `first..first + count` (`first + count <=
+    /// size`), except a last line that extends past them.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn demote_lines(&self, first: u32, count: u32) {
+        let e = entry_size::<Req, Rsp>();
+        let base = self.base.as_ptr() as usize + RING_HEADER_SIZE;
+        let mut line = (base + first as usize * e) & !63;
+        let end = (base + (first + count) as usize * e) & !63;
+        while line < end {
+            // SAFETY: CLDEMOTE is a hint: it never faults and reads or writes nothing
+            // architecturally. (`line` is the cache line of a byte of a slot below `size`.)
+            unsafe {
+                core::arch::asm!(
+                    "cldemote [{0}]",
+                    in(reg) line,
+                    options(nostack, preserves_flags, readonly)
+                )
+            };
+            line += 64;
+        }
+    }
+
     /// Copies the request in slot `idx` out of shared memory (`RING_COPY_REQUEST`).
     #[inline(always)]
     pub(crate) fn read_req(&self, idx: u32) -> Req {

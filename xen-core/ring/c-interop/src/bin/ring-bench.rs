@@ -884,6 +884,10 @@ fn main() {
         })
     };
     let stream = results.iter().find(|r| r.job == Job::Stream).map(Result::median);
+    let pingpong = results
+        .iter()
+        .find(|r| r.job == Job::PingPong)
+        .map(Result::median);
 
     println!(
         "Run: {rounds} rounds of {secs} s per cell in alternating order ({wall:.0} s), TSC {tpn:.2} GHz. Conditions: before, {before}; after, {after}.\n"
@@ -949,6 +953,76 @@ fn main() {
                 m(r.max()),
                 ns(quantile(&r.hist[..], 0.5), tpn),
                 ns(quantile(&r.hist[..], 0.99), tpn),
+            );
+        }
+    }
+    if wanted("xen") && wanted("ringbuf") && wanted("c") {
+        target_table(&results, &shapes, pingpong, stream);
+    }
+}
+
+/// The target per cell (xen-ring at least 1.5x ringbuf and 1.0x C ring.h), and
+/// for each cell how xen-ring's rate relates to the machine-limit rows: messages per
+/// round trip of one line between the cores (the ping-pong row: what bounds a small
+/// batch, whose every publication moves the shared index line), and the share of the
+/// streaming row's lines/s taken by two slot lines per message (what bounds a large one).
+fn target_table(
+    results: &[Result],
+    shapes: &[(usize, u32)],
+    pingpong: Option<f64>,
+    stream: Option<f64>,
+) {
+    let median = |imp: Imp, kind: Kinds, pages: usize, batch: u32| {
+        results
+            .iter()
+            .find(|r| {
+                r.job
+                    == Job::Ring {
+                        imp,
+                        kind,
+                        pages,
+                        batch,
+                    }
+            })
+            .map(Result::median)
+    };
+    println!();
+    println!(
+        "| entry | batch | xen-ring × ringbuf | xen-ring × C ring.h | target (≥ 1.5×, ≥ 1.0×) | xen-ring ns/msg | at 1.5× ringbuf ns/msg | xen-ring msgs per line round trip | 1.5× ringbuf needs | of line limit |"
+    );
+    println!("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|");
+    for kind in [Kinds::E64, Kinds::Blkif] {
+        for &(pages, batch) in shapes {
+            let (Some(x), Some(rb), Some(c)) = (
+                median(Imp::Xen, kind, pages, batch),
+                median(Imp::Ringbuf, kind, pages, batch),
+                median(Imp::C, kind, pages, batch),
+            ) else {
+                continue;
+            };
+            let met = match (x / rb >= 1.5, x / c >= 1.0) {
+                (true, true) => "met",
+                (false, true) => "**not met** (ringbuf)",
+                (true, false) => "**not met** (C)",
+                (false, false) => "**not met** (both)",
+            };
+            let per_rt = |rate: f64| {
+                pingpong
+                    .map(|p| format!("{:.2}", rate / p))
+                    .unwrap_or_else(|| "–".into())
+            };
+            let of_limit = stream
+                .map(|s| format!("{:.0}%", 100.0 * 2.0 * x / s))
+                .unwrap_or_else(|| "–".into());
+            println!(
+                "| {} | {batch} | {:.2} | {:.2} | {met} | {:.0} | {:.0} | {} | {} | {of_limit} |",
+                kind.name(),
+                x / rb,
+                x / c,
+                1e9 / x,
+                1e9 / (1.5 * rb),
+                per_rt(x),
+                per_rt(1.5 * rb),
             );
         }
     }
