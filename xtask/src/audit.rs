@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// `unsafe {` blocks, `unsafe fn`s and `unsafe impl`s in xen-core/hypervisor/src after the
 /// arch layer moved onto the `x86_64` crate (61 before). Lower it when sites go.
-pub const UNSAFE_SITES_CEILING: usize = 32;
+pub const UNSAFE_SITES_CEILING: usize = 31;
 /// Lines inside `asm!`/`global_asm!` invocations in the hypervisor's Rust sources (the
 /// `.s` files they include are counted apart, not held to this); 82 before.
 pub const ASM_LINES_CEILING: usize = 33;

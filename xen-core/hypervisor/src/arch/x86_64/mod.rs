@@ -18,8 +18,8 @@ pub mod smp;
 pub mod trap;
 
 core::arch::global_asm!(include_str!("boot.s"), options(att_syntax));
-core::arch::global_asm!(include_str!("entry.s"), options(att_syntax));
-core::arch::global_asm!(include_str!("trampoline.s"), options(att_syntax));
+// Entry paths, and where the other CPUs start (copied below 1 MiB by `smp`).
+core::arch::global_asm!(concat!(include_str!("entry.s"), include_str!("trampoline.s")), options(att_syntax));
 
 /// Stops this CPU for good.
 pub fn halt_forever() -> ! {
