@@ -40,6 +40,15 @@ pub fn bound(port: u32, vcpu: u32) {
     }
 }
 
+/// Drops an event pending on `port` unseen (e.g. the one `bind_interdomain` raises), as
+/// the upcall would clear it.
+pub fn discard_pending(port: u32) {
+    let (word, bit) = events::port_position(port);
+    if word < WORDS {
+        shared::pending_word(word).fetch_and(!bit, Ordering::SeqCst);
+    }
+}
+
 /// Called from the event callback (events masked by Xen on entry).
 pub fn upcall() {
     if shared::page().is_some() {
