@@ -18,11 +18,16 @@ pub trait EventWords {
     fn masked(&self, word: usize) -> u64;
     /// Atomically clears `bits` in `evtchn_pending[word]`.
     fn clear_pending(&self, word: usize, bits: u64);
+    /// The ports of `word` bound to this vCPU (the others are another vCPU's to handle,
+    /// though they share the word and so the selector bit).
+    fn owned(&self, _word: usize) -> u64 {
+        !0
+    }
 }
 
 /// One upcall: clear `upcall_pending` first (an event raised during the scan sets it
 /// again and is delivered on the way out), take the selector, then for every selected
-/// word handle the pending, unmasked ports, clearing each pending bit before its
+/// word handle the pending, unmasked ports bound to this vCPU, clearing each pending bit before its
 /// handler runs. Repeats until the selector is empty. Returns the ports handled.
 pub fn scan(ev: &impl EventWords, mut handle: impl FnMut(u32)) -> usize {
     let mut handled = 0;
@@ -35,7 +40,7 @@ pub fn scan(ev: &impl EventWords, mut handle: impl FnMut(u32)) -> usize {
         while sel != 0 {
             let word = sel.trailing_zeros() as usize;
             sel &= sel - 1;
-            let mut bits = ev.pending(word) & !ev.masked(word);
+            let mut bits = ev.pending(word) & !ev.masked(word) & ev.owned(word);
             while bits != 0 {
                 let bit = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
@@ -176,6 +181,43 @@ mod tests {
             }
         });
         assert_eq!((n, seen), (2, vec![1, 200]));
+    }
+
+    /// A vCPU's scan leaves alone the ports bound to another vCPU, pending in the same word.
+    #[test]
+    fn skips_ports_of_other_vcpus() {
+        struct Mine<'a>(&'a Fake, u64);
+        impl EventWords for Mine<'_> {
+            fn clear_upcall_pending(&self) {
+                self.0.clear_upcall_pending()
+            }
+            fn take_selector(&self) -> u64 {
+                self.0.take_selector()
+            }
+            fn pending(&self, w: usize) -> u64 {
+                self.0.pending(w)
+            }
+            fn masked(&self, w: usize) -> u64 {
+                self.0.masked(w)
+            }
+            fn clear_pending(&self, w: usize, bits: u64) {
+                self.0.clear_pending(w, bits)
+            }
+            fn owned(&self, w: usize) -> u64 {
+                if w == 0 {
+                    self.1
+                } else {
+                    !0
+                }
+            }
+        }
+        let f = Fake::default();
+        f.raise(2);
+        f.raise(5);
+        let mut seen = vec![];
+        assert_eq!(scan(&Mine(&f, !(1 << 5)), |p| seen.push(p)), 1);
+        assert_eq!(seen, [2]);
+        assert_eq!(f.pending.borrow()[0], 1 << 5, "another vCPU's port stays pending");
     }
 
     #[test]

@@ -1,16 +1,62 @@
-//! Event channels on this vCPU: the upcall handler, masking, and waiting.
+//! Event channels: the upcall handler (each vCPU handles the ports bound to it),
+//! masking and waiting on the running vCPU, and which vCPU each port is bound to.
 
-use crate::events::{self, PortCounters};
+use crate::arch::x86_64::smp::{self, MAX_VCPUS};
+use crate::events::{self, PortCounters, NR_PORTS};
 use crate::{hv, shared};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
-/// Dispatch counts per port.
+/// Dispatch counts per port, on any vCPU.
 pub static HITS: PortCounters = PortCounters::new();
+/// Dispatch counts per port on each vCPU.
+pub static HITS_ON: [PortCounters; MAX_VCPUS] = [const { PortCounters::new() }; MAX_VCPUS];
+
+const WORDS: usize = NR_PORTS / 64;
+
+/// For vCPUs 1.., the ports bound to them; vCPU 0 has every other port (Xen binds a new
+/// port to vCPU 0 unless told otherwise). Row 0 is unused.
+static BOUND: [[AtomicU64; WORDS]; MAX_VCPUS] = [const { [const { AtomicU64::new(0) }; WORDS] }; MAX_VCPUS];
+
+/// The ports of `word` bound to vCPU `cpu`, as far as this kernel bound them.
+pub fn owned(cpu: usize, word: usize) -> u64 {
+    if cpu != 0 {
+        return BOUND[cpu][word].load(Ordering::Acquire);
+    }
+    !BOUND[1..].iter().fold(0, |acc, row| acc | row[word].load(Ordering::Acquire))
+}
+
+/// Records that `port` now notifies vCPU `vcpu` (after a bind or EVTCHNOP_bind_vcpu).
+pub fn bound(port: u32, vcpu: u32) {
+    let (word, bit) = events::port_position(port);
+    if word >= WORDS {
+        return;
+    }
+    for (cpu, row) in BOUND.iter().enumerate().skip(1) {
+        if cpu == vcpu as usize {
+            row[word].fetch_or(bit, Ordering::AcqRel);
+        } else {
+            row[word].fetch_and(!bit, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Drops an event pending on `port` unseen (e.g. the one `bind_interdomain` raises), as
+/// the upcall would clear it.
+pub fn discard_pending(port: u32) {
+    let (word, bit) = events::port_position(port);
+    if word < WORDS {
+        shared::pending_word(word).fetch_and(!bit, Ordering::SeqCst);
+    }
+}
 
 /// Called from the event callback (events masked by Xen on entry).
 pub fn upcall() {
     if shared::page().is_some() {
-        events::scan(&shared::Vcpu0Events, |port| HITS.record(port));
+        let cpu = smp::current();
+        events::scan(&shared::VcpuEvents { cpu }, |port| {
+            HITS.record(port);
+            HITS_ON[cpu].record(port);
+        });
     }
 }
 

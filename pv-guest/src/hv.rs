@@ -120,28 +120,45 @@ fn port_or_err(r: i64, port: u32) -> Result<u32, i64> {
     }
 }
 
+/// The new port notifies `vcpu`: record it so that vCPU's upcall handles it.
+fn bound_to(r: Result<u32, i64>, vcpu: u32) -> Result<u32, i64> {
+    if let Ok(port) = r {
+        crate::evtchn::bound(port, vcpu);
+    }
+    r
+}
+
 pub fn bind_ipi(vcpu: u32) -> Result<u32, i64> {
     let mut a = EvtchnBindIpi { vcpu, port: 0 };
     let r = evtchn(EVTCHNOP_bind_ipi, &mut a);
-    port_or_err(r, a.port)
+    bound_to(port_or_err(r, a.port), vcpu)
 }
 
 pub fn bind_virq(virq: u32, vcpu: u32) -> Result<u32, i64> {
     let mut a = EvtchnBindVirq { virq, vcpu, port: 0 };
     let r = evtchn(EVTCHNOP_bind_virq, &mut a);
-    port_or_err(r, a.port)
+    bound_to(port_or_err(r, a.port), vcpu)
 }
 
 pub fn alloc_unbound(dom: u16, remote_dom: u16) -> Result<u32, i64> {
     let mut a = EvtchnAllocUnbound { dom, remote_dom, port: 0 };
     let r = evtchn(EVTCHNOP_alloc_unbound, &mut a);
-    port_or_err(r, a.port)
+    bound_to(port_or_err(r, a.port), 0)
 }
 
 pub fn bind_interdomain(remote_dom: u16, remote_port: u32) -> Result<u32, i64> {
     let mut a = EvtchnBindInterdomain { remote_dom, remote_port, ..Default::default() };
     let r = evtchn(EVTCHNOP_bind_interdomain, &mut a);
-    port_or_err(r, a.local_port)
+    bound_to(port_or_err(r, a.local_port), 0)
+}
+
+/// `EVTCHNOP_bind_vcpu`: `port` now notifies `vcpu`.
+pub fn bind_vcpu(port: u32, vcpu: u32) -> i64 {
+    let r = evtchn(EVTCHNOP_bind_vcpu, &mut EvtchnBindVcpu { port, vcpu });
+    if r == 0 {
+        crate::evtchn::bound(port, vcpu);
+    }
+    r
 }
 
 pub fn send(port: u32) -> i64 {
@@ -149,7 +166,12 @@ pub fn send(port: u32) -> i64 {
 }
 
 pub fn close(port: u32) -> i64 {
-    evtchn(EVTCHNOP_close, &mut EvtchnClose { port })
+    let r = evtchn(EVTCHNOP_close, &mut EvtchnClose { port });
+    if r == 0 {
+        // A port number handed out again belongs to vCPU 0 until bound elsewhere.
+        crate::evtchn::bound(port, 0);
+    }
+    r
 }
 
 pub fn unmask(port: u32) -> i64 {

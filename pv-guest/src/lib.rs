@@ -47,6 +47,8 @@ mod selftest;
 #[cfg(target_os = "none")]
 mod shared;
 #[cfg(target_os = "none")]
+mod smp;
+#[cfg(target_os = "none")]
 mod start;
 #[cfg(target_os = "none")]
 mod store;

@@ -114,6 +114,9 @@ pub fn run(env: &Env<'_>, sel: TestSelection<'_>) -> (u32, u32) {
         }
         report(name, test(env));
     }
+    if sel.includes("smp") {
+        crate::smp::run(env, &mut report);
+    }
     if let TestSelection::Only(list) = sel {
         if list.split(',').any(|n| n == "hostile") {
             hostile::run(env, &mut report);
@@ -595,24 +598,7 @@ fn mmu_pagetable_writable_refused(_: &Env<'_>) -> TestResult {
 /// with GNTTABOP_copy, and revoke it.
 fn grant_table(env: &Env<'_>) -> TestResult {
     use xen_abi::grant_table::*;
-    let mut q = GnttabQuerySize { dom: DOMID_SELF.0, ..Default::default() };
-    let r = hv::grant(GNTTABOP_query_size, &mut q);
-    ensure!(r == 0 && q.status == GNTST_okay, "query_size: {r}, status {}", q.status);
-    ensure!(q.max_nr_frames >= 1, "query_size: {q:?}");
-    scratch_fill(hv::AUX, 8, 0);
-    let mut s = GnttabSetupTable { dom: DOMID_SELF.0, nr_frames: 1, frame_list: scratch_addr(hv::AUX), ..Default::default() };
-    let r = hv::grant(GNTTABOP_setup_table, &mut s);
-    ensure!(r == 0 && s.status == GNTST_okay, "setup_table: {r}, status {}", s.status);
-    let frame: u64 = scratch_get(hv::AUX);
-    ensure!(frame != 0, "setup_table returned frame 0");
-    let table = match grant_frame() {
-        Some(t) => t,
-        None => {
-            let t = paging::map_frame(frame, pte::KERNEL_RW).map_err(|r| fail(format_args!("mapping grant frame {frame:#x}: {r}")))?;
-            set_grant_frame(t);
-            t
-        }
-    };
+    let (q, frame, table) = setup_grant_table()?;
     let (src, _, src_mfn) = paging::new_page().map_err(|r| fail(format_args!("new page: {r}")))?;
     for i in 0..8 {
         src.u64(i * 8).store(0xa5a5_0000 + i as u64, Ordering::Relaxed);
@@ -650,6 +636,36 @@ fn grant_table(env: &Env<'_>) -> TestResult {
     ensure!(revoked.is_ok(), "revoking grant {gref}: flags {revoked:?}");
     println!("pv-guest: grant table: {} of {} frames, frame 0 = mfn {frame:#x}", q.nr_frames, q.max_nr_frames);
     Ok(())
+}
+
+/// query_size, setup_table for one frame and that frame mapped (once): (query_size's
+/// answer, frame 0's mfn, its window page).
+fn setup_grant_table() -> Result<(xen_abi::grant_table::GnttabQuerySize, u64, crate::arch::x86_64::mem::WindowPage), Failure> {
+    use xen_abi::grant_table::*;
+    let mut q = GnttabQuerySize { dom: DOMID_SELF.0, ..Default::default() };
+    let r = hv::grant(GNTTABOP_query_size, &mut q);
+    ensure!(r == 0 && q.status == GNTST_okay, "query_size: {r}, status {}", q.status);
+    ensure!(q.max_nr_frames >= 1, "query_size: {q:?}");
+    scratch_fill(hv::AUX, 8, 0);
+    let mut s = GnttabSetupTable { dom: DOMID_SELF.0, nr_frames: 1, frame_list: scratch_addr(hv::AUX), ..Default::default() };
+    let r = hv::grant(GNTTABOP_setup_table, &mut s);
+    ensure!(r == 0 && s.status == GNTST_okay, "setup_table: {r}, status {}", s.status);
+    let frame: u64 = scratch_get(hv::AUX);
+    ensure!(frame != 0, "setup_table returned frame 0");
+    let table = match grant_frame() {
+        Some(t) => t,
+        None => {
+            let t = paging::map_frame(frame, pte::KERNEL_RW).map_err(|r| fail(format_args!("mapping grant frame {frame:#x}: {r}")))?;
+            set_grant_frame(t);
+            t
+        }
+    };
+    Ok((q, frame, table))
+}
+
+/// The grant table's frame 0, set up and mapped if no test did yet.
+pub fn grant_table_page() -> Result<crate::arch::x86_64::mem::WindowPage, Failure> {
+    setup_grant_table().map(|(_, _, t)| t)
 }
 
 static GRANT_FRAME: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);

@@ -1,8 +1,11 @@
-//! The shared_info page (mapped by `start` in the window) and vCPU 0's vcpu_info in it:
-//! event words, the event mask, time and the wallclock.
+//! The shared_info page (mapped by `start` in the window) and each vCPU's vcpu_info
+//! (slot N of shared_info unless VCPUOP_register_vcpu_info moved it): event words, the
+//! event mask, time and the wallclock. The accessors without a vCPU argument are the
+//! running vCPU's.
 
 use crate::arch::x86_64::cpu::rdtsc;
 use crate::arch::x86_64::mem::WindowPage;
+use crate::arch::x86_64::smp::{self, MAX_VCPUS};
 use crate::events::EventWords;
 use crate::time::{self, WallclockBase};
 use core::mem::{offset_of, size_of};
@@ -30,35 +33,40 @@ const fn vcpu_off(vcpu: usize, field: usize) -> usize {
     offset_of!(SharedInfo, vcpu_info) + vcpu * size_of::<VcpuInfo>() + field
 }
 
-/// vCPU 0's `vcpu_info` once `VCPUOP_register_vcpu_info` moved it: window page and
+/// Each vCPU's `vcpu_info` once `VCPUOP_register_vcpu_info` moved it: window page plus
 /// offset (0 = still in shared_info).
-static VCPU_INFO: AtomicU64 = AtomicU64::new(0);
+static VCPU_INFO: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
 
-/// The hypervisor now keeps vCPU 0's `vcpu_info` at `offset` of window page `page`.
+/// The hypervisor now keeps the running vCPU's `vcpu_info` at `offset` of window page
+/// `page`.
 pub fn set_vcpu_info(page: WindowPage, offset: usize) {
-    VCPU_INFO.store(page.va() + offset as u64, Ordering::Release);
+    VCPU_INFO[smp::current()].store(page.va() + offset as u64, Ordering::Release);
 }
 
-/// Where field `field` of vCPU 0's `vcpu_info` is: page and offset in it.
-fn vcpu0(field: usize) -> (WindowPage, usize) {
-    match VCPU_INFO.load(Ordering::Acquire) {
-        0 => (si(), vcpu_off(0, field)),
+/// Where field `field` of vCPU `cpu`'s `vcpu_info` is: page and offset in it.
+fn vcpu_field(cpu: usize, field: usize) -> (WindowPage, usize) {
+    match VCPU_INFO[cpu].load(Ordering::Acquire) {
+        0 => (si(), vcpu_off(cpu, field)),
         va => (WindowPage::new(va & !0xfff), (va & 0xfff) as usize + field),
     }
 }
 
-fn vcpu0_u8(field: usize) -> &'static AtomicU8 {
-    let (p, off) = vcpu0(field);
+fn cur(field: usize) -> (WindowPage, usize) {
+    vcpu_field(smp::current(), field)
+}
+
+fn cur_u8(field: usize) -> &'static AtomicU8 {
+    let (p, off) = cur(field);
     p.u8(off)
 }
 
-/// vCPU 0's `evtchn_upcall_mask`: the guest's virtual interrupt flag (1 = masked).
+/// The running vCPU's `evtchn_upcall_mask`: its virtual interrupt flag (1 = masked).
 pub fn upcall_mask() -> &'static AtomicU8 {
-    vcpu0_u8(offset_of!(VcpuInfo, evtchn_upcall_mask))
+    cur_u8(offset_of!(VcpuInfo, evtchn_upcall_mask))
 }
 
 pub fn upcall_pending() -> &'static AtomicU8 {
-    vcpu0_u8(offset_of!(VcpuInfo, evtchn_upcall_pending))
+    cur_u8(offset_of!(VcpuInfo, evtchn_upcall_pending))
 }
 
 pub fn pending_word(word: usize) -> &'static AtomicU64 {
@@ -74,21 +82,28 @@ pub fn cr2() -> u64 {
     if page().is_none() {
         return 0;
     }
-    let (p, off) = vcpu0(offset_of!(VcpuInfo, arch));
+    let (p, off) = cur(offset_of!(VcpuInfo, arch));
     p.u64(off).load(Ordering::Acquire)
 }
 
-/// vCPU 0's event words, for `events::scan`.
+/// vCPU `cpu`'s event words, for `events::scan`: its own selector and upcall flag, the
+/// shared bitmaps, and only the ports bound to it (as Linux's per-CPU event masks).
 #[derive(Debug)]
-pub struct Vcpu0Events;
+pub struct VcpuEvents {
+    pub cpu: usize,
+}
 
-impl EventWords for Vcpu0Events {
+impl EventWords for VcpuEvents {
     fn clear_upcall_pending(&self) {
-        upcall_pending().store(0, Ordering::SeqCst);
+        let (p, off) = vcpu_field(self.cpu, offset_of!(VcpuInfo, evtchn_upcall_pending));
+        p.u8(off).store(0, Ordering::SeqCst);
     }
     fn take_selector(&self) -> u64 {
-        let (p, off) = vcpu0(offset_of!(VcpuInfo, evtchn_pending_sel));
+        let (p, off) = vcpu_field(self.cpu, offset_of!(VcpuInfo, evtchn_pending_sel));
         p.u64(off).swap(0, Ordering::SeqCst)
+    }
+    fn owned(&self, word: usize) -> u64 {
+        crate::evtchn::owned(self.cpu, word)
     }
     fn pending(&self, word: usize) -> u64 {
         pending_word(word).load(Ordering::Acquire)
@@ -101,9 +116,9 @@ impl EventWords for Vcpu0Events {
     }
 }
 
-/// A consistent copy of vCPU 0's `vcpu_time_info`.
+/// A consistent copy of the running vCPU's `vcpu_time_info`.
 pub fn time_info() -> VcpuTimeInfo {
-    let (p, off) = vcpu0(offset_of!(VcpuInfo, time));
+    let (p, off) = cur(offset_of!(VcpuInfo, time));
     let version = p.u32(off + offset_of!(VcpuTimeInfo, version));
     time::read_versioned(|| version.load(Ordering::Acquire), || p.read::<VcpuTimeInfo>(off))
 }

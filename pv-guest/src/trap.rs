@@ -3,6 +3,7 @@
 
 use crate::arch::x86_64::hypercall;
 use crate::arch::x86_64::traps::{self, TrapFrame, VECTOR_FAILSAFE, VECTOR_UPCALL};
+use crate::arch::x86_64::smp::{self, MAX_VCPUS};
 use crate::{evtchn, hv, println, shared};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use xen_abi::arch_x86_64::{TrapInfo, FLAT_KERNEL_CS};
@@ -13,12 +14,13 @@ const NAMES: [&str; 20] = [
     "#MF", "#AC", "#MC", "#XM",
 ];
 
-static COUNTS: [AtomicU32; 20] = [const { AtomicU32::new(0) }; 20];
+/// Exceptions handled, per vCPU and vector.
+static COUNTS: [[AtomicU32; 20]; MAX_VCPUS] = [const { [const { AtomicU32::new(0) }; 20] }; MAX_VCPUS];
 pub static FAILSAFES: AtomicU32 = AtomicU32::new(0);
 pub static UPCALLS: AtomicU32 = AtomicU32::new(0);
 static DUMP_NEXT: AtomicBool = AtomicBool::new(false);
 
-/// The last exception recovered through the exception table.
+/// The last exception recovered through the exception table on a vCPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Caught {
     pub vector: u64,
@@ -28,15 +30,25 @@ pub struct Caught {
     pub cr2: u64,
 }
 
-static LAST: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+static LAST: [[AtomicU64; 4]; MAX_VCPUS] = [const { [const { AtomicU64::new(0) }; 4] }; MAX_VCPUS];
 
+/// The last exception the running vCPU recovered from.
 pub fn last_caught() -> Caught {
-    let g = |i: usize| LAST[i].load(Ordering::Acquire);
+    last_caught_on(smp::current())
+}
+
+pub fn last_caught_on(cpu: usize) -> Caught {
+    let g = |i: usize| LAST[cpu][i].load(Ordering::Acquire);
     Caught { vector: g(0), error_code: g(1), rip: g(2), cr2: g(3) }
 }
 
+/// Exceptions `vector` the running vCPU handled.
 pub fn count(vector: usize) -> u32 {
-    COUNTS[vector].load(Ordering::Acquire)
+    count_on(smp::current(), vector)
+}
+
+pub fn count_on(cpu: usize, vector: usize) -> u32 {
+    COUNTS[cpu][vector].load(Ordering::Acquire)
 }
 
 /// Print a full register dump for the next recovered exception too.
@@ -46,14 +58,20 @@ pub fn dump_next() {
 
 /// Installs a handler for every exception vector 0-19 and the event and failsafe
 /// callbacks. Returns the first failing hypercall's result.
-pub fn init() -> Result<(), (&'static str, i64)> {
-    let entries = traps::exception_entries();
-    let mut table = [TrapInfo::default(); 21]; // the last entry (address 0) ends the list
-    for (v, &address) in entries.iter().enumerate() {
+/// The virtual IDT: vectors 0-19, then an entry with address 0 (the end of a
+/// `set_trap_table` list).
+pub fn trap_table() -> [TrapInfo; 21] {
+    let mut table = [TrapInfo::default(); 21];
+    for (v, &address) in traps::exception_entries().iter().enumerate() {
         // #BP and #OF may be raised by `int3`/`into` from the kernel itself: DPL 3.
         let dpl = if v == 3 || v == 4 { 3 } else { 0 };
         table[v] = TrapInfo { vector: v as u8, flags: dpl, cs: FLAT_KERNEL_CS, address, ..Default::default() };
     }
+    table
+}
+
+pub fn init() -> Result<(), (&'static str, i64)> {
+    let table = trap_table();
     crate::arch::x86_64::mem::scratch_put(hv::ARG, &table);
     let r = hypercall::call(
         xen_abi::hypercall::HYPERVISOR_set_trap_table,
@@ -92,11 +110,12 @@ pub fn handle(f: &mut TrapFrame) {
 
 fn exception(f: &mut TrapFrame, v: usize) {
     let cr2 = if v == 14 { shared::cr2() } else { 0 };
-    if v < COUNTS.len() {
-        COUNTS[v].fetch_add(1, Ordering::AcqRel);
+    let cpu = smp::current();
+    if let Some(c) = COUNTS[cpu].get(v) {
+        c.fetch_add(1, Ordering::AcqRel);
     }
     for (i, x) in [v as u64, f.error_code, f.rip, cr2].into_iter().enumerate() {
-        LAST[i].store(x, Ordering::Release);
+        LAST[cpu][i].store(x, Ordering::Release);
     }
     if let Some(&[_, fixup]) = traps::extable().iter().find(|e| e[0] == f.rip) {
         if DUMP_NEXT.swap(false, Ordering::AcqRel) {

@@ -84,6 +84,8 @@ mod tests {
             Some(TestLine { name: "trap_ud".into(), passed: false, detail: "no #UD bounce".into() })
         );
         assert_eq!(parse_test_line("TEST x MAYBE"), None);
+        // A group that cannot run says so; it counts neither way.
+        assert_eq!(parse_test_line("(d0) TEST smp SKIP the domain has 1 vCPU(s)"), None);
         assert_eq!(parse_test_line("nothing here"), None);
     }
 

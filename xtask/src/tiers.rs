@@ -18,8 +18,29 @@ pub const GUEST_CMDLINE: &str = "tests=all";
 /// pv-guest's forbidden-operation suite (not part of `tests=all`): each refusal must be
 /// exactly what real Xen answers, and the guest must survive them all.
 pub const HOSTILE_CMDLINE: &str = "tests=hostile";
+/// pv-guest's SMP self-tests (in `tests=all` too, where with one vCPU they report
+/// themselves skipped): run on a 2-CPU machine whose hypervisor gives dom0 2 vCPUs.
+pub const SMP_CMDLINE: &str = "tests=smp";
 /// The hypervisor command line: Xen's own options, so the same line boots both.
 const HV_CMDLINE: &str = "console=com1 dom0_mem=64M loglvl=all guest_loglvl=all";
+/// CPUs (QEMU `-smp`) and dom0 vCPUs (`dom0_max_vcpus`, which xen-core takes too) of
+/// the SMP runs.
+const SMP_VCPUS: u32 = 2;
+
+/// The guest runs of the reference and boot tiers: (pv-guest command line, log name on
+/// ours, log name on Xen, scenario name for the `XTASK_*_SCENARIOS` knobs, vCPUs).
+const GUEST_RUNS: [(&str, &str, &str, &str, u32); 3] = [
+    (GUEST_CMDLINE, "boot", "reference", "pv-guest", 1),
+    (HOSTILE_CMDLINE, "boot-hostile", "reference-hostile", "pv-guest", 1),
+    (SMP_CMDLINE, "boot-smp", "reference-smp", "pv-guest-smp", SMP_VCPUS),
+];
+
+/// A machine whose hypervisor (`kernel`) boots pv-guest with `guest_cmdline` as dom0,
+/// with `vcpus` CPUs and dom0 vCPUs.
+fn guest_machine(kernel: &Path, guest: &Path, guest_cmdline: &str, vcpus: u32) -> Machine {
+    let append = if vcpus > 1 { format!("{HV_CMDLINE} dom0_max_vcpus={vcpus}") } else { HV_CMDLINE.into() };
+    Machine { kernel: kernel.to_path_buf(), append, modules: vec![(guest.to_path_buf(), guest_cmdline.into())], memory_mib: 512, smp: vcpus }
+}
 
 pub fn test(root: &Path, args: &[&str]) -> Result<()> {
     let mut tiers: Vec<&str> = if args.is_empty() { TIERS.to_vec() } else { args.to_vec() };
@@ -178,13 +199,7 @@ fn data_module(root: &Path) -> Result<PathBuf> {
 
 /// Our hypervisor with pv-guest as the initial domain, as the reference tier boots Xen.
 fn ours(img: &Images, guest_cmdline: &str) -> Machine {
-    Machine {
-        kernel: img.xen_core.clone(),
-        append: HV_CMDLINE.into(),
-        modules: vec![(img.pv_guest.clone(), guest_cmdline.into())],
-        memory_mib: 512,
-        smp: 1,
-    }
+    guest_machine(&img.xen_core, &img.pv_guest, guest_cmdline, 1)
 }
 
 /// For the machine checks: an unknown option and a second module (the initrd).
@@ -197,12 +212,22 @@ fn ours_with_initrd(root: &Path, img: &Images) -> Result<Machine> {
 }
 
 /// Boots our hypervisor: once to check what it reports about the machine it was given,
-/// then with pv-guest's self-tests and its hostile suite, each compared with real Xen's
+/// then with pv-guest's self-tests, its hostile suite and its SMP tests, each compared with real Xen's
 /// report from the reference tier when that ran too.
 /// `XTASK_BOOT_SCENARIOS=linux-dom0,pv-guest` runs only those scenarios of the boot tier
-/// (machine, pairs, fuzz, blk, xenstore, linux-dom0, linux-domu, run-pty, pv-guest), for working on one of them.
+/// (machine, pairs, fuzz, blk, xenstore, linux-dom0, linux-domu, run-pty, pv-guest, pv-guest-smp), for working on one of them.
 fn boot_scenario_wanted(name: &str) -> bool {
-    std::env::var("XTASK_BOOT_SCENARIOS").map_or(true, |v| v.split(',').any(|s| s.trim() == name))
+    scenario_wanted("XTASK_BOOT_SCENARIOS", name)
+}
+
+/// `XTASK_REFERENCE_SCENARIOS=pv-guest-smp` runs only those runs of the reference tier
+/// (pv-guest: the self-tests and the hostile suite; pv-guest-smp: the SMP self-tests).
+fn reference_scenario_wanted(name: &str) -> bool {
+    scenario_wanted("XTASK_REFERENCE_SCENARIOS", name)
+}
+
+fn scenario_wanted(knob: &str, name: &str) -> bool {
+    std::env::var(knob).map_or(true, |v| v.split(',').any(|s| s.trim() == name))
 }
 
 fn boot(root: &Path, img: &Images, reference: &[Report]) -> Result<Tally> {
@@ -222,11 +247,12 @@ fn boot(root: &Path, img: &Images, reference: &[Report]) -> Result<Tally> {
             t.absorb(run()?);
         }
     }
-    if !boot_scenario_wanted("pv-guest") {
-        return Ok(t);
-    }
-    for (cmdline, name) in [(GUEST_CMDLINE, "boot"), (HOSTILE_CMDLINE, "boot-hostile")] {
-        let (tally, ours) = guest_report(root, &ours(img, cmdline), name)?;
+    for (cmdline, name, _, scenario, vcpus) in GUEST_RUNS {
+        if !boot_scenario_wanted(scenario) {
+            continue;
+        }
+        let m = guest_machine(&img.xen_core, &img.pv_guest, cmdline, vcpus);
+        let (tally, ours) = guest_report(root, &m, name)?;
         t.absorb(tally);
         match reference.iter().find(|r| r.cmdline == cmdline) {
             Some(theirs) => {
@@ -319,20 +345,21 @@ fn machine_checks(root: &Path, img: &Images) -> Result<Tally> {
 }
 
 /// Boots real Xen 4.17 with pv-guest as the initial domain and collects its report:
-/// once with the self-tests, once with the hostile suite.
+/// once with the self-tests, once with the hostile suite, once with the SMP tests on
+/// two vCPUs.
 fn reference_tier(root: &Path, img: &Images) -> Result<(Tally, Vec<Report>)> {
     let xen = reference::xen_hypervisor(root)?;
-    let machine = |guest_cmdline: &str| Machine {
-        kernel: xen.clone(),
-        append: HV_CMDLINE.into(),
-        modules: vec![(img.pv_guest.clone(), guest_cmdline.into())],
-        memory_mib: 512,
-        smp: 1,
-    };
-    let (mut t, all) = guest_report(root, &machine(GUEST_CMDLINE), "reference")?;
-    let (hostile_tally, hostile) = guest_report(root, &machine(HOSTILE_CMDLINE), "reference-hostile")?;
-    t.absorb(hostile_tally);
-    Ok((t, vec![all, hostile]))
+    let mut t = Tally::default();
+    let mut reports = Vec::new();
+    for (cmdline, _, name, scenario, vcpus) in GUEST_RUNS {
+        if !reference_scenario_wanted(scenario) {
+            continue;
+        }
+        let (tally, report) = guest_report(root, &guest_machine(&xen, &img.pv_guest, cmdline, vcpus), name)?;
+        t.absorb(tally);
+        reports.push(report);
+    }
+    Ok((t, reports))
 }
 
 /// What pv-guest reported for one command line.

@@ -46,6 +46,15 @@ _start:
 1:  ud2
     jmp 1b
 
+/* A secondary vCPU starts here (VCPUOP_initialise's user_regs): rsp = the top of its
+ * own stack (16-byte aligned), rdi = its vCPU id, events masked. */
+    .global secondary_entry
+secondary_entry:
+    cld
+    call pv_secondary
+1:  ud2
+    jmp 1b
+
 /* ---------------------------------------------------------------- traps and callbacks
  *
  * Xen bounces an exception, event upcall or failsafe callback onto the kernel stack as
@@ -287,6 +296,15 @@ probe_write:
 2:  ret
     extable 1b, 2b
 
+    /* probe_gs_read(out: *mut u64): the u64 at %gs:0 (the kernel GS base) */
+    .global probe_gs_read
+probe_gs_read:
+1:  movq %gs:0, %rax
+    movq %rax, (%rdi)
+    xorl %eax, %eax
+2:  ret
+    extable 1b, 2b
+
     /* The hypervisor fills this page with one 32-byte stub per hypercall. */
     .section .data.hypercall_page, "aw"
     .balign 4096
@@ -307,3 +325,11 @@ boot_initial_rsp:
 boot_stack:
     .skip 256 * 1024
 boot_stack_top:
+
+    /* The secondary vCPUs' stacks (smp.rs: AP_STACK_SIZE each, MAX_VCPUS - 1 of them). */
+    .balign 4096
+    .global ap_stacks
+ap_stacks:
+    .skip 128 * 1024
+    .global ap_stacks_end
+ap_stacks_end:

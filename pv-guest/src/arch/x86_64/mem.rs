@@ -53,21 +53,23 @@ pub fn is_owned(addr: u64) -> bool {
 // ---------------------------------------------------------------- scratch arena
 
 /// Bytes shared with the hypervisor during one hypercall: arguments are copied in,
-/// results copied out. Only the normal (non-upcall) context uses it.
+/// results copied out. Each vCPU has its own; only the normal (non-upcall) context of
+/// that vCPU uses it.
 pub const SCRATCH_SIZE: usize = 4 * PAGE_SIZE as usize;
 
 #[repr(C, align(4096))]
 struct Arena(UnsafeCell<[u8; SCRATCH_SIZE]>);
 
-// SAFETY: single vCPU, used from the normal context only; accesses are byte copies.
+// SAFETY: each arena is used only by the vCPU it belongs to (`scratch_range` picks the
+// running vCPU's), from its normal context only; accesses are byte copies.
 unsafe impl Sync for Arena {}
 
-static SCRATCH: Arena = Arena(UnsafeCell::new([0; SCRATCH_SIZE]));
+static SCRATCH: [Arena; super::smp::MAX_VCPUS] = [const { Arena(UnsafeCell::new([0; SCRATCH_SIZE])) }; super::smp::MAX_VCPUS];
 
 fn scratch_range(off: usize, len: usize) -> *mut u8 {
     assert!(off.checked_add(len).is_some_and(|e| e <= SCRATCH_SIZE), "scratch access {off}+{len} out of range");
     // SAFETY: in bounds, checked above.
-    unsafe { SCRATCH.0.get().cast::<u8>().add(off) }
+    unsafe { SCRATCH[super::smp::current()].0.get().cast::<u8>().add(off) }
 }
 
 pub fn scratch_addr(off: usize) -> u64 {

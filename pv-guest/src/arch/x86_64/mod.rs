@@ -5,6 +5,7 @@ pub mod hypercall;
 pub mod mem;
 pub mod cpu;
 pub mod heap;
+pub mod smp;
 pub mod sync;
 pub mod traps;
 

@@ -1,13 +1,19 @@
-//! A spin lock for the kernel's global state. One vCPU, so contention only comes from
-//! re-entry (an upcall or fault while the lock is held), which is a bug: it panics
-//! instead of spinning forever.
+//! A spin lock for the kernel's global state. Held by another vCPU, it spins (yielding
+//! the physical CPU, which the holder may be waiting for); held by the vCPU asking, the
+//! only way is re-entry (an upcall or fault while the lock is held), which is a bug: it
+//! panics instead of spinning forever.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// `owner` while nobody holds the lock.
+const NO_OWNER: usize = usize::MAX;
 
 pub struct SpinLock<T> {
     locked: AtomicBool,
+    /// The holder's vCPU id (set after taking `locked`, reset before releasing it).
+    owner: AtomicUsize,
     value: UnsafeCell<T>,
 }
 
@@ -22,19 +28,36 @@ impl<T> core::fmt::Debug for SpinLock<T> {
 
 impl<T> SpinLock<T> {
     pub const fn new(value: T) -> Self {
-        Self { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+        Self { locked: AtomicBool::new(false), owner: AtomicUsize::new(NO_OWNER), value: UnsafeCell::new(value) }
     }
 
     /// The guard, or `None` when the lock is held (by the code this one interrupted).
     pub fn try_lock(&self) -> Option<Guard<'_, T>> {
-        (!self.locked.swap(true, Ordering::Acquire)).then_some(Guard { lock: self })
+        (!self.locked.swap(true, Ordering::Acquire)).then(|| self.taken())
+    }
+
+    fn taken(&self) -> Guard<'_, T> {
+        self.owner.store(super::smp::current(), Ordering::Relaxed);
+        Guard { lock: self }
     }
 
     pub fn lock(&self) -> Guard<'_, T> {
-        if self.locked.swap(true, Ordering::Acquire) {
-            panic!("SpinLock re-entered (single vCPU: would deadlock)");
+        let me = super::smp::current();
+        let mut spins = 0u32;
+        while self.locked.swap(true, Ordering::Acquire) {
+            // Only this vCPU writes its own id into `owner`, and clears it before
+            // releasing: seeing it means this vCPU holds the lock.
+            if self.owner.load(Ordering::Relaxed) == me {
+                panic!("SpinLock re-entered on vCPU {me} (would deadlock)");
+            }
+            spins += 1;
+            if spins.is_multiple_of(64) {
+                crate::hv::sched_yield();
+            } else {
+                core::hint::spin_loop();
+            }
         }
-        Guard { lock: self }
+        self.taken()
     }
 }
 
@@ -60,6 +83,7 @@ impl<T> DerefMut for Guard<'_, T> {
 
 impl<T> Drop for Guard<'_, T> {
     fn drop(&mut self) {
+        self.lock.owner.store(NO_OWNER, Ordering::Relaxed);
         self.lock.locked.store(false, Ordering::Release);
     }
 }

@@ -37,13 +37,21 @@ pub fn set_gdt(d: &mut Domain, guest: &GuestView, list: u64, entries: u64) -> Hc
 }
 
 /// The checked descriptors of a GDT of `entries` in `frames` (Xen's `pv_set_gdt`):
-/// `-EINVAL` for too many entries, a frame the domain does not own, or a descriptor
-/// `check_descriptor` refuses.
+/// `-EINVAL` for too many entries, a frame the domain does not own, a frame in use as
+/// something else (Xen's `get_page_and_type(PGT_seg_desc_page)` fails while the frame
+/// has another type with references: mapped writable, or a page table), or a
+/// descriptor `check_descriptor` refuses.
 pub fn check_gdt(d: &Domain, frames: &[u64], entries: u64) -> Result<Vec<u64>, Errno> {
     if entries > FIRST_RESERVED_GDT_ENTRY as u64 || (frames.len() as u64) < entries.div_ceil(512) {
         return Err(Errno::EINVAL);
     }
     if frames.iter().any(|&mfn| !owned(d, mfn)) {
+        return Err(Errno::EINVAL);
+    }
+    let other_use = super::with(|t, _| {
+        frames.iter().any(|&mfn| t.page(Mfn(mfn)).is_some_and(|p| p.type_count() > 0 && p.page_type() != PageType::SegDesc))
+    });
+    if other_use {
         return Err(Errno::EINVAL);
     }
     let mut descs = Vec::with_capacity(entries as usize);
