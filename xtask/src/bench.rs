@@ -262,10 +262,10 @@ fn log_list(root: &Path, logs: &[std::path::PathBuf]) -> String {
 
 /// What the three hypervisor columns of `bench create`, `blk` and `net` are.
 const HV_COLUMNS: &str = "Three boots in one run, each with the same dom0 image and script: \
-Debian's Linux 6.1 as dom0 on xen-core (which runs on one physical CPU and gives dom0 one \
-vCPU; dom0 booted with `acpi=off pci=off`, as in the dom0 tier), on Xen 4.17 with two CPUs \
-(dom0 with 2 vCPUs), and on Xen 4.17 given one CPU (QEMU `-smp 1`, dom0 with 1 vCPU: the \
-machine xen-core has, to tell what the CPU count does from what the hypervisor does); QEMU \
+Debian's Linux 6.1 as dom0 on xen-core (both CPUs, dom0 with 2 vCPUs, as Xen's default; \
+dom0 booted with `acpi=off pci=off`, as in the dom0 tier), on Xen 4.17 with two CPUs \
+(dom0 with 2 vCPUs), and on Xen 4.17 given one CPU (QEMU `-smp 1`, dom0 with 1 vCPU, to \
+tell what the CPU count does from what the hypervisor does); QEMU \
 TCG, 2 GiB, `dom0_mem=768M`; every domU has 1 vCPU. The last column is xen-core's median \
 over that of Xen 4.17 with two CPUs.";
 

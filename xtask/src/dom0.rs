@@ -1336,9 +1336,8 @@ poweroff -f
 type BenchValues = BTreeMap<(String, String), Vec<f64>>;
 
 /// A hypervisor column of the dom0 benchmarks (`bench create`, `blk`, `net`): each boots
-/// Debian's Linux as dom0 on xen-core, on Xen 4.17, and on Xen 4.17 given one CPU (the
-/// machine xen-core has today: xen-core runs on one physical CPU and gives dom0 one
-/// vCPU), in that order, with the same dom0 image and script.
+/// Debian's Linux as dom0 on xen-core, on Xen 4.17, and on Xen 4.17 given one CPU (to
+/// tell what the CPU count does), in that order, with the same dom0 image and script.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BenchHv {
     XenCore,
