@@ -25,6 +25,7 @@ use xen_abi::grant_table::*;
 use xen_abi::hypercall::*;
 use xen_abi::memory::{XenMachphysMfnList, XenMemoryReservation, XENMEM_decrease_reservation, XENMEM_machphys_mfn_list};
 use xen_abi::xen::*;
+use zerocopy::IntoBytes;
 
 // errno values as Xen returns them.
 const EPERM: i64 = -1;
@@ -65,7 +66,12 @@ struct Ctx {
     self_id: u16,
     /// A frame of Xen's (the first M2P extent, via XENMEM_machphys_mfn_list).
     xen_mfn: u64,
+    /// BIG_PAGES pages of ours, virtually contiguous, for long request lists.
+    big: u64,
+    big_mfns: [u64; BIG_PAGES],
 }
+
+const BIG_PAGES: usize = 32;
 
 type Hostile = (&'static str, fn(&Ctx) -> i64, i64);
 
@@ -177,6 +183,15 @@ const HOSTILE: &[Hostile] = &[
     // Giving back a page we still map: done (Xen's guest_remove_page drops only the
     // allocation reference), and the mapping still reads what we wrote.
     ("decrease_reservation_mapped_page", |_| give_back_mapped_page(), 1),
+    // --- long batches: Xen does them in bounded pieces (hypercall continuations); the
+    // guest sees one call with every request done and the done count of all pieces
+    // (finding 3). Request BATCH_STOP of the mmu_update and mmuext_op batches fails.
+    ("mmu_update_long_batch", |c| mmu_update_long(c), BATCH_STOP as i64),
+    ("mmuext_op_long_batch", |c| mmuext_op_long(c), BATCH_STOP as i64),
+    ("multicall_long_batch", |c| multicall_long(c), 0),
+    ("multicall_nested", |_| multicall_nested(), EINVAL),
+    ("grant_copy_long_batch", |c| grant_copy_long(c), 0),
+    ("decrease_reservation_long_batch", |_| decrease_reservation_long(), LONG_EXTENTS as i64),
     // --- vcpu_info (map_vcpu_info: a writable type reference on the frame)
     ("vcpu_info_misaligned_offset", |c| register_vcpu_info(c.data_mfn, 4), ENXIO),
     ("vcpu_info_offset_past_page", |c| register_vcpu_info(c.data_mfn, 4096 - 32), ENXIO),
@@ -190,6 +205,194 @@ const HOSTILE: &[Hostile] = &[
     ("vcpu_info_registered_twice", |c| register_vcpu_info(c.data_mfn, 0), EINVAL),
     ("vcpu_info_frame_given_back", |_| give_back_vcpu_info_frame(), 1),
 ];
+
+/// Requests in the long mmu_update and mmuext_op batches, and the one that fails.
+const LONG_REQS: u64 = 3000;
+const BATCH_STOP: u64 = 2500;
+/// Entries in the long multicall; the one that is itself a long mmu_update.
+const LONG_CALLS: u64 = 1000;
+const NESTED_AT: u64 = 500;
+/// Copies in the long grant copy; frames in the long decrease_reservation.
+const LONG_COPIES: u64 = 1000;
+const LONG_EXTENTS: u64 = 600;
+
+/// Word `i` of the big buffer (`BIG_PAGES` pages, virtually contiguous).
+fn big_put(c: &Ctx, off: u64, v: u64) {
+    WindowPage::new(c.big + (off & !0xfff)).u64((off & 0xfff) as usize).store(v, Ordering::Relaxed);
+}
+
+fn big_get(c: &Ctx, off: u64) -> u64 {
+    WindowPage::new(c.big + (off & !0xfff)).u64((off & 0xfff) as usize).load(Ordering::Relaxed)
+}
+
+/// Where the long mmu_update's requests go: after the multicall list (16 pages).
+const REQS_OFF: u64 = 16 * PAGE_SIZE;
+/// The done counts.
+const DONE_OFF: u64 = 29 * PAGE_SIZE;
+
+/// LONG_REQS mmu_update requests at REQS_OFF writing the window page's L1 entry:
+/// request k maps the data frame read-only (k odd) or nothing (k even); request
+/// `stop` (if below LONG_REQS) has a misaligned pointer, which Xen refuses (-ENOSYS).
+fn fill_mmu_reqs(c: &Ctx, stop: u64) {
+    for k in 0..LONG_REQS {
+        let val = if k % 2 == 1 { pte::make(c.data_mfn, pte::KERNEL_RO) } else { 0 };
+        big_put(c, REQS_OFF + k * 16, if k == stop { c.l1e + 4 } else { c.l1e });
+        big_put(c, REQS_OFF + k * 16 + 8, val);
+    }
+}
+
+/// The window page's L1 entry maps the data frame read-only (what an odd request
+/// left); cleared afterwards.
+fn window_maps_data(c: &Ctx) -> bool {
+    let e = paging::table_entry(c.l1e >> 12, ((c.l1e & 0xfff) / 8) as usize).unwrap_or(0);
+    let ok = pte::present(e) && pte::mfn(e) == c.data_mfn && e & pte::RW == 0;
+    uvm(c.va, 0);
+    ok
+}
+
+/// The long mmu_update stopping at BATCH_STOP: the done count if it failed there with
+/// -ENOSYS and left the entry as request BATCH_STOP - 1 put it, else what went wrong
+/// (the call's error, or -1000 for a wrong entry).
+fn mmu_update_long(c: &Ctx) -> i64 {
+    fill_mmu_reqs(c, BATCH_STOP);
+    big_put(c, DONE_OFF, u64::MAX);
+    let r = call(HYPERVISOR_mmu_update, [c.big + REQS_OFF, LONG_REQS, c.big + DONE_OFF, u64::from(DOMID_SELF.0), 0]);
+    let done = big_get(c, DONE_OFF) as u32;
+    // The last request done (BATCH_STOP - 1, odd) mapped the data frame.
+    if !window_maps_data(c) {
+        return -1000;
+    }
+    if r != ENOSYS {
+        return r;
+    }
+    i64::from(done)
+}
+
+/// LONG_REQS mmuext ops: TLB_FLUSH_LOCAL, but op BATCH_STOP pins a data frame as an L4
+/// (-EINVAL). The done count if it failed there with -EINVAL, else the call's result.
+fn mmuext_op_long(c: &Ctx) -> i64 {
+    for k in 0..LONG_REQS {
+        let (cmd, arg1) = if k == BATCH_STOP { (MMUEXT_PIN_L4_TABLE, c.data_mfn) } else { (MMUEXT_TLB_FLUSH_LOCAL, 0) };
+        big_put(c, k * 24, u64::from(cmd));
+        big_put(c, k * 24 + 8, arg1);
+        big_put(c, k * 24 + 16, 0);
+    }
+    big_put(c, DONE_OFF, u64::MAX);
+    let r = call(HYPERVISOR_mmuext_op, [c.big, LONG_REQS, c.big + DONE_OFF, u64::from(DOMID_SELF.0), 0]);
+    if r != EINVAL {
+        return r;
+    }
+    i64::from(big_get(c, DONE_OFF) as u32)
+}
+
+/// LONG_CALLS multicall entries of xen_version(XENVER_version), but entry NESTED_AT is
+/// the whole long mmu_update (every request valid) and the last one an unknown
+/// hypercall. 0 if every result is what Xen gives (the version, 0 with every request
+/// done, -ENOSYS), else the multicall's error, or 10000 + the first wrong entry.
+fn multicall_long(c: &Ctx) -> i64 {
+    fill_mmu_reqs(c, u64::MAX);
+    big_put(c, DONE_OFF, u64::MAX);
+    for k in 0..LONG_CALLS {
+        let e = k * 64;
+        let (op, args) = match k {
+            NESTED_AT => (HYPERVISOR_mmu_update, [c.big + REQS_OFF, LONG_REQS, c.big + DONE_OFF, u64::from(DOMID_SELF.0), 0]),
+            _ if k == LONG_CALLS - 1 => (100, [0; 5]),
+            _ => (HYPERVISOR_xen_version, [u64::from(xen_abi::version::XENVER_version), 0, 0, 0, 0]),
+        };
+        big_put(c, e, op);
+        big_put(c, e + 8, u64::MAX);
+        for (i, a) in args.iter().enumerate() {
+            big_put(c, e + 16 + i as u64 * 8, *a);
+        }
+    }
+    let r = call(HYPERVISOR_multicall, [c.big, LONG_CALLS, 0, 0, 0]);
+    if r != 0 {
+        return r;
+    }
+    for k in 0..LONG_CALLS {
+        let got = big_get(c, k * 64 + 8) as i64;
+        let want = match k {
+            NESTED_AT => 0,
+            _ if k == LONG_CALLS - 1 => ENOSYS,
+            _ => 0x4_0011,
+        };
+        if got != want {
+            return 10_000 + k as i64;
+        }
+    }
+    // Every request of the nested batch done: the last (LONG_REQS - 1, odd) mapped the
+    // data frame.
+    let mapped = window_maps_data(c);
+    if big_get(c, DONE_OFF) as u32 != LONG_REQS as u32 || !mapped {
+        return 20_000;
+    }
+    0
+}
+
+/// A multicall inside a multicall: the inner one's result.
+fn multicall_nested() -> i64 {
+    let inner = [MulticallEntry { op: HYPERVISOR_xen_version, args: [0; 6], ..Default::default() }];
+    scratch_put(hv::AUX, &inner);
+    let mut outer = [MulticallEntry { op: HYPERVISOR_multicall, args: [scratch_addr(hv::AUX), 1, 0, 0, 0, 0], ..Default::default() }];
+    let r = hv::multicall(&mut outer);
+    if r != 0 {
+        return r;
+    }
+    outer[0].result as i64
+}
+
+/// LONG_COPIES grant copies of 8 bytes each from the data frame (0x41...) into the
+/// last page of the big buffer, cycling over its 512 words: 0 if every status is okay
+/// and the page is all 0x41, else the call's error or 10000 + the first bad copy (or
+/// 20000 + a word not copied).
+fn grant_copy_long(c: &Ctx) -> i64 {
+    let dest = c.big_mfns[BIG_PAGES - 1];
+    let dest_off = (BIG_PAGES as u64 - 1) * PAGE_SIZE;
+    for w in 0..512 {
+        big_put(c, dest_off + w * 8, 0);
+    }
+    let size = core::mem::size_of::<GnttabCopy>() as u64;
+    for k in 0..LONG_COPIES {
+        let off = ((k % 512) * 8) as u16;
+        let op = GnttabCopy { source: mfn_ptr(c.data_mfn, off), dest: mfn_ptr(dest, off), len: 8, status: 99, ..Default::default() };
+        for (i, w) in op.as_bytes().chunks(8).enumerate() {
+            let mut b = [0u8; 8];
+            b[..w.len()].copy_from_slice(w);
+            big_put(c, k * size + i as u64 * 8, u64::from_le_bytes(b));
+        }
+    }
+    let r = call(HYPERVISOR_grant_table_op, [GNTTABOP_copy.into(), c.big, LONG_COPIES, 0, 0]);
+    if r != 0 {
+        return r;
+    }
+    for k in 0..LONG_COPIES {
+        // status: the i16 at offset 36.
+        let status = (big_get(c, k * size + 32) >> 32) as u16 as i16;
+        if status != GNTST_okay {
+            return 10_000 + k as i64;
+        }
+    }
+    for w in 0..512 {
+        if big_get(c, dest_off + w * 8) != 0x4141_4141_4141_4141 {
+            return 20_000 + w as i64;
+        }
+    }
+    0
+}
+
+/// LONG_EXTENTS frames of ours (never mapped) given back in one
+/// XENMEM_decrease_reservation: the extents done.
+fn decrease_reservation_long() -> i64 {
+    let mut n = 0;
+    scratch_fill(hv::AUX, 8192, 0);
+    while n < LONG_EXTENTS {
+        let Ok((_, mfn)) = paging::alloc_frame() else { return -1000 - n as i64 };
+        scratch_put(hv::AUX + n as usize * 8, &mfn);
+        n += 1;
+    }
+    let mut r = XenMemoryReservation { extent_start: scratch_addr(hv::AUX), nr_extents: LONG_EXTENTS, domid: DOMID_SELF.0, ..Default::default() };
+    hv::op(HYPERVISOR_memory_op, XENMEM_decrease_reservation.into(), &mut r)
+}
 
 /// A frame named directly (`DOMID_SELF`).
 fn mfn_ptr(mfn: u64, offset: u16) -> GnttabCopyPtr {
@@ -519,7 +722,13 @@ fn setup(env: &Env<'_>) -> Result<Ctx, i64> {
         return Err(EPERM);
     }
     let _ = table_index(VMAP_START, 4);
-    Ok(Ctx { va, l1e, l4_mfn: paging::l4_mfn(), l3_mfn, l2_mfn, data_mfn, grants, self_id, xen_mfn })
+    let big = paging::alloc_window(BIG_PAGES as u64)?;
+    let mut big_mfns = [0; BIG_PAGES];
+    for (i, m) in big_mfns.iter_mut().enumerate() {
+        *m = paging::alloc_frame()?.1;
+        paging::map(big + i as u64 * PAGE_SIZE, *m, pte::KERNEL_RW)?;
+    }
+    Ok(Ctx { va, l1e, l4_mfn: paging::l4_mfn(), l3_mfn, l2_mfn, data_mfn, grants, self_id, xen_mfn, big, big_mfns })
 }
 
 pub fn run(env: &Env<'_>, report: &mut dyn FnMut(&str, TestResult)) {
