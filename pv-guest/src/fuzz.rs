@@ -140,6 +140,14 @@ struct Fuzz {
     no_increase: bool,
     /// Our console ring's port: closing it would only silence us.
     console_port: u32,
+    /// How many map structures the last single grant call's generator preset (status
+    /// -1); structures past them hold whatever earlier calls left there.
+    grant_preset: u64,
+    /// Bookkeeping the checks must not be fooled by (printed at the end): map results
+    /// read from structures the hypervisor did not process, and reservation results
+    /// that were only the start extent handed back.
+    stale_grant_status: u64,
+    start_extent_only: u64,
 }
 
 /// What a call may have changed that the fuzzer must put back.
@@ -212,6 +220,10 @@ pub fn run(si: &xen_abi::xen::StartInfo, cmd: &str, report: &mut dyn FnMut(&str,
     }
     let dt = (shared::now_ns() - t0).max(1);
     println!("FUZZ done seed {seed}: {} calls in {} ms, {} violations", f.calls, dt / 1_000_000, f.violations);
+    println!(
+        "FUZZ bookkeeping: {} grant-map statuses of 0 left by earlier calls in structures not processed (ignored), {} reservation results that were only the start extent",
+        f.stale_grant_status, f.start_extent_only
+    );
     println!("BENCH fuzz_calls_per_s {} calls/s", f.calls * 1_000_000_000 / dt);
     report("fuzz_invariants_hold", first_violation.map_or(Ok(()), Err));
     report("fuzz_alive_after", f.check().and_then(|_| f.legit_checked()));
@@ -308,6 +320,9 @@ fn setup(seed: u64, self_id: u16, peers: [u16; 8], nr_peers: usize) -> Result<Fu
         fifo: false,
         no_increase: false,
         console_port: u32::MAX,
+        grant_preset: 0,
+        stale_grant_status: 0,
+        start_extent_only: 0,
     };
     f.snapshot();
     Ok(f)
@@ -811,6 +826,9 @@ impl Fuzz {
             self.grants.u16(gref * 8).store(flags, Ordering::Release);
         }
         let n = [1, 1, 1, 2, 4, 0][self.rng.below(6) as usize];
+        if i == 0 {
+            self.grant_preset = n;
+        }
         let base = self.arg_a + (i as u64 % 16) * 256;
         let stride = match op {
             GNTTABOP_map_grant_ref => 32,
@@ -1124,38 +1142,56 @@ impl Fuzz {
     }
 
     /// Frames increase_reservation, populate_physmap or exchange gave us (PV: machine
-    /// frame numbers written back into the list).
+    /// frame numbers written back into the list). A reservation op returns the extents
+    /// done counting from the start extent in `cmd` (a continuation's): only the list
+    /// entries from there to the result were written; a result that is just the start
+    /// extent handed back (nothing done) says nothing about the list.
     fn note_gained_frames(&mut self, c: &Call, r: i64) {
         let op = (c.args[0] & u64::from(MEMOP_CMD_MASK)) as u32;
         let s = c.args[1];
-        let (list, n) = match op {
-            XENMEM_increase_reservation | XENMEM_populate_physmap => (traps::read_u64(s).unwrap_or(0), r as u64),
-            XENMEM_exchange => (traps::read_u64(s + 32).unwrap_or(0), traps::read_u64(s + 64).unwrap_or(0)),
+        let start = c.args[0] >> MEMOP_EXTENT_SHIFT;
+        let (list, from, to) = match op {
+            XENMEM_increase_reservation | XENMEM_populate_physmap => (traps::read_u64(s).unwrap_or(0), start, r as u64),
+            XENMEM_exchange => (traps::read_u64(s + 32).unwrap_or(0), 0, traps::read_u64(s + 64).unwrap_or(0)),
             _ => return,
         };
-        for k in 0..n.min(64) {
-            if let Ok(m) = traps::read_u64(list + k * 8) {
+        if to <= from {
+            if start > 0 {
+                self.start_extent_only += 1;
+            }
+            return;
+        }
+        for k in from..to.min(from + 512) {
+            if let Ok(m) = traps::read_u64(list.wrapping_add(k * 8)) {
                 self.remember(m);
             }
         }
     }
 
-    /// A map of a peer's grant that succeeded: they offered us nothing.
+    /// A map of a peer's grant that succeeded: they offered us nothing. Only the
+    /// structures this call's generator preset (status -1) and the hypervisor was asked
+    /// to process (`count` is an unsigned int) say what the call did; the ones after
+    /// them hold what earlier calls left.
     fn note_grant_maps(&mut self, c: &Call) {
-        let n = c.args[2].min(4);
         if c.args[1] != self.arg_a {
             return;
         }
-        for k in 0..n {
+        let asked = u64::from(c.args[2] as u32);
+        let n = asked.min(self.grant_preset);
+        for k in 0..asked.max(self.grant_preset).min(4) {
             let s = self.arg_a + k * 32;
-            let dom = traps::read_u64(s + 16).unwrap_or(0) as u16;
-            let status = (traps::read_u64(s + 16).unwrap_or(0) >> 16) as i16;
-            let handle = (traps::read_u64(s + 16).unwrap_or(0) >> 32) as u32;
-            if status == 0 {
-                self.handles[self.rng.below(8) as usize] = handle;
-                if self.peers[..self.nr_peers].contains(&dom) {
-                    self.report(format_args!("mapped grant of peer d{dom} that offered us nothing"));
-                }
+            let w = traps::read_u64(s + 16).unwrap_or(0);
+            let (dom, status, handle) = (w as u16, (w >> 16) as i16, (w >> 32) as u32);
+            if status != 0 {
+                continue;
+            }
+            if k >= n {
+                self.stale_grant_status += 1;
+                continue;
+            }
+            self.handles[self.rng.below(8) as usize] = handle;
+            if self.peers[..self.nr_peers].contains(&dom) {
+                self.report(format_args!("mapped grant of peer d{dom} that offered us nothing"));
             }
         }
     }
