@@ -153,7 +153,11 @@ fn single_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64, count: u
             Ok(0)
         }
         GNTTABOP_setup_table => {
+            // Xen's gnttab_setup_table: a frame list in the hypervisor's range is -EFAULT;
+            // the table grows up to the domain's limit (Xen's default gnttab_max_frames),
+            // and a frame number it can't write back is GNTST_bad_virt_addr.
             let mut s: GnttabSetupTable = guest.read(arg)?;
+            array_ok(s.frame_list)?;
             let d = doms.cur();
             s.status = if !own(s.dom) {
                 GNTST_bad_domain
@@ -164,7 +168,9 @@ fn single_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64, count: u
             };
             if s.status == GNTST_okay {
                 for (i, mfn) in d.grant_frames.iter().take(s.nr_frames as usize).enumerate() {
-                    guest.write(s.frame_list.wrapping_add(8 * i as u64), mfn)?;
+                    if guest.write(s.frame_list.wrapping_add(8 * i as u64), mfn).is_err() {
+                        s.status = GNTST_bad_virt_addr;
+                    }
                 }
             }
             guest.write(arg, &s)?;
