@@ -145,6 +145,11 @@ const HOSTILE: &[Hostile] = &[
     // --- grant tables
     ("grant_setup_table_huge", |_| setup_table(1 << 20, 1), GNTST_general_error as i64),
     ("grant_setup_table_count_2", |_| setup_table(1, 2), EINVAL),
+    // The per-domain limit (finding 4): Xen's default of 64 grant frames. The table
+    // grows to it; a frame list it can't write is reported in the status.
+    ("grant_setup_table_65_frames", |_| setup_table(65, 1), GNTST_general_error as i64),
+    ("grant_setup_table_64_frames_bad_list", |_| setup_table(64, 1), GNTST_bad_virt_addr as i64),
+    ("grant_setup_table_list_in_xen", |_| setup_table_list(1, XEN_VA), EFAULT),
     ("grant_query_size_no_domain", |_| query_size(NO_DOMAIN), GNTST_bad_domain as i64),
     ("grant_copy_bad_ref", |c| grant_copy_bad_ref(c), GNTST_bad_gntref as i64),
     // map_grant_ref takes a real domain id: DOMID_SELF is refused before the ref is looked at.
@@ -192,6 +197,9 @@ const HOSTILE: &[Hostile] = &[
     ("multicall_nested", |_| multicall_nested(), EINVAL),
     ("grant_copy_long_batch", |c| grant_copy_long(c), 0),
     ("decrease_reservation_long_batch", |_| decrease_reservation_long(), LONG_EXTENTS as i64),
+    // --- run-state area and periodic timer (finding 7: accepted, and in effect)
+    ("runstate_area_kept_up_to_date", |c| runstate_area(c), 0),
+    ("stop_periodic_timer_stops_it", |_| periodic_timer_stops(), 0),
     // --- vcpu_info (map_vcpu_info: a writable type reference on the frame)
     ("vcpu_info_misaligned_offset", |c| register_vcpu_info(c.data_mfn, 4), ENXIO),
     ("vcpu_info_offset_past_page", |c| register_vcpu_info(c.data_mfn, 4096 - 32), ENXIO),
@@ -392,6 +400,106 @@ fn decrease_reservation_long() -> i64 {
     }
     let mut r = XenMemoryReservation { extent_start: scratch_addr(hv::AUX), nr_extents: LONG_EXTENTS, domid: DOMID_SELF.0, ..Default::default() };
     hv::op(HYPERVISOR_memory_op, XENMEM_decrease_reservation.into(), &mut r)
+}
+
+/// Blocks until VIRQ_TIMER fires at system time `at` (a single-shot timer; the port
+/// bound for the wait): the time it woke, or the error.
+fn sleep_until(at: u64) -> Result<u64, i64> {
+    use xen_abi::vcpu::{VcpuSetSingleshotTimer, VCPUOP_set_singleshot_timer};
+    let port = hv::bind_virq(VIRQ_TIMER, 0)?;
+    evtchn::unmask(port);
+    let seen = HITS.count(port);
+    let mut t = VcpuSetSingleshotTimer { timeout_abs_ns: at, flags: 0, ..Default::default() };
+    let r = hv::vcpu(VCPUOP_set_singleshot_timer, 0, &mut t);
+    let fired = r == 0 && evtchn::wait_for(port, seen, u64::MAX, Sleep::Block);
+    hv::close(port);
+    if r != 0 {
+        return Err(r);
+    }
+    Ok(if fired { shared::now_ns() } else { 0 })
+}
+
+/// (state, state_entry_time, time[blocked]) of the run-state copy at `va`.
+fn runstate_at(va: u64) -> (u64, u64, u64) {
+    let p = WindowPage::new(va & !0xfff);
+    let o = (va & 0xfff) as usize;
+    let w = |i: usize| p.u64(o + i * 8).load(Ordering::Relaxed);
+    (w(0) & 0xffff_ffff, w(1), w(2 + xen_abi::vcpu::RUNSTATE_blocked as usize))
+}
+
+fn register_runstate(addr: u64) -> i64 {
+    let mut a = xen_abi::vcpu::VcpuRegisterRunstateMemoryArea { addr };
+    hv::vcpu(xen_abi::vcpu::VCPUOP_register_runstate_memory_area, 0, &mut a)
+}
+
+/// VCPUOP_register_runstate_memory_area on a page of ours: written at once (running),
+/// and again after the vCPU blocked and woke (its blocked time grown, a later entry
+/// time, running again). 0, or the step that went wrong (1000 + ...), or the error.
+fn runstate_area(c: &Ctx) -> i64 {
+    let va = c.big + 30 * PAGE_SIZE + 64;
+    for i in 0..6 {
+        big_put(c, 30 * PAGE_SIZE + 64 + i * 8, u64::MAX);
+    }
+    let r = register_runstate(va);
+    if r != 0 {
+        return r;
+    }
+    let (state, entry, blocked) = runstate_at(va);
+    let result = if state != xen_abi::vcpu::RUNSTATE_running as u64 || entry == u64::MAX || blocked == u64::MAX {
+        1001
+    } else {
+        match sleep_until(shared::now_ns() + 5_000_000) {
+            Err(r) => r,
+            Ok(0) => 1002,
+            Ok(_) => {
+                let (state2, entry2, blocked2) = runstate_at(va);
+                if state2 != xen_abi::vcpu::RUNSTATE_running as u64 {
+                    1003
+                } else if entry2 <= entry {
+                    1004
+                } else if blocked2 <= blocked {
+                    1005
+                } else {
+                    0
+                }
+            }
+        }
+    };
+    // No more updates there (a null area).
+    register_runstate(0);
+    result
+}
+
+/// A 2 ms periodic timer on VIRQ_TIMER fires; once VCPUOP_stop_periodic_timer has
+/// stopped it, the next VIRQ_TIMER is the single-shot one set 30 ms ahead (woken no
+/// earlier than 1 ms before it: the periodic timer would have fired within 2 ms). 0,
+/// or what went wrong.
+fn periodic_timer_stops() -> i64 {
+    use xen_abi::vcpu::{VcpuSetPeriodicTimer, VCPUOP_set_periodic_timer, VCPUOP_stop_periodic_timer};
+    let port = match hv::bind_virq(VIRQ_TIMER, 0) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    evtchn::unmask(port);
+    let seen = HITS.count(port);
+    let mut p = VcpuSetPeriodicTimer { period_ns: 2_000_000 };
+    let r = hv::vcpu(VCPUOP_set_periodic_timer, 0, &mut p);
+    let fired = r == 0 && evtchn::wait_for(port, seen, u64::MAX, Sleep::Block);
+    let stop = call(HYPERVISOR_vcpu_op, [VCPUOP_stop_periodic_timer.into(), 0, 0, 0, 0]);
+    hv::close(port);
+    if r != 0 || stop != 0 {
+        return if r != 0 { r } else { stop };
+    }
+    if !fired {
+        return 1001;
+    }
+    let at = shared::now_ns() + 30_000_000;
+    match sleep_until(at) {
+        Err(r) => r,
+        Ok(0) => 1002,
+        Ok(woke) if woke + 1_000_000 < at => 1003,
+        Ok(_) => 0,
+    }
 }
 
 /// A frame named directly (`DOMID_SELF`).
@@ -641,7 +749,15 @@ fn bind_virq_twice() -> i64 {
 
 fn setup_table(nr_frames: u32, count: u64) -> i64 {
     // The frame list points at unmapped memory: even an accepted call writes nothing of ours.
-    let mut s = GnttabSetupTable { dom: DOMID_SELF.0, nr_frames, frame_list: UNMAPPED, ..Default::default() };
+    setup_table_count(nr_frames, count, UNMAPPED)
+}
+
+fn setup_table_list(nr_frames: u32, frame_list: u64) -> i64 {
+    setup_table_count(nr_frames, 1, frame_list)
+}
+
+fn setup_table_count(nr_frames: u32, count: u64, frame_list: u64) -> i64 {
+    let mut s = GnttabSetupTable { dom: DOMID_SELF.0, nr_frames, frame_list, ..Default::default() };
     scratch_put(hv::ARG, &s);
     scratch_put(hv::ARG + core::mem::size_of::<GnttabSetupTable>(), &s);
     let r = call(HYPERVISOR_grant_table_op, [GNTTABOP_setup_table.into(), scratch_addr(hv::ARG), count, 0, 0]);
