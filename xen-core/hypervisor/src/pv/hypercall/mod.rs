@@ -228,15 +228,38 @@ pub(crate) fn guest_console_write(d: &mut Domain, bytes: &[u8]) {
         return;
     }
     for &b in bytes {
-        if b == b'\n' || d.console_line.len() >= 1024 {
-            let line = core::mem::take(&mut d.console_line);
-            crate::console::write_raw(alloc::format!("(d{}) ", d.id).as_bytes());
-            crate::console::write_raw(&line);
+        // A full line (1 KiB, or no heap to grow it) goes out as if it ended here; the
+        // buffer keeps its capacity, so a domain's output needs the heap only once.
+        let text = b != b'\n' && b != b'\r';
+        let full = text && (d.console_line.len() >= 1024 || d.console_line.try_reserve(1).is_err());
+        if b == b'\n' || full {
+            write_line_prefix(d.id);
+            crate::console::write_raw(&d.console_line);
             crate::console::write_raw(b"\n");
-        } else if b != b'\r' {
+            d.console_line.clear();
+        }
+        if text && d.console_line.len() < d.console_line.capacity() {
             d.console_line.push(b);
         }
     }
+}
+
+/// Writes `(dN) ` for domain `id` without the heap (a guest's output must not need it).
+fn write_line_prefix(id: u16) {
+    let mut digits = [0u8; 5];
+    let mut n = id;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    crate::console::write_raw(b"(d");
+    crate::console::write_raw(&digits[i..]);
+    crate::console::write_raw(b") ");
 }
 
 fn copy_string(guest: &GuestView, dst: u64, s: &[u8], len: usize) -> HcResult {
