@@ -258,9 +258,22 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) {
     };
     let next = match next {
         Some(n) => n,
-        None => idle(doms),
+        None => {
+            // The current vCPU stops running (it blocked, polls or went down): its run
+            // state changes now, not when another vCPU is picked, which may be itself.
+            if let Some(d) = cur_ent.and_then(|(id, _)| doms.by_id.get_mut(&id)) {
+                let state = state_after_running(&d.vcpus[d.cur_vcpu]);
+                set_runstate(d, d.cur_vcpu, state, now);
+            }
+            idle(doms)
+        }
     };
     let switching = Some(next) != cur_ent;
+    if !switching {
+        // Running again (after idling, or on), as Xen's switch back to the same vCPU.
+        let d = doms.cur();
+        set_runstate(d, d.cur_vcpu, RUNSTATE_running, clock::now_ns());
+    }
     if switching {
         if let Some(d) = doms.by_id.get_mut(&cur) {
             save(d, regs);
