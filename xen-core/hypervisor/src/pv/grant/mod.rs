@@ -18,8 +18,10 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 pub const MAX_GRANT_FRAMES: u32 = 64;
 /// Grant entries per 4 KiB frame (v1, 8 bytes each).
 const ENTRIES_PER_FRAME: u32 = 512;
-/// Mappings one domain may hold (Xen's default `gnttab_max_maptrack_frames` x 256).
-const MAX_MAPTRACK: usize = 1024 * 256;
+/// Mappings one domain may hold: Xen's default `gnttab_max_maptrack_frames` x 256
+/// handles, less the one Xen keeps back as the tail of a vCPU's free list (exact for a
+/// domain mapping from one vCPU).
+const MAX_MAPTRACK: usize = 1024 * 256 - 1;
 
 /// Machine address of entry `gref` in `d`'s table.
 fn entry_maddr(d: &Domain, gref: u32) -> Option<u64> {
