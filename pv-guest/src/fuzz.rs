@@ -230,7 +230,7 @@ pub fn run(si: &xen_abi::xen::StartInfo, cmd: &str, report: &mut dyn FnMut(&str,
     let dt = (shared::now_ns() - t0).max(1);
     println!("FUZZ done seed {seed}: {} calls in {} ms, {} violations", f.calls, dt / 1_000_000, f.violations);
     println!(
-        "FUZZ bookkeeping: {} statuses of 0 with a peer's id left by earlier calls in map structures not processed (ignored), {} reservation results that were only the start extent, {} mappings of our grant-table frames ({} frames), {} accidental mmu_update requests on our tables defused",
+        "FUZZ bookkeeping: {} statuses of 0 with a peer's id left by earlier calls in map structures not processed (ignored), {} reservation results that were only the start extent, {} mappings of our grant-table frames ({} frames), {} words naming our kernel's tables defused in multicall arguments",
         f.stale_grant_status, f.start_extent_only, f.grant_frame_maps, f.gt_nr, f.defused
     );
     println!("BENCH fuzz_calls_per_s {} calls/s", f.calls * 1_000_000_000 / dt);
@@ -1104,9 +1104,6 @@ impl Fuzz {
             return;
         }
         let c = self.gen(0);
-        if c.nr == HYPERVISOR_mmu_update && c.args[0] != self.arg_b {
-            self.defuse_list(c.args[0]);
-        }
         // Single writes into the fuzz window are checked at once.
         let watched = self.watched_entry(&c);
         let before = watched.map(|e| self.read_entry(e));
@@ -1259,11 +1256,7 @@ impl Fuzz {
             e.op = c.nr;
             e.args[..5].copy_from_slice(&c.args);
         }
-        for e in &entries[..n] {
-            if e.op == HYPERVISOR_mmu_update {
-                self.defuse_list(e.args[0]);
-            }
-        }
+        self.defuse_b();
         scratch_put(hv::ARG, &entries[..n]);
         // Up to 128 entries fit the (zeroed) argument half of the scratch arena; larger
         // counts, or any count from a pointer it must refuse.
@@ -1288,40 +1281,29 @@ impl Fuzz {
         evtchn::enable();
     }
 
-    /// An mmu_update reads its list as (ptr, val) pairs from where it starts. The
-    /// generator's own requests at the start of page B say only what the fuzzer means
-    /// (on our kernel's tables and the entries of the window's L1 that map our working
-    /// pages: the current value, or one that must be refused). Anywhere else the pairs
-    /// are accidents: a list 8 bytes into page B pairs each value with the next
-    /// request's pointer, and in a multicall later entries' arguments overwrite an
-    /// earlier one's requests. An accidental pair that names such an entry with a
-    /// value the hypervisor rightly accepts (any non-present one, or a page table
-    /// mapped read-only under one of our argument pages, which our next write there
-    /// then turns into a write of that table) would only hurt us: its value becomes
-    /// the entry's current one, and an M2P update of the table a normal update.
-    fn defuse_list(&mut self, list: u64) {
-        let end = self.arg_b + PAGE_SIZE;
-        if !(self.arg_b..end).contains(&list) {
-            return;
-        }
-        let win = (self.win_va >> 12 & 511)..(self.win_va >> 12 & 511) + WIN as u64;
-        let mut at = list;
-        while at + 16 <= end {
-            let p = traps::read_u64(at).unwrap_or(0);
-            at += 16;
+    /// The entries of a multicall share page B: a later entry's arguments (memory
+    /// lists, GDT frames, mmuext ops) overwrite an earlier mmu_update's requests, and a
+    /// long count reads the whole page as requests. A word there that names an entry
+    /// of our kernel's tables would make a request the hypervisor rightly accepts (any
+    /// non-present value, say) and only we would suffer: the word after it becomes
+    /// the entry's current value, and an M2P update of the table a normal one.
+    fn defuse_b(&mut self) {
+        for j in 0..511u64 {
+            let p = traps::read_u64(self.arg_b + j * 8).unwrap_or(0);
+            let Some(lvl) = self.kpt.iter().position(|&k| k == p >> 12) else { continue };
             if p & 7 > 2 {
                 continue;
             }
-            let (frame, idx) = (p >> 12, (p & 0xfff) >> 3);
-            let cur = match self.kpt.iter().position(|&k| k == frame) {
-                Some(lvl) => self.table_entry(lvl, idx as usize),
-                None if frame == self.win_l1 && !win.contains(&idx) => paging::table_entry(frame, idx as usize).unwrap_or(0),
-                None => continue,
-            };
             if p & 7 == MMU_MACHPHYS_UPDATE {
-                put(at - 16, p & !7);
+                put(self.arg_b + j * 8, p & !7);
             }
-            put(at - 8, cur);
+            let (idx, next) = (((p & 0xfff) >> 3) as usize, traps::read_u64(self.arg_b + (j + 1) * 8).unwrap_or(0));
+            let cur = self.table_entry(lvl, idx);
+            if !pte::present(next) && next != cur {
+                // A value the hypervisor would have written.
+                println!("FUZZ defused before call {}: page B word {j} names kernel L{} {:#x}[{idx}], the next word {next:#x} (now {cur:#x})", self.calls, 4 - lvl, self.kpt[lvl]);
+            }
+            put(self.arg_b + (j + 1) * 8, cur);
             self.defused += 1;
         }
     }
