@@ -1297,13 +1297,7 @@ impl Fuzz {
             if p & 7 == MMU_MACHPHYS_UPDATE {
                 put(self.arg_b + j * 8, p & !7);
             }
-            let (idx, next) = (((p & 0xfff) >> 3) as usize, traps::read_u64(self.arg_b + (j + 1) * 8).unwrap_or(0));
-            let cur = self.table_entry(lvl, idx);
-            if !pte::present(next) && next != cur {
-                // A value the hypervisor would have written.
-                println!("FUZZ defused before call {}: page B word {j} names kernel L{} {:#x}[{idx}], the next word {next:#x} (now {cur:#x})", self.calls, 4 - lvl, self.kpt[lvl]);
-            }
-            put(self.arg_b + (j + 1) * 8, cur);
+            put(self.arg_b + (j + 1) * 8, self.table_entry(lvl, ((p & 0xfff) >> 3) as usize));
             self.defused += 1;
         }
     }
