@@ -154,9 +154,6 @@ struct Fuzz {
     gt_nr: usize,
     /// Mappings of frames only that list showed to be ours.
     grant_frame_maps: u64,
-    /// Words of page B a multicall's mmu_update could have read as a request on our
-    /// kernel's tables, made harmless before the call.
-    defused: u64,
 }
 
 /// What a call may have changed that the fuzzer must put back.
@@ -230,8 +227,8 @@ pub fn run(si: &xen_abi::xen::StartInfo, cmd: &str, report: &mut dyn FnMut(&str,
     let dt = (shared::now_ns() - t0).max(1);
     println!("FUZZ done seed {seed}: {} calls in {} ms, {} violations", f.calls, dt / 1_000_000, f.violations);
     println!(
-        "FUZZ bookkeeping: {} statuses of 0 with a peer's id left by earlier calls in map structures not processed (ignored), {} reservation results that were only the start extent, {} mappings of our grant-table frames ({} frames), {} words naming our kernel's tables defused in multicall arguments",
-        f.stale_grant_status, f.start_extent_only, f.grant_frame_maps, f.gt_nr, f.defused
+        "FUZZ bookkeeping: {} statuses of 0 with a peer's id left by earlier calls in map structures not processed (ignored), {} reservation results that were only the start extent, {} mappings of our grant-table frames ({} frames)",
+        f.stale_grant_status, f.start_extent_only, f.grant_frame_maps, f.gt_nr
     );
     println!("BENCH fuzz_calls_per_s {} calls/s", f.calls * 1_000_000_000 / dt);
     report("fuzz_invariants_hold", first_violation.map_or(Ok(()), Err));
@@ -335,7 +332,6 @@ fn setup(seed: u64, self_id: u16, peers: [u16; 8], nr_peers: usize) -> Result<Fu
         gt_frames: [0; 64],
         gt_nr: 0,
         grant_frame_maps: 0,
-        defused: 0,
     };
     f.snapshot();
     Ok(f)
@@ -1256,7 +1252,6 @@ impl Fuzz {
             e.op = c.nr;
             e.args[..5].copy_from_slice(&c.args);
         }
-        self.defuse_b();
         scratch_put(hv::ARG, &entries[..n]);
         // Up to 128 entries fit the (zeroed) argument half of the scratch arena; larger
         // counts, or any count from a pointer it must refuse.
@@ -1279,27 +1274,6 @@ impl Fuzz {
         self.calls += 1 + n as u64;
         self.after(fixes | fix::TRAPS);
         evtchn::enable();
-    }
-
-    /// The entries of a multicall share page B: a later entry's arguments (memory
-    /// lists, GDT frames, mmuext ops) overwrite an earlier mmu_update's requests, and a
-    /// long count reads the whole page as requests. A word there that names an entry
-    /// of our kernel's tables would make a request the hypervisor rightly accepts (any
-    /// non-present value, say) and only we would suffer: the word after it becomes
-    /// the entry's current value, and an M2P update of the table a normal one.
-    fn defuse_b(&mut self) {
-        for j in 0..511u64 {
-            let p = traps::read_u64(self.arg_b + j * 8).unwrap_or(0);
-            let Some(lvl) = self.kpt.iter().position(|&k| k == p >> 12) else { continue };
-            if p & 7 > 2 {
-                continue;
-            }
-            if p & 7 == MMU_MACHPHYS_UPDATE {
-                put(self.arg_b + j * 8, p & !7);
-            }
-            put(self.arg_b + (j + 1) * 8, self.table_entry(lvl, ((p & 0xfff) >> 3) as usize));
-            self.defused += 1;
-        }
     }
 
     /// Puts back what only hurts the fuzzer.
