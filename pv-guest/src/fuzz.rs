@@ -98,6 +98,9 @@ struct Fuzz {
     self_id: u16,
     peers: [u16; 8],
     nr_peers: usize,
+    /// The peers that grant us nothing (the honest pairs; the other fuzzers may).
+    honest: [u16; 8],
+    nr_honest: usize,
     /// Our kernel's tables (L4, L3, L2, L1 on the way to the image).
     kpt: [u64; 4],
     /// The fuzz window: first VA, the L1 holding its entries, each entry's maddr.
@@ -197,6 +200,19 @@ pub fn run(si: &xen_abi::xen::StartInfo, cmd: &str, report: &mut dyn FnMut(&str,
         Err(e) => return report("fuzz_setup", Err(e)),
     };
     f.trace = crate::roles::num(cmd, "trace", 0) != 0;
+    // `honest=` names the peers that grant us nothing; without it, every peer.
+    match crate::roles::arg(cmd, "honest") {
+        Some(list) => {
+            for h in list.split(',').filter_map(|p| p.parse().ok()).take(8) {
+                f.honest[f.nr_honest] = h;
+                f.nr_honest += 1;
+            }
+        }
+        None => {
+            f.honest = f.peers;
+            f.nr_honest = f.nr_peers;
+        }
+    }
     f.console_port = si.console_evtchn;
     report("fuzz_setup", Ok(()));
     println!("FUZZ seed {seed} count {count}: self d{self_id}, kernel L4 {:#x}, window L1 {:#x}, gdt {:#x}, grant {:#x}, canary {:#x}", f.kpt[0], f.win_l1, f.gdt_mfn, f.grant_mfn, f.canary_mfn);
@@ -295,6 +311,8 @@ fn setup(seed: u64, self_id: u16, peers: [u16; 8], nr_peers: usize) -> Result<Fu
         self_id,
         peers,
         nr_peers,
+        honest: [0; 8],
+        nr_honest: 0,
         kpt,
         win_va,
         win_l1,
@@ -468,6 +486,20 @@ impl Fuzz {
             12 => HYPERVISOR_VIRT_START + self.rng.below(1 << 32),
             // (Not the fuzz window: it may map the canary writable, legitimately.)
             _ => [u64::MAX - 7, VMAP_END - 8][self.rng.below(2) as usize],
+        }
+    }
+
+    /// Where an mmu_update or mmuext_op writes its done count: any pointer, but not into
+    /// page B, which holds the requests. The hypervisor writes the count when the batch
+    /// ends (as Xen does); in a multicall, a later mmu_update entry would then read a
+    /// request whose value had become that count (0x2, say: a non-present entry the
+    /// hypervisor rightly writes into one of our kernel's tables).
+    fn done_ptr(&mut self) -> u64 {
+        let p = self.ptr();
+        if (self.arg_b..self.arg_b + PAGE_SIZE).contains(&p) {
+            self.buf.va() + (p - self.arg_b)
+        } else {
+            p
         }
     }
 
@@ -780,7 +812,7 @@ impl Fuzz {
         }
         self.clear_b(n * 2);
         let count = if self.rng.chance(8) { self.count() } else { n as u64 };
-        let done = if self.rng.chance(4) { self.ptr() } else { 0 };
+        let done = if self.rng.chance(4) { self.done_ptr() } else { 0 };
         let fd = if self.rng.chance(4) { self.domid() } else { u64::from(DOMID_SELF.0) };
         c.args = [if self.rng.chance(10) { self.ptr() } else { self.arg_b }, count, done, fd, 0];
     }
@@ -819,7 +851,7 @@ impl Fuzz {
             put(self.arg_b + k as u64 * 24 + 16, 0);
         }
         let count = if self.rng.chance(8) { self.count() } else { n as u64 };
-        let done = if self.rng.chance(4) { self.ptr() } else { 0 };
+        let done = if self.rng.chance(4) { self.done_ptr() } else { 0 };
         let fd = if self.rng.chance(4) { self.domid() } else { u64::from(DOMID_SELF.0) };
         c.args = [if self.rng.chance(10) { self.ptr() } else { self.arg_b }, count, done, fd, 0];
     }
@@ -1209,7 +1241,8 @@ impl Fuzz {
         }
     }
 
-    /// A map of a peer's grant that succeeded: they offered us nothing. Only the
+    /// A map of an honest peer's grant that succeeded: they offered us nothing (the
+    /// other fuzzers grant to any domain, us too). Only the
     /// structures this call's generator preset (status -1) and the hypervisor was asked
     /// to process (`count` is an unsigned int) say what the call did; the ones after
     /// them hold what earlier calls left.
@@ -1230,13 +1263,13 @@ impl Fuzz {
                 continue;
             }
             if k >= n {
-                if self.peers[..self.nr_peers].contains(&dom) {
+                if self.honest[..self.nr_honest].contains(&dom) {
                     self.stale_grant_status += 1;
                 }
                 continue;
             }
             self.handles[self.rng.below(8) as usize] = handle;
-            if self.peers[..self.nr_peers].contains(&dom) {
+            if self.honest[..self.nr_honest].contains(&dom) {
                 self.report(format_args!("mapped grant of peer d{dom} that offered us nothing"));
             }
         }
