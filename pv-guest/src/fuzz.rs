@@ -475,7 +475,8 @@ impl Fuzz {
     /// A guest pointer the hypervisor may read or write.
     fn ptr(&mut self) -> u64 {
         match self.rng.below(14) {
-            0..=3 => self.arg_b + (self.rng.below(512) * 8),
+            // (The upper half of page B: the lower one holds request lists.)
+            0..=3 => self.arg_b + 2048 + (self.rng.below(512) * 8) % 2048,
             4 | 5 => self.buf.va() + self.rng.below(PAGE_SIZE),
             6 => self.buf.va() + PAGE_SIZE - 1 - self.rng.below(64),
             7 => self.canary_ro + self.rng.below(PAGE_SIZE / 8) * 8,
@@ -589,8 +590,8 @@ impl Fuzz {
         let a = [r.next(), r.next(), r.next(), r.next(), r.next()];
         let mut c = Call { nr: 0, args: a, fix: 0 };
         match pick {
-            0..=11 => self.gen_mmu_update(&mut c),
-            12..=19 => self.gen_mmuext(&mut c),
+            0..=11 => self.gen_mmu_update(&mut c, i),
+            12..=19 => self.gen_mmuext(&mut c, i),
             20..=25 => self.gen_uvm(&mut c),
             26..=35 => self.gen_grant(&mut c, i),
             36..=43 => self.gen_memory(&mut c, i),
@@ -608,7 +609,7 @@ impl Fuzz {
             67..=68 => {
                 c.nr = HYPERVISOR_set_gdt;
                 let n = 1 + self.rng.below(3) as usize;
-                let base = self.arg_b + (i as u64 % 16) * 64;
+                let base = self.region(i);
                 for k in 0..n {
                     let fr = self.any_frame().0;
                     put(base + k as u64 * 8, fr);
@@ -802,19 +803,35 @@ impl Fuzz {
         (self.win_va >> 12 & 511) + self.rng.below(WIN as u64)
     }
 
-    fn gen_mmu_update(&mut self, c: &mut Call) {
+    /// Where call slot `i` keeps its request list in page B: a multicall's entries each
+    /// their own 256 bytes of the lower half (pointers the hypervisor writes through
+    /// point into the upper half, see `ptr`), so no entry's arguments or results land on
+    /// another's requests. (A request naming one of our kernel's tables carries its
+    /// current value or one that must be refused; an overwritten one could carry, say, a
+    /// grant op's status, a non-present value the hypervisor rightly writes there.)
+    fn region(&self, i: usize) -> u64 {
+        self.arg_b + (i as u64 % 8) * 256
+    }
+
+    fn gen_mmu_update(&mut self, c: &mut Call, i: usize) {
         c.nr = HYPERVISOR_mmu_update;
+        let base = self.region(i);
         let n = 1 + self.rng.below(8) as usize;
         for k in 0..n {
             let (p, v) = self.mmu_req();
-            put(self.arg_b + k as u64 * 16, p);
-            put(self.arg_b + k as u64 * 16 + 8, v);
+            put(base + k as u64 * 16, p);
+            put(base + k as u64 * 16 + 8, v);
         }
-        self.clear_b(n * 2);
+        if i == 0 {
+            self.clear_b(n * 2);
+        }
         let count = if self.rng.chance(8) { self.count() } else { n as u64 };
+        // Long counts read on into the rest of page B: single calls only.
+        let count = if i == 0 { count } else { count.min(n as u64) };
         let done = if self.rng.chance(4) { self.done_ptr() } else { 0 };
         let fd = if self.rng.chance(4) { self.domid() } else { u64::from(DOMID_SELF.0) };
-        c.args = [if self.rng.chance(10) { self.ptr() } else { self.arg_b }, count, done, fd, 0];
+        let list = if self.rng.chance(10) { self.ptr() } else { base };
+        c.args = [if i == 0 { list } else { base }, count, done, fd, 0];
     }
 
     fn mmuext_op(&mut self) -> (u64, u64, u64) {
@@ -835,25 +852,31 @@ impl Fuzz {
         (cmd, a1, a2)
     }
 
-    fn gen_mmuext(&mut self, c: &mut Call) {
+    fn gen_mmuext(&mut self, c: &mut Call, i: usize) {
         c.nr = HYPERVISOR_mmuext_op;
+        let base = self.region(i);
         let n = 1 + self.rng.below(6) as usize;
         for k in 0..n {
             let (cmd, a1, a2) = self.mmuext_op();
-            put(self.arg_b + k as u64 * 24, cmd);
-            put(self.arg_b + k as u64 * 24 + 8, a1);
-            put(self.arg_b + k as u64 * 24 + 16, a2);
+            put(base + k as u64 * 24, cmd);
+            put(base + k as u64 * 24 + 8, a1);
+            put(base + k as u64 * 24 + 16, a2);
         }
-        // Trailing entries: TLB_FLUSH_LOCAL, harmless.
-        for k in n..170 {
-            put(self.arg_b + k as u64 * 24, u64::from(MMUEXT_TLB_FLUSH_LOCAL));
-            put(self.arg_b + k as u64 * 24 + 8, 0);
-            put(self.arg_b + k as u64 * 24 + 16, 0);
+        // Trailing entries for long counts: TLB_FLUSH_LOCAL, harmless (single calls
+        // only: in a multicall they would cover the other entries' regions).
+        if i == 0 {
+            for k in n..170 {
+                put(self.arg_b + k as u64 * 24, u64::from(MMUEXT_TLB_FLUSH_LOCAL));
+                put(self.arg_b + k as u64 * 24 + 8, 0);
+                put(self.arg_b + k as u64 * 24 + 16, 0);
+            }
         }
         let count = if self.rng.chance(8) { self.count() } else { n as u64 };
+        let count = if i == 0 { count } else { count.min(n as u64) };
         let done = if self.rng.chance(4) { self.done_ptr() } else { 0 };
         let fd = if self.rng.chance(4) { self.domid() } else { u64::from(DOMID_SELF.0) };
-        c.args = [if self.rng.chance(10) { self.ptr() } else { self.arg_b }, count, done, fd, 0];
+        let list = if self.rng.chance(10) { self.ptr() } else { base };
+        c.args = [if i == 0 { list } else { base }, count, done, fd, 0];
     }
 
     fn gen_uvm(&mut self, c: &mut Call) {
