@@ -98,6 +98,9 @@ struct Fuzz {
     self_id: u16,
     peers: [u16; 8],
     nr_peers: usize,
+    /// The peers that grant us nothing (the honest pairs; the other fuzzers may).
+    honest: [u16; 8],
+    nr_honest: usize,
     /// Our kernel's tables (L4, L3, L2, L1 on the way to the image).
     kpt: [u64; 4],
     /// The fuzz window: first VA, the L1 holding its entries, each entry's maddr.
@@ -140,6 +143,20 @@ struct Fuzz {
     no_increase: bool,
     /// Our console ring's port: closing it would only silence us.
     console_port: u32,
+    /// How many map structures the last single grant call's generator preset (status
+    /// -1); structures past them hold whatever earlier calls left there.
+    grant_preset: u64,
+    /// Bookkeeping the checks must not be fooled by (printed at the end): map results
+    /// read from structures the hypervisor did not process, and reservation results
+    /// that were only the start extent handed back.
+    stale_grant_status: u64,
+    start_extent_only: u64,
+    /// Our grant-table frames (the hypervisor's, shared with us: a fuzzed setup_table
+    /// may have grown the table to 64 frames, each ours to map), as last asked.
+    gt_frames: [u64; 64],
+    gt_nr: usize,
+    /// Mappings of frames only that list showed to be ours.
+    grant_frame_maps: u64,
 }
 
 /// What a call may have changed that the fuzzer must put back.
@@ -183,6 +200,19 @@ pub fn run(si: &xen_abi::xen::StartInfo, cmd: &str, report: &mut dyn FnMut(&str,
         Err(e) => return report("fuzz_setup", Err(e)),
     };
     f.trace = crate::roles::num(cmd, "trace", 0) != 0;
+    // `honest=` names the peers that grant us nothing; without it, every peer.
+    match crate::roles::arg(cmd, "honest") {
+        Some(list) => {
+            for h in list.split(',').filter_map(|p| p.parse().ok()).take(8) {
+                f.honest[f.nr_honest] = h;
+                f.nr_honest += 1;
+            }
+        }
+        None => {
+            f.honest = f.peers;
+            f.nr_honest = f.nr_peers;
+        }
+    }
     f.console_port = si.console_evtchn;
     report("fuzz_setup", Ok(()));
     println!("FUZZ seed {seed} count {count}: self d{self_id}, kernel L4 {:#x}, window L1 {:#x}, gdt {:#x}, grant {:#x}, canary {:#x}", f.kpt[0], f.win_l1, f.gdt_mfn, f.grant_mfn, f.canary_mfn);
@@ -212,6 +242,10 @@ pub fn run(si: &xen_abi::xen::StartInfo, cmd: &str, report: &mut dyn FnMut(&str,
     }
     let dt = (shared::now_ns() - t0).max(1);
     println!("FUZZ done seed {seed}: {} calls in {} ms, {} violations", f.calls, dt / 1_000_000, f.violations);
+    println!(
+        "FUZZ bookkeeping: {} statuses of 0 with a peer's id left by earlier calls in map structures not processed (ignored), {} reservation results that were only the start extent, {} mappings of our grant-table frames ({} frames)",
+        f.stale_grant_status, f.start_extent_only, f.grant_frame_maps, f.gt_nr
+    );
     println!("BENCH fuzz_calls_per_s {} calls/s", f.calls * 1_000_000_000 / dt);
     report("fuzz_invariants_hold", first_violation.map_or(Ok(()), Err));
     report("fuzz_alive_after", f.check().and_then(|_| f.legit_checked()));
@@ -277,6 +311,8 @@ fn setup(seed: u64, self_id: u16, peers: [u16; 8], nr_peers: usize) -> Result<Fu
         self_id,
         peers,
         nr_peers,
+        honest: [0; 8],
+        nr_honest: 0,
         kpt,
         win_va,
         win_l1,
@@ -308,6 +344,12 @@ fn setup(seed: u64, self_id: u16, peers: [u16; 8], nr_peers: usize) -> Result<Fu
         fifo: false,
         no_increase: false,
         console_port: u32::MAX,
+        grant_preset: 0,
+        stale_grant_status: 0,
+        start_extent_only: 0,
+        gt_frames: [0; 64],
+        gt_nr: 0,
+        grant_frame_maps: 0,
     };
     f.snapshot();
     Ok(f)
@@ -321,7 +363,30 @@ impl Fuzz {
         self.ever_next += 1;
     }
 
+    /// Asks the hypervisor for our grant-table frames (query_size, then setup_table of
+    /// that many into the scratch arena).
+    fn refresh_grant_frames(&mut self) {
+        let mut q = GnttabQuerySize { dom: DOMID_SELF.0, ..Default::default() };
+        if hv::grant(GNTTABOP_query_size, &mut q) != 0 || q.status != GNTST_okay {
+            return;
+        }
+        let nr = (q.nr_frames as usize).min(64);
+        crate::arch::x86_64::mem::scratch_fill(hv::AUX, 64 * 8, 0);
+        let mut t = GnttabSetupTable { dom: DOMID_SELF.0, nr_frames: nr as u32, frame_list: scratch_addr(hv::AUX), ..Default::default() };
+        if hv::grant(GNTTABOP_setup_table, &mut t) != 0 || t.status != GNTST_okay {
+            return;
+        }
+        for k in 0..nr {
+            self.gt_frames[k] = scratch_get(hv::AUX + k * 8);
+        }
+        self.gt_nr = nr;
+    }
+
     fn is_ours(&self, mfn: u64) -> bool {
+        self.gt_frames[..self.gt_nr].contains(&mfn) || self.is_ours_otherwise(mfn)
+    }
+
+    fn is_ours_otherwise(&self, mfn: u64) -> bool {
         // A frame another domain transferred to us lands in one of our grant entries.
         if (8..48).any(|g| u64::from(self.grants.u32(g * 8 + 4).load(Ordering::Relaxed)) == mfn) {
             return true;
@@ -410,7 +475,8 @@ impl Fuzz {
     /// A guest pointer the hypervisor may read or write.
     fn ptr(&mut self) -> u64 {
         match self.rng.below(14) {
-            0..=3 => self.arg_b + (self.rng.below(512) * 8),
+            // (The upper half of page B: the lower one holds request lists.)
+            0..=3 => self.arg_b + 2048 + (self.rng.below(512) * 8) % 2048,
             4 | 5 => self.buf.va() + self.rng.below(PAGE_SIZE),
             6 => self.buf.va() + PAGE_SIZE - 1 - self.rng.below(64),
             7 => self.canary_ro + self.rng.below(PAGE_SIZE / 8) * 8,
@@ -421,6 +487,20 @@ impl Fuzz {
             12 => HYPERVISOR_VIRT_START + self.rng.below(1 << 32),
             // (Not the fuzz window: it may map the canary writable, legitimately.)
             _ => [u64::MAX - 7, VMAP_END - 8][self.rng.below(2) as usize],
+        }
+    }
+
+    /// Where an mmu_update or mmuext_op writes its done count: any pointer, but not into
+    /// page B, which holds the requests. The hypervisor writes the count when the batch
+    /// ends (as Xen does); in a multicall, a later mmu_update entry would then read a
+    /// request whose value had become that count (0x2, say: a non-present entry the
+    /// hypervisor rightly writes into one of our kernel's tables).
+    fn done_ptr(&mut self) -> u64 {
+        let p = self.ptr();
+        if (self.arg_b..self.arg_b + PAGE_SIZE).contains(&p) {
+            self.buf.va() + (p - self.arg_b)
+        } else {
+            p
         }
     }
 
@@ -510,8 +590,8 @@ impl Fuzz {
         let a = [r.next(), r.next(), r.next(), r.next(), r.next()];
         let mut c = Call { nr: 0, args: a, fix: 0 };
         match pick {
-            0..=11 => self.gen_mmu_update(&mut c),
-            12..=19 => self.gen_mmuext(&mut c),
+            0..=11 => self.gen_mmu_update(&mut c, i),
+            12..=19 => self.gen_mmuext(&mut c, i),
             20..=25 => self.gen_uvm(&mut c),
             26..=35 => self.gen_grant(&mut c, i),
             36..=43 => self.gen_memory(&mut c, i),
@@ -529,7 +609,7 @@ impl Fuzz {
             67..=68 => {
                 c.nr = HYPERVISOR_set_gdt;
                 let n = 1 + self.rng.below(3) as usize;
-                let base = self.arg_b + (i as u64 % 16) * 64;
+                let base = self.region(i);
                 for k in 0..n {
                     let fr = self.any_frame().0;
                     put(base + k as u64 * 8, fr);
@@ -723,19 +803,35 @@ impl Fuzz {
         (self.win_va >> 12 & 511) + self.rng.below(WIN as u64)
     }
 
-    fn gen_mmu_update(&mut self, c: &mut Call) {
+    /// Where call slot `i` keeps its request list in page B: a multicall's entries each
+    /// their own 256 bytes of the lower half (pointers the hypervisor writes through
+    /// point into the upper half, see `ptr`), so no entry's arguments or results land on
+    /// another's requests. (A request naming one of our kernel's tables carries its
+    /// current value or one that must be refused; an overwritten one could carry, say, a
+    /// grant op's status, a non-present value the hypervisor rightly writes there.)
+    fn region(&self, i: usize) -> u64 {
+        self.arg_b + (i as u64 % 8) * 256
+    }
+
+    fn gen_mmu_update(&mut self, c: &mut Call, i: usize) {
         c.nr = HYPERVISOR_mmu_update;
+        let base = self.region(i);
         let n = 1 + self.rng.below(8) as usize;
         for k in 0..n {
             let (p, v) = self.mmu_req();
-            put(self.arg_b + k as u64 * 16, p);
-            put(self.arg_b + k as u64 * 16 + 8, v);
+            put(base + k as u64 * 16, p);
+            put(base + k as u64 * 16 + 8, v);
         }
-        self.clear_b(n * 2);
+        if i == 0 {
+            self.clear_b(n * 2);
+        }
         let count = if self.rng.chance(8) { self.count() } else { n as u64 };
-        let done = if self.rng.chance(4) { self.ptr() } else { 0 };
+        // Long counts read on into the rest of page B: single calls only.
+        let count = if i == 0 { count } else { count.min(n as u64) };
+        let done = if self.rng.chance(4) { self.done_ptr() } else { 0 };
         let fd = if self.rng.chance(4) { self.domid() } else { u64::from(DOMID_SELF.0) };
-        c.args = [if self.rng.chance(10) { self.ptr() } else { self.arg_b }, count, done, fd, 0];
+        let list = if self.rng.chance(10) { self.ptr() } else { base };
+        c.args = [if i == 0 { list } else { base }, count, done, fd, 0];
     }
 
     fn mmuext_op(&mut self) -> (u64, u64, u64) {
@@ -756,25 +852,31 @@ impl Fuzz {
         (cmd, a1, a2)
     }
 
-    fn gen_mmuext(&mut self, c: &mut Call) {
+    fn gen_mmuext(&mut self, c: &mut Call, i: usize) {
         c.nr = HYPERVISOR_mmuext_op;
+        let base = self.region(i);
         let n = 1 + self.rng.below(6) as usize;
         for k in 0..n {
             let (cmd, a1, a2) = self.mmuext_op();
-            put(self.arg_b + k as u64 * 24, cmd);
-            put(self.arg_b + k as u64 * 24 + 8, a1);
-            put(self.arg_b + k as u64 * 24 + 16, a2);
+            put(base + k as u64 * 24, cmd);
+            put(base + k as u64 * 24 + 8, a1);
+            put(base + k as u64 * 24 + 16, a2);
         }
-        // Trailing entries: TLB_FLUSH_LOCAL, harmless.
-        for k in n..170 {
-            put(self.arg_b + k as u64 * 24, u64::from(MMUEXT_TLB_FLUSH_LOCAL));
-            put(self.arg_b + k as u64 * 24 + 8, 0);
-            put(self.arg_b + k as u64 * 24 + 16, 0);
+        // Trailing entries for long counts: TLB_FLUSH_LOCAL, harmless (single calls
+        // only: in a multicall they would cover the other entries' regions).
+        if i == 0 {
+            for k in n..170 {
+                put(self.arg_b + k as u64 * 24, u64::from(MMUEXT_TLB_FLUSH_LOCAL));
+                put(self.arg_b + k as u64 * 24 + 8, 0);
+                put(self.arg_b + k as u64 * 24 + 16, 0);
+            }
         }
         let count = if self.rng.chance(8) { self.count() } else { n as u64 };
-        let done = if self.rng.chance(4) { self.ptr() } else { 0 };
+        let count = if i == 0 { count } else { count.min(n as u64) };
+        let done = if self.rng.chance(4) { self.done_ptr() } else { 0 };
         let fd = if self.rng.chance(4) { self.domid() } else { u64::from(DOMID_SELF.0) };
-        c.args = [if self.rng.chance(10) { self.ptr() } else { self.arg_b }, count, done, fd, 0];
+        let list = if self.rng.chance(10) { self.ptr() } else { base };
+        c.args = [if i == 0 { list } else { base }, count, done, fd, 0];
     }
 
     fn gen_uvm(&mut self, c: &mut Call) {
@@ -811,6 +913,9 @@ impl Fuzz {
             self.grants.u16(gref * 8).store(flags, Ordering::Release);
         }
         let n = [1, 1, 1, 2, 4, 0][self.rng.below(6) as usize];
+        if i == 0 {
+            self.grant_preset = n;
+        }
         let base = self.arg_a + (i as u64 % 16) * 256;
         let stride = match op {
             GNTTABOP_map_grant_ref => 32,
@@ -1075,8 +1180,17 @@ impl Fuzz {
             }
             if ok && pte::present(want) {
                 let mfn = pte::mfn(want);
-                if !self.is_ours(mfn) {
-                    self.report(format_args!("call nr {} {:#x?}: mapped frame {mfn:#x}, not ours", c.nr, c.args));
+                if !self.is_ours_otherwise(mfn) {
+                    // One of our grant-table frames (the table may have grown since we
+                    // last asked)?
+                    if !self.is_ours(mfn) {
+                        self.refresh_grant_frames();
+                    }
+                    if self.is_ours(mfn) {
+                        self.grant_frame_maps += 1;
+                    } else {
+                        self.report(format_args!("call nr {} {:#x?}: mapped frame {mfn:#x}, not ours", c.nr, c.args));
+                    }
                 }
                 if want & pte::RW != 0 && [self.kpt[0], self.kpt[1], self.kpt[2], self.kpt[3], self.win_l1].contains(&mfn) {
                     self.report(format_args!("call nr {} {:#x?}: page table {mfn:#x} mapped writable", c.nr, c.args));
@@ -1124,38 +1238,62 @@ impl Fuzz {
     }
 
     /// Frames increase_reservation, populate_physmap or exchange gave us (PV: machine
-    /// frame numbers written back into the list).
+    /// frame numbers written back into the list). A reservation op returns the extents
+    /// done counting from the start extent in `cmd` (a continuation's): only the list
+    /// entries from there to the result were written; a result that is just the start
+    /// extent handed back (nothing done) says nothing about the list.
     fn note_gained_frames(&mut self, c: &Call, r: i64) {
         let op = (c.args[0] & u64::from(MEMOP_CMD_MASK)) as u32;
         let s = c.args[1];
-        let (list, n) = match op {
-            XENMEM_increase_reservation | XENMEM_populate_physmap => (traps::read_u64(s).unwrap_or(0), r as u64),
-            XENMEM_exchange => (traps::read_u64(s + 32).unwrap_or(0), traps::read_u64(s + 64).unwrap_or(0)),
+        let start = c.args[0] >> MEMOP_EXTENT_SHIFT;
+        let (list, from, to) = match op {
+            XENMEM_increase_reservation | XENMEM_populate_physmap => (traps::read_u64(s).unwrap_or(0), start, r as u64),
+            XENMEM_exchange => (traps::read_u64(s + 32).unwrap_or(0), 0, traps::read_u64(s + 64).unwrap_or(0)),
             _ => return,
         };
-        for k in 0..n.min(64) {
-            if let Ok(m) = traps::read_u64(list + k * 8) {
+        if to <= from {
+            if start > 0 {
+                self.start_extent_only += 1;
+            }
+            return;
+        }
+        for k in from..to.min(from + 512) {
+            if let Ok(m) = traps::read_u64(list.wrapping_add(k * 8)) {
                 self.remember(m);
             }
         }
     }
 
-    /// A map of a peer's grant that succeeded: they offered us nothing.
+    /// A map of an honest peer's grant that succeeded: they offered us nothing (the
+    /// other fuzzers grant to any domain, us too). Only the
+    /// structures this call's generator preset (status -1) and the hypervisor was asked
+    /// to process (`count` is an unsigned int) say what the call did; the ones after
+    /// them hold what earlier calls left.
     fn note_grant_maps(&mut self, c: &Call) {
-        let n = c.args[2].min(4);
         if c.args[1] != self.arg_a {
             return;
         }
-        for k in 0..n {
+        let asked = u64::from(c.args[2] as u32);
+        let n = asked.min(self.grant_preset);
+        // (The structures an earlier version read: the count's first four, whatever it
+        // preset; a status of 0 with a peer's id there was reported as a violation.)
+        let earlier = c.args[2].min(4);
+        for k in 0..earlier.max(n) {
             let s = self.arg_a + k * 32;
-            let dom = traps::read_u64(s + 16).unwrap_or(0) as u16;
-            let status = (traps::read_u64(s + 16).unwrap_or(0) >> 16) as i16;
-            let handle = (traps::read_u64(s + 16).unwrap_or(0) >> 32) as u32;
-            if status == 0 {
-                self.handles[self.rng.below(8) as usize] = handle;
-                if self.peers[..self.nr_peers].contains(&dom) {
-                    self.report(format_args!("mapped grant of peer d{dom} that offered us nothing"));
+            let w = traps::read_u64(s + 16).unwrap_or(0);
+            let (dom, status, handle) = (w as u16, (w >> 16) as i16, (w >> 32) as u32);
+            if status != 0 {
+                continue;
+            }
+            if k >= n {
+                if self.honest[..self.nr_honest].contains(&dom) {
+                    self.stale_grant_status += 1;
                 }
+                continue;
+            }
+            self.handles[self.rng.below(8) as usize] = handle;
+            if self.honest[..self.nr_honest].contains(&dom) {
+                self.report(format_args!("mapped grant of peer d{dom} that offered us nothing"));
             }
         }
     }
@@ -1247,6 +1385,7 @@ impl Fuzz {
         if self.violations > 0 {
             return Err(fail(format_args!("{} violations reported above", self.violations)));
         }
+        self.refresh_grant_frames();
         for i in 0..512 {
             let v = self.canary.u64(i * 8).load(Ordering::Relaxed);
             if v != pattern(i) {

@@ -25,6 +25,7 @@ use xen_abi::grant_table::*;
 use xen_abi::hypercall::*;
 use xen_abi::memory::{XenMachphysMfnList, XenMemoryReservation, XENMEM_decrease_reservation, XENMEM_machphys_mfn_list};
 use xen_abi::xen::*;
+use zerocopy::IntoBytes;
 
 // errno values as Xen returns them.
 const EPERM: i64 = -1;
@@ -65,7 +66,12 @@ struct Ctx {
     self_id: u16,
     /// A frame of Xen's (the first M2P extent, via XENMEM_machphys_mfn_list).
     xen_mfn: u64,
+    /// BIG_PAGES pages of ours, virtually contiguous, for long request lists.
+    big: u64,
+    big_mfns: [u64; BIG_PAGES],
 }
+
+const BIG_PAGES: usize = 32;
 
 type Hostile = (&'static str, fn(&Ctx) -> i64, i64);
 
@@ -177,6 +183,28 @@ const HOSTILE: &[Hostile] = &[
     // Giving back a page we still map: done (Xen's guest_remove_page drops only the
     // allocation reference), and the mapping still reads what we wrote.
     ("decrease_reservation_mapped_page", |_| give_back_mapped_page(), 1),
+    // --- long batches: Xen does them in bounded pieces (hypercall continuations); the
+    // guest sees one call with every request done and the done count of all pieces
+    // (finding 3). Request BATCH_STOP of the mmu_update and mmuext_op batches fails.
+    ("mmu_update_long_batch", |c| mmu_update_long(c), BATCH_STOP as i64),
+    ("mmuext_op_long_batch", |c| mmuext_op_long(c), BATCH_STOP as i64),
+    ("multicall_long_batch", |c| multicall_long(c), 0),
+    ("multicall_nested", |_| multicall_nested(), EINVAL),
+    ("grant_copy_long_batch", |c| grant_copy_long(c), 0),
+    ("decrease_reservation_long_batch", |_| decrease_reservation_long(), LONG_EXTENTS as i64),
+    // --- the grant-frame limit (finding 4): Xen's default of 64 frames. The table grows
+    // to it (after the tests above, whose reference 5000 must be past its end); a frame
+    // list it can't write is reported in the status.
+    ("grant_setup_table_65_frames", |_| setup_table(65, 1), GNTST_general_error as i64),
+    ("grant_setup_table_64_frames_bad_list", |_| setup_table(64, 1), GNTST_bad_virt_addr as i64),
+    ("grant_setup_table_list_in_xen", |_| setup_table_list(1, XEN_VA), EFAULT),
+    // The maptrack limit (finding 4): Xen's default of 1024 maptrack frames of 256
+    // handles, one kept back as its free list's tail: 262143 mappings, the next
+    // GNTST_no_space. They stay (the suite's last grant maps are above).
+    ("grant_maptrack_limit", |c| maptrack_limit(c), MAPTRACK_USABLE as i64),
+    // --- run-state area and periodic timer (finding 7: accepted, and in effect)
+    ("runstate_area_kept_up_to_date", |c| runstate_area(c), 0),
+    ("stop_periodic_timer_stops_it", |_| periodic_timer_stops(), 0),
     // --- vcpu_info (map_vcpu_info: a writable type reference on the frame)
     ("vcpu_info_misaligned_offset", |c| register_vcpu_info(c.data_mfn, 4), ENXIO),
     ("vcpu_info_offset_past_page", |c| register_vcpu_info(c.data_mfn, 4096 - 32), ENXIO),
@@ -190,6 +218,387 @@ const HOSTILE: &[Hostile] = &[
     ("vcpu_info_registered_twice", |c| register_vcpu_info(c.data_mfn, 0), EINVAL),
     ("vcpu_info_frame_given_back", |_| give_back_vcpu_info_frame(), 1),
 ];
+
+/// Requests in the long mmu_update and mmuext_op batches, and the one that fails.
+const LONG_REQS: u64 = 3000;
+const BATCH_STOP: u64 = 2500;
+/// Entries in the long multicall; the one that is itself a long mmu_update.
+const LONG_CALLS: u64 = 1000;
+const NESTED_AT: u64 = 500;
+/// Copies in the long grant copy; frames in the long decrease_reservation.
+const LONG_COPIES: u64 = 1000;
+const LONG_EXTENTS: u64 = 600;
+
+/// Word `i` of the big buffer (`BIG_PAGES` pages, virtually contiguous).
+fn big_put(c: &Ctx, off: u64, v: u64) {
+    WindowPage::new(c.big + (off & !0xfff)).u64((off & 0xfff) as usize).store(v, Ordering::Relaxed);
+}
+
+fn big_get(c: &Ctx, off: u64) -> u64 {
+    WindowPage::new(c.big + (off & !0xfff)).u64((off & 0xfff) as usize).load(Ordering::Relaxed)
+}
+
+/// Where the long mmu_update's requests go: after the multicall list (16 pages).
+const REQS_OFF: u64 = 16 * PAGE_SIZE;
+/// The done counts.
+const DONE_OFF: u64 = 29 * PAGE_SIZE;
+
+/// LONG_REQS mmu_update requests at REQS_OFF writing the window page's L1 entry:
+/// request k maps the data frame read-only (k odd) or nothing (k even); request
+/// `stop` (if below LONG_REQS) has a misaligned pointer, which Xen refuses (-ENOSYS).
+fn fill_mmu_reqs(c: &Ctx, stop: u64) {
+    for k in 0..LONG_REQS {
+        let val = if k % 2 == 1 { pte::make(c.data_mfn, pte::KERNEL_RO) } else { 0 };
+        big_put(c, REQS_OFF + k * 16, if k == stop { c.l1e + 4 } else { c.l1e });
+        big_put(c, REQS_OFF + k * 16 + 8, val);
+    }
+}
+
+/// The window page's L1 entry maps the data frame read-only (what an odd request
+/// left); cleared afterwards.
+fn window_maps_data(c: &Ctx) -> bool {
+    let e = paging::table_entry(c.l1e >> 12, ((c.l1e & 0xfff) / 8) as usize).unwrap_or(0);
+    let ok = pte::present(e) && pte::mfn(e) == c.data_mfn && e & pte::RW == 0;
+    uvm(c.va, 0);
+    ok
+}
+
+/// The long mmu_update stopping at BATCH_STOP: the done count if it failed there with
+/// -ENOSYS and left the entry as request BATCH_STOP - 1 put it, else what went wrong
+/// (the call's error, or -1000 for a wrong entry).
+fn mmu_update_long(c: &Ctx) -> i64 {
+    fill_mmu_reqs(c, BATCH_STOP);
+    big_put(c, DONE_OFF, u64::MAX);
+    let r = call(HYPERVISOR_mmu_update, [c.big + REQS_OFF, LONG_REQS, c.big + DONE_OFF, u64::from(DOMID_SELF.0), 0]);
+    let done = big_get(c, DONE_OFF) as u32;
+    // The last request done (BATCH_STOP - 1, odd) mapped the data frame.
+    if !window_maps_data(c) {
+        return -1000;
+    }
+    if r != ENOSYS {
+        return r;
+    }
+    i64::from(done)
+}
+
+/// LONG_REQS mmuext ops: TLB_FLUSH_LOCAL, but op BATCH_STOP pins a data frame as an L4
+/// (-EINVAL). The done count if it failed there with -EINVAL, else the call's result.
+fn mmuext_op_long(c: &Ctx) -> i64 {
+    for k in 0..LONG_REQS {
+        let (cmd, arg1) = if k == BATCH_STOP { (MMUEXT_PIN_L4_TABLE, c.data_mfn) } else { (MMUEXT_TLB_FLUSH_LOCAL, 0) };
+        big_put(c, k * 24, u64::from(cmd));
+        big_put(c, k * 24 + 8, arg1);
+        big_put(c, k * 24 + 16, 0);
+    }
+    big_put(c, DONE_OFF, u64::MAX);
+    let r = call(HYPERVISOR_mmuext_op, [c.big, LONG_REQS, c.big + DONE_OFF, u64::from(DOMID_SELF.0), 0]);
+    if r != EINVAL {
+        return r;
+    }
+    i64::from(big_get(c, DONE_OFF) as u32)
+}
+
+/// LONG_CALLS multicall entries of xen_version(XENVER_version), but entry NESTED_AT is
+/// the whole long mmu_update (every request valid) and the last one an unknown
+/// hypercall. 0 if every result is what Xen gives (the version, 0 with every request
+/// done, -ENOSYS), else the multicall's error, or 10000 + the first wrong entry.
+fn multicall_long(c: &Ctx) -> i64 {
+    fill_mmu_reqs(c, u64::MAX);
+    big_put(c, DONE_OFF, u64::MAX);
+    for k in 0..LONG_CALLS {
+        let e = k * 64;
+        let (op, args) = match k {
+            NESTED_AT => (HYPERVISOR_mmu_update, [c.big + REQS_OFF, LONG_REQS, c.big + DONE_OFF, u64::from(DOMID_SELF.0), 0]),
+            _ if k == LONG_CALLS - 1 => (100, [0; 5]),
+            _ => (HYPERVISOR_xen_version, [u64::from(xen_abi::version::XENVER_version), 0, 0, 0, 0]),
+        };
+        big_put(c, e, op);
+        big_put(c, e + 8, u64::MAX);
+        for (i, a) in args.iter().enumerate() {
+            big_put(c, e + 16 + i as u64 * 8, *a);
+        }
+    }
+    let r = call(HYPERVISOR_multicall, [c.big, LONG_CALLS, 0, 0, 0]);
+    if r != 0 {
+        return r;
+    }
+    for k in 0..LONG_CALLS {
+        let got = big_get(c, k * 64 + 8) as i64;
+        let want = match k {
+            NESTED_AT => 0,
+            _ if k == LONG_CALLS - 1 => ENOSYS,
+            _ => 0x4_0011,
+        };
+        if got != want {
+            return 10_000 + k as i64;
+        }
+    }
+    // Every request of the nested batch done: the last (LONG_REQS - 1, odd) mapped the
+    // data frame.
+    let mapped = window_maps_data(c);
+    if big_get(c, DONE_OFF) as u32 != LONG_REQS as u32 || !mapped {
+        return 20_000;
+    }
+    0
+}
+
+/// A multicall inside a multicall: the inner one's result.
+fn multicall_nested() -> i64 {
+    let inner = [MulticallEntry { op: HYPERVISOR_xen_version, args: [0; 6], ..Default::default() }];
+    scratch_put(hv::AUX, &inner);
+    let mut outer = [MulticallEntry { op: HYPERVISOR_multicall, args: [scratch_addr(hv::AUX), 1, 0, 0, 0, 0], ..Default::default() }];
+    let r = hv::multicall(&mut outer);
+    if r != 0 {
+        return r;
+    }
+    outer[0].result as i64
+}
+
+/// LONG_COPIES grant copies of 8 bytes each from page 28 of the big buffer (word w:
+/// `copied(w)`) into its last page, cycling over their 512 words: 0 if every status is
+/// okay and every word arrived, else the call's error or 10000 + the first bad copy
+/// (or 20000 + a word not copied).
+fn grant_copy_long(c: &Ctx) -> i64 {
+    let copied = |w: u64| 0x600d_0000_0000_0000 | w;
+    let (src, src_off) = (c.big_mfns[28], 28 * PAGE_SIZE);
+    let dest = c.big_mfns[BIG_PAGES - 1];
+    let dest_off = (BIG_PAGES as u64 - 1) * PAGE_SIZE;
+    for w in 0..512 {
+        big_put(c, src_off + w * 8, copied(w));
+        big_put(c, dest_off + w * 8, 0);
+    }
+    let size = core::mem::size_of::<GnttabCopy>() as u64;
+    for k in 0..LONG_COPIES {
+        let off = ((k % 512) * 8) as u16;
+        let op = GnttabCopy { source: mfn_ptr(src, off), dest: mfn_ptr(dest, off), len: 8, status: 99, ..Default::default() };
+        for (i, w) in op.as_bytes().chunks(8).enumerate() {
+            let mut b = [0u8; 8];
+            b[..w.len()].copy_from_slice(w);
+            big_put(c, k * size + i as u64 * 8, u64::from_le_bytes(b));
+        }
+    }
+    let r = call(HYPERVISOR_grant_table_op, [GNTTABOP_copy.into(), c.big, LONG_COPIES, 0, 0]);
+    if r != 0 {
+        return r;
+    }
+    for k in 0..LONG_COPIES {
+        // status: the i16 at offset 36.
+        let status = (big_get(c, k * size + 32) >> 32) as u16 as i16;
+        if status != GNTST_okay {
+            return 10_000 + k as i64;
+        }
+    }
+    for w in 0..512 {
+        if big_get(c, dest_off + w * 8) != copied(w) {
+            return 20_000 + w as i64;
+        }
+    }
+    0
+}
+
+/// LONG_EXTENTS frames of ours (never mapped) given back in one
+/// XENMEM_decrease_reservation: the extents done.
+fn decrease_reservation_long() -> i64 {
+    let mut n = 0;
+    scratch_fill(hv::AUX, 8192, 0);
+    while n < LONG_EXTENTS {
+        let Ok((_, mfn)) = paging::alloc_frame() else { return -1000 - n as i64 };
+        scratch_put(hv::AUX + n as usize * 8, &mfn);
+        n += 1;
+    }
+    let mut r = XenMemoryReservation { extent_start: scratch_addr(hv::AUX), nr_extents: LONG_EXTENTS, domid: DOMID_SELF.0, ..Default::default() };
+    hv::op(HYPERVISOR_memory_op, XENMEM_decrease_reservation.into(), &mut r)
+}
+
+/// Blocks until VIRQ_TIMER fires at system time `at` (a single-shot timer, which wakes
+/// a blocked vCPU; the port bound for the wait): the time it woke (0 if it did not),
+/// or the error.
+fn sleep_until(at: u64) -> Result<u64, i64> {
+    use xen_abi::vcpu::{VcpuSetSingleshotTimer, VCPUOP_set_singleshot_timer};
+    let port = hv::bind_virq(VIRQ_TIMER, 0)?;
+    evtchn::unmask(port);
+    let seen = HITS.count(port);
+    let mut t = VcpuSetSingleshotTimer { timeout_abs_ns: at, flags: 0, ..Default::default() };
+    let r = hv::vcpu(VCPUOP_set_singleshot_timer, 0, &mut t);
+    let fired = r == 0 && evtchn::wait_for(port, seen, u64::MAX, Sleep::Block);
+    hv::close(port);
+    if r != 0 {
+        return Err(r);
+    }
+    Ok(if fired { shared::now_ns() } else { 0 })
+}
+
+/// (state, state_entry_time, time[blocked]) of the run-state copy at `va`.
+fn runstate_at(va: u64) -> (u64, u64, u64) {
+    let p = WindowPage::new(va & !0xfff);
+    let o = (va & 0xfff) as usize;
+    let w = |i: usize| p.u64(o + i * 8).load(Ordering::Relaxed);
+    (w(0) & 0xffff_ffff, w(1), w(2 + xen_abi::vcpu::RUNSTATE_blocked as usize))
+}
+
+fn register_runstate(addr: u64) -> i64 {
+    let mut a = xen_abi::vcpu::VcpuRegisterRunstateMemoryArea { addr };
+    hv::vcpu(xen_abi::vcpu::VCPUOP_register_runstate_memory_area, 0, &mut a)
+}
+
+/// VCPUOP_register_runstate_memory_area on a page of ours: written at once (running),
+/// and again after the vCPU blocked and woke (its blocked time grown, a later entry
+/// time, running again). 0, or the step that went wrong (1000 + ...), or the error.
+fn runstate_area(c: &Ctx) -> i64 {
+    let va = c.big + 30 * PAGE_SIZE + 64;
+    for i in 0..6 {
+        big_put(c, 30 * PAGE_SIZE + 64 + i * 8, u64::MAX);
+    }
+    let r = register_runstate(va);
+    if r != 0 {
+        return r;
+    }
+    let (state, entry, blocked) = runstate_at(va);
+    let result = if state != xen_abi::vcpu::RUNSTATE_running as u64 || entry == u64::MAX || blocked == u64::MAX {
+        1001
+    } else {
+        match sleep_until(shared::now_ns() + 5_000_000) {
+            Err(r) => r,
+            Ok(0) => 1002,
+            Ok(_) => {
+                let (state2, entry2, blocked2) = runstate_at(va);
+                if state2 != xen_abi::vcpu::RUNSTATE_running as u64 {
+                    1003
+                } else if entry2 <= entry {
+                    1004
+                } else if blocked2 <= blocked {
+                    1005
+                } else {
+                    0
+                }
+            }
+        }
+    };
+    // No more updates there (a null area).
+    register_runstate(0);
+    result
+}
+
+/// Runs (never blocks: a periodic timer only runs while its vCPU does, in Xen as
+/// here) until `port` fired `want` more times or `ns` of system time passed: how many
+/// times it fired.
+fn spin_for(port: u32, want: u32, ns: u64) -> u32 {
+    let seen = HITS.count(port);
+    let end = shared::now_ns() + ns;
+    while HITS.count(port) - seen < want && shared::now_ns() < end {
+        core::hint::spin_loop();
+    }
+    HITS.count(port) - seen
+}
+
+/// A 2 ms periodic timer on VIRQ_TIMER fires while we run; once
+/// VCPUOP_stop_periodic_timer has stopped it, 20 ms of running see no VIRQ_TIMER (the
+/// periodic timer would have fired about ten times). 0, or what went wrong.
+fn periodic_timer_stops() -> i64 {
+    use xen_abi::vcpu::{VcpuSetPeriodicTimer, VCPUOP_set_periodic_timer, VCPUOP_stop_periodic_timer};
+    let port = match hv::bind_virq(VIRQ_TIMER, 0) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    evtchn::unmask(port);
+    let mut p = VcpuSetPeriodicTimer { period_ns: 2_000_000 };
+    let r = hv::vcpu(VCPUOP_set_periodic_timer, 0, &mut p);
+    let fired = if r == 0 { spin_for(port, 2, 1_000_000_000) } else { 0 };
+    let stop = call(HYPERVISOR_vcpu_op, [VCPUOP_stop_periodic_timer.into(), 0, 0, 0, 0]);
+    let after = spin_for(port, u32::MAX, 20_000_000);
+    hv::close(port);
+    if r != 0 || stop != 0 {
+        return if r != 0 { r } else { stop };
+    }
+    if fired < 2 {
+        return 1001;
+    }
+    if after != 0 {
+        return 2000 + i64::from(after);
+    }
+    0
+}
+
+/// Mappings the maptrack holds with Xen's defaults (one vCPU).
+const MAPTRACK_USABLE: u64 = 1024 * 256 - 1;
+/// L1 tables of ours whose entries take the mappings (by PTE address), and the grant
+/// references mapped (128 read-only pins each, from 512: frames 1.. of our table).
+const MT_TABLES: u64 = 512;
+const MT_FIRST_REF: u64 = 512;
+/// Map structures per call.
+const MT_CHUNK: u64 = 2048;
+
+/// Fills the maptrack: the data frame granted to ourselves read-only in references
+/// MT_FIRST_REF.. (128 pins each), mapped by PTE address into MT_TABLES pinned, empty
+/// L1 tables, MT_CHUNK maps per call. How many succeeded before the first
+/// GNTST_no_space, or what went wrong (a negative call error, or 1000000 + the status
+/// that stopped it, or 2000000 + a set-up step).
+fn maptrack_limit(c: &Ctx) -> i64 {
+    // Grant frames 1..=4 (the table has 64 by now), mapped writable to fill entries.
+    let refs = MAPTRACK_USABLE / 128 + 1;
+    let frames = (refs / 512 + 1) as usize;
+    scratch_fill(hv::AUX, 8 * (frames + 1), 0);
+    let mut t = GnttabSetupTable { dom: DOMID_SELF.0, nr_frames: frames as u32 + 1, frame_list: scratch_addr(hv::AUX), ..Default::default() };
+    if hv::grant(GNTTABOP_setup_table, &mut t) != 0 || t.status != GNTST_okay {
+        return 2_000_001;
+    }
+    let Ok(gva) = paging::alloc_window(frames as u64) else { return 2_000_002 };
+    for f in 0..frames {
+        let mfn: u64 = scratch_get(hv::AUX + (f + 1) * 8);
+        if paging::map(gva + f as u64 * PAGE_SIZE, mfn, pte::KERNEL_RW).is_err() {
+            return 2_000_003;
+        }
+    }
+    for r in 0..refs {
+        let page = WindowPage::new(gva + (r / 512) * PAGE_SIZE);
+        let off = ((r % 512) * 8) as usize;
+        page.u32(off + 4).store(c.data_mfn as u32, Ordering::Relaxed);
+        page.u16(off + 2).store(c.self_id, Ordering::Relaxed);
+        page.u16(off).store(GTF_permit_access | GTF_readonly, Ordering::Release);
+    }
+    // MT_TABLES frames cleared and pinned as L1 tables (one mmuext batch each).
+    let mut l1s = [0u64; MT_TABLES as usize];
+    for m in l1s.iter_mut() {
+        let Ok((_, mfn)) = paging::alloc_frame() else { return 2_000_004 };
+        *m = mfn;
+    }
+    for cmd in [MMUEXT_CLEAR_PAGE, MMUEXT_PIN_L1_TABLE] {
+        for (k, m) in l1s.iter().enumerate() {
+            big_put(c, k as u64 * 24, u64::from(cmd));
+            big_put(c, k as u64 * 24 + 8, *m);
+            big_put(c, k as u64 * 24 + 16, 0);
+        }
+        let r = call(HYPERVISOR_mmuext_op, [c.big, MT_TABLES, 0, u64::from(DOMID_SELF.0), 0]);
+        if r != 0 {
+            return r;
+        }
+    }
+    let flags = u64::from(GNTMAP_host_map | GNTMAP_readonly | GNTMAP_contains_pte);
+    let mut mapped = 0u64;
+    for start in (0..MT_TABLES * 512).step_by(MT_CHUNK as usize) {
+        for j in 0..MT_CHUNK {
+            let g = start + j;
+            let at = j * 32;
+            big_put(c, at, (l1s[(g / 512) as usize] << 12) + (g % 512) * 8);
+            big_put(c, at + 8, flags | ((MT_FIRST_REF + g / 128) << 32));
+            // dom, status preset to an impossible value, handle.
+            big_put(c, at + 16, u64::from(c.self_id) | (0x7777 << 16));
+            big_put(c, at + 24, 0);
+        }
+        let r = call(HYPERVISOR_grant_table_op, [GNTTABOP_map_grant_ref.into(), c.big, MT_CHUNK, 0, 0]);
+        if r != 0 {
+            return r;
+        }
+        for j in 0..MT_CHUNK {
+            let status = (big_get(c, j * 32 + 16) >> 16) as u16 as i16;
+            if status != GNTST_okay {
+                return if status == GNTST_no_space { mapped as i64 } else { 1_000_000 + i64::from(status) };
+            }
+            mapped += 1;
+        }
+    }
+    mapped as i64
+}
 
 /// A frame named directly (`DOMID_SELF`).
 fn mfn_ptr(mfn: u64, offset: u16) -> GnttabCopyPtr {
@@ -438,7 +847,15 @@ fn bind_virq_twice() -> i64 {
 
 fn setup_table(nr_frames: u32, count: u64) -> i64 {
     // The frame list points at unmapped memory: even an accepted call writes nothing of ours.
-    let mut s = GnttabSetupTable { dom: DOMID_SELF.0, nr_frames, frame_list: UNMAPPED, ..Default::default() };
+    setup_table_count(nr_frames, count, UNMAPPED)
+}
+
+fn setup_table_list(nr_frames: u32, frame_list: u64) -> i64 {
+    setup_table_count(nr_frames, 1, frame_list)
+}
+
+fn setup_table_count(nr_frames: u32, count: u64, frame_list: u64) -> i64 {
+    let mut s = GnttabSetupTable { dom: DOMID_SELF.0, nr_frames, frame_list, ..Default::default() };
     scratch_put(hv::ARG, &s);
     scratch_put(hv::ARG + core::mem::size_of::<GnttabSetupTable>(), &s);
     let r = call(HYPERVISOR_grant_table_op, [GNTTABOP_setup_table.into(), scratch_addr(hv::ARG), count, 0, 0]);
@@ -519,7 +936,13 @@ fn setup(env: &Env<'_>) -> Result<Ctx, i64> {
         return Err(EPERM);
     }
     let _ = table_index(VMAP_START, 4);
-    Ok(Ctx { va, l1e, l4_mfn: paging::l4_mfn(), l3_mfn, l2_mfn, data_mfn, grants, self_id, xen_mfn })
+    let big = paging::alloc_window(BIG_PAGES as u64)?;
+    let mut big_mfns = [0; BIG_PAGES];
+    for (i, m) in big_mfns.iter_mut().enumerate() {
+        *m = paging::alloc_frame()?.1;
+        paging::map(big + i as u64 * PAGE_SIZE, *m, pte::KERNEL_RW)?;
+    }
+    Ok(Ctx { va, l1e, l4_mfn: paging::l4_mfn(), l3_mfn, l2_mfn, data_mfn, grants, self_id, xen_mfn, big, big_mfns })
 }
 
 pub fn run(env: &Env<'_>, report: &mut dyn FnMut(&str, TestResult)) {

@@ -141,7 +141,7 @@ pub fn run(cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
         }
         "grant-client" => grant_client(&mut r, port, peer, num(cmd, "iters", 1000), skip),
         "reaper" => reaper(&mut r, port, peer),
-        "victim" => victim(&mut r, port, peer),
+        "victim" => victim(&mut r, port, peer, num(cmd, "self", 0) as u16),
         other => r.test("role", Err(fail(format_args!("unknown role {other}")))),
     }
     Some((r.passed, r.failed))
@@ -433,7 +433,7 @@ fn reaper(r: &mut Report, port: u32, peer: u16) {
 /// The reaper's victim: an unprivileged domain, so `console_io` is refused it (Xen's
 /// dummy XSM, release build); it maps the reaper's page, holds ports, reports, and
 /// then sleeps until it is shut down from outside.
-fn victim(r: &mut Report, port: u32, peer: u16) {
+fn victim(r: &mut Report, port: u32, peer: u16, self_id: u16) {
     use xen_abi::hypercall::HYPERVISOR_console_io;
     use xen_abi::xen::{CONSOLEIO_read, CONSOLEIO_write};
     let console = |cmd: u32| {
@@ -443,6 +443,13 @@ fn victim(r: &mut Report, port: u32, peer: u16) {
     for (name, cmd) in [("domu_console_io_write_refused", CONSOLEIO_write), ("domu_console_io_read_refused", CONSOLEIO_read), ("domu_console_io_unknown_refused", 99)] {
         let rc = console(cmd);
         r.test(name, if rc == -1 { Ok(()) } else { Err(fail(format_args!("console_io({cmd}): {rc}, wanted -EPERM"))) });
+    }
+    // SCHEDOP_remote_shutdown is the control domain's (Xen's XSM_DM_PRIV): an
+    // unprivileged domain may not end another one, nor itself this way.
+    for (name, dom) in [("domu_remote_shutdown_of_peer_refused", peer), ("domu_remote_shutdown_of_itself_refused", self_id)] {
+        let mut a = xen_abi::sched::SchedRemoteShutdown { domain_id: dom, reason: xen_abi::sched::SHUTDOWN_poweroff, ..Default::default() };
+        let rc = hv::sched(xen_abi::sched::SCHEDOP_remote_shutdown, &mut a);
+        r.test(name, if rc == -1 { Ok(()) } else { Err(fail(format_args!("remote_shutdown(d{dom}): {rc}, wanted -EPERM"))) });
     }
     r.test("victim_offer_seen", wait_nth(port, 1));
     let mapped = paging::alloc_window(1)

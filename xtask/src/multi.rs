@@ -27,7 +27,7 @@ pub fn pairs_manifest(rounds: u32, iters: u32) -> Manifest {
             dom("grant-client", format!("role=grant-client port=11 peer=2 iters={iters}")),
             dom("crasher", "role=crash port=12".into()),
             DomainSpec { privileged: true, ..dom("reaper", "role=reaper port=13 peer=6".into()) },
-            dom("victim", "role=victim port=13 peer=5".into()),
+            dom("victim", "role=victim port=13 peer=5 self=6".into()),
         ],
         channels: vec![
             StaticChannel { dom_a: 0, port_a: 10, dom_b: 1, port_b: 10 },

@@ -39,17 +39,20 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
     }
 
     crate::pv::console_ring::teardown(&mut d);
-    let mappings: Vec<_> = d.maptrack.drain(..).flatten().collect();
-    let mut granters = Vec::new();
+    // The maptrack is walked in place (a full one is ~10 MiB: no copy of it may be
+    // needed to destroy the domain that filled the heap with it).
+    let mappings = core::mem::take(&mut d.maptrack);
+    d.maptrack_free = alloc::collections::BinaryHeap::new();
     crate::pv::mmu::with(|t, hw| {
-        for m in &mappings {
+        for m in mappings.iter().flatten() {
             let _ = t.grant_unmap(hw, DomId(id), Mfn(m.l1), m.index, Mfn(m.frame));
-            granters.push((m.granter, m.gref, m.writable));
         }
     });
-    for (g, gref, writable) in granters {
-        crate::pv::grant::unpin(doms, g, gref, writable);
+    for m in mappings.iter().flatten() {
+        crate::pv::grant::unpin(doms, m.granter, m.gref, m.writable);
     }
+    let undone = mappings.iter().flatten().count();
+    drop(mappings);
 
     let shared: Vec<u64> =
         core::iter::once(d.shared_info_mfn).chain(d.grant_frames.iter().copied()).collect();
@@ -104,6 +107,6 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
         "Domain {id} ({}) destroyed ({}): {ports} event channels closed, {} grant mappings undone, {freed} pages freed, {held} still referenced",
         d.name,
         reason_name(reason),
-        mappings.len()
+        undone
     );
 }

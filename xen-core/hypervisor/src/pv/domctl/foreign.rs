@@ -3,17 +3,15 @@
 //! `mmu_update` on its own L1 entries with the domain's id, `xen_remap_pfn`) and pins
 //! its page tables (Xen's `do_mmu_update` / `do_mmuext_op` with `pg_owner` != `currd`).
 
-use super::super::hypercall::HcResult;
+use super::super::hypercall::StepResult;
+use super::super::mmu::hypercall::Batch;
 use super::super::mmu;
 use super::super::sched::Domains;
-use crate::arch::x86_64::guest::{GuestView, HYPERVISOR_VIRT_END};
+use crate::arch::x86_64::guest::GuestView;
 use crate::domain::control::DOMID_FIRST_RESERVED;
 use xen_abi::errno::Errno;
 use xen_abi::xen::{MmuUpdate, MmuextOp, DOMID_SELF};
 use xen_abi::DomId;
-
-/// Bit 31 of `count` marks a continuation in Xen.
-const MMU_UPDATE_PREEMPTED: u64 = 1 << 31;
 
 /// Whether a `foreigndom` argument names another ordinary domain (or a page-table
 /// owner), which the calls here handle; `DOMID_SELF`, the caller's own id and the
@@ -22,21 +20,6 @@ pub fn is_foreign(doms: &mut Domains, foreigndom: u64) -> bool {
     let pg = foreigndom as u16;
     let pt = (foreigndom >> 16) as u16;
     pt != 0 || (pg != DOMID_SELF.0 && pg != doms.current_id() && pg < DOMID_FIRST_RESERVED)
-}
-
-/// Xen's `guest_handle_okay` for an array of `count` requests.
-fn array_ok(ptr: u64, count: u64) -> Result<(), Errno> {
-    let in_hole = ((1 << 47)..HYPERVISOR_VIRT_END).contains(&ptr);
-    if count >> 32 != 0 || in_hole {
-        return Err(Errno::EFAULT);
-    }
-    Ok(())
-}
-
-fn report_done(guest: &GuestView, pdone: u64, done: u64) {
-    if pdone != 0 {
-        let _ = guest.write(pdone, &(done as u32));
-    }
 }
 
 /// `get_pg_owner` + the dummy XSM's `XSM_TARGET` check: the caller's own id is
@@ -52,9 +35,8 @@ fn pg_owner(doms: &mut Domains, id: u16) -> Result<u16, Errno> {
     Ok(id)
 }
 
-pub fn mmu_update(doms: &mut Domains, guest: &GuestView, reqs: u64, count: u64, pdone: u64, foreigndom: u64) -> HcResult {
-    let count = count & !MMU_UPDATE_PREEMPTED;
-    array_ok(reqs, count)?;
+pub fn mmu_update(doms: &mut Domains, guest: &GuestView, reqs: u64, count: u64, pdone: u64, foreigndom: u64) -> StepResult {
+    let batch = Batch::new(guest, reqs, count, pdone, foreigndom)?;
     let me = doms.current_id();
     let pt_dom = (foreigndom >> 16) as u16;
     if pt_dom != 0 {
@@ -69,47 +51,20 @@ pub fn mmu_update(doms: &mut Domains, guest: &GuestView, reqs: u64, count: u64, 
     }
     let pg = foreigndom as u16;
     let pg = if pg == DOMID_SELF.0 || (pt_dom != 0 && pg == me) { me } else { pg_owner(doms, pg)? };
-    let size = core::mem::size_of::<MmuUpdate>() as u64;
-    let mut result = Ok(());
-    let mut done = 0;
-    while done < count {
-        let r = guest
-            .read::<MmuUpdate>(reqs.wrapping_add(done * size))
-            .and_then(|req| mmu::with(|t, hw| t.mmu_update_one_foreign(hw, DomId(me), DomId(pg), req)));
-        if let Err(e) = r {
-            result = Err(e);
-            break;
-        }
-        done += 1;
-    }
+    let (done, result) = batch.run(guest, |req: MmuUpdate| mmu::with(|t, hw| t.mmu_update_one_foreign(hw, DomId(me), DomId(pg), req)));
     // Removed or changed mappings must not linger in the TLB.
     if done > 0 {
         crate::arch::x86_64::smp::flush_tlb_current();
     }
-    report_done(guest, pdone, done);
-    result.map(|()| 0)
+    result
 }
 
-pub fn mmuext_op(doms: &mut Domains, guest: &GuestView, ops: u64, count: u64, pdone: u64, foreigndom: u64) -> HcResult {
-    let count = count & !MMU_UPDATE_PREEMPTED;
-    array_ok(ops, count)?;
+pub fn mmuext_op(doms: &mut Domains, guest: &GuestView, ops: u64, count: u64, pdone: u64, foreigndom: u64) -> StepResult {
+    let batch = Batch::new(guest, ops, count, pdone, foreigndom)?;
     let pg = pg_owner(doms, foreigndom as u16)?;
-    let size = core::mem::size_of::<MmuextOp>() as u64;
-    let mut result = Ok(());
-    let mut done = 0;
-    while done < count {
-        let r = guest
-            .read::<MmuextOp>(ops.wrapping_add(done * size))
-            .and_then(|op| mmu::with(|t, hw| t.mmuext_op_foreign(hw, DomId(pg), &op)));
-        if let Err(e) = r {
-            result = Err(e);
-            break;
-        }
-        done += 1;
-    }
+    let (done, result) = batch.run(guest, |op: MmuextOp| mmu::with(|t, hw| t.mmuext_op_foreign(hw, DomId(pg), &op)));
     if done > 0 {
         crate::arch::x86_64::smp::flush_tlb_current();
     }
-    report_done(guest, pdone, done);
-    result.map(|()| 0)
+    result
 }

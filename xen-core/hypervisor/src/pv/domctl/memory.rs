@@ -4,7 +4,8 @@
 //! `arch/x86/mm.c`).
 
 use super::super::domain::Domain;
-use super::super::hypercall::HcResult;
+use super::super::hypercall::{HcResult, Step, StepResult};
+use super::super::mmu::memory::{continue_at, reservation, EXTENT_BATCH};
 use super::super::mmu::m2p;
 use super::super::sched::Domains;
 use crate::arch::x86_64::guest::GuestView;
@@ -41,9 +42,15 @@ fn target(doms: &mut Domains, domid: u16) -> Result<u16, Errno> {
     Ok(id)
 }
 
-pub fn memory_op(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -> HcResult {
+pub fn memory_op(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -> StepResult {
+    if (cmd & u64::from(MEMOP_CMD_MASK)) as u32 == XENMEM_populate_physmap {
+        return populate_physmap(doms, guest, cmd, arg);
+    }
+    other_op(doms, guest, cmd, arg).map(Step::Done)
+}
+
+fn other_op(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -> HcResult {
     match (cmd & u64::from(MEMOP_CMD_MASK)) as u32 {
-        XENMEM_populate_physmap => populate_physmap(doms, guest, cmd, arg),
         XENMEM_set_memory_map => {
             let m: XenForeignMemoryMap = guest.read(arg)?;
             ctl::check_memory_map(m.map.nr_entries)?;
@@ -80,18 +87,23 @@ fn memory_map(d: &Domain, guest: &GuestView, arg: u64) -> HcResult {
 /// PFN (a PV domain's physmap is the guest's own). Stops at the first PFN it can't
 /// fill (unreadable, taken, out of range, over `max_pages`, no memory) and returns how
 /// many it filled, as Xen does. Larger orders are beyond `max_order` here: none done.
-fn populate_physmap(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -> HcResult {
-    let r: XenMemoryReservation = guest.read(arg)?;
-    let id = target(doms, r.domid)?;
-    // The continuation's start extent lives in cmd's upper bits.
-    let start = cmd >> MEMOP_EXTENT_SHIFT;
-    if r.extent_order != 0 || start >= r.nr_extents {
-        return Ok(start);
+fn populate_physmap(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -> StepResult {
+    let (r, start) = match reservation(guest, cmd, arg) {
+        Ok(v) => v,
+        Err(done) => return Ok(Step::Done(done)),
+    };
+    // No such domain, or one the caller may not act on: nothing done, as Xen.
+    let Ok(id) = target(doms, r.domid) else { return Ok(Step::Done(start)) };
+    if r.extent_order != 0 {
+        return Ok(Step::Done(start));
     }
     let d = doms.get_mut(id).ok_or(Errno::ESRCH)?;
     let mut done = start;
     let mut tot = d.p2m.iter().filter(|&&m| m != m2p::INVALID_M2P_ENTRY).count() as u64;
     while done < r.nr_extents {
+        if done - start == EXTENT_BATCH {
+            return Ok(continue_at(cmd, arg, done));
+        }
         let at = r.extent_start.wrapping_add(done * 8);
         let Ok(gpfn) = guest.read::<u64>(at) else { break };
         let taken = d.p2m.get(gpfn as usize).is_some_and(|&m| m != m2p::INVALID_M2P_ENTRY);
@@ -119,5 +131,5 @@ fn populate_physmap(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -
         }
         done += 1;
     }
-    Ok(done)
+    Ok(Step::Done(done))
 }

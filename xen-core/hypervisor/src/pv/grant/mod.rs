@@ -3,7 +3,7 @@
 //! the granter's entry, so the granter can't take it back while it is in use.
 
 use crate::pv::domain::{Domain, GrantMapping, GrantPin};
-use crate::pv::hypercall::HcResult;
+use crate::pv::hypercall::{array_ok, Step, StepResult};
 use crate::pv::sched::Domains;
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::{mem, phys};
@@ -12,14 +12,16 @@ use xen_abi::errno::Errno;
 use xen_abi::grant_table::*;
 use xen_abi::xen::DOMID_SELF;
 use xen_abi::{DomId, Mfn};
-use zerocopy::IntoBytes;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// Xen 4.17's default `gnttab_max_frames`.
 pub const MAX_GRANT_FRAMES: u32 = 64;
 /// Grant entries per 4 KiB frame (v1, 8 bytes each).
 const ENTRIES_PER_FRAME: u32 = 512;
-/// Mappings one domain may hold (Xen's default `gnttab_max_maptrack_frames` x 256).
-const MAX_MAPTRACK: usize = 1024 * 256;
+/// Mappings one domain may hold: Xen's default `gnttab_max_maptrack_frames` x 256
+/// handles, less the one Xen keeps back as the tail of a vCPU's free list (exact for a
+/// domain mapping from one vCPU).
+const MAX_MAPTRACK: usize = 1024 * 256 - 1;
 
 /// Machine address of entry `gref` in `d`'s table.
 fn entry_maddr(d: &Domain, gref: u32) -> Option<u64> {
@@ -85,7 +87,64 @@ fn claim_entry(granter: &Domain, gref: u32, grantee: u16, write: bool) -> Result
 /// `cmd` bits above these carry Xen's continuation argument (`GNTTABOP_CMD_MASK`).
 const CMD_MASK: u32 = (1 << 12) - 1;
 
-pub fn grant_table_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> HcResult {
+/// Map, unmap or copy operations done per entry into the hypervisor; the rest continue
+/// (Xen's `do_grant_table_op` continuation: the list advanced, the count reduced).
+pub const GRANT_BATCH: u64 = 128;
+
+/// Runs `one` on each of `count` structures of type `T` at `arg` (read, done, written
+/// back), at most `GRANT_BATCH` of them, the rest as a continuation of `cmd`. A list
+/// outside the guest's range is -EFAULT before any is done (`guest_handle_okay`), an
+/// unreadable or unwritable structure -EFAULT where it is.
+fn batch<T: FromBytes + IntoBytes + Immutable>(guest: &GuestView, cmd: u32, arg: u64, count: u64, mut one: impl FnMut(&mut T)) -> StepResult {
+    array_ok(arg)?;
+    let size = core::mem::size_of::<T>() as u64;
+    for i in 0..count {
+        let at = arg.wrapping_add(i.wrapping_mul(size));
+        if i == GRANT_BATCH {
+            return Ok(Step::More([u64::from(cmd), at, count - i, 0, 0]));
+        }
+        let mut op: T = guest.read(at)?;
+        one(&mut op);
+        guest.write(at, &op)?;
+    }
+    Ok(Step::Done(0))
+}
+
+pub fn grant_table_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> StepResult {
+    // As do_grant_table_op: `count` is an unsigned int, negative as an int -EINVAL; a
+    // continuation argument in `cmd` from the guest -EINVAL (only cache_flush has one).
+    let count32 = count as u32;
+    if (count32 as i32) < 0 || (cmd & !CMD_MASK != 0 && cmd & CMD_MASK != GNTTABOP_cache_flush) {
+        return Err(Errno::EINVAL);
+    }
+    let n = u64::from(count32);
+    match cmd & CMD_MASK {
+        GNTTABOP_copy => batch(guest, cmd, arg, n, |op: &mut GnttabCopy| {
+            op.status = match grant_copy(doms, op) {
+                Ok(()) => GNTST_okay,
+                Err(st) => st,
+            };
+        }),
+        GNTTABOP_map_grant_ref => batch(guest, cmd, arg, n, |op: &mut GnttabMapGrantRef| match map_one(doms, guest, op) {
+            Ok((handle, frame)) => {
+                op.handle = handle;
+                op.dev_bus_addr = frame << 12;
+                op.status = GNTST_okay;
+            }
+            Err(st) => op.status = st,
+        }),
+        GNTTABOP_unmap_grant_ref => batch(guest, cmd, arg, n, |op: &mut GnttabUnmapGrantRef| {
+            op.status = match unmap_one(doms, op.handle, op.host_addr) {
+                Ok(()) => GNTST_okay,
+                Err(st) => st,
+            };
+        }),
+        _ => single_op(doms, guest, cmd, arg, count).map(Step::Done),
+    }
+}
+
+/// The sub-ops on the caller's own table (one structure each), after the batches.
+fn single_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> Result<u64, Errno> {
     // As do_grant_table_op: `count` is an unsigned int, negative as an int -EINVAL; a
     // continuation argument in `cmd` from the guest -EINVAL (only cache_flush has one).
     let count = count as u32;
@@ -98,10 +157,6 @@ pub fn grant_table_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64,
     let single = matches!(cmd, GNTTABOP_setup_table | GNTTABOP_query_size | GNTTABOP_set_version | GNTTABOP_get_version);
     if single && count != 1 {
         return Err(Errno::EINVAL);
-    }
-    let batch = matches!(cmd, GNTTABOP_copy | GNTTABOP_map_grant_ref | GNTTABOP_unmap_grant_ref);
-    if batch && count == 0 {
-        return Ok(0);
     }
     let me = doms.current_id();
     let own = |dom: u16| dom == DOMID_SELF.0 || dom == me;
@@ -121,7 +176,11 @@ pub fn grant_table_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64,
             Ok(0)
         }
         GNTTABOP_setup_table => {
+            // Xen's gnttab_setup_table: a frame list in the hypervisor's range is -EFAULT;
+            // the table grows up to the domain's limit (Xen's default gnttab_max_frames),
+            // and a frame number it can't write back is GNTST_bad_virt_addr.
             let mut s: GnttabSetupTable = guest.read(arg)?;
+            array_ok(s.frame_list)?;
             let d = doms.cur();
             s.status = if !own(s.dom) {
                 GNTST_bad_domain
@@ -132,53 +191,12 @@ pub fn grant_table_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64,
             };
             if s.status == GNTST_okay {
                 for (i, mfn) in d.grant_frames.iter().take(s.nr_frames as usize).enumerate() {
-                    guest.write(s.frame_list.wrapping_add(8 * i as u64), mfn)?;
+                    if guest.write(s.frame_list.wrapping_add(8 * i as u64), mfn).is_err() {
+                        s.status = GNTST_bad_virt_addr;
+                    }
                 }
             }
             guest.write(arg, &s)?;
-            Ok(0)
-        }
-        GNTTABOP_copy => {
-            let size = core::mem::size_of::<GnttabCopy>() as u64;
-            for i in 0..count {
-                let at = arg.wrapping_add(i.wrapping_mul(size));
-                let mut op: GnttabCopy = guest.read(at)?;
-                op.status = match grant_copy(doms, &op) {
-                    Ok(()) => GNTST_okay,
-                    Err(st) => st,
-                };
-                guest.write(at, &op)?;
-            }
-            Ok(0)
-        }
-        GNTTABOP_map_grant_ref => {
-            let size = core::mem::size_of::<GnttabMapGrantRef>() as u64;
-            for i in 0..count {
-                let at = arg.wrapping_add(i.wrapping_mul(size));
-                let mut op: GnttabMapGrantRef = guest.read(at)?;
-                match map_one(doms, guest, &op) {
-                    Ok((handle, frame)) => {
-                        op.handle = handle;
-                        op.dev_bus_addr = frame << 12;
-                        op.status = GNTST_okay;
-                    }
-                    Err(st) => op.status = st,
-                }
-                guest.write(at, &op)?;
-            }
-            Ok(0)
-        }
-        GNTTABOP_unmap_grant_ref => {
-            let size = core::mem::size_of::<GnttabUnmapGrantRef>() as u64;
-            for i in 0..count {
-                let at = arg.wrapping_add(i.wrapping_mul(size));
-                let mut op: GnttabUnmapGrantRef = guest.read(at)?;
-                op.status = match unmap_one(doms, op.handle, op.host_addr) {
-                    Ok(()) => GNTST_okay,
-                    Err(st) => st,
-                };
-                guest.write(at, &op)?;
-            }
             Ok(0)
         }
         GNTTABOP_set_version => {

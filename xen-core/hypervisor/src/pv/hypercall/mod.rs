@@ -24,9 +24,33 @@ const XEN_MAJOR: u64 = 4;
 const XEN_MINOR: u64 = 17;
 const EXTRAVERSION: &[u8] = b".0-xen-core";
 
+/// What a handler that bounds its work per entry into the hypervisor returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Finished: the value for rax.
+    Done(u64),
+    /// Stopped part-way (Xen's `hypercall_create_continuation`): the guest makes the
+    /// same hypercall again with these arguments (its list advanced, its count reduced)
+    /// the next time it runs, so other vCPUs and domains run in between.
+    More([u64; 5]),
+}
+
+/// A bounded handler's result.
+pub type StepResult = Result<Step, Errno>;
+
+/// Xen's `array_access_ok` for a guest array (`guest_handle_okay`): the start must be
+/// outside the hypervisor's hole (a 32-bit count times a small size can't wrap).
+pub fn array_ok(ptr: u64) -> Result<(), Errno> {
+    if ((1 << 47)..crate::arch::x86_64::guest::HYPERVISOR_VIRT_END).contains(&ptr) {
+        return Err(Errno::EFAULT);
+    }
+    Ok(())
+}
+
 pub fn dispatch(doms: &mut Domains, regs: &mut Regs) {
     let a = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
-    let result = match Hypercall::from_number(regs.rax) {
+    let nr = regs.rax;
+    let result = match Hypercall::from_number(nr) {
         Some(Hypercall::Iret) => {
             // No return value: the frame is replaced (or the domain crashed).
             trap::do_iret(doms.cur(), regs);
@@ -35,21 +59,35 @@ pub fn dispatch(doms: &mut Domains, regs: &mut Regs) {
         Some(h) => call(doms, regs, h, a),
         None => Err(Errno::ENOSYS),
     };
-    regs.rax = match result {
-        Ok(v) => v,
-        Err(e) => e.to_rax(),
-    };
+    match result {
+        Ok(Step::Done(v)) => regs.rax = v,
+        Ok(Step::More(args)) => continuation(regs, nr, args),
+        Err(e) => regs.rax = e.to_rax(),
+    }
 }
 
-fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcResult {
+/// Sets the guest up to make hypercall `nr` again with `args`: its SYSCALL (2 bytes,
+/// in the hypercall page or inline) is executed again when it next runs; rax holds
+/// the number (Xen's `hypercall_create_continuation` for a 64-bit PV vCPU).
+fn continuation(regs: &mut Regs, nr: u64, args: [u64; 5]) {
+    regs.rax = nr;
+    regs.rdi = args[0];
+    regs.rsi = args[1];
+    regs.rdx = args[2];
+    regs.r10 = args[3];
+    regs.r8 = args[4];
+    regs.rip = regs.rip.wrapping_sub(2);
+}
+
+fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> StepResult {
     let guest = GuestView { l4_mfn: { let d = doms.cur(); d.vcpus[d.cur_vcpu].current_l4() } };
     match h {
-        Hypercall::EventChannelOp => return event::hypercall::event_channel_op(doms, &guest, a[0] as u32, a[1]),
+        Hypercall::EventChannelOp => return event::hypercall::event_channel_op(doms, &guest, a[0] as u32, a[1]).map(Step::Done),
         Hypercall::GrantTableOp => return grant::grant_table_op(doms, &guest, a[0] as u32, a[1], a[2]),
-        Hypercall::SchedOp => return sched_op(doms, &guest, a[0] as u32, a[1]),
+        Hypercall::SchedOp => return sched_op(doms, &guest, a[0] as u32, a[1]).map(Step::Done),
         Hypercall::Multicall => return multicall(doms, regs, &guest, a[0], a[1]),
-        Hypercall::Sysctl => return sysctl::sysctl(doms, &guest, a[0]),
-        Hypercall::Domctl => return crate::pv::domctl::domctl(doms, &guest, a[0]),
+        Hypercall::Sysctl => return sysctl::sysctl(doms, &guest, a[0]).map(Step::Done),
+        Hypercall::Domctl => return crate::pv::domctl::domctl(doms, &guest, a[0]).map(Step::Done),
         // The toolstack's memory ops and foreign MMU ops (`pv::domctl`).
         Hypercall::MemoryOp if crate::pv::domctl::memory::handles(a[0]) => {
             return crate::pv::domctl::memory::memory_op(doms, &guest, a[0], a[1])
@@ -64,7 +102,13 @@ fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcRes
     }
     let d = doms.cur();
     match h {
-        Hypercall::ConsoleIo => console_io(d, &guest, a[0] as u32, a[1], a[2]),
+        Hypercall::ConsoleIo => return console_io(d, &guest, a[0] as u32, a[1], a[2]),
+        Hypercall::MemoryOp => return mmu::memory::memory_op(d, &guest, a[0], a[1]),
+        Hypercall::MmuUpdate => return mmu::hypercall::mmu_update(d, &guest, a[0], a[1], a[2], a[3]),
+        Hypercall::MmuextOp => return mmu::hypercall::mmuext_op(d, &guest, a[0], a[1], a[2], a[3]),
+        _ => {}
+    }
+    match h {
         Hypercall::XenVersion => xen_version(d, &guest, a[0] as u32, a[1]),
         Hypercall::SetTrapTable => misc::set_trap_table(d, &guest, a[0]),
         Hypercall::SetCallbacks => misc::set_callbacks(d, a[0], a[1], a[2]),
@@ -75,10 +119,7 @@ fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcRes
         Hypercall::VmAssist => misc::vm_assist(d, a[0] as u32, a[1] as u32),
         Hypercall::SetTimerOp => misc::set_timer_op(d, a[0]),
         Hypercall::VcpuOp => misc::vcpu_op(d, &guest, a[0] as u32, a[1], a[2]),
-        Hypercall::MemoryOp => mmu::memory::memory_op(d, &guest, a[0], a[1]),
-        Hypercall::MmuUpdate => mmu::hypercall::mmu_update(d, &guest, a[0], a[1], a[2], a[3]),
         Hypercall::UpdateVaMapping => mmu::hypercall::update_va_mapping(d, &guest, a[0], a[1], a[2]),
-        Hypercall::MmuextOp => mmu::hypercall::mmuext_op(d, &guest, a[0], a[1], a[2], a[3]),
         Hypercall::PhysdevOp => misc::physdev_op(d, &guest, a[0] as u32, a[1]),
         Hypercall::SetGdt => mmu::descriptors::set_gdt(d, &guest, a[0], a[1]),
         Hypercall::UpdateDescriptor => mmu::descriptors::update_descriptor(d, a[0], a[1]),
@@ -86,30 +127,57 @@ fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> HcRes
         Hypercall::GetDebugreg => crate::pv::trap::emul_priv::get_debugreg(d, a[0]),
         _ => Err(Errno::ENOSYS),
     }
+    .map(Step::Done)
 }
 
-/// `multicall(entries, count)`: each entry's result is written back; a fault reading or
-/// writing an entry ends the batch with -EFAULT, as in Xen.
-fn multicall(doms: &mut Domains, regs: &mut Regs, guest: &GuestView, list: u64, count: u64) -> HcResult {
+/// Multicall entries run per entry into the hypervisor; the rest continue (Xen checks
+/// `hypercall_preempt_check` between entries).
+pub const MULTICALL_BATCH: u64 = 64;
+
+/// `multicall(entries, nr_calls)` (Xen's `do_multicall`): each entry's result is written
+/// back; a list outside the guest's range, or an entry that can't be read or whose
+/// result can't be written, ends the batch with -EFAULT. A nested multicall is -EINVAL
+/// (re-entry), an iret -ENOSYS. At most `MULTICALL_BATCH` entries per entry into the
+/// hypervisor, the rest as a continuation; an entry that itself stops part-way has its
+/// continuation written over it (number and arguments, as Xen's `xlat_multicall_entry`)
+/// and the multicall continues from that entry.
+fn multicall(doms: &mut Domains, regs: &mut Regs, guest: &GuestView, list: u64, count: u64) -> StepResult {
+    let count = u64::from(count as u32);
     let size = core::mem::size_of::<xen::MulticallEntry>() as u64;
+    array_ok(list)?;
     for i in 0..count {
         let at = list.wrapping_add(i.wrapping_mul(size));
+        let more = |i: u64| Step::More([list.wrapping_add(i.wrapping_mul(size)), count - i, 0, 0, 0]);
+        if i == MULTICALL_BATCH {
+            return Ok(more(i));
+        }
         let mut e: xen::MulticallEntry = guest.read(at)?;
         let result = match Hypercall::from_number(e.op) {
-            // A nested multicall or an iret cannot run inside a batch.
-            Some(Hypercall::Multicall) | Some(Hypercall::Iret) | None => Err(Errno::ENOSYS),
+            Some(Hypercall::Multicall) => Err(Errno::EINVAL),
+            Some(Hypercall::Iret) | None => Err(Errno::ENOSYS),
             Some(h) => call(doms, regs, h, [e.args[0], e.args[1], e.args[2], e.args[3], e.args[4]]),
         };
-        e.result = match result {
-            Ok(v) => v,
-            Err(err) => err.to_rax(),
-        };
-        guest.write(at, &e)?;
+        match result {
+            Ok(Step::More(args)) => {
+                // The entry's result is the hypercall number meanwhile, as from Xen.
+                e.result = e.op;
+                e.args[..5].copy_from_slice(&args);
+                guest.write(at, &e)?;
+                return Ok(more(i));
+            }
+            Ok(Step::Done(v)) => e.result = v,
+            Err(err) => e.result = err.to_rax(),
+        }
+        // Only the result field goes back (Xen's `__copy_field_to_guest`).
+        guest.write(at + 8, &e.result)?;
     }
-    Ok(0)
+    Ok(Step::Done(0))
 }
 
-fn console_io(d: &mut Domain, guest: &GuestView, cmd: u32, count: u64, buf: u64) -> HcResult {
+/// Bytes of one `console_io` write done per entry into the hypervisor; the rest continue.
+pub const CONSOLE_BATCH: u64 = 4096;
+
+fn console_io(d: &mut Domain, guest: &GuestView, cmd: u32, count: u64, buf: u64) -> StepResult {
     // Xen 4.17's dummy XSM (`xsm_console_io`, include/xsm/dummy.h): only the control
     // domain (or a domain marked `is_console`, which we have none of) may use the
     // console; other domains get -EPERM for every command, before it is looked at. Only a
@@ -117,29 +185,35 @@ fn console_io(d: &mut Domain, guest: &GuestView, cmd: u32, count: u64, buf: u64)
     if !d.privileged {
         return Err(Errno::EPERM);
     }
+    // `count` is an unsigned int in Xen.
+    let count = u64::from(count as u32);
     match cmd {
         xen::CONSOLEIO_write => {
-            // Xen copies in small chunks and stops at the first unreadable byte.
+            // Xen copies in small chunks and stops at the first unreadable byte; a long
+            // write continues with the buffer advanced (`guest_console_write`).
             let mut chunk = [0u8; 128];
             let mut done = 0u64;
             while done < count {
+                if done == CONSOLE_BATCH {
+                    return Ok(Step::More([u64::from(cmd), count - done, buf.wrapping_add(done), 0, 0]));
+                }
                 let n = (count - done).min(chunk.len() as u64) as usize;
                 guest.copy_from(buf.wrapping_add(done), &mut chunk[..n])?;
                 guest_console_write(d, &chunk[..n]);
                 done += n as u64;
             }
-            Ok(0)
+            Ok(Step::Done(0))
         }
         // Serial input goes to the hardware domain (Xen's initial console focus).
         xen::CONSOLEIO_read => {
             // A privileged domain that isn't the hardware domain has no input focus.
             if !d.hardware {
-                return Ok(0);
+                return Ok(Step::Done(0));
             }
             let mut chunk = [0u8; 128];
             let n = crate::console::read_input(&mut chunk[..count.min(128) as usize]);
             guest.copy_to(buf, &chunk[..n])?;
-            Ok(n as u64)
+            Ok(Step::Done(n as u64))
         }
         _ => Err(Errno::ENOSYS),
     }
@@ -154,15 +228,38 @@ pub(crate) fn guest_console_write(d: &mut Domain, bytes: &[u8]) {
         return;
     }
     for &b in bytes {
-        if b == b'\n' || d.console_line.len() >= 1024 {
-            let line = core::mem::take(&mut d.console_line);
-            crate::console::write_raw(alloc::format!("(d{}) ", d.id).as_bytes());
-            crate::console::write_raw(&line);
+        // A full line (1 KiB, or no heap to grow it) goes out as if it ended here; the
+        // buffer keeps its capacity, so a domain's output needs the heap only once.
+        let text = b != b'\n' && b != b'\r';
+        let full = text && (d.console_line.len() >= 1024 || d.console_line.try_reserve(1).is_err());
+        if b == b'\n' || full {
+            write_line_prefix(d.id);
+            crate::console::write_raw(&d.console_line);
             crate::console::write_raw(b"\n");
-        } else if b != b'\r' {
+            d.console_line.clear();
+        }
+        if text && d.console_line.len() < d.console_line.capacity() {
             d.console_line.push(b);
         }
     }
+}
+
+/// Writes `(dN) ` for domain `id` without the heap (a guest's output must not need it).
+fn write_line_prefix(id: u16) {
+    let mut digits = [0u8; 5];
+    let mut n = id;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    crate::console::write_raw(b"(d");
+    crate::console::write_raw(&digits[i..]);
+    crate::console::write_raw(b") ");
 }
 
 fn copy_string(guest: &GuestView, dst: u64, s: &[u8], len: usize) -> HcResult {
@@ -240,9 +337,10 @@ fn sched_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64) -> HcResu
         sched::SCHEDOP_remote_shutdown => {
             let s: sched::SchedRemoteShutdown = guest.read(arg)?;
             let caller_privileged = d.privileged;
-            let caller = d.id;
+            // Xen's XSM_DM_PRIV: only the control domain (or a domain's device model,
+            // which we have none of), even for the caller itself.
             let target = doms.get_mut(s.domain_id).ok_or(Errno::ESRCH)?;
-            if target.id != caller && !caller_privileged {
+            if !caller_privileged {
                 return Err(Errno::EPERM);
             }
             shutdown(target, s.reason);

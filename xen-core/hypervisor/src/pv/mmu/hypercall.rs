@@ -2,26 +2,22 @@
 //! them to the portable PV MMU; apply the TLB work it asks for.
 
 use crate::pv::domain::Domain;
-use crate::pv::hypercall::HcResult;
+use crate::pv::hypercall::{array_ok, HcResult, Step, StepResult};
 use crate::pv::mmu;
 use crate::arch::x86_64::{cpu, phys};
-use crate::arch::x86_64::guest::{GuestView, HYPERVISOR_VIRT_END};
+use crate::arch::x86_64::guest::GuestView;
 use crate::mm::Flush;
 use xen_abi::errno::Errno;
 use xen_abi::xen::{MmuUpdate, MmuextOp, DOMID_SELF};
 use xen_abi::{DomId, Mfn};
+use zerocopy::{FromBytes, IntoBytes};
 
-/// Bit 31 of `count` marks a continuation in Xen; guests never set it themselves.
+/// Bit 31 of `count` marks a continuation in Xen: the done count so far is in `*pdone`.
 const MMU_UPDATE_PREEMPTED: u64 = 1 << 31;
 
-/// Xen's `array_access_ok`: fewer than 2^32 elements and a start outside the hole.
-fn array_ok(ptr: u64, count: u64) -> Result<(), Errno> {
-    let addr_ok = !((1 << 47)..HYPERVISOR_VIRT_END).contains(&ptr);
-    if count >> 32 != 0 || !addr_ok {
-        return Err(Errno::EFAULT);
-    }
-    Ok(())
-}
+/// Requests of one `mmu_update` or `mmuext_op` done per entry into the hypervisor; the
+/// rest continue (Xen stops where `hypercall_preempt_check` finds work pending).
+pub const MMU_BATCH: u64 = 256;
 
 fn foreign_ok(d: &Domain, foreigndom: u64) -> Result<(), Errno> {
     let f = foreigndom as u16;
@@ -29,6 +25,61 @@ fn foreign_ok(d: &Domain, foreigndom: u64) -> Result<(), Errno> {
         Ok(())
     } else {
         Err(Errno::ESRCH)
+    }
+}
+
+/// A batch of `mmu_update` or `mmuext_op` requests as the guest gave it, after Xen's
+/// first checks (`do_mmu_update`, `do_mmuext_op`): `count` is an unsigned int whose bit
+/// 31 marks a continuation (then `*pdone` holds what was done before), and the list
+/// must start outside the hypervisor's hole (-EFAULT).
+#[derive(Clone, Copy, Debug)]
+pub struct Batch {
+    list: u64,
+    count: u64,
+    pdone: u64,
+    foreigndom: u64,
+    before: u64,
+}
+
+impl Batch {
+    pub fn new(guest: &GuestView, list: u64, count: u64, pdone: u64, foreigndom: u64) -> Result<Self, Errno> {
+        let mut count = u64::from(count as u32);
+        let mut before = 0;
+        if count & MMU_UPDATE_PREEMPTED != 0 {
+            count &= !MMU_UPDATE_PREEMPTED;
+            if pdone != 0 {
+                before = guest.read::<u32>(pdone).map_or(0, u64::from);
+            }
+        }
+        array_ok(list)?;
+        Ok(Batch { list, count, pdone, foreigndom, before })
+    }
+
+    /// Runs `one` on each request in turn, at most `MMU_BATCH` of them: stops at the
+    /// first error (returned, with the done count in `*pdone`), or with the rest as a
+    /// continuation (the list advanced, the count reduced and marked, `*pdone` so far).
+    /// Returns how many requests ran, and the result.
+    pub fn run<T: FromBytes + IntoBytes>(self, guest: &GuestView, mut one: impl FnMut(T) -> Result<(), Errno>) -> (u64, StepResult) {
+        let size = core::mem::size_of::<T>() as u64;
+        let mut i = 0;
+        let mut result = Ok(Step::Done(0));
+        while i < self.count {
+            if i == MMU_BATCH {
+                let rest = (self.count - i) | MMU_UPDATE_PREEMPTED;
+                result = Ok(Step::More([self.list.wrapping_add(i * size), rest, self.pdone, self.foreigndom, 0]));
+                break;
+            }
+            if let Err(e) = guest.read::<T>(self.list.wrapping_add(i * size)).and_then(&mut one) {
+                result = Err(e);
+                break;
+            }
+            i += 1;
+        }
+        if self.pdone != 0 {
+            // Xen ignores a failure to write the count back.
+            let _ = guest.write(self.pdone, &((self.before + i) as u32));
+        }
+        (i, result)
     }
 }
 
@@ -50,13 +101,6 @@ fn apply(guest: &GuestView, flush: Flush, bad_mask: Errno) -> Result<(), Errno> 
     Ok(())
 }
 
-fn report_done(guest: &GuestView, pdone: u64, done: u64) {
-    if pdone != 0 {
-        // Xen ignores a failure to write the count back.
-        let _ = guest.write(pdone, &(done as u32));
-    }
-}
-
 /// The page-table entry a `mmu_update` request names (normal or A/D-preserving update
 /// of a RAM frame), as (frame, index).
 fn pte_slot(req: &MmuUpdate) -> Option<(u64, usize)> {
@@ -67,35 +111,25 @@ fn pte_slot(req: &MmuUpdate) -> Option<(u64, usize)> {
         .then_some((pte >> 12, ((pte & 0xfff) / 8) as usize))
 }
 
-pub fn mmu_update(d: &mut Domain, guest: &GuestView, reqs: u64, count: u64, pdone: u64, foreigndom: u64) -> HcResult {
-    let count = count & !MMU_UPDATE_PREEMPTED;
-    array_ok(reqs, count)?;
+pub fn mmu_update(d: &mut Domain, guest: &GuestView, reqs: u64, count: u64, pdone: u64, foreigndom: u64) -> StepResult {
+    let batch = Batch::new(guest, reqs, count, pdone, foreigndom)?;
     foreign_ok(d, foreigndom)?;
-    let size = core::mem::size_of::<MmuUpdate>() as u64;
     let mut flush = false;
-    let result = (0..count).try_for_each(|i| {
-        let r = guest.read::<MmuUpdate>(reqs.wrapping_add(i * size)).and_then(|req| {
-            let slot = pte_slot(&req);
-            let old = slot.map(|(mfn, idx)| phys::read_entry(mfn, idx));
-            mmu::with(|t, hw| t.mmu_update_one(hw, DomId(d.id), req))?;
-            if let (Some((mfn, idx)), Some(old)) = (slot, old) {
-                flush |= mmu::change_needs_flush(old, phys::read_entry(mfn, idx));
-            }
-            Ok(())
-        });
-        r.map_err(|e| (i, e))
+    let (_, result) = batch.run(guest, |req: MmuUpdate| {
+        let slot = pte_slot(&req);
+        let old = slot.map(|(mfn, idx)| phys::read_entry(mfn, idx));
+        mmu::with(|t, hw| t.mmu_update_one(hw, DomId(d.id), req))?;
+        if let (Some((mfn, idx)), Some(old)) = (slot, old) {
+            flush |= mmu::change_needs_flush(old, phys::read_entry(mfn, idx));
+        }
+        Ok(())
     });
     // Entries that changed under the CPU's TLB (Xen leaves this to the guest and its TLB
     // flush clock; without one, a changed or removed mapping is flushed here).
     if flush {
         crate::arch::x86_64::smp::flush_tlb_current();
     }
-    if let Err((i, e)) = result {
-        report_done(guest, pdone, i);
-        return Err(e);
-    }
-    report_done(guest, pdone, count);
-    Ok(0)
+    result
 }
 
 pub fn update_va_mapping(d: &mut Domain, guest: &GuestView, va: u64, val: u64, flags: u64) -> HcResult {
@@ -105,13 +139,11 @@ pub fn update_va_mapping(d: &mut Domain, guest: &GuestView, va: u64, val: u64, f
     Ok(0)
 }
 
-pub fn mmuext_op(d: &mut Domain, guest: &GuestView, ops: u64, count: u64, pdone: u64, foreigndom: u64) -> HcResult {
-    let count = count & !MMU_UPDATE_PREEMPTED;
-    array_ok(ops, count)?;
+pub fn mmuext_op(d: &mut Domain, guest: &GuestView, ops: u64, count: u64, pdone: u64, foreigndom: u64) -> StepResult {
+    let batch = Batch::new(guest, ops, count, pdone, foreigndom)?;
     foreign_ok(d, foreigndom)?;
-    let size = core::mem::size_of::<MmuextOp>() as u64;
-    for i in 0..count {
-        let result = guest.read::<MmuextOp>(ops.wrapping_add(i * size)).and_then(|op| {
+    batch
+        .run(guest, |op: MmuextOp| {
             let mut vm = d.vcpus[d.cur_vcpu].mm;
             let effect = mmu::with(|t, hw| t.mmuext_op_one(hw, DomId(d.id), &mut vm, &op))?;
             d.vcpus[d.cur_vcpu].set_mm(vm);
@@ -120,12 +152,6 @@ pub fn mmuext_op(d: &mut Domain, guest: &GuestView, ops: u64, count: u64, pdone:
                 cpu::write_cr3(d.vcpus[d.cur_vcpu].current_l4() << 12);
             }
             Ok(())
-        });
-        if let Err(e) = result {
-            report_done(guest, pdone, i);
-            return Err(e);
-        }
-    }
-    report_done(guest, pdone, count);
-    Ok(0)
+        })
+        .1
 }

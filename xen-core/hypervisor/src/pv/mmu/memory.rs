@@ -2,7 +2,7 @@
 //! domain needs to set its own table up.
 
 use crate::pv::domain::Domain;
-use crate::pv::hypercall::HcResult;
+use crate::pv::hypercall::{HcResult, Step, StepResult};
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::mem;
 use xen_abi::arch_x86_64::{MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
@@ -35,7 +35,18 @@ fn machine_memory_map(d: &Domain, guest: &GuestView, arg: u64) -> HcResult {
     Ok(0)
 }
 
-pub fn memory_op(d: &mut Domain, guest: &GuestView, cmd: u64, arg: u64) -> HcResult {
+/// Extents of a reservation op done per entry into the hypervisor; the rest continue
+/// (the start extent in `cmd`'s bits above `MEMOP_EXTENT_SHIFT`, as Xen's).
+pub const EXTENT_BATCH: u64 = 512;
+
+pub fn memory_op(d: &mut Domain, guest: &GuestView, cmd: u64, arg: u64) -> StepResult {
+    if (cmd & u64::from(MEMOP_CMD_MASK)) as u32 == XENMEM_decrease_reservation {
+        return decrease_reservation(d, guest, cmd, arg);
+    }
+    other_op(d, guest, cmd, arg).map(Step::Done)
+}
+
+fn other_op(d: &mut Domain, guest: &GuestView, cmd: u64, arg: u64) -> HcResult {
     match (cmd & u64::from(MEMOP_CMD_MASK)) as u32 {
         XENMEM_current_reservation | XENMEM_maximum_reservation => {
             let mut dom = [0u8; 2];
@@ -65,7 +76,6 @@ pub fn memory_op(d: &mut Domain, guest: &GuestView, cmd: u64, arg: u64) -> HcRes
             guest.write(arg, &m)?;
             Ok(0)
         }
-        XENMEM_decrease_reservation => decrease_reservation(d, guest, arg),
         XENMEM_machine_memory_map => machine_memory_map(d, guest, arg),
         // A PV domain without a toolstack-set E820 gets -ENOSYS, as from Xen.
         _ => Err(Errno::ENOSYS),
@@ -84,26 +94,50 @@ fn sweep_given_back(d: &mut Domain) {
     });
 }
 
-/// `XENMEM_decrease_reservation`: gives frames back; returns how many extents were done.
-fn decrease_reservation(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult {
-    let r: XenMemoryReservation = guest.read(arg)?;
-    if r.domid != DOMID_SELF.0 && r.domid != d.id {
-        return Err(Errno::ESRCH);
+/// A reservation op's arguments after Xen's checks in `do_memory_op`, or the value to
+/// return at once (the start extent: nothing done). `Ok((reservation, start))`.
+pub fn reservation(guest: &GuestView, cmd: u64, arg: u64) -> Result<(XenMemoryReservation, u64), u64> {
+    let start = cmd >> MEMOP_EXTENT_SHIFT;
+    let r: XenMemoryReservation = guest.read(arg).map_err(|_| start)?;
+    // Too large to encode a continuation, or nothing left.
+    if r.nr_extents > u64::from(u32::MAX >> MEMOP_EXTENT_SHIFT) || start >= r.nr_extents {
+        return Err(start);
     }
-    // Xen's guest_handle_okay: a bad list means nothing is done.
-    let list_ok = r.nr_extents >> 32 == 0 && (r.extent_start < (1 << 47) || r.extent_start >= 0xffff_8800_0000_0000);
+    Ok((r, start))
+}
+
+/// The continuation of reservation op `cmd` after `done` extents.
+pub fn continue_at(cmd: u64, arg: u64, done: u64) -> Step {
+    Step::More([(cmd & u64::from(MEMOP_CMD_MASK)) | (done << MEMOP_EXTENT_SHIFT), arg, 0, 0, 0])
+}
+
+/// `XENMEM_decrease_reservation`: gives frames back; returns how many extents were done
+/// (counting those of earlier continuations), at most `EXTENT_BATCH` per entry.
+fn decrease_reservation(d: &mut Domain, guest: &GuestView, cmd: u64, arg: u64) -> StepResult {
+    let (r, start) = match reservation(guest, cmd, arg) {
+        Ok(v) => v,
+        Err(done) => return Ok(Step::Done(done)),
+    };
+    if r.domid != DOMID_SELF.0 && r.domid != d.id {
+        return Ok(Step::Done(start));
+    }
+    // Xen's guest_handle_subrange_okay: a bad list means nothing is done.
+    let list_ok = r.extent_start < (1 << 47) || r.extent_start >= 0xffff_8800_0000_0000;
     if !list_ok || r.extent_order != 0 {
-        return Ok(0);
+        return Ok(Step::Done(start));
     }
     sweep_given_back(d);
-    for i in 0..r.nr_extents {
-        let Ok(mfn) = guest.read::<u64>(r.extent_start.wrapping_add(8 * i)) else { return Ok(i) };
+    for i in start..r.nr_extents {
+        if i - start == EXTENT_BATCH {
+            return Ok(continue_at(cmd, arg, i));
+        }
+        let Ok(mfn) = guest.read::<u64>(r.extent_start.wrapping_add(8 * i)) else { return Ok(Step::Done(i)) };
         if !d.owns(mfn) {
-            return Ok(i);
+            return Ok(Step::Done(i));
         }
         // Room to remember it if it stays referenced (no allocation failure later).
         if d.given_back.try_reserve(1).is_err() {
-            return Ok(i);
+            return Ok(Step::Done(i));
         }
         let pfn = super::m2p::get(mfn);
         let freed = super::with(|t, hw| {
@@ -126,8 +160,8 @@ fn decrease_reservation(d: &mut Domain, guest: &GuestView, arg: u64) -> HcResult
                     d.given_back.insert(mfn);
                 }
             }
-            Err(_) => return Ok(i),
+            Err(_) => return Ok(Step::Done(i)),
         }
     }
-    Ok(r.nr_extents)
+    Ok(Step::Done(r.nr_extents))
 }
