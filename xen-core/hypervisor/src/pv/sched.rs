@@ -116,6 +116,11 @@ impl Domains {
         self.running.contains(&Some((id, v)))
     }
 
+    /// The CPU vCPU `v` of domain `id` runs on, if it runs.
+    pub fn vcpu_cpu(&self, id: u16, v: usize) -> Option<usize> {
+        self.running.iter().position(|r| *r == Some((id, v)))
+    }
+
     /// `SCHEDOP_yield`: another runnable vCPU gets the CPU at the return to the guest.
     pub fn yield_cpu(&mut self) {
         self.yield_now = true;

@@ -239,6 +239,7 @@ pub fn get_context(doms: &mut Domains, guest: &GuestView, op: &mut XenDomctl) ->
 pub fn get_info(doms: &mut Domains, op: &mut XenDomctl) -> Result<(), Errno> {
     let mut v: XenDomctlGetvcpuinfo = op.payload().ok_or(Errno::EINVAL)?;
     let running = doms.vcpu_running(op.domain, v.vcpu as usize);
+    let doms_cpu = doms.vcpu_cpu(op.domain, v.vcpu as usize);
     let d = doms.get(op.domain).ok_or(Errno::ESRCH)?;
     let (max, created, _, online) = vcpu_state(d, v.vcpu);
     if v.vcpu >= max {
@@ -252,7 +253,7 @@ pub fn get_info(doms: &mut Domains, op: &mut XenDomctl) -> Result<(), Errno> {
     v.blocked = u8::from(!matches!(vc.run, RunState::Runnable));
     v.running = u8::from(running);
     v.cpu_time = vc.runstate.snapshot(crate::arch::x86_64::clock::now_ns()).time[0];
-    v.cpu = 0;
+    v.cpu = doms_cpu.unwrap_or(0) as u32;
     op.set_payload(&v);
     Ok(())
 }

@@ -44,11 +44,11 @@ fn physinfo() -> XenSysctlPhysinfo {
     let (_, _, _, de7) = cpu::cpuid(0x8000_0007, 0);
     let max_mfn = crate::pv::mmu::m2p::entries().saturating_sub(1);
     XenSysctlPhysinfo {
+        // Every CPU it brought up, each a core of one socket.
         threads_per_core: 1,
-        cores_per_socket: 1,
-        // xen-core runs on the boot CPU only (SMP is a later step).
-        nr_cpus: 1,
-        max_cpu_id: 0,
+        cores_per_socket: crate::arch::x86_64::smp::online() as u32,
+        nr_cpus: crate::arch::x86_64::smp::online() as u32,
+        max_cpu_id: crate::arch::x86_64::smp::online().saturating_sub(1) as u32,
         nr_nodes: 1,
         max_node_id: 0,
         cpu_khz: (clock::tsc_hz() / 1000) as u32,
