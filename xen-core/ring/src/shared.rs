@@ -166,40 +166,14 @@ where
     #[inline(always)]
     pub(crate) fn prefetch_slots(&self, from: u32, to: u32) {
         #[cfg(target_arch = "x86_64")]
-        {
-            let n = to.wrapping_sub(from).min(PREFETCH_SLOTS).min(self.size);
-            let first = from & (self.size - 1);
-            // The slots are contiguous up to the end of the ring, then wrap to slot 0.
-            let k = n.min(self.size - first);
-            self.prefetch_lines(first, k);
-            self.prefetch_lines(0, n - k);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (from, to);
-    }
-
-    /// `PREFETCHW` on the cache lines of slots `first..first + count` (`first + count <=
-    /// size`), except a last line that extends past them.
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    fn prefetch_lines(&self, first: u32, count: u32) {
-        let e = entry_size::<Req, Rsp>();
-        let base = self.base.as_ptr() as usize + RING_HEADER_SIZE;
-        let mut line = (base + first as usize * e) & !63;
-        let end = (base + (first + count) as usize * e) & !63;
-        while line < end {
+        self.for_slot_lines(from, to, |line| {
             // SAFETY: PREFETCHW is a hint: it never faults and reads or writes nothing
             // architecturally. (`line` is the cache line of a byte of a slot below `size`,
             // so it lies within the page anyway.)
-            unsafe {
-                core::arch::asm!(
-                    "prefetchw [{0}]",
-                    in(reg) line,
-                    options(nostack, preserves_flags, readonly)
-                )
-            };
-            line += 64;
-        }
+            unsafe { core::arch::asm!("prefetchw [{0}]", in(reg) line, options(nostack, preserves_flags, readonly)) };
+        });
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (from, to);
     }
 
     /// Asks the CPU to move the cache lines of slots `from..to` (free-running indices; at
@@ -212,37 +186,33 @@ where
     #[inline(always)]
     pub(crate) fn demote_slots(&self, from: u32, to: u32) {
         #[cfg(target_arch = "x86_64")]
-        {
-            let n = to.wrapping_sub(from).min(PREFETCH_SLOTS).min(self.size);
-            let first = from & (self.size - 1);
-            let k = n.min(self.size - first);
-            self.demote_lines(first, k);
-            self.demote_lines(0, n - k);
-        }
+        self.for_slot_lines(from, to, |line| {
+            // SAFETY: CLDEMOTE is a hint: it never faults and reads or writes nothing
+            // architecturally. (`line` is the cache line of a byte of a slot below `size`.)
+            unsafe { core::arch::asm!("cldemote [{0}]", in(reg) line, options(nostack, preserves_flags, readonly)) };
+        });
         #[cfg(not(target_arch = "x86_64"))]
         let _ = (from, to);
     }
 
-    /// `CLDEMOTE` on the cache lines of slots `first..first + count` (`first + count <=
-    /// size`), except a last line that extends past them.
+    /// Calls `f` with the address of each cache line of slots `from..to` (free-running
+    /// indices, at most the first [`PREFETCH_SLOTS`]; contiguous up to the end of the
+    /// ring, then from slot 0), except a last line that extends past them.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn demote_lines(&self, first: u32, count: u32) {
+    fn for_slot_lines(&self, from: u32, to: u32, f: impl Fn(usize)) {
+        let n = to.wrapping_sub(from).min(PREFETCH_SLOTS).min(self.size);
+        let first = from & (self.size - 1);
+        let k = n.min(self.size - first);
         let e = entry_size::<Req, Rsp>();
         let base = self.base.as_ptr() as usize + RING_HEADER_SIZE;
-        let mut line = (base + first as usize * e) & !63;
-        let end = (base + (first + count) as usize * e) & !63;
-        while line < end {
-            // SAFETY: CLDEMOTE is a hint: it never faults and reads or writes nothing
-            // architecturally. (`line` is the cache line of a byte of a slot below `size`.)
-            unsafe {
-                core::arch::asm!(
-                    "cldemote [{0}]",
-                    in(reg) line,
-                    options(nostack, preserves_flags, readonly)
-                )
-            };
-            line += 64;
+        for (first, count) in [(first, k), (0, n - k)] {
+            let mut line = (base + first as usize * e) & !63;
+            let end = (base + (first + count) as usize * e) & !63;
+            while line < end {
+                f(line);
+                line += 64;
+            }
         }
     }
 
