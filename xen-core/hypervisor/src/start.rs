@@ -190,7 +190,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         doms.add(built.domain);
     }
     let regs = sched::start(&mut doms, 0);
-    *DOMAINS.lock() = Some(doms);
+    *DOMAINS.write() = Some(doms);
     println!("Starting dom0");
     trap::enter_guest(&regs);
 }

@@ -25,7 +25,10 @@ const TIME_SLICE_NS: u64 = 10_000_000;
 pub struct Domains {
     /// Every domain by id: a hash map, so memory follows the number of domains rather
     /// than the highest id (ids are sparse once domains come and go).
-    by_id: hashbrown::HashMap<u16, Domain>,
+    /// Each behind its own lock: a vCPU's entry that touches only its own domain takes
+    /// that lock under the table's read lock (`local`); work across domains takes the
+    /// table's write lock and reaches every domain without locking it (`get_mut`).
+    by_id: hashbrown::HashMap<u16, spin::Mutex<Domain>>,
     /// The domain this entry into the hypervisor works for (`enter` sets it from what
     /// this CPU runs; the domain lock makes entries one at a time).
     current: u16,
@@ -45,43 +48,34 @@ pub struct Domains {
     yield_now: bool,
 }
 
-/// The domains and the scheduler, once built (`start::kmain`). Each entry into the
-/// hypervisor holds its lock (`lock`) for the whole of its work.
-pub static DOMAINS: spin::Mutex<Option<Domains>> = spin::Mutex::new(None);
+/// The domains and the scheduler, once built (`start::kmain`). An entry into the
+/// hypervisor that works for its own domain only (most traps and hypercalls) holds the
+/// read side and that domain's own lock (`local`), so vCPUs of different domains do
+/// such work at once; scheduling, and work that reaches other domains, holds the write
+/// side (`lock`).
+pub static DOMAINS: spin::RwLock<Option<Domains>> = spin::RwLock::new(None);
 
-/// Takes the domain lock; while another CPU holds it, this one still does the TLB
-/// flushes asked of it (it waits with interrupts off, so the IPI can't reach it).
-pub fn lock() -> spin::MutexGuard<'static, Option<Domains>> {
-    let since = cpu::rdtsc();
-    let mut said = false;
-    loop {
-        if let Some(g) = DOMAINS.try_lock() {
-            LOCK_HOLDER.store(percpu::cpu_index(), core::sync::atomic::Ordering::Relaxed);
-            return g;
-        }
-        smp::service_flush();
-        core::hint::spin_loop();
-        // A lock held for seconds is a hang: say where (once), and keep waiting.
-        if !said && cpu::rdtsc().wrapping_sub(since) > 2 * clock::tsc_hz() {
-            said = true;
-            println!(
-                "CPU{} has waited 2 s for the domain lock, held by CPU{}",
-                percpu::cpu_index(),
-                LOCK_HOLDER.load(core::sync::atomic::Ordering::Relaxed)
-            );
-        }
-    }
+/// Takes the domain table's write side.
+pub fn lock() -> spin::RwLockWriteGuard<'static, Option<Domains>> {
+    smp::spin_for("the domain table", || DOMAINS.try_write())
 }
 
-/// The CPU that took the domain lock last (for the hang report above).
-static LOCK_HOLDER: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+/// Takes the domain table's read side.
+pub fn read() -> spin::RwLockReadGuard<'static, Option<Domains>> {
+    smp::spin_for("the domain table (read)", || DOMAINS.try_read())
+}
+
+/// Takes one domain's own lock (under the table's read side).
+pub fn lock_domain(m: &spin::Mutex<Domain>) -> spin::MutexGuard<'_, Domain> {
+    smp::spin_for("a domain", || m.try_lock())
+}
 
 /// A vCPU as the scheduler names it: domain id and vCPU number.
-type VcpuRef = (u16, usize);
+pub type VcpuRef = (u16, usize);
 
 impl Domains {
     pub fn add(&mut self, d: Domain) {
-        self.by_id.insert(d.id, d);
+        self.by_id.insert(d.id, spin::Mutex::new(d));
     }
 
     pub fn current_id(&self) -> u16 {
@@ -94,7 +88,7 @@ impl Domains {
         if let Some((id, v)) = self.running[percpu::cpu_index()] {
             self.current = id;
             if let Some(d) = self.by_id.get_mut(&id) {
-                d.cur_vcpu = v;
+                d.get_mut().cur_vcpu = v;
             }
         }
     }
@@ -127,15 +121,34 @@ impl Domains {
     }
 
     pub fn cur(&mut self) -> &mut Domain {
-        self.by_id.get_mut(&self.current).expect("the current domain exists")
+        self.by_id.get_mut(&self.current).expect("the current domain exists").get_mut()
     }
 
-    pub fn get(&self, id: u16) -> Option<&Domain> {
-        self.by_id.get(&id).filter(|d| d.alive())
+    /// Domain `id` if it is alive. Under the write side no CPU holds a domain's own
+    /// lock, so every domain is reached directly.
+    pub fn get(&mut self, id: u16) -> Option<&Domain> {
+        self.get_mut(id).map(|d| &*d)
     }
 
     pub fn get_mut(&mut self, id: u16) -> Option<&mut Domain> {
-        self.by_id.get_mut(&id).filter(|d| d.alive())
+        self.by_id.get_mut(&id).map(spin::Mutex::get_mut).filter(|d| d.alive())
+    }
+
+    /// Domain `id`, alive or being torn down.
+    fn any_mut(&mut self, id: u16) -> Option<&mut Domain> {
+        self.by_id.get_mut(&id).map(spin::Mutex::get_mut)
+    }
+
+    /// The domain vCPU `e` belongs to and the vCPU's own lock-free view, for an entry
+    /// under the read side: the domain's lock, or None if it is gone.
+    pub fn lock_running(&self, e: VcpuRef) -> Option<spin::MutexGuard<'_, Domain>> {
+        self.by_id.get(&e.0).map(lock_domain).filter(|d| d.alive())
+    }
+
+    /// What this CPU runs, and whether its time slice is over (read side).
+    pub fn this_cpu(&self) -> Option<(VcpuRef, bool)> {
+        let me = percpu::cpu_index();
+        self.running[me].map(|e| (e, clock::now_ns() >= self.slice_end[me]))
     }
 
     /// The current domain and, if it exists and is another one, domain `other`.
@@ -144,7 +157,7 @@ impl Domains {
             return (self.cur(), None);
         }
         let [a, b] = self.by_id.get_disjoint_mut([&self.current, &other]);
-        (a.expect("the current domain exists"), b.filter(|d| d.alive()))
+        (a.expect("the current domain exists").get_mut(), b.map(spin::Mutex::get_mut).filter(|d| d.alive()))
     }
 
     /// Whether id `id` is taken, by a live domain or one still to be torn down.
@@ -153,15 +166,25 @@ impl Domains {
     }
 
     /// The living domains' ids, in id order.
-    pub fn ids(&self) -> Vec<u16> {
+    pub fn ids(&mut self) -> Vec<u16> {
         let mut ids: Vec<u16> = self.alive().map(|d| d.id).collect();
         ids.sort_unstable();
         ids
     }
 
-    fn alive(&self) -> impl Iterator<Item = &Domain> {
-        self.by_id.values().filter(|d| d.alive())
+    fn alive(&mut self) -> impl Iterator<Item = &Domain> {
+        live(&mut self.by_id)
     }
+}
+
+/// The living domains of a table the caller holds the write side of.
+fn live(by_id: &mut hashbrown::HashMap<u16, spin::Mutex<Domain>>) -> impl Iterator<Item = &Domain> {
+    by_id.values_mut().map(|d| &*d.get_mut()).filter(|d| d.alive())
+}
+
+/// Every domain (alive or not) of a table the caller holds the write side of.
+fn all(by_id: &mut hashbrown::HashMap<u16, spin::Mutex<Domain>>) -> impl Iterator<Item = &mut Domain> {
+    by_id.values_mut().map(spin::Mutex::get_mut)
 }
 
 /// Makes `id` the running domain at boot: its registers become the frame to enter.
@@ -240,7 +263,7 @@ pub fn set_runstate(d: &mut Domain, v: usize, state: i32, now: u64) {
 fn wake_all(doms: &mut Domains) -> Vec<VcpuRef> {
     let now = clock::now_ns();
     let mut woken = Vec::new();
-    for d in doms.by_id.values_mut().filter(|d| d.alive()) {
+    for d in all(&mut doms.by_id).filter(|d| d.alive()) {
         for v in 0..d.vcpus.len() {
             event::fire_timer(d, v, now);
             if d.vcpus[v].run != RunState::Runnable && event::wants_to_run(d, v) {
@@ -275,15 +298,16 @@ fn periodic_timer(d: &mut Domain, now: u64) -> Option<u64> {
 /// The earliest timer this CPU must wake up for: its own vCPU's, and those of vCPUs no
 /// CPU runs if this CPU is the one that watches them (an idle one, or CPU 0 when none
 /// is idle), so that every deadline interrupts one CPU rather than all.
-fn next_deadline(doms: &Domains) -> Option<u64> {
+fn next_deadline(doms: &mut Domains) -> Option<u64> {
     let me = percpu::cpu_index();
     let online = smp::online();
     let watcher = (0..online).find(|&c| doms.running[c].is_none()).unwrap_or(0);
-    let own = doms.running[me].and_then(|(id, v)| doms.by_id.get(&id)?.vcpus.get(v)?.wake_deadline());
+    let own = doms.running[me].and_then(|(id, v)| doms.any_mut(id)?.vcpus.get(v)?.wake_deadline());
+    let running = &doms.running;
     let parked = (watcher == me).then(|| {
-        doms.alive()
+        live(&mut doms.by_id)
             .flat_map(|d| d.vcpus.iter().enumerate().map(move |(v, vc)| (d.id, v, vc)))
-            .filter(|&(id, v, vc)| vc.online && !doms.running[..online].contains(&Some((id, v))))
+            .filter(|&(id, v, vc)| vc.online && !running[..online].contains(&Some((id, v))))
             .filter_map(|(_, _, vc)| vc.wake_deadline())
             .min()
     });
@@ -291,7 +315,7 @@ fn next_deadline(doms: &Domains) -> Option<u64> {
 }
 
 /// Ends the machine when no domain is left, with Xen's words for the hardware domain.
-fn all_gone(doms: &Domains) -> ! {
+fn all_gone(doms: &mut Domains) -> ! {
     println!(
         "Frames free: {}, {} before the first domain was built",
         crate::arch::x86_64::mem::with_frames(|a| a.free_frames()),
@@ -313,11 +337,11 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) -> bool {
     // shut down with SCHEDOP_remote_shutdown, lowest id first. A toolstack's domain
     // stays, shut down, until destroyed (`pv::domctl::lifecycle`). A domain still on
     // another CPU goes once that CPU has left it (it is asked to).
-    let mut ending: Vec<u16> = doms.by_id.values().filter(|d| d.ending.is_some()).map(|d| d.id).collect();
+    let mut ending: Vec<u16> = all(&mut doms.by_id).filter(|d| d.ending.is_some()).map(|d| d.id).collect();
     ending.sort_unstable();
     let dom_exc = !ending.is_empty();
     for id in ending {
-        if doms.by_id.get_mut(&id).is_some_and(crate::pv::domctl::lifecycle::keep_shut_down) {
+        if doms.any_mut(id).is_some_and(crate::pv::domctl::lifecycle::keep_shut_down) {
             continue;
         }
         if let Some(c) = doms.domain_running_elsewhere(id) {
@@ -331,7 +355,7 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) -> bool {
             smp::set_running_domain(None);
             smp::load_idle_page_tables();
         }
-        let Some(d) = doms.by_id.remove(&id) else { continue };
+        let Some(d) = doms.by_id.remove(&id).map(spin::Mutex::into_inner) else { continue };
         let Some(reason) = d.ending else { continue };
         doms.any_crashed |= reason == crate::pv::domain::END_CRASH;
         if d.hardware {
@@ -355,7 +379,7 @@ fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> b
     let me = percpu::cpu_index();
     let now = clock::now_ns();
     let cur_ent = doms.running[me].filter(|(id, _)| doms.by_id.contains_key(id));
-    let cur_runnable = cur_ent.is_some_and(|(id, v)| doms.by_id.get(&id).is_some_and(|d| runnable(d, v)));
+    let cur_runnable = cur_ent.is_some_and(|(id, v)| doms.any_mut(id).is_some_and(|d| runnable(d, v)));
     // A woken vCPU goes to an idle CPU if there is one (kicked below), else it takes
     // this one at once.
     let idle_elsewhere = (0..smp::online()).any(|c| c != me && doms.running[c].is_none());
@@ -368,7 +392,7 @@ fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> b
     };
     if next != cur_ent {
         if let Some((id, v)) = cur_ent {
-            if let Some(d) = doms.by_id.get_mut(&id) {
+            if let Some(d) = doms.any_mut(id) {
                 d.cur_vcpu = v;
                 save(d, regs);
                 let state = state_after_running(&d.vcpus[v]);
@@ -407,15 +431,15 @@ fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> b
 /// Sends other CPUs a reschedule IPI where they have something to do: an idle one while
 /// runnable vCPUs wait, a busy one whose vCPU has an event to take or may not run any
 /// more (paused, shut down, taken down).
-fn kick_others(doms: &Domains) {
+fn kick_others(doms: &mut Domains) {
     kick_idle(doms);
     let me = percpu::cpu_index();
-    for (c, r) in doms.running.iter().enumerate() {
-        let Some((id, v)) = *r else { continue };
+    for c in 0..MAX_CPUS {
+        let Some((id, v)) = doms.running[c] else { continue };
         if c == me {
             continue;
         }
-        let stale = doms.by_id.get(&id).is_none_or(|d| !runnable(d, v) || event::upcall_deliverable(d, v));
+        let stale = doms.any_mut(id).is_none_or(|d| !runnable(d, v) || event::upcall_deliverable(d, v));
         if stale {
             smp::kick(c);
         }
@@ -423,12 +447,12 @@ fn kick_others(doms: &Domains) {
 }
 
 /// Sends idle CPUs a reschedule IPI while runnable vCPUs wait.
-fn kick_idle(doms: &Domains) {
-    let waiting = doms
-        .by_id
-        .values()
+fn kick_idle(doms: &mut Domains) {
+    let running = &doms.running;
+    let waiting = all(&mut doms.by_id)
+        .map(|d| &*d)
         .flat_map(|d| (0..d.vcpus.len()).filter(|&v| runnable(d, v)).map(|v| (d.id, v)))
-        .filter(|&e| !doms.running.contains(&Some(e)))
+        .filter(|&e| !running.contains(&Some(e)))
         .count();
     let idle = (0..smp::online()).filter(|&c| c != percpu::cpu_index() && doms.running[c].is_none());
     for c in idle.take(waiting) {
@@ -438,7 +462,7 @@ fn kick_idle(doms: &Domains) {
 
 /// Whether vCPU `v` of `d` may run now: the domain alive and not paused or shut down
 /// for its toolstack, the vCPU loaded, up and not blocked.
-fn runnable(d: &Domain, v: usize) -> bool {
+pub fn runnable(d: &Domain, v: usize) -> bool {
     d.alive()
         && d.ctl.can_run()
         && d.vcpus.get(v).is_some_and(|v| v.initialised && v.online && v.run == RunState::Runnable)
@@ -446,11 +470,13 @@ fn runnable(d: &Domain, v: usize) -> bool {
 
 /// The next runnable vCPU after `cur` in (domain id, vCPU) order, wrapping round (or
 /// `cur` itself if it is the only).
-fn pick_after(doms: &Domains, cur: VcpuRef, cur_runnable: bool) -> Option<VcpuRef> {
-    doms.by_id
-        .values()
+fn pick_after(doms: &mut Domains, cur: VcpuRef, cur_runnable: bool) -> Option<VcpuRef> {
+    let me = percpu::cpu_index();
+    let running = &doms.running;
+    all(&mut doms.by_id)
+        .map(|d| &*d)
         .flat_map(|d| (0..d.vcpus.len()).filter(|&v| runnable(d, v)).map(|v| (d.id, v)))
-        .filter(|&e| !doms.running_elsewhere(e))
+        .filter(|&e| !running.iter().enumerate().any(|(c, r)| c != me && *r == Some(e)))
         .min_by_key(|&e| (e <= cur, e))
         .or(cur_runnable.then_some(cur))
 }
@@ -459,13 +485,13 @@ fn pick_after(doms: &Domains, cur: VcpuRef, cur_runnable: bool) -> Option<VcpuRe
 const CONSOLE_POLL_NS: u64 = 10_000_000;
 
 /// Whether someone reads the serial line: a hardware domain or a console ring.
-fn console_listener(doms: &Domains) -> Option<u16> {
+fn console_listener(doms: &mut Domains) -> Option<u16> {
     doms.alive().filter(|d| d.hardware || d.console_ring.is_some()).map(|d| d.id).min()
 }
 
 /// The domains serial input can go to, in Xen's switching order (by id), then the
 /// hypervisor itself (None).
-fn next_focus(doms: &Domains, cur: Option<u16>) -> Option<u16> {
+fn next_focus(doms: &mut Domains, cur: Option<u16>) -> Option<u16> {
     let mut ids: Vec<u16> = doms.alive().filter(|d| d.hardware || d.console_ring.is_some()).map(|d| d.id).collect();
     ids.sort_unstable();
     match cur {

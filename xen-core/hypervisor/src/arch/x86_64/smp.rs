@@ -213,12 +213,34 @@ fn flush_others(dom: Option<u16>) {
     for (c, pending) in FLUSH_PENDING.iter().enumerate().take(n) {
         let mut said = false;
         while c != me && pending.load(Ordering::Acquire) {
+            // That CPU may itself be waiting for this one's flush.
+            service_flush();
             core::hint::spin_loop();
             // A CPU that does not answer for a second is a hang: say so (once).
             if !said && cpu::rdtsc().wrapping_sub(since) > clock::tsc_hz() {
                 said = true;
                 crate::println!("CPU{me}: CPU{c} has not done the TLB flush asked of it for 1 s");
             }
+        }
+    }
+}
+
+/// Spins until `take` succeeds. Meanwhile this CPU still does the TLB flushes asked
+/// of it: it waits with interrupts off, so the IPI can't reach it, and the CPU that
+/// asked may hold what this one waits for.
+pub fn spin_for<G>(what: &str, mut take: impl FnMut() -> Option<G>) -> G {
+    let since = cpu::rdtsc();
+    let mut said = false;
+    loop {
+        if let Some(g) = take() {
+            return g;
+        }
+        service_flush();
+        core::hint::spin_loop();
+        // A lock held for seconds is a hang: say so (once), and keep waiting.
+        if !said && cpu::rdtsc().wrapping_sub(since) > 2 * clock::tsc_hz() {
+            said = true;
+            crate::println!("CPU{} has waited 2 s for {what}", percpu::cpu_index());
         }
     }
 }

@@ -17,9 +17,14 @@ use xen_abi::DomId;
 /// owner), which the calls here handle; `DOMID_SELF`, the caller's own id and the
 /// special ids stay with `hc_mmu`.
 pub fn is_foreign(doms: &mut Domains, foreigndom: u64) -> bool {
+    names_other(doms.current_id(), foreigndom)
+}
+
+/// `is_foreign` for a caller `me`.
+pub fn names_other(me: u16, foreigndom: u64) -> bool {
     let pg = foreigndom as u16;
     let pt = (foreigndom >> 16) as u16;
-    pt != 0 || (pg != DOMID_SELF.0 && pg != doms.current_id() && pg < DOMID_FIRST_RESERVED)
+    pt != 0 || (pg != DOMID_SELF.0 && pg != me && pg < DOMID_FIRST_RESERVED)
 }
 
 /// `get_pg_owner` + the dummy XSM's `XSM_TARGET` check: the caller's own id is

@@ -10,7 +10,7 @@ use xen_abi::event_channel::*;
 use xen_abi::xen::{DOMID_SELF, NR_VIRQS};
 
 /// Resolves `DOMID_SELF`; any other id must name a live domain.
-fn resolve(doms: &Domains, dom: u16) -> Result<u16, Errno> {
+fn resolve(doms: &mut Domains, dom: u16) -> Result<u16, Errno> {
     let id = if dom == DOMID_SELF.0 { doms.current_id() } else { dom };
     doms.get(id).map(|d| d.id).ok_or(Errno::ESRCH)
 }

@@ -240,7 +240,7 @@ pub fn grow_table(d: &mut Domain, nr: u32) -> i16 {
 
 /// The domain one side of a copy names (Xen's `gnttab_copy_lock_domain`): only
 /// `DOMID_SELF` may name a frame directly, even the caller's own numeric id is refused.
-fn copy_domain(doms: &Domains, p: &GnttabCopyPtr, by_ref: bool) -> Result<u16, i16> {
+fn copy_domain(doms: &mut Domains, p: &GnttabCopyPtr, by_ref: bool) -> Result<u16, i16> {
     if p.domid != DOMID_SELF.0 && !by_ref {
         return Err(GNTST_permission_denied);
     }
@@ -253,10 +253,11 @@ fn copy_domain(doms: &Domains, p: &GnttabCopyPtr, by_ref: bool) -> Result<u16, i
 /// general reference, and the writable type for the destination. Page tables,
 /// descriptor pages and read-only shared frames refuse the writable type:
 /// `GNTST_general_error`; a frame `owner` does not own: `GNTST_bad_page`.
-fn claim_side(doms: &Domains, owner: u16, p: &GnttabCopyPtr, by_ref: bool, write: bool) -> Result<FrameRef, i16> {
+fn claim_side(doms: &mut Domains, owner: u16, p: &GnttabCopyPtr, by_ref: bool, write: bool) -> Result<FrameRef, i16> {
     let mfn = if by_ref {
+        let me = doms.current_id();
         let g = doms.get(owner).ok_or(GNTST_bad_domain)?;
-        let (_, e) = checked_entry(g, p.gref(), doms.current_id(), write)?;
+        let (_, e) = checked_entry(g, p.gref(), me, write)?;
         u64::from(e.frame)
     } else {
         p.u
@@ -277,7 +278,7 @@ fn release_side(r: FrameRef) {
 /// One `GNTTABOP_copy` (Xen's `gnttab_copy_one`): domains, source, destination, then
 /// the bounds; both frames are referenced (the destination with the writable type)
 /// for the duration of the copy.
-fn grant_copy(doms: &Domains, op: &GnttabCopy) -> Result<(), i16> {
+fn grant_copy(doms: &mut Domains, op: &GnttabCopy) -> Result<(), i16> {
     let src_by_ref = op.flags & GNTCOPY_source_gref != 0;
     let dst_by_ref = op.flags & GNTCOPY_dest_gref != 0;
     let src_dom = copy_domain(doms, &op.source, src_by_ref)?;
@@ -311,7 +312,7 @@ fn grant_copy(doms: &Domains, op: &GnttabCopy) -> Result<(), i16> {
 
 /// Shows in `granter`'s entry `gref` whether it is mapped (`GTF_reading`) and mapped
 /// writable (`GTF_writing`), from its pin counts: constant work per call.
-fn refresh_flags(doms: &Domains, granter: u16, gref: u32) {
+fn refresh_flags(doms: &mut Domains, granter: u16, gref: u32) {
     let Some(g) = doms.get(granter) else { return };
     let Some(at) = entry_maddr(g, gref) else { return };
     let pin = g.grant_pins.get(gref as usize).copied().unwrap_or_default();
@@ -381,7 +382,7 @@ fn map_one(doms: &mut Domains, guest: &GuestView, op: &GnttabMapGrantRef) -> Res
     let writable = !flags.contains(GntMap::READONLY);
     let e = claim_entry(g, op.ref_, me, writable)?;
     // From here a refusal shows the entry's flags as its pins say again.
-    let refused = |doms: &Domains, st: i16| {
+    let refused = |doms: &mut Domains, st: i16| {
         refresh_flags(doms, op.dom, op.ref_);
         st
     };

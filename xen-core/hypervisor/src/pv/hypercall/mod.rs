@@ -59,6 +59,60 @@ pub fn dispatch(doms: &mut Domains, regs: &mut Regs) {
         Some(h) => call(doms, regs, h, a),
         None => Err(Errno::ENOSYS),
     };
+    set_result(regs, nr, result);
+}
+
+/// What the scheduler must do after a hypercall that works for the calling domain
+/// alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    /// Nothing: the vCPU goes on.
+    Continue,
+    /// Look again: the call may have changed a timer or another vCPU's state.
+    Schedule,
+}
+
+/// Whether the hypercall in `regs` works for domain `me` alone, touching no other
+/// domain, so that it runs under that domain's own lock (`pv::local`); None for those
+/// that reach other domains or the scheduler (event channels, grants, scheduling,
+/// multicalls, the toolstack's operations), which run under the domain table's write
+/// side.
+pub fn local_kind(regs: &Regs, me: u16) -> Option<After> {
+    let a = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
+    let Some(h) = Hypercall::from_number(regs.rax) else { return Some(After::Continue) };
+    match h {
+        Hypercall::EventChannelOp
+        | Hypercall::GrantTableOp
+        | Hypercall::SchedOp
+        | Hypercall::Multicall
+        | Hypercall::Sysctl
+        | Hypercall::Domctl => None,
+        Hypercall::MemoryOp if crate::pv::domctl::memory::handles(a[0]) => None,
+        Hypercall::MmuUpdate | Hypercall::MmuextOp if crate::pv::domctl::foreign::names_other(me, a[3]) => None,
+        Hypercall::SetTimerOp | Hypercall::VcpuOp => Some(After::Schedule),
+        _ => Some(After::Continue),
+    }
+}
+
+/// Runs a hypercall `local_kind` accepted, with only the calling domain.
+pub fn dispatch_local(d: &mut Domain, regs: &mut Regs) {
+    let a = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
+    let nr = regs.rax;
+    let result = match Hypercall::from_number(nr) {
+        Some(Hypercall::Iret) => {
+            trap::do_iret(d, regs);
+            return;
+        }
+        Some(h) => {
+            let guest = GuestView { l4_mfn: d.vcpus[d.cur_vcpu].current_l4() };
+            call_local(d, &guest, h, a)
+        }
+        None => Err(Errno::ENOSYS),
+    };
+    set_result(regs, nr, result);
+}
+
+fn set_result(regs: &mut Regs, nr: u64, result: StepResult) {
     match result {
         Ok(Step::Done(v)) => regs.rax = v,
         Ok(Step::More(args)) => continuation(regs, nr, args),
@@ -101,27 +155,32 @@ fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> StepR
         _ => {}
     }
     let d = doms.cur();
+    call_local(d, &guest, h, a)
+}
+
+/// The hypercalls that need only the calling domain.
+fn call_local(d: &mut Domain, guest: &GuestView, h: Hypercall, a: [u64; 5]) -> StepResult {
     match h {
-        Hypercall::ConsoleIo => return console_io(d, &guest, a[0] as u32, a[1], a[2]),
-        Hypercall::MemoryOp => return mmu::memory::memory_op(d, &guest, a[0], a[1]),
-        Hypercall::MmuUpdate => return mmu::hypercall::mmu_update(d, &guest, a[0], a[1], a[2], a[3]),
-        Hypercall::MmuextOp => return mmu::hypercall::mmuext_op(d, &guest, a[0], a[1], a[2], a[3]),
+        Hypercall::ConsoleIo => return console_io(d, guest, a[0] as u32, a[1], a[2]),
+        Hypercall::MemoryOp => return mmu::memory::memory_op(d, guest, a[0], a[1]),
+        Hypercall::MmuUpdate => return mmu::hypercall::mmu_update(d, guest, a[0], a[1], a[2], a[3]),
+        Hypercall::MmuextOp => return mmu::hypercall::mmuext_op(d, guest, a[0], a[1], a[2], a[3]),
         _ => {}
     }
     match h {
-        Hypercall::XenVersion => xen_version(d, &guest, a[0] as u32, a[1]),
-        Hypercall::SetTrapTable => misc::set_trap_table(d, &guest, a[0]),
+        Hypercall::XenVersion => xen_version(d, guest, a[0] as u32, a[1]),
+        Hypercall::SetTrapTable => misc::set_trap_table(d, guest, a[0]),
         Hypercall::SetCallbacks => misc::set_callbacks(d, a[0], a[1], a[2]),
-        Hypercall::CallbackOp => misc::callback_op(d, &guest, a[0] as u32, a[1]),
+        Hypercall::CallbackOp => misc::callback_op(d, guest, a[0] as u32, a[1]),
         Hypercall::StackSwitch => misc::stack_switch(d, a[0], a[1]),
         Hypercall::SetSegmentBase => misc::set_segment_base(d, a[0] as u32, a[1]),
         Hypercall::FpuTaskswitch => misc::fpu_taskswitch(d, a[0]),
         Hypercall::VmAssist => misc::vm_assist(d, a[0] as u32, a[1] as u32),
         Hypercall::SetTimerOp => misc::set_timer_op(d, a[0]),
-        Hypercall::VcpuOp => misc::vcpu_op(d, &guest, a[0] as u32, a[1], a[2]),
-        Hypercall::UpdateVaMapping => mmu::hypercall::update_va_mapping(d, &guest, a[0], a[1], a[2]),
-        Hypercall::PhysdevOp => misc::physdev_op(d, &guest, a[0] as u32, a[1]),
-        Hypercall::SetGdt => mmu::descriptors::set_gdt(d, &guest, a[0], a[1]),
+        Hypercall::VcpuOp => misc::vcpu_op(d, guest, a[0] as u32, a[1], a[2]),
+        Hypercall::UpdateVaMapping => mmu::hypercall::update_va_mapping(d, guest, a[0], a[1], a[2]),
+        Hypercall::PhysdevOp => misc::physdev_op(d, guest, a[0] as u32, a[1]),
+        Hypercall::SetGdt => mmu::descriptors::set_gdt(d, guest, a[0], a[1]),
         Hypercall::UpdateDescriptor => mmu::descriptors::update_descriptor(d, a[0], a[1]),
         Hypercall::SetDebugreg => crate::pv::trap::emul_priv::set_debugreg(d, a[0], a[1]),
         Hypercall::GetDebugreg => crate::pv::trap::emul_priv::get_debugreg(d, a[0]),

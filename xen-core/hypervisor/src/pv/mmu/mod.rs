@@ -69,7 +69,7 @@ pub fn change_needs_flush(old: u64, new: u64) -> bool {
 
 /// Runs `f` with the frame table and the machine frames.
 pub fn with<R>(f: impl FnOnce(&mut Table, &mut MachineFrames) -> R) -> R {
-    let mut g = MM.lock();
+    let mut g = crate::arch::x86_64::smp::spin_for("the frame table", || MM.try_lock());
     f(g.as_mut().expect("frame table initialised at boot"), &mut MachineFrames)
 }
 
