@@ -8,7 +8,9 @@
 use crate::arch::x86_64::trap::Regs;
 use crate::pv::domain::Domain;
 use crate::pv::hypercall::{self, After};
-use crate::pv::{sched, trap};
+use crate::pv::{event, sched, trap};
+use xen_abi::event_channel::EVTCHNOP_send;
+use xen_abi::hypercall::HYPERVISOR_event_channel_op;
 
 /// How a local entry ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,11 +29,14 @@ pub fn syscall(regs: &mut Regs) -> Outcome {
     entry(regs, |d, regs| {
         if !d.vcpus[d.cur_vcpu].kernel_mode {
             trap::bounce_syscall(d, regs);
-            return Some(After::Continue);
+            return Some(Then::Resume(After::Continue));
+        }
+        if regs.rax == u64::from(HYPERVISOR_event_channel_op) && regs.rdi as u32 == EVTCHNOP_send {
+            return event::hypercall::send_local(d, regs);
         }
         let after = hypercall::local_kind(regs, d.id)?;
         hypercall::dispatch_local(d, regs);
-        Some(after)
+        Some(Then::Resume(after))
     })
 }
 
@@ -42,22 +47,49 @@ pub fn exception(regs: &mut Regs) -> Outcome {
     }
     entry(regs, |d, regs| {
         trap::guest_exception(d, regs);
-        Some(After::Continue)
+        Some(Then::Resume(After::Continue))
     })
+}
+
+/// What a local entry's work leaves to do once its domain's lock is dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Then {
+    /// Nothing more.
+    Resume(After),
+    /// Raise `port` of domain `dom` (an interdomain event channel's far end), under
+    /// that domain's lock alone.
+    Notify { dom: u16, port: u32 },
 }
 
 /// Runs `work` for the vCPU this CPU runs, under its domain's lock; `work` answers None
 /// before changing anything if the entry is not local.
-fn entry(regs: &mut Regs, work: impl FnOnce(&mut Domain, &mut Regs) -> Option<After>) -> Outcome {
+fn entry(regs: &mut Regs, work: impl FnOnce(&mut Domain, &mut Regs) -> Option<Then>) -> Outcome {
     let guard = sched::read();
     let Some(doms) = guard.as_ref() else { return Outcome::NotLocal };
     let Some(((id, v), slice_over)) = doms.this_cpu() else { return Outcome::NotLocal };
-    let Some(mut d) = doms.lock_running((id, v)) else { return Outcome::NotLocal };
+    let mut d = match doms.lock_running((id, v)) {
+        Some(d) => d,
+        None => return Outcome::NotLocal,
+    };
     d.cur_vcpu = v;
-    let Some(after) = work(&mut d, regs) else { return Outcome::NotLocal };
-    if after == After::Schedule || slice_over || d.ending.is_some() || !sched::runnable(&d, v) {
+    let then = match work(&mut d, regs) {
+        Some(t) => t,
+        None => return Outcome::NotLocal,
+    };
+    if then == Then::Resume(After::Schedule) || slice_over || d.ending.is_some() || !sched::runnable(&d, v) {
         return Outcome::Schedule;
     }
     trap::deliver_events(&mut d, regs);
+    drop(d);
+    // The far end of an event channel: one domain's lock at a time, so two domains
+    // signalling each other from two CPUs never wait on each other.
+    if let Then::Notify { dom, port } = then {
+        let Some(far) = doms.lock_id(dom) else { return Outcome::Resume };
+        event::set_pending(&far, port);
+        let v = far.evtchn.notify_vcpu(port) as usize;
+        if doms.notify_vcpu(&far, v) {
+            return Outcome::Schedule;
+        }
+    }
     Outcome::Resume
 }

@@ -145,6 +145,36 @@ impl Domains {
         self.by_id.get(&e.0).map(lock_domain).filter(|d| d.alive())
     }
 
+    /// Domain `id`'s lock, if it is alive (read side).
+    pub fn lock_id(&self, id: u16) -> Option<spin::MutexGuard<'_, Domain>> {
+        self.by_id.get(&id).map(lock_domain).filter(|d| d.alive())
+    }
+
+    /// After an event for vCPU `v` of `d` was raised under the read side: sends the
+    /// CPU that must act a reschedule IPI — the one running the vCPU, if its upcall is
+    /// now deliverable, or an idle one if the vCPU was waiting for this. True if no CPU
+    /// is idle for a woken vCPU: this CPU must schedule before its guest resumes.
+    pub fn notify_vcpu(&self, d: &Domain, v: usize) -> bool {
+        let me = percpu::cpu_index();
+        let cpus = &self.running[..smp::online()];
+        if let Some(c) = cpus.iter().position(|r| *r == Some((d.id, v))) {
+            if c != me && event::upcall_deliverable(d, v) {
+                smp::kick(c);
+            }
+            return false;
+        }
+        if !(runnable_if_woken(d, v) && event::wants_to_run(d, v)) {
+            return false;
+        }
+        match cpus.iter().enumerate().position(|(c, r)| c != me && r.is_none()) {
+            Some(c) => {
+                smp::kick(c);
+                false
+            }
+            None => true,
+        }
+    }
+
     /// What this CPU runs, and whether its time slice is over (read side).
     pub fn this_cpu(&self) -> Option<(VcpuRef, bool)> {
         let me = percpu::cpu_index();
@@ -458,6 +488,12 @@ fn kick_idle(doms: &mut Domains) {
     for c in idle.take(waiting) {
         smp::kick(c);
     }
+}
+
+/// Whether vCPU `v` of `d` would run if it were woken (all of `runnable` but the
+/// run state).
+fn runnable_if_woken(d: &Domain, v: usize) -> bool {
+    d.alive() && d.ctl.can_run() && d.vcpus.get(v).is_some_and(|v| v.initialised && v.online)
 }
 
 /// Whether vCPU `v` of `d` may run now: the domain alive and not paused or shut down

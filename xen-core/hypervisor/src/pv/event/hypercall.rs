@@ -3,6 +3,7 @@
 
 use crate::pv::event::{self, Port};
 use crate::pv::hypercall::HcResult;
+use crate::pv::domain::Domain;
 use crate::pv::sched::Domains;
 use crate::arch::x86_64::guest::GuestView;
 use xen_abi::errno::Errno;
@@ -45,6 +46,51 @@ pub fn close_port(doms: &mut Domains, port: u32) -> Result<(), Errno> {
     d.evtchn.set(port, Port::Free);
     event::clear_pending(d, port);
     Ok(())
+}
+
+/// `EVTCHNOP_send` on the read side (`pv::local`): a port of the caller's own domain
+/// (an IPI, a loopback channel, the console) is raised here under its lock; an
+/// interdomain port's far end is raised by the caller after it lets go of this
+/// domain's lock. None (nothing done) when the argument can't be read: the write side
+/// answers that.
+pub fn send_local(d: &mut Domain, regs: &mut crate::arch::x86_64::trap::Regs) -> Option<crate::pv::local::Then> {
+    use crate::pv::hypercall::After;
+    use crate::pv::local::Then;
+    let guest = GuestView { l4_mfn: d.vcpus[d.cur_vcpu].current_l4() };
+    let a: EvtchnSend = guest.read(regs.rsi).ok()?;
+    let mut then = Then::Resume(After::Continue);
+    let result = match valid(d.evtchn.get(a.port)) {
+        Err(e) => Err(e),
+        Ok(Port::Interdomain { remote_dom, remote_port }) => {
+            then = raise(d, remote_dom, remote_port);
+            Ok(())
+        }
+        Ok(Port::Ipi) => {
+            then = raise(d, d.id, a.port);
+            Ok(())
+        }
+        Ok(Port::HypervisorConsole) => {
+            crate::pv::console_ring::guest_wrote(d);
+            Ok(())
+        }
+        Ok(Port::Unbound { .. }) => Ok(()),
+        Ok(_) => Err(Errno::EINVAL),
+    };
+    regs.rax = match result {
+        Ok(()) => 0,
+        Err(e) => e.to_rax(),
+    };
+    Some(then)
+}
+
+/// Raises `port` of `dom` from `d`'s vCPU: at once if it notifies that very vCPU (its
+/// upcall goes with this return to the guest), else after `d`'s lock is let go.
+fn raise(d: &Domain, dom: u16, port: u32) -> crate::pv::local::Then {
+    if dom == d.id && d.evtchn.notify_vcpu(port) as usize == d.cur_vcpu {
+        event::set_pending(d, port);
+        return crate::pv::local::Then::Resume(crate::pv::hypercall::After::Continue);
+    }
+    crate::pv::local::Then::Notify { dom, port }
 }
 
 pub fn event_channel_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64) -> HcResult {
