@@ -821,9 +821,14 @@ impl<S: AsRef<[PageInfo]> + AsMut<[PageInfo]>> FrameTable<S> {
         Ok(())
     }
 
-    /// Undoes [`Self::grant_map`]: the entry must still map `frame`.
+    /// Undoes [`Self::grant_map`]: the entry must still map `frame`, in a table that is
+    /// still a validated L1 — one that lost its type already gave back what its entries
+    /// held, so its stale entry must not release the granter's frame again (Xen's
+    /// "Grant PTE is not an L1 page table").
     pub fn grant_unmap<F: Frames>(&mut self, hw: &mut F, mapper: DomId, l1: Mfn, idx: usize, frame: Mfn) -> Result<(), Errno> {
-        let l1_ok = self.page(l1).is_some_and(|p| p.owner == Owner::Dom(mapper) && p.ty == PageType::L1);
+        let l1_ok = self.page(l1).is_some_and(|p| {
+            p.owner == Owner::Dom(mapper) && p.ty == PageType::L1 && p.validated && p.type_count > 0
+        });
         if !l1_ok || idx >= ENTRIES {
             return Err(Errno::EINVAL);
         }
