@@ -86,8 +86,16 @@ fn entry(regs: &mut Regs, work: impl FnOnce(&mut Domain, &mut Regs) -> Option<Th
     if let Then::Notify { dom, port } = then {
         let Some(far) = doms.lock_id(dom) else { return Outcome::Resume };
         event::set_pending(&far, port);
-        let v = far.evtchn.notify_vcpu(port) as usize;
-        if doms.notify_vcpu(&far, v) {
+        // The vCPU the port notifies, and any polling for it (SCHEDOP_poll), as
+        // Xen's evtchn_port_set_pending does.
+        let to = far.evtchn.notify_vcpu(port) as usize;
+        let mut schedule = false;
+        for v in 0..far.vcpus.len() {
+            if v == to || far.vcpus[v].polls(port) {
+                schedule |= doms.notify_vcpu(&far, v);
+            }
+        }
+        if schedule {
             return Outcome::Schedule;
         }
     }

@@ -12,7 +12,7 @@ use crate::arch::x86_64::trap::Regs;
 use crate::arch::x86_64::{clock, cpu, gdt, percpu, percpu::MAX_CPUS, qemu, smp};
 use crate::println;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Free frames just before the first domain was built: with every domain gone, the
 /// allocator must be back to this count (each domain returned every frame).
@@ -55,14 +55,29 @@ pub struct Domains {
 /// side (`lock`).
 pub static DOMAINS: spin::RwLock<Option<Domains>> = spin::RwLock::new(None);
 
+/// CPUs waiting for the write side: new readers hold back while there are any, so a
+/// CPU whose guest enters the hypervisor back to back can't keep the scheduler out.
+static WRITERS_WAITING: AtomicUsize = AtomicUsize::new(0);
+
 /// Takes the domain table's write side.
 pub fn lock() -> spin::RwLockWriteGuard<'static, Option<Domains>> {
-    smp::spin_for("the domain table", || DOMAINS.try_write())
+    if let Some(g) = DOMAINS.try_write() {
+        return g;
+    }
+    WRITERS_WAITING.fetch_add(1, Ordering::SeqCst);
+    let g = smp::spin_for("the domain table", || DOMAINS.try_write());
+    WRITERS_WAITING.fetch_sub(1, Ordering::SeqCst);
+    g
 }
 
 /// Takes the domain table's read side.
 pub fn read() -> spin::RwLockReadGuard<'static, Option<Domains>> {
-    smp::spin_for("the domain table (read)", || DOMAINS.try_read())
+    smp::spin_for("the domain table (read)", || {
+        if WRITERS_WAITING.load(Ordering::SeqCst) != 0 {
+            return None;
+        }
+        DOMAINS.try_read()
+    })
 }
 
 /// Takes one domain's own lock (under the table's read side).
@@ -326,22 +341,20 @@ fn periodic_timer(d: &mut Domain, now: u64) -> Option<u64> {
 }
 
 /// The earliest timer this CPU must wake up for: its own vCPU's, and those of vCPUs no
-/// CPU runs if this CPU is the one that watches them (an idle one, or CPU 0 when none
-/// is idle), so that every deadline interrupts one CPU rather than all.
+/// CPU runs. Every CPU arms for the parked ones, not one watcher: a CPU whose guest
+/// enters the hypervisor only on the read side (`pv::local`) does not re-arm, so the
+/// CPU that parked a vCPU must be the one to wake for it.
 fn next_deadline(doms: &mut Domains) -> Option<u64> {
     let me = percpu::cpu_index();
     let online = smp::online();
-    let watcher = (0..online).find(|&c| doms.running[c].is_none()).unwrap_or(0);
     let own = doms.running[me].and_then(|(id, v)| doms.any_mut(id)?.vcpus.get(v)?.wake_deadline());
     let running = &doms.running;
-    let parked = (watcher == me).then(|| {
-        live(&mut doms.by_id)
-            .flat_map(|d| d.vcpus.iter().enumerate().map(move |(v, vc)| (d.id, v, vc)))
-            .filter(|&(id, v, vc)| vc.online && !running[..online].contains(&Some((id, v))))
-            .filter_map(|(_, _, vc)| vc.wake_deadline())
-            .min()
-    });
-    [own, parked.flatten()].into_iter().flatten().min()
+    let parked = live(&mut doms.by_id)
+        .flat_map(|d| d.vcpus.iter().enumerate().map(move |(v, vc)| (d.id, v, vc)))
+        .filter(|&(id, v, vc)| vc.online && !running[..online].contains(&Some((id, v))))
+        .filter_map(|(_, _, vc)| vc.wake_deadline())
+        .min();
+    [own, parked].into_iter().flatten().min()
 }
 
 /// Ends the machine when no domain is left, with Xen's words for the hardware domain.

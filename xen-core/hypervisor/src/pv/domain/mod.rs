@@ -147,6 +147,11 @@ impl Vcpu {
         self.user_l4 = mm.user_l4.map_or(0, |m| m.0);
     }
 
+    /// Whether this vCPU waits in `SCHEDOP_poll` for `port`.
+    pub fn polls(&self, port: u32) -> bool {
+        matches!(self.run, RunState::Polling { .. }) && self.poll_ports.contains(&port)
+    }
+
     /// When this vCPU needs the CPU back at the latest: its timer or its poll timeout.
     pub fn wake_deadline(&self) -> Option<u64> {
         let poll = match self.run {

@@ -71,6 +71,8 @@ pub fn send_local(d: &mut Domain, regs: &mut crate::arch::x86_64::trap::Regs) ->
         }
         Ok(Port::HypervisorConsole) => {
             crate::pv::console_ring::guest_wrote(d);
+            // Its answer may be for another vCPU of the domain.
+            then = Then::Resume(After::Schedule);
             Ok(())
         }
         Ok(Port::Unbound { .. }) => Ok(()),
