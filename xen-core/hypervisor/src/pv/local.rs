@@ -10,7 +10,7 @@ use crate::pv::domain::Domain;
 use crate::pv::hypercall::{self, After};
 use crate::pv::{event, sched, trap};
 use xen_abi::event_channel::EVTCHNOP_send;
-use xen_abi::hypercall::HYPERVISOR_event_channel_op;
+use xen_abi::hypercall::{HYPERVISOR_event_channel_op, HYPERVISOR_multicall};
 
 /// How a local entry ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +33,9 @@ pub fn syscall(regs: &mut Regs) -> Outcome {
         }
         if regs.rax == u64::from(HYPERVISOR_event_channel_op) && regs.rdi as u32 == EVTCHNOP_send {
             return event::hypercall::send_local(d, regs);
+        }
+        if regs.rax == u64::from(HYPERVISOR_multicall) {
+            return hypercall::multicall_local(d, regs).map(Then::Resume);
         }
         let after = hypercall::local_kind(regs, d.id)?;
         hypercall::dispatch_local(d, regs);

@@ -78,20 +78,59 @@ pub enum After {
 /// multicalls, the toolstack's operations), which run under the domain table's write
 /// side.
 pub fn local_kind(regs: &Regs, me: u16) -> Option<After> {
-    let a = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
-    let Some(h) = Hypercall::from_number(regs.rax) else { return Some(After::Continue) };
+    kind_of(Hypercall::from_number(regs.rax), [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8], me)
+}
+
+/// `local_kind` of hypercall `h` with arguments `a` (a multicall's entries are
+/// judged one by one: `multicall_local`).
+fn kind_of(h: Option<Hypercall>, a: [u64; 5], me: u16) -> Option<After> {
+    let Some(h) = h else { return Some(After::Continue) };
     match h {
         Hypercall::EventChannelOp
         | Hypercall::GrantTableOp
-        | Hypercall::SchedOp
         | Hypercall::Multicall
         | Hypercall::Sysctl
         | Hypercall::Domctl => None,
+        // Blocking, polling and shutting down change only the caller's vCPU and domain;
+        // the scheduler then looks (yield and remote shutdown reach the scheduler's or
+        // another domain's state).
+        Hypercall::SchedOp => {
+            matches!(a[0] as u32, sched::SCHEDOP_block | sched::SCHEDOP_poll | sched::SCHEDOP_shutdown).then_some(After::Schedule)
+        }
         Hypercall::MemoryOp if crate::pv::domctl::memory::handles(a[0]) => None,
         Hypercall::MmuUpdate | Hypercall::MmuextOp if crate::pv::domctl::foreign::names_other(me, a[3]) => None,
         Hypercall::SetTimerOp | Hypercall::VcpuOp => Some(After::Schedule),
         _ => Some(After::Continue),
     }
+}
+
+/// A multicall whose entries (the first `MULTICALL_BATCH`, those this entry into the
+/// hypervisor runs) are all local, run with only the calling domain; None, with
+/// nothing done, if one is not (or can't be read: the write side answers that). An
+/// entry another vCPU of the guest rewrites meanwhile to a non-local call gets -ENOSYS:
+/// the guest raced itself.
+pub fn multicall_local(d: &mut Domain, regs: &mut Regs) -> Option<After> {
+    let (list, count) = (regs.rdi, regs.rsi);
+    let guest = GuestView { l4_mfn: d.vcpus[d.cur_vcpu].current_l4() };
+    let size = core::mem::size_of::<xen::MulticallEntry>() as u64;
+    let mut after = After::Continue;
+    for i in 0..u64::from(count as u32).min(MULTICALL_BATCH) {
+        let e: xen::MulticallEntry = guest.read(list.wrapping_add(i.wrapping_mul(size))).ok()?;
+        let h = Hypercall::from_number(e.op);
+        if matches!(h, Some(Hypercall::Multicall | Hypercall::Iret)) {
+            return None;
+        }
+        if kind_of(h, [e.args[0], e.args[1], e.args[2], e.args[3], e.args[4]], d.id)? == After::Schedule {
+            after = After::Schedule;
+        }
+    }
+    let me = d.id;
+    let result = multicall(&guest, list, count, |h, a| match kind_of(Some(h), a, me) {
+        Some(_) => call_local(d, &guest, h, a),
+        None => Err(Errno::ENOSYS),
+    });
+    set_result(regs, u64::from(xen_abi::hypercall::HYPERVISOR_multicall), result);
+    Some(after)
 }
 
 /// Runs a hypercall `local_kind` accepted, with only the calling domain.
@@ -139,7 +178,7 @@ fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> StepR
         Hypercall::EventChannelOp => return event::hypercall::event_channel_op(doms, &guest, a[0] as u32, a[1]).map(Step::Done),
         Hypercall::GrantTableOp => return grant::grant_table_op(doms, &guest, a[0] as u32, a[1], a[2]),
         Hypercall::SchedOp => return sched_op(doms, &guest, a[0] as u32, a[1]).map(Step::Done),
-        Hypercall::Multicall => return multicall(doms, regs, &guest, a[0], a[1]),
+        Hypercall::Multicall => return multicall(&guest, a[0], a[1], |h, args| call(doms, regs, h, args)),
         Hypercall::Sysctl => return sysctl::sysctl(doms, &guest, a[0]).map(Step::Done),
         Hypercall::Domctl => return crate::pv::domctl::domctl(doms, &guest, a[0]).map(Step::Done),
         // The toolstack's memory ops and foreign MMU ops (`pv::domctl`).
@@ -182,6 +221,7 @@ fn call_local(d: &mut Domain, guest: &GuestView, h: Hypercall, a: [u64; 5]) -> S
         Hypercall::PhysdevOp => misc::physdev_op(d, guest, a[0] as u32, a[1]),
         Hypercall::SetGdt => mmu::descriptors::set_gdt(d, guest, a[0], a[1]),
         Hypercall::UpdateDescriptor => mmu::descriptors::update_descriptor(d, a[0], a[1]),
+        Hypercall::SchedOp => sched_op_local(d, guest, a[0] as u32, a[1]),
         Hypercall::SetDebugreg => crate::pv::trap::emul_priv::set_debugreg(d, a[0], a[1]),
         Hypercall::GetDebugreg => crate::pv::trap::emul_priv::get_debugreg(d, a[0]),
         _ => Err(Errno::ENOSYS),
@@ -200,7 +240,7 @@ pub const MULTICALL_BATCH: u64 = 64;
 /// hypervisor, the rest as a continuation; an entry that itself stops part-way has its
 /// continuation written over it (number and arguments, as Xen's `xlat_multicall_entry`)
 /// and the multicall continues from that entry.
-fn multicall(doms: &mut Domains, regs: &mut Regs, guest: &GuestView, list: u64, count: u64) -> StepResult {
+fn multicall(guest: &GuestView, list: u64, count: u64, mut call: impl FnMut(Hypercall, [u64; 5]) -> StepResult) -> StepResult {
     let count = u64::from(count as u32);
     let size = core::mem::size_of::<xen::MulticallEntry>() as u64;
     array_ok(list)?;
@@ -214,7 +254,7 @@ fn multicall(doms: &mut Domains, regs: &mut Regs, guest: &GuestView, list: u64, 
         let result = match Hypercall::from_number(e.op) {
             Some(Hypercall::Multicall) => Err(Errno::EINVAL),
             Some(Hypercall::Iret) | None => Err(Errno::ENOSYS),
-            Some(h) => call(doms, regs, h, [e.args[0], e.args[1], e.args[2], e.args[3], e.args[4]]),
+            Some(h) => call(h, [e.args[0], e.args[1], e.args[2], e.args[3], e.args[4]]),
         };
         match result {
             Ok(Step::More(args)) => {
@@ -386,13 +426,6 @@ fn sched_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64) -> HcResu
             doms.yield_cpu();
             Ok(0)
         }
-        sched::SCHEDOP_block => misc::block(d),
-        sched::SCHEDOP_poll => misc::poll(d, guest, arg),
-        sched::SCHEDOP_shutdown => {
-            let s: sched::SchedShutdown = guest.read(arg)?;
-            shutdown(d, s.reason);
-            Ok(0)
-        }
         sched::SCHEDOP_remote_shutdown => {
             let s: sched::SchedRemoteShutdown = guest.read(arg)?;
             let caller_privileged = d.privileged;
@@ -403,6 +436,20 @@ fn sched_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64) -> HcResu
                 return Err(Errno::EPERM);
             }
             shutdown(target, s.reason);
+            Ok(0)
+        }
+        _ => sched_op_local(d, guest, cmd, arg),
+    }
+}
+
+/// The scheduling operations that act on the caller alone.
+fn sched_op_local(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -> HcResult {
+    match cmd {
+        sched::SCHEDOP_block => misc::block(d),
+        sched::SCHEDOP_poll => misc::poll(d, guest, arg),
+        sched::SCHEDOP_shutdown => {
+            let s: sched::SchedShutdown = guest.read(arg)?;
+            shutdown(d, s.reason);
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),
