@@ -8,9 +8,12 @@
 use crate::arch::x86_64::trap::Regs;
 use crate::pv::domain::Domain;
 use crate::pv::hypercall::{self, After};
+use crate::arch::x86_64::guest::GuestView;
+use crate::pv::grant::{self, GrantDomains};
 use crate::pv::{event, sched, trap};
+use alloc::vec::Vec;
 use xen_abi::event_channel::EVTCHNOP_send;
-use xen_abi::hypercall::{HYPERVISOR_event_channel_op, HYPERVISOR_multicall};
+use xen_abi::hypercall::{HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op, HYPERVISOR_multicall};
 
 /// How a local entry ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +29,11 @@ pub enum Outcome {
 
 /// SYSCALL from ring 3.
 pub fn syscall(regs: &mut Regs) -> Outcome {
+    if regs.rax == u64::from(HYPERVISOR_grant_table_op) && grant::is_mapping_op(regs.rdi as u32) {
+        if let Some(outcome) = grant_op(regs) {
+            return outcome;
+        }
+    }
     entry(regs, |d, regs| {
         if !d.vcpus[d.cur_vcpu].kernel_mode {
             trap::bounce_syscall(d, regs);
@@ -52,6 +60,67 @@ pub fn exception(regs: &mut Regs) -> Outcome {
         trap::guest_exception(d, regs);
         Some(Then::Resume(After::Continue))
     })
+}
+
+/// A grant copy, map or unmap (`grant::mapping_op`): the caller's lock and those of
+/// the domains its entries name, taken in id order. None, with nothing done, if the
+/// SYSCALL came from guest user mode (a system call to bounce, not a hypercall).
+fn grant_op(regs: &mut Regs) -> Option<Outcome> {
+    let guard = sched::read();
+    let Some(doms) = guard.as_ref() else { return Some(Outcome::NotLocal) };
+    let Some(((me, v), slice_over)) = doms.this_cpu() else { return Some(Outcome::NotLocal) };
+    let (cmd, arg, count) = (regs.rdi as u32, regs.rsi, regs.rdx);
+    let mut ids = {
+        let Some(d) = doms.lock_running((me, v)) else { return Some(Outcome::NotLocal) };
+        let vcpu = d.vcpus.get(v)?;
+        if !vcpu.kernel_mode {
+            return None;
+        }
+        grant::named_domains(&d, &GuestView { l4_mfn: vcpu.current_l4() }, cmd, arg, count)
+    };
+    ids.push(me);
+    ids.sort_unstable();
+    ids.dedup();
+    let mut set = LockedSet { me, table: doms, locked: doms.lock_ids(&ids) };
+    let Some(d) = set.get_mut(me) else { return Some(Outcome::NotLocal) };
+    // Another vCPU of the domain may have run in between.
+    d.cur_vcpu = v;
+    if !d.vcpus[v].kernel_mode {
+        return Some(Outcome::NotLocal);
+    }
+    let guest = GuestView { l4_mfn: d.vcpus[v].current_l4() };
+    let result = grant::mapping_op(&mut set, &guest, cmd, arg, count)?;
+    hypercall::set_result(regs, u64::from(HYPERVISOR_grant_table_op), result);
+    match set.get_mut(me) {
+        Some(d) if !slice_over && d.ending.is_none() && sched::runnable(d, v) => {
+            trap::deliver_events(d, regs);
+            Some(Outcome::Resume)
+        }
+        _ => Some(Outcome::Schedule),
+    }
+}
+
+/// The domains a local grant operation locked (the caller among them).
+struct LockedSet<'a> {
+    me: u16,
+    table: &'a sched::Domains,
+    locked: Vec<(u16, spin::MutexGuard<'a, Domain>)>,
+}
+
+impl grant::GrantDomains for LockedSet<'_> {
+    fn me(&self) -> u16 {
+        self.me
+    }
+    fn cur(&mut self) -> &mut Domain {
+        let me = self.me;
+        self.get_mut(me).expect("the caller is locked and alive")
+    }
+    fn get_mut(&mut self, id: u16) -> Option<&mut Domain> {
+        self.locked.iter_mut().find(|(i, _)| *i == id).map(|(_, g)| &mut **g).filter(|d| d.alive())
+    }
+    fn reachable(&self, id: u16) -> bool {
+        self.locked.iter().any(|(i, _)| *i == id) || !self.table.exists(id)
+    }
 }
 
 /// What a local entry's work leaves to do once its domain's lock is dropped.

@@ -160,6 +160,19 @@ impl Domains {
         self.by_id.get(&e.0).map(lock_domain).filter(|d| d.alive())
     }
 
+    /// Whether id `id` names a domain, alive or being torn down (read side).
+    pub fn exists(&self, id: u16) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
+    /// The locks of the domains among `ids` that exist, taken in ascending id order,
+    /// the one order every CPU holding more than one domain's lock takes them in
+    /// (read side; `ids` sorted, without repeats).
+    pub fn lock_ids(&self, ids: &[u16]) -> Vec<(u16, spin::MutexGuard<'_, Domain>)> {
+        debug_assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        ids.iter().filter_map(|&id| Some((id, lock_domain(self.by_id.get(&id)?)))).collect()
+    }
+
     /// Domain `id`'s lock, if it is alive (read side).
     pub fn lock_id(&self, id: u16) -> Option<spin::MutexGuard<'_, Domain>> {
         self.by_id.get(&id).map(lock_domain).filter(|d| d.alive())

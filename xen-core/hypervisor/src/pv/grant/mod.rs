@@ -94,65 +94,170 @@ pub const GRANT_BATCH: u64 = 128;
 /// Runs `one` on each of `count` structures of type `T` at `arg` (read, done, written
 /// back), at most `GRANT_BATCH` of them, the rest as a continuation of `cmd`. A list
 /// outside the guest's range is -EFAULT before any is done (`guest_handle_okay`), an
-/// unreadable or unwritable structure -EFAULT where it is.
-fn batch<T: FromBytes + IntoBytes + Immutable>(guest: &GuestView, cmd: u32, arg: u64, count: u64, mut one: impl FnMut(&mut T)) -> StepResult {
+/// unreadable or unwritable structure -EFAULT where it is. `one` answers false, having
+/// done nothing, for an entry this call can't do (it names a domain the call did not
+/// lock): the batch stops there and continues from it.
+fn batch<T: FromBytes + IntoBytes + Immutable>(guest: &GuestView, cmd: u32, arg: u64, count: u64, mut one: impl FnMut(&mut T) -> bool) -> StepResult {
     array_ok(arg)?;
     let size = core::mem::size_of::<T>() as u64;
     for i in 0..count {
         let at = arg.wrapping_add(i.wrapping_mul(size));
+        let more = Step::More([u64::from(cmd), at, count - i, 0, 0]);
         if i == GRANT_BATCH {
-            return Ok(Step::More([u64::from(cmd), at, count - i, 0, 0]));
+            return Ok(more);
         }
         let mut op: T = guest.read(at)?;
-        one(&mut op);
+        if !one(&mut op) {
+            return Ok(more);
+        }
         guest.write(at, &op)?;
     }
     Ok(Step::Done(0))
 }
 
-pub fn grant_table_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> StepResult {
-    // As do_grant_table_op: `count` is an unsigned int, negative as an int -EINVAL; a
-    // continuation argument in `cmd` from the guest -EINVAL (only cache_flush has one).
+/// `cmd`'s and `count`'s checks (do_grant_table_op): `count` is an unsigned int,
+/// negative as an int -EINVAL; a continuation argument in `cmd` from the guest -EINVAL
+/// (only cache_flush has one). The count as an unsigned int.
+fn checked_count(cmd: u32, count: u64) -> Result<u64, Errno> {
     let count32 = count as u32;
     if (count32 as i32) < 0 || (cmd & !CMD_MASK != 0 && cmd & CMD_MASK != GNTTABOP_cache_flush) {
         return Err(Errno::EINVAL);
     }
-    let n = u64::from(count32);
-    match cmd & CMD_MASK {
+    Ok(u64::from(count32))
+}
+
+pub fn grant_table_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> StepResult {
+    match mapping_op(doms, guest, cmd, arg, count) {
+        Some(r) => r,
+        None => single_op(doms, guest, cmd, arg, count).map(Step::Done),
+    }
+}
+
+/// Whether `cmd` is one of the batched ops, which reach only the caller and the
+/// domains their entries name (`mapping_op`).
+pub fn is_mapping_op(cmd: u32) -> bool {
+    matches!(cmd & CMD_MASK, GNTTABOP_copy | GNTTABOP_map_grant_ref | GNTTABOP_unmap_grant_ref)
+}
+
+/// Copy, map and unmap: None for the other sub-ops.
+pub fn mapping_op(doms: &mut impl GrantDomains, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> Option<StepResult> {
+    if !is_mapping_op(cmd) {
+        return None;
+    }
+    let n = match checked_count(cmd, count) {
+        Ok(n) => n,
+        Err(e) => return Some(Err(e)),
+    };
+    let me = doms.me();
+    Some(match cmd & CMD_MASK {
         GNTTABOP_copy => batch(guest, cmd, arg, n, |op: &mut GnttabCopy| {
+            let side = |p: &GnttabCopyPtr| if p.domid == DOMID_SELF.0 { me } else { p.domid };
+            if !(doms.reachable(side(&op.source)) && doms.reachable(side(&op.dest))) {
+                return false;
+            }
             op.status = match grant_copy(doms, op) {
                 Ok(()) => GNTST_okay,
                 Err(st) => st,
             };
+            true
         }),
-        GNTTABOP_map_grant_ref => batch(guest, cmd, arg, n, |op: &mut GnttabMapGrantRef| match map_one(doms, guest, op) {
-            Ok((handle, frame)) => {
-                op.handle = handle;
-                op.dev_bus_addr = frame << 12;
-                op.status = GNTST_okay;
+        GNTTABOP_map_grant_ref => batch(guest, cmd, arg, n, |op: &mut GnttabMapGrantRef| {
+            if !doms.reachable(op.dom) {
+                return false;
             }
-            Err(st) => op.status = st,
+            match map_one(doms, guest, op) {
+                Ok((handle, frame)) => {
+                    op.handle = handle;
+                    op.dev_bus_addr = frame << 12;
+                    op.status = GNTST_okay;
+                }
+                Err(st) => op.status = st,
+            }
+            true
         }),
-        GNTTABOP_unmap_grant_ref => batch(guest, cmd, arg, n, |op: &mut GnttabUnmapGrantRef| {
+        _ => batch(guest, cmd, arg, n, |op: &mut GnttabUnmapGrantRef| {
+            if mapped_from(doms.cur(), op.handle).is_some_and(|g| !doms.reachable(g)) {
+                return false;
+            }
             op.status = match unmap_one(doms, op.handle, op.host_addr) {
                 Ok(()) => GNTST_okay,
                 Err(st) => st,
             };
+            true
         }),
-        _ => single_op(doms, guest, cmd, arg, count).map(Step::Done),
+    })
+}
+
+/// The granter of `d`'s mapping `handle`, if it has that mapping.
+pub fn mapped_from(d: &Domain, handle: u32) -> Option<u16> {
+    d.maptrack.get(handle as usize).copied().flatten().map(|m| m.granter)
+}
+
+/// The domains a mapping op of the caller `d` names in the entries this call does
+/// (besides the caller): what `pv::local` locks before running it. Unreadable entries
+/// name none (the op answers -EFAULT there).
+pub fn named_domains(d: &Domain, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> alloc::vec::Vec<u16> {
+    let mut ids = alloc::vec::Vec::new();
+    let n = u64::from(count as u32).min(GRANT_BATCH);
+    fn each<T: FromBytes + IntoBytes + Immutable>(guest: &GuestView, arg: u64, n: u64, mut f: impl FnMut(T)) {
+        let size = core::mem::size_of::<T>() as u64;
+        for i in 0..n {
+            match guest.read(arg.wrapping_add(i.wrapping_mul(size))) {
+                Ok(op) => f(op),
+                Err(_) => return,
+            }
+        }
+    }
+    match cmd & CMD_MASK {
+        GNTTABOP_copy => each(guest, arg, n, |op: GnttabCopy| ids.extend([op.source.domid, op.dest.domid])),
+        GNTTABOP_map_grant_ref => each(guest, arg, n, |op: GnttabMapGrantRef| ids.push(op.dom)),
+        GNTTABOP_unmap_grant_ref => each(guest, arg, n, |op: GnttabUnmapGrantRef| ids.extend(mapped_from(d, op.handle))),
+        _ => {}
+    }
+    ids.retain(|&id| id != d.id && id != DOMID_SELF.0);
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The domains a grant operation reaches: the caller's and those its entries name,
+/// all of them (the write side: `Domains`) or the ones the call locked (`pv::local`).
+pub trait GrantDomains {
+    /// The caller's id.
+    fn me(&self) -> u16;
+    /// The caller.
+    fn cur(&mut self) -> &mut Domain;
+    /// Domain `id`, if it is alive.
+    fn get_mut(&mut self, id: u16) -> Option<&mut Domain>;
+    fn get(&mut self, id: u16) -> Option<&Domain> {
+        self.get_mut(id).map(|d| &*d)
+    }
+    /// Whether this call can reach domain `id` (or knows it does not exist).
+    fn reachable(&self, id: u16) -> bool;
+    fn current_id(&self) -> u16 {
+        self.me()
+    }
+}
+
+impl GrantDomains for Domains {
+    fn me(&self) -> u16 {
+        Domains::current_id(self)
+    }
+    fn cur(&mut self) -> &mut Domain {
+        Domains::cur(self)
+    }
+    fn get_mut(&mut self, id: u16) -> Option<&mut Domain> {
+        Domains::get_mut(self, id)
+    }
+    fn reachable(&self, _: u16) -> bool {
+        true
     }
 }
 
 /// The sub-ops on the caller's own table (one structure each), after the batches.
 fn single_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> Result<u64, Errno> {
-    // As do_grant_table_op: `count` is an unsigned int, negative as an int -EINVAL; a
-    // continuation argument in `cmd` from the guest -EINVAL (only cache_flush has one).
-    let count = count as u32;
-    if (count as i32) < 0 || (cmd & !CMD_MASK != 0 && cmd & CMD_MASK != GNTTABOP_cache_flush) {
-        return Err(Errno::EINVAL);
-    }
+    let count = checked_count(cmd, count)?;
     let cmd = cmd & CMD_MASK;
-    let count = u64::from(count);
     // Sub-ops on the caller's own table take exactly one argument structure.
     let single = matches!(cmd, GNTTABOP_setup_table | GNTTABOP_query_size | GNTTABOP_set_version | GNTTABOP_get_version);
     if single && count != 1 {
@@ -240,7 +345,7 @@ pub fn grow_table(d: &mut Domain, nr: u32) -> i16 {
 
 /// The domain one side of a copy names (Xen's `gnttab_copy_lock_domain`): only
 /// `DOMID_SELF` may name a frame directly, even the caller's own numeric id is refused.
-fn copy_domain(doms: &mut Domains, p: &GnttabCopyPtr, by_ref: bool) -> Result<u16, i16> {
+fn copy_domain(doms: &mut impl GrantDomains, p: &GnttabCopyPtr, by_ref: bool) -> Result<u16, i16> {
     if p.domid != DOMID_SELF.0 && !by_ref {
         return Err(GNTST_permission_denied);
     }
@@ -253,7 +358,7 @@ fn copy_domain(doms: &mut Domains, p: &GnttabCopyPtr, by_ref: bool) -> Result<u1
 /// general reference, and the writable type for the destination. Page tables,
 /// descriptor pages and read-only shared frames refuse the writable type:
 /// `GNTST_general_error`; a frame `owner` does not own: `GNTST_bad_page`.
-fn claim_side(doms: &mut Domains, owner: u16, p: &GnttabCopyPtr, by_ref: bool, write: bool) -> Result<FrameRef, i16> {
+fn claim_side(doms: &mut impl GrantDomains, owner: u16, p: &GnttabCopyPtr, by_ref: bool, write: bool) -> Result<FrameRef, i16> {
     let mfn = if by_ref {
         let me = doms.current_id();
         let g = doms.get(owner).ok_or(GNTST_bad_domain)?;
@@ -278,7 +383,7 @@ fn release_side(r: FrameRef) {
 /// One `GNTTABOP_copy` (Xen's `gnttab_copy_one`): domains, source, destination, then
 /// the bounds; both frames are referenced (the destination with the writable type)
 /// for the duration of the copy.
-fn grant_copy(doms: &mut Domains, op: &GnttabCopy) -> Result<(), i16> {
+fn grant_copy(doms: &mut impl GrantDomains, op: &GnttabCopy) -> Result<(), i16> {
     let src_by_ref = op.flags & GNTCOPY_source_gref != 0;
     let dst_by_ref = op.flags & GNTCOPY_dest_gref != 0;
     let src_dom = copy_domain(doms, &op.source, src_by_ref)?;
@@ -312,7 +417,7 @@ fn grant_copy(doms: &mut Domains, op: &GnttabCopy) -> Result<(), i16> {
 
 /// Shows in `granter`'s entry `gref` whether it is mapped (`GTF_reading`) and mapped
 /// writable (`GTF_writing`), from its pin counts: constant work per call.
-fn refresh_flags(doms: &mut Domains, granter: u16, gref: u32) {
+fn refresh_flags(doms: &mut impl GrantDomains, granter: u16, gref: u32) {
     let Some(g) = doms.get(granter) else { return };
     let Some(at) = entry_maddr(g, gref) else { return };
     let pin = g.grant_pins.get(gref as usize).copied().unwrap_or_default();
@@ -325,7 +430,7 @@ fn refresh_flags(doms: &mut Domains, granter: u16, gref: u32) {
 
 /// Counts one more mapping of `granter`'s entry `gref` (`add`) or one fewer, and shows it
 /// in the entry's flags.
-fn adjust_pin(doms: &mut Domains, granter: u16, gref: u32, writable: bool, add: bool) {
+fn adjust_pin(doms: &mut impl GrantDomains, granter: u16, gref: u32, writable: bool, add: bool) {
     if let Some(p) = doms.get_mut(granter).and_then(|g| g.grant_pins.get_mut(gref as usize)) {
         let c = if writable { &mut p.writable } else { &mut p.read_only };
         *c = if add { c.saturating_add(1) } else { c.saturating_sub(1) };
@@ -334,7 +439,7 @@ fn adjust_pin(doms: &mut Domains, granter: u16, gref: u32, writable: bool, add: 
 }
 
 /// A mapping of `granter`'s entry `gref` went away without `unmap_one` (its mapper died).
-pub fn unpin(doms: &mut Domains, granter: u16, gref: u32, writable: bool) {
+pub fn unpin(doms: &mut impl GrantDomains, granter: u16, gref: u32, writable: bool) {
     adjust_pin(doms, granter, gref, writable, false);
 }
 
@@ -361,7 +466,13 @@ fn free_handle(d: &mut Domain) -> Result<u32, i16> {
     Ok(h)
 }
 
-fn map_one(doms: &mut Domains, guest: &GuestView, op: &GnttabMapGrantRef) -> Result<(u32, u64), i16> {
+/// A refused map: the granter's entry shows its flags as its pins say again.
+fn refused(doms: &mut impl GrantDomains, granter: u16, gref: u32, st: i16) -> i16 {
+    refresh_flags(doms, granter, gref);
+    st
+}
+
+fn map_one(doms: &mut impl GrantDomains, guest: &GuestView, op: &GnttabMapGrantRef) -> Result<(u32, u64), i16> {
     let me = doms.current_id();
     let flags = op.map_flags();
     if !flags.intersects(GntMap::HOST_MAP | GntMap::DEVICE_MAP) {
@@ -382,10 +493,7 @@ fn map_one(doms: &mut Domains, guest: &GuestView, op: &GnttabMapGrantRef) -> Res
     let writable = !flags.contains(GntMap::READONLY);
     let e = claim_entry(g, op.ref_, me, writable)?;
     // From here a refusal shows the entry's flags as its pins say again.
-    let refused = |doms: &mut Domains, st: i16| {
-        refresh_flags(doms, op.dom, op.ref_);
-        st
-    };
+    let refused = |doms: &mut _, st| refused(doms, op.dom, op.ref_, st);
     let frame = u64::from(e.frame);
     if !g.owns(frame) {
         return Err(refused(doms, GNTST_general_error));
@@ -430,7 +538,7 @@ fn map_one(doms: &mut Domains, guest: &GuestView, op: &GnttabMapGrantRef) -> Res
 
 /// Removes mapping `handle` of the current domain; `host_addr` 0 skips the address check
 /// (teardown).
-pub fn unmap_one(doms: &mut Domains, handle: u32, host_addr: u64) -> Result<(), i16> {
+pub fn unmap_one(doms: &mut impl GrantDomains, handle: u32, host_addr: u64) -> Result<(), i16> {
     let me = doms.current_id();
     let m = doms.cur().maptrack.get(handle as usize).copied().flatten().ok_or(GNTST_bad_handle)?;
     if host_addr != 0 && host_addr != m.host_addr {

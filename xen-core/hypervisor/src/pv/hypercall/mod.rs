@@ -151,7 +151,7 @@ pub fn dispatch_local(d: &mut Domain, regs: &mut Regs) {
     set_result(regs, nr, result);
 }
 
-fn set_result(regs: &mut Regs, nr: u64, result: StepResult) {
+pub fn set_result(regs: &mut Regs, nr: u64, result: StepResult) {
     match result {
         Ok(Step::Done(v)) => regs.rax = v,
         Ok(Step::More(args)) => continuation(regs, nr, args),
