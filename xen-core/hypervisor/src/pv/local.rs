@@ -148,28 +148,29 @@ fn entry(regs: &mut Regs, work: impl FnOnce(&mut Domain, &mut Regs) -> Option<Th
         Some(t) => t,
         None => return Outcome::NotLocal,
     };
-    if then == Then::Resume(After::Schedule) || slice_over || d.ending.is_some() || !sched::runnable(&d, v) {
-        return Outcome::Schedule;
+    let mut schedule = then == Then::Resume(After::Schedule) || slice_over || d.ending.is_some() || !sched::runnable(&d, v);
+    if !schedule {
+        trap::deliver_events(&mut d, regs);
     }
-    trap::deliver_events(&mut d, regs);
     drop(d);
-    // The far end of an event channel: one domain's lock at a time, so two domains
-    // signalling each other from two CPUs never wait on each other.
+    // The far end of an event channel (raised whatever this vCPU does next): one
+    // domain's lock at a time, so two domains signalling each other from two CPUs never
+    // wait on each other.
     if let Then::Notify { dom, port } = then {
-        let Some(far) = doms.lock_id(dom) else { return Outcome::Resume };
-        event::set_pending(&far, port);
-        // The vCPU the port notifies, and any polling for it (SCHEDOP_poll), as
-        // Xen's evtchn_port_set_pending does.
-        let to = far.evtchn.notify_vcpu(port) as usize;
-        let mut schedule = false;
-        for v in 0..far.vcpus.len() {
-            if v == to || far.vcpus[v].polls(port) {
-                schedule |= doms.notify_vcpu(&far, v);
+        if let Some(far) = doms.lock_id(dom) {
+            event::set_pending(&far, port);
+            // The vCPU the port notifies, and any polling for it (SCHEDOP_poll), as
+            // Xen's evtchn_port_set_pending does.
+            let to = far.evtchn.notify_vcpu(port) as usize;
+            for v in 0..far.vcpus.len() {
+                if v == to || far.vcpus[v].polls(port) {
+                    schedule |= doms.notify_vcpu(&far, v);
+                }
             }
         }
-        if schedule {
-            return Outcome::Schedule;
-        }
+    }
+    if schedule {
+        return Outcome::Schedule;
     }
     Outcome::Resume
 }
