@@ -1,5 +1,6 @@
-//! The domain table and a round-robin scheduler of vCPUs for one CPU: which vCPU of
-//! which domain runs next, context switches (registers, FPU, segment bases, page
+//! The domain table (a reader-writer lock over per-domain locks: `pv::local` says who
+//! takes which) and a round-robin scheduler of vCPUs over every CPU: which vCPU of
+//! which domain runs next on a CPU, context switches (registers, FPU, segment bases, page
 //! tables, guest GDT, run-state accounting), blocking and waking (a vCPU an event wakes
 //! runs at once, as Xen's credit scheduler boosts it), and the end of a domain.
 
@@ -30,7 +31,7 @@ pub struct Domains {
     /// table's write lock and reaches every domain without locking it (`get_mut`).
     by_id: hashbrown::HashMap<u16, spin::Mutex<Domain>>,
     /// The domain this entry into the hypervisor works for (`enter` sets it from what
-    /// this CPU runs; the domain lock makes entries one at a time).
+    /// this CPU runs; on the write side, entries are one at a time).
     current: u16,
     /// What each physical CPU runs (None: idle), and when its time slice ends.
     running: [Option<VcpuRef>; MAX_CPUS],

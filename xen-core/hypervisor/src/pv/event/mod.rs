@@ -2,8 +2,8 @@
 //!
 //! Pending/mask bitmaps live in the domain's shared_info page and the selector and upcall
 //! flag in the vcpu_info of the vCPU the port notifies (`EVTCHNOP_bind_vcpu`; VIRQs and
-//! IPIs are bound to one vCPU); the guest only runs while the hypervisor doesn't (one
-//! CPU), so plain read-modify-write of those words is safe here.
+//! IPIs are bound to one vCPU). Guests on other CPUs change those words at any time, so
+//! the hypervisor changes them with locked instructions.
 
 pub mod hypercall;
 
