@@ -1043,8 +1043,8 @@ impl SharedMm {
         m[B_L4.0 as usize][0] = pte(Mfn(25), PT_FLAGS);
         m[25][0] = pte(Mfn(26), PT_FLAGS);
         m[26][0] = pte(B_L1, PT_FLAGS);
-        for i in 0..4 {
-            m[B_L1.0 as usize][i] = pte(Mfn(28 + i as u64), RW);
+        for (i, e) in m[B_L1.0 as usize][..4].iter_mut().enumerate() {
+            *e = pte(Mfn(28 + i as u64), RW);
         }
         let mut vb = VcpuMm::default();
         ft.pin_table(&mut hw, B, B_L4, PageType::L4).unwrap();

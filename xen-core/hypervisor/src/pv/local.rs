@@ -29,7 +29,7 @@ pub enum Outcome {
 
 /// SYSCALL from ring 3.
 pub fn syscall(regs: &mut Regs) -> Outcome {
-    if regs.rax == u64::from(HYPERVISOR_grant_table_op) && grant::is_mapping_op(regs.rdi as u32) {
+    if regs.rax == HYPERVISOR_grant_table_op && grant::is_mapping_op(regs.rdi as u32) {
         if let Some(outcome) = grant_op(regs) {
             return outcome;
         }
@@ -39,10 +39,10 @@ pub fn syscall(regs: &mut Regs) -> Outcome {
             trap::bounce_syscall(d, regs);
             return Some(Then::Resume(After::Continue));
         }
-        if regs.rax == u64::from(HYPERVISOR_event_channel_op) && regs.rdi as u32 == EVTCHNOP_send {
+        if regs.rax == HYPERVISOR_event_channel_op && regs.rdi as u32 == EVTCHNOP_send {
             return event::hypercall::send_local(d, regs);
         }
-        if regs.rax == u64::from(HYPERVISOR_multicall) {
+        if regs.rax == HYPERVISOR_multicall {
             return hypercall::multicall_local(d, regs).map(Then::Resume);
         }
         let after = hypercall::local_kind(regs, d.id)?;
@@ -90,7 +90,7 @@ fn grant_op(regs: &mut Regs) -> Option<Outcome> {
     }
     let guest = GuestView { l4_mfn: d.vcpus[v].current_l4() };
     let result = grant::mapping_op(&mut set, &guest, cmd, arg, count)?;
-    hypercall::set_result(regs, u64::from(HYPERVISOR_grant_table_op), result);
+    hypercall::set_result(regs, HYPERVISOR_grant_table_op, result);
     match set.get_mut(me) {
         Some(d) if !slice_over && d.ending.is_none() && sched::runnable(d, v) => {
             trap::deliver_events(d, regs);

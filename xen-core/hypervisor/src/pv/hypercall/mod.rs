@@ -56,7 +56,7 @@ pub fn dispatch(doms: &mut Domains, regs: &mut Regs) {
             trap::do_iret(doms.cur(), regs);
             return;
         }
-        Some(h) => call(doms, regs, h, a),
+        Some(h) => call(doms, h, a),
         None => Err(Errno::ENOSYS),
     };
     set_result(regs, nr, result);
@@ -129,7 +129,7 @@ pub fn multicall_local(d: &mut Domain, regs: &mut Regs) -> Option<After> {
         Some(_) => call_local(d, &guest, h, a),
         None => Err(Errno::ENOSYS),
     });
-    set_result(regs, u64::from(xen_abi::hypercall::HYPERVISOR_multicall), result);
+    set_result(regs, xen_abi::hypercall::HYPERVISOR_multicall, result);
     Some(after)
 }
 
@@ -172,13 +172,13 @@ fn continuation(regs: &mut Regs, nr: u64, args: [u64; 5]) {
     regs.rip = regs.rip.wrapping_sub(2);
 }
 
-fn call(doms: &mut Domains, regs: &mut Regs, h: Hypercall, a: [u64; 5]) -> StepResult {
+fn call(doms: &mut Domains, h: Hypercall, a: [u64; 5]) -> StepResult {
     let guest = GuestView { l4_mfn: { let d = doms.cur(); d.vcpus[d.cur_vcpu].current_l4() } };
     match h {
         Hypercall::EventChannelOp => return event::hypercall::event_channel_op(doms, &guest, a[0] as u32, a[1]).map(Step::Done),
         Hypercall::GrantTableOp => return grant::grant_table_op(doms, &guest, a[0] as u32, a[1], a[2]),
         Hypercall::SchedOp => return sched_op(doms, &guest, a[0] as u32, a[1]).map(Step::Done),
-        Hypercall::Multicall => return multicall(&guest, a[0], a[1], |h, args| call(doms, regs, h, args)),
+        Hypercall::Multicall => return multicall(&guest, a[0], a[1], |h, args| call(doms, h, args)),
         Hypercall::Sysctl => return sysctl::sysctl(doms, &guest, a[0]).map(Step::Done),
         Hypercall::Domctl => return crate::pv::domctl::domctl(doms, &guest, a[0]).map(Step::Done),
         // The toolstack's memory ops and foreign MMU ops (`pv::domctl`).
