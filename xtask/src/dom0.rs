@@ -295,6 +295,14 @@ blktest() {
   [ -b /dev/xvda ] || { echo "BLK no /dev/xvda"; echo "BLK DONE"; poweroff -f; }
   echo "BLK disk $(cat /sys/block/xvda/size) sectors"
   if [ "$1" = format ]; then
+    # Issue 14's parallel check on a domU with two vCPUs: two CPU-bound processes
+    # against one alone (the ratio is printed, not asserted), then whether both vCPUs ran.
+    spin() { j=0; while [ $j -lt 40000 ]; do j=$((j+1)); done; }
+    cs() { awk '{printf "%d", $1*100}' /proc/uptime; }
+    echo "BLK nproc $(nproc)"
+    t0=$(cs); spin; t1=$(cs); spin & spin & wait; t2=$(cs)
+    echo "BLK PARALLEL one=$((t1-t0))cs two=$((t2-t1))cs"
+    echo "BLK both-cpus-ran $(awk '/^cpu[01] / && $2+$4 > 0 {n++} END {print n+0}' /proc/stat)"
     mkfs.ext4 -q -F /dev/xvda && echo "BLK mkfs ok" || echo "BLK mkfs FAIL"
     mount -t ext4 /dev/xvda /mnt && echo "BLK mount ok" || echo "BLK mount FAIL"
     dd if=/dev/urandom of=/mnt/a bs=1k count=700 2>/dev/null
@@ -944,6 +952,8 @@ check xl-create-linux-blk-format xl create /etc/xen/linux-blk.cfg 'extra="consol
 lid=$(xl domid linux-blk 2>/dev/null)
 waitlog $L1 'BLK DONE' 400 || { echo "--- linux-blk did not finish"; linux_diag linux-blk; tail -5 /var/log/xen/blkback.log; }
 grep -a 'BLK ' $L1 | sed 's/^/  linux-blk| /'
+check linux-domu-two-vcpus grep -q 'BLK nproc 2' $L1
+check linux-domu-both-vcpus-ran grep -q 'BLK both-cpus-ran 2' $L1
 check linux-blkfront-on-our-blkback-mkfs-ext4 grep -q 'BLK mkfs ok' $L1
 check linux-blkfront-on-our-blkback-files-written grep -q 'BLK umount ok' $L1
 check linux-blkfront-on-our-blkback-fsck-clean grep -q 'BLK fsck rc=0' $L1
