@@ -269,7 +269,8 @@ the next one is the line the other side is about to write, so it is neither pref
 demoted (demoting it measured a third slower, above). Both costs come from the ABI's layout \
 (the shared index line, responses written over requests in unaligned slots); within it the \
 data lines are at the floor (2 per 64-byte message, 3.5 per blkif message), the index line \
-now costs each side one transaction per visit, and what is left is how many messages share \
+is fetched exclusive in one request per visit (from the code: \
+there are no counters here to confirm it), and what is left is how many messages share \
 one trip of that line: 2.19, at 20% of the streaming row and 2.2 times the ping-pong row's \
 message rate. At 64 B batch 1 (2 slot lines per message) the same index line carries 2.29 \
 messages per round trip (10.0 M/s, 1.65× ringbuf): the 1.5 extra slot lines of a blkif \
