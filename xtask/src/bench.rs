@@ -175,7 +175,7 @@ without data). Per message, in steady state:
 |---|---|---|---|
 | C ring.h | 4: request line upgraded by the front, transferred to the back, upgraded again by the back's response (responses overwrite request slots), transferred back | 5.5: 112-byte slots after the 64-byte header are not line aligned, 4 slots cover 7 lines: 7 upgrades + 7 transfers for the requests, 4 + 4 for the responses (each in its own line) | 4 on one line: `req_prod` and `rsp_prod` share it, both sides write it and both poll it |
 | ringbuf | 4: request and response in separate queues, each line upgraded by its writer and transferred to its reader | 4: 1.75 + 1.75 request lines, 0.25 + 0.25 response lines | up to 8, spread over four padded lines (each queue's head and tail: 1 transfer + 1 upgrade each) |
-| xen-ring | 2: each side fetches newly published slots with `PREFETCHW` (exclusive), so the write that follows the read is local; and each side `CLDEMOTE`s the lines it has written when it publishes them, so the peer's fetch is served from the shared L3 instead of a snoop into the other core | 3.5: the 7 lines of 4 slots go to the back exclusive and come back exclusive (a line shared with the next, unpublished slot is neither prefetched nor demoted) | 4 on one line (the ABI's) |
+| xen-ring | 2: each side fetches newly published slots with `PREFETCHW` (exclusive), so the write that follows the read is local; and each side `CLDEMOTE`s the lines it has written when it publishes them, so the peer's fetch is served from the shared L3 instead of a snoop into the other core | 3.5: the 7 lines of 4 slots go to the back exclusive and come back exclusive (a line shared with the next, unpublished slot is neither prefetched nor demoted) | 4 on one line (the ABI's); each side takes the line exclusive (`PREFETCHW`) when it sees new entries and again just before it publishes, so a poll followed by a publication costs the side one transfer instead of a shared fetch plus an upgrade |
 
 The ABI sets the floor for any `io/ring.h` implementation: a response is written into its \
 request's slot, so every slot line must travel both ways for every message, and both producer \
@@ -190,20 +190,20 @@ index traffic is spread over four lines that move in parallel, each crossing onc
 
 Instructions per message, front and back together (callgrind, one thread):
 
-| entry | batch | xen-ring | xen-ring before the demote | ringbuf | C ring.h |
-|---|---:|---:|---:|---:|---:|
-| 64 B | 1 | 392 | 307 | 467 | 129 |
-| 64 B | 4 | 199 | 171 | 167 | 102 |
-| 64 B | 8 | 167 | 149 | 127 | 98 |
-| 64 B | 16 | 151 | 137 | 98 | 95 |
-| 64 B | 32 | 140 | 125 | 83 | 94 |
-| 64 B | 512 | 125 | 116 | 243 | 93 |
-| blkif | 1 | 420 | 348 | 509 | 279 |
-| blkif | 4 | 233 | 209 | 211 | 248 |
-| blkif | 8 | 202 | 185 | 159 | 243 |
-| blkif | 16 | 186 | 174 | 132 | 241 |
-| blkif | 32 | 177 | 166 | 121 | 239 |
-| blkif | 512 | 162 | 168 | 208 | 238 |
+| entry | batch | xen-ring | xen-ring before the index-line prefetch | xen-ring before the demote | ringbuf | C ring.h |
+|---|---:|---:|---:|---:|---:|---:|
+| 64 B | 1 | 369 | 392 | 307 | 467 | 129 |
+| 64 B | 4 | 188 | 199 | 171 | 167 | 102 |
+| 64 B | 8 | 158 | 167 | 149 | 127 | 98 |
+| 64 B | 16 | 143 | 151 | 137 | 98 | 95 |
+| 64 B | 32 | 131 | 140 | 125 | 83 | 94 |
+| 64 B | 512 | 115 | 125 | 116 | 243 | 93 |
+| blkif | 1 | 401 | 420 | 348 | 509 | 279 |
+| blkif | 4 | 229 | 233 | 209 | 211 | 248 |
+| blkif | 8 | 200 | 202 | 185 | 159 | 243 |
+| blkif | 16 | 186 | 186 | 174 | 132 | 241 |
+| blkif | 32 | 177 | 177 | 166 | 121 | 239 |
+| blkif | 512 | 166 | 162 | 168 | 208 | 238 |
 
 xen-ring copies entries with relaxed atomic words (8 or 14 moves per entry, no byte loads) and \
 reads the peer's producer index once per batch. The prefetch keeps a window of up to 32 \
@@ -215,42 +215,66 @@ to 50.4 M/s (64 B) and from 22 to 32 M/s (blkif). The demote is new (2026-12-05)
 the table above (the bench binaries without and with it alternating, 2 × 3 rounds of 0.15 s \
 per cell, CPUs ≥ 99% idle, no QEMU) it took 64 B batch 4 from 22.0/23.2 to 28.0/23.9 M/s, \
 batch 8 from 33.6/34.6 to 45.1/46.2, blkif batch 4 from 22.0/21.5 to 27.6/23.9 and blkif \
-batch 8 from 30.2/30.4 to 34.4/34.4; batch 1 was unchanged within the noise (64 B 7.5/7.9 → \
-8.1/7.3, blkif 8.3/8.5 → 8.7/9.1). It costs 6–15% at batch 32 of a one-page ring (64 B \
+batch 8 from 30.2/30.4 to 34.4/34.4; batch 1 was unchanged within the noise then (64 B 7.5/7.9 → 8.1/7.3, blkif 8.3/8.5 → 8.7/9.1), but a later, larger A/B (below) shows the demote does pay at batch 1: without it for a single-slot publication, batch 1 fell from 9.6 to 8.1 M/s (64 B) and from 9.2 to 8.3 M/s (blkif). It costs 6–15% at batch 32 of a one-page ring (64 B \
 29.2/30.4 → 27.9/27.6, blkif 24.7/21.7 → 19.4/19.7), where one batch fills the ring and the \
 peer fetches the lines the moment they are published, probably while they are still on their \
 way to L3; xen-ring stays ≥ 1.5× ringbuf there. Demoting the index line as well was tried and \
 dropped: it slowed batch 1 by a fifth (64 B 6.7/6.5, blkif 6.2/6.1 M/s in the same A/B), the \
-line being written again by one side or the other within a message's time. The demote costs \
-up to 85 instructions per message at batch 1 and 10–30 at larger batches (the table above). The streaming row moves lines by snooping \
+line being written again by one side or the other within a message's time. The demote cost up to 85 instructions per message at batch 1 and 10–30 at larger batches (the table above; the slot-line walk it shares with the prefetch has since been made 20–25 instructions cheaper at batch 1). The streaming row moves lines by snooping \
 the other core, so it is not a ceiling for a ring whose lines come from L3: at 64 B batch 16 \
-xen-ring's two lines per message come to 104% of it.
+xen-ring's two lines per message came to 104% of it in an earlier run (94–98% at 64 B batch 8, 16 and 512 in the run above).
 
-### Where the target (≥ 1.5× ringbuf, ≥ 1.0× C ring.h) is not met
+The index-line prefetch is new (2026-12-05, issue 16, for blkif batch 1): each side now \
+issues `PREFETCHW` on the index line just before it stores its producer index, and as soon as \
+a poll shows new entries from the peer. The store commits only after it retires, so the front's \
+poll of `rsp_prod`, which follows its `req_prod` store in program order, executed first and \
+fetched the line shared; the store then needed a second cross-core transaction to upgrade it. \
+With the hint the line comes exclusive in one transaction. Polls that find nothing new do not \
+issue it (stealing the line exclusive on every empty poll was tried for the back end: blkif \
+batch 1 8.9 against 9.2 M/s, not better). A/B on the quiet machine (the bench binaries before \
+and after, alternating, 8 runs each of 3 rounds × 0.2 s of xen-ring and ringbuf at batch 1, \
+under `flock /tmp/qemu.lock`, runs with other processes above 4% of the CPUs discarded; \
+median of the runs' medians, range): blkif 8.65 (8.0–9.6) → 9.25 (7.7–10.3) M/s, 64 B 9.0 \
+(8.6–10.1) → 9.6 (9.2–10.1) M/s; ringbuf in the same runs 5.5 (4.6–5.9) and 5.3 (4.7–6.0) \
+M/s (blkif), itself the widest source of noise in the ratio. Tried the same way and dropped \
+(blkif batch 1, against 8.7–9.5 M/s for the kept version in the same runs): copying entries \
+with 16-byte SSE moves (7 instead of 14 per blkif request: 8.2 M/s, and 444 instead of 401 \
+instructions per message, the compiler no longer building the request in place); demoting \
+the line a slot shares with the next one as well (front only 5.9 M/s, both sides 6.2: the \
+front writes the next request into that line within a message's time, so sending it to L3 \
+makes it cross once more); prefetching that shared line for writing (8.5 against 8.7, no \
+difference within the noise, and it takes a line the peer may be writing); \
+prefetching all of a slot's lines for writing just before the front writes a request into it \
+(8.8 against 9.3 M/s in a later A/B of 6 runs each).
 
-In the run above the target is met in every cell but blkif batch 1 (1.43× ringbuf); 64 B \
-batch 1 (1.55×) and blkif batch 16 (1.52×) are met by less than the spread between runs (the \
-A/B run before it had blkif batch 1 at 1.45× and 1.57×, 64 B batch 1 at 1.37× and 1.32×). So \
-batch 1 sits at the line, and a run can fall on either side of it. What bounds it, from the \
-counts: at batch 1 every message is its own publication, so the one index line the ABI gives \
-both producer indices must visit the front (its `req_prod` store) and the back (its \
-`rsp_prod` store) once per message, unless several publications meet the line in one visit. \
-The ping-pong row (one line there and back, 226 ns) would allow 4.4 M messages/s if each \
-message took its own round trip; xen-ring does 8.9 M/s, 2.18 messages per round trip of the \
-line (stores waiting in the store buffer for the line commit together when it arrives), and \
-1.5× ringbuf needs 2.29 (107 ns per blkif message against xen-ring's 112). ringbuf pays none \
+### Where the target (≥ 1.5× ringbuf, ≥ 1.0× C ring.h) is closest
+
+In the run above the target is met in every cell. The closest is blkif batch 1 (1.52× \
+ringbuf; 1.43× before the index-line prefetch), met by less than the spread between runs: \
+over the day's runs (the A/B runs' medians and the rounds of the run above) ringbuf alone \
+ranged 4.6–6.9 M/s there and xen-ring 7.7–10.3, so a \
+single run can still fall on either side of 1.5×. What bounds that cell, from the counts: at \
+batch 1 every message is its own publication, so the one index line the ABI gives both \
+producer indices must visit the front (its `req_prod` store) and the back (its `rsp_prod` \
+store) once per message, unless several publications meet the line in one visit. The \
+ping-pong row (one line there and back, 217 ns) would allow 4.4 M messages/s if each message \
+took its own round trip; xen-ring does 9.6 M/s, 2.19 messages per round trip of the line \
+(stores waiting in the store buffer for the line commit together when it arrives), where \
+1.5× ringbuf needs 2.17 (106 ns per blkif message against xen-ring's 104). ringbuf pays none \
 of this: each of its four index lines has one writer, so they cross in parallel, once per \
 message each. On top of the index line, a blkif message moves 3.5 slot lines in xen-ring \
 against ringbuf's 2 lines of data (its requests and responses are in separate, densely packed \
 queues): the 112-byte slots are not line aligned, and at batch 1 the line a slot shares with \
 the next one is the line the other side is about to write, so it is neither prefetched nor \
-demoted. Both costs come from the ABI's layout (the shared index line, responses written over \
-requests in unaligned slots); within it, the data lines are already at the floor (2 per 64-byte \
-message, 3.5 per blkif message), the index line is read once per batch and written once per \
-batch, and what is left is how many messages share one trip of that line: 2.18 where 2.29 \
-would be needed, 5% short, at 18% of the streaming row and at 2.2 times the ping-pong row's \
-message rate. This is an argument from the counts and the measured rows, not a proof that no \
-ring.h implementation can reach 1.5× ringbuf at blkif batch 1.";
+demoted (demoting it measured a third slower, above). Both costs come from the ABI's layout \
+(the shared index line, responses written over requests in unaligned slots); within it the \
+data lines are at the floor (2 per 64-byte message, 3.5 per blkif message), the index line \
+is fetched exclusive in one request per visit (from the code: \
+there are no counters here to confirm it), and what is left is how many messages share \
+one trip of that line: 2.19, at 20% of the streaming row and 2.2 times the ping-pong row's \
+message rate. At 64 B batch 1 (2 slot lines per message) the same index line carries 2.29 \
+messages per round trip (10.0 M/s, 1.65× ringbuf): the 1.5 extra slot lines of a blkif \
+message cost about 4% there.";
 
 /// Where xen-core is behind Xen in the inter-domain table, and why (see `bench`).
 const INTERDOMAIN_BOUND: &str = "What bounds xen-core where it is behind: since xen-core runs on both CPUs (the physical-SMP merge, 2026-12-05), the two domUs of the `xl` pair may run on different CPUs, so a ping-pong round trip is two cross-CPU wake-ups: each an IPI, the woken CPU leaving its idle loop (the hypervisor's own page tables) for the guest's, and the domain lock, which every entry into the hypervisor takes in turn (its cache line moving between the CPUs); a grant copy and a null hypercall pay the same lock. The same benchmark on one-CPU xen-core earlier that day gave an event-channel round trip of 98.5 us, grant map+unmap 11.4 us, grant copy 9.0 us and a null hypercall 2.15 us (xen-core ahead of Xen on the first two then): the move to two CPUs made these micro-benchmarks slower, which finer locking (issue 14) and a cheaper idle-to-guest path are expected to recover; not yet measured further. The copy goes through the held-reference accessors (`mmu::read_held`/`write_held`, a bounds-checked copy each) after taking the granter's entry, pin and frame references.";

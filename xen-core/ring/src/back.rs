@@ -136,6 +136,8 @@ where
             });
         }
         if prod != self.req_prod_seen {
+            // New work from the peer: this side publishes its own index soon.
+            self.shared.prefetch_header();
             self.req_prod_seen = prod;
             if self.prefetched.wrapping_sub(self.req_cons) > prod.wrapping_sub(self.req_cons) {
                 // Only if the peer moved its index back: keep cons <= prefetched <= seen.
@@ -201,6 +203,7 @@ where
     #[inline]
     pub fn push_responses(&mut self) {
         if self.rsp_prod_pvt != self.rsp_prod_published {
+            self.shared.prefetch_header();
             self.shared
                 .demote_slots(self.rsp_prod_published, self.rsp_prod_pvt);
             self.shared
@@ -220,6 +223,7 @@ where
             return false;
         }
         // xen_wmb(): the front end sees the responses before the new producer index.
+        self.shared.prefetch_header();
         self.shared.demote_slots(old, new);
         self.shared.store(Index::RspProd, new, Ordering::Release);
         self.rsp_prod_published = new;

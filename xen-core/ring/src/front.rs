@@ -141,6 +141,7 @@ where
     #[inline]
     pub fn push_requests(&mut self) {
         if self.req_prod_pvt != self.req_prod_published {
+            self.shared.prefetch_header();
             self.shared
                 .demote_slots(self.req_prod_published, self.req_prod_pvt);
             self.shared
@@ -169,6 +170,7 @@ where
             return false;
         }
         // xen_wmb(): the back end sees the requests before the new producer index.
+        self.shared.prefetch_header();
         self.shared.demote_slots(old, new);
         self.shared.store(Index::ReqProd, new, Ordering::Release);
         self.req_prod_published = new;
@@ -209,6 +211,8 @@ where
             });
         }
         if prod != self.rsp_prod_seen {
+            // New work from the peer: this side publishes its own index soon.
+            self.shared.prefetch_header();
             self.rsp_prod_seen = prod;
             if self.prefetched.wrapping_sub(self.rsp_cons) > prod.wrapping_sub(self.rsp_cons) {
                 // Only if the peer moved its index back: keep cons <= prefetched <= seen.

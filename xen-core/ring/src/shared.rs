@@ -176,6 +176,26 @@ where
         let _ = (from, to);
     }
 
+    /// Asks the CPU to bring the index line (the 64-byte header holding all four shared
+    /// indices) into this core's cache in the exclusive (writable) state: x86's
+    /// `PREFETCHW`, a hint with no architectural effect. Issued just before this side
+    /// stores its producer index, and as soon as it sees new entries from the peer (it
+    /// will publish its answer shortly): the store only commits after it retires, so a
+    /// load of the peer's index that follows it in program order executes first, and
+    /// without the hint the line arrives shared for the load and needs a second
+    /// cross-core transaction (an upgrade) for the store. A side that polls and finds
+    /// nothing new does not issue it (taking the line exclusive on every empty poll
+    /// would pull it away from the peer that is about to write it).
+    #[inline(always)]
+    pub(crate) fn prefetch_header(&self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: PREFETCHW is a hint: it never faults and reads or writes nothing
+        // architecturally. (The header is the first 64 bytes of the page.)
+        unsafe {
+            core::arch::asm!("prefetchw [{0}]", in(reg) self.base.as_ptr(), options(nostack, preserves_flags, readonly))
+        };
+    }
+
     /// Asks the CPU to move the cache lines of slots `from..to` (free-running indices; at
     /// most the first [`PREFETCH_SLOTS`] of them), just written by this side and about to
     /// be published, out of this core's private caches into the shared last-level cache:
@@ -206,13 +226,18 @@ where
         let k = n.min(self.size - first);
         let e = entry_size::<Req, Rsp>();
         let base = self.base.as_ptr() as usize + RING_HEADER_SIZE;
-        for (first, count) in [(first, k), (0, n - k)] {
-            let mut line = (base + first as usize * e) & !63;
-            let end = (base + (first + count) as usize * e) & !63;
+        let lines = |first: u32, count: u32| {
+            let start = base + first as usize * e;
+            let mut line = start & !63;
+            let end = (start + count as usize * e) & !63;
             while line < end {
                 f(line);
                 line += 64;
             }
+        };
+        lines(first, k);
+        if n != k {
+            lines(0, n - k);
         }
     }
 
