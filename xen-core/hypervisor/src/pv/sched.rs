@@ -45,8 +45,6 @@ pub struct Domains {
     input_switch: crate::console::InputSwitch,
     /// The user switched the input to the hypervisor (so an absent focus is not reset).
     focus_on_xen: bool,
-    /// The running vCPU asked to give the CPU away (`SCHEDOP_yield`).
-    yield_now: bool,
 }
 
 /// The domains and the scheduler, once built (`start::kmain`). An entry into the
@@ -55,6 +53,15 @@ pub struct Domains {
 /// such work at once; scheduling, and work that reaches other domains, holds the write
 /// side (`lock`).
 pub static DOMAINS: spin::RwLock<Option<Domains>> = spin::RwLock::new(None);
+
+/// The vCPU each CPU runs asked to give the CPU away (`SCHEDOP_yield`, on the read
+/// side): another runnable vCPU gets it at the scheduler's next look.
+static YIELD: [core::sync::atomic::AtomicBool; MAX_CPUS] = [const { core::sync::atomic::AtomicBool::new(false) }; MAX_CPUS];
+
+/// `SCHEDOP_yield` from the vCPU this CPU runs.
+pub fn yield_this_cpu() {
+    YIELD[percpu::cpu_index()].store(true, Ordering::Relaxed);
+}
 
 /// CPUs waiting for the write side: new readers hold back while there are any, so a
 /// CPU whose guest enters the hypervisor back to back can't keep the scheduler out.
@@ -131,10 +138,6 @@ impl Domains {
         self.running.iter().position(|r| *r == Some((id, v)))
     }
 
-    /// `SCHEDOP_yield`: another runnable vCPU gets the CPU at the return to the guest.
-    pub fn yield_cpu(&mut self) {
-        self.yield_now = true;
-    }
 
     pub fn cur(&mut self) -> &mut Domain {
         self.by_id.get_mut(&self.current).expect("the current domain exists").get_mut()
@@ -441,7 +444,7 @@ fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> b
     // this one at once.
     let idle_elsewhere = (0..smp::online()).any(|c| c != me && doms.running[c].is_none());
     let boost = woken.iter().copied().find(|&w| Some(w) != cur_ent && !doms.running_elsewhere(w) && (!idle_elsewhere || cur_ent.is_none()));
-    let preempt = now >= doms.slice_end[me] || core::mem::take(&mut doms.yield_now) || boost.is_some();
+    let preempt = now >= doms.slice_end[me] || YIELD[me].swap(false, Ordering::Relaxed) || boost.is_some();
     let next = if cur_runnable && !preempt {
         cur_ent
     } else {

@@ -95,7 +95,75 @@ fn raise(d: &Domain, dom: u16, port: u32) -> crate::pv::local::Then {
     crate::pv::local::Then::Notify { dom, port }
 }
 
+/// Whether sub-op `cmd` acts on the caller's own ports only (binding a VIRQ or an IPI
+/// to one of its vCPUs, moving a port to another vCPU, unmasking), so that it needs no
+/// other domain (`own_domain_op`).
+pub fn is_own_domain_op(cmd: u32) -> bool {
+    matches!(cmd, EVTCHNOP_bind_virq | EVTCHNOP_bind_ipi | EVTCHNOP_unmask | EVTCHNOP_bind_vcpu)
+}
+
+/// The sub-ops `is_own_domain_op` accepts.
+pub fn own_domain_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -> HcResult {
+    match cmd {
+        EVTCHNOP_bind_virq => {
+            let mut a: EvtchnBindVirq = guest.read(arg)?;
+            // Xen's evtchn_bind_virq, checks in its order.
+            if a.virq >= NR_VIRQS {
+                return Err(Errno::EINVAL);
+            }
+            if event::virq_is_global(a.virq) && a.vcpu != 0 {
+                return Err(Errno::EINVAL);
+            }
+                        d.vcpu_mut(u64::from(a.vcpu))?;
+            if d.evtchn.virq_port(a.vcpu, a.virq).is_some() {
+                return Err(Errno::EEXIST);
+            }
+            let port = d.evtchn.alloc()?;
+            d.evtchn.set(port, Port::Virq(a.virq));
+            d.evtchn.set_notify_vcpu(port, a.vcpu);
+            d.evtchn.set_virq_port(a.vcpu, a.virq, Some(port));
+            a.port = port;
+            guest.write(arg, &a)?;
+            Ok(0)
+        }
+        EVTCHNOP_bind_ipi => {
+            let mut a: EvtchnBindIpi = guest.read(arg)?;
+                        d.vcpu_mut(u64::from(a.vcpu))?;
+            let port = d.evtchn.alloc()?;
+            d.evtchn.set(port, Port::Ipi);
+            d.evtchn.set_notify_vcpu(port, a.vcpu);
+            a.port = port;
+            guest.write(arg, &a)?;
+            Ok(0)
+        }
+        EVTCHNOP_unmask => {
+            let a: EvtchnUnmask = guest.read(arg)?;
+                        if a.port >= d.evtchn.ports.len() as u32 {
+                return Err(Errno::EINVAL);
+            }
+            event::unmask(d, a.port);
+            Ok(0)
+        }
+        EVTCHNOP_bind_vcpu => {
+            // Xen's evtchn_bind_vcpu: the vCPU first, then the port's kind.
+            let a: EvtchnBindVcpu = guest.read(arg)?;
+                        d.vcpu_mut(u64::from(a.vcpu))?;
+            match valid(d.evtchn.get(a.port))? {
+                Port::Virq(v) if event::virq_is_global(v) => {}
+                Port::Unbound { .. } | Port::Interdomain { .. } => {}
+                _ => return Err(Errno::EINVAL),
+            }
+            d.evtchn.set_notify_vcpu(a.port, a.vcpu);
+            Ok(0)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
 pub fn event_channel_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64) -> HcResult {
+    if is_own_domain_op(cmd) {
+        return own_domain_op(doms.cur(), guest, cmd, arg);
+    }
     let me = doms.current_id();
     match cmd {
         EVTCHNOP_alloc_unbound => {
@@ -131,39 +199,6 @@ pub fn event_channel_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u6
             guest.write(arg, &a)?;
             Ok(0)
         }
-        EVTCHNOP_bind_virq => {
-            let mut a: EvtchnBindVirq = guest.read(arg)?;
-            // Xen's evtchn_bind_virq, checks in its order.
-            if a.virq >= NR_VIRQS {
-                return Err(Errno::EINVAL);
-            }
-            if event::virq_is_global(a.virq) && a.vcpu != 0 {
-                return Err(Errno::EINVAL);
-            }
-            let d = doms.cur();
-            d.vcpu_mut(u64::from(a.vcpu))?;
-            if d.evtchn.virq_port(a.vcpu, a.virq).is_some() {
-                return Err(Errno::EEXIST);
-            }
-            let port = d.evtchn.alloc()?;
-            d.evtchn.set(port, Port::Virq(a.virq));
-            d.evtchn.set_notify_vcpu(port, a.vcpu);
-            d.evtchn.set_virq_port(a.vcpu, a.virq, Some(port));
-            a.port = port;
-            guest.write(arg, &a)?;
-            Ok(0)
-        }
-        EVTCHNOP_bind_ipi => {
-            let mut a: EvtchnBindIpi = guest.read(arg)?;
-            let d = doms.cur();
-            d.vcpu_mut(u64::from(a.vcpu))?;
-            let port = d.evtchn.alloc()?;
-            d.evtchn.set(port, Port::Ipi);
-            d.evtchn.set_notify_vcpu(port, a.vcpu);
-            a.port = port;
-            guest.write(arg, &a)?;
-            Ok(0)
-        }
         EVTCHNOP_close => {
             let a: EvtchnClose = guest.read(arg)?;
             close_port(doms, a.port)?;
@@ -184,15 +219,6 @@ pub fn event_channel_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u6
                 Port::Unbound { .. } => {} // dropped, as Xen does
                 _ => return Err(Errno::EINVAL),
             }
-            Ok(0)
-        }
-        EVTCHNOP_unmask => {
-            let a: EvtchnUnmask = guest.read(arg)?;
-            let d = doms.cur();
-            if a.port >= d.evtchn.ports.len() as u32 {
-                return Err(Errno::EINVAL);
-            }
-            event::unmask(d, a.port);
             Ok(0)
         }
         EVTCHNOP_status => {
@@ -228,19 +254,6 @@ pub fn event_channel_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u6
                 _ => EVTCHNSTAT_closed,
             };
             guest.write(arg, &a)?;
-            Ok(0)
-        }
-        EVTCHNOP_bind_vcpu => {
-            // Xen's evtchn_bind_vcpu: the vCPU first, then the port's kind.
-            let a: EvtchnBindVcpu = guest.read(arg)?;
-            let d = doms.cur();
-            d.vcpu_mut(u64::from(a.vcpu))?;
-            match valid(d.evtchn.get(a.port))? {
-                Port::Virq(v) if event::virq_is_global(v) => {}
-                Port::Unbound { .. } | Port::Interdomain { .. } => {}
-                _ => return Err(Errno::EINVAL),
-            }
-            d.evtchn.set_notify_vcpu(a.port, a.vcpu);
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),

@@ -86,6 +86,11 @@ pub fn local_kind(regs: &Regs, me: u16) -> Option<After> {
 fn kind_of(h: Option<Hypercall>, a: [u64; 5], me: u16) -> Option<After> {
     let Some(h) = h else { return Some(After::Continue) };
     match h {
+        // Unmasking may make another of the caller's vCPUs' upcall deliverable.
+        Hypercall::EventChannelOp if event::hypercall::is_own_domain_op(a[0] as u32) => {
+            Some(if a[0] as u32 == xen_abi::event_channel::EVTCHNOP_unmask { After::Schedule } else { After::Continue })
+        }
+        Hypercall::SchedOp if a[0] as u32 == sched::SCHEDOP_yield => Some(After::Schedule),
         Hypercall::EventChannelOp
         | Hypercall::GrantTableOp
         | Hypercall::Multicall
@@ -222,6 +227,7 @@ fn call_local(d: &mut Domain, guest: &GuestView, h: Hypercall, a: [u64; 5]) -> S
         Hypercall::SetGdt => mmu::descriptors::set_gdt(d, guest, a[0], a[1]),
         Hypercall::UpdateDescriptor => mmu::descriptors::update_descriptor(d, a[0], a[1]),
         Hypercall::SchedOp => sched_op_local(d, guest, a[0] as u32, a[1]),
+        Hypercall::EventChannelOp => event::hypercall::own_domain_op(d, guest, a[0] as u32, a[1]),
         Hypercall::SetDebugreg => crate::pv::trap::emul_priv::set_debugreg(d, a[0], a[1]),
         Hypercall::GetDebugreg => crate::pv::trap::emul_priv::get_debugreg(d, a[0]),
         _ => Err(Errno::ENOSYS),
@@ -422,10 +428,6 @@ fn features(d: &Domain) -> u32 {
 fn sched_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64) -> HcResult {
     let d = doms.cur();
     match cmd {
-        sched::SCHEDOP_yield => {
-            doms.yield_cpu();
-            Ok(0)
-        }
         sched::SCHEDOP_remote_shutdown => {
             let s: sched::SchedRemoteShutdown = guest.read(arg)?;
             let caller_privileged = d.privileged;
@@ -445,6 +447,10 @@ fn sched_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64) -> HcResu
 /// The scheduling operations that act on the caller alone.
 fn sched_op_local(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -> HcResult {
     match cmd {
+        sched::SCHEDOP_yield => {
+            crate::pv::sched::yield_this_cpu();
+            Ok(0)
+        }
         sched::SCHEDOP_block => misc::block(d),
         sched::SCHEDOP_poll => misc::poll(d, guest, arg),
         sched::SCHEDOP_shutdown => {
