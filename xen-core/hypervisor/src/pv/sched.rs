@@ -358,12 +358,15 @@ fn periodic_timer(d: &mut Domain, now: u64) -> Option<u64> {
 }
 
 /// The earliest timer this CPU must wake up for: its own vCPU's, and those of vCPUs no
-/// CPU runs. Every CPU arms for the parked ones, not one watcher: a CPU whose guest
-/// enters the hypervisor only on the read side (`pv::local`) does not re-arm, so the
-/// CPU that parked a vCPU must be the one to wake for it.
+/// CPU runs if this CPU watches them (an idle one, or CPU 0 when none is idle), so that
+/// each deadline interrupts one CPU rather than all. A watcher whose guest enters the
+/// hypervisor only on the read side (`pv::local`) does not re-arm by itself: a CPU that
+/// sees a parked deadline earlier than the watcher's timer sends it a reschedule IPI,
+/// and the watcher re-arms on its way back to its guest.
 fn next_deadline(doms: &mut Domains) -> Option<u64> {
     let me = percpu::cpu_index();
     let online = smp::online();
+    let watcher = (0..online).find(|&c| doms.running[c].is_none()).unwrap_or(0);
     let own = doms.running[me].and_then(|(id, v)| doms.any_mut(id)?.vcpus.get(v)?.wake_deadline());
     let running = &doms.running;
     let parked = live(&mut doms.by_id)
@@ -371,7 +374,13 @@ fn next_deadline(doms: &mut Domains) -> Option<u64> {
         .filter(|&(id, v, vc)| vc.online && !running[..online].contains(&Some((id, v))))
         .filter_map(|(_, _, vc)| vc.wake_deadline())
         .min();
-    [own, parked].into_iter().flatten().min()
+    if watcher == me {
+        return [own, parked].into_iter().flatten().min();
+    }
+    if parked.is_some_and(|p| !clock::fires_by(watcher, p)) {
+        smp::kick(watcher);
+    }
+    own
 }
 
 /// Ends the machine when no domain is left, with Xen's words for the hardware domain.

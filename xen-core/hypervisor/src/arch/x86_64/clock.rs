@@ -152,6 +152,11 @@ static ARMED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(DISARMED) }; MAX_C
 fn armed() -> &'static AtomicU64 {
     &ARMED[super::percpu::cpu_index()]
 }
+
+/// Whether CPU `cpu`'s timer fires by `deadline_ns` (armed for it or earlier).
+pub fn fires_by(cpu: usize, deadline_ns: u64) -> bool {
+    ARMED.get(cpu).is_some_and(|a| a.load(Ordering::Relaxed) <= deadline_ns)
+}
 const DISARMED: u64 = u64::MAX;
 
 /// Raises TIMER_VECTOR once, at about `deadline_ns` system time; None disarms.
