@@ -52,18 +52,16 @@ fn record(bytes: &[u8]) {
     }
 }
 
-struct Prefixed(Com1);
+/// A message's text with `(XEN) ` after each newline inside it.
+struct Prefixed<'a>(&'a mut Buf);
 
-impl Write for Prefixed {
+impl Write for Prefixed<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let mut lines = s.split('\n');
         if let Some(first) = lines.next() {
-            record(first.as_bytes());
             self.0.write_str(first)?;
         }
         for line in lines {
-            record(b"\n(XEN) ");
-            record(line.as_bytes());
             self.0.write_str("\n(XEN) ")?;
             self.0.write_str(line)?;
         }
@@ -71,22 +69,27 @@ impl Write for Prefixed {
     }
 }
 
-static LOCK: spin::Mutex<()> = spin::Mutex::new(());
+/// Who writes the serial line and what waits: everything that writes it takes this lock,
+/// so messages from different CPUs never mix byte by byte.
+static LOCK: spin::Mutex<Line> = spin::Mutex::new(Line { open_since: None, held: [0; HELD_MAX], held_len: 0 });
 
-/// Writes one message; the lock keeps messages whole if an exception prints meanwhile
-/// from another CPU (one CPU today).
-pub fn print(args: fmt::Arguments<'_>) {
-    let _g = LOCK.try_lock();
-    let mut out = Prefixed(Com1::handle());
-    record(b"(XEN) ");
-    let _ = out.0.write_str("(XEN) ");
-    let _ = out.write_fmt(args);
-    let _ = out.0.write_str("\n");
-    record(b"\n");
+/// Room for output held back while the hardware domain's line is open.
+const HELD_MAX: usize = 4096;
+
+/// How long an open line (a shell prompt, say) holds other output back.
+const HOLD_NS: u64 = 100_000_000;
+
+struct Line {
+    /// The hardware domain's output left a line open (its last byte was not a newline),
+    /// since this system time: the hypervisor's messages and other domains' lines wait
+    /// for it to end, so a line a test harness reads is never cut in two.
+    open_since: Option<u64>,
+    held: [u8; HELD_MAX],
+    held_len: usize,
 }
 
-/// Writes guest console output verbatim (the initial domain's `console_io`, as Xen does).
-pub fn write_raw(bytes: &[u8]) {
+/// Puts `bytes` on the serial line (a newline as CR LF) and in the console ring.
+fn emit(bytes: &[u8]) {
     record(bytes);
     let mut c = Com1::handle();
     for &b in bytes {
@@ -94,6 +97,106 @@ pub fn write_raw(bytes: &[u8]) {
             c.write_byte(b'\r');
         }
         c.write_byte(b);
+    }
+}
+
+impl Line {
+    /// Whole lines from a writer other than the open line's: now, or once it ends.
+    fn whole(&mut self, bytes: &[u8]) {
+        if self.open_since.is_none() {
+            return emit(bytes);
+        }
+        let n = bytes.len().min(HELD_MAX - self.held_len);
+        self.held[self.held_len..self.held_len + n].copy_from_slice(&bytes[..n]);
+        self.held_len += n;
+    }
+
+    fn release(&mut self) {
+        emit(&self.held[..self.held_len]);
+        self.held_len = 0;
+    }
+}
+
+/// Takes the console lock. An exception that prints while this CPU holds it (or a CPU
+/// that holds it for long) must still be heard: after about 10 ms, None.
+fn lock() -> Option<spin::MutexGuard<'static, Line>> {
+    let since = crate::arch::x86_64::cpu::rdtsc();
+    loop {
+        if let Some(g) = LOCK.try_lock() {
+            return Some(g);
+        }
+        if crate::arch::x86_64::cpu::rdtsc().wrapping_sub(since) > crate::arch::x86_64::clock::tsc_hz() / 100 {
+            return None;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// A message formatted into a fixed buffer (no heap: the console must work without it).
+struct Buf {
+    bytes: [u8; 4096],
+    len: usize,
+}
+
+impl Write for Buf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(self.bytes.len() - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Writes one message, `(XEN) ` before each of its lines.
+pub fn print(args: fmt::Arguments<'_>) {
+    let mut b = Buf { bytes: [0; 4096], len: 0 };
+    let _ = Prefixed(&mut b).write_fmt(args);
+    let msg = &b.bytes[..b.len];
+    match lock() {
+        Some(mut line) => {
+            line.whole(b"(XEN) ");
+            line.whole(msg);
+            line.whole(b"\n");
+        }
+        None => {
+            emit(b"(XEN) ");
+            emit(msg);
+            emit(b"\n");
+        }
+    }
+}
+
+/// Writes the hardware domain's console output verbatim (its `console_io`, as Xen
+/// does); while it leaves a line open, other output waits (`HOLD_NS` at most).
+pub fn write_raw(bytes: &[u8]) {
+    let Some(last) = bytes.last() else { return };
+    let Some(mut line) = lock() else { return };
+    emit(bytes);
+    if *last == b'\n' {
+        line.open_since = None;
+        line.release();
+    } else if line.open_since.is_none() {
+        line.open_since = Some(crate::arch::x86_64::clock::now_ns());
+    }
+}
+
+/// Writes one whole line made of `parts` (a domain's `(dN) ` prefix, its text, the
+/// newline) without other output inside it.
+pub fn write_line(parts: &[&[u8]]) {
+    let Some(mut line) = lock() else { return };
+    for p in parts {
+        line.whole(p);
+    }
+}
+
+/// Lets held output out once the hardware domain's open line has held it for
+/// `HOLD_NS` (a prompt waiting for input): on a new line, and the line counts as ended.
+pub fn release_stale(now_ns: u64) {
+    let Some(mut line) = LOCK.try_lock() else { return };
+    if line.held_len > 0 && line.open_since.is_some_and(|t| now_ns.saturating_sub(t) > HOLD_NS) {
+        line.open_since = None;
+        emit(b"\n");
+        line.release();
     }
 }
 

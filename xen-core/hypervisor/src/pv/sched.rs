@@ -583,6 +583,7 @@ fn poll_console(doms: &mut Domains) {
     if now < doms.next_console_poll {
         return;
     }
+    crate::console::release_stale(now);
     doms.next_console_poll = now + CONSOLE_POLL_NS / 4;
     let mut raw = [0u8; 64];
     let n = crate::console::poll_raw(&mut raw);

@@ -338,9 +338,7 @@ pub(crate) fn guest_console_write(d: &mut Domain, bytes: &[u8]) {
         let text = b != b'\n' && b != b'\r';
         let full = text && (d.console_line.len() >= 1024 || d.console_line.try_reserve(1).is_err());
         if b == b'\n' || full {
-            write_line_prefix(d.id);
-            crate::console::write_raw(&d.console_line);
-            crate::console::write_raw(b"\n");
+            write_line(d.id, &d.console_line);
             d.console_line.clear();
         }
         if text && d.console_line.len() < d.console_line.capacity() {
@@ -349,8 +347,9 @@ pub(crate) fn guest_console_write(d: &mut Domain, bytes: &[u8]) {
     }
 }
 
-/// Writes `(dN) ` for domain `id` without the heap (a guest's output must not need it).
-fn write_line_prefix(id: u16) {
+/// Writes `(dN) ` and `text` for domain `id` as one line, without the heap (a guest's
+/// output must not need it).
+fn write_line(id: u16, text: &[u8]) {
     let mut digits = [0u8; 5];
     let mut n = id;
     let mut i = digits.len();
@@ -362,9 +361,7 @@ fn write_line_prefix(id: u16) {
             break;
         }
     }
-    crate::console::write_raw(b"(d");
-    crate::console::write_raw(&digits[i..]);
-    crate::console::write_raw(b") ");
+    crate::console::write_line(&[b"(d", &digits[i..], b") ", text, b"\n"]);
 }
 
 fn copy_string(guest: &GuestView, dst: u64, s: &[u8], len: usize) -> HcResult {
