@@ -7,7 +7,7 @@ use crate::domain::runstate::GuestWrite;
 use crate::pv::domain::{Domain, RunState, Vcpu};
 use crate::arch::x86_64::guest::GuestView;
 use xen_abi::vcpu::{RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, RUNSTATE_running};
-use crate::pv::{event, trap};
+use crate::pv::{credit, event, trap};
 use crate::arch::x86_64::trap::Regs;
 use crate::arch::x86_64::{clock, cpu, gdt, percpu, percpu::MAX_CPUS, qemu, smp};
 use crate::println;
@@ -119,6 +119,11 @@ impl Domains {
     /// The CPU vCPU `v` of domain `id` runs on, if it runs.
     pub fn vcpu_cpu(&self, id: u16, v: usize) -> Option<usize> {
         self.running.iter().position(|r| *r == Some((id, v)))
+    }
+
+    /// Whether vCPU `e` may run on `cpu` (`pv::credit`: hard affinity, cap).
+    fn allowed(&self, e: VcpuRef, cpu: usize) -> bool {
+        self.by_id.get(&e.0).is_some_and(|d| credit::may_run_on(d, e.1, cpu))
     }
 
     /// `SCHEDOP_yield`: another runnable vCPU gets the CPU at the return to the guest.
@@ -287,7 +292,8 @@ fn next_deadline(doms: &Domains) -> Option<u64> {
             .filter_map(|(_, _, vc)| vc.wake_deadline())
             .min()
     });
-    [own, parked.flatten()].into_iter().flatten().min()
+    let credit = credit::deadline(doms.running[me].and_then(|(id, v)| Some((doms.by_id.get(&id)?, v))), clock::now_ns());
+    [own, parked.flatten(), credit].into_iter().flatten().min()
 }
 
 /// Ends the machine when no domain is left, with Xen's words for the hardware domain.
@@ -354,12 +360,13 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) -> bool {
 fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> bool {
     let me = percpu::cpu_index();
     let now = clock::now_ns();
+    credit::account(doms.by_id.values_mut(), now, runnable);
     let cur_ent = doms.running[me].filter(|(id, _)| doms.by_id.contains_key(id));
-    let cur_runnable = cur_ent.is_some_and(|(id, v)| doms.by_id.get(&id).is_some_and(|d| runnable(d, v)));
-    // A woken vCPU goes to an idle CPU if there is one (kicked below), else it takes
-    // this one at once.
-    let idle_elsewhere = (0..smp::online()).any(|c| c != me && doms.running[c].is_none());
-    let boost = woken.iter().copied().find(|&w| Some(w) != cur_ent && !doms.running_elsewhere(w) && (!idle_elsewhere || cur_ent.is_none()));
+    let cur_runnable = cur_ent.is_some_and(|e| doms.allowed(e, me) && doms.by_id.get(&e.0).is_some_and(|d| runnable(d, e.1)));
+    // A woken vCPU goes to an idle CPU of its affinity if there is one (kicked below),
+    // else it takes this one at once if its affinity allows.
+    let idle_for = |w: VcpuRef| (0..smp::online()).any(|c| c != me && doms.running[c].is_none() && doms.allowed(w, c));
+    let boost = woken.iter().copied().find(|&w| Some(w) != cur_ent && !doms.running_elsewhere(w) && doms.allowed(w, me) && (cur_ent.is_none() || !idle_for(w)));
     let preempt = now >= doms.slice_end[me] || core::mem::take(&mut doms.yield_now) || boost.is_some();
     let next = if cur_runnable && !preempt {
         cur_ent
@@ -415,23 +422,24 @@ fn kick_others(doms: &Domains) {
         if c == me {
             continue;
         }
-        let stale = doms.by_id.get(&id).is_none_or(|d| !runnable(d, v) || event::upcall_deliverable(d, v));
+        let stale = doms.by_id.get(&id).is_none_or(|d| !runnable(d, v) || event::upcall_deliverable(d, v)) || !doms.allowed((id, v), c);
         if stale {
             smp::kick(c);
         }
     }
 }
 
-/// Sends idle CPUs a reschedule IPI while runnable vCPUs wait.
+/// Sends idle CPUs a reschedule IPI while runnable vCPUs that may run there wait.
 fn kick_idle(doms: &Domains) {
-    let waiting = doms
+    let waiting: Vec<VcpuRef> = doms
         .by_id
         .values()
         .flat_map(|d| (0..d.vcpus.len()).filter(|&v| runnable(d, v)).map(|v| (d.id, v)))
         .filter(|&e| !doms.running.contains(&Some(e)))
-        .count();
-    let idle = (0..smp::online()).filter(|&c| c != percpu::cpu_index() && doms.running[c].is_none());
-    for c in idle.take(waiting) {
+        .collect();
+    let idle = (0..smp::online())
+        .filter(|&c| c != percpu::cpu_index() && doms.running[c].is_none() && waiting.iter().any(|&w| doms.allowed(w, c)));
+    for c in idle.take(waiting.len()) {
         smp::kick(c);
     }
 }
@@ -444,14 +452,17 @@ fn runnable(d: &Domain, v: usize) -> bool {
         && d.vcpus.get(v).is_some_and(|v| v.initialised && v.online && v.run == RunState::Runnable)
 }
 
-/// The next runnable vCPU after `cur` in (domain id, vCPU) order, wrapping round (or
-/// `cur` itself if it is the only).
+/// The next runnable vCPU this CPU may run: those with credit first (`pv::credit`),
+/// then after `cur` in (domain id, vCPU) order, wrapping round (or `cur` itself if it
+/// is the only).
 fn pick_after(doms: &Domains, cur: VcpuRef, cur_runnable: bool) -> Option<VcpuRef> {
+    let me = percpu::cpu_index();
     doms.by_id
         .values()
-        .flat_map(|d| (0..d.vcpus.len()).filter(|&v| runnable(d, v)).map(|v| (d.id, v)))
-        .filter(|&e| !doms.running_elsewhere(e))
-        .min_by_key(|&e| (e <= cur, e))
+        .flat_map(|d| (0..d.vcpus.len()).filter(|&v| runnable(d, v) && credit::may_run_on(d, v, me)).map(|v| (d.id, v, credit::priority(d, v))))
+        .filter(|&(id, v, _)| !doms.running_elsewhere((id, v)))
+        .min_by_key(|&(id, v, p)| (p, (id, v) <= cur, (id, v)))
+        .map(|(id, v, _)| (id, v))
         .or(cur_runnable.then_some(cur))
 }
 

@@ -24,7 +24,7 @@ const RFLAGS_VM: u64 = 1 << 17;
 
 /// The vCPU facts `getvcpuinfo` and friends look at for vCPU `n`: (max_vcpus,
 /// created, initialised, online).
-fn vcpu_state(d: &Domain, n: u32) -> (u32, bool, bool, bool) {
+pub(super) fn vcpu_state(d: &Domain, n: u32) -> (u32, bool, bool, bool) {
     let v = d.vcpus.get(n as usize);
     let (initialised, online) = v.map_or((false, false), |v| (v.initialised, v.online));
     if d.ctl.toolstack {

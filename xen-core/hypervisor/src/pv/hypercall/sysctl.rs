@@ -80,6 +80,10 @@ pub fn sysctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
         XEN_SYSCTL_physinfo => {
             op.set_payload(&physinfo());
         }
+        // The one scheduler: credit.
+        XEN_SYSCTL_sched_id => {
+            op.set_payload(&XenSysctlSchedId { sched_id: XEN_SCHEDULER_CREDIT });
+        }
         XEN_SYSCTL_getdomaininfolist => {
             let mut l: XenSysctlGetdomaininfolist = op.payload().ok_or(Errno::EINVAL)?;
             let running = doms.current_id();
