@@ -147,11 +147,13 @@ pub struct VcpuSched {
     pub ran: bool,
     /// A capped domain's vCPU with no credit: not run until the next period.
     pub parked: bool,
+    /// The CPU it last ran on (Xen's `v->processor`).
+    pub cpu: usize,
 }
 
 impl Default for VcpuSched {
     fn default() -> Self {
-        VcpuSched { hard: CpuMask::ALL, soft: CpuMask::ALL, credit: 0, burned_upto: 0, ran: false, parked: false }
+        VcpuSched { hard: CpuMask::ALL, soft: CpuMask::ALL, credit: 0, burned_upto: 0, ran: false, parked: false, cpu: 0 }
     }
 }
 
@@ -187,6 +189,15 @@ impl VcpuSched {
     /// caller arms a timer for it); None when uncapped.
     pub fn run_limit_ns(&self, capped: bool) -> Option<u64> {
         capped.then(|| u64::try_from(self.credit.max(0)).unwrap_or(0))
+    }
+
+    /// The CPU `getvcpuinfo` reports: where it runs, else where it ran last if its
+    /// affinity still allows that, else the first CPU its affinity allows (where Xen
+    /// would move it).
+    pub fn reported_cpu(&self, running_on: Option<usize>, online: CpuMask) -> usize {
+        running_on
+            .or(Some(self.cpu).filter(|&c| self.hard.and(online).contains(c)))
+            .unwrap_or_else(|| self.hard.and(online).0.trailing_zeros() as usize % MASK_BITS)
     }
 
     /// `hard_affinity` as `setvcpuaffinity` sets it: refused (`None`, Xen's -EINVAL) when
@@ -287,6 +298,19 @@ mod tests {
         assert_eq!(CpuMask::ALL.to_xenctl(16, 2), [0xff, 0x00]);
         assert_eq!(CpuMask(0b10).to_xenctl(8, 2), [0b10]);
         assert_eq!(CpuMask(0b10).to_xenctl(0, 2), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn reported_cpu_follows_affinity() {
+        let mut v = VcpuSched::default();
+        let online = CpuMask::first(2);
+        assert_eq!(v.reported_cpu(None, online), 0);
+        assert_eq!(v.reported_cpu(Some(1), online), 1);
+        v.set_hard(CpuMask(0b10), online);
+        assert_eq!(v.reported_cpu(None, online), 1);
+        v.cpu = 1;
+        v.set_hard(CpuMask::ALL, online);
+        assert_eq!(v.reported_cpu(None, online), 1);
     }
 
     #[test]

@@ -25,14 +25,22 @@ fn online() -> CpuMask {
 
 /// Before each pick: burns what every vCPU ran since the last time, and once a period
 /// hands out new credit. `runnable` is the scheduler's test.
-pub fn account<'a>(doms: impl Iterator<Item = &'a mut Domain>, now: u64, runnable: fn(&Domain, usize) -> bool) {
+pub fn account<'a>(
+    doms: impl Iterator<Item = &'a mut Domain>,
+    running: &[Option<(u16, usize)>],
+    now: u64,
+    runnable: fn(&Domain, usize) -> bool,
+) {
     let period_due = now >= NEXT_ACCOUNTING.load(Ordering::Relaxed);
     let mut all: Vec<&'a mut Domain> = doms.filter(|d| d.alive()).collect();
     for d in all.iter_mut() {
         let capped = d.sched.cap != 0;
-        for vc in d.vcpus.iter_mut() {
+        for (v, vc) in d.vcpus.iter_mut().enumerate() {
             let total = vc.runstate.snapshot(now).time[RUNSTATE_running as usize];
             vc.sched.burn(total, capped);
+            if let Some(c) = running.iter().position(|r| *r == Some((d.id, v))) {
+                vc.sched.cpu = c;
+            }
         }
     }
     if !period_due {
@@ -49,6 +57,11 @@ pub fn account<'a>(doms: impl Iterator<Item = &'a mut Domain>, now: u64, runnabl
     }
     policy::account(&mut acc, smp::online());
     ANY_PARKED.store(acc.iter().any(|a| a.sched.parked), Ordering::Relaxed);
+}
+
+/// The CPU `getvcpuinfo` reports for vCPU `v` of `d` (`running_on`: where it runs now).
+pub fn reported_cpu(d: &Domain, v: usize, running_on: Option<usize>) -> usize {
+    d.vcpus.get(v).map_or(0, |vc| vc.sched.reported_cpu(running_on, online()))
 }
 
 /// Whether vCPU `v` of `d` may run on `cpu` now (its hard affinity; not parked).
