@@ -589,7 +589,7 @@ fn all_steps() -> String {
 /// vCPUs), our blkback and Linux's kernel back-ends serving them, hostile front-ends,
 /// the lifecycle checks.
 const XEN_CORE_SECTIONS: &[&str] =
-    &["pv-guest", "blk", "blk-hostile", "kernel-blkback", "linux-blk", "net", "lifecycle", "restart", "memset", "console"];
+    &["pv-guest", "blk", "blk-hostile", "kernel-blkback", "linux-blk", "net", "lifecycle", "restart", "memset", "console", "sched"];
 
 /// The xen-core run's steps: `base`, the [`XEN_CORE_SECTIONS`] that `wanted` (as
 /// `XTASK_DOM0_SECTIONS`; all when unset) names, `end`.
@@ -1209,6 +1209,48 @@ exec 3>&-
 check xl-create-c-shows-pv-guest-console grep -q ' passed, 0 failed' /tmp/conc.out
 want xl-create-c-detaches-status-0 0 echo $xrc
 xl destroy pv-con >/dev/null 2>&1
+
+#@ sched
+# The credit scheduler and vCPU hard affinity through our xl, the same checks on either
+# hypervisor: weight and cap set and read back, libxl's range check, cpus= at create,
+# xl vcpu-pin, xl vcpu-list's CPU and affinity columns. Then how two CPU-bound domUs
+# pinned to CPU 1 with weights 256 and 512 share it (printed, not asserted).
+want xl-sched-credit-dom0-default 'Domain-0 0 256 0' sh -c 'xl sched-credit -d 0 | tail -1 | tr -s " "'
+check xl-create-cpus-1 xl create /etc/xen/pv-guest.cfg 'name="sched-a"' 'extra="role=spin"' 'cpus="1"'
+check xl-create-cpu-weight-512 xl create /etc/xen/pv-guest.cfg 'name="sched-b"' 'extra="role=spin"' 'cpu_weight=512'
+waitlog /var/log/xen/console/guest-sched-a.log 'SPIN started' 60
+waitlog /var/log/xen/console/guest-sched-b.log 'SPIN started' 60
+want xl-sched-credit-default-weight '256 0' sh -c 'xl sched-credit -d sched-a | tail -1 | awk "{print \$3, \$4}"'
+want xl-sched-credit-cpu-weight-at-create '512 0' sh -c 'xl sched-credit -d sched-b | tail -1 | awk "{print \$3, \$4}"'
+check xl-sched-credit-set-cap xl sched-credit -d sched-a -c 50
+want xl-sched-credit-cap-round-trip '256 50' sh -c 'xl sched-credit -d sched-a | tail -1 | awk "{print \$3, \$4}"'
+check xl-sched-credit-set-weight xl sched-credit -d sched-a -w 128 -c 0
+want xl-sched-credit-weight-round-trip '128 0' sh -c 'xl sched-credit -d sched-a | tail -1 | awk "{print \$3, \$4}"'
+want xl-sched-credit-bad-weight-refused "$(printf 'xl: Cpu weight out of range, valid values are within range from 1 to 65535\nrc=1')" sh -c 'xl sched-credit -d sched-a -w 70000; echo rc=$?'
+want xl-sched-credit-bad-weight-changes-nothing '128 0' sh -c 'xl sched-credit -d sched-a | tail -1 | awk "{print \$3, \$4}"'
+check xl-sched-credit-weight-back xl sched-credit -d sched-a -w 256
+want xl-sched-credit-lists-every-domain 'Name ID Weight Cap|Domain-0 0 256 0|sched-a 256 0|sched-b 512 0' sh -c 'xl sched-credit | grep "^Name\|^Domain-0\|^sched-" | awk "{if (\$1 ~ /^sched/) print \$1, \$3, \$4; else print \$1, \$2, \$3, \$4}" | paste -sd "|"'
+want xl-create-bad-cpus-one-line 1 sh -c 'xl create -n /etc/xen/pv-guest.cfg "cpus=\"1-x\"" 2>&1 | grep -c "cpus: bad cpu list"'
+want xl-vcpu-list-default-affinity 'all / all' sh -c 'xl vcpu-list sched-b | awk "NR==2 {print \$7, \$8, \$9}"'
+sleep 1
+want xl-vcpu-list-cpus-1-at-create '1 1 / all' sh -c 'xl vcpu-list sched-a | awk "NR==2 {print \$4, \$7, \$8, \$9}"'
+check xl-vcpu-pin-to-cpu-1 xl vcpu-pin sched-b 0 1
+want xl-vcpu-pin-bad-cpu-einval 'rc=1 EINVAL' sh -c 'xl vcpu-pin sched-b 0 5 >/tmp/pin 2>&1; echo rc=$? $(grep -o EINVAL /tmp/pin)'
+sleep 1
+want xl-vcpu-list-after-vcpu-pin '1 1 / all' sh -c 'xl vcpu-list sched-b | awk "NR==2 {print \$4, \$7, \$8, \$9}"'
+xl vcpu-list | sed 's/^/  vcpu-list| /'
+# CPU time of each over a few seconds, both on CPU 1 (a: weight 256, b: 512)
+cput() { xl vcpu-list $1 | awk 'NR==2 {print $6}'; }
+a0=$(cput sched-a); b0=$(cput sched-b); sleep 6; a1=$(cput sched-a); b1=$(cput sched-b)
+echo "$a0 $a1 $b0 $b1" | awk '{da=$2-$1; db=$4-$3; printf "  sched| pinned to CPU 1 for 6 s: sched-a (weight 256) %.1f s, sched-b (weight 512) %.1f s, ratio b/a %.2f\n", da, db, (da > 0 ? db/da : 0)}'
+echo "$a0 $a1 $b0 $b1" | awk '{da=$2-$1; db=$4-$3; printf "BENCH sched_weight_512_vs_256_cpu_ratio %d\n", (da > 0 ? 100*db/da : 0)}'
+want xl-vcpu-list-still-on-cpu-1 '1 1' sh -c 'xl vcpu-list sched-a sched-b | awk "NR>1 {print \$4, \$7}" | sort -u'
+# a cap of 20% on sched-b alone on CPU 1 (sched-a destroyed): printed
+xl destroy sched-a
+check xl-sched-credit-cap-20 xl sched-credit -d sched-b -c 20
+b0=$(cput sched-b); sleep 4; b1=$(cput sched-b)
+echo "$b0 $b1" | awk '{printf "  sched| sched-b capped at 20%% alone on CPU 1 for 4 s: %.1f s (%d%%)\n", $2-$1, 100*($2-$1)/4}'
+check xl-destroy-sched-b xl destroy sched-b
 
 #@ end
 dmesg | grep -i -E 'segfault|general protection|traps:' | sed 's/^/  dmesg| /'
