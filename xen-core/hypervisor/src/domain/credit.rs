@@ -78,7 +78,7 @@ impl CpuMask {
         let mut m = 0u64;
         for (i, &b) in bytes[..n].iter().enumerate() {
             let mut b = b;
-            if i + 1 == guest_bytes && nr_bits % 8 != 0 {
+            if i + 1 == guest_bytes && !nr_bits.is_multiple_of(8) {
                 b &= !(0xffu8 << (nr_bits % 8));
             }
             m |= u64::from(b) << (8 * i);

@@ -24,16 +24,16 @@ fn online() -> CpuMask {
 }
 
 /// Before each pick: burns what every vCPU ran since the last time, and once a period
-/// hands out new credit. `runnable` is the scheduler's test.
-pub fn account<'a>(
-    doms: impl Iterator<Item = &'a mut Domain>,
+/// hands out new credit. `runnable` is the scheduler's test. No allocation outside the
+/// once-a-period part (this runs at every return to a guest).
+pub fn account(
+    doms: &mut hashbrown::HashMap<u16, Domain>,
     running: &[Option<(u16, usize)>],
     now: u64,
     runnable: fn(&Domain, usize) -> bool,
 ) {
     let period_due = now >= NEXT_ACCOUNTING.load(Ordering::Relaxed);
-    let mut all: Vec<&'a mut Domain> = doms.filter(|d| d.alive()).collect();
-    for d in all.iter_mut() {
+    for d in doms.values_mut().filter(|d| d.alive()) {
         let capped = d.sched.cap != 0;
         for (v, vc) in d.vcpus.iter_mut().enumerate() {
             let total = vc.runstate.snapshot(now).time[RUNSTATE_running as usize];
@@ -47,6 +47,7 @@ pub fn account<'a>(
         return;
     }
     NEXT_ACCOUNTING.store(now + policy::PERIOD_NS, Ordering::Relaxed);
+    let mut all: Vec<&mut Domain> = doms.values_mut().filter(|d| d.alive()).collect();
     let flags: Vec<Vec<bool>> = all.iter().map(|d| (0..d.vcpus.len()).map(|v| runnable(d, v)).collect()).collect();
     let mut acc: Vec<Account<'_>> = Vec::new();
     for (d, flags) in all.iter_mut().zip(&flags) {

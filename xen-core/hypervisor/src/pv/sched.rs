@@ -360,7 +360,7 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) -> bool {
 fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> bool {
     let me = percpu::cpu_index();
     let now = clock::now_ns();
-    credit::account(doms.by_id.values_mut(), &doms.running, now, runnable);
+    credit::account(&mut doms.by_id, &doms.running, now, runnable);
     let cur_ent = doms.running[me].filter(|(id, _)| doms.by_id.contains_key(id));
     let cur_runnable = cur_ent.is_some_and(|e| doms.allowed(e, me) && doms.by_id.get(&e.0).is_some_and(|d| runnable(d, e.1)));
     // A woken vCPU goes to an idle CPU of its affinity if there is one (kicked below),
