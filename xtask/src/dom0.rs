@@ -35,6 +35,9 @@ const E2FSPROGS: &[&str] = &["e2fsprogs", "libext2fs2", "libcom-err2", "libblkid
 const DOMU_MODULES: &[&str] = &["xen-blkfront", "xen-netfront", "crc32c_generic", "ext4"];
 /// Xen's command line for the dom0 tier.
 const XEN_CMDLINE: &str = "console=com1 dom0_mem=768M,max:768M loglvl=all guest_loglvl=all";
+/// The test tier's Xen 4.17 runs the credit scheduler (its default is credit2), the one
+/// xen-core models: the `sched` section's `xl sched-credit` checks run on both.
+const XEN_TEST_SCHED: &str = "sched=credit";
 /// What dom0's init prints last, and Xen's words when dom0 powers off.
 const DONE: &str = "DOM0-TESTS-DONE";
 pub const DOM0_POWEROFF: &str = "Hardware Dom0 halted";
@@ -1642,7 +1645,7 @@ pub fn tier(root: &Path) -> Result<Tally> {
     let img = build_image(root, Variant::Test)?;
     let m = Machine {
         kernel: reference::xen_hypervisor(root)?,
-        append: XEN_CMDLINE.into(),
+        append: format!("{XEN_CMDLINE} {XEN_TEST_SCHED}"),
         modules: vec![(img.kernel.clone(), "console=hvc0 quiet".into()), (img.initrd.clone(), String::new())],
         memory_mib: 2048,
         smp: 2,
