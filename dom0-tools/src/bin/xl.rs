@@ -288,7 +288,7 @@ fn run(cmd: Cmd) -> Result<()> {
                 return Ok(());
             }
             let n = toolstack::host_cpus(&xc)?;
-            let m = cpumap::parse_cpurange(&hard, n).map_err(|e| Error::Other(format!("{e}")))?;
+            let m = cpumap::parse_cpurange(&hard, n).map_err(Error::Other)?;
             for v in vcpus {
                 xc.set_vcpu_hard_affinity(d, v, n, &cpumap::to_bytes(m, n)).map_err(|e| Error::Other(format!("Setting vcpu affinity: {e}")))?;
             }
