@@ -11,7 +11,7 @@
 //!   vCPU, all CPUs by default; a mask with no online CPU is `-EINVAL`; what is given back
 //!   is the mask and the online CPUs; masks travel as `xenctl_bitmap` bytes.
 //! - **Credit**: every accounting period ([`PERIOD_NS`], Xen's 30 ms) the active vCPUs
-//!   (runnable, or ran during the period) earn credit in proportion to their domain's
+//!   (runnable, or ran during the period and spent their credit) earn credit in proportion to their domain's
 //!   weight, and burn it nanosecond for nanosecond while they run. A vCPU with credit
 //!   ([`Priority::Under`]) runs before one without ([`Priority::Over`]); among equals the
 //!   caller's round robin decides. A capped domain earns at most cap% of one CPU per
@@ -234,7 +234,11 @@ pub fn account(vcpus: &mut [Account<'_>], nr_cpus: usize) {
         let n = u64::from(a.sched.hard.and(online).count().max(1));
         (u64::from(a.params.weight) << 16) / n
     };
-    let active = |a: &Account<'_>| a.runnable || a.sched.ran;
+    // Active: wants a CPU now, or ran and used up what it had. A vCPU that ran a little
+    // and blocked with credit left does not need more (Xen makes such a vCPU inactive
+    // once its credit passes a time slice), so it takes no share of the CPUs from those
+    // that compete for them.
+    let active = |a: &Account<'_>| a.runnable || (a.sched.ran && a.sched.credit <= 0);
     let mut per_cpu_bids = [0u64; MASK_BITS];
     for a in vcpus.iter().filter(|a| active(a)) {
         for (c, total) in per_cpu_bids.iter_mut().enumerate().take(nr_cpus.min(MASK_BITS)) {
@@ -384,6 +388,19 @@ mod tests {
     fn unpinned_vcpus_use_every_cpu() {
         let ran = simulate(&[(256, 0, u64::MAX), (256, 0, u64::MAX)], 2, 10);
         assert_eq!(ran, [10 * PERIOD_NS, 10 * PERIOD_NS]);
+    }
+
+    #[test]
+    fn a_vcpu_that_blocked_with_credit_left_takes_no_share() {
+        let mut busy = VcpuSched { hard: CpuMask(0b10), ..Default::default() };
+        let mut light = VcpuSched { credit: 1_000_000, ran: true, ..Default::default() };
+        let mut acc = [
+            Account { params: DomParams::default(), domain: 1, runnable: true, sched: &mut busy },
+            Account { params: DomParams::default(), domain: 0, runnable: false, sched: &mut light },
+        ];
+        account(&mut acc, 2);
+        assert_eq!(busy.credit, PERIOD_NS as i64, "CPU 1's whole period");
+        assert_eq!(light.credit, 1_000_000);
     }
 
     #[test]
