@@ -1208,7 +1208,7 @@ printf '\035' >&3
 i=0; while kill -0 $XP 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 if kill -0 $XP 2>/dev/null; then kill $XP; xrc=still-attached; else wait $XP; xrc=$?; fi
 exec 3>&-
-{ tail -3 /tmp/conc.out; echo; } | tr -d '\r\033' | sed 's/^/  create -c| /; s/TEST /test /g'; cat /tmp/conc.err
+{ grep -a 'FAIL' /tmp/conc.out; tail -3 /tmp/conc.out; echo; } | tr -d '\r\033' | sed 's/^/  create -c| /; s/TEST /test /g'; cat /tmp/conc.err
 check xl-create-c-shows-pv-guest-console grep -q ' passed, 0 failed' /tmp/conc.out
 want xl-create-c-detaches-status-0 0 echo $xrc
 xl destroy pv-con >/dev/null 2>&1
