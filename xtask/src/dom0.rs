@@ -1233,6 +1233,10 @@ want xl-sched-credit-bad-weight-refused "$(printf 'xl: Cpu weight out of range, 
 want xl-sched-credit-bad-weight-changes-nothing '128 0' sh -c 'xl sched-credit -d sched-a | tail -1 | awk "{print \$3, \$4}"'
 check xl-sched-credit-weight-back xl sched-credit -d sched-a -w 256
 want xl-sched-credit-lists-every-domain 'Name ID Weight Cap|Domain-0 0 256 0|sched-a 256 0|sched-b 512 0' sh -c 'xl sched-credit | grep "^Name\|^Domain-0\|^sched-" | awk "{if (\$1 ~ /^sched/) print \$1, \$3, \$4; else print \$1, \$2, \$3, \$4}" | paste -sd "|"'
+# The domctls themselves, as Xen answers them (sched_adjust, csched_dom_cntl,
+# vcpu_affinity_domctl): other scheduler ids and commands -EINVAL, weight 0 and cap
+# 0xffff leave the values, no range check in the hypervisor, affinity refusals.
+want xl-sched-domctl-answers "$(printf '%s\n' 'getinfo-credit2-id: EINVAL' 'getinfo-rtds-id: EINVAL' 'putvcpuinfo: EINVAL' 'bad-cmd: EINVAL' 'putinfo-weight-0-cap-ffff: ok' 'putinfo-weight-0-cap-ffff-keeps: true' 'putinfo-weight-65535-cap-9999: ok' 'getinfo: 65535 9999' 'setvcpuaffinity-no-flags: EINVAL' 'setvcpuaffinity-null-hard-bitmap: EINVAL' 'getvcpuaffinity-null-soft-bitmap: EINVAL' 'setvcpuaffinity-vcpu-past-max: EINVAL' 'setvcpuaffinity-empty-mask: EINVAL' 'setvcpuaffinity-all-effective: all')" xl debug-sched sched-b
 want xl-create-bad-cpus-one-line 1 sh -c 'xl create -n /etc/xen/pv-guest.cfg "cpus=\"1-x\"" 2>&1 | grep -c "cpus: bad cpu list"'
 want xl-vcpu-list-default-affinity 'all / all' sh -c 'xl vcpu-list sched-b | awk "NR==2 {print \$7, \$8, \$9}"'
 sleep 1

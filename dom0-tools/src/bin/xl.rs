@@ -109,6 +109,10 @@ enum Cmd {
     /// Print guest memory at a kernel virtual address as text (diagnostics).
     #[command(name = "debug-mem", hide = true)]
     DebugMem { domain: String, va: String, len: usize },
+    /// The scheduler domctls' answers to odd requests, one line each (the dom0 tier
+    /// compares them on Xen and xen-core).
+    #[command(name = "debug-sched", hide = true)]
+    DebugSched { domain: String },
     /// Write dom0's xenstore entries (what xen-init-dom0 does).
     #[command(name = "init-dom0", hide = true)]
     InitDom0,
@@ -386,9 +390,56 @@ fn run(cmd: Cmd) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::DebugSched { domain } => debug_sched(&domain),
         Cmd::InitDom0 => toolstack::init_dom0(&mut xs()?),
         Cmd::Monitor { domid, config, overrides } => monitor(domid, &config, &overrides),
     }
+}
+
+/// `xl debug-sched`: raw scheduler_op and vcpuaffinity domctls with arguments Xen
+/// refuses or treats specially; prints `name: ok` or `name: ERRNO` (and values read).
+fn debug_sched(domain: &str) -> Result<()> {
+    use xen_abi::domctl::*;
+    let xc = xc()?;
+    let d = toolstack::find_domain(&mut xs()?, domain)?;
+    let n = toolstack::host_cpus(&xc)?;
+    let show = |name: &str, r: std::result::Result<(), dom0_tools::xc::Error>| {
+        let e = r.err().map(|e| xen_abi::errno::Errno(e.errno).name().unwrap_or("?").to_string());
+        println!("{name}: {}", e.as_deref().unwrap_or("ok"));
+    };
+    let sched = |id: u32, cmd: u32, c: XenDomctlSchedCredit| {
+        let mut op = XenDomctlSchedulerOp { sched_id: id, cmd, u: [0; 2] };
+        op.set_credit(c);
+        let mut x = XenDomctl::new(XEN_DOMCTL_scheduler_op, d);
+        x.set_payload(&op);
+        xc.domctl("domctl scheduler_op", &mut x)
+    };
+    let zero = XenDomctlSchedCredit::default();
+    show("getinfo-credit2-id", sched(XEN_SCHEDULER_CREDIT2, XEN_DOMCTL_SCHEDOP_getinfo, zero));
+    show("getinfo-rtds-id", sched(XEN_SCHEDULER_RTDS, XEN_DOMCTL_SCHEDOP_getinfo, zero));
+    show("putvcpuinfo", sched(XEN_SCHEDULER_CREDIT, XEN_DOMCTL_SCHEDOP_putvcpuinfo, zero));
+    show("bad-cmd", sched(XEN_SCHEDULER_CREDIT, 9, zero));
+    let before = xc.sched_credit_get(d)?;
+    show("putinfo-weight-0-cap-ffff", sched(XEN_SCHEDULER_CREDIT, XEN_DOMCTL_SCHEDOP_putinfo, XenDomctlSchedCredit { weight: 0, cap: 0xffff }));
+    let after = xc.sched_credit_get(d)?;
+    println!("putinfo-weight-0-cap-ffff-keeps: {}", before == after);
+    show("putinfo-weight-65535-cap-9999", sched(XEN_SCHEDULER_CREDIT, XEN_DOMCTL_SCHEDOP_putinfo, XenDomctlSchedCredit { weight: 65535, cap: 9999 }));
+    let c = xc.sched_credit_get(d)?;
+    println!("getinfo: {} {}", c.weight, c.cap);
+    xc.sched_credit_set(d, before)?;
+    let aff = |cmd: u32, a: XenDomctlVcpuaffinity| {
+        let mut x = XenDomctl::new(cmd, d);
+        x.set_payload(&a);
+        xc.domctl("domctl vcpuaffinity", &mut x)
+    };
+    show("setvcpuaffinity-no-flags", aff(XEN_DOMCTL_setvcpuaffinity, XenDomctlVcpuaffinity::default()));
+    show("setvcpuaffinity-null-hard-bitmap", aff(XEN_DOMCTL_setvcpuaffinity, XenDomctlVcpuaffinity { flags: XEN_VCPUAFFINITY_HARD, ..Default::default() }));
+    show("getvcpuaffinity-null-soft-bitmap", aff(XEN_DOMCTL_getvcpuaffinity, XenDomctlVcpuaffinity { flags: XEN_VCPUAFFINITY_SOFT, ..Default::default() }));
+    show("setvcpuaffinity-vcpu-past-max", xc.set_vcpu_hard_affinity(d, 4096, n, &[1]).map(|_| ()));
+    show("setvcpuaffinity-empty-mask", xc.set_vcpu_hard_affinity(d, 0, n, &[0]).map(|_| ()));
+    let eff = xc.set_vcpu_hard_affinity(d, 0, n, &[0xff]);
+    println!("setvcpuaffinity-all-effective: {}", eff.map(|b| cpumap::format(cpumap::from_bytes(&b), n)).unwrap_or_else(|e| e.to_string()));
+    Ok(())
 }
 
 /// `256`, `256m`, `1g`, `131072k` -> MiB.
