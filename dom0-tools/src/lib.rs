@@ -4,6 +4,7 @@
 pub mod blkback;
 pub mod builder;
 pub mod console;
+pub mod cpumap;
 pub mod daemon;
 pub mod netback;
 pub mod netsys;

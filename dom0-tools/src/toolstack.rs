@@ -353,6 +353,7 @@ pub fn create(xc: &Xc, xs: &mut Xs, c: &DomainConfig, paused: bool) -> Result<u1
         }
     };
     let finish = |xs: &mut Xs| -> Result<()> {
+        apply_sched(xc, b.domid, c)?;
         write_domain_entries(xs, c, &b, &uuid_string(&uuid), &phys)?;
         xs.introduce(u32::from(b.domid), b.store_mfn, b.store_port)?;
         vif_hotplug(xs, b.domid, c)?;
@@ -367,6 +368,34 @@ pub fn create(xc: &Xc, xs: &mut Xs, c: &DomainConfig, paused: bool) -> Result<u1
         return Err(e);
     }
     Ok(b.domid)
+}
+
+/// The host's CPU count (`physinfo`'s `max_cpu_id + 1`, libxl's `libxl_get_max_cpus`).
+pub fn host_cpus(xc: &Xc) -> Result<u32> {
+    Ok(xc.physinfo()?.max_cpu_id + 1)
+}
+
+/// `cpus=`, `cpu_weight=` and `cap=` of a new domain (libxl's `libxl__build_pre`):
+/// each vCPU's hard affinity, then the credit parameters.
+pub fn apply_sched(xc: &Xc, domid: u16, c: &DomainConfig) -> Result<()> {
+    if let Some(a) = &c.cpus {
+        let n = host_cpus(xc)?;
+        for v in 0..c.max_vcpus {
+            let Some(spec) = a.for_vcpu(v) else { continue };
+            let m = crate::cpumap::parse_cpurange(spec, n).map_err(|e| Error::Other(format!("cpus: `{spec}`: {e}")))?;
+            if m & crate::cpumap::parse_cpurange("all", n).unwrap_or(u64::MAX) == 0 {
+                return Err(Error::Other(format!("cpus: `{spec}` names no CPU of this host (CPUs 0-{})", n - 1)));
+            }
+            xc.set_vcpu_hard_affinity(domid, v, n, &crate::cpumap::to_bytes(m, n))?;
+        }
+    }
+    if c.cpu_weight.is_some() || c.cap.is_some() {
+        xc.sched_credit_set(
+            domid,
+            xen_abi::domctl::XenDomctlSchedCredit { weight: c.cpu_weight.unwrap_or(0), cap: c.cap.unwrap_or(0xffff) },
+        )?;
+    }
+    Ok(())
 }
 
 /// `xl destroy`: releases the domain from xenstored, destroys it, removes its entries.
@@ -501,9 +530,66 @@ pub fn info_lines(xc: &Xc) -> Result<Vec<(String, String)>> {
     ])
 }
 
+/// C's `strtol(s, NULL, 10)` as xl reads `-w`/`-c`: leading blanks, a sign, the digits
+/// that follow (0 when there are none; saturating).
+pub fn strtol(s: &str) -> i64 {
+    let t = s.trim_start();
+    let (neg, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let v = t.bytes().take_while(u8::is_ascii_digit).fold(0i64, |v, d| v.saturating_mul(10).saturating_add(i64::from(d - b'0')));
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+/// libxl's range check of a credit weight (`sched_credit_domain_set`), with its words.
+pub fn check_weight(w: i64) -> Result<u16> {
+    u16::try_from(w)
+        .ok()
+        .filter(|&w| w >= 1)
+        .ok_or_else(|| Error::Other("Cpu weight out of range, valid values are within range from 1 to 65535".into()))
+}
+
+/// libxl's range check of a credit cap: 0 to 100 per vCPU.
+pub fn check_cap(c: i64, vcpus: u32) -> Result<u16> {
+    let max = i64::from(vcpus) * 100;
+    if (0..=max).contains(&c) {
+        Ok(c as u16)
+    } else {
+        Err(Error::Other(format!("Cpu cap out of range, valid range is from 0 to {max} for specified number of vcpus")))
+    }
+}
+
+/// `xl sched-credit`'s header and one domain's line (`sched_credit_domain_output`).
+pub const SCHED_CREDIT_HEADER: &str = "Name                                ID Weight  Cap";
+
+pub fn sched_credit_line(name: &str, domid: u16, weight: u16, cap: u16) -> String {
+    format!("{name:<33} {domid:>4} {weight:>6} {cap:>4}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sched_credit_as_xl() {
+        assert_eq!(SCHED_CREDIT_HEADER, format!("{:<33} {:>4} {:>6} {:>4}", "Name", "ID", "Weight", "Cap"));
+        assert_eq!(sched_credit_line("Domain-0", 0, 256, 0), "Domain-0                             0    256    0");
+        assert_eq!(strtol("512"), 512);
+        assert_eq!(strtol(" -3x"), -3);
+        assert_eq!(strtol("abc"), 0);
+        assert_eq!(check_weight(strtol("70000")).unwrap_err().to_string(), "Cpu weight out of range, valid values are within range from 1 to 65535");
+        assert!(check_weight(0).is_err());
+        assert_eq!(check_weight(65535).unwrap(), 65535);
+        assert_eq!(check_cap(200, 2).unwrap(), 200);
+        assert_eq!(check_cap(201, 2).unwrap_err().to_string(), "Cpu cap out of range, valid range is from 0 to 200 for specified number of vcpus");
+        assert!(check_cap(-1, 1).is_err());
+    }
 
     #[test]
     fn device_numbers_as_libxl_writes_them() {

@@ -226,6 +226,61 @@ impl Xc {
         Ok(d.payload().expect("fits"))
     }
 
+    /// `XEN_SYSCTL_sched_id`: the scheduler (`XEN_SCHEDULER_*`).
+    pub fn sched_id(&self) -> Result<u32> {
+        let mut s = XenSysctl::new(XEN_SYSCTL_sched_id);
+        self.sysctl("sysctl sched_id", &mut s)?;
+        Ok(s.payload::<XenSysctlSchedId>().expect("fits").sched_id)
+    }
+
+    /// The credit scheduler's (weight, cap) of `domid`.
+    pub fn sched_credit_get(&self, domid: u16) -> Result<XenDomctlSchedCredit> {
+        let mut d = XenDomctl::new(XEN_DOMCTL_scheduler_op, domid);
+        d.set_payload(&XenDomctlSchedulerOp { sched_id: XEN_SCHEDULER_CREDIT, cmd: XEN_DOMCTL_SCHEDOP_getinfo, u: [0; 2] });
+        self.domctl("domctl scheduler_op getinfo", &mut d)?;
+        Ok(d.payload::<XenDomctlSchedulerOp>().expect("fits").credit())
+    }
+
+    /// Sets the credit scheduler's weight and cap of `domid` (weight 0 and cap 0xffff
+    /// leave that one as it is).
+    pub fn sched_credit_set(&self, domid: u16, c: XenDomctlSchedCredit) -> Result<()> {
+        let mut op = XenDomctlSchedulerOp { sched_id: XEN_SCHEDULER_CREDIT, cmd: XEN_DOMCTL_SCHEDOP_putinfo, u: [0; 2] };
+        op.set_credit(c);
+        let mut d = XenDomctl::new(XEN_DOMCTL_scheduler_op, domid);
+        d.set_payload(&op);
+        self.domctl("domctl scheduler_op putinfo", &mut d)
+    }
+
+    /// vCPU `vcpu`'s (hard, soft) affinity as `xenctl_bitmap` bytes of `nr_cpus` bits.
+    pub fn vcpu_affinity(&self, domid: u16, vcpu: u32, nr_cpus: u32) -> Result<(Vec<u8>, Vec<u8>)> {
+        let n = nr_cpus.div_ceil(8) as usize;
+        self.buf.write(PAGE_SIZE, &vec![0u8; 2 * n]);
+        let hard = XenctlBitmap { bitmap: self.buf.addr() + PAGE_SIZE as u64, nr_bits: nr_cpus, _pad: 0 };
+        let soft = XenctlBitmap { bitmap: hard.bitmap + n as u64, ..hard };
+        let mut d = XenDomctl::new(XEN_DOMCTL_getvcpuaffinity, domid);
+        d.set_payload(&XenDomctlVcpuaffinity { vcpu, flags: XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT, cpumap_hard: hard, cpumap_soft: soft });
+        self.domctl("domctl getvcpuaffinity", &mut d)?;
+        Ok((self.get_bytes(PAGE_SIZE, n), self.get_bytes(PAGE_SIZE + n, n)))
+    }
+
+    /// Sets vCPU `vcpu`'s hard affinity (`xenctl_bitmap` bytes of `nr_cpus` bits);
+    /// returns the effective one Xen reports back.
+    pub fn set_vcpu_hard_affinity(&self, domid: u16, vcpu: u32, nr_cpus: u32, mask: &[u8]) -> Result<Vec<u8>> {
+        let n = nr_cpus.div_ceil(8) as usize;
+        let mut bytes = mask.to_vec();
+        bytes.resize(n, 0);
+        let bitmap = self.put(PAGE_SIZE, bytes.as_slice());
+        let mut d = XenDomctl::new(XEN_DOMCTL_setvcpuaffinity, domid);
+        d.set_payload(&XenDomctlVcpuaffinity {
+            vcpu,
+            flags: XEN_VCPUAFFINITY_HARD,
+            cpumap_hard: XenctlBitmap { bitmap, nr_bits: nr_cpus, _pad: 0 },
+            ..Default::default()
+        });
+        self.domctl("domctl setvcpuaffinity", &mut d)?;
+        Ok(self.get_bytes(PAGE_SIZE, n))
+    }
+
     /// Gives `domid` `nr` 4 KiB pages; returns their machine frames in PFN order.
     pub fn populate_physmap(&self, domid: u16, nr: u64) -> Result<Vec<u64>> {
         let per_call = ((BOUNCE_PAGES - 1) * PAGE_SIZE / 8) as u64;

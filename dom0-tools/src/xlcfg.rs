@@ -767,22 +767,21 @@ pub enum CpuAffinity {
     PerVcpu(Vec<String>),
 }
 
-/// Checks a cpu list as xl's `parse_cpurange`: `all`, `N`, `N-M`, `nodes:N[-M]`,
-/// each optionally negated with `^`, comma-separated.
+/// Checks a cpu list as xl's `parse_cpurange` (`crate::cpumap`): `all`, `N`, `N-M`,
+/// `nodes:N`, each optionally negated with `^`, comma-separated; the host's CPU count is
+/// not known here, so what it names is checked against it at create.
 fn check_cpurange(s: &str) -> Result<(), String> {
-    for part in s.split(',').map(str::trim) {
-        let p = part.strip_prefix('^').unwrap_or(part);
-        let p = p.strip_prefix("nodes:").or_else(|| p.strip_prefix("node:")).unwrap_or(p);
-        let ok = p == "all"
-            || match p.split_once('-') {
-                Some((a, b)) => a.parse::<u32>().ok().zip(b.parse::<u32>().ok()).is_some_and(|(a, b)| a <= b),
-                None => p.parse::<u32>().is_ok(),
-            };
-        if !ok {
-            return Err(format!("bad cpu range `{part}` in `{s}`"));
+    crate::cpumap::parse_cpurange(s, crate::cpumap::MAX_CPUS).map(|_| ()).map_err(|e| format!("bad cpu list `{s}`: {e}"))
+}
+
+impl CpuAffinity {
+    /// The spec that applies to vCPU `v` (`None`: no affinity given for it, all CPUs).
+    pub fn for_vcpu(&self, v: u32) -> Option<&str> {
+        match self {
+            CpuAffinity::All(s) => Some(s),
+            CpuAffinity::PerVcpu(l) => l.get(v as usize).map(String::as_str),
         }
     }
-    Ok(())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -798,6 +797,9 @@ pub struct DomainConfig {
     pub max_vcpus: u32,
     pub cpus: Option<CpuAffinity>,
     pub cpus_soft: Option<CpuAffinity>,
+    /// `cpu_weight=` (credit weight, 1..65535) and `cap=` (percent of one CPU, 0: none).
+    pub cpu_weight: Option<u16>,
+    pub cap: Option<u16>,
     pub kernel: String,
     pub ramdisk: Option<String>,
     pub cmdline: String,
@@ -836,7 +838,7 @@ const NOT_FOR_PV: &[&str] = &[
 const PV_NOT_IMPLEMENTED: &[&str] = &[
     "pool", "seclabel", "init_seclabel", "driver_domain", "max_grant_frames", "max_maptrack_frames", "max_grant_version",
     "max_event_channels", "nomigrate", "tsc_mode", "e820_host", "pci", "pci_permissive", "pci_msitranslate", "pci_seize",
-    "pci_power_mgmt", "ioports", "irqs", "iomem", "cpu_weight", "cap", "weight", "period", "slice", "latency", "extratime",
+    "pci_power_mgmt", "ioports", "irqs", "iomem", "weight", "period", "slice", "latency", "extratime",
     "vtpm", "vfb", "vkb", "channel", "p9", "pvcalls", "vdispl", "vsnd", "vscsi", "vnuma", "claim_mode", "device_model_args_pv",
     "passthrough", "bootloader_restrict", "bootloader_user", "msitranslate", "gfx_passthru_igd", "migration_channel",
     "vif2", "vdev",
@@ -855,6 +857,7 @@ pub fn domain_config(file: &str, settings: &[Setting], overrides: &[Setting]) ->
     let mut vcpus = 1i64;
     let mut maxvcpus = None;
     let (mut cpus, mut cpus_soft) = (None, None);
+    let (mut cpu_weight, mut cap) = (None, None);
     let mut kernel = None;
     let mut ramdisk = None;
     let (mut cmdline, mut extra, mut root) = (None, None, None);
@@ -932,6 +935,10 @@ pub fn domain_config(file: &str, settings: &[Setting], overrides: &[Setting]) ->
             "maxvcpus" => maxvcpus = Some(int(1, 128)?),
             "cpus" => cpus = Some(affinity()?),
             "cpus_soft" => cpus_soft = Some(affinity()?),
+            // libxl's ranges (`sched_credit_domain_set`); the cap's upper end, 100 per
+            // vCPU, is checked below once the vCPU count is known.
+            "cpu_weight" => cpu_weight = Some(int(1, 65535)? as u16),
+            "cap" => cap = Some((int(0, 12800)? as u16, s.clone())),
             "kernel" => kernel = Some(string()?),
             "ramdisk" => ramdisk = Some(string()?),
             "cmdline" => cmdline = Some(string()?),
@@ -967,11 +974,6 @@ pub fn domain_config(file: &str, settings: &[Setting], overrides: &[Setting]) ->
             k => warnings.push(format!("{file}:{}: {k}: unknown key, ignored", s.line)),
         }
     }
-    for (key, a) in [("cpus", &cpus), ("cpus_soft", &cpus_soft)] {
-        if a.is_some() {
-            warnings.push(format!("{file}: {key}: vCPU affinity is parsed but not applied by this toolstack"));
-        }
-    }
     let last_line = all.iter().map(|s| s.line).max().unwrap_or(1);
     let missing = |key: &str| CfgError { file: file.into(), line: last_line, key: Some(key.into()), msg: "missing".into() };
     let name = name.ok_or_else(|| missing("name"))?;
@@ -1004,7 +1006,16 @@ pub fn domain_config(file: &str, settings: &[Setting], overrides: &[Setting]) ->
         }
         c
     });
+    if cpus_soft.is_some() {
+        warnings.push(format!("{file}: cpus_soft: soft affinity is parsed but not applied by this toolstack"));
+    }
     let max_vcpus = maxvcpus.unwrap_or(vcpus).max(vcpus);
+    if let Some((c, s)) = &cap {
+        if i64::from(*c) > max_vcpus * 100 {
+            return Err(err(s, format!("{c} is out of range 0..{} (100 per vCPU)", max_vcpus * 100)));
+        }
+    }
+    let cap = cap.map(|(c, _)| c);
     Ok(DomainConfig {
         name,
         uuid,
@@ -1014,6 +1025,8 @@ pub fn domain_config(file: &str, settings: &[Setting], overrides: &[Setting]) ->
         max_vcpus: max_vcpus as u32,
         cpus,
         cpus_soft,
+        cpu_weight,
+        cap,
         kernel,
         ramdisk,
         cmdline,

@@ -165,6 +165,7 @@ fn block_role(role: &str, cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
         "netfront-hostile-xenbus" => crate::net_hostile::frontend(si, &mut test),
         "xenstore-hostile" => crate::store::hostile(si, &mut test),
         "null-hypercall" => null_hypercall(cmd, &mut test),
+        "spin" => spin(),
         "fuzz" => crate::fuzz::run(si, cmd, &mut test),
         _ => return None,
     }
@@ -230,6 +231,17 @@ fn null_hypercall(cmd: &str, test: &mut dyn FnMut(&str, TestResult)) {
         "null_hypercall_answers",
         if first > 0 && odd == 0 { Ok(()) } else { Err(fail(format_args!("version {first:#x}, {odd} different answers"))) },
     );
+}
+
+/// CPU-bound for ever (the scheduler tests measure how CPU time is shared): no
+/// hypercall, no blocking; the toolstack destroys it.
+fn spin() -> ! {
+    println!("SPIN started");
+    let mut x = 0u64;
+    loop {
+        x = core::hint::black_box(x.wrapping_add(1));
+        core::hint::spin_loop();
+    }
 }
 
 fn pattern(i: usize) -> u64 {

@@ -35,6 +35,9 @@ const E2FSPROGS: &[&str] = &["e2fsprogs", "libext2fs2", "libcom-err2", "libblkid
 const DOMU_MODULES: &[&str] = &["xen-blkfront", "xen-netfront", "crc32c_generic", "ext4"];
 /// Xen's command line for the dom0 tier.
 const XEN_CMDLINE: &str = "console=com1 dom0_mem=768M,max:768M loglvl=all guest_loglvl=all";
+/// The test tier's Xen 4.17 runs the credit scheduler (its default is credit2), the one
+/// xen-core models: the `sched` section's `xl sched-credit` checks run on both.
+const XEN_TEST_SCHED: &str = "sched=credit";
 /// What dom0's init prints last, and Xen's words when dom0 powers off.
 const DONE: &str = "DOM0-TESTS-DONE";
 pub const DOM0_POWEROFF: &str = "Hardware Dom0 halted";
@@ -597,7 +600,7 @@ fn all_steps() -> String {
 /// vCPUs), our blkback and Linux's kernel back-ends serving them, hostile front-ends,
 /// the lifecycle checks.
 const XEN_CORE_SECTIONS: &[&str] =
-    &["pv-guest", "blk", "blk-hostile", "kernel-blkback", "linux-blk", "net", "lifecycle", "restart", "memset", "console"];
+    &["pv-guest", "blk", "blk-hostile", "kernel-blkback", "linux-blk", "net", "lifecycle", "restart", "memset", "console", "sched"];
 
 /// The xen-core run's steps: `base`, the [`XEN_CORE_SECTIONS`] that `wanted` (as
 /// `XTASK_DOM0_SECTIONS`; all when unset) names, `end`.
@@ -1216,10 +1219,56 @@ printf '\035' >&3
 i=0; while kill -0 $XP 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 if kill -0 $XP 2>/dev/null; then kill $XP; xrc=still-attached; else wait $XP; xrc=$?; fi
 exec 3>&-
-{ tail -3 /tmp/conc.out; echo; } | tr -d '\r\033' | sed 's/^/  create -c| /; s/TEST /test /g'; cat /tmp/conc.err
+{ grep -a 'FAIL' /tmp/conc.out; tail -3 /tmp/conc.out; echo; } | tr -d '\r\033' | sed 's/^/  create -c| /; s/TEST /test /g'; cat /tmp/conc.err
 check xl-create-c-shows-pv-guest-console grep -q ' passed, 0 failed' /tmp/conc.out
 want xl-create-c-detaches-status-0 0 echo $xrc
 xl destroy pv-con >/dev/null 2>&1
+
+#@ sched
+# The credit scheduler and vCPU hard affinity through our xl, the same checks on either
+# hypervisor: weight and cap set and read back, libxl's range check, cpus= at create,
+# xl vcpu-pin, xl vcpu-list's CPU and affinity columns. Then how two CPU-bound domUs
+# pinned to CPU 1 with weights 256 and 512 share it (printed, not asserted).
+want xl-sched-credit-dom0-default 'Domain-0 0 256 0' sh -c 'xl sched-credit -d 0 | tail -1 | tr -s " "'
+check xl-create-cpus-1 xl create /etc/xen/pv-guest.cfg 'name="sched-a"' 'extra="role=spin"' 'cpus="1"'
+check xl-create-cpu-weight-512 xl create /etc/xen/pv-guest.cfg 'name="sched-b"' 'extra="role=spin"' 'cpu_weight=512'
+waitlog /var/log/xen/console/guest-sched-a.log 'SPIN started' 60
+waitlog /var/log/xen/console/guest-sched-b.log 'SPIN started' 60
+want xl-sched-credit-default-weight '256 0' sh -c 'xl sched-credit -d sched-a | tail -1 | awk "{print \$3, \$4}"'
+want xl-sched-credit-cpu-weight-at-create '512 0' sh -c 'xl sched-credit -d sched-b | tail -1 | awk "{print \$3, \$4}"'
+check xl-sched-credit-set-cap xl sched-credit -d sched-a -c 50
+want xl-sched-credit-cap-round-trip '256 50' sh -c 'xl sched-credit -d sched-a | tail -1 | awk "{print \$3, \$4}"'
+check xl-sched-credit-set-weight xl sched-credit -d sched-a -w 128 -c 0
+want xl-sched-credit-weight-round-trip '128 0' sh -c 'xl sched-credit -d sched-a | tail -1 | awk "{print \$3, \$4}"'
+want xl-sched-credit-bad-weight-refused "$(printf 'xl: Cpu weight out of range, valid values are within range from 1 to 65535\nrc=1')" sh -c 'xl sched-credit -d sched-a -w 70000; echo rc=$?'
+want xl-sched-credit-bad-weight-changes-nothing '128 0' sh -c 'xl sched-credit -d sched-a | tail -1 | awk "{print \$3, \$4}"'
+check xl-sched-credit-weight-back xl sched-credit -d sched-a -w 256
+want xl-sched-credit-lists-every-domain 'Name ID Weight Cap|Domain-0 0 256 0|sched-a 256 0|sched-b 512 0' sh -c 'xl sched-credit | grep "^Name\|^Domain-0\|^sched-" | awk "{if (\$1 ~ /^sched/) print \$1, \$3, \$4; else print \$1, \$2, \$3, \$4}" | paste -sd "|"'
+# The domctls themselves, as Xen answers them (sched_adjust, csched_dom_cntl,
+# vcpu_affinity_domctl): other scheduler ids and commands -EINVAL, weight 0 and cap
+# 0xffff leave the values, no range check in the hypervisor, affinity refusals.
+want xl-sched-domctl-answers "$(printf '%s\n' 'getinfo-credit2-id: EINVAL' 'getinfo-rtds-id: EINVAL' 'putvcpuinfo: EINVAL' 'bad-cmd: EINVAL' 'putinfo-weight-0-cap-ffff: ok' 'putinfo-weight-0-cap-ffff-keeps: true' 'putinfo-weight-65535-cap-9999: ok' 'getinfo: 65535 9999' 'setvcpuaffinity-no-flags: EINVAL' 'setvcpuaffinity-null-hard-bitmap: EINVAL' 'getvcpuaffinity-null-soft-bitmap: EINVAL' 'setvcpuaffinity-vcpu-past-max: EINVAL' 'setvcpuaffinity-empty-mask: EINVAL' 'setvcpuaffinity-all-effective: all')" xl debug-sched sched-b
+want xl-create-bad-cpus-one-line 1 sh -c 'xl create -n /etc/xen/pv-guest.cfg "cpus=\"1-x\"" 2>&1 | grep -c "cpus: bad cpu list"'
+want xl-vcpu-list-default-affinity 'all / all' sh -c 'xl vcpu-list sched-b | awk "NR==2 {print \$7, \$8, \$9}"'
+sleep 1
+want xl-vcpu-list-cpus-1-at-create '1 1 / all' sh -c 'xl vcpu-list sched-a | awk "NR==2 {print \$4, \$7, \$8, \$9}"'
+check xl-vcpu-pin-to-cpu-1 xl vcpu-pin sched-b 0 1
+want xl-vcpu-pin-bad-cpu-einval 'rc=1 EINVAL' sh -c 'xl vcpu-pin sched-b 0 5 >/tmp/pin 2>&1; echo rc=$? $(grep -o EINVAL /tmp/pin)'
+sleep 1
+want xl-vcpu-list-after-vcpu-pin '1 1 / all' sh -c 'xl vcpu-list sched-b | awk "NR==2 {print \$4, \$7, \$8, \$9}"'
+xl vcpu-list | sed 's/^/  vcpu-list| /'
+# CPU time of each over a few seconds, both on CPU 1 (a: weight 256, b: 512)
+cput() { xl vcpu-list $1 | awk 'NR==2 {print $6}'; }
+a0=$(cput sched-a); b0=$(cput sched-b); sleep 6; a1=$(cput sched-a); b1=$(cput sched-b)
+echo "$a0 $a1 $b0 $b1" | awk '{da=$2-$1; db=$4-$3; printf "  sched| pinned to CPU 1 for 6 s: sched-a (weight 256) %.1f s, sched-b (weight 512) %.1f s, ratio b/a %.2f\n", da, db, (da > 0 ? db/da : 0)}'
+echo "$a0 $a1 $b0 $b1" | awk '{da=$2-$1; db=$4-$3; printf "BENCH sched_weight_512_vs_256_cpu_ratio %d\n", (da > 0 ? 100*db/da : 0)}'
+want xl-vcpu-list-still-on-cpu-1 '1 1' sh -c 'xl vcpu-list sched-a sched-b | awk "NR>1 {print \$4, \$7}" | sort -u'
+# a cap of 20% on sched-b alone on CPU 1 (sched-a destroyed): printed
+xl destroy sched-a
+check xl-sched-credit-cap-20 xl sched-credit -d sched-b -c 20
+b0=$(cput sched-b); sleep 4; b1=$(cput sched-b)
+echo "$b0 $b1" | awk '{printf "  sched| sched-b capped at 20%% alone on CPU 1 for 4 s: %.1f s (%d%%)\n", $2-$1, 100*($2-$1)/4}'
+check xl-destroy-sched-b xl destroy sched-b
 
 #@ end
 dmesg | grep -i -E 'segfault|general protection|traps:' | sed 's/^/  dmesg| /'
@@ -1611,7 +1660,7 @@ pub fn tier(root: &Path) -> Result<Tally> {
     let img = build_image(root, Variant::Test)?;
     let m = Machine {
         kernel: reference::xen_hypervisor(root)?,
-        append: XEN_CMDLINE.into(),
+        append: format!("{XEN_CMDLINE} {XEN_TEST_SCHED}"),
         modules: vec![(img.kernel.clone(), "console=hvc0 quiet".into()), (img.initrd.clone(), String::new())],
         memory_mib: 2048,
         smp: 2,

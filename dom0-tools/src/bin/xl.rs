@@ -8,6 +8,7 @@ use dom0_tools::xc::Xc;
 use dom0_tools::xlcfg;
 use dom0_tools::xs::Xs;
 use dom0_tools::console;
+use dom0_tools::cpumap;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -73,6 +74,28 @@ enum Cmd {
     Info,
     #[command(name = "vcpu-list")]
     VcpuList { domains: Vec<String> },
+    /// Set a vCPU's hard CPU affinity: `xl vcpu-pin <Domain> <VCPU|all> <CPUs|-> [-]`.
+    #[command(name = "vcpu-pin")]
+    VcpuPin {
+        /// Accepted as xl does (undoes a guest's pin override; none here).
+        #[arg(short = 'f', long = "force")]
+        force: bool,
+        domain: String,
+        vcpu: String,
+        hard: String,
+        /// Soft affinity: only `-` (unchanged) is supported.
+        soft: Option<String>,
+    },
+    /// The credit scheduler's weight and cap: list them, or set a domain's.
+    #[command(name = "sched-credit")]
+    SchedCredit {
+        #[arg(short = 'd', long = "domain")]
+        domain: Option<String>,
+        #[arg(short = 'w', long = "weight", allow_hyphen_values = true)]
+        weight: Option<String>,
+        #[arg(short = 'c', long = "cap", allow_hyphen_values = true)]
+        cap: Option<String>,
+    },
     #[command(name = "mem-set")]
     MemSet { domain: String, memory: String },
     /// Xen's console ring.
@@ -86,6 +109,10 @@ enum Cmd {
     /// Print guest memory at a kernel virtual address as text (diagnostics).
     #[command(name = "debug-mem", hide = true)]
     DebugMem { domain: String, va: String, len: usize },
+    /// The scheduler domctls' answers to odd requests, one line each (the dom0 tier
+    /// compares them on Xen and xen-core).
+    #[command(name = "debug-sched", hide = true)]
+    DebugSched { domain: String },
     /// Write dom0's xenstore entries (what xen-init-dom0 does).
     #[command(name = "init-dom0", hide = true)]
     InitDom0,
@@ -225,6 +252,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::VcpuList { domains } => {
             let xc = xc()?;
             let mut xs = xs()?;
+            let ncpus = toolstack::host_cpus(&xc)?;
             println!("Name                                ID  VCPU   CPU State   Time(s) Affinity (Hard / Soft)");
             for i in xc.domains()? {
                 if !domains.is_empty() && !domains.iter().any(|d| toolstack::find_domain(&mut xs, d).ok() == Some(i.domain)) {
@@ -233,11 +261,77 @@ fn run(cmd: Cmd) -> Result<()> {
                 let name = toolstack::domain_name(&mut xs, i.domain);
                 for v in 0..=i.max_vcpu_id {
                     let vi = xc.vcpu_info(i.domain, v)?;
-                    let state = if vi.online == 0 { "---" } else if vi.running != 0 { "r--" } else if vi.blocked != 0 { "-b-" } else { "---" };
-                    let cpu = if vi.online != 0 { vi.cpu.to_string() } else { "-".into() };
-                    println!("{:<32} {:>5} {:>5} {:>5}   {}  {:>9.1}  all / all", name, i.domain, v, cpu, state, vi.cpu_time as f64 / 1e9);
+                    let (hard, soft) = xc.vcpu_affinity(i.domain, v, ncpus)?;
+                    let (hard, soft) = (cpumap::format(cpumap::from_bytes(&hard), ncpus), cpumap::format(cpumap::from_bytes(&soft), ncpus));
+                    // xl's print_vcpuinfo: "%-32s %5u %5u" then "%5u %3c%c- " (or
+                    // "%5c %3c%cp " offline), "%9.1f  ", hard " / " soft.
+                    let (cpu, r, b, p) = if vi.online == 0 {
+                        ("-".to_string(), '-', '-', 'p')
+                    } else {
+                        (vi.cpu.to_string(), if vi.running != 0 { 'r' } else { '-' }, if vi.blocked != 0 { 'b' } else { '-' }, '-')
+                    };
+                    println!("{:<32} {:>5} {:>5}{:>5} {:>3}{}{} {:>9.1}  {} / {}", name, i.domain, v, cpu, r, b, p, vi.cpu_time as f64 / 1e9, hard, soft);
                 }
             }
+            Ok(())
+        }
+        Cmd::VcpuPin { force: _, domain, vcpu, hard, soft } => {
+            if soft.as_deref().is_some_and(|s| s != "-") {
+                return Err(Error::Other("soft affinity is not supported by this toolstack (give `-` or nothing)".into()));
+            }
+            let xc = xc()?;
+            let d = toolstack::find_domain(&mut xs()?, &domain)?;
+            let info = xc.domain_info(d)?.ok_or_else(|| Error::Other(format!("domain {d} does not exist")))?;
+            let vcpus: Vec<u32> = if vcpu == "all" {
+                (0..=info.max_vcpu_id).collect()
+            } else {
+                let v = vcpu.parse::<u32>().map_err(|_| Error::Other(format!("Invalid vcpu `{vcpu}` (a number or all)")))?;
+                vec![v]
+            };
+            if hard == "-" {
+                return Ok(());
+            }
+            let n = toolstack::host_cpus(&xc)?;
+            let m = cpumap::parse_cpurange(&hard, n).map_err(Error::Other)?;
+            for v in vcpus {
+                xc.set_vcpu_hard_affinity(d, v, n, &cpumap::to_bytes(m, n)).map_err(|e| Error::Other(format!("Setting vcpu affinity: {e}")))?;
+            }
+            Ok(())
+        }
+        Cmd::SchedCredit { domain, weight, cap } => {
+            let xc = xc()?;
+            let mut xs = xs()?;
+            if xc.sched_id()? != xen_abi::domctl::XEN_SCHEDULER_CREDIT {
+                return Err(Error::Other("the hypervisor's scheduler is not credit".into()));
+            }
+            let Some(dom) = domain else {
+                if weight.is_some() || cap.is_some() {
+                    return Err(Error::Other("Must specify a domain.".into()));
+                }
+                println!("{}", toolstack::SCHED_CREDIT_HEADER);
+                for i in xc.domains()? {
+                    let c = xc.sched_credit_get(i.domain)?;
+                    println!("{}", toolstack::sched_credit_line(&toolstack::domain_name(&mut xs, i.domain), i.domain, c.weight, c.cap));
+                }
+                return Ok(());
+            };
+            let d = toolstack::find_domain(&mut xs, &dom)?;
+            if weight.is_none() && cap.is_none() {
+                let c = xc.sched_credit_get(d)?;
+                println!("{}", toolstack::SCHED_CREDIT_HEADER);
+                println!("{}", toolstack::sched_credit_line(&toolstack::domain_name(&mut xs, d), d, c.weight, c.cap));
+                return Ok(());
+            }
+            let info = xc.domain_info(d)?.ok_or_else(|| Error::Other(format!("domain {d} does not exist")))?;
+            // libxl reads the current values, checks the new ones, writes both.
+            let mut c = xc.sched_credit_get(d)?;
+            if let Some(w) = weight {
+                c.weight = toolstack::check_weight(toolstack::strtol(&w))?;
+            }
+            if let Some(k) = cap {
+                c.cap = toolstack::check_cap(toolstack::strtol(&k), info.max_vcpu_id + 1)?;
+            }
+            xc.sched_credit_set(d, c)?;
             Ok(())
         }
         Cmd::MemSet { domain, memory } => {
@@ -296,9 +390,56 @@ fn run(cmd: Cmd) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::DebugSched { domain } => debug_sched(&domain),
         Cmd::InitDom0 => toolstack::init_dom0(&mut xs()?),
         Cmd::Monitor { domid, config, overrides } => monitor(domid, &config, &overrides),
     }
+}
+
+/// `xl debug-sched`: raw scheduler_op and vcpuaffinity domctls with arguments Xen
+/// refuses or treats specially; prints `name: ok` or `name: ERRNO` (and values read).
+fn debug_sched(domain: &str) -> Result<()> {
+    use xen_abi::domctl::*;
+    let xc = xc()?;
+    let d = toolstack::find_domain(&mut xs()?, domain)?;
+    let n = toolstack::host_cpus(&xc)?;
+    let show = |name: &str, r: std::result::Result<(), dom0_tools::xc::Error>| {
+        let e = r.err().map(|e| xen_abi::errno::Errno(e.errno).name().unwrap_or("?").to_string());
+        println!("{name}: {}", e.as_deref().unwrap_or("ok"));
+    };
+    let sched = |id: u32, cmd: u32, c: XenDomctlSchedCredit| {
+        let mut op = XenDomctlSchedulerOp { sched_id: id, cmd, u: [0; 2] };
+        op.set_credit(c);
+        let mut x = XenDomctl::new(XEN_DOMCTL_scheduler_op, d);
+        x.set_payload(&op);
+        xc.domctl("domctl scheduler_op", &mut x)
+    };
+    let zero = XenDomctlSchedCredit::default();
+    show("getinfo-credit2-id", sched(XEN_SCHEDULER_CREDIT2, XEN_DOMCTL_SCHEDOP_getinfo, zero));
+    show("getinfo-rtds-id", sched(XEN_SCHEDULER_RTDS, XEN_DOMCTL_SCHEDOP_getinfo, zero));
+    show("putvcpuinfo", sched(XEN_SCHEDULER_CREDIT, XEN_DOMCTL_SCHEDOP_putvcpuinfo, zero));
+    show("bad-cmd", sched(XEN_SCHEDULER_CREDIT, 9, zero));
+    let before = xc.sched_credit_get(d)?;
+    show("putinfo-weight-0-cap-ffff", sched(XEN_SCHEDULER_CREDIT, XEN_DOMCTL_SCHEDOP_putinfo, XenDomctlSchedCredit { weight: 0, cap: 0xffff }));
+    let after = xc.sched_credit_get(d)?;
+    println!("putinfo-weight-0-cap-ffff-keeps: {}", before == after);
+    show("putinfo-weight-65535-cap-9999", sched(XEN_SCHEDULER_CREDIT, XEN_DOMCTL_SCHEDOP_putinfo, XenDomctlSchedCredit { weight: 65535, cap: 9999 }));
+    let c = xc.sched_credit_get(d)?;
+    println!("getinfo: {} {}", c.weight, c.cap);
+    xc.sched_credit_set(d, before)?;
+    let aff = |cmd: u32, a: XenDomctlVcpuaffinity| {
+        let mut x = XenDomctl::new(cmd, d);
+        x.set_payload(&a);
+        xc.domctl("domctl vcpuaffinity", &mut x)
+    };
+    show("setvcpuaffinity-no-flags", aff(XEN_DOMCTL_setvcpuaffinity, XenDomctlVcpuaffinity::default()));
+    show("setvcpuaffinity-null-hard-bitmap", aff(XEN_DOMCTL_setvcpuaffinity, XenDomctlVcpuaffinity { flags: XEN_VCPUAFFINITY_HARD, ..Default::default() }));
+    show("getvcpuaffinity-null-soft-bitmap", aff(XEN_DOMCTL_getvcpuaffinity, XenDomctlVcpuaffinity { flags: XEN_VCPUAFFINITY_SOFT, ..Default::default() }));
+    show("setvcpuaffinity-vcpu-past-max", xc.set_vcpu_hard_affinity(d, 4096, n, &[1]).map(|_| ()));
+    show("setvcpuaffinity-empty-mask", xc.set_vcpu_hard_affinity(d, 0, n, &[0]).map(|_| ()));
+    let eff = xc.set_vcpu_hard_affinity(d, 0, n, &[0xff]);
+    println!("setvcpuaffinity-all-effective: {}", eff.map(|b| cpumap::format(cpumap::from_bytes(&b), n)).unwrap_or_else(|e| e.to_string()));
+    Ok(())
 }
 
 /// `256`, `256m`, `1g`, `131072k` -> MiB.

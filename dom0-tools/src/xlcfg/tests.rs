@@ -199,10 +199,35 @@ fn pv_keys() {
     assert_eq!((c.memory_mib, c.maxmem_mib, c.vcpus, c.max_vcpus), (256, 512, 2, 4));
     assert_eq!(c.cpus, Some(CpuAffinity::All("0-3,^1".into())));
     assert_eq!(c.cpus_soft, Some(CpuAffinity::PerVcpu(vec!["0".into(), "1-2".into()])));
-    assert!(c.warnings.iter().any(|w| w.contains("cpus: vCPU affinity is parsed but not applied")), "{:?}", c.warnings);
+    assert_eq!(c.warnings, ["g.cfg: cpus_soft: soft affinity is parsed but not applied by this toolstack"]);
+    assert_eq!(c.cpus.as_ref().unwrap().for_vcpu(3), Some("0-3,^1"));
+    assert_eq!(c.cpus_soft.as_ref().unwrap().for_vcpu(1), Some("1-2"));
+    assert_eq!(c.cpus_soft.as_ref().unwrap().for_vcpu(2), None);
     let e = config("name='a'\nkernel='k'\ncpus='0-x'\n").unwrap_err();
-    assert_eq!(e.to_string(), "g.cfg:3: cpus: bad cpu range `0-x` in `0-x`");
+    assert_eq!(e.to_string(), "g.cfg:3: cpus: bad cpu list `0-x`: invalid pcpu range: 0-x");
+    let e = config("name='a'\nkernel='k'\ncpus=['1', '^all']\n").unwrap_err();
+    assert_eq!(e.to_string(), "g.cfg:3: cpus: bad cpu list `^all`: can't combine \"^\" and \"all\"");
+    assert_eq!(config("name='a'\nkernel='k'\ncpus=\"1\"\n").unwrap().cpus, Some(CpuAffinity::All("1".into())));
     assert_eq!(config("name='a'\nkernel='k'\ncpus='nodes:0,all'\n").unwrap().cpus, Some(CpuAffinity::All("nodes:0,all".into())));
+}
+
+#[test]
+fn cpu_weight_and_cap() {
+    let c = config("name='a'\nkernel='k'\ncpu_weight=512\ncap=50\n").unwrap();
+    assert_eq!((c.cpu_weight, c.cap), (Some(512), Some(50)));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let c = config("name='a'\nkernel='k'\n").unwrap();
+    assert_eq!((c.cpu_weight, c.cap), (None, None));
+    let e = config("name='a'\nkernel='k'\ncpu_weight=70000\n").unwrap_err();
+    assert_eq!(e.to_string(), "g.cfg:3: cpu_weight: 70000 is out of range 1..65535");
+    let e = config("name='a'\nkernel='k'\ncpu_weight=0\n").unwrap_err();
+    assert_eq!(e.to_string(), "g.cfg:3: cpu_weight: 0 is out of range 1..65535");
+    // 100 per vCPU, as libxl checks at create.
+    assert_eq!(config("name='a'\nkernel='k'\nvcpus=2\ncap=200\n").unwrap().cap, Some(200));
+    let e = config("name='a'\nkernel='k'\nvcpus=2\ncap=201\n").unwrap_err();
+    assert_eq!(e.to_string(), "g.cfg:4: cap: 201 is out of range 0..200 (100 per vCPU)");
+    let e = config("name='a'\nkernel='k'\ncap='x'\n").unwrap_err();
+    assert_eq!(e.to_string(), "g.cfg:3: cap: expects a number");
 }
 
 #[test]

@@ -404,6 +404,94 @@ pub struct XenDomctlAddressSize {
     pub size: u32,
 }
 
+/// `XEN_SCHEDULER_CREDIT`: Xen's credit1 scheduler (the default in 4.17).
+pub const XEN_SCHEDULER_CREDIT: u32 = 5;
+/// `XEN_SCHEDULER_CREDIT2`
+pub const XEN_SCHEDULER_CREDIT2: u32 = 6;
+/// `XEN_SCHEDULER_ARINC653`
+pub const XEN_SCHEDULER_ARINC653: u32 = 7;
+/// `XEN_SCHEDULER_RTDS`
+pub const XEN_SCHEDULER_RTDS: u32 = 8;
+/// `XEN_SCHEDULER_NULL`
+pub const XEN_SCHEDULER_NULL: u32 = 9;
+/// `XEN_DOMCTL_SCHEDOP_putinfo`
+pub const XEN_DOMCTL_SCHEDOP_putinfo: u32 = 0;
+/// `XEN_DOMCTL_SCHEDOP_getinfo`
+pub const XEN_DOMCTL_SCHEDOP_getinfo: u32 = 1;
+/// `XEN_DOMCTL_SCHEDOP_putvcpuinfo`
+pub const XEN_DOMCTL_SCHEDOP_putvcpuinfo: u32 = 2;
+/// `XEN_DOMCTL_SCHEDOP_getvcpuinfo`
+pub const XEN_DOMCTL_SCHEDOP_getvcpuinfo: u32 = 3;
+
+/// `struct xen_domctl_sched_credit`: weight (0 in a putinfo: unchanged) and cap in
+/// percent of one CPU (0: none; `0xffff` in a putinfo: unchanged).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenDomctlSchedCredit {
+    pub weight: u16,
+    pub cap: u16,
+}
+
+/// `struct xen_domctl_scheduler_op` (24 bytes): `u` is the union of the credit, credit2
+/// and rtds parameters and the per-vCPU array handle (16 bytes, 8-aligned).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenDomctlSchedulerOp {
+    /// `XEN_SCHEDULER_*`.
+    pub sched_id: u32,
+    /// `XEN_DOMCTL_SCHEDOP_*`.
+    pub cmd: u32,
+    pub u: [u64; 2],
+}
+
+impl XenDomctlSchedulerOp {
+    /// The union read as credit parameters.
+    pub fn credit(&self) -> XenDomctlSchedCredit {
+        crate::payload::read(self.u.as_bytes()).expect("fits")
+    }
+
+    /// Writes credit parameters into the union (the rest zeroed).
+    pub fn set_credit(&mut self, c: XenDomctlSchedCredit) {
+        crate::payload::write(self.u.as_mut_bytes(), &c);
+    }
+}
+
+/// `struct xenctl_bitmap` (16 bytes): a guest handle to `nr_bits` bits, 8 a byte, CPU 0
+/// the lowest bit of byte 0.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenctlBitmap {
+    pub bitmap: u64,
+    pub nr_bits: u32,
+    pub _pad: u32,
+}
+
+/// `XEN_VCPUAFFINITY_HARD`
+pub const XEN_VCPUAFFINITY_HARD: u32 = 1 << 0;
+/// `XEN_VCPUAFFINITY_SOFT`
+pub const XEN_VCPUAFFINITY_SOFT: u32 = 1 << 1;
+/// `XEN_VCPUAFFINITY_FORCE`
+pub const XEN_VCPUAFFINITY_FORCE: u32 = 1 << 2;
+
+/// `struct xen_domctl_vcpuaffinity` (40 bytes): `XEN_DOMCTL_{set,get}vcpuaffinity`.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenDomctlVcpuaffinity {
+    pub vcpu: u32,
+    /// `XEN_VCPUAFFINITY_*`.
+    pub flags: u32,
+    pub cpumap_hard: XenctlBitmap,
+    pub cpumap_soft: XenctlBitmap,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -301,6 +301,12 @@ layout_table! {
     domctl::XenDomctlHypercallInit => "struct xen_domctl_hypercall_init" { gmfn },
     domctl::XenDomctlSettimeoffset => "struct xen_domctl_settimeoffset" { time_offset_seconds },
     domctl::XenDomctlAddressSize => "struct xen_domctl_address_size" { size },
+    domctl::XenDomctlSchedCredit => "struct xen_domctl_sched_credit" { weight, cap },
+    domctl::XenDomctlSchedulerOp => "struct xen_domctl_scheduler_op" { sched_id, cmd, u },
+    domctl::XenctlBitmap => "struct xenctl_bitmap" { bitmap, nr_bits },
+    domctl::XenDomctlVcpuaffinity => "struct xen_domctl_vcpuaffinity" {
+        vcpu, flags, cpumap_hard, cpumap_soft,
+    },
     // ------------------------------------------------------------ sysctl.h
     sysctl::XenSysctl => "struct xen_sysctl" { cmd, interface_version, u },
     sysctl::XenSysctlReadconsole => "struct xen_sysctl_readconsole" {
@@ -588,6 +594,11 @@ const_table! {
         XEN_DOMINF_blocked, XEN_DOMINF_running, XEN_DOMINF_debugged, XEN_DOMINF_xs_domain,
         XEN_DOMINF_hap, XEN_DOMINF_shutdownmask, XEN_DOMINF_shutdownshift,
         XEN_INVALID_MAX_VCPU_ID,
+        XEN_SCHEDULER_CREDIT, XEN_SCHEDULER_CREDIT2, XEN_SCHEDULER_ARINC653,
+        XEN_SCHEDULER_RTDS, XEN_SCHEDULER_NULL,
+        XEN_DOMCTL_SCHEDOP_putinfo, XEN_DOMCTL_SCHEDOP_getinfo,
+        XEN_DOMCTL_SCHEDOP_putvcpuinfo, XEN_DOMCTL_SCHEDOP_getvcpuinfo,
+        XEN_VCPUAFFINITY_HARD, XEN_VCPUAFFINITY_SOFT, XEN_VCPUAFFINITY_FORCE,
         XEN_DOMCTL_PAYLOAD_SIZE => "sizeof(((struct xen_domctl *)0)->u)",
     },
     sysctl::{

@@ -2,6 +2,7 @@
 //! dispatch, and delivery of traps and events into the guest.
 
 pub mod console_ring;
+pub mod credit;
 pub mod domctl;
 pub mod domain;
 pub mod event;

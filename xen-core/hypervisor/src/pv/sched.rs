@@ -8,7 +8,7 @@ use crate::domain::runstate::GuestWrite;
 use crate::pv::domain::{Domain, RunState, Vcpu};
 use crate::arch::x86_64::guest::GuestView;
 use xen_abi::vcpu::{RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, RUNSTATE_running};
-use crate::pv::{event, trap};
+use crate::pv::{credit, event, trap};
 use crate::arch::x86_64::trap::Regs;
 use crate::arch::x86_64::{clock, cpu, gdt, percpu, percpu::MAX_CPUS, qemu, smp};
 use crate::println;
@@ -138,6 +138,10 @@ impl Domains {
         self.running.iter().position(|r| *r == Some((id, v)))
     }
 
+    /// Whether vCPU `e` may run on `cpu` (`pv::credit`: hard affinity, cap).
+    fn allowed(&mut self, e: VcpuRef, cpu: usize) -> bool {
+        self.any_mut(e.0).is_some_and(|d| credit::may_run_on(d, e.1, cpu))
+    }
 
     pub fn cur(&mut self) -> &mut Domain {
         self.by_id.get_mut(&self.current).expect("the current domain exists").get_mut()
@@ -184,7 +188,7 @@ impl Domains {
 
     /// After an event for vCPU `v` of `d` was raised under the read side: sends the
     /// CPU that must act a reschedule IPI — the one running the vCPU, if its upcall is
-    /// now deliverable, or an idle one if the vCPU was waiting for this. True if no CPU
+    /// now deliverable, or an idle one of its affinity if the vCPU was waiting for this. True if no CPU
     /// is idle for a woken vCPU: this CPU must schedule before its guest resumes.
     pub fn notify_vcpu(&self, d: &Domain, v: usize) -> bool {
         let me = percpu::cpu_index();
@@ -198,7 +202,7 @@ impl Domains {
         if !(runnable_if_woken(d, v) && event::wants_to_run(d, v)) {
             return false;
         }
-        match cpus.iter().enumerate().position(|(c, r)| c != me && r.is_none()) {
+        match cpus.iter().enumerate().position(|(c, r)| c != me && r.is_none() && credit::may_run_on(d, v, c)) {
             Some(c) => {
                 smp::kick(c);
                 false
@@ -368,6 +372,8 @@ fn next_deadline(doms: &mut Domains) -> Option<u64> {
     let online = smp::online();
     let watcher = (0..online).find(|&c| doms.running[c].is_none()).unwrap_or(0);
     let own = doms.running[me].and_then(|(id, v)| doms.any_mut(id)?.vcpus.get(v)?.wake_deadline());
+    let credit = credit::deadline(doms.running[me].and_then(|(id, v)| Some((&*doms.any_mut(id)?, v))), clock::now_ns());
+    let own = [own, credit].into_iter().flatten().min();
     let running = &doms.running;
     let parked = live(&mut doms.by_id)
         .flat_map(|d| d.vcpus.iter().enumerate().map(move |(v, vc)| (d.id, v, vc)))
@@ -447,12 +453,22 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) -> bool {
 fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> bool {
     let me = percpu::cpu_index();
     let now = clock::now_ns();
+    credit::account(&mut doms.by_id, &doms.running, now, runnable);
     let cur_ent = doms.running[me].filter(|(id, _)| doms.by_id.contains_key(id));
-    let cur_runnable = cur_ent.is_some_and(|(id, v)| doms.any_mut(id).is_some_and(|d| runnable(d, v)));
-    // A woken vCPU goes to an idle CPU if there is one (kicked below), else it takes
-    // this one at once.
-    let idle_elsewhere = (0..smp::online()).any(|c| c != me && doms.running[c].is_none());
-    let boost = woken.iter().copied().find(|&w| Some(w) != cur_ent && !doms.running_elsewhere(w) && (!idle_elsewhere || cur_ent.is_none()));
+    let cur_runnable = cur_ent.is_some_and(|e| doms.allowed(e, me) && doms.any_mut(e.0).is_some_and(|d| runnable(d, e.1)));
+    // A woken vCPU goes to an idle CPU of its affinity if there is one (kicked below),
+    // else it takes this one at once if its affinity allows.
+    let mut boost = None;
+    for &w in &woken {
+        if Some(w) == cur_ent || doms.running_elsewhere(w) || !doms.allowed(w, me) {
+            continue;
+        }
+        let idle_for = (0..smp::online()).any(|c| c != me && doms.running[c].is_none() && doms.allowed(w, c));
+        if cur_ent.is_none() || !idle_for {
+            boost = Some(w);
+            break;
+        }
+    }
     let preempt = now >= doms.slice_end[me] || YIELD[me].swap(false, Ordering::Relaxed) || boost.is_some();
     let next = if cur_runnable && !preempt {
         cur_ent
@@ -508,24 +524,31 @@ fn kick_others(doms: &mut Domains) {
         if c == me {
             continue;
         }
-        let stale = doms.any_mut(id).is_none_or(|d| !runnable(d, v) || event::upcall_deliverable(d, v));
+        let stale = doms.any_mut(id).is_none_or(|d| !runnable(d, v) || event::upcall_deliverable(d, v)) || !doms.allowed((id, v), c);
         if stale {
             smp::kick(c);
         }
     }
 }
 
-/// Sends idle CPUs a reschedule IPI while runnable vCPUs wait.
+/// Sends idle CPUs a reschedule IPI while runnable vCPUs that may run there wait.
 fn kick_idle(doms: &mut Domains) {
     let running = &doms.running;
-    let waiting = all(&mut doms.by_id)
+    let waiting: Vec<VcpuRef> = all(&mut doms.by_id)
         .map(|d| &*d)
         .flat_map(|d| (0..d.vcpus.len()).filter(|&v| runnable(d, v)).map(|v| (d.id, v)))
         .filter(|&e| !running.contains(&Some(e)))
-        .count();
-    let idle = (0..smp::online()).filter(|&c| c != percpu::cpu_index() && doms.running[c].is_none());
-    for c in idle.take(waiting) {
-        smp::kick(c);
+        .collect();
+    let me = percpu::cpu_index();
+    let mut left = waiting.len();
+    for c in 0..smp::online() {
+        if left == 0 {
+            break;
+        }
+        if c != me && doms.running[c].is_none() && waiting.iter().any(|&w| doms.allowed(w, c)) {
+            left -= 1;
+            smp::kick(c);
+        }
     }
 }
 
@@ -543,16 +566,22 @@ pub fn runnable(d: &Domain, v: usize) -> bool {
         && d.vcpus.get(v).is_some_and(|v| v.initialised && v.online && v.run == RunState::Runnable)
 }
 
-/// The next runnable vCPU after `cur` in (domain id, vCPU) order, wrapping round (or
-/// `cur` itself if it is the only).
+/// The next runnable vCPU this CPU may run: those with credit first (`pv::credit`),
+/// then after `cur` in (domain id, vCPU) order, wrapping round (or `cur` itself if it
+/// is the only).
 fn pick_after(doms: &mut Domains, cur: VcpuRef, cur_runnable: bool) -> Option<VcpuRef> {
     let me = percpu::cpu_index();
     let running = &doms.running;
     all(&mut doms.by_id)
         .map(|d| &*d)
-        .flat_map(|d| (0..d.vcpus.len()).filter(|&v| runnable(d, v)).map(|v| (d.id, v)))
-        .filter(|&e| !running.iter().enumerate().any(|(c, r)| c != me && *r == Some(e)))
-        .min_by_key(|&e| (e <= cur, e))
+        .flat_map(|d| {
+            (0..d.vcpus.len())
+                .filter(move |&v| runnable(d, v) && credit::may_run_on(d, v, me))
+                .map(move |v| (d.id, v, credit::priority(d, v)))
+        })
+        .filter(|&(id, v, _)| !running.iter().enumerate().any(|(c, r)| c != me && *r == Some((id, v))))
+        .min_by_key(|&(id, v, p)| (p, (id, v) <= cur, (id, v)))
+        .map(|(id, v, _)| (id, v))
         .or(cur_runnable.then_some(cur))
 }
 

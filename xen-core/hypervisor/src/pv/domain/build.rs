@@ -386,6 +386,7 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
         pci_cf8: 0,
         console_ring: None,
         ctl: Default::default(),
+        sched: Default::default(),
     };
     Ok(Built { domain, regs, layout })
 }

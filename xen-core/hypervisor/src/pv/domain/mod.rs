@@ -96,6 +96,8 @@ pub struct Vcpu {
     pub debugreg: [u64; 8],
     /// The MSRs the guest may write and read back (`crate::msr_policy`).
     pub msrs: crate::msr_policy::VcpuMsrs,
+    /// Affinity and credit (`pv::credit`).
+    pub sched: crate::domain::credit::VcpuSched,
 }
 
 impl Vcpu {
@@ -137,6 +139,7 @@ impl Vcpu {
             cr4_guest: 0,
             debugreg: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
             msrs: Default::default(),
+            sched: Default::default(),
         }
     }
 
@@ -240,6 +243,8 @@ pub struct Domain {
     pub console_ring: Option<crate::pv::console_ring::ConsoleRing>,
     /// The toolstack's side (`domctl`): pause count, vCPU state, shutdown, E820.
     pub ctl: crate::domain::control::ControlState,
+    /// Credit weight and cap (`XEN_DOMCTL_scheduler_op`, `pv::credit`).
+    pub sched: crate::domain::credit::DomParams,
 }
 
 /// `vcpu_info` of vCPU `n` inside shared_info (only the first `XEN_LEGACY_MAX_VCPUS` have

@@ -3,8 +3,8 @@
 //! `foreigndom` paths of memory and MMU hypercalls) at the 4.17 interface versions:
 //!
 //! - [`domctl`]: createdomain, max_vcpus, max_mem, set_address_size, pause/unpause,
-//!   destroydomain, set/getvcpucontext, getvcpuinfo, hypercall_init; getdomaininfo and
-//!   the rest go to `hc_sysctl`.
+//!   destroydomain, set/getvcpucontext, getvcpuinfo, hypercall_init; scheduler_op and
+//!   set/getvcpuaffinity (in `pv::credit`); getdomaininfo and the rest go to `hc_sysctl`.
 //! - [`memory`]: `XENMEM_populate_physmap` and `XENMEM_set_memory_map` for another
 //!   domain, `XENMEM_memory_map` answering what the toolstack set.
 //! - [`foreign`]: `mmu_update`/`mmuext_op` with a foreign domain (privcmd's
@@ -52,6 +52,9 @@ pub fn domctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
             | XEN_DOMCTL_getvcpucontext
             | XEN_DOMCTL_getvcpuinfo
             | XEN_DOMCTL_hypercall_init
+            | XEN_DOMCTL_scheduler_op
+            | XEN_DOMCTL_setvcpuaffinity
+            | XEN_DOMCTL_getvcpuaffinity
     );
     if !ours {
         return super::hypercall::sysctl::domctl(doms, guest, arg);
@@ -79,6 +82,18 @@ pub fn domctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
         XEN_DOMCTL_getvcpuinfo => {
             vcpu::get_info(doms, &mut op)?;
             true
+        }
+        XEN_DOMCTL_scheduler_op => {
+            let d = doms.get_mut(op.domain).ok_or(Errno::ESRCH)?;
+            crate::pv::credit::scheduler_op(d, &mut op)?;
+            true
+        }
+        XEN_DOMCTL_setvcpuaffinity | XEN_DOMCTL_getvcpuaffinity => {
+            let d = doms.get_mut(op.domain).ok_or(Errno::ESRCH)?;
+            let n = op.payload::<XenDomctlVcpuaffinity>().ok_or(Errno::EINVAL)?.vcpu;
+            let (max, created, _, _) = vcpu::vcpu_state(d, n);
+            crate::pv::credit::vcpu_affinity(d, guest, &op, max, created)?;
+            false
         }
         _ => {
             let target = op.domain;
@@ -176,6 +191,7 @@ fn create(doms: &mut Domains, requested: u16, c: &XenDomctlCreatedomain) -> Resu
         pci_cf8: 0,
         console_ring: None,
         ctl: ControlState::created(c.max_vcpus, c.handle),
+        sched: Default::default(),
     });
     crate::println!("d{id}: created by d{} for its toolstack", doms.current_id());
     Ok(id)

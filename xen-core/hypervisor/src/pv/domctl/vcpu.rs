@@ -24,7 +24,7 @@ const RFLAGS_VM: u64 = 1 << 17;
 
 /// The vCPU facts `getvcpuinfo` and friends look at for vCPU `n`: (max_vcpus,
 /// created, initialised, online).
-fn vcpu_state(d: &Domain, n: u32) -> (u32, bool, bool, bool) {
+pub(super) fn vcpu_state(d: &Domain, n: u32) -> (u32, bool, bool, bool) {
     let v = d.vcpus.get(n as usize);
     let (initialised, online) = v.map_or((false, false), |v| (v.initialised, v.online));
     if d.ctl.toolstack {
@@ -253,7 +253,7 @@ pub fn get_info(doms: &mut Domains, op: &mut XenDomctl) -> Result<(), Errno> {
     v.blocked = u8::from(!matches!(vc.run, RunState::Runnable));
     v.running = u8::from(running);
     v.cpu_time = vc.runstate.snapshot(crate::arch::x86_64::clock::now_ns()).time[0];
-    v.cpu = doms_cpu.unwrap_or(0) as u32;
+    v.cpu = crate::pv::credit::reported_cpu(d, v.vcpu as usize, doms_cpu) as u32;
     op.set_payload(&v);
     Ok(())
 }

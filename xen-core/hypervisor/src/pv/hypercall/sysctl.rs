@@ -12,7 +12,7 @@ use xen_abi::domctl::*;
 use xen_abi::errno::Errno;
 use xen_abi::sysctl::*;
 
-/// Xen's `getdomaininfo` for one of our domains (one vCPU each).
+/// Xen's `getdomaininfo` for one of our domains.
 pub fn domain_info(d: &Domain, running: bool) -> XenDomctlGetdomaininfo {
     let blocked = !matches!(d.vcpus[d.cur_vcpu].run, RunState::Runnable);
     let mut flags = if blocked { XEN_DOMINF_blocked } else { 0 };
@@ -28,8 +28,10 @@ pub fn domain_info(d: &Domain, running: bool) -> XenDomctlGetdomaininfo {
         tot_pages: d.p2m.iter().filter(|&&m| m != crate::pv::mmu::m2p::INVALID_M2P_ENTRY).count() as u64,
         max_pages: d.max_pages,
         shared_info_frame: d.shared_info_mfn,
-        nr_online_vcpus: 1,
-        max_vcpu_id: 0,
+        // Every vCPU of a boot-time domain (dom0: one per CPU or dom0_max_vcpus); a
+        // toolstack's domain's come from `adjust_info`.
+        nr_online_vcpus: d.online_vcpus().max(1),
+        max_vcpu_id: d.vcpus.len().saturating_sub(1) as u32,
         ..Default::default()
     };
     crate::pv::domctl::adjust_info(d, &mut info);
@@ -79,6 +81,10 @@ pub fn sysctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
     match op.cmd {
         XEN_SYSCTL_physinfo => {
             op.set_payload(&physinfo());
+        }
+        // The one scheduler: credit.
+        XEN_SYSCTL_sched_id => {
+            op.set_payload(&XenSysctlSchedId { sched_id: XEN_SCHEDULER_CREDIT });
         }
         XEN_SYSCTL_getdomaininfolist => {
             let mut l: XenSysctlGetdomaininfolist = op.payload().ok_or(Errno::EINVAL)?;

@@ -1,0 +1,449 @@
+//! The scheduling policy, pure and host-tested: credit-style weights and caps (Xen's
+//! credit1 model) and per-vCPU hard affinity. `pv::credit` applies it to the domain
+//! table; `pv::sched` asks it which vCPUs a CPU may run and in what order.
+//!
+//! - **Parameters** (`XEN_DOMCTL_scheduler_op` for `XEN_SCHEDULER_CREDIT`, Xen's
+//!   `csched_dom_cntl`): weight 256 and cap 0 (none) by default; a putinfo with weight 0
+//!   keeps the weight and one with cap `0xffff` keeps the cap; any other value is taken
+//!   (the hypervisor has no range check: the weight's 1..65535 and the cap's
+//!   0..100×vCPUs are libxl's, so our `xl` checks them as libxl does).
+//! - **Affinity** (`XEN_DOMCTL_setvcpuaffinity`, `vcpu_affinity_domctl`): a CPU mask per
+//!   vCPU, all CPUs by default; a mask with no online CPU is `-EINVAL`; what is given back
+//!   is the mask and the online CPUs; masks travel as `xenctl_bitmap` bytes.
+//! - **Credit**: every accounting period ([`PERIOD_NS`], Xen's 30 ms) the active vCPUs
+//!   (runnable, or ran during the period and spent their credit) earn credit in proportion to their domain's
+//!   weight, and burn it nanosecond for nanosecond while they run. A vCPU with credit
+//!   ([`Priority::Under`]) runs before one without ([`Priority::Over`]); among equals the
+//!   caller's round robin decides. A capped domain earns at most cap% of one CPU per
+//!   period, split over its active vCPUs, and a vCPU of it with no credit left is parked
+//!   (not run) until the next period gives it some.
+//!
+//! One difference from Xen's credit1, on purpose: Xen splits the whole pool's credit
+//! (period × CPUs) over the active domains by weight, so two vCPUs pinned to the same
+//! CPU both earn more than that CPU can give and run round robin whatever their weights.
+//! Here each CPU's period is split over the active vCPUs allowed on it (a vCPU allowed on
+//! n CPUs bids weight/n on each), so vCPUs competing for one CPU share it in proportion
+//! to weight; with no pinning the two agree.
+#![forbid(unsafe_code)]
+
+/// Xen's `CSCHED_DEFAULT_WEIGHT`.
+pub const DEFAULT_WEIGHT: u16 = 256;
+/// The putinfo cap that means "leave the cap as it is" (`(uint16_t)~0U`).
+pub const CAP_UNCHANGED: u16 = 0xffff;
+/// The accounting period (Xen's `CSCHED_TICKS_PER_ACCT` × 10 ms ticks).
+pub const PERIOD_NS: u64 = 30_000_000;
+/// How many CPUs a mask holds.
+pub const MASK_BITS: usize = 64;
+
+/// A set of physical CPUs (bit n: CPU n).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuMask(pub u64);
+
+impl CpuMask {
+    /// Every CPU (Xen's default hard and soft affinity, `cpumask_setall`).
+    pub const ALL: CpuMask = CpuMask(u64::MAX);
+
+    /// CPUs `0..n`.
+    pub fn first(n: usize) -> CpuMask {
+        if n >= MASK_BITS {
+            CpuMask::ALL
+        } else {
+            CpuMask((1u64 << n) - 1)
+        }
+    }
+
+    pub fn contains(self, cpu: usize) -> bool {
+        cpu < MASK_BITS && self.0 & (1 << cpu) != 0
+    }
+
+    pub fn and(self, o: CpuMask) -> CpuMask {
+        CpuMask(self.0 & o.0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn count(self) -> u32 {
+        self.0.count_ones()
+    }
+
+    /// A `xenctl_bitmap` of `nr_bits` bits as the guest gave it (`bytes`: its first
+    /// `ceil(nr_bits / 8)` bytes, or fewer if the caller copied fewer), as Xen's
+    /// `xenctl_bitmap_to_bitmap`: bits past `nr_bits` in the last byte are ignored, bits
+    /// past what the mask holds too.
+    pub fn from_xenctl(bytes: &[u8], nr_bits: u32) -> CpuMask {
+        let guest_bytes = (nr_bits as usize).div_ceil(8);
+        let n = guest_bytes.min(bytes.len()).min(MASK_BITS / 8);
+        let mut m = 0u64;
+        for (i, &b) in bytes[..n].iter().enumerate() {
+            let mut b = b;
+            if i + 1 == guest_bytes && !nr_bits.is_multiple_of(8) {
+                b &= !(0xffu8 << (nr_bits % 8));
+            }
+            m |= u64::from(b) << (8 * i);
+        }
+        CpuMask(m)
+    }
+
+    /// The mask as the `ceil(nr_bits / 8)` bytes of a `xenctl_bitmap` (Xen's
+    /// `bitmap_to_xenctl_bitmap` of `nr_cpus` bits: bytes past those the hypervisor
+    /// knows are zero).
+    pub fn to_xenctl(self, nr_bits: u32, nr_cpus: usize) -> alloc::vec::Vec<u8> {
+        let guest_bytes = (nr_bits as usize).div_ceil(8);
+        let ours = CpuMask(self.0 & CpuMask::first(nr_cpus.div_ceil(8) * 8).0);
+        (0..guest_bytes).map(|i| if i < 8 { (ours.0 >> (8 * i)) as u8 } else { 0 }).collect()
+    }
+}
+
+/// A domain's credit parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomParams {
+    pub weight: u16,
+    /// Percent of one CPU per period; 0: no cap.
+    pub cap: u16,
+}
+
+impl Default for DomParams {
+    fn default() -> Self {
+        DomParams { weight: DEFAULT_WEIGHT, cap: 0 }
+    }
+}
+
+impl DomParams {
+    /// `XEN_DOMCTL_SCHEDOP_putinfo` (`csched_dom_cntl`): weight 0 and cap `0xffff` leave
+    /// that parameter as it is.
+    pub fn put(&mut self, weight: u16, cap: u16) {
+        if weight != 0 {
+            self.weight = weight;
+        }
+        if cap != CAP_UNCHANGED {
+            self.cap = cap;
+        }
+    }
+}
+
+/// Whether a vCPU has credit to run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// Credit left: runs first (Xen's `CSCHED_PRI_TS_UNDER`).
+    Under,
+    /// Credit spent (`CSCHED_PRI_TS_OVER`).
+    Over,
+}
+
+/// A vCPU's scheduling state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VcpuSched {
+    /// Hard affinity: the only CPUs it may run on.
+    pub hard: CpuMask,
+    /// Soft affinity (kept and reported; not a preference here yet).
+    pub soft: CpuMask,
+    /// Credit in nanoseconds of CPU time; earned each period, burned while running.
+    pub credit: i64,
+    /// Running time already burned (the run-state's running total when last burned).
+    pub burned_upto: u64,
+    /// It ran since the last accounting (counts as active then).
+    pub ran: bool,
+    /// A capped domain's vCPU with no credit: not run until the next period.
+    pub parked: bool,
+    /// The CPU it last ran on (Xen's `v->processor`).
+    pub cpu: usize,
+}
+
+impl Default for VcpuSched {
+    fn default() -> Self {
+        VcpuSched { hard: CpuMask::ALL, soft: CpuMask::ALL, credit: 0, burned_upto: 0, ran: false, parked: false, cpu: 0 }
+    }
+}
+
+impl VcpuSched {
+    /// Whether it may run on `cpu` now: in its hard affinity and not parked.
+    pub fn may_run_on(&self, cpu: usize) -> bool {
+        self.hard.contains(cpu) && !self.parked
+    }
+
+    pub fn priority(&self) -> Priority {
+        if self.credit > 0 {
+            Priority::Under
+        } else {
+            Priority::Over
+        }
+    }
+
+    /// Burns the running time since the last burn: `running_total` is the vCPU's whole
+    /// running time so far. A capped domain's vCPU that runs out is parked.
+    pub fn burn(&mut self, running_total: u64, capped: bool) {
+        let spent = running_total.saturating_sub(self.burned_upto);
+        self.burned_upto = running_total.max(self.burned_upto);
+        if spent > 0 {
+            self.ran = true;
+            self.credit = self.credit.saturating_sub(i64::try_from(spent).unwrap_or(i64::MAX)).max(-(PERIOD_NS as i64));
+        }
+        if capped && self.credit <= 0 {
+            self.parked = true;
+        }
+    }
+
+    /// How long it may run before its credit runs out, for a capped domain's vCPU (the
+    /// caller arms a timer for it); None when uncapped.
+    pub fn run_limit_ns(&self, capped: bool) -> Option<u64> {
+        capped.then(|| u64::try_from(self.credit.max(0)).unwrap_or(0))
+    }
+
+    /// The CPU `getvcpuinfo` reports: where it runs, else where it ran last if its
+    /// affinity still allows that, else the first CPU its affinity allows (where Xen
+    /// would move it).
+    pub fn reported_cpu(&self, running_on: Option<usize>, online: CpuMask) -> usize {
+        running_on
+            .or(Some(self.cpu).filter(|&c| self.hard.and(online).contains(c)))
+            .unwrap_or_else(|| self.hard.and(online).0.trailing_zeros() as usize % MASK_BITS)
+    }
+
+    /// `hard_affinity` as `setvcpuaffinity` sets it: refused (`None`, Xen's -EINVAL) when
+    /// it has no online CPU; the effective mask (with the online CPUs) otherwise.
+    pub fn set_hard(&mut self, mask: CpuMask, online: CpuMask) -> Option<CpuMask> {
+        if mask.and(online).is_empty() {
+            return None;
+        }
+        self.hard = mask;
+        Some(mask.and(online))
+    }
+}
+
+/// One vCPU as the accounting sees it.
+#[derive(Debug)]
+pub struct Account<'a> {
+    pub params: DomParams,
+    /// Its domain (to split a cap over the domain's active vCPUs).
+    pub domain: u16,
+    /// It wants a CPU now (runnable).
+    pub runnable: bool,
+    pub sched: &'a mut VcpuSched,
+}
+
+/// One accounting period's earnings (Xen's `csched_acct`, per CPU as the module says):
+/// each of the `nr_cpus` CPUs gives `PERIOD_NS` of credit to the active vCPUs allowed on
+/// it in proportion to weight / (how many online CPUs the vCPU may use); a capped
+/// domain's vCPUs get at most their share of cap% of one period; credit stays within one
+/// period either way. Parks and unparks capped vCPUs; clears `ran`.
+pub fn account(vcpus: &mut [Account<'_>], nr_cpus: usize) {
+    let online = CpuMask::first(nr_cpus);
+    // Weight bids, scaled so the split over CPUs stays exact enough.
+    let bid = |a: &Account<'_>| -> u64 {
+        let n = u64::from(a.sched.hard.and(online).count().max(1));
+        (u64::from(a.params.weight) << 16) / n
+    };
+    // Active: wants a CPU now, or ran and used up what it had. A vCPU that ran a little
+    // and blocked with credit left does not need more (Xen makes such a vCPU inactive
+    // once its credit passes a time slice), so it takes no share of the CPUs from those
+    // that compete for them.
+    let active = |a: &Account<'_>| a.runnable || (a.sched.ran && a.sched.credit <= 0);
+    let mut per_cpu_bids = [0u64; MASK_BITS];
+    for a in vcpus.iter().filter(|a| active(a)) {
+        for (c, total) in per_cpu_bids.iter_mut().enumerate().take(nr_cpus.min(MASK_BITS)) {
+            if a.sched.hard.contains(c) {
+                *total += bid(a);
+            }
+        }
+    }
+    let active_in = |vcpus: &[Account<'_>], d: u16| vcpus.iter().filter(|a| a.domain == d && active(a)).count() as u64;
+    let counts: alloc::vec::Vec<u64> = vcpus.iter().map(|a| active_in(vcpus, a.domain)).collect();
+    let period = PERIOD_NS as i64;
+    for (a, &n_active) in vcpus.iter_mut().zip(&counts) {
+        if active(a) {
+            let b = u128::from(bid(a));
+            let mut earn: u128 = 0;
+            for (c, &total) in per_cpu_bids.iter().enumerate().take(nr_cpus.min(MASK_BITS)) {
+                if a.sched.hard.contains(c) && total > 0 {
+                    earn += u128::from(PERIOD_NS) * b / u128::from(total);
+                }
+            }
+            if a.params.cap != 0 {
+                let cap_share = u128::from(PERIOD_NS) * u128::from(a.params.cap) / 100 / u128::from(n_active.max(1));
+                earn = earn.min(cap_share);
+            }
+            let earn = i64::try_from(earn).unwrap_or(period);
+            a.sched.credit = a.sched.credit.saturating_add(earn).clamp(-period, period);
+        } else {
+            a.sched.credit = a.sched.credit.clamp(-period, period);
+        }
+        a.sched.parked = a.params.cap != 0 && a.sched.credit <= 0;
+        a.sched.ran = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+    use proptest::prelude::*;
+
+    #[test]
+    fn putinfo_keeps_what_is_zero_or_unchanged() {
+        let mut p = DomParams::default();
+        assert_eq!(p, DomParams { weight: 256, cap: 0 });
+        p.put(512, 50);
+        assert_eq!(p, DomParams { weight: 512, cap: 50 });
+        p.put(0, CAP_UNCHANGED);
+        assert_eq!(p, DomParams { weight: 512, cap: 50 });
+        p.put(65535, 0);
+        assert_eq!(p, DomParams { weight: 65535, cap: 0 });
+    }
+
+    #[test]
+    fn xenctl_bitmap_round_trip_and_trailing_bits() {
+        assert_eq!(CpuMask::from_xenctl(&[0b10], 2), CpuMask(0b10));
+        // Bits past nr_bits in the last byte are ignored (Xen masks them).
+        assert_eq!(CpuMask::from_xenctl(&[0xff], 2), CpuMask(0b11));
+        assert_eq!(CpuMask::from_xenctl(&[0xff, 0x01], 9), CpuMask(0x1ff));
+        assert_eq!(CpuMask::from_xenctl(&[], 0), CpuMask(0));
+        // Given back in the guest's length, zero past the CPUs the hypervisor knows.
+        assert_eq!(CpuMask::ALL.to_xenctl(16, 2), [0xff, 0x00]);
+        assert_eq!(CpuMask(0b10).to_xenctl(8, 2), [0b10]);
+        assert_eq!(CpuMask(0b10).to_xenctl(0, 2), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn reported_cpu_follows_affinity() {
+        let mut v = VcpuSched::default();
+        let online = CpuMask::first(2);
+        assert_eq!(v.reported_cpu(None, online), 0);
+        assert_eq!(v.reported_cpu(Some(1), online), 1);
+        v.set_hard(CpuMask(0b10), online);
+        assert_eq!(v.reported_cpu(None, online), 1);
+        v.cpu = 1;
+        v.set_hard(CpuMask::ALL, online);
+        assert_eq!(v.reported_cpu(None, online), 1);
+    }
+
+    #[test]
+    fn empty_effective_affinity_is_refused() {
+        let mut v = VcpuSched::default();
+        assert_eq!(v.set_hard(CpuMask(0b100), CpuMask::first(2)), None);
+        assert_eq!(v.hard, CpuMask::ALL);
+        assert_eq!(v.set_hard(CpuMask(0b110), CpuMask::first(2)), Some(CpuMask(0b10)));
+        assert!(v.may_run_on(1) && !v.may_run_on(0));
+    }
+
+    /// Runs `vcpus` (weight, cap, hard mask) always runnable on `nr_cpus` CPUs for
+    /// `periods` accounting periods with 10 ms slices, each CPU picking as `pv::sched`
+    /// does (allowed, not parked, credit first, round robin among equals); returns each
+    /// vCPU's running time.
+    fn simulate(vcpus: &[(u16, u16, u64)], nr_cpus: usize, periods: u32) -> Vec<u64> {
+        let mut st: Vec<VcpuSched> = vcpus.iter().map(|&(_, _, m)| VcpuSched { hard: CpuMask(m), ..Default::default() }).collect();
+        let mut ran = vec![0u64; vcpus.len()];
+        let mut rr = 0usize;
+        let slice = 10_000_000u64;
+        for _ in 0..periods {
+            for _ in 0..PERIOD_NS / slice {
+                let mut busy = vec![false; vcpus.len()];
+                let n = vcpus.len();
+                for cpu in 0..nr_cpus {
+                    let pick = (0..n)
+                        .filter(|&i| !busy[i] && st[i].may_run_on(cpu))
+                        .min_by_key(|&i| (st[i].priority(), (i + n - rr % n) % n));
+                    if let Some(i) = pick {
+                        busy[i] = true;
+                        ran[i] += slice;
+                        st[i].burn(ran[i], vcpus[i].1 != 0);
+                    }
+                }
+                rr += 1;
+            }
+            let mut acc: Vec<Account<'_>> = st
+                .iter_mut()
+                .enumerate()
+                .map(|(i, s)| Account { params: DomParams { weight: vcpus[i].0, cap: vcpus[i].1 }, domain: i as u16, runnable: true, sched: s })
+                .collect();
+            account(&mut acc, nr_cpus);
+        }
+        ran
+    }
+
+    #[test]
+    fn two_pinned_to_one_cpu_share_it_by_weight() {
+        let ran = simulate(&[(256, 0, 0b10), (512, 0, 0b10)], 2, 100);
+        let ratio = ran[1] as f64 / ran[0] as f64;
+        assert!((1.8..2.2).contains(&ratio), "{ran:?} ratio {ratio}");
+        // The CPU is never idle while they wait.
+        assert_eq!(ran[0] + ran[1], 100 * PERIOD_NS);
+    }
+
+    #[test]
+    fn equal_weights_share_equally() {
+        let ran = simulate(&[(256, 0, 1), (256, 0, 1)], 1, 100);
+        assert!(ran[0].abs_diff(ran[1]) <= 2 * PERIOD_NS, "{ran:?}");
+    }
+
+    #[test]
+    fn cap_limits_a_domain_to_its_percent() {
+        // Alone on a CPU, capped at 20%: about a fifth of the time.
+        let ran = simulate(&[(256, 20, 1)], 1, 300);
+        let share = ran[0] as f64 / (300 * PERIOD_NS) as f64;
+        assert!((0.15..0.25).contains(&share), "share {share}");
+    }
+
+    #[test]
+    fn unpinned_vcpus_use_every_cpu() {
+        let ran = simulate(&[(256, 0, u64::MAX), (256, 0, u64::MAX)], 2, 10);
+        assert_eq!(ran, [10 * PERIOD_NS, 10 * PERIOD_NS]);
+    }
+
+    #[test]
+    fn a_vcpu_that_blocked_with_credit_left_takes_no_share() {
+        let mut busy = VcpuSched { hard: CpuMask(0b10), ..Default::default() };
+        let mut light = VcpuSched { credit: 1_000_000, ran: true, ..Default::default() };
+        let mut acc = [
+            Account { params: DomParams::default(), domain: 1, runnable: true, sched: &mut busy },
+            Account { params: DomParams::default(), domain: 0, runnable: false, sched: &mut light },
+        ];
+        account(&mut acc, 2);
+        assert_eq!(busy.credit, PERIOD_NS as i64, "CPU 1's whole period");
+        assert_eq!(light.credit, 1_000_000);
+    }
+
+    #[test]
+    fn idle_vcpus_keep_their_credit_bounded() {
+        let mut s = VcpuSched { credit: 5 * PERIOD_NS as i64, ..Default::default() };
+        let mut acc = [Account { params: DomParams::default(), domain: 1, runnable: false, sched: &mut s }];
+        account(&mut acc, 2);
+        assert_eq!(s.credit, PERIOD_NS as i64);
+    }
+
+    proptest! {
+        /// Any weights and pinnings: credit stays within one period each way and
+        /// nothing uncapped is parked; two vCPUs pinned to one CPU share it in
+        /// proportion to their weights (within a quarter).
+        #[test]
+        fn credit_bounded_and_shares_follow_weights(
+            ws in proptest::collection::vec((1u16..=65535, 1u64..4), 1..5),
+            w1 in 64u16..=1024, w2 in 64u16..=1024,
+        ) {
+            let vcpus: Vec<(u16, u16, u64)> = ws.iter().map(|&(w, m)| (w, 0, m)).collect();
+            let ran = simulate(&vcpus, 2, 5);
+            let mut st: Vec<VcpuSched> = vcpus.iter().map(|&(_, _, m)| VcpuSched { hard: CpuMask(m), ..Default::default() }).collect();
+            for (i, s) in st.iter_mut().enumerate() {
+                s.burn(ran[i], false);
+            }
+            let mut acc: Vec<Account<'_>> = st.iter_mut().enumerate().map(|(i, s)| Account { params: DomParams { weight: vcpus[i].0, cap: 0 }, domain: i as u16, runnable: true, sched: s }).collect();
+            account(&mut acc, 2);
+            for a in &acc {
+                prop_assert!(a.sched.credit.abs() <= PERIOD_NS as i64);
+                prop_assert!(!a.sched.parked);
+            }
+            prop_assume!(w1.max(w2) <= 3 * w1.min(w2));
+            let ran = simulate(&[(w1, 0, 1), (w2, 0, 1)], 1, 300);
+            let got = ran[1] as f64 / ran[0] as f64;
+            let want = f64::from(w2) / f64::from(w1);
+            prop_assert!((got / want - 1.0).abs() < 0.25, "weights {} {} ran {:?}", w1, w2, ran);
+        }
+
+        #[test]
+        fn xenctl_bytes_round_trip(m in any::<u64>(), nr_cpus in 1usize..=64) {
+            let mask = CpuMask(m).and(CpuMask::first(nr_cpus));
+            let bytes = mask.to_xenctl(64, nr_cpus);
+            prop_assert_eq!(CpuMask::from_xenctl(&bytes, 64), mask);
+        }
+    }
+}
