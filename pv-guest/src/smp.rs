@@ -271,7 +271,7 @@ pub fn is_up(vcpu: u32) -> i64 {
 
 /// vCPUs as Linux counts them: VCPUOP_is_up answers 0 or 1 for each that exists and
 /// -ENOENT beyond.
-fn count_vcpus() -> u32 {
+pub fn count_vcpus() -> u32 {
     (0..64).take_while(|&v| is_up(v) >= 0).count() as u32
 }
 

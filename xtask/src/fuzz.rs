@@ -39,7 +39,8 @@ pub fn manifest(seeds: &[u64], count: u64, extra: &str) -> Manifest {
     for (i, seed) in seeds.iter().enumerate() {
         let id = honest + i as u16;
         let peers: Vec<&str> = all.iter().filter(|d| **d != id.to_string()).map(String::as_str).collect();
-        domains.push(dom(&format!("fuzz-{seed}"), format!("role=fuzz seed={seed} count={count} self={id} peers={} honest={}{extra}", peers.join(","), all[..honest as usize].join(","))));
+        // Two vCPUs: vCPU 1 works concurrently from its own seed (pv-guest/src/churn.rs).
+        domains.push(DomainSpec { vcpus: 2, ..dom(&format!("fuzz-{seed}"), format!("role=fuzz seed={seed} count={count} self={id} peers={} honest={}{extra}", peers.join(","), all[..honest as usize].join(","))) });
     }
     Manifest {
         domains,
