@@ -933,7 +933,10 @@ fn setup(env: &Env<'_>) -> Result<Ctx, i64> {
     if env.start_info.flags & SIF_INITDOMAIN == 0 {
         return Err(EPERM);
     }
-    let self_id = 0;
+    ctx_for(0)
+}
+
+fn ctx_for(self_id: u16) -> Result<Ctx, i64> {
     let va = paging::alloc_window(1)?;
     let l1e = paging::l1_entry_maddr(va)?;
     let w = paging::walk(va);
@@ -1255,4 +1258,26 @@ fn domu_every_frame_back() -> i64 {
         }
         hv::sched_yield();
     }
+}
+
+/// `role=maptrack-fill self=N`: a domU fills its maptrack as `grant_maptrack_limit`
+/// does (one vCPU: up to 262143 mappings) and checks the hypervisor answers
+/// GNTST_no_space at the end, whether at Xen's limit or earlier because the hypervisor
+/// keeps the memory it needs for others; then that it still works. Two of these at once
+/// must leave the hypervisor up (the boot tier's `maptrack` scenario).
+pub fn fill_role(cmd: &str, report: &mut dyn FnMut(&str, TestResult)) {
+    let self_id = crate::roles::num(cmd, "self", 0) as u16;
+    let ctx = match ctx_for(self_id) {
+        Ok(c) => c,
+        Err(r) => return report("maptrack_fill_setup", Err(fail(format_args!("setting up: {r}")))),
+    };
+    let got = maptrack_limit(&ctx);
+    crate::println!("MAPTRACK d{self_id} filled: {got} mappings, then GNTST_no_space");
+    let r = if got > 0 && got as u64 <= MAPTRACK_USABLE + 1 {
+        Ok(())
+    } else {
+        Err(fail(format_args!("got {got}: not a count of mappings ended by GNTST_no_space")))
+    };
+    report("maptrack_fill_ends_in_no_space", r);
+    report("maptrack_fill_alive_after", alive());
 }

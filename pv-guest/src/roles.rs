@@ -166,6 +166,7 @@ fn block_role(role: &str, cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
         "xenstore-hostile" => crate::store::hostile(si, &mut test),
         "null-hypercall" => null_hypercall(cmd, &mut test),
         "fuzz" => crate::fuzz::run(si, cmd, &mut test),
+        "maptrack-fill" => crate::hostile::fill_role(cmd, &mut test),
         _ => return None,
     }
     Some((r.passed, r.failed))

@@ -61,7 +61,8 @@ pub struct Outcome {
 
 pub fn run(root: &Path, img: &Images, name: &str, seeds: &[u64], count: u64, timeout: Duration, extra: &str) -> Result<Outcome> {
     let m = manifest(seeds, count, extra);
-    let run = multi::boot_timeout(root, img, name, &m, timeout)?;
+    // Two CPUs: each fuzzing domain's two vCPUs can run at once.
+    let run = multi::boot_cpus(root, img, name, &m, timeout, 2)?;
     let log = &run.log;
     let mut t = Tally::default();
     let (mut tally, per_domain) = multi::domain_results(&m, log, name);

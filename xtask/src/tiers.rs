@@ -234,10 +234,11 @@ fn scenario_wanted(knob: &str, name: &str) -> bool {
 
 fn boot(root: &Path, img: &Images, reference: &[Report]) -> Result<Tally> {
     let mut t = Tally::default();
-    let scenarios: [(&str, &dyn Fn() -> Result<Tally>); 8] = [
+    let scenarios: [(&str, &dyn Fn() -> Result<Tally>); 9] = [
         ("machine", &|| machine_checks(root, img)),
         ("pairs", &|| crate::multi::checks(root, img)),
         ("fuzz", &|| crate::fuzz::checks(root, img)),
+        ("maptrack", &|| crate::multi::maptrack_checks(root, img)),
         ("blk", &|| crate::multi::blk_checks(root, img)),
         ("xenstore", &|| crate::multi::xenstore_checks(root, img)),
         ("linux-dom0", &|| crate::linux_dom0::checks(root, img)),
