@@ -13,6 +13,9 @@
 //! is. vCPU 0 can stop the grant maps (`quiesce_maps`: the maptrack limit test counts
 //! every handle of the domain) and, at the end, the whole loop (`stop`).
 
+// Test failures carry their message in a fixed buffer (no allocator).
+#![allow(clippy::result_large_err)]
+
 use crate::arch::x86_64::hypercall::{call, raw_no_args};
 use crate::arch::x86_64::mem::{scratch_addr, scratch_put, WindowPage};
 use crate::arch::x86_64::sync::SpinLock;
@@ -280,7 +283,7 @@ fn one(r: &Res, op: u64, pick: u64, phase: u32, version: i64, port: Option<u32>)
             let l1 = r.win_l1e >> 12;
             let (v, _) = hv::mmu_update_self(&[MmuUpdate { ptr: r.win_l1e, val: pte::make(l1, pte::KERNEL_RW) }]);
             let after = paging::lookup(r.win_va);
-            (false, v < 0 && after.map_or(true, |e| !pte::present(e)), v)
+            (false, v < 0 && after.is_none_or(|e| !pte::present(e)), v)
         }
         12 => {
             let v = raw_no_args(100);

@@ -1168,7 +1168,7 @@ fn m2p_rewrite_own_frame(c: &Ctx) -> i64 {
     if back != 0 || m2p(c.data_mfn) != Some(pfn) {
         return 1002;
     }
-    match (mapped, i64::from(into), i64::from(foreign)) {
+    match (mapped, into, foreign) {
         (0, 0, f) if f == i64::from(GNTST_bad_page) => 0,
         (0, 0, _) => 1003,
         (0, _, _) => 1004,
