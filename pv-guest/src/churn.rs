@@ -190,7 +190,7 @@ pub fn vcpu1_main() -> ! {
         let op = (pick >> 32) % 14;
         let (legit, ok, result) = one(&r, op, pick, phase, version, port);
         CALLS.fetch_add(1, Ordering::AcqRel);
-        if !strict && CALLS.load(Ordering::Relaxed) % 8 == 0 {
+        if !strict && CALLS.load(Ordering::Relaxed).is_multiple_of(8) {
             // Beside the fuzzer, on a machine shared by several fuzzing domains: the CPU
             // goes to whoever else can run every few calls.
             hv::sched_yield();

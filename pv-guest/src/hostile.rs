@@ -1065,6 +1065,15 @@ fn domu() -> u16 {
     DOMU.load(Ordering::Acquire) as u16
 }
 
+/// `f(domain)` if the domain was created, else -ESRCH (never acting on id 0: that is
+/// ourselves).
+fn with_domu(f: impl FnOnce(u16) -> i64) -> i64 {
+    match domu() {
+        0 => ESRCH,
+        d => f(d),
+    }
+}
+
 fn domu_mfn(i: usize) -> u64 {
     DOMU_MFNS[i].load(Ordering::Acquire)
 }
@@ -1124,12 +1133,18 @@ fn domu_populate() -> i64 {
 /// MMU_MACHPHYS_UPDATE of the other domain's frame, as if it were ours: Xen refuses a
 /// frame the caller does not own (-EINVAL), whatever the M2P said.
 fn domu_m2p_claim() -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
     mmu1((domu_mfn(0) << 12) | MMU_MACHPHYS_UPDATE, 0x100)
 }
 
 /// After that attempt the frame is still not ours to map (Xen's get_page_from_l1e:
 /// the owner, not the M2P, decides).
 fn domu_map_as_own(c: &Ctx) -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
     let r = uvm(c.va, pte::make(domu_mfn(0), pte::KERNEL_RO));
     if r == 0 {
         uvm(c.va, 0);
@@ -1139,11 +1154,17 @@ fn domu_map_as_own(c: &Ctx) -> i64 {
 
 /// Nor can it be copied from by frame number as ours.
 fn domu_copy_as_own(c: &Ctx) -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
     copy8(mfn_ptr(domu_mfn(0), 0), mfn_ptr(c.data_mfn, 0), 0, 8)
 }
 
 /// Nor given back as ours: decrease_reservation of it for DOMID_SELF does nothing.
 fn domu_give_back_as_own() -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
     scratch_put(hv::AUX, &domu_mfn(2));
     let mut r = XenMemoryReservation { extent_start: scratch_addr(hv::AUX), nr_extents: 1, domid: DOMID_SELF.0, ..Default::default() };
     hv::op(HYPERVISOR_memory_op, XENMEM_decrease_reservation.into(), &mut r)
@@ -1155,6 +1176,9 @@ fn domu_give_back_as_own() -> i64 {
 /// other domain's frame stays its own (the copy from it is still GNTST_bad_page). The
 /// entry is put back. 0, or the step that went wrong (1000 + ..., or an error).
 fn m2p_rewrite_own_frame(c: &Ctx) -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
     let Some(pfn) = m2p(c.data_mfn) else { return 1001 };
     let r = mmu1((c.data_mfn << 12) | MMU_MACHPHYS_UPDATE, 0);
     if r != 0 {
@@ -1182,6 +1206,9 @@ fn m2p_rewrite_own_frame(c: &Ctx) -> i64 {
 /// reference), still reading what we wrote, then unmapped. The extents done, or what
 /// went wrong (an error, or 1000 + the step).
 fn domu_give_back_mapped() -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
     let Ok(va) = paging::alloc_window(1).and_then(|va| paging::prepare(va).map(|_| va)) else { return 1001 };
     let Ok(l1e) = paging::l1_entry_maddr(va) else { return 1002 };
     let mfn = domu_mfn(1);
@@ -1208,12 +1235,15 @@ fn domu_give_back_mapped() -> i64 {
 
 /// SCHEDOP_remote_shutdown of the domain by the control domain.
 fn domu_remote_shutdown() -> i64 {
-    remote_shutdown(domu())
+    with_domu(remote_shutdown)
 }
 
 /// It is shut down (poweroff) and still there, waiting for its toolstack: 0, or 1000 +
 /// its flags (2000 if it is gone).
 fn domu_shut_down_and_kept() -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
     let want = XEN_DOMINF_shutdown | (xen_abi::sched::SHUTDOWN_poweroff << XEN_DOMINF_shutdownshift);
     let mask = XEN_DOMINF_shutdown | (XEN_DOMINF_shutdownmask << XEN_DOMINF_shutdownshift);
     // Xen finishes the shutdown once its vCPUs are paused: give it a moment.
@@ -1232,8 +1262,7 @@ fn domu_shut_down_and_kept() -> i64 {
 }
 
 fn domu_destroy() -> i64 {
-    let mut d = XenDomctl::new(XEN_DOMCTL_destroydomain, domu());
-    domctl(&mut d)
+    with_domu(|id| domctl(&mut XenDomctl::new(XEN_DOMCTL_destroydomain, id)))
 }
 
 /// Once destroyed, the domain is gone and every page it had (its memory, the frame it
@@ -1241,6 +1270,9 @@ fn domu_destroy() -> i64 {
 /// free page count is back where it was before it was created. 0, or the difference
 /// (pages still missing), or 1000000 + ... if the domain is still listed.
 fn domu_every_frame_back() -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
     let before = FREE_BEFORE.load(Ordering::Acquire);
     // Xen frees the domain's structures after an RCU grace period: wait for it.
     let end = shared::now_ns() + 5_000_000_000;
