@@ -97,6 +97,10 @@ const HOSTILE: &[Hostile] = &[
     ("update_va_mapping_xen_va", |_| uvm(HYPERVISOR_VIRT_START + 0x1000, 0), EINVAL),
     ("update_va_mapping_noncanonical", |_| uvm(NONCANONICAL, 0), EINVAL),
     ("mmu_update_unaligned_ptr", |c| mmu1(c.l1e + 4, 0), ENOSYS),
+    // A page-table entry in frame 2^52 - 1 (every address bit set): no such frame. Found
+    // by the fuzzer with two vCPUs: xen-core's frame bound wrapped and it faulted.
+    ("mmu_update_ptr_all_ones", |_| mmu1(!7, 0), EINVAL),
+    ("mmu_update_ptr_all_ones_preserve_ad", |_| mmu1(!7 | MMU_PT_UPDATE_PRESERVE_AD, 0), EINVAL),
     // --- pinning
     ("pin_data_frame_as_l4", |c| hv::mmuext1(MMUEXT_PIN_L4_TABLE, c.data_mfn, 0), EINVAL),
     ("unpin_not_pinned", |c| hv::mmuext1(MMUEXT_UNPIN_TABLE, c.data_mfn, 0), EINVAL),
