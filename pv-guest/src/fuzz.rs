@@ -195,6 +195,12 @@ pub fn run(si: &xen_abi::xen::StartInfo, cmd: &str, report: &mut dyn FnMut(&str,
         peers[nr_peers] = p;
         nr_peers += 1;
     }
+    // A second vCPU doing work of its own from its own seed meanwhile (before the
+    // set-up, whose page-table snapshot must include its windows).
+    let two = crate::smp::count_vcpus() >= 2;
+    if two {
+        report("fuzz_vcpu1_started", crate::churn::start(seed ^ 0xc0ff_ee00, self_id, false));
+    }
     let mut f = match setup(seed, self_id, peers, nr_peers) {
         Ok(f) => f,
         Err(e) => return report("fuzz_setup", Err(e)),
@@ -241,6 +247,9 @@ pub fn run(si: &xen_abi::xen::StartInfo, cmd: &str, report: &mut dyn FnMut(&str,
         }
     }
     let dt = (shared::now_ns() - t0).max(1);
+    if two {
+        report("fuzz_vcpu1_concurrent", crate::churn::stop());
+    }
     println!("FUZZ done seed {seed}: {} calls in {} ms, {} violations", f.calls, dt / 1_000_000, f.violations);
     println!(
         "FUZZ bookkeeping: {} statuses of 0 with a peer's id left by earlier calls in map structures not processed (ignored), {} reservation results that were only the start extent, {} mappings of our grant-table frames ({} frames)",

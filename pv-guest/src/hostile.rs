@@ -97,6 +97,10 @@ const HOSTILE: &[Hostile] = &[
     ("update_va_mapping_xen_va", |_| uvm(HYPERVISOR_VIRT_START + 0x1000, 0), EINVAL),
     ("update_va_mapping_noncanonical", |_| uvm(NONCANONICAL, 0), EINVAL),
     ("mmu_update_unaligned_ptr", |c| mmu1(c.l1e + 4, 0), ENOSYS),
+    // A page-table entry in frame 2^52 - 1 (every address bit set): no such frame. Found
+    // by the fuzzer with two vCPUs: xen-core's frame bound wrapped and it faulted.
+    ("mmu_update_ptr_all_ones", |_| mmu1(!7, 0), EINVAL),
+    ("mmu_update_ptr_all_ones_preserve_ad", |_| mmu1(!7 | MMU_PT_UPDATE_PRESERVE_AD, 0), EINVAL),
     // --- pinning
     ("pin_data_frame_as_l4", |c| hv::mmuext1(MMUEXT_PIN_L4_TABLE, c.data_mfn, 0), EINVAL),
     ("unpin_not_pinned", |c| hv::mmuext1(MMUEXT_UNPIN_TABLE, c.data_mfn, 0), EINVAL),
@@ -152,6 +156,24 @@ const HOSTILE: &[Hostile] = &[
     // --- vCPUs and domains
     ("vcpu_op_bad_vcpu", |_| call(HYPERVISOR_vcpu_op, [xen_abi::vcpu::VCPUOP_is_up.into(), 99, 0, 0, 0]), ENOENT),
     ("remote_shutdown_no_domain", |_| remote_shutdown(NO_DOMAIN), ESRCH),
+    // --- a domain of our own, built as a toolstack builds one (findings 5 and 6)
+    ("domu_create", |_| domu_create(), 0),
+    ("domu_populate_physmap", |_| domu_populate(), DOMU_PAGES as i64),
+    // Ownership is the frame's owner, never the M2P (which a guest can rewrite for its
+    // own frames only).
+    ("m2p_update_other_domains_frame", |_| domu_m2p_claim(), EINVAL),
+    ("map_other_domains_frame_as_own", |c| domu_map_as_own(c), EBUSY),
+    ("grant_copy_other_domains_frame_as_own", |c| domu_copy_as_own(c), GNTST_bad_page as i64),
+    ("decrease_reservation_other_domains_frame_as_own", |_| domu_give_back_as_own(), 0),
+    ("m2p_rewrite_own_frame_stays_own", |c| m2p_rewrite_own_frame(c), 0),
+    // A frame given back while still mapped: freed when the mapping goes.
+    ("decrease_reservation_foreign_mapped_page", |_| domu_give_back_mapped(), 1),
+    // Remote shutdown keeps the domain, shut down, for its toolstack; destroying it
+    // returns every page (the free count is exact).
+    ("remote_shutdown_domu", |_| domu_remote_shutdown(), 0),
+    ("remote_shutdown_domu_kept_shut_down", |_| domu_shut_down_and_kept(), 0),
+    ("destroydomain_domu", |_| domu_destroy(), 0),
+    ("destroyed_domu_every_frame_back", |_| domu_every_frame_back(), 0),
     ("sched_op_shutdown_bad_reason_ptr", |_| call(HYPERVISOR_sched_op, [xen_abi::sched::SCHEDOP_shutdown.into(), NONCANONICAL, 0, 0, 0]), EFAULT),
     // --- grant copy into frames the hypervisor must not write (gnttab_copy_claim_buf:
     // the destination takes the writable type, which a page table refuses)
@@ -199,8 +221,10 @@ const HOSTILE: &[Hostile] = &[
     ("grant_setup_table_64_frames_bad_list", |_| setup_table(64, 1), GNTST_bad_virt_addr as i64),
     ("grant_setup_table_list_in_xen", |_| setup_table_list(1, XEN_VA), EFAULT),
     // The maptrack limit (finding 4): Xen's default of 1024 maptrack frames of 256
-    // handles, one kept back as its free list's tail: 262143 mappings, the next
-    // GNTST_no_space. They stay (the suite's last grant maps are above).
+    // handles, one kept back as the tail of each vCPU's free list (both of ours have
+    // mapped: vCPU 1 maps in its concurrent work, stopped for this test): 262142
+    // mappings, the next GNTST_no_space. They stay (the suite's last grant maps are
+    // above).
     ("grant_maptrack_limit", |c| maptrack_limit(c), MAPTRACK_USABLE as i64),
     // --- run-state area and periodic timer (finding 7: accepted, and in effect)
     ("runstate_area_kept_up_to_date", |c| runstate_area(c), 0),
@@ -519,8 +543,8 @@ fn periodic_timer_stops() -> i64 {
     0
 }
 
-/// Mappings the maptrack holds with Xen's defaults (one vCPU).
-const MAPTRACK_USABLE: u64 = 1024 * 256 - 1;
+/// Mappings the maptrack holds with Xen's defaults, both vCPUs having mapped.
+const MAPTRACK_USABLE: u64 = 1024 * 256 - 2;
 /// L1 tables of ours whose entries take the mappings (by PTE address), and the grant
 /// references mapped (128 read-only pins each, from 512: frames 1.. of our table).
 const MT_TABLES: u64 = 512;
@@ -913,7 +937,10 @@ fn setup(env: &Env<'_>) -> Result<Ctx, i64> {
     if env.start_info.flags & SIF_INITDOMAIN == 0 {
         return Err(EPERM);
     }
-    let self_id = 0;
+    ctx_for(0)
+}
+
+fn ctx_for(self_id: u16) -> Result<Ctx, i64> {
     let va = paging::alloc_window(1)?;
     let l1e = paging::l1_entry_maddr(va)?;
     let w = paging::walk(va);
@@ -950,11 +977,19 @@ pub fn run(env: &Env<'_>, report: &mut dyn FnMut(&str, TestResult)) {
         Ok(c) => c,
         Err(r) => return report("hostile_setup", Err(fail(format_args!("setting up: {r}")))),
     };
+    // vCPU 1 works on its own (grant maps, mmu_update, events, hostile calls) while
+    // vCPU 0 runs the suite: every answer must stay the same.
+    report("hostile_vcpu1_started", crate::churn::start(0x5eed, ctx.self_id, true));
     for &(name, op, want) in HOSTILE {
+        if name == "grant_maptrack_limit" && !crate::churn::quiesce_maps() {
+            report(name, Err(fail(format_args!("vCPU 1 did not stop mapping"))));
+            continue;
+        }
         let got = op(&ctx);
         let r = if got == want { Ok(()) } else { Err(fail(format_args!("got {got}, wanted {want}"))) };
         report(name, r);
     }
+    report("hostile_vcpu1_concurrent", crate::churn::stop());
     report("alive_after_hostile", alive());
 }
 
@@ -974,4 +1009,311 @@ fn alive() -> TestResult {
         return Err(fail(format_args!("IPI on port {port} not delivered")));
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------- a domain of our own
+//
+// The initial domain builds a domain as a toolstack does (createdomain, max_vcpus,
+// max_mem, populate_physmap), so that what needs a second domain runs on real Xen too:
+// SCHEDOP_remote_shutdown of it (finding 5: the domain stays, shut down, until it is
+// destroyed, and destroying it returns every frame), and the ownership paths of
+// finding 6 (an M2P entry rewritten, a frame given back while still mapped).
+
+use xen_abi::domctl::*;
+use xen_abi::sysctl::*;
+
+/// The domain's id (0 = none) and the free pages before it was created.
+static DOMU: AtomicU64 = AtomicU64::new(0);
+static FREE_BEFORE: AtomicU64 = AtomicU64::new(0);
+/// Its frames (populate_physmap writes each extent's frame back for a PV domain).
+const DOMU_PAGES: usize = 16;
+static DOMU_MFNS: [AtomicU64; DOMU_PAGES] = [const { AtomicU64::new(0) }; DOMU_PAGES];
+
+fn domctl(d: &mut XenDomctl) -> i64 {
+    scratch_put(hv::ARG, d);
+    let r = call(HYPERVISOR_domctl, [scratch_addr(hv::ARG), 0, 0, 0, 0]);
+    *d = scratch_get(hv::ARG);
+    r
+}
+
+fn sysctl(s: &mut XenSysctl) -> i64 {
+    scratch_put(hv::ARG, s);
+    let r = call(HYPERVISOR_sysctl, [scratch_addr(hv::ARG), 0, 0, 0, 0]);
+    *s = scratch_get(hv::ARG);
+    r
+}
+
+fn free_pages() -> Result<u64, i64> {
+    let mut s = XenSysctl::new(XEN_SYSCTL_physinfo);
+    match sysctl(&mut s) {
+        0 => Ok(s.payload::<XenSysctlPhysinfo>().map_or(0, |p| p.free_pages)),
+        r => Err(r),
+    }
+}
+
+/// `getdomaininfolist` from `dom`: its flags, or None if it is not there.
+fn domain_flags(dom: u16) -> Result<Option<u32>, i64> {
+    scratch_fill(hv::AUX, core::mem::size_of::<XenDomctlGetdomaininfo>(), 0);
+    let mut s = XenSysctl::new(XEN_SYSCTL_getdomaininfolist);
+    s.set_payload(&XenSysctlGetdomaininfolist { first_domain: dom, max_domains: 1, buffer: scratch_addr(hv::AUX), ..Default::default() });
+    let r = sysctl(&mut s);
+    if r != 0 {
+        return Err(r);
+    }
+    let n = s.payload::<XenSysctlGetdomaininfolist>().map_or(0, |l| l.num_domains);
+    let info: XenDomctlGetdomaininfo = scratch_get(hv::AUX);
+    Ok((n == 1 && info.domain == dom).then_some(info.flags))
+}
+
+fn domu() -> u16 {
+    DOMU.load(Ordering::Acquire) as u16
+}
+
+/// `f(domain)` if the domain was created, else -ESRCH (never acting on id 0: that is
+/// ourselves).
+fn with_domu(f: impl FnOnce(u16) -> i64) -> i64 {
+    match domu() {
+        0 => ESRCH,
+        d => f(d),
+    }
+}
+
+fn domu_mfn(i: usize) -> u64 {
+    DOMU_MFNS[i].load(Ordering::Acquire)
+}
+
+/// createdomain (as our `xl`: 1 vCPU, Xen's default limits), then max_vcpus: 0, or the
+/// first error.
+fn domu_create() -> i64 {
+    match free_pages() {
+        Ok(f) => FREE_BEFORE.store(f, Ordering::Release),
+        Err(r) => return r,
+    }
+    let mut d = XenDomctl::new(XEN_DOMCTL_createdomain, 0);
+    d.set_payload(&XenDomctlCreatedomain {
+        max_vcpus: 1,
+        max_evtchn_port: 1023,
+        max_grant_frames: 64,
+        max_maptrack_frames: 1024,
+        grant_opts: 1,
+        ..Default::default()
+    });
+    let r = domctl(&mut d);
+    if r != 0 {
+        return r;
+    }
+    if d.domain == 0 || d.domain >= 0x7ff0 {
+        return 1000;
+    }
+    DOMU.store(u64::from(d.domain), Ordering::Release);
+    let mut v = XenDomctl::new(XEN_DOMCTL_max_vcpus, d.domain);
+    v.set_payload(&XenDomctlMaxVcpus { max: 1 });
+    domctl(&mut v)
+}
+
+/// max_mem, then DOMU_PAGES frames for it with XENMEM_populate_physmap: the extents
+/// done (each frame written back into the list).
+fn domu_populate() -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
+    let mut m = XenDomctl::new(XEN_DOMCTL_max_mem, domu());
+    m.set_payload(&XenDomctlMaxMem { max_memkb: 4096 });
+    let r = domctl(&mut m);
+    if r != 0 {
+        return r;
+    }
+    let gpfns: [u64; DOMU_PAGES] = core::array::from_fn(|i| i as u64);
+    scratch_put(hv::AUX, &gpfns);
+    let mut res = XenMemoryReservation { extent_start: scratch_addr(hv::AUX), nr_extents: DOMU_PAGES as u64, domid: domu(), ..Default::default() };
+    let done = hv::op(HYPERVISOR_memory_op, xen_abi::memory::XENMEM_populate_physmap.into(), &mut res);
+    let mfns: [u64; DOMU_PAGES] = scratch_get(hv::AUX);
+    for (slot, m) in DOMU_MFNS.iter().zip(mfns) {
+        slot.store(m, Ordering::Release);
+    }
+    done
+}
+
+/// MMU_MACHPHYS_UPDATE of the other domain's frame, as if it were ours: Xen refuses a
+/// frame the caller does not own (-EINVAL), whatever the M2P said.
+fn domu_m2p_claim() -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
+    mmu1((domu_mfn(0) << 12) | MMU_MACHPHYS_UPDATE, 0x100)
+}
+
+/// After that attempt the frame is still not ours to map (Xen's get_page_from_l1e:
+/// the owner, not the M2P, decides).
+fn domu_map_as_own(c: &Ctx) -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
+    let r = uvm(c.va, pte::make(domu_mfn(0), pte::KERNEL_RO));
+    if r == 0 {
+        uvm(c.va, 0);
+    }
+    r
+}
+
+/// Nor can it be copied from by frame number as ours.
+fn domu_copy_as_own(c: &Ctx) -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
+    copy8(mfn_ptr(domu_mfn(0), 0), mfn_ptr(c.data_mfn, 0), 0, 8)
+}
+
+/// Nor given back as ours: decrease_reservation of it for DOMID_SELF does nothing.
+fn domu_give_back_as_own() -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
+    scratch_put(hv::AUX, &domu_mfn(2));
+    let mut r = XenMemoryReservation { extent_start: scratch_addr(hv::AUX), nr_extents: 1, domid: DOMID_SELF.0, ..Default::default() };
+    hv::op(HYPERVISOR_memory_op, XENMEM_decrease_reservation.into(), &mut r)
+}
+
+/// Our own data frame's M2P entry rewritten (MMU_MACHPHYS_UPDATE, allowed on a frame
+/// we own) to the other domain's first pfn: the frame stays ours for every path that
+/// checks ownership (mapped writable, a grant copy into it by frame number), and the
+/// other domain's frame stays its own (the copy from it is still GNTST_bad_page). The
+/// entry is put back. 0, or the step that went wrong (1000 + ..., or an error).
+fn m2p_rewrite_own_frame(c: &Ctx) -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
+    let Some(pfn) = m2p(c.data_mfn) else { return 1001 };
+    let r = mmu1((c.data_mfn << 12) | MMU_MACHPHYS_UPDATE, 0);
+    if r != 0 {
+        return r;
+    }
+    let mapped = uvm(c.va, pte::make(c.data_mfn, pte::KERNEL_RW));
+    uvm(c.va, 0);
+    let into = copy8(mfn_ptr(c.data_mfn, 16), mfn_ptr(c.data_mfn, 8), 0, 8);
+    let foreign = copy8(mfn_ptr(domu_mfn(0), 0), mfn_ptr(c.data_mfn, 0), 0, 8);
+    let back = mmu1((c.data_mfn << 12) | MMU_MACHPHYS_UPDATE, pfn);
+    if back != 0 || m2p(c.data_mfn) != Some(pfn) {
+        return 1002;
+    }
+    match (mapped, into, foreign) {
+        (0, 0, f) if f == i64::from(GNTST_bad_page) => 0,
+        (0, 0, _) => 1003,
+        (0, _, _) => 1004,
+        (m, _, _) => m,
+    }
+}
+
+/// A frame of the other domain mapped writable here (mmu_update naming it as
+/// foreigndom, as a toolstack maps a guest's memory), written, then given back for it
+/// with decrease_reservation while still mapped (done: Xen drops only the allocation
+/// reference), still reading what we wrote, then unmapped. The extents done, or what
+/// went wrong (an error, or 1000 + the step).
+fn domu_give_back_mapped() -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
+    let Ok(va) = paging::alloc_window(1).and_then(|va| paging::prepare(va).map(|_| va)) else { return 1001 };
+    let Ok(l1e) = paging::l1_entry_maddr(va) else { return 1002 };
+    let mfn = domu_mfn(1);
+    let (r, _) = hv::mmu_update(&[req(l1e, pte::make(mfn, pte::KERNEL_RW))], domu());
+    if r != 0 {
+        return r;
+    }
+    let page = WindowPage::new(va);
+    page.u64(0).store(0xd0_0d1e, Ordering::SeqCst);
+    scratch_put(hv::AUX, &mfn);
+    let mut res = XenMemoryReservation { extent_start: scratch_addr(hv::AUX), nr_extents: 1, domid: domu(), ..Default::default() };
+    let done = hv::op(HYPERVISOR_memory_op, XENMEM_decrease_reservation.into(), &mut res);
+    let still = page.u64(0).load(Ordering::SeqCst);
+    let (u, _) = hv::mmu_update(&[req(l1e, 0)], DOMID_SELF.0);
+    hv::update_va_mapping(va, 0, UVMF_INVLPG);
+    if still != 0xd0_0d1e {
+        return 1003;
+    }
+    if u != 0 {
+        return 1004;
+    }
+    done
+}
+
+/// SCHEDOP_remote_shutdown of the domain by the control domain.
+fn domu_remote_shutdown() -> i64 {
+    with_domu(remote_shutdown)
+}
+
+/// It is shut down (poweroff) and still there, waiting for its toolstack: 0, or 1000 +
+/// its flags (2000 if it is gone).
+fn domu_shut_down_and_kept() -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
+    let want = XEN_DOMINF_shutdown | (xen_abi::sched::SHUTDOWN_poweroff << XEN_DOMINF_shutdownshift);
+    let mask = XEN_DOMINF_shutdown | (XEN_DOMINF_shutdownmask << XEN_DOMINF_shutdownshift);
+    // Xen finishes the shutdown once its vCPUs are paused: give it a moment.
+    let end = shared::now_ns() + 2_000_000_000;
+    loop {
+        match domain_flags(domu()) {
+            Err(r) => return r,
+            Ok(None) => return 2000,
+            Ok(Some(f)) if f & mask == want => return 0,
+            Ok(Some(f)) if shared::now_ns() > end => return 1000 + i64::from(f),
+            Ok(Some(_)) => {
+                hv::sched_yield();
+            }
+        }
+    }
+}
+
+fn domu_destroy() -> i64 {
+    with_domu(|id| domctl(&mut XenDomctl::new(XEN_DOMCTL_destroydomain, id)))
+}
+
+/// Once destroyed, the domain is gone and every page it had (its memory, the frame it
+/// gave back while we mapped it, its shared_info and grant frames) is free again: the
+/// free page count is back where it was before it was created. 0, or the difference
+/// (pages still missing), or 1000000 + ... if the domain is still listed.
+fn domu_every_frame_back() -> i64 {
+    if domu() == 0 {
+        return ESRCH;
+    }
+    let before = FREE_BEFORE.load(Ordering::Acquire);
+    // Xen frees the domain's structures after an RCU grace period: wait for it.
+    let end = shared::now_ns() + 5_000_000_000;
+    loop {
+        let gone = matches!(domain_flags(domu()), Ok(None));
+        let now = match free_pages() {
+            Ok(f) => f,
+            Err(r) => return r,
+        };
+        if gone && now == before {
+            return 0;
+        }
+        if shared::now_ns() > end {
+            return if gone { before as i64 - now as i64 } else { 1_000_000 };
+        }
+        hv::sched_yield();
+    }
+}
+
+/// `role=maptrack-fill self=N`: a domU fills its maptrack as `grant_maptrack_limit`
+/// does (one vCPU: up to 262143 mappings) and checks the hypervisor answers
+/// GNTST_no_space at the end, whether at Xen's limit or earlier because the hypervisor
+/// keeps the memory it needs for others; then that it still works. Two of these at once
+/// must leave the hypervisor up (the boot tier's `maptrack` scenario).
+pub fn fill_role(cmd: &str, report: &mut dyn FnMut(&str, TestResult)) {
+    let self_id = crate::roles::num(cmd, "self", 0) as u16;
+    let ctx = match ctx_for(self_id) {
+        Ok(c) => c,
+        Err(r) => return report("maptrack_fill_setup", Err(fail(format_args!("setting up: {r}")))),
+    };
+    let got = maptrack_limit(&ctx);
+    crate::println!("MAPTRACK d{self_id} filled: {got} mappings, then GNTST_no_space");
+    let r = if got > 0 && got as u64 <= MAPTRACK_USABLE + 1 {
+        Ok(())
+    } else {
+        Err(fail(format_args!("got {got}: not a count of mappings ended by GNTST_no_space")))
+    };
+    report("maptrack_fill_ends_in_no_space", r);
+    report("maptrack_fill_alive_after", alive());
 }

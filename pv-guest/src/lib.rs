@@ -19,6 +19,8 @@ pub mod xsd;
 #[cfg(target_os = "none")]
 pub mod arch;
 #[cfg(target_os = "none")]
+mod churn;
+#[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
 mod evtchn;

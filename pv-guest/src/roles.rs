@@ -167,6 +167,7 @@ fn block_role(role: &str, cmd: &str, si: &StartInfo) -> Option<(u32, u32)> {
         "null-hypercall" => null_hypercall(cmd, &mut test),
         "spin" => spin(),
         "fuzz" => crate::fuzz::run(si, cmd, &mut test),
+        "maptrack-fill" => crate::hostile::fill_role(cmd, &mut test),
         _ => return None,
     }
     Some((r.passed, r.failed))

@@ -119,10 +119,18 @@ fn on_vcpu1(c: u32, args: [u64; 4], what: &str) -> Result<[u64; 5], Failure> {
     wait_done(seq, what)
 }
 
+/// What vCPU 1 runs once up: the SMP tests' mailbox worker, or (`start_vcpu1`) the
+/// concurrent work of `churn`.
+static WORKER: AtomicU32 = AtomicU32::new(0);
+const WORKER_CHURN: u32 = 1;
+
 /// vCPU 1's life: enable events, then run commands until told to go down.
 pub fn secondary_main(cpu: usize) -> ! {
     evtchn::enable();
     ALIVE.store(cpu as u32, Ordering::Release);
+    if WORKER.load(Ordering::Acquire) == WORKER_CHURN {
+        crate::churn::vcpu1_main();
+    }
     let mut last = MBOX.done.load(Ordering::Acquire);
     loop {
         let seq = MBOX.seq.load(Ordering::Acquire);
@@ -235,13 +243,35 @@ pub fn run(env: &Env<'_>, report: &mut dyn FnMut(&str, TestResult)) {
     }
 }
 
-fn is_up(vcpu: u32) -> i64 {
+/// Brings vCPU 1 up (as `bringup`, without its checks) to run `churn::vcpu1_main`.
+/// Err when the domain has one vCPU or vCPU 1 does not come up.
+pub fn start_vcpu1() -> TestResult {
+    let n = count_vcpus();
+    ensure!(n >= 2, "the domain has {n} vCPU(s)");
+    ensure!(ALIVE.load(Ordering::Acquire) == 0, "vCPU 1 already ran");
+    WORKER.store(WORKER_CHURN, Ordering::Release);
+    for (cpu, p) in PERCPU.iter().enumerate() {
+        p.store(percpu_tag(cpu), Ordering::Relaxed);
+    }
+    let (gdt, _, gdt_mfn) = paging::new_page().map_err(|r| fail(format_args!("GDT page: {r}")))?;
+    let r = hv::update_va_mapping(gdt.va(), pte::make(gdt_mfn, pte::KERNEL_RO), UVMF_INVLPG);
+    ensure!(r == 0, "GDT page read-only: {r}");
+    let r = hv::vcpu(VCPUOP_initialise, 1, &mut context(gdt_mfn));
+    ensure!(r == 0, "VCPUOP_initialise(1): {r}");
+    let r = hv::vcpu(VCPUOP_up, 1, &mut ());
+    ensure!(r == 0, "VCPUOP_up(1): {r}");
+    ensure!(wait_until(|| ALIVE.load(Ordering::Acquire) == 1), "vCPU 1 never reached its entry point");
+    Ok(())
+}
+
+/// Whether vCPU `vcpu` is up (VCPUOP_is_up: 1 up, 0 down, -ENOENT none).
+pub fn is_up(vcpu: u32) -> i64 {
     hv::vcpu(VCPUOP_is_up, vcpu, &mut ())
 }
 
 /// vCPUs as Linux counts them: VCPUOP_is_up answers 0 or 1 for each that exists and
 /// -ENOENT beyond.
-fn count_vcpus() -> u32 {
+pub fn count_vcpus() -> u32 {
     (0..64).take_while(|&v| is_up(v) >= 0).count() as u32
 }
 

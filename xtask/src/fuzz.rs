@@ -39,7 +39,8 @@ pub fn manifest(seeds: &[u64], count: u64, extra: &str) -> Manifest {
     for (i, seed) in seeds.iter().enumerate() {
         let id = honest + i as u16;
         let peers: Vec<&str> = all.iter().filter(|d| **d != id.to_string()).map(String::as_str).collect();
-        domains.push(dom(&format!("fuzz-{seed}"), format!("role=fuzz seed={seed} count={count} self={id} peers={} honest={}{extra}", peers.join(","), all[..honest as usize].join(","))));
+        // Two vCPUs: vCPU 1 works concurrently from its own seed (pv-guest/src/churn.rs).
+        domains.push(DomainSpec { vcpus: 2, ..dom(&format!("fuzz-{seed}"), format!("role=fuzz seed={seed} count={count} self={id} peers={} honest={}{extra}", peers.join(","), all[..honest as usize].join(","))) });
     }
     Manifest {
         domains,
@@ -60,7 +61,8 @@ pub struct Outcome {
 
 pub fn run(root: &Path, img: &Images, name: &str, seeds: &[u64], count: u64, timeout: Duration, extra: &str) -> Result<Outcome> {
     let m = manifest(seeds, count, extra);
-    let run = multi::boot_timeout(root, img, name, &m, timeout)?;
+    // Two CPUs: each fuzzing domain's two vCPUs can run at once.
+    let run = multi::boot_cpus(root, img, name, &m, timeout, 2)?;
     let log = &run.log;
     let mut t = Tally::default();
     let (mut tally, per_domain) = multi::domain_results(&m, log, name);

@@ -264,6 +264,11 @@ pub fn boot(root: &Path, img: &Images, name: &str, manifest: &Manifest) -> Resul
 }
 
 pub fn boot_timeout(root: &Path, img: &Images, name: &str, manifest: &Manifest, timeout: Duration) -> Result<Run> {
+    boot_cpus(root, img, name, manifest, timeout, 1)
+}
+
+/// A manifest boot on a machine with `cpus` CPUs (QEMU `-smp`).
+pub fn boot_cpus(root: &Path, img: &Images, name: &str, manifest: &Manifest, timeout: Duration, cpus: u32) -> Result<Run> {
     let path = images::images_dir(root).join(format!("{name}.manifest"));
     std::fs::write(&path, manifest.encode())?;
     let m = Machine {
@@ -271,7 +276,7 @@ pub fn boot_timeout(root: &Path, img: &Images, name: &str, manifest: &Manifest, 
         append: HV_CMDLINE.into(),
         modules: vec![(path, String::new()), (img.pv_guest.clone(), String::new())],
         memory_mib: 512,
-        smp: 1,
+        smp: cpus,
     };
     let out = qemu::run(&m, &root.join(format!("target/logs/{name}.log")), timeout, &[], &[])?;
     let bench = out
@@ -329,6 +334,57 @@ pub fn checks(root: &Path, img: &Images) -> Result<Tally> {
     );
     if t.failed > 0 {
         println!("--- target/logs/boot-pairs.log ---\n{}", run.log);
+    }
+    Ok(t)
+}
+
+/// Two domains fill their maptracks at once (each up to Xen's 262143 mappings, or
+/// until the hypervisor refuses to grow one further with GNTST_no_space to keep heap
+/// for the rest) beside a ping/pong pair, on two CPUs: both must end in
+/// GNTST_no_space and still work, the pair must finish, every domain must be destroyed
+/// with its mappings undone and every frame back, and the machine must halt cleanly.
+pub fn maptrack_checks(root: &Path, img: &Images) -> Result<Tally> {
+    let manifest = Manifest {
+        domains: vec![
+            dom("pong", "role=pong port=10 peer=1 rounds=2000".into()),
+            dom("ping", "role=ping port=10 peer=0 rounds=2000".into()),
+            dom("maptrack-a", "role=maptrack-fill self=2".into()),
+            dom("maptrack-b", "role=maptrack-fill self=3".into()),
+        ],
+        channels: vec![StaticChannel { dom_a: 0, port_a: 10, dom_b: 1, port_b: 10 }],
+        xenstore: None,
+    };
+    let name = "boot-maptrack";
+    let run = boot_cpus(root, img, name, &manifest, Duration::from_secs(600), 2)?;
+    let (mut t, per_domain) = domain_results(&manifest, &run.log, name);
+    for (id, (p, f)) in per_domain.iter().enumerate() {
+        t.record(&format!("{name}: d{id} ({}) reported and passed", manifest.domains[id].name), *p > 0 && *f == 0, &format!("{p} passed, {f} failed"));
+    }
+    let filled: Vec<&str> = run.log.lines().filter(|l| l.contains("MAPTRACK d")).collect();
+    println!("  {name}: {}", filled.join(" | "));
+    let destroyed: Vec<&str> = run.log.lines().filter(|l| l.contains(") destroyed (")).collect();
+    t.record(
+        &format!("{name}: every domain destroyed with nothing left referenced"),
+        destroyed.len() == manifest.domains.len() && destroyed.iter().all(|l| l.ends_with(" 0 still referenced")),
+        &destroyed.join(" | "),
+    );
+    let frames = run.log.lines().find_map(|l| Some(&l[l.find("Frames free: ")? + 13..]));
+    let back = frames.and_then(|f| {
+        let (now, rest) = f.split_once(", ")?;
+        Some((now.parse::<u64>().ok()?, rest.split(' ').next()?.parse::<u64>().ok()?))
+    });
+    t.record(&format!("{name}: every frame back in the allocator"), back.is_some_and(|(now, before)| now == before), &format!("{frames:?}"));
+    t.record(
+        &format!("{name}: the hypervisor stays up and halts cleanly"),
+        run.log.contains(ALL_DOWN) && run.exit == Exit::Status(qemu::EXIT_SUCCESS) && !run.log.contains("PANIC") && !run.log.contains("panicked"),
+        &format!("{:?}", run.exit),
+    );
+    if t.failed > 0 {
+        let tail: Vec<&str> = run.log.lines().rev().take(60).collect();
+        println!("--- last lines of target/logs/{name}.log ---");
+        for l in tail.iter().rev() {
+            println!("{l}");
+        }
     }
     Ok(t)
 }

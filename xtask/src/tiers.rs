@@ -16,7 +16,8 @@ const TIERS: &[&str] = &["host", "reference", "boot", "dom0"];
 /// The pv-guest command line every boot tier uses, on ours and on real Xen alike.
 pub const GUEST_CMDLINE: &str = "tests=all";
 /// pv-guest's forbidden-operation suite (not part of `tests=all`): each refusal must be
-/// exactly what real Xen answers, and the guest must survive them all.
+/// exactly what real Xen answers, and the guest must survive them all. It runs with two
+/// vCPUs: vCPU 1 does concurrent work of its own meanwhile (`pv-guest/src/churn.rs`).
 pub const HOSTILE_CMDLINE: &str = "tests=hostile";
 /// pv-guest's SMP self-tests (in `tests=all` too, where with one vCPU they report
 /// themselves skipped): run on a 2-CPU machine whose hypervisor gives dom0 2 vCPUs.
@@ -31,7 +32,7 @@ const SMP_VCPUS: u32 = 2;
 /// ours, log name on Xen, scenario name for the `XTASK_*_SCENARIOS` knobs, vCPUs).
 const GUEST_RUNS: [(&str, &str, &str, &str, u32); 3] = [
     (GUEST_CMDLINE, "boot", "reference", "pv-guest", 1),
-    (HOSTILE_CMDLINE, "boot-hostile", "reference-hostile", "pv-guest", 1),
+    (HOSTILE_CMDLINE, "boot-hostile", "reference-hostile", "pv-guest-hostile", SMP_VCPUS),
     (SMP_CMDLINE, "boot-smp", "reference-smp", "pv-guest-smp", SMP_VCPUS),
 ];
 
@@ -215,13 +216,14 @@ fn ours_with_initrd(root: &Path, img: &Images) -> Result<Machine> {
 /// then with pv-guest's self-tests, its hostile suite and its SMP tests, each compared with real Xen's
 /// report from the reference tier when that ran too.
 /// `XTASK_BOOT_SCENARIOS=linux-dom0,pv-guest` runs only those scenarios of the boot tier
-/// (machine, pairs, fuzz, blk, xenstore, linux-dom0, linux-domu, run-pty, pv-guest, pv-guest-smp), for working on one of them.
+/// (machine, pairs, fuzz, maptrack, blk, xenstore, linux-dom0, linux-domu, run-pty, pv-guest, pv-guest-hostile, pv-guest-smp), for working on one of them.
 fn boot_scenario_wanted(name: &str) -> bool {
     scenario_wanted("XTASK_BOOT_SCENARIOS", name)
 }
 
 /// `XTASK_REFERENCE_SCENARIOS=pv-guest-smp` runs only those runs of the reference tier
-/// (pv-guest: the self-tests and the hostile suite; pv-guest-smp: the SMP self-tests).
+/// (pv-guest: the self-tests; pv-guest-hostile: the hostile suite on two vCPUs;
+/// pv-guest-smp: the SMP self-tests).
 fn reference_scenario_wanted(name: &str) -> bool {
     scenario_wanted("XTASK_REFERENCE_SCENARIOS", name)
 }
@@ -232,10 +234,11 @@ fn scenario_wanted(knob: &str, name: &str) -> bool {
 
 fn boot(root: &Path, img: &Images, reference: &[Report]) -> Result<Tally> {
     let mut t = Tally::default();
-    let scenarios: [(&str, &dyn Fn() -> Result<Tally>); 8] = [
+    let scenarios: [(&str, &dyn Fn() -> Result<Tally>); 9] = [
         ("machine", &|| machine_checks(root, img)),
         ("pairs", &|| crate::multi::checks(root, img)),
         ("fuzz", &|| crate::fuzz::checks(root, img)),
+        ("maptrack", &|| crate::multi::maptrack_checks(root, img)),
         ("blk", &|| crate::multi::blk_checks(root, img)),
         ("xenstore", &|| crate::multi::xenstore_checks(root, img)),
         ("linux-dom0", &|| crate::linux_dom0::checks(root, img)),

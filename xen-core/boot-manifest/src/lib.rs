@@ -18,6 +18,8 @@ pub const MAGIC: [u8; 8] = *b"XCMANIF1";
 /// Upper bounds the hypervisor enforces on what a manifest asks for.
 pub const MAX_DOMAINS: usize = 16;
 pub const MAX_CMDLINE: usize = 1023;
+/// vCPUs a manifest domain may have (xen-core's `createdomain` limit).
+pub const MAX_VCPUS: u32 = 128;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DomainSpec {
@@ -123,8 +125,8 @@ impl Manifest {
             if d.memory_kib < 4096 || d.memory_kib % 4 != 0 {
                 return Err(ManifestError::Bad(i, "memory must be a multiple of 4 KiB, at least 4 MiB"));
             }
-            if d.vcpus != 1 {
-                return Err(ManifestError::Bad(i, "only 1 vCPU per domain is supported"));
+            if d.vcpus == 0 || d.vcpus > MAX_VCPUS {
+                return Err(ManifestError::Bad(i, "vCPUs must be 1..=128"));
             }
             if d.cmdline.len() > MAX_CMDLINE {
                 return Err(ManifestError::Bad(i, "command line longer than 1023 bytes"));
@@ -217,6 +219,12 @@ mod tests {
             Manifest::decode(&Manifest { domains: vec![s], ..Default::default() }.encode(), 3),
             Err(ManifestError::Bad(0, _))
         ));
+        for vcpus in [0, MAX_VCPUS + 1] {
+            let m = Manifest { domains: vec![DomainSpec { vcpus, ..spec(1) }], ..Default::default() };
+            assert!(matches!(Manifest::decode(&m.encode(), 3), Err(ManifestError::Bad(0, _))), "{vcpus} vCPUs");
+        }
+        let two = Manifest { domains: vec![DomainSpec { vcpus: 2, ..spec(1) }], ..Default::default() };
+        assert_eq!(Manifest::decode(&two.encode(), 3), Ok(two));
         let many = Manifest { domains: vec![spec(1); MAX_DOMAINS + 1], ..Default::default() };
         assert_eq!(Manifest::decode(&many.encode(), 3), Err(ManifestError::TooManyDomains(MAX_DOMAINS + 1)));
     }

@@ -110,7 +110,8 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
                 cmdline: &spec.cmdline,
                 initrd: spec.initrd_module.and_then(|i| modules.get(i as usize)).map(|m| phys::module_bytes(m.start, m.len())),
                 nr_pages: spec.memory_kib / 4,
-                vcpus: 1,
+                // vCPU 0 starts; the guest brings up the others (VCPUOP_initialise/up).
+                vcpus: spec.vcpus,
             };
             let built = build::build_domain(&input)
                 .unwrap_or_else(|e| fail(format_args!("Could not construct domain {i} ({}): {e}", spec.name)));

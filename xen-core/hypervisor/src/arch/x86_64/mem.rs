@@ -68,6 +68,11 @@ pub fn init_heap() {
     unsafe { HEAP.lock().init(va as *mut u8, (HEAP_FRAMES * 4096) as usize) };
 }
 
+/// Bytes of the hypervisor heap not allocated now (possibly in several pieces).
+pub fn heap_free() -> usize {
+    HEAP.lock().free()
+}
+
 /// Runs `f` with the frame allocator.
 pub fn with_frames<R>(f: impl FnOnce(&mut FrameAllocator<'static>) -> R) -> R {
     f(FRAMES.lock().as_mut().expect("frame allocator initialised at boot"))

@@ -39,7 +39,13 @@ impl PhysRead for DirectMap {
 
 /// Whether machine frame `mfn` is ordinary RAM inside the direct map (not MMIO).
 pub fn frame_in_ram(mfn: u64) -> bool {
-    (mfn + 1) * PAGE_SIZE <= RAM_LIMIT.load(core::sync::atomic::Ordering::Relaxed)
+    frame_end(mfn).is_some_and(|end| end <= RAM_LIMIT.load(core::sync::atomic::Ordering::Relaxed))
+}
+
+/// The machine address just past frame `mfn`, if it has one (a guest may name any
+/// 64-bit frame number: `(mfn + 1) * PAGE_SIZE` must not wrap to a small address).
+fn frame_end(mfn: u64) -> Option<u64> {
+    mfn.checked_add(1)?.checked_mul(PAGE_SIZE)
 }
 
 /// End of the highest RAM region, set at boot.
@@ -53,7 +59,7 @@ pub fn set_ram_limit(end: u64) {
 /// guest changes on its other CPUs meanwhile) as an atomic: loads and stores of whole
 /// entries, and locked read-modify-writes where the guest may race (as Xen's bitops).
 pub fn entry(mfn: u64, index: usize) -> &'static core::sync::atomic::AtomicU64 {
-    assert!(index < 512 && (mfn + 1) * PAGE_SIZE <= mapped_limit(), "frame {mfn:#x}[{index}] outside the direct map");
+    assert!(index < 512 && frame_end(mfn).is_some_and(|end| end <= mapped_limit()), "frame {mfn:#x}[{index}] outside the direct map");
     let ptr = (phys_to_virt(mfn * PAGE_SIZE) + index as u64 * 8) as *mut u64;
     // SAFETY: the entry is 8-aligned and inside the direct map, which stays mapped for
     // the hypervisor's life; AtomicU64 has u64's layout, and machine frames are reached

@@ -380,6 +380,7 @@ pub fn build_domain(input: &DomainInput<'_>) -> Result<Built, BuildError> {
         maptrack: Vec::new(),
         given_back: hashbrown::HashSet::new(),
         maptrack_free: alloc::collections::BinaryHeap::new(),
+        maptrack_vcpus: 0,
         grant_pins: Vec::new(),
         console_line: Vec::new(),
         start_info_maddr: (mfn_of(&layout, &p2m_for_si, layout.start_info.start)? << 12) | (layout.start_info.start & 0xfff),

@@ -229,6 +229,9 @@ pub struct Domain {
     /// Unused maptrack handles, lowest first; its capacity always covers every handle,
     /// so freeing one never allocates.
     pub maptrack_free: alloc::collections::BinaryHeap<core::cmp::Reverse<u32>>,
+    /// The vCPUs (bit per id, the last bit for ids 63 and up) that have asked for a
+    /// maptrack handle: each keeps one back as the tail of its free list, as in Xen.
+    pub maptrack_vcpus: u64,
     /// How many mappings of each of this domain's grant entries exist, by reference
     /// (Xen's active entries' pin counts): the entry's GTF_reading/GTF_writing.
     pub grant_pins: Vec<GrantPin>,

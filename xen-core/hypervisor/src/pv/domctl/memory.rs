@@ -25,7 +25,10 @@ fn gpfn_limit(d: &Domain) -> u64 {
 
 /// The memory ops handled here (the rest stay with `hc_mem`).
 pub fn handles(cmd: u64) -> bool {
-    matches!((cmd & u64::from(MEMOP_CMD_MASK)) as u32, XENMEM_populate_physmap | XENMEM_set_memory_map | XENMEM_memory_map)
+    matches!(
+        (cmd & u64::from(MEMOP_CMD_MASK)) as u32,
+        XENMEM_populate_physmap | XENMEM_set_memory_map | XENMEM_memory_map | XENMEM_decrease_reservation
+    )
 }
 
 /// `rcu_lock_domain_by_any_id` + Xen's dummy `XSM_TARGET`: the caller itself, or any
@@ -45,6 +48,20 @@ fn target(doms: &mut Domains, domid: u16) -> Result<u16, Errno> {
 pub fn memory_op(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -> StepResult {
     if (cmd & u64::from(MEMOP_CMD_MASK)) as u32 == XENMEM_populate_physmap {
         return populate_physmap(doms, guest, cmd, arg);
+    }
+    if (cmd & u64::from(MEMOP_CMD_MASK)) as u32 == XENMEM_decrease_reservation {
+        // Xen's do_memory_op: the domain named (a privileged caller may name any, as a
+        // toolstack does), else nothing done and the start extent returned.
+        let start = cmd >> MEMOP_EXTENT_SHIFT;
+        let id = match guest.read::<XenMemoryReservation>(arg) {
+            Ok(r) => match target(doms, r.domid) {
+                Ok(id) => id,
+                Err(_) => return Ok(Step::Done(start)),
+            },
+            Err(_) => doms.current_id(),
+        };
+        let Some(d) = doms.get_mut(id) else { return Ok(Step::Done(start)) };
+        return super::super::mmu::memory::decrease_reservation(d, guest, cmd, arg);
     }
     other_op(doms, guest, cmd, arg).map(Step::Done)
 }

@@ -185,6 +185,7 @@ fn create(doms: &mut Domains, requested: u16, c: &XenDomctlCreatedomain) -> Resu
         grant_frames: alloc::vec::Vec::new(),
         maptrack: alloc::vec::Vec::new(),
         maptrack_free: alloc::collections::BinaryHeap::new(),
+        maptrack_vcpus: 0,
         grant_pins: alloc::vec::Vec::new(),
         console_line: alloc::vec::Vec::new(),
         start_info_maddr: 0,

@@ -18,10 +18,18 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 pub const MAX_GRANT_FRAMES: u32 = 64;
 /// Grant entries per 4 KiB frame (v1, 8 bytes each).
 const ENTRIES_PER_FRAME: u32 = 512;
-/// Mappings one domain may hold: Xen's default `gnttab_max_maptrack_frames` x 256
-/// handles, less the one Xen keeps back as the tail of a vCPU's free list (exact for a
-/// domain mapping from one vCPU).
-const MAX_MAPTRACK: usize = 1024 * 256 - 1;
+/// Maptrack handles one domain may have: Xen's default `gnttab_max_maptrack_frames` x
+/// 256 handles. Each vCPU that has mapped keeps one back as the tail of its free list
+/// (Xen's `get_maptrack_handle` and `steal_maptrack_handle`), so a domain whose two
+/// vCPUs both mapped can hold 262142 mappings, one that mapped from one vCPU 262143.
+const MAX_MAPTRACK: usize = 1024 * 256;
+
+/// Heap bytes a maptrack never takes from the rest of the hypervisor. The heap is
+/// shared by every domain; a growth of the maptrack that would leave less than this
+/// free is refused with `GNTST_no_space`, as Xen's map when `alloc_xenheap_page` fails
+/// for a maptrack frame, so that two domains filling theirs (a full one holds ~10 MiB
+/// here) cannot exhaust it for allocations that are not fallible.
+const MAPTRACK_HEAP_FLOOR: usize = 4 << 20;
 
 /// Machine address of entry `gref` in `d`'s table.
 fn entry_maddr(d: &Domain, gref: u32) -> Option<u64> {
@@ -453,10 +461,13 @@ fn free_handle(d: &mut Domain) -> Result<u32, i16> {
     if let Some(&core::cmp::Reverse(h)) = d.maptrack_free.peek() {
         return Ok(h);
     }
-    if d.maptrack.len() >= MAX_MAPTRACK {
+    if d.maptrack.len() + d.maptrack_vcpus.count_ones() as usize >= MAX_MAPTRACK {
         return Err(GNTST_no_space);
     }
     let spare = (d.maptrack.len() + 1).saturating_sub(d.maptrack_free.len());
+    if !growth_fits(d, spare) {
+        return Err(GNTST_no_space);
+    }
     if d.maptrack.try_reserve(1).is_err() || d.maptrack_free.try_reserve(spare).is_err() {
         return Err(GNTST_no_space);
     }
@@ -464,6 +475,20 @@ fn free_handle(d: &mut Domain) -> Result<u32, i16> {
     d.maptrack.push(None);
     d.maptrack_free.push(core::cmp::Reverse(h));
     Ok(h)
+}
+
+/// Whether growing `d`'s maptrack by one handle (and its free list by `spare`) leaves
+/// the heap at least `MAPTRACK_HEAP_FLOOR` free, counting what a reallocation takes
+/// while the old copy still exists (capacity doubles).
+fn growth_fits(d: &Domain, spare: usize) -> bool {
+    let mut need = 0;
+    if d.maptrack.len() == d.maptrack.capacity() {
+        need += 2 * d.maptrack.capacity().max(4) * core::mem::size_of::<Option<GrantMapping>>();
+    }
+    if d.maptrack_free.capacity() < d.maptrack_free.len() + spare {
+        need += 2 * (d.maptrack_free.len() + spare).max(4) * core::mem::size_of::<u32>();
+    }
+    need == 0 || mem::heap_free() >= need + MAPTRACK_HEAP_FLOOR
 }
 
 /// A refused map: the granter's entry shows its flags as its pins say again.
@@ -489,6 +514,11 @@ fn map_one(doms: &mut impl GrantDomains, guest: &GuestView, op: &GnttabMapGrantR
         return Err(GNTST_general_error);
     }
     // DOMID_SELF is not a domain here, as in Xen.
+    doms.get(op.dom).ok_or(GNTST_bad_domain)?;
+    // Xen takes a maptrack handle here, before the entry is looked at: from now on this
+    // vCPU keeps the tail of its own free list.
+    let vcpu = doms.cur().cur_vcpu.min(63);
+    doms.cur().maptrack_vcpus |= 1 << vcpu;
     let g = doms.get(op.dom).ok_or(GNTST_bad_domain)?;
     let writable = !flags.contains(GntMap::READONLY);
     let e = claim_entry(g, op.ref_, me, writable)?;

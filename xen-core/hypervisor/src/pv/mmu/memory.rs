@@ -112,8 +112,10 @@ pub fn continue_at(cmd: u64, arg: u64, done: u64) -> Step {
 }
 
 /// `XENMEM_decrease_reservation`: gives frames back; returns how many extents were done
-/// (counting those of earlier continuations), at most `EXTENT_BATCH` per entry.
-fn decrease_reservation(d: &mut Domain, guest: &GuestView, cmd: u64, arg: u64) -> StepResult {
+/// (counting those of earlier continuations), at most `EXTENT_BATCH` per entry. `d` is
+/// the domain the frames are taken from: the caller, or (`pv::domctl::memory`) the
+/// domain a privileged caller names; the list is read through the caller's `guest`.
+pub fn decrease_reservation(d: &mut Domain, guest: &GuestView, cmd: u64, arg: u64) -> StepResult {
     let (r, start) = match reservation(guest, cmd, arg) {
         Ok(v) => v,
         Err(done) => return Ok(Step::Done(done)),
