@@ -7,13 +7,16 @@
 
 use crate::arch::x86_64::trap::Regs;
 use crate::pv::domain::Domain;
-use crate::pv::hypercall::{self, After};
+use crate::pv::hypercall::{self, After, Step, StepResult};
+use xen_abi::errno::Errno;
 use crate::arch::x86_64::guest::GuestView;
-use crate::pv::grant::{self, GrantDomains};
+use crate::pv::domain::set::DomainSet;
+use crate::pv::grant;
 use crate::pv::{event, sched, trap};
 use alloc::vec::Vec;
 use xen_abi::event_channel::EVTCHNOP_send;
-use xen_abi::hypercall::{HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op, HYPERVISOR_multicall};
+use xen_abi::hypercall::{HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op, HYPERVISOR_memory_op, HYPERVISOR_multicall};
+use xen_abi::memory::{MEMOP_CMD_MASK, XENMEM_decrease_reservation};
 
 /// How a local entry ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,8 +32,13 @@ pub enum Outcome {
 
 /// SYSCALL from ring 3.
 pub fn syscall(regs: &mut Regs) -> Outcome {
-    if regs.rax == HYPERVISOR_grant_table_op && grant::is_mapping_op(regs.rdi as u32) {
+    if regs.rax == HYPERVISOR_grant_table_op {
         if let Some(outcome) = grant_op(regs) {
+            return outcome;
+        }
+    }
+    if regs.rax == HYPERVISOR_event_channel_op && event::hypercall::is_multi_domain_op(regs.rdi as u32) {
+        if let Some(outcome) = event_op(regs) {
             return outcome;
         }
     }
@@ -41,6 +49,9 @@ pub fn syscall(regs: &mut Regs) -> Outcome {
         }
         if regs.rax == HYPERVISOR_event_channel_op && regs.rdi as u32 == EVTCHNOP_send {
             return event::hypercall::send_local(d, regs);
+        }
+        if regs.rax == HYPERVISOR_memory_op && (regs.rdi & u64::from(MEMOP_CMD_MASK)) as u32 == XENMEM_decrease_reservation {
+            return hypercall::decrease_reservation_local(d, regs).map(Then::Resume);
         }
         if regs.rax == HYPERVISOR_multicall {
             return hypercall::multicall_local(d, regs).map(Then::Resume);
@@ -62,21 +73,26 @@ pub fn exception(regs: &mut Regs) -> Outcome {
     })
 }
 
-/// A grant copy, map or unmap (`grant::mapping_op`): the caller's lock and those of
-/// the domains its entries name, taken in id order. None, with nothing done, if the
-/// SYSCALL came from guest user mode (a system call to bounce, not a hypercall).
-fn grant_op(regs: &mut Regs) -> Option<Outcome> {
+/// A hypercall that reaches other domains (`named` says which, read under the caller's
+/// lock; `run` does it, None if it could not without another domain: nothing done):
+/// the caller's lock and those of the named domains, taken in ascending id order. None,
+/// with nothing done, if the SYSCALL came from guest user mode (a system call to
+/// bounce, not a hypercall).
+fn locked_op(
+    regs: &mut Regs,
+    named: impl FnOnce(&Domain, &GuestView, &Regs) -> Vec<u16>,
+    run: impl FnOnce(&mut LockedSet<'_>, &GuestView, &Regs) -> Option<StepResult>,
+) -> Option<Outcome> {
     let guard = sched::read();
     let Some(doms) = guard.as_ref() else { return Some(Outcome::NotLocal) };
     let Some(((me, v), slice_over)) = doms.this_cpu() else { return Some(Outcome::NotLocal) };
-    let (cmd, arg, count) = (regs.rdi as u32, regs.rsi, regs.rdx);
     let mut ids = {
         let Some(d) = doms.lock_running((me, v)) else { return Some(Outcome::NotLocal) };
         let vcpu = d.vcpus.get(v)?;
         if !vcpu.kernel_mode {
             return None;
         }
-        grant::named_domains(&d, &GuestView { l4_mfn: vcpu.current_l4() }, cmd, arg, count)
+        named(&d, &GuestView { l4_mfn: vcpu.current_l4() }, regs)
     };
     ids.push(me);
     ids.sort_unstable();
@@ -89,8 +105,8 @@ fn grant_op(regs: &mut Regs) -> Option<Outcome> {
         return Some(Outcome::NotLocal);
     }
     let guest = GuestView { l4_mfn: d.vcpus[v].current_l4() };
-    let result = grant::mapping_op(&mut set, &guest, cmd, arg, count)?;
-    hypercall::set_result(regs, HYPERVISOR_grant_table_op, result);
+    let Some(result) = run(&mut set, &guest, regs) else { return Some(Outcome::NotLocal) };
+    hypercall::set_result(regs, regs.rax, result);
     match set.get_mut(me) {
         Some(d) if !slice_over && d.ending.is_none() && sched::runnable(d, v) => {
             trap::deliver_events(d, regs);
@@ -100,6 +116,33 @@ fn grant_op(regs: &mut Regs) -> Option<Outcome> {
     }
 }
 
+/// A grant-table op with the domains it names (`grant::named_domains`).
+fn grant_op(regs: &mut Regs) -> Option<Outcome> {
+    let (cmd, arg, count) = (regs.rdi as u32, regs.rsi, regs.rdx);
+    locked_op(
+        regs,
+        |d, guest, _| grant::named_domains(d, guest, cmd, arg, count),
+        |set, guest, _| match grant::grant_table_op(set, guest, cmd, arg, count) {
+            Err(Errno::ERESTART) => None,
+            r => Some(r),
+        },
+    )
+}
+
+/// An event-channel op that sets up, closes or inspects a channel with another domain,
+/// with that domain (`event::hypercall::named_domains`).
+fn event_op(regs: &mut Regs) -> Option<Outcome> {
+    let (cmd, arg) = (regs.rdi as u32, regs.rsi);
+    locked_op(
+        regs,
+        |d, guest, _| event::hypercall::named_domains(d, guest, cmd, arg),
+        |set, guest, _| match event::hypercall::event_channel_op(set, guest, cmd, arg) {
+            Err(Errno::ERESTART) => None,
+            r => Some(r.map(Step::Done)),
+        },
+    )
+}
+
 /// The domains a local grant operation locked (the caller among them).
 struct LockedSet<'a> {
     me: u16,
@@ -107,7 +150,7 @@ struct LockedSet<'a> {
     locked: Vec<(u16, spin::MutexGuard<'a, Domain>)>,
 }
 
-impl grant::GrantDomains for LockedSet<'_> {
+impl DomainSet for LockedSet<'_> {
     fn me(&self) -> u16 {
         self.me
     }
@@ -120,6 +163,18 @@ impl grant::GrantDomains for LockedSet<'_> {
     }
     fn reachable(&self, id: u16) -> bool {
         self.locked.iter().any(|(i, _)| *i == id) || !self.table.exists(id)
+    }
+    fn pair(&mut self, other: u16) -> (&mut Domain, Option<&mut Domain>) {
+        let me = self.me;
+        let (mut mine, mut theirs) = (None, None);
+        for (id, g) in self.locked.iter_mut() {
+            if *id == me {
+                mine = Some(&mut **g);
+            } else if *id == other {
+                theirs = Some(&mut **g);
+            }
+        }
+        (mine.expect("the caller is locked"), theirs.filter(|d| d.alive()))
     }
 }
 

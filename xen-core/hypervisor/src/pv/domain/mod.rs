@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod destroy;
+pub mod set;
 pub mod xenstore_setup;
 
 use crate::arch::x86_64::cpu::FpuArea;

@@ -4,16 +4,42 @@
 use crate::pv::event::{self, Port};
 use crate::pv::hypercall::HcResult;
 use crate::pv::domain::Domain;
-use crate::pv::sched::Domains;
+use crate::pv::domain::set::DomainSet;
 use crate::arch::x86_64::guest::GuestView;
 use xen_abi::errno::Errno;
 use xen_abi::event_channel::*;
 use xen_abi::xen::{DOMID_SELF, NR_VIRQS};
 
-/// Resolves `DOMID_SELF`; any other id must name a live domain.
-fn resolve(doms: &mut Domains, dom: u16) -> Result<u16, Errno> {
-    let id = if dom == DOMID_SELF.0 { doms.current_id() } else { dom };
+/// Resolves `DOMID_SELF`; any other id must name a live domain (`ERESTART`, nothing
+/// done, if the call did not lock it: `DomainSet::reach`).
+fn resolve(doms: &mut impl DomainSet, dom: u16) -> Result<u16, Errno> {
+    let id = if dom == DOMID_SELF.0 { doms.me() } else { dom };
+    doms.reach(id)?;
     doms.get(id).map(|d| d.id).ok_or(Errno::ESRCH)
+}
+
+/// The sub-ops that reach another domain's ports or look at them (`pv::local` runs
+/// them with that domain locked: `named_domains`).
+pub fn is_multi_domain_op(cmd: u32) -> bool {
+    matches!(cmd, EVTCHNOP_alloc_unbound | EVTCHNOP_bind_interdomain | EVTCHNOP_close | EVTCHNOP_status)
+}
+
+/// The domains sub-op `cmd` of caller `d` names, besides `d` (unreadable arguments name
+/// none: the op answers -EFAULT).
+pub fn named_domains(d: &Domain, guest: &GuestView, cmd: u32, arg: u64) -> alloc::vec::Vec<u16> {
+    let ids = match cmd {
+        EVTCHNOP_alloc_unbound => guest.read::<EvtchnAllocUnbound>(arg).map(|a| alloc::vec![a.dom, a.remote_dom]),
+        EVTCHNOP_bind_interdomain => guest.read::<EvtchnBindInterdomain>(arg).map(|a| alloc::vec![a.remote_dom]),
+        EVTCHNOP_status => guest.read::<EvtchnStatus>(arg).map(|a| alloc::vec![a.dom]),
+        EVTCHNOP_close => guest.read::<EvtchnClose>(arg).map(|a| match d.evtchn.get(a.port) {
+            Some(Port::Interdomain { remote_dom, .. }) => alloc::vec![remote_dom],
+            _ => alloc::vec![],
+        }),
+        _ => Ok(alloc::vec![]),
+    };
+    let mut ids = ids.unwrap_or_default();
+    ids.retain(|&id| id != d.id && id != DOMID_SELF.0);
+    ids
 }
 
 fn valid(state: Option<Port>) -> Result<Port, Errno> {
@@ -24,9 +50,12 @@ fn valid(state: Option<Port>) -> Result<Port, Errno> {
 }
 
 /// Closes `port` of the current domain: an interdomain peer goes back to unbound.
-pub fn close_port(doms: &mut Domains, port: u32) -> Result<(), Errno> {
-    let me = doms.current_id();
+pub fn close_port(doms: &mut impl DomainSet, port: u32) -> Result<(), Errno> {
+    let me = doms.me();
     let state = valid(doms.cur().evtchn.get(port))?;
+    if let Port::Interdomain { remote_dom, .. } = state {
+        doms.reach(remote_dom)?;
+    }
     match state {
         Port::Virq(v) => {
             let e = &mut doms.cur().evtchn;
@@ -160,11 +189,11 @@ pub fn own_domain_op(d: &mut Domain, guest: &GuestView, cmd: u32, arg: u64) -> H
     }
 }
 
-pub fn event_channel_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64) -> HcResult {
+pub fn event_channel_op(doms: &mut impl DomainSet, guest: &GuestView, cmd: u32, arg: u64) -> HcResult {
     if is_own_domain_op(cmd) {
         return own_domain_op(doms.cur(), guest, cmd, arg);
     }
-    let me = doms.current_id();
+    let me = doms.me();
     match cmd {
         EVTCHNOP_alloc_unbound => {
             let mut a: EvtchnAllocUnbound = guest.read(arg)?;
@@ -208,6 +237,7 @@ pub fn event_channel_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u6
             let a: EvtchnSend = guest.read(arg)?;
             match valid(doms.cur().evtchn.get(a.port))? {
                 Port::Interdomain { remote_dom, remote_port } => {
+                    doms.reach(remote_dom)?;
                     let (cur, other) = doms.pair(remote_dom);
                     let target = if remote_dom == me { Some(cur) } else { other };
                     if let Some(t) = target {

@@ -4,7 +4,7 @@
 
 use crate::pv::domain::{Domain, GrantMapping, GrantPin};
 use crate::pv::hypercall::{array_ok, Step, StepResult};
-use crate::pv::sched::Domains;
+use crate::pv::domain::set::DomainSet;
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::{mem, phys};
 use crate::mm::{FrameRef, FrameRefError};
@@ -134,7 +134,7 @@ fn checked_count(cmd: u32, count: u64) -> Result<u64, Errno> {
     Ok(u64::from(count32))
 }
 
-pub fn grant_table_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> StepResult {
+pub fn grant_table_op(doms: &mut impl DomainSet, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> StepResult {
     match mapping_op(doms, guest, cmd, arg, count) {
         Some(r) => r,
         None => single_op(doms, guest, cmd, arg, count).map(Step::Done),
@@ -148,7 +148,7 @@ pub fn is_mapping_op(cmd: u32) -> bool {
 }
 
 /// Copy, map and unmap: None for the other sub-ops.
-pub fn mapping_op(doms: &mut impl GrantDomains, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> Option<StepResult> {
+pub fn mapping_op(doms: &mut impl DomainSet, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> Option<StepResult> {
     if !is_mapping_op(cmd) {
         return None;
     }
@@ -201,8 +201,8 @@ pub fn mapped_from(d: &Domain, handle: u32) -> Option<u16> {
     d.maptrack.get(handle as usize).copied().flatten().map(|m| m.granter)
 }
 
-/// The domains a mapping op of the caller `d` names in the entries this call does
-/// (besides the caller): what `pv::local` locks before running it. Unreadable entries
+/// The domains a grant-table op of the caller `d` names (in the entries this call does,
+/// for a batch; besides the caller): what `pv::local` locks before running it. Unreadable entries
 /// name none (the op answers -EFAULT there).
 pub fn named_domains(d: &Domain, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> alloc::vec::Vec<u16> {
     let mut ids = alloc::vec::Vec::new();
@@ -220,6 +220,7 @@ pub fn named_domains(d: &Domain, guest: &GuestView, cmd: u32, arg: u64, count: u
         GNTTABOP_copy => each(guest, arg, n, |op: GnttabCopy| ids.extend([op.source.domid, op.dest.domid])),
         GNTTABOP_map_grant_ref => each(guest, arg, n, |op: GnttabMapGrantRef| ids.push(op.dom)),
         GNTTABOP_unmap_grant_ref => each(guest, arg, n, |op: GnttabUnmapGrantRef| ids.extend(mapped_from(d, op.handle))),
+        GNTTABOP_query_size => each(guest, arg, 1, |q: GnttabQuerySize| ids.push(q.dom)),
         _ => {}
     }
     ids.retain(|&id| id != d.id && id != DOMID_SELF.0);
@@ -228,42 +229,9 @@ pub fn named_domains(d: &Domain, guest: &GuestView, cmd: u32, arg: u64, count: u
     ids
 }
 
-/// The domains a grant operation reaches: the caller's and those its entries name,
-/// all of them (the write side: `Domains`) or the ones the call locked (`pv::local`).
-pub trait GrantDomains {
-    /// The caller's id.
-    fn me(&self) -> u16;
-    /// The caller.
-    fn cur(&mut self) -> &mut Domain;
-    /// Domain `id`, if it is alive.
-    fn get_mut(&mut self, id: u16) -> Option<&mut Domain>;
-    fn get(&mut self, id: u16) -> Option<&Domain> {
-        self.get_mut(id).map(|d| &*d)
-    }
-    /// Whether this call can reach domain `id` (or knows it does not exist).
-    fn reachable(&self, id: u16) -> bool;
-    fn current_id(&self) -> u16 {
-        self.me()
-    }
-}
-
-impl GrantDomains for Domains {
-    fn me(&self) -> u16 {
-        Domains::current_id(self)
-    }
-    fn cur(&mut self) -> &mut Domain {
-        Domains::cur(self)
-    }
-    fn get_mut(&mut self, id: u16) -> Option<&mut Domain> {
-        Domains::get_mut(self, id)
-    }
-    fn reachable(&self, _: u16) -> bool {
-        true
-    }
-}
 
 /// The sub-ops on the caller's own table (one structure each), after the batches.
-fn single_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> Result<u64, Errno> {
+fn single_op(doms: &mut impl DomainSet, guest: &GuestView, cmd: u32, arg: u64, count: u64) -> Result<u64, Errno> {
     let count = checked_count(cmd, count)?;
     let cmd = cmd & CMD_MASK;
     // Sub-ops on the caller's own table take exactly one argument structure.
@@ -271,11 +239,14 @@ fn single_op(doms: &mut Domains, guest: &GuestView, cmd: u32, arg: u64, count: u
     if single && count != 1 {
         return Err(Errno::EINVAL);
     }
-    let me = doms.current_id();
+    let me = doms.me();
     let own = |dom: u16| dom == DOMID_SELF.0 || dom == me;
     match cmd {
         GNTTABOP_query_size => {
             let mut q: GnttabQuerySize = guest.read(arg)?;
+            if !own(q.dom) {
+                doms.reach(q.dom)?;
+            }
             let privileged = doms.cur().privileged;
             q.status = match doms.get(if own(q.dom) { me } else { q.dom }) {
                 Some(d) if own(q.dom) || privileged => {
@@ -353,7 +324,7 @@ pub fn grow_table(d: &mut Domain, nr: u32) -> i16 {
 
 /// The domain one side of a copy names (Xen's `gnttab_copy_lock_domain`): only
 /// `DOMID_SELF` may name a frame directly, even the caller's own numeric id is refused.
-fn copy_domain(doms: &mut impl GrantDomains, p: &GnttabCopyPtr, by_ref: bool) -> Result<u16, i16> {
+fn copy_domain(doms: &mut impl DomainSet, p: &GnttabCopyPtr, by_ref: bool) -> Result<u16, i16> {
     if p.domid != DOMID_SELF.0 && !by_ref {
         return Err(GNTST_permission_denied);
     }
@@ -366,7 +337,7 @@ fn copy_domain(doms: &mut impl GrantDomains, p: &GnttabCopyPtr, by_ref: bool) ->
 /// general reference, and the writable type for the destination. Page tables,
 /// descriptor pages and read-only shared frames refuse the writable type:
 /// `GNTST_general_error`; a frame `owner` does not own: `GNTST_bad_page`.
-fn claim_side(doms: &mut impl GrantDomains, owner: u16, p: &GnttabCopyPtr, by_ref: bool, write: bool) -> Result<FrameRef, i16> {
+fn claim_side(doms: &mut impl DomainSet, owner: u16, p: &GnttabCopyPtr, by_ref: bool, write: bool) -> Result<FrameRef, i16> {
     let mfn = if by_ref {
         let me = doms.current_id();
         let g = doms.get(owner).ok_or(GNTST_bad_domain)?;
@@ -391,7 +362,7 @@ fn release_side(r: FrameRef) {
 /// One `GNTTABOP_copy` (Xen's `gnttab_copy_one`): domains, source, destination, then
 /// the bounds; both frames are referenced (the destination with the writable type)
 /// for the duration of the copy.
-fn grant_copy(doms: &mut impl GrantDomains, op: &GnttabCopy) -> Result<(), i16> {
+fn grant_copy(doms: &mut impl DomainSet, op: &GnttabCopy) -> Result<(), i16> {
     let src_by_ref = op.flags & GNTCOPY_source_gref != 0;
     let dst_by_ref = op.flags & GNTCOPY_dest_gref != 0;
     let src_dom = copy_domain(doms, &op.source, src_by_ref)?;
@@ -425,7 +396,7 @@ fn grant_copy(doms: &mut impl GrantDomains, op: &GnttabCopy) -> Result<(), i16> 
 
 /// Shows in `granter`'s entry `gref` whether it is mapped (`GTF_reading`) and mapped
 /// writable (`GTF_writing`), from its pin counts: constant work per call.
-fn refresh_flags(doms: &mut impl GrantDomains, granter: u16, gref: u32) {
+fn refresh_flags(doms: &mut impl DomainSet, granter: u16, gref: u32) {
     let Some(g) = doms.get(granter) else { return };
     let Some(at) = entry_maddr(g, gref) else { return };
     let pin = g.grant_pins.get(gref as usize).copied().unwrap_or_default();
@@ -438,7 +409,7 @@ fn refresh_flags(doms: &mut impl GrantDomains, granter: u16, gref: u32) {
 
 /// Counts one more mapping of `granter`'s entry `gref` (`add`) or one fewer, and shows it
 /// in the entry's flags.
-fn adjust_pin(doms: &mut impl GrantDomains, granter: u16, gref: u32, writable: bool, add: bool) {
+fn adjust_pin(doms: &mut impl DomainSet, granter: u16, gref: u32, writable: bool, add: bool) {
     if let Some(p) = doms.get_mut(granter).and_then(|g| g.grant_pins.get_mut(gref as usize)) {
         let c = if writable { &mut p.writable } else { &mut p.read_only };
         *c = if add { c.saturating_add(1) } else { c.saturating_sub(1) };
@@ -447,7 +418,7 @@ fn adjust_pin(doms: &mut impl GrantDomains, granter: u16, gref: u32, writable: b
 }
 
 /// A mapping of `granter`'s entry `gref` went away without `unmap_one` (its mapper died).
-pub fn unpin(doms: &mut impl GrantDomains, granter: u16, gref: u32, writable: bool) {
+pub fn unpin(doms: &mut impl DomainSet, granter: u16, gref: u32, writable: bool) {
     adjust_pin(doms, granter, gref, writable, false);
 }
 
@@ -492,12 +463,12 @@ fn growth_fits(d: &Domain, spare: usize) -> bool {
 }
 
 /// A refused map: the granter's entry shows its flags as its pins say again.
-fn refused(doms: &mut impl GrantDomains, granter: u16, gref: u32, st: i16) -> i16 {
+fn refused(doms: &mut impl DomainSet, granter: u16, gref: u32, st: i16) -> i16 {
     refresh_flags(doms, granter, gref);
     st
 }
 
-fn map_one(doms: &mut impl GrantDomains, guest: &GuestView, op: &GnttabMapGrantRef) -> Result<(u32, u64), i16> {
+fn map_one(doms: &mut impl DomainSet, guest: &GuestView, op: &GnttabMapGrantRef) -> Result<(u32, u64), i16> {
     let me = doms.current_id();
     let flags = op.map_flags();
     if !flags.intersects(GntMap::HOST_MAP | GntMap::DEVICE_MAP) {
@@ -568,7 +539,7 @@ fn map_one(doms: &mut impl GrantDomains, guest: &GuestView, op: &GnttabMapGrantR
 
 /// Removes mapping `handle` of the current domain; `host_addr` 0 skips the address check
 /// (teardown).
-pub fn unmap_one(doms: &mut impl GrantDomains, handle: u32, host_addr: u64) -> Result<(), i16> {
+pub fn unmap_one(doms: &mut impl DomainSet, handle: u32, host_addr: u64) -> Result<(), i16> {
     let me = doms.current_id();
     let m = doms.cur().maptrack.get(handle as usize).copied().flatten().ok_or(GNTST_bad_handle)?;
     if host_addr != 0 && host_addr != m.host_addr {

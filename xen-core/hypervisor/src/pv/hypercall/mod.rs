@@ -138,6 +138,20 @@ pub fn multicall_local(d: &mut Domain, regs: &mut Regs) -> Option<After> {
     Some(after)
 }
 
+/// `XENMEM_decrease_reservation` of the caller's own frames, with only the caller; None,
+/// with nothing done, if it names another domain (a privileged caller may: the write
+/// side does that) or its argument can't be read.
+pub fn decrease_reservation_local(d: &mut Domain, regs: &mut Regs) -> Option<After> {
+    let guest = GuestView { l4_mfn: d.vcpus[d.cur_vcpu].current_l4() };
+    let r: xen_abi::memory::XenMemoryReservation = guest.read(regs.rsi).ok()?;
+    if r.domid != xen::DOMID_SELF.0 && r.domid != d.id {
+        return None;
+    }
+    let result = mmu::memory::decrease_reservation(d, &guest, regs.rdi, regs.rsi);
+    set_result(regs, regs.rax, result);
+    Some(After::Continue)
+}
+
 /// Runs a hypercall `local_kind` accepted, with only the calling domain.
 pub fn dispatch_local(d: &mut Domain, regs: &mut Regs) {
     let a = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
