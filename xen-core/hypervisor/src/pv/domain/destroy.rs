@@ -76,6 +76,10 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
         for r in vcpu_info {
             t.put_frame_ref(hw, r);
         }
+        // The descriptor-page references of the loaded GDTs.
+        for &f in d.vcpus.iter().flat_map(|v| v.gdt_frames.iter()) {
+            t.put_segdesc_page(hw, Mfn(f));
+        }
         let mut mms: Vec<_> = d.vcpus.iter().map(|v| v.mm).collect();
         t.release_domain(hw, DomId(id), &mut mms);
         for &mfn in &own {

@@ -139,8 +139,10 @@ pub fn load_context(d: &mut Domain, n: usize, c: &VcpuGuestContext) -> Result<()
         vm.ldt_ents = c.ldt_ents as u32;
         vm.ldt_base = if c.ldt_ents != 0 { c.ldt_base } else { 0 };
         d.vcpus[n].set_mm(vm);
+        super::super::mmu::descriptors::hold_gdt_frames(d.id, gdt_frames)?;
+        let old = core::mem::replace(&mut d.vcpus[n].gdt_frames, gdt_frames.to_vec());
+        super::super::mmu::descriptors::release_gdt_frames(&old);
         d.vcpus[n].gdt_shadow = gdt;
-        d.vcpus[n].gdt_frames = gdt_frames.to_vec();
         if n == 0 {
             d.vm_assist = c.vm_assist;
         }

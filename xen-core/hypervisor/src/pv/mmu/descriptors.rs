@@ -12,7 +12,7 @@ use crate::mm::PageType;
 use crate::segdesc::check_descriptor;
 use alloc::vec::Vec;
 use xen_abi::errno::Errno;
-use xen_abi::Mfn;
+use xen_abi::{DomId, Mfn};
 
 fn owned(d: &Domain, mfn: u64) -> bool {
     let pfn = super::m2p::get(mfn);
@@ -30,10 +30,38 @@ pub fn set_gdt(d: &mut Domain, guest: &GuestView, list: u64, entries: u64) -> Hc
         frames.push(guest.read::<u64>(list.wrapping_add(8 * i))?);
     }
     let descs = check_gdt(d, &frames, entries)?;
+    hold_gdt_frames(d.id, &frames)?;
+    let old = core::mem::replace(&mut d.vcpus[d.cur_vcpu].gdt_frames, frames);
+    release_gdt_frames(&old);
     gdt::load_guest_descriptors(&descs);
     d.vcpus[d.cur_vcpu].gdt_shadow = descs;
-    d.vcpus[d.cur_vcpu].gdt_frames = frames;
     Ok(0)
+}
+
+/// Takes the descriptor-page type references a loaded GDT holds on its frames (Xen's
+/// `get_page_and_type(PGT_seg_desc_page)` in `pv_set_gdt`), all of them or none: while
+/// held, no frame of it can be mapped writable or become a page table.
+pub fn hold_gdt_frames(dom: u16, frames: &[u64]) -> Result<(), Errno> {
+    super::with(|t, hw| {
+        for (i, &f) in frames.iter().enumerate() {
+            if t.get_segdesc_page(hw, DomId(dom), Mfn(f)).is_err() {
+                for &g in &frames[..i] {
+                    t.put_segdesc_page(hw, Mfn(g));
+                }
+                return Err(Errno::EINVAL);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Drops what `hold_gdt_frames` took (a GDT replaced, or its vCPU's domain destroyed).
+pub fn release_gdt_frames(frames: &[u64]) {
+    super::with(|t, hw| {
+        for &f in frames {
+            t.put_segdesc_page(hw, Mfn(f));
+        }
+    });
 }
 
 /// The checked descriptors of a GDT of `entries` in `frames` (Xen's `pv_set_gdt`):

@@ -43,6 +43,10 @@ impl Frames for MachineFrames {
     fn flush_tlbs(&mut self, dom: DomId) {
         crate::arch::x86_64::smp::flush_tlb_domain(dom.0)
     }
+
+    fn validate_segdesc_frame(&self, mfn: Mfn) -> bool {
+        (0..512).all(|i| crate::segdesc::check_descriptor(phys::read_entry(mfn.0, i)).is_some())
+    }
 }
 
 /// Creates the frame table for `nr_frames` machine frames; every frame the allocator
