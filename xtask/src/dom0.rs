@@ -953,6 +953,11 @@ dd if=/dev/zero of=/tmp/linux-blk.img bs=1M count=0 seek=48 2>/dev/null
 L1=/var/log/xen/console/guest-linux-blk.log; L2=/var/log/xen/console/guest-linux-blk-again.log
 check xl-create-linux-blk-format xl create /etc/xen/linux-blk.cfg 'extra="console=hvc0 loglevel=4 blktest=format"'
 lid=$(xl domid linux-blk 2>/dev/null)
+# Issue 14: the hypervisor's run-state accounting (getvcpuinfo's CPU time) shows both of
+# the domU's vCPUs ran, once its two CPU-bound processes are done; dom0's two too.
+waitlog $L1 'BLK both-cpus-ran' 400
+want linux-domu-runstate-both-vcpus-ran 2 sh -c "xl vcpu-list linux-blk | awk 'NR>1 && \$6+0 > 0' | wc -l"
+want dom0-runstate-both-vcpus-ran 2 sh -c "xl vcpu-list Domain-0 | awk 'NR>1 && \$6+0 > 0' | wc -l"
 waitlog $L1 'BLK DONE' 400 || { echo "--- linux-blk did not finish"; linux_diag linux-blk; tail -5 /var/log/xen/blkback.log; }
 grep -a 'BLK ' $L1 | sed 's/^/  linux-blk| /'
 check linux-domu-two-vcpus grep -q 'BLK nproc 2' $L1
