@@ -1,9 +1,11 @@
-//! Entries into the hypervisor that work for the running vCPU's own domain only: a
-//! guest system call bounced to its kernel, an exception, and the hypercalls that touch
-//! no other domain (`hypercall::local_kind`). They hold the domain table's read side and
-//! their domain's own lock, so vCPUs of different domains do this work at the same time
-//! on different CPUs; the page-type work inside takes the frame table's lock per
-//! operation. What needs the scheduler or other domains goes to the write side.
+//! Entries into the hypervisor on the domain table's read side: a guest system call
+//! bounced to its kernel, an exception, and the hypercalls that touch no other domain
+//! (`hypercall::local_kind`) hold their domain's own lock; an event sent to another
+//! domain then takes that domain's lock alone; grant-table ops and the event-channel ops
+//! between domains lock the caller and the domains they name, in ascending id order
+//! (`locked_op`). vCPUs of different domains do this work at the same time on different
+//! CPUs; the page-type work inside takes the frame table's lock per operation. What
+//! needs the scheduler, and the toolstack's operations, go to the write side.
 
 use crate::arch::x86_64::trap::Regs;
 use crate::pv::domain::Domain;
