@@ -89,7 +89,7 @@ fn locked_op(
     let Some(doms) = guard.as_ref() else { return Some(Outcome::NotLocal) };
     let Some(((me, v), slice_over)) = doms.this_cpu() else { return Some(Outcome::NotLocal) };
     let mut ids = {
-        let Some(d) = doms.lock_running((me, v)) else { return Some(Outcome::NotLocal) };
+        let Some(d) = doms.lock_id(me) else { return Some(Outcome::NotLocal) };
         let vcpu = d.vcpus.get(v)?;
         if !vcpu.kernel_mode {
             return None;
@@ -196,7 +196,7 @@ fn entry(regs: &mut Regs, work: impl FnOnce(&mut Domain, &mut Regs) -> Option<Th
     let guard = sched::read();
     let Some(doms) = guard.as_ref() else { return Outcome::NotLocal };
     let Some(((id, v), slice_over)) = doms.this_cpu() else { return Outcome::NotLocal };
-    let mut d = match doms.lock_running((id, v)) {
+    let mut d = match doms.lock_id(id) {
         Some(d) => d,
         None => return Outcome::NotLocal,
     };

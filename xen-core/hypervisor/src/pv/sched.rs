@@ -162,12 +162,6 @@ impl Domains {
         self.by_id.get_mut(&id).map(spin::Mutex::get_mut)
     }
 
-    /// The domain vCPU `e` belongs to and the vCPU's own lock-free view, for an entry
-    /// under the read side: the domain's lock, or None if it is gone.
-    pub fn lock_running(&self, e: VcpuRef) -> Option<spin::MutexGuard<'_, Domain>> {
-        self.by_id.get(&e.0).map(lock_domain).filter(|d| d.alive())
-    }
-
     /// Whether id `id` names a domain, alive or being torn down (read side).
     pub fn exists(&self, id: u16) -> bool {
         self.by_id.contains_key(&id)
@@ -561,9 +555,7 @@ fn runnable_if_woken(d: &Domain, v: usize) -> bool {
 /// Whether vCPU `v` of `d` may run now: the domain alive and not paused or shut down
 /// for its toolstack, the vCPU loaded, up and not blocked.
 pub fn runnable(d: &Domain, v: usize) -> bool {
-    d.alive()
-        && d.ctl.can_run()
-        && d.vcpus.get(v).is_some_and(|v| v.initialised && v.online && v.run == RunState::Runnable)
+    runnable_if_woken(d, v) && d.vcpus[v].run == RunState::Runnable
 }
 
 /// The next runnable vCPU this CPU may run: those with credit first (`pv::credit`),

@@ -87,31 +87,39 @@ pub fn send_local(d: &mut Domain, regs: &mut crate::arch::x86_64::trap::Regs) ->
     use crate::pv::local::Then;
     let guest = GuestView { l4_mfn: d.vcpus[d.cur_vcpu].current_l4() };
     let a: EvtchnSend = guest.read(regs.rsi).ok()?;
-    let mut then = Then::Resume(After::Continue);
-    let result = match valid(d.evtchn.get(a.port)) {
-        Err(e) => Err(e),
-        Ok(Port::Interdomain { remote_dom, remote_port }) => {
-            then = raise(d, remote_dom, remote_port);
-            Ok(())
-        }
-        Ok(Port::Ipi) => {
-            then = raise(d, d.id, a.port);
-            Ok(())
-        }
-        Ok(Port::HypervisorConsole) => {
-            crate::pv::console_ring::guest_wrote(d);
-            // Its answer may be for another vCPU of the domain.
-            then = Then::Resume(After::Schedule);
-            Ok(())
-        }
-        Ok(Port::Unbound { .. }) => Ok(()),
-        Ok(_) => Err(Errno::EINVAL),
+    let (then, result) = match send_target(d, a.port) {
+        Ok(Sent::Raise(dom, port)) => (raise(d, dom, port), 0),
+        // The console's answer may be for another vCPU of the domain.
+        Ok(Sent::Console) => (Then::Resume(After::Schedule), 0),
+        Ok(Sent::Dropped) => (Then::Resume(After::Continue), 0),
+        Err(e) => (Then::Resume(After::Continue), e.to_rax()),
     };
-    regs.rax = match result {
-        Ok(()) => 0,
-        Err(e) => e.to_rax(),
-    };
+    regs.rax = result;
     Some(then)
+}
+
+/// What `EVTCHNOP_send` on a port leaves to do.
+enum Sent {
+    /// Raise this (domain, port): an interdomain channel's far end, or an IPI port.
+    Raise(u16, u32),
+    /// The console port: served here (`console_ring::guest_wrote`).
+    Console,
+    /// An unbound port: dropped, as Xen does.
+    Dropped,
+}
+
+/// `EVTCHNOP_send` on `d`'s `port`, up to the far end.
+fn send_target(d: &mut Domain, port: u32) -> Result<Sent, Errno> {
+    match valid(d.evtchn.get(port))? {
+        Port::Interdomain { remote_dom, remote_port } => Ok(Sent::Raise(remote_dom, remote_port)),
+        Port::Ipi => Ok(Sent::Raise(d.id, port)),
+        Port::HypervisorConsole => {
+            crate::pv::console_ring::guest_wrote(d);
+            Ok(Sent::Console)
+        }
+        Port::Unbound { .. } => Ok(Sent::Dropped),
+        _ => Err(Errno::EINVAL),
+    }
 }
 
 /// Raises `port` of `dom` from `d`'s vCPU: at once if it notifies that very vCPU (its
@@ -235,19 +243,12 @@ pub fn event_channel_op(doms: &mut impl DomainSet, guest: &GuestView, cmd: u32, 
         }
         EVTCHNOP_send => {
             let a: EvtchnSend = guest.read(arg)?;
-            match valid(doms.cur().evtchn.get(a.port))? {
-                Port::Interdomain { remote_dom, remote_port } => {
-                    doms.reach(remote_dom)?;
-                    let (cur, other) = doms.pair(remote_dom);
-                    let target = if remote_dom == me { Some(cur) } else { other };
-                    if let Some(t) = target {
-                        event::set_pending(t, remote_port);
-                    }
+            if let Sent::Raise(dom, port) = send_target(doms.cur(), a.port)? {
+                doms.reach(dom)?;
+                let (cur, other) = doms.pair(dom);
+                if let Some(t) = if dom == me { Some(cur) } else { other } {
+                    event::set_pending(t, port);
                 }
-                Port::Ipi => event::set_pending(doms.cur(), a.port),
-                Port::HypervisorConsole => crate::pv::console_ring::guest_wrote(doms.cur()),
-                Port::Unbound { .. } => {} // dropped, as Xen does
-                _ => return Err(Errno::EINVAL),
             }
             Ok(0)
         }
