@@ -375,18 +375,28 @@ pub fn host_cpus(xc: &Xc) -> Result<u32> {
     Ok(xc.physinfo()?.max_cpu_id + 1)
 }
 
-/// `cpus=`, `cpu_weight=` and `cap=` of a new domain (libxl's `libxl__build_pre`):
-/// each vCPU's hard affinity, then the credit parameters.
+/// `cpus=`, `cpus_soft=`, `cpu_weight=` and `cap=` of a new domain (libxl's
+/// `libxl__build_pre`): each vCPU's hard and soft affinity in one domctl, then the
+/// credit parameters.
 pub fn apply_sched(xc: &Xc, domid: u16, c: &DomainConfig) -> Result<()> {
-    if let Some(a) = &c.cpus {
+    if c.cpus.is_some() || c.cpus_soft.is_some() {
         let n = host_cpus(xc)?;
-        for v in 0..c.max_vcpus {
-            let Some(spec) = a.for_vcpu(v) else { continue };
-            let m = crate::cpumap::parse_cpurange(spec, n).map_err(|e| Error::Other(format!("cpus: `{spec}`: {e}")))?;
+        let mask = |key: &str, a: &Option<crate::xlcfg::CpuAffinity>, v: u32| -> Result<Option<u64>> {
+            let Some(spec) = a.as_ref().and_then(|a| a.for_vcpu(v)) else { return Ok(None) };
+            let m = crate::cpumap::parse_cpurange(spec, n).map_err(|e| Error::Other(format!("{key}: `{spec}`: {e}")))?;
             if m & crate::cpumap::parse_cpurange("all", n).unwrap_or(u64::MAX) == 0 {
-                return Err(Error::Other(format!("cpus: `{spec}` names no CPU of this host (CPUs 0-{})", n - 1)));
+                return Err(Error::Other(format!("{key}: `{spec}` names no CPU of this host (CPUs 0-{})", n - 1)));
             }
-            xc.set_vcpu_hard_affinity(domid, v, n, &crate::cpumap::to_bytes(m, n))?;
+            Ok(Some(m))
+        };
+        for v in 0..c.max_vcpus {
+            let (hard, soft) = (mask("cpus", &c.cpus, v)?, mask("cpus_soft", &c.cpus_soft, v)?);
+            if hard.is_none() && soft.is_none() {
+                continue;
+            }
+            let bytes = |m: Option<u64>| m.map(|m| crate::cpumap::to_bytes(m, n));
+            let (hb, sb) = (bytes(hard), bytes(soft));
+            xc.set_vcpu_affinity(domid, v, n, hb.as_deref(), sb.as_deref())?;
         }
     }
     if c.cpu_weight.is_some() || c.cap.is_some() {

@@ -266,19 +266,28 @@ impl Xc {
     /// Sets vCPU `vcpu`'s hard affinity (`xenctl_bitmap` bytes of `nr_cpus` bits);
     /// returns the effective one Xen reports back.
     pub fn set_vcpu_hard_affinity(&self, domid: u16, vcpu: u32, nr_cpus: u32, mask: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.set_vcpu_affinity(domid, vcpu, nr_cpus, Some(mask), None)?.0)
+    }
+
+    /// Sets vCPU `vcpu`'s hard and/or soft affinity in one domctl, as libxl's
+    /// `libxl_set_vcpuaffinity` (`xenctl_bitmap` bytes of `nr_cpus` bits); returns the
+    /// effective masks Xen reports back (empty for one not given).
+    pub fn set_vcpu_affinity(&self, domid: u16, vcpu: u32, nr_cpus: u32, hard: Option<&[u8]>, soft: Option<&[u8]>) -> Result<(Vec<u8>, Vec<u8>)> {
         let n = nr_cpus.div_ceil(8) as usize;
-        let mut bytes = mask.to_vec();
-        bytes.resize(n, 0);
-        let bitmap = self.put(PAGE_SIZE, bytes.as_slice());
+        let bitmap = |at: usize, mask: Option<&[u8]>| {
+            mask.map_or(XenctlBitmap::default(), |m| {
+                let mut bytes = m.to_vec();
+                bytes.resize(n, 0);
+                XenctlBitmap { bitmap: self.put(at, bytes.as_slice()), nr_bits: nr_cpus, _pad: 0 }
+            })
+        };
+        let (cpumap_hard, cpumap_soft) = (bitmap(PAGE_SIZE, hard), bitmap(PAGE_SIZE + n, soft));
+        let flags = if hard.is_some() { XEN_VCPUAFFINITY_HARD } else { 0 } | if soft.is_some() { XEN_VCPUAFFINITY_SOFT } else { 0 };
         let mut d = XenDomctl::new(XEN_DOMCTL_setvcpuaffinity, domid);
-        d.set_payload(&XenDomctlVcpuaffinity {
-            vcpu,
-            flags: XEN_VCPUAFFINITY_HARD,
-            cpumap_hard: XenctlBitmap { bitmap, nr_bits: nr_cpus, _pad: 0 },
-            ..Default::default()
-        });
+        d.set_payload(&XenDomctlVcpuaffinity { vcpu, flags, cpumap_hard, cpumap_soft });
         self.domctl("domctl setvcpuaffinity", &mut d)?;
-        Ok(self.get_bytes(PAGE_SIZE, n))
+        let back = |given: bool, at: usize| if given { self.get_bytes(at, n) } else { Vec::new() };
+        Ok((back(hard.is_some(), PAGE_SIZE), back(soft.is_some(), PAGE_SIZE + n)))
     }
 
     /// Gives `domid` `nr` 4 KiB pages; returns their machine frames in PFN order.

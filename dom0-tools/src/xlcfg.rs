@@ -1006,9 +1006,6 @@ pub fn domain_config(file: &str, settings: &[Setting], overrides: &[Setting]) ->
         }
         c
     });
-    if cpus_soft.is_some() {
-        warnings.push(format!("{file}: cpus_soft: soft affinity is parsed but not applied by this toolstack"));
-    }
     let max_vcpus = maxvcpus.unwrap_or(vcpus).max(vcpus);
     if let Some((c, s)) = &cap {
         if i64::from(*c) > max_vcpus * 100 {

@@ -74,7 +74,7 @@ enum Cmd {
     Info,
     #[command(name = "vcpu-list")]
     VcpuList { domains: Vec<String> },
-    /// Set a vCPU's hard CPU affinity: `xl vcpu-pin <Domain> <VCPU|all> <CPUs|-> [-]`.
+    /// Set a vCPU's CPU affinity: `xl vcpu-pin <Domain> <VCPU|all> <Hard CPUs|-> [Soft CPUs|-]`.
     #[command(name = "vcpu-pin")]
     VcpuPin {
         /// Accepted as xl does (undoes a guest's pin override; none here).
@@ -83,7 +83,7 @@ enum Cmd {
         domain: String,
         vcpu: String,
         hard: String,
-        /// Soft affinity: only `-` (unchanged) is supported.
+        /// Soft affinity (`-` or absent: unchanged).
         soft: Option<String>,
     },
     /// The credit scheduler's weight and cap: list them, or set a domain's.
@@ -276,9 +276,6 @@ fn run(cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::VcpuPin { force: _, domain, vcpu, hard, soft } => {
-            if soft.as_deref().is_some_and(|s| s != "-") {
-                return Err(Error::Other("soft affinity is not supported by this toolstack (give `-` or nothing)".into()));
-            }
             let xc = xc()?;
             let d = toolstack::find_domain(&mut xs()?, &domain)?;
             let info = xc.domain_info(d)?.ok_or_else(|| Error::Other(format!("domain {d} does not exist")))?;
@@ -288,13 +285,26 @@ fn run(cmd: Cmd) -> Result<()> {
                 let v = vcpu.parse::<u32>().map_err(|_| Error::Other(format!("Invalid vcpu `{vcpu}` (a number or all)")))?;
                 vec![v]
             };
-            if hard == "-" {
+            // `-` (or no soft argument) leaves that affinity as it is, as xl's vcpupin.
+            let n = toolstack::host_cpus(&xc)?;
+            let mask = |spec: Option<&str>| -> Result<Option<Vec<u8>>> {
+                match spec {
+                    None | Some("-") => Ok(None),
+                    Some(s) => Ok(Some(cpumap::to_bytes(cpumap::parse_cpurange(s, n).map_err(Error::Other)?, n))),
+                }
+            };
+            let (hard, soft) = (mask(Some(&hard))?, mask(soft.as_deref())?);
+            if hard.is_none() && soft.is_none() {
                 return Ok(());
             }
-            let n = toolstack::host_cpus(&xc)?;
-            let m = cpumap::parse_cpurange(&hard, n).map_err(Error::Other)?;
             for v in vcpus {
-                xc.set_vcpu_hard_affinity(d, v, n, &cpumap::to_bytes(m, n)).map_err(|e| Error::Other(format!("Setting vcpu affinity: {e}")))?;
+                let (_, eff_soft) = xc
+                    .set_vcpu_affinity(d, v, n, hard.as_deref(), soft.as_deref())
+                    .map_err(|e| Error::Other(format!("Setting vcpu affinity: {e}")))?;
+                // libxl's warning when the soft affinity has no CPU the vCPU may use.
+                if soft.is_some() && eff_soft.iter().all(|&b| b == 0) {
+                    eprintln!("libxl: warning: Domain {d}:All cpus in soft affinity of vcpu {v} are unreachable. Only hard affinity will be considered for scheduling");
+                }
             }
             Ok(())
         }

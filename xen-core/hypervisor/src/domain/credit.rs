@@ -1,5 +1,5 @@
 //! The scheduling policy, pure and host-tested: credit-style weights and caps (Xen's
-//! credit1 model) and per-vCPU hard affinity. `pv::credit` applies it to the domain
+//! credit1 model) and per-vCPU hard and soft affinity. `pv::credit` applies it to the domain
 //! table; `pv::sched` asks it which vCPUs a CPU may run and in what order.
 //!
 //! - **Parameters** (`XEN_DOMCTL_scheduler_op` for `XEN_SCHEDULER_CREDIT`, Xen's
@@ -9,7 +9,12 @@
 //!   0..100×vCPUs are libxl's, so our `xl` checks them as libxl does).
 //! - **Affinity** (`XEN_DOMCTL_setvcpuaffinity`, `vcpu_affinity_domctl`): a CPU mask per
 //!   vCPU, all CPUs by default; a mask with no online CPU is `-EINVAL`; what is given back
-//!   is the mask and the online CPUs; masks travel as `xenctl_bitmap` bytes.
+//!   is the mask and the online CPUs; masks travel as `xenctl_bitmap` bytes. Soft
+//!   affinity is any mask; where it holds some but not all of the hard ∧ online CPUs it
+//!   is a preference ([`VcpuSched::better_elsewhere`]): an idle CPU there takes the
+//!   vCPU before any other CPU does (credit1's soft-affinity step).
+//! - **Wake-up**: a woken vCPU preempts a busy CPU only with credit left (credit1's
+//!   BOOST is for UNDER vCPUs); without, it waits for the CPU's time slice to end.
 //! - **Credit**: every accounting period ([`PERIOD_NS`], Xen's 30 ms) the active vCPUs
 //!   (runnable, or ran during the period and spent their credit) earn credit in proportion to their domain's
 //!   weight, and burn it nanosecond for nanosecond while they run. A vCPU with credit
@@ -137,7 +142,7 @@ pub enum Priority {
 pub struct VcpuSched {
     /// Hard affinity: the only CPUs it may run on.
     pub hard: CpuMask,
-    /// Soft affinity (kept and reported; not a preference here yet).
+    /// Soft affinity: the CPUs it prefers within its hard affinity ([`Self::prefers`]).
     pub soft: CpuMask,
     /// Credit in nanoseconds of CPU time; earned each period, burned while running.
     pub credit: i64,
@@ -161,6 +166,35 @@ impl VcpuSched {
     /// Whether it may run on `cpu` now: in its hard affinity and not parked.
     pub fn may_run_on(&self, cpu: usize) -> bool {
         self.hard.contains(cpu) && !self.parked
+    }
+
+    /// The CPUs it prefers, as Xen's `has_soft_affinity`: soft ∧ hard ∧ online, when
+    /// that is neither empty nor all of hard ∧ online (else there is no preference:
+    /// None).
+    pub fn preferred(&self, online: CpuMask) -> Option<CpuMask> {
+        let hard = self.hard.and(online);
+        let soft = self.soft.and(hard);
+        (!soft.is_empty() && soft != hard).then_some(soft)
+    }
+
+    /// Whether `cpu` is one it prefers (every CPU it may run on, with no preference).
+    pub fn prefers(&self, cpu: usize, online: CpuMask) -> bool {
+        self.preferred(online).is_none_or(|s| s.contains(cpu))
+    }
+
+    /// Whether it should wait for another CPU rather than run on `cpu`: `cpu` is not one
+    /// it prefers while one it prefers is idle (`idle`: the idle CPUs but `cpu`), as
+    /// Xen's credit1 places a vCPU in its soft affinity first when a CPU there is free.
+    pub fn better_elsewhere(&self, cpu: usize, idle: CpuMask, online: CpuMask) -> bool {
+        !self.prefers(cpu, online) && !self.preferred(online).unwrap_or(CpuMask(0)).and(idle).is_empty()
+    }
+
+    /// `soft_affinity` as `setvcpuaffinity` sets it: any mask is taken (Xen keeps an
+    /// empty or disjoint soft mask and simply has no preference); the effective mask
+    /// (soft ∧ hard ∧ online) is what is given back.
+    pub fn set_soft(&mut self, mask: CpuMask, online: CpuMask) -> CpuMask {
+        self.soft = mask;
+        mask.and(self.hard).and(online)
     }
 
     pub fn priority(&self) -> Priority {
@@ -289,6 +323,58 @@ mod tests {
         assert_eq!(p, DomParams { weight: 512, cap: 50 });
         p.put(65535, 0);
         assert_eq!(p, DomParams { weight: 65535, cap: 0 });
+    }
+
+    #[test]
+    fn soft_affinity_is_a_preference_only_within_hard() {
+        let online = CpuMask::first(4);
+        let mut v = VcpuSched::default();
+        // Default: every CPU, no preference.
+        assert_eq!(v.preferred(online), None);
+        assert!(v.prefers(3, online));
+        assert!(!v.better_elsewhere(3, CpuMask(0b0001), online));
+        // Soft {1}: CPU 1 preferred; another CPU leaves it to CPU 1 only while 1 is idle.
+        assert_eq!(v.set_soft(CpuMask(0b0010), online), CpuMask(0b0010));
+        assert_eq!(v.preferred(online), Some(CpuMask(0b0010)));
+        assert!(v.prefers(1, online) && !v.prefers(0, online));
+        assert!(v.better_elsewhere(0, CpuMask(0b0010), online));
+        assert!(!v.better_elsewhere(0, CpuMask(0b0100), online));
+        assert!(!v.better_elsewhere(1, CpuMask(0b0001), online));
+        // Soft disjoint from hard, or covering all of hard: no preference (Xen's
+        // has_soft_affinity), and the effective soft mask given back is soft ∧ hard.
+        v.set_hard(CpuMask(0b1100), online).unwrap();
+        assert_eq!(v.preferred(online), None);
+        assert!(!v.better_elsewhere(2, CpuMask(0b0010), online));
+        assert_eq!(v.set_soft(CpuMask::ALL, online), CpuMask(0b1100));
+        assert_eq!(v.preferred(online), None);
+        assert_eq!(v.set_soft(CpuMask(0b0100), online), CpuMask(0b0100));
+        assert!(v.better_elsewhere(3, CpuMask(0b0101), online));
+        // Offline CPUs are no preference.
+        assert_eq!(v.set_soft(CpuMask(0b1_0000_0100), online), CpuMask(0b0100));
+    }
+
+    proptest! {
+        /// The CPU a vCPU would be left for is always one it may run on and prefers,
+        /// and the preferred CPU itself never leaves it (no two CPUs pass it back and
+        /// forth).
+        #[test]
+        fn better_elsewhere_never_passes_back(hard in 1u64..16, soft in 0u64..16, idle in 0u64..16, cpu in 0usize..4) {
+            let online = CpuMask::first(4);
+            let mut v = VcpuSched::default();
+            prop_assume!(v.set_hard(CpuMask(hard), online).is_some());
+            v.set_soft(CpuMask(soft), online);
+            let idle = CpuMask(idle & !(1 << cpu));
+            if v.better_elsewhere(cpu, idle, online) {
+                let target = v.preferred(online).unwrap().and(idle);
+                prop_assert!(!target.is_empty());
+                for c in 0..4 {
+                    if target.contains(c) {
+                        prop_assert!(v.may_run_on(c) && v.prefers(c, online));
+                        prop_assert!(!v.better_elsewhere(c, CpuMask(online.0 & !(1 << c)), online));
+                    }
+                }
+            }
+        }
     }
 
     #[test]

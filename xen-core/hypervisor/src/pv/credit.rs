@@ -70,6 +70,17 @@ pub fn may_run_on(d: &Domain, v: usize, cpu: usize) -> bool {
     d.vcpus.get(v).is_some_and(|vc| vc.sched.may_run_on(cpu))
 }
 
+/// Whether vCPU `v` of `d` should be left for another CPU than `cpu`: `cpu` is not in
+/// its soft affinity while a CPU there is idle (`idle`, without `cpu`).
+pub fn better_elsewhere(d: &Domain, v: usize, cpu: usize, idle: CpuMask) -> bool {
+    d.vcpus.get(v).is_some_and(|vc| vc.sched.better_elsewhere(cpu, idle, online()))
+}
+
+/// Whether `cpu` is in vCPU `v` of `d`'s soft affinity (any CPU, with no preference).
+pub fn prefers(d: &Domain, v: usize, cpu: usize) -> bool {
+    d.vcpus.get(v).is_some_and(|vc| vc.sched.prefers(cpu, online()))
+}
+
 /// The pick order's first key: vCPUs with credit first.
 pub fn priority(d: &Domain, v: usize) -> policy::Priority {
     d.vcpus.get(v).map_or(policy::Priority::Over, |vc| vc.sched.priority())
@@ -167,8 +178,8 @@ pub fn vcpu_affinity(d: &mut Domain, guest: &GuestView, op: &XenDomctl, max_vcpu
                 return Err(e);
             }
         };
-        vc.sched.soft = m;
-        write_mask(guest, &a.cpumap_soft, m.and(online).and(vc.sched.hard))?;
+        let eff = vc.sched.set_soft(m, online);
+        write_mask(guest, &a.cpumap_soft, eff)?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use crate::domain::runstate::GuestWrite;
 use crate::pv::domain::{Domain, RunState, Vcpu};
 use crate::arch::x86_64::guest::GuestView;
 use xen_abi::vcpu::{RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, RUNSTATE_running};
+use crate::domain::credit::{CpuMask, Priority, MASK_BITS};
 use crate::pv::{credit, event, trap};
 use crate::arch::x86_64::trap::Regs;
 use crate::arch::x86_64::{clock, cpu, gdt, percpu, percpu::MAX_CPUS, qemu, smp};
@@ -139,6 +140,11 @@ impl Domains {
     }
 
     /// Whether vCPU `e` may run on `cpu` (`pv::credit`: hard affinity, cap).
+    /// The online CPUs but `except` that run nothing.
+    fn idle_cpus(&self, except: usize) -> CpuMask {
+        idle_mask(&self.running, except)
+    }
+
     fn allowed(&mut self, e: VcpuRef, cpu: usize) -> bool {
         self.any_mut(e.0).is_some_and(|d| credit::may_run_on(d, e.1, cpu))
     }
@@ -196,7 +202,9 @@ impl Domains {
         if !(runnable_if_woken(d, v) && event::wants_to_run(d, v)) {
             return false;
         }
-        match cpus.iter().enumerate().position(|(c, r)| c != me && r.is_none() && credit::may_run_on(d, v, c)) {
+        let idle = |c: usize| c != me && cpus[c].is_none() && credit::may_run_on(d, v, c);
+        let preferred = (0..cpus.len()).find(|&c| idle(c) && credit::prefers(d, v, c));
+        match preferred.or_else(|| (0..cpus.len()).find(|&c| idle(c))) {
             Some(c) => {
                 smp::kick(c);
                 false
@@ -450,15 +458,23 @@ fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> b
     credit::account(&mut doms.by_id, &doms.running, now, runnable);
     let cur_ent = doms.running[me].filter(|(id, _)| doms.by_id.contains_key(id));
     let cur_runnable = cur_ent.is_some_and(|e| doms.allowed(e, me) && doms.any_mut(e.0).is_some_and(|d| runnable(d, e.1)));
-    // A woken vCPU goes to an idle CPU of its affinity if there is one (kicked below),
-    // else it takes this one at once if its affinity allows.
+    // A woken vCPU goes to an idle CPU of its affinity if there is one (kicked below;
+    // one of its soft affinity first), else it takes this one at once if its affinity
+    // allows: an idle CPU simply runs it, a busy one is preempted only for a vCPU with
+    // credit left, as credit1 boosts only an UNDER vCPU on wake-up.
     let mut boost = None;
+    let idle = doms.idle_cpus(me);
     for &w in &woken {
         if Some(w) == cur_ent || doms.running_elsewhere(w) || !doms.allowed(w, me) {
             continue;
         }
-        let idle_for = (0..smp::online()).any(|c| c != me && doms.running[c].is_none() && doms.allowed(w, c));
-        if cur_ent.is_none() || !idle_for {
+        let Some(d) = doms.any_mut(w.0) else { continue };
+        if credit::better_elsewhere(d, w.1, me, idle) {
+            continue;
+        }
+        let under = credit::priority(d, w.1) == Priority::Under;
+        let idle_for = (0..smp::online()).any(|c| idle.contains(c) && doms.allowed(w, c));
+        if cur_ent.is_none() || (!idle_for && under) {
             boost = Some(w);
             break;
         }
@@ -535,13 +551,22 @@ fn kick_idle(doms: &mut Domains) {
         .collect();
     let me = percpu::cpu_index();
     let mut left = waiting.len();
-    for c in 0..smp::online() {
-        if left == 0 {
-            break;
-        }
-        if c != me && doms.running[c].is_none() && waiting.iter().any(|&w| doms.allowed(w, c)) {
-            left -= 1;
-            smp::kick(c);
+    let mut kicked = CpuMask(0);
+    // CPUs in a waiting vCPU's soft affinity first, then any it may run on.
+    for soft_pass in [true, false] {
+        for c in 0..smp::online().min(MASK_BITS) {
+            if left == 0 {
+                return;
+            }
+            if c == me || kicked.contains(c) || doms.running[c].is_some() {
+                continue;
+            }
+            let wanted = waiting.iter().any(|&w| doms.any_mut(w.0).is_some_and(|d| credit::may_run_on(d, w.1, c) && (!soft_pass || credit::prefers(d, w.1, c))));
+            if wanted {
+                left -= 1;
+                kicked.0 |= 1 << c;
+                smp::kick(c);
+            }
         }
     }
 }
@@ -559,22 +584,40 @@ pub fn runnable(d: &Domain, v: usize) -> bool {
 }
 
 /// The next runnable vCPU this CPU may run: those with credit first (`pv::credit`),
-/// then after `cur` in (domain id, vCPU) order, wrapping round (or `cur` itself if it
-/// is the only).
+/// among those the ones whose soft affinity has this CPU, then after `cur` in (domain
+/// id, vCPU) order, wrapping round (or `cur` itself if it is the only).
 fn pick_after(doms: &mut Domains, cur: VcpuRef, cur_runnable: bool) -> Option<VcpuRef> {
     let me = percpu::cpu_index();
+    let idle = doms.idle_cpus(me);
     let running = &doms.running;
-    all(&mut doms.by_id)
+    // A vCPU whose soft affinity has an idle CPU is left for that one (kicked after the
+    // pick), the current one too.
+    let mut cur_elsewhere = false;
+    let best = all(&mut doms.by_id)
         .map(|d| &*d)
         .flat_map(|d| {
             (0..d.vcpus.len())
                 .filter(move |&v| runnable(d, v) && credit::may_run_on(d, v, me))
-                .map(move |v| (d.id, v, credit::priority(d, v)))
+                .map(move |v| (d.id, v, (credit::priority(d, v), !credit::prefers(d, v, me)), credit::better_elsewhere(d, v, me, idle)))
         })
-        .filter(|&(id, v, _)| !running.iter().enumerate().any(|(c, r)| c != me && *r == Some((id, v))))
-        .min_by_key(|&(id, v, p)| (p, (id, v) <= cur, (id, v)))
-        .map(|(id, v, _)| (id, v))
-        .or(cur_runnable.then_some(cur))
+        .filter(|&(id, v, _, elsewhere)| {
+            cur_elsewhere |= elsewhere && (id, v) == cur;
+            !elsewhere && !running.iter().enumerate().any(|(c, r)| c != me && *r == Some((id, v)))
+        })
+        .min_by_key(|&(id, v, p, _)| (p, (id, v) <= cur, (id, v)))
+        .map(|(id, v, _, _)| (id, v));
+    best.or((cur_runnable && !cur_elsewhere).then_some(cur))
+}
+
+/// The CPUs of `running` (the online ones) but `except` that run nothing.
+fn idle_mask(running: &[Option<VcpuRef>], except: usize) -> CpuMask {
+    let mut m = CpuMask(0);
+    for (c, r) in running.iter().enumerate().take(smp::online().min(MASK_BITS)) {
+        if c != except && r.is_none() {
+            m.0 |= 1 << c;
+        }
+    }
+    m
 }
 
 /// How often the serial line is polled for input while a domain listens for it.
