@@ -21,10 +21,15 @@
 //! moving its vcpu_info; trap table, callbacks, debug registers, segment bases and
 //! `CR0.TS` are put back after any call that may have changed them).
 //!
+//! `priv=1` (a privileged domain): control-domain calls too, from allow-lists
+//! (`fuzz/control.rs`), and the other domains kept out of reach of its privilege.
+//!
 //! `trace=1` prints every call before it is made (to find the one a hypervisor crash
 //! or hang follows). The run ends with `FUZZ done` and `BENCH fuzz_calls_per_s`.
 
 #![allow(clippy::result_large_err, non_upper_case_globals)]
+
+mod control;
 
 use crate::arch::x86_64::hypercall::call;
 use crate::arch::x86_64::mem::{m2p, p2m, scratch_addr, scratch_get, scratch_put, WindowPage};
@@ -157,6 +162,11 @@ struct Fuzz {
     gt_nr: usize,
     /// Mappings of frames only that list showed to be ours.
     grant_frame_maps: u64,
+    /// A control domain (`priv=1`), and the domains it created that still exist.
+    privileged: bool,
+    created: [u16; control::MAX_CREATED],
+    nr_created: usize,
+    ctl: control::Stats,
 }
 
 /// What a call may have changed that the fuzzer must put back.
@@ -220,6 +230,10 @@ pub fn run(si: &xen_abi::xen::StartInfo, cmd: &str, report: &mut dyn FnMut(&str,
         }
     }
     f.console_port = si.console_evtchn;
+    f.privileged = crate::roles::num(cmd, "priv", 0) != 0;
+    if f.privileged && si.flags & SIF_PRIVILEGED == 0 {
+        return report("fuzz_setup", Err(fail(format_args!("priv=1, but this domain is not privileged"))));
+    }
     report("fuzz_setup", Ok(()));
     println!("FUZZ seed {seed} count {count}: self d{self_id}, kernel L4 {:#x}, window L1 {:#x}, gdt {:#x}, grant {:#x}, canary {:#x}", f.kpt[0], f.win_l1, f.gdt_mfn, f.grant_mfn, f.canary_mfn);
     let t0 = shared::now_ns();
@@ -247,6 +261,11 @@ pub fn run(si: &xen_abi::xen::StartInfo, cmd: &str, report: &mut dyn FnMut(&str,
         }
     }
     let dt = (shared::now_ns() - t0).max(1);
+    if f.privileged {
+        let destroyed = f.destroy_created();
+        println!("FUZZ control domain: {:?}; at the end destroyed {destroyed:?} domains it had created", f.ctl);
+        report("fuzz_created_domains_destroyed", destroyed.map(|_| ()).map_err(|r| fail(format_args!("destroying the domains it created: {r}"))));
+    }
     if two {
         report("fuzz_vcpu1_concurrent", crate::churn::stop());
     }
@@ -359,6 +378,10 @@ fn setup(seed: u64, self_id: u16, peers: [u16; 8], nr_peers: usize) -> Result<Fu
         gt_frames: [0; 64],
         gt_nr: 0,
         grant_frame_maps: 0,
+        privileged: false,
+        created: [0; control::MAX_CREATED],
+        nr_created: 0,
+        ctl: control::Stats::default(),
     };
     f.snapshot();
     Ok(f)
@@ -519,13 +542,19 @@ impl Fuzz {
     }
 
     fn domid(&mut self) -> u64 {
-        match self.rng.below(8) {
+        let d = match self.rng.below(8) {
             0 | 1 => u64::from(DOMID_SELF.0),
             2 => u64::from(self.self_id),
             3 | 4 if self.nr_peers > 0 => u64::from(self.peers[self.rng.below(self.nr_peers as u64) as usize]),
             5 => 0x7ff0 + self.rng.below(16), // DOMID_IO, DOMID_XEN, DOMID_COW, DOMID_INVALID, ...
             _ => self.rng.below(0x10000),
+        };
+        // A control domain's foreign operations on the others would succeed: never
+        // them (hypervisors take the id's low 16 bits).
+        if self.privileged && self.is_protected(d as u16) {
+            return u64::from(DOMID_SELF.0);
         }
+        d
     }
 
     fn count(&mut self) -> u64 {
@@ -690,6 +719,8 @@ impl Fuzz {
                     c.args[2] = p;
                 }
             }
+            80 | 81 if self.privileged => self.gen_domctl(&mut c, i),
+            82 if self.privileged => self.gen_sysctl(&mut c, i),
             80..=84 => {
                 // Privileged and unused tables: sysctl, domctl, platform_op (a structure
                 // whose first word is sometimes the right interface version), hvm_op,
@@ -1212,6 +1243,9 @@ impl Fuzz {
         if c.nr == HYPERVISOR_memory_op && r >= 0 {
             self.note_gained_frames(&c, r);
         }
+        if self.privileged {
+            self.note_control(&c, r);
+        }
         if c.nr == HYPERVISOR_event_channel_op && c.args[0] == u64::from(xen_abi::event_channel::EVTCHNOP_init_control) && r == 0 {
             self.fifo = true;
             self.report(format_args!("EVTCHNOP_init_control accepted a control block in a frame it must refuse"));
@@ -1434,6 +1468,11 @@ impl Fuzz {
         let r = hv::update_va_mapping(self.slot, 0, UVMF_INVLPG);
         if r != 0 {
             return Err(fail(format_args!("unmapping the slot: {r}")));
+        }
+        if self.privileged {
+            if let Some(id) = self.paused_peer() {
+                return Err(fail(format_args!("domain {id} of the boot is paused")));
+            }
         }
         Ok(())
     }

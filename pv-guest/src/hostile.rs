@@ -1045,14 +1045,14 @@ static FREE_BEFORE: AtomicU64 = AtomicU64::new(0);
 const DOMU_PAGES: usize = 16;
 static DOMU_MFNS: [AtomicU64; DOMU_PAGES] = [const { AtomicU64::new(0) }; DOMU_PAGES];
 
-fn domctl(d: &mut XenDomctl) -> i64 {
+pub(crate) fn domctl(d: &mut XenDomctl) -> i64 {
     scratch_put(hv::ARG, d);
     let r = call(HYPERVISOR_domctl, [scratch_addr(hv::ARG), 0, 0, 0, 0]);
     *d = scratch_get(hv::ARG);
     r
 }
 
-fn sysctl(s: &mut XenSysctl) -> i64 {
+pub(crate) fn sysctl(s: &mut XenSysctl) -> i64 {
     scratch_put(hv::ARG, s);
     let r = call(HYPERVISOR_sysctl, [scratch_addr(hv::ARG), 0, 0, 0, 0]);
     *s = scratch_get(hv::ARG);
@@ -1067,8 +1067,21 @@ fn free_pages() -> Result<u64, i64> {
     }
 }
 
+/// The first domain whose id is `from` or above (`getdomaininfolist`), if any.
+pub(crate) fn next_domain(from: u16) -> Result<Option<u16>, i64> {
+    scratch_fill(hv::AUX, core::mem::size_of::<XenDomctlGetdomaininfo>(), 0);
+    let mut s = XenSysctl::new(XEN_SYSCTL_getdomaininfolist);
+    s.set_payload(&XenSysctlGetdomaininfolist { first_domain: from, max_domains: 1, buffer: scratch_addr(hv::AUX), ..Default::default() });
+    let r = sysctl(&mut s);
+    if r != 0 {
+        return Err(r);
+    }
+    let n = s.payload::<XenSysctlGetdomaininfolist>().map_or(0, |l| l.num_domains);
+    Ok((n == 1).then(|| scratch_get::<XenDomctlGetdomaininfo>(hv::AUX).domain))
+}
+
 /// `getdomaininfolist` from `dom`: its flags, or None if it is not there.
-fn domain_flags(dom: u16) -> Result<Option<u32>, i64> {
+pub(crate) fn domain_flags(dom: u16) -> Result<Option<u32>, i64> {
     scratch_fill(hv::AUX, core::mem::size_of::<XenDomctlGetdomaininfo>(), 0);
     let mut s = XenSysctl::new(XEN_SYSCTL_getdomaininfolist);
     s.set_payload(&XenSysctlGetdomaininfolist { first_domain: dom, max_domains: 1, buffer: scratch_addr(hv::AUX), ..Default::default() });

@@ -398,13 +398,23 @@ fn timer(_: &Env<'_>) -> TestResult {
     let mut t = VcpuSetSingleshotTimer { timeout_abs_ns: start + DELAY, flags: 0, ..Default::default() };
     let r = hv::vcpu(VCPUOP_set_singleshot_timer, 0, &mut t);
     ensure!(r == 0, "set_singleshot_timer: {r}");
-    let fired = evtchn::wait_for(port, seen, u64::MAX, Sleep::Block);
-    let elapsed = shared::now_ns() - start;
-    hv::close(port);
-    ensure!(fired, "timer never fired");
     // Xen may fire up to its timer slack (50 us by default) early; under TCG it is late.
+    // An event before that is not this timer's (Xen 4.17 on a loaded CI host delivered
+    // one at 17 ms: the periodic timer's, in flight on another CPU when it was stopped):
+    // wait on, by polling with a deadline, for the single-shot one. A hypervisor that
+    // fired the single-shot timer early has nothing more to send, and fails.
+    let mut early = 0;
+    let mut fired = evtchn::wait_for(port, seen, u64::MAX, Sleep::Block);
+    let mut elapsed = shared::now_ns() - start;
+    while fired && elapsed + 100_000 < DELAY && early < 3 {
+        early += 1;
+        fired = evtchn::wait_for(port, HITS.count(port), start + DELAY + 2_000_000_000, Sleep::Poll);
+        elapsed = shared::now_ns() - start;
+    }
+    hv::close(port);
+    ensure!(fired, "timer never fired ({early} early events)");
     ensure!(elapsed + 100_000 >= DELAY && elapsed < DELAY + 2_000_000_000, "fired after {elapsed} ns, wanted ~{DELAY}");
-    println!("pv-guest: timer: {DELAY} ns asked, fired after {elapsed} ns");
+    println!("pv-guest: timer: {DELAY} ns asked, fired after {elapsed} ns{}", if early > 0 { " (after an early event)" } else { "" });
     Ok(())
 }
 

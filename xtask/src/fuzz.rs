@@ -1,6 +1,7 @@
 //! The hypercall fuzzer (pv-guest `role=fuzz`, pv-guest/src/fuzz.rs) on xen-core: fuzzing
 //! domUs beside an honest event-channel pair and an honest grant pair, all from one boot
-//! manifest. After the run the hypervisor must still be up and halt cleanly, the honest
+//! manifest (with several fuzzers, the last one is a privileged control domain that
+//! fuzzes domctl and sysctl too). After the run the hypervisor must still be up and halt cleanly, the honest
 //! domains must have finished their work, every fuzzer must report its invariants held,
 //! and with every domain destroyed the frame allocator must be back to the count it had
 //! before the first domain was built (each fuzzed domain returned every frame).
@@ -40,7 +41,15 @@ pub fn manifest(seeds: &[u64], count: u64, extra: &str) -> Manifest {
         let id = honest + i as u16;
         let peers: Vec<&str> = all.iter().filter(|d| **d != id.to_string()).map(String::as_str).collect();
         // Two vCPUs: vCPU 1 works concurrently from its own seed (pv-guest/src/churn.rs).
-        domains.push(DomainSpec { vcpus: 2, ..dom(&format!("fuzz-{seed}"), format!("role=fuzz seed={seed} count={count} self={id} peers={} honest={}{extra}", peers.join(","), all[..honest as usize].join(","))) });
+        // With several, the last is a control domain (privileged: domctl and sysctl
+        // too, pv-guest/src/fuzz/control.rs).
+        let privileged = seeds.len() > 1 && i + 1 == seeds.len();
+        let priv_arg = if privileged { " priv=1" } else { "" };
+        domains.push(DomainSpec {
+            vcpus: 2,
+            privileged,
+            ..dom(&format!("fuzz-{seed}"), format!("role=fuzz seed={seed} count={count} self={id} peers={} honest={}{priv_arg}{extra}", peers.join(","), all[..honest as usize].join(",")))
+        });
     }
     Manifest {
         domains,
@@ -78,12 +87,17 @@ pub fn run(root: &Path, img: &Images, name: &str, seeds: &[u64], count: u64, tim
         calls += n;
         t.record(&format!("{name}: d{id} made its {count} calls (seed {seed})"), n >= count, &format!("{done:?}"));
     }
+    // The boot's domains, and those the control-domain fuzzer created and destroyed.
     let destroyed: Vec<&str> = log.lines().filter(|l| l.contains(") destroyed (")).collect();
+    let boot_domains = m.domains.iter().filter(|d| destroyed.iter().any(|l| l.contains(&format!(" ({}) destroyed (", d.name)))).count();
     t.record(
         &format!("{name}: every domain destroyed with nothing left referenced"),
-        destroyed.len() == m.domains.len() && destroyed.iter().all(|l| l.ends_with(" 0 still referenced")),
+        boot_domains == m.domains.len() && destroyed.iter().all(|l| l.ends_with(" 0 still referenced")),
         &destroyed.join(" | "),
     );
+    if let Some(l) = log.lines().find(|l| l.contains("FUZZ control domain: ")) {
+        println!("{name}: {}", &l[l.find("FUZZ control domain: ").unwrap_or(0)..]);
+    }
     let frames = log.lines().find_map(|l| Some(&l[l.find("Frames free: ")? + 13..]));
     let back = frames.and_then(|f| {
         let (now, rest) = f.split_once(", ")?;
