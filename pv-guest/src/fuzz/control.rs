@@ -83,6 +83,14 @@ fn reads_only(cmd: u32, sched_cmd: u32) -> bool {
         || (cmd == XEN_DOMCTL_scheduler_op && sched_cmd == XEN_DOMCTL_SCHEDOP_getinfo)
 }
 
+/// Removes `id` from the first `n` entries of `list`.
+fn forget(list: &mut [u16; 8], n: &mut usize, id: u16) {
+    if let Some(k) = list[..*n].iter().position(|&d| d == id) {
+        list.copy_within(k + 1..*n, k);
+        *n -= 1;
+    }
+}
+
 impl Fuzz {
     /// Whether `id` is another domain of the boot (an honest one or another fuzzer).
     pub(super) fn is_protected(&self, id: u16) -> bool {
@@ -133,11 +141,19 @@ impl Fuzz {
     /// A structured `XEN_DOMCTL_*` request (see the module comment).
     pub(super) fn gen_domctl(&mut self, c: &mut Call, i: usize) {
         // A full table of created domains makes room first.
-        let cmd = if self.nr_created >= MAX_CREATED && self.rng.chance(2) {
+        let mut cmd = if self.nr_created >= MAX_CREATED && self.rng.chance(2) {
             XEN_DOMCTL_destroydomain
+        } else if self.nr_created < MAX_CREATED && self.rng.chance(6) {
+            XEN_DOMCTL_createdomain
         } else {
             DOMCTLS[self.rng.below(DOMCTLS.len() as u64) as usize]
         };
+        // Only single calls create (`i` 0): the new id is read back and remembered,
+        // which a multicall entry's would not be (it may reuse a finished boot
+        // domain's id, and must not then pass for that domain).
+        if cmd == XEN_DOMCTL_createdomain && (i != 0 || self.nr_created >= MAX_CREATED) {
+            cmd = XEN_DOMCTL_getdomaininfo;
+        }
         let mut u = [0u64; 16];
         let sched_cmd = if self.rng.chance(2) { XEN_DOMCTL_SCHEDOP_getinfo } else { self.field(4) as u32 };
         let mut domain = if cmd == XEN_DOMCTL_createdomain {
@@ -149,6 +165,15 @@ impl Fuzz {
             self.ctl_target(reads_only(cmd, sched_cmd))
         };
         match cmd {
+            XEN_DOMCTL_createdomain if self.rng.below(4) != 0 => {
+                // A configuration a toolstack would send (so that domains exist for
+                // the other commands): no flags, a few vCPUs, default or small limits,
+                // grant version 1 or 2.
+                u[2] = self.rng.next() & 0xffff_ffff;
+                u[3] = (1 + self.rng.below(4)) << 32;
+                u[4] = [1023, 0xffff_ffff][self.rng.below(2) as usize] | ([0xffff_ffff, 1 + self.rng.below(64)][self.rng.below(2) as usize] << 32);
+                u[5] = [0xffff_ffff, self.rng.below(1025)][self.rng.below(2) as usize] | ((1 + self.rng.below(2)) << 32);
+            }
             XEN_DOMCTL_createdomain => {
                 let flags = [0, 0, u64::from(XEN_DOMCTL_CDF_hvm | XEN_DOMCTL_CDF_hap), u64::from(XEN_DOMCTL_CDF_iommu), self.rng.below(0x200)][self.rng.below(5) as usize];
                 let max_vcpus = [1, 2, 4, 128, 129, 0, self.field(4096)][self.rng.below(7) as usize];
@@ -322,6 +347,10 @@ impl Fuzz {
                     self.created[self.nr_created] = domain;
                     self.nr_created += 1;
                 }
+                // Ids are unique among live domains: a boot domain that had this id
+                // has finished, and the id is ours now.
+                forget(&mut self.peers, &mut self.nr_peers, domain);
+                forget(&mut self.honest, &mut self.nr_honest, domain);
             }
             XEN_DOMCTL_destroydomain => {
                 if let Some(k) = self.created[..self.nr_created].iter().position(|&d| d == domain) {
@@ -340,13 +369,13 @@ impl Fuzz {
         ids.copied().find(|&id| crate::hostile::domain_flags(id).ok().flatten().is_some_and(|f| f & DOMINF_paused != 0))
     }
 
-    /// Destroys every domain that is neither ours nor the boot's (those this fuzzer
-    /// created, tracked or not: a multicall's createdomain is not), and waits until
-    /// they are gone: how many it destroyed, or the first error.
+    /// Destroys every domain that is neither us nor one of the boot's still running
+    /// (those this fuzzer created, even past the [`MAX_CREATED`] it tracks), and waits
+    /// until they are gone: how many it destroyed, or the first error.
     pub(super) fn destroy_created(&mut self) -> Result<u32, i64> {
         let mut destroyed = 0;
         let mut next = 0u16;
-        // getdomaininfo answers the domain asked for or the next one above it.
+        // getdomaininfolist answers from the domain asked for upwards.
         while let Some(id) = crate::hostile::next_domain(next)? {
             if id != self.self_id && !self.is_protected(id) {
                 let mut d = XenDomctl::new(XEN_DOMCTL_destroydomain, id);
