@@ -1470,6 +1470,7 @@ impl Fuzz {
             return Err(fail(format_args!("unmapping the slot: {r}")));
         }
         if self.privileged {
+            self.prune_created();
             if let Some(id) = self.paused_peer() {
                 return Err(fail(format_args!("domain {id} of the boot is paused")));
             }

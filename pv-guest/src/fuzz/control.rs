@@ -18,7 +18,7 @@
 //! domain the fuzzer created is destroyed, and the boot's frame count must come back.
 
 use super::{put, Call, Fuzz};
-use crate::hv;
+use crate::{hv, println};
 use xen_abi::domctl::*;
 use xen_abi::hypercall::{HYPERVISOR_domctl, HYPERVISOR_sysctl};
 use xen_abi::sysctl::*;
@@ -49,8 +49,12 @@ pub struct Stats {
     pub domctl_ok: u64,
     pub sysctl: u64,
     pub sysctl_ok: u64,
-    /// Domains created by single calls.
+    /// Domains created by single calls, and createdomain requests refused.
     pub created: u64,
+    pub create_refused: u64,
+    /// destroydomain of a domain it created: done, refused.
+    pub destroyed: u64,
+    pub destroy_refused: u64,
 }
 
 /// The domctl commands a control domain's fuzzer issues (unknown ones too).
@@ -336,7 +340,22 @@ impl Fuzz {
                 self.ctl.sysctl_ok += 1;
             }
         }
-        if c.nr != HYPERVISOR_domctl || r != 0 || !(self.arg_a..self.arg_a + 4096).contains(&c.args[0]) {
+        if c.nr != HYPERVISOR_domctl || !(self.arg_a..self.arg_a + 4096).contains(&c.args[0]) {
+            return;
+        }
+        if r != 0 {
+            let cmd = crate::arch::x86_64::traps::read_u64(c.args[0]).unwrap_or(0);
+            let dom = crate::arch::x86_64::traps::read_u64(c.args[0] + 8).unwrap_or(0) as u16;
+            let valid = |c: u32| u64::from(c) | (u64::from(XEN_DOMCTL_INTERFACE_VERSION) << 32);
+            if cmd == valid(XEN_DOMCTL_createdomain) {
+                self.ctl.create_refused += 1;
+            }
+            if cmd == valid(XEN_DOMCTL_destroydomain) && self.created[..self.nr_created].contains(&dom) {
+                self.ctl.destroy_refused += 1;
+                if self.ctl.destroy_refused <= 4 {
+                    println!("FUZZ destroydomain of d{dom}, which it created, refused: {r}");
+                }
+            }
             return;
         }
         let (cmd, domain) = (crate::arch::x86_64::traps::read_u64(c.args[0]).unwrap_or(0) as u32, crate::arch::x86_64::traps::read_u64(c.args[0] + 8).unwrap_or(0) as u16);
@@ -353,12 +372,27 @@ impl Fuzz {
                 forget(&mut self.honest, &mut self.nr_honest, domain);
             }
             XEN_DOMCTL_destroydomain => {
+                self.ctl.destroyed += u64::from(self.created[..self.nr_created].contains(&domain));
                 if let Some(k) = self.created[..self.nr_created].iter().position(|&d| d == domain) {
                     self.created.copy_within(k + 1..self.nr_created, k);
                     self.nr_created -= 1;
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Forgets created domains that are gone (a multicall entry may have destroyed
+    /// one; its result is not read back).
+    pub(super) fn prune_created(&mut self) {
+        let mut k = 0;
+        while k < self.nr_created {
+            if matches!(crate::hostile::domain_flags(self.created[k]), Ok(None)) {
+                self.created.copy_within(k + 1..self.nr_created, k);
+                self.nr_created -= 1;
+            } else {
+                k += 1;
+            }
         }
     }
 

@@ -91,13 +91,14 @@ impl CpuMask {
         CpuMask(m)
     }
 
-    /// The mask as the `ceil(nr_bits / 8)` bytes of a `xenctl_bitmap` (Xen's
-    /// `bitmap_to_xenctl_bitmap` of `nr_cpus` bits: bytes past those the hypervisor
-    /// knows are zero).
+    /// The first bytes of a `xenctl_bitmap` of `nr_bits` bits holding the mask (Xen's
+    /// `bitmap_to_xenctl_bitmap` of `nr_cpus` bits): at most the mask's 8 bytes, bits
+    /// past the CPUs the hypervisor knows zero. The caller zeroes the rest of the
+    /// guest's `ceil(nr_bits / 8)` bytes (which may be 512 MiB: never a buffer).
     pub fn to_xenctl(self, nr_bits: u32, nr_cpus: usize) -> alloc::vec::Vec<u8> {
-        let guest_bytes = (nr_bits as usize).div_ceil(8);
+        let guest_bytes = (nr_bits as usize).div_ceil(8).min(MASK_BITS / 8);
         let ours = CpuMask(self.0 & CpuMask::first(nr_cpus.div_ceil(8) * 8).0);
-        (0..guest_bytes).map(|i| if i < 8 { (ours.0 >> (8 * i)) as u8 } else { 0 }).collect()
+        (0..guest_bytes).map(|i| (ours.0 >> (8 * i)) as u8).collect()
     }
 }
 
@@ -388,6 +389,11 @@ mod tests {
         assert_eq!(CpuMask::ALL.to_xenctl(16, 2), [0xff, 0x00]);
         assert_eq!(CpuMask(0b10).to_xenctl(8, 2), [0b10]);
         assert_eq!(CpuMask(0b10).to_xenctl(0, 2), Vec::<u8>::new());
+        // A guest's huge bitmap: only the mask's bytes here (the rest is zeroed in
+        // the guest's memory page by page; found by the control-domain fuzzer, which
+        // had the hypervisor allocate 512 MiB for nr_bits 2^32 - 1).
+        assert_eq!(CpuMask(0b10).to_xenctl(u32::MAX, 2), [0b10, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(CpuMask::ALL.to_xenctl(72, 64), [0xff; 8]);
     }
 
     #[test]

@@ -130,13 +130,25 @@ fn read_mask(guest: &GuestView, b: &XenctlBitmap) -> Result<CpuMask, Errno> {
     Ok(CpuMask::from_xenctl(&bytes, nr_bits))
 }
 
-/// Writes `mask` into a guest `xenctl_bitmap` (`bitmap_to_xenctl_bitmap`).
+/// Writes `mask` into a guest `xenctl_bitmap` (`bitmap_to_xenctl_bitmap`): the bytes
+/// the hypervisor has, then zeros up to the guest's `ceil(nr_bits / 8)` bytes, a page
+/// at a time (nr_bits may be 2^32 - 1: no buffer of that size; the first fault ends it
+/// with -EFAULT, as Xen's `clear_guest_offset`).
 fn write_mask(guest: &GuestView, b: &XenctlBitmap, mask: CpuMask) -> Result<(), Errno> {
     let bytes = mask.to_xenctl(b.nr_bits, smp::online());
     if bytes.is_empty() {
         return Ok(());
     }
-    guest.copy_to(b.bitmap, &bytes)
+    guest.copy_to(b.bitmap, &bytes)?;
+    const ZEROS: [u8; 4096] = [0; 4096];
+    let total = u64::from(b.nr_bits).div_ceil(8);
+    let mut done = bytes.len() as u64;
+    while done < total {
+        let n = (total - done).min(ZEROS.len() as u64);
+        guest.copy_to(b.bitmap.wrapping_add(done), &ZEROS[..n as usize])?;
+        done += n;
+    }
+    Ok(())
 }
 
 /// `XEN_DOMCTL_setvcpuaffinity` / `getvcpuaffinity` (Xen's `vcpu_affinity_domctl`):
