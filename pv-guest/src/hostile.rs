@@ -156,6 +156,8 @@ const HOSTILE: &[Hostile] = &[
     // --- vCPUs and domains
     ("vcpu_op_bad_vcpu", |_| call(HYPERVISOR_vcpu_op, [xen_abi::vcpu::VCPUOP_is_up.into(), 99, 0, 0, 0]), ENOENT),
     ("remote_shutdown_no_domain", |_| remote_shutdown(NO_DOMAIN), ESRCH),
+    // Found by the control-domain fuzzer (xen-core allocated 512 MiB and panicked).
+    ("vcpu_affinity_bitmap_of_2_32_minus_1_bits", |c| affinity_bitmap_bytes_wrap(c), 0),
     // --- a domain of our own, built as a toolstack builds one (findings 5 and 6)
     ("domu_create", |_| domu_create(), 0),
     ("domu_populate_physmap", |_| domu_populate(), DOMU_PAGES as i64),
@@ -1057,6 +1059,35 @@ pub(crate) fn sysctl(s: &mut XenSysctl) -> i64 {
     let r = call(HYPERVISOR_sysctl, [scratch_addr(hv::ARG), 0, 0, 0, 0]);
     *s = scratch_get(hv::ARG);
     r
+}
+
+/// getvcpuaffinity and setvcpuaffinity of our vCPU 0 with a bitmap of 2^32 - 1 bits:
+/// Xen counts its bytes in unsigned int, (nr_bits + 7) / 8, which wraps to 0, so get
+/// writes nothing and succeeds, and set reads nothing and is refused (no online CPU:
+/// -EINVAL). 0, or 1001 (get wrote), 1100 + get's error, 1200 + set's answer negated.
+fn affinity_bitmap_bytes_wrap(c: &Ctx) -> i64 {
+    const OFF: u64 = 27 * PAGE_SIZE;
+    for i in 0..4 {
+        big_put(c, OFF + i * 8, u64::MAX);
+    }
+    let map = XenctlBitmap { bitmap: c.big + OFF, nr_bits: u32::MAX, _pad: 0 };
+    let affinity = |cmd| {
+        let mut d = XenDomctl::new(cmd, c.self_id);
+        d.set_payload(&XenDomctlVcpuaffinity { vcpu: 0, flags: XEN_VCPUAFFINITY_HARD, cpumap_hard: map, ..Default::default() });
+        domctl(&mut d)
+    };
+    let get = affinity(XEN_DOMCTL_getvcpuaffinity);
+    let untouched = (0..4).all(|i| big_get(c, OFF + i * 8) == u64::MAX);
+    let set = affinity(XEN_DOMCTL_setvcpuaffinity);
+    if get != 0 {
+        1100 - get
+    } else if !untouched {
+        1001
+    } else if set != EINVAL {
+        1200 - set
+    } else {
+        0
+    }
 }
 
 fn free_pages() -> Result<u64, i64> {

@@ -40,6 +40,13 @@ pub const PERIOD_NS: u64 = 30_000_000;
 /// How many CPUs a mask holds.
 pub const MASK_BITS: usize = 64;
 
+/// The bytes of a guest's `xenctl_bitmap` of `nr_bits` bits, as Xen computes them, in
+/// `unsigned int`: `(nr_bits + 7) / 8`, so 2^32 - 7 bits and more wrap to a handful of
+/// bytes or none (2^32 - 1 bits: 0 bytes).
+pub fn xenctl_bytes(nr_bits: u32) -> u32 {
+    nr_bits.wrapping_add(7) / 8
+}
+
 /// A set of physical CPUs (bit n: CPU n).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CpuMask(pub u64);
@@ -78,7 +85,7 @@ impl CpuMask {
     /// `xenctl_bitmap_to_bitmap`: bits past `nr_bits` in the last byte are ignored, bits
     /// past what the mask holds too.
     pub fn from_xenctl(bytes: &[u8], nr_bits: u32) -> CpuMask {
-        let guest_bytes = (nr_bits as usize).div_ceil(8);
+        let guest_bytes = xenctl_bytes(nr_bits) as usize;
         let n = guest_bytes.min(bytes.len()).min(MASK_BITS / 8);
         let mut m = 0u64;
         for (i, &b) in bytes[..n].iter().enumerate() {
@@ -96,7 +103,7 @@ impl CpuMask {
     /// past the CPUs the hypervisor knows zero. The caller zeroes the rest of the
     /// guest's `ceil(nr_bits / 8)` bytes (which may be 512 MiB: never a buffer).
     pub fn to_xenctl(self, nr_bits: u32, nr_cpus: usize) -> alloc::vec::Vec<u8> {
-        let guest_bytes = (nr_bits as usize).div_ceil(8).min(MASK_BITS / 8);
+        let guest_bytes = (xenctl_bytes(nr_bits) as usize).min(MASK_BITS / 8);
         let ours = CpuMask(self.0 & CpuMask::first(nr_cpus.div_ceil(8) * 8).0);
         (0..guest_bytes).map(|i| (ours.0 >> (8 * i)) as u8).collect()
     }
@@ -392,7 +399,11 @@ mod tests {
         // A guest's huge bitmap: only the mask's bytes here (the rest is zeroed in
         // the guest's memory page by page; found by the control-domain fuzzer, which
         // had the hypervisor allocate 512 MiB for nr_bits 2^32 - 1).
-        assert_eq!(CpuMask(0b10).to_xenctl(u32::MAX, 2), [0b10, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(CpuMask(0b10).to_xenctl(0xffff_fff8, 2), [0b10, 0, 0, 0, 0, 0, 0, 0]);
+        // Xen's byte count wraps in unsigned int: 2^32 - 1 bits are no bytes at all.
+        assert_eq!((xenctl_bytes(u32::MAX), xenctl_bytes(0xffff_fff8), xenctl_bytes(9)), (0, 0x1fff_ffff, 2));
+        assert_eq!(CpuMask(0b10).to_xenctl(u32::MAX, 2), Vec::<u8>::new());
+        assert_eq!(CpuMask::from_xenctl(&[0xff; 8], u32::MAX), CpuMask(0));
         assert_eq!(CpuMask::ALL.to_xenctl(72, 64), [0xff; 8]);
     }
 

@@ -120,7 +120,7 @@ pub fn scheduler_op(d: &mut Domain, op: &mut XenDomctl) -> Result<(), Errno> {
 /// need, as Xen's `xenctl_bitmap_to_bitmap`).
 fn read_mask(guest: &GuestView, b: &XenctlBitmap) -> Result<CpuMask, Errno> {
     let ours = smp::online().div_ceil(8);
-    let n = (b.nr_bits as usize).div_ceil(8).min(ours);
+    let n = (policy::xenctl_bytes(b.nr_bits) as usize).min(ours);
     let mut bytes = alloc::vec![0u8; n];
     if n > 0 {
         guest.copy_from(b.bitmap, &mut bytes)?;
@@ -132,8 +132,8 @@ fn read_mask(guest: &GuestView, b: &XenctlBitmap) -> Result<CpuMask, Errno> {
 
 /// Writes `mask` into a guest `xenctl_bitmap` (`bitmap_to_xenctl_bitmap`): the bytes
 /// the hypervisor has, then zeros up to the guest's `ceil(nr_bits / 8)` bytes, a page
-/// at a time (nr_bits may be 2^32 - 1: no buffer of that size; the first fault ends it
-/// with -EFAULT, as Xen's `clear_guest_offset`).
+/// at a time (up to 512 MiB: no buffer of that size; the first fault ends it with
+/// -EFAULT, as Xen's `clear_guest_offset`).
 fn write_mask(guest: &GuestView, b: &XenctlBitmap, mask: CpuMask) -> Result<(), Errno> {
     let bytes = mask.to_xenctl(b.nr_bits, smp::online());
     if bytes.is_empty() {
@@ -141,7 +141,7 @@ fn write_mask(guest: &GuestView, b: &XenctlBitmap, mask: CpuMask) -> Result<(), 
     }
     guest.copy_to(b.bitmap, &bytes)?;
     const ZEROS: [u8; 4096] = [0; 4096];
-    let total = u64::from(b.nr_bits).div_ceil(8);
+    let total = u64::from(policy::xenctl_bytes(b.nr_bits));
     let mut done = bytes.len() as u64;
     while done < total {
         let n = (total - done).min(ZEROS.len() as u64);
