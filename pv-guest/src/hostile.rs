@@ -1098,8 +1098,8 @@ fn free_pages() -> Result<u64, i64> {
     }
 }
 
-/// The first domain whose id is `from` or above (`getdomaininfolist`), if any.
-pub(crate) fn next_domain(from: u16) -> Result<Option<u16>, i64> {
+/// The first domain whose id is `from` or above (`getdomaininfolist`): its info, if any.
+fn domain_from(from: u16) -> Result<Option<XenDomctlGetdomaininfo>, i64> {
     scratch_fill(hv::AUX, core::mem::size_of::<XenDomctlGetdomaininfo>(), 0);
     let mut s = XenSysctl::new(XEN_SYSCTL_getdomaininfolist);
     s.set_payload(&XenSysctlGetdomaininfolist { first_domain: from, max_domains: 1, buffer: scratch_addr(hv::AUX), ..Default::default() });
@@ -1108,21 +1108,17 @@ pub(crate) fn next_domain(from: u16) -> Result<Option<u16>, i64> {
         return Err(r);
     }
     let n = s.payload::<XenSysctlGetdomaininfolist>().map_or(0, |l| l.num_domains);
-    Ok((n == 1).then(|| scratch_get::<XenDomctlGetdomaininfo>(hv::AUX).domain))
+    Ok((n == 1).then(|| scratch_get(hv::AUX)))
 }
 
-/// `getdomaininfolist` from `dom`: its flags, or None if it is not there.
+/// The id of the first domain whose id is `from` or above, if any.
+pub(crate) fn next_domain(from: u16) -> Result<Option<u16>, i64> {
+    Ok(domain_from(from)?.map(|i| i.domain))
+}
+
+/// Domain `dom`'s flags, or None if it is not there.
 pub(crate) fn domain_flags(dom: u16) -> Result<Option<u32>, i64> {
-    scratch_fill(hv::AUX, core::mem::size_of::<XenDomctlGetdomaininfo>(), 0);
-    let mut s = XenSysctl::new(XEN_SYSCTL_getdomaininfolist);
-    s.set_payload(&XenSysctlGetdomaininfolist { first_domain: dom, max_domains: 1, buffer: scratch_addr(hv::AUX), ..Default::default() });
-    let r = sysctl(&mut s);
-    if r != 0 {
-        return Err(r);
-    }
-    let n = s.payload::<XenSysctlGetdomaininfolist>().map_or(0, |l| l.num_domains);
-    let info: XenDomctlGetdomaininfo = scratch_get(hv::AUX);
-    Ok((n == 1 && info.domain == dom).then_some(info.flags))
+    Ok(domain_from(dom)?.filter(|i| i.domain == dom).map(|i| i.flags))
 }
 
 fn domu() -> u16 {
