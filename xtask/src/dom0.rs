@@ -1290,10 +1290,11 @@ b0=$(cput sched-b); sleep 4; b1=$(cput sched-b)
 echo "$b0 $b1" | awk '{printf "  sched| sched-b capped at 20%% alone on CPU 1 for 4 s: %.1f s (%d%%)\n", $2-$1, 100*($2-$1)/4}'
 check xl-destroy-sched-b xl destroy sched-b
 # Soft affinity: two CPU-bound domUs that may run anywhere, each preferring one CPU
-# (cpus_soft= at create, then swapped with xl vcpu-pin's soft argument), run on the CPUs
-# they prefer in more than half of 2 x 20 samples of xl vcpu-list, before and after the
-# swap. (Xen's credit1 moves them more than xen-core: 50-90% per domain per phase seen;
-# a scheduler without the preference keeps them where they are, and fails one phase.)
+# (cpus_soft= at create, then swapped with xl vcpu-pin's soft argument): the affinity
+# columns are asserted; how often each is found on the CPU it prefers (20 samples of xl
+# vcpu-list each, before and after the swap) is printed, not asserted, as the weight
+# ratio above: placement is policy, and Xen's credit1 moves them about more than
+# xen-core (50-90% against 95-100% per domain in the runs so far).
 check xl-create-cpus-soft-1 xl create /etc/xen/pv-guest.cfg 'name="soft-a"' 'extra="role=spin"' 'cpus_soft="1"'
 check xl-create-cpus-soft-0 xl create /etc/xen/pv-guest.cfg 'name="soft-b"' 'extra="role=spin"' 'cpus_soft="0"'
 waitlog /var/log/xen/console/guest-soft-a.log 'SPIN started' 60
@@ -1302,13 +1303,13 @@ want xl-vcpu-list-soft-affinity-at-create 'all / 1|all / 0' sh -c 'xl vcpu-list 
 oncpu() { n=0; i=0; while [ $i -lt 20 ]; do [ "$(xl vcpu-list $1 | awk 'NR==2 {print $4}')" = "$2" ] && n=$((n+1)); i=$((i+1)); sleep 0.2; done; echo $n; }
 sleep 1; sa=$(oncpu soft-a 1); sb=$(oncpu soft-b 0)
 echo "  sched| cpus_soft: soft-a on CPU 1 in $sa of 20 samples, soft-b on CPU 0 in $sb of 20"
-check domus-run-on-their-soft-affinity test $((sa + sb)) -gt 20
+echo "BENCH sched_soft_affinity_on_preferred_cpu_pct $(( (sa + sb) * 100 / 40 ))"
 check xl-vcpu-pin-soft-only xl vcpu-pin soft-a 0 - 0
 check xl-vcpu-pin-soft-all-vcpus xl vcpu-pin soft-b all - 1
 want xl-vcpu-list-after-soft-pin 'all / 0|all / 1' sh -c 'xl vcpu-list soft-a soft-b | awk "NR>1 {print \$7, \$8, \$9}" | paste -sd "|"'
 sleep 1; sa=$(oncpu soft-a 0); sb=$(oncpu soft-b 1)
 echo "  sched| after xl vcpu-pin: soft-a on CPU 0 in $sa of 20 samples, soft-b on CPU 1 in $sb of 20"
-check domus-follow-new-soft-affinity test $((sa + sb)) -gt 20
+echo "BENCH sched_soft_affinity_after_swap_on_preferred_cpu_pct $(( (sa + sb) * 100 / 40 ))"
 xl destroy soft-a; xl destroy soft-b
 
 #@ end
