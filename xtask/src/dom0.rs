@@ -563,7 +563,12 @@ fn guest_configs() -> Vec<(String, DomU)> {
 fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<String> {
     let steps = match variant {
         Variant::Test => select_sections(&all_steps(), std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref())?,
-        Variant::Bench => BENCH_STEPS.to_string(),
+        // XTASK_BENCH_STEPS_FILE: a script of one's own in place of the benchmark's (for
+        // working on one step with the benchmark's dom0, which carries Debian's toolstack).
+        Variant::Bench => match std::env::var_os("XTASK_BENCH_STEPS_FILE") {
+            Some(f) => std::fs::read_to_string(&f).context(|| format!("reading {}", std::path::Path::new(&f).display()))?,
+            None => BENCH_STEPS.to_string(),
+        },
         Variant::BenchBlk => format!("{}{BENCH_BLK_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
         Variant::BenchNet => format!("{}{BENCH_NET_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
         Variant::Base => xen_core_steps(std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref()),
@@ -1522,8 +1527,14 @@ fn bench_boot_on(root: &Path, variant: Variant, log_stem: &str, hv: BenchHv) -> 
 }
 
 /// [`bench_boot_on`] on each of [`BenchHv::ALL`], one after the other.
+/// `XTASK_BENCH_HVS=xen-core,xen,xen-1cpu` (log tags) boots only those.
 fn bench_boot_all(root: &Path, variant: Variant, log_stem: &str) -> Result<Vec<BenchRun>> {
-    BenchHv::ALL.iter().map(|&hv| bench_boot_on(root, variant, log_stem, hv)).collect()
+    let only = std::env::var("XTASK_BENCH_HVS").ok();
+    BenchHv::ALL
+        .iter()
+        .filter(|hv| only.as_deref().is_none_or(|o| o.split(',').any(|t| t == hv.tag())))
+        .map(|&hv| bench_boot_on(root, variant, log_stem, hv))
+        .collect()
 }
 
 /// The median of a side's values for `metric` (the upper middle one of an even count).

@@ -472,6 +472,29 @@ pub struct XenctlBitmap {
     pub _pad: u32,
 }
 
+/// `struct xen_domctl_nodeaffinity` (16 bytes): `XEN_DOMCTL_{set,get}nodeaffinity`.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenDomctlNodeaffinity {
+    pub nodemap: XenctlBitmap,
+}
+
+/// `struct xen_domctl_tsc_info` (24 bytes): `XEN_DOMCTL_{set,get}tscinfo`.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenDomctlTscInfo {
+    /// `XEN_TSC_MODE_*` (0 default, 1 always emulate, 2 never emulate).
+    pub tsc_mode: u32,
+    pub gtsc_khz: u32,
+    pub incarnation: u32,
+    pub pad: u32,
+    pub elapsed_nsec: u64,
+}
+
 /// `XEN_VCPUAFFINITY_HARD`
 pub const XEN_VCPUAFFINITY_HARD: u32 = 1 << 0;
 /// `XEN_VCPUAFFINITY_SOFT`

@@ -54,6 +54,9 @@ pub struct ControlState {
     pub handle: [u8; 16],
     /// The E820 `XENMEM_set_memory_map` gave it (`XENMEM_memory_map` answers it).
     pub e820: Option<Vec<E820Entry>>,
+    /// Pages still claimed by `XENMEM_claim_pages` (`outstanding_pages`): each page the
+    /// domain is given lowers it, until it is spent or cancelled.
+    pub claim: u64,
 }
 
 impl ControlState {
@@ -181,6 +184,52 @@ pub fn max_mem_pages(max_memkb: u64) -> u64 {
     max_memkb >> 2
 }
 
+/// `XENMEM_claim_pages` (Xen's `domain_set_outstanding_pages`): the domain's new claim
+/// for a request of `pages` in total, given what it claims now, owns (`tot`) and may own
+/// (`max`), the free pages and everyone's outstanding claims. 0 cancels the claim; one
+/// claim at a time (`-EINVAL`); a total not above what it owns, or above `max`,
+/// `-EINVAL`; more than what is free and unclaimed `-ENOMEM`. The claim is what the
+/// total asks beyond the pages owned.
+pub fn claim_pages(pages: u64, claim: u64, tot: u64, max: u64, free: u64, outstanding: u64) -> Result<u64, Errno> {
+    if pages == 0 {
+        return Ok(0);
+    }
+    if claim != 0 || pages <= tot || pages > max {
+        return Err(Errno::EINVAL);
+    }
+    let want = pages - tot;
+    if want > free.saturating_sub(outstanding) {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(want)
+}
+
+/// `XEN_DOMCTL_settscinfo` for a domain other than the caller (Xen's `tsc_set_info`):
+/// the PV hardware domain keeps the native TSC whatever the mode; otherwise modes 0
+/// (default: native on a host whose TSC is safe, which is what xen-core gives) and 2
+/// (never emulate) are taken, 1 (always emulate) would need TSC emulation, which
+/// xen-core does not have (`-EOPNOTSUPP`), and any other `-EINVAL` (3 was PVRDTSCP,
+/// removed).
+pub fn check_tsc_mode(mode: u32, hardware: bool) -> Result<(), Errno> {
+    match mode {
+        _ if hardware => Ok(()),
+        0 | 2 => Ok(()),
+        1 => Err(Errno::EOPNOTSUPP),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `XEN_DOMCTL_setnodeaffinity` on a one-node machine (Xen's
+/// `domain_set_node_affinity`): the nodes asked (the first byte of the `xenctl_bitmap`,
+/// bits past `nr_bits` ignored) must include node 0, else `-EINVAL`.
+pub fn check_node_affinity(first_byte: u8, nr_bits: u32) -> Result<(), Errno> {
+    if nr_bits > 0 && first_byte & 1 != 0 {
+        Ok(())
+    } else {
+        Err(Errno::EINVAL)
+    }
+}
+
 /// `XEN_DOMCTL_set_address_size` for a 64-bit PV domain: 64 is what it is; 32 would
 /// switch to a compat guest, which this hypervisor does not build (Xen without
 /// `CONFIG_PV32`: `-EOPNOTSUPP`); anything else `-EINVAL`.
@@ -237,6 +286,36 @@ pub fn check_memory_map(nr_entries: u32) -> Result<(), Errno> {
         return Err(Errno::EINVAL);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod toolstack_tests {
+    use super::*;
+
+    #[test]
+    fn claims_follow_domain_set_outstanding_pages() {
+        // (pages, claim, tot, max, free, outstanding)
+        assert_eq!(claim_pages(0, 5, 1, 10, 100, 5), Ok(0));
+        assert_eq!(claim_pages(8, 0, 2, 10, 100, 0), Ok(6));
+        assert_eq!(claim_pages(8, 3, 2, 10, 100, 3), Err(Errno::EINVAL));
+        assert_eq!(claim_pages(2, 0, 2, 10, 100, 0), Err(Errno::EINVAL));
+        assert_eq!(claim_pages(11, 0, 2, 10, 100, 0), Err(Errno::EINVAL));
+        assert_eq!(claim_pages(10, 0, 0, 10, 15, 6), Err(Errno::ENOMEM));
+        assert_eq!(claim_pages(10, 0, 0, 10, 16, 6), Ok(10));
+        assert_eq!(claim_pages(u64::MAX, 0, 0, u64::MAX, 16, 600), Err(Errno::ENOMEM));
+    }
+
+    #[test]
+    fn tsc_modes_and_node_affinity() {
+        assert_eq!(check_tsc_mode(0, false), Ok(()));
+        assert_eq!(check_tsc_mode(2, false), Ok(()));
+        assert_eq!(check_tsc_mode(1, false), Err(Errno::EOPNOTSUPP));
+        assert_eq!(check_tsc_mode(3, false), Err(Errno::EINVAL));
+        assert_eq!(check_tsc_mode(77, true), Ok(()));
+        assert_eq!(check_node_affinity(0xff, 64), Ok(()));
+        assert_eq!(check_node_affinity(0b10, 8), Err(Errno::EINVAL));
+        assert_eq!(check_node_affinity(0xff, 0), Err(Errno::EINVAL));
+    }
 }
 
 #[cfg(test)]

@@ -55,6 +55,10 @@ pub fn domctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
             | XEN_DOMCTL_scheduler_op
             | XEN_DOMCTL_setvcpuaffinity
             | XEN_DOMCTL_getvcpuaffinity
+            | XEN_DOMCTL_setnodeaffinity
+            | XEN_DOMCTL_getnodeaffinity
+            | XEN_DOMCTL_settscinfo
+            | XEN_DOMCTL_get_address_size
     );
     if !ours {
         return super::hypercall::sysctl::domctl(doms, guest, arg);
@@ -86,6 +90,27 @@ pub fn domctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
         XEN_DOMCTL_scheduler_op => {
             let d = doms.get_mut(op.domain).ok_or(Errno::ESRCH)?;
             crate::pv::credit::scheduler_op(d, &mut op)?;
+            true
+        }
+        // One node (0): a mask must include it; the domain's affinity is always it.
+        XEN_DOMCTL_setnodeaffinity => {
+            let n: XenDomctlNodeaffinity = op.payload().ok_or(Errno::EINVAL)?;
+            let mut first = [0u8];
+            if n.nodemap.nr_bits > 0 {
+                guest.copy_from(n.nodemap.bitmap, &mut first)?;
+            }
+            let bits = if n.nodemap.nr_bits < 8 { n.nodemap.nr_bits } else { 8 };
+            let byte = if bits < 8 { first[0] & ((1u8 << bits) - 1) } else { first[0] };
+            ctl::check_node_affinity(byte, n.nodemap.nr_bits)?;
+            false
+        }
+        XEN_DOMCTL_getnodeaffinity => {
+            let n: XenDomctlNodeaffinity = op.payload().ok_or(Errno::EINVAL)?;
+            super::hypercall::sysctl::write_cpu_bitmap(guest, &n.nodemap, crate::domain::credit::CpuMask(1))?;
+            false
+        }
+        XEN_DOMCTL_get_address_size => {
+            op.set_payload(&XenDomctlAddressSize { size: 64 });
             true
         }
         XEN_DOMCTL_setvcpuaffinity | XEN_DOMCTL_getvcpuaffinity => {
@@ -133,6 +158,13 @@ pub fn domctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
                         return Err(Errno::EINVAL);
                     }
                     vcpu::set_context(d, guest, &op)?;
+                }
+                XEN_DOMCTL_settscinfo => {
+                    if is_current {
+                        return Err(Errno::EINVAL);
+                    }
+                    let t: XenDomctlTscInfo = op.payload().ok_or(Errno::EINVAL)?;
+                    ctl::check_tsc_mode(t.tsc_mode, d.hardware)?;
                 }
                 XEN_DOMCTL_hypercall_init => {
                     let h: XenDomctlHypercallInit = op.payload().ok_or(Errno::EINVAL)?;

@@ -57,6 +57,7 @@ fn physinfo() -> XenSysctlPhysinfo {
         capabilities: XEN_SYSCTL_PHYSCAP_pv | XEN_SYSCTL_PHYSCAP_gnttab_v1,
         total_pages: crate::pv::mmu::m2p::entries(),
         free_pages: mem::with_frames(|a| a.free_frames()),
+        outstanding_pages: *crate::pv::domctl::memory::OUTSTANDING.lock(),
         max_mfn,
         hw_cap: [d1, c1, de1, ce1, a_d1, b7, c7, de7],
         ..Default::default()
@@ -133,10 +134,81 @@ pub fn sysctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
             }
             op.set_payload(&r);
         }
+        XEN_SYSCTL_cpupool_op => {
+            let mut c: XenSysctlCpupoolOp = op.payload().ok_or(Errno::EINVAL)?;
+            let me = doms.current_id();
+            let ids = doms.ids();
+            let machine = crate::domain::cpupool::Machine {
+                online_cpus: crate::arch::x86_64::smp::online(),
+                n_dom: ids.len() as u32,
+                lookup: |id: u32| u16::try_from(id).ok().filter(|id| ids.contains(id)).map(|id| id == me),
+            };
+            match crate::domain::cpupool::op(&c, &machine, XEN_SCHEDULER_CREDIT)? {
+                crate::domain::cpupool::Answer::Info { id, sched_id, n_dom, cpus } => {
+                    c.cpupool_id = id;
+                    c.sched_id = sched_id;
+                    c.n_dom = n_dom;
+                    write_cpu_bitmap(guest, &c.cpumap, cpus)?;
+                }
+                crate::domain::cpupool::Answer::Free(cpus) => write_cpu_bitmap(guest, &c.cpumap, cpus)?,
+                crate::domain::cpupool::Answer::Done => {}
+            }
+            op.set_payload(&c);
+        }
+        // Every online CPU present, core N of socket 0 on node 0 (as physinfo has them).
+        XEN_SYSCTL_cputopoinfo => {
+            let mut t: XenSysctlCputopoinfo = op.payload().ok_or(Errno::EINVAL)?;
+            let ours = crate::arch::x86_64::smp::online() as u32;
+            let n = if t.cputopo == 0 { ours } else { ours.min(t.num_cpus) };
+            if t.cputopo != 0 {
+                let size = core::mem::size_of::<XenSysctlCputopo>() as u64;
+                for i in 0..n {
+                    let topo = XenSysctlCputopo { core: i, socket: 0, node: 0 };
+                    guest.write(t.cputopo.wrapping_add(u64::from(i) * size), &topo)?;
+                }
+            }
+            t.num_cpus = n;
+            op.set_payload(&t);
+        }
+        // One node, 0: all memory, distance 10 to itself (Xen's without an SLIT).
+        XEN_SYSCTL_numainfo => {
+            let mut ni: XenSysctlNumainfo = op.payload().ok_or(Errno::EINVAL)?;
+            let n = if ni.meminfo == 0 && ni.distance == 0 { 1 } else { ni.num_nodes.min(1) };
+            if n == 1 && ni.meminfo != 0 {
+                let m = XenSysctlMeminfo {
+                    memsize: crate::pv::mmu::m2p::entries() << 12,
+                    memfree: mem::with_frames(|a| a.free_frames()) << 12,
+                };
+                guest.write(ni.meminfo, &m)?;
+            }
+            if n == 1 && ni.distance != 0 {
+                guest.write(ni.distance, &10u32)?;
+            }
+            ni.num_nodes = n;
+            op.set_payload(&ni);
+        }
         _ => return Err(Errno::ENOSYS),
     }
     guest.write(arg, &op)?;
     Ok(0)
+}
+
+/// Xen's `bitmap_to_xenctl_bitmap` of a CPU mask: the mask's bytes, then zeroes to the
+/// end of the guest's bitmap, written a page at a time (never allocated whole).
+pub fn write_cpu_bitmap(guest: &GuestView, b: &XenctlBitmap, cpus: crate::domain::credit::CpuMask) -> Result<(), Errno> {
+    let (bytes, mut zeroes) = crate::domain::cpupool::bitmap_bytes(cpus, b.nr_bits, crate::arch::x86_64::smp::online());
+    if !bytes.is_empty() {
+        guest.copy_to(b.bitmap, &bytes)?;
+    }
+    let zero = [0u8; 4096];
+    let mut at = b.bitmap.wrapping_add(bytes.len() as u64);
+    while zeroes > 0 {
+        let n = zeroes.min(zero.len() as u64);
+        guest.copy_to(at, &zero[..n as usize])?;
+        at = at.wrapping_add(n);
+        zeroes -= n;
+    }
+    Ok(())
 }
 
 pub fn domctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
