@@ -280,6 +280,64 @@ pub struct XenSysctlNumainfo {
     pub distance: u64,
 }
 
+/// `XEN_SYSCTL_cpu_featureset_*`: which featureset `get_cpu_featureset` reads.
+pub const XEN_SYSCTL_cpu_featureset_raw: u32 = 0;
+/// `XEN_SYSCTL_cpu_featureset_host`
+pub const XEN_SYSCTL_cpu_featureset_host: u32 = 1;
+/// `XEN_SYSCTL_cpu_featureset_pv`
+pub const XEN_SYSCTL_cpu_featureset_pv: u32 = 2;
+/// `XEN_SYSCTL_cpu_featureset_hvm`
+pub const XEN_SYSCTL_cpu_featureset_hvm: u32 = 3;
+/// `XEN_SYSCTL_cpu_featureset_pv_max`
+pub const XEN_SYSCTL_cpu_featureset_pv_max: u32 = 4;
+/// `XEN_SYSCTL_cpu_featureset_hvm_max`
+pub const XEN_SYSCTL_cpu_featureset_hvm_max: u32 = 5;
+
+/// `struct xen_sysctl_cpu_featureset` (16 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenSysctlCpuFeatureset {
+    /// `XEN_SYSCTL_cpu_featureset_*`.
+    pub index: u32,
+    /// IN: words in `features`; OUT: words written (or the most there are).
+    pub nr_features: u32,
+    /// Guest handle to `uint32_t[]` (null: only the count asked).
+    pub features: u64,
+}
+
+/// `XEN_SYSCTL_cpu_policy_*`: which system policy `get_cpu_policy` reads.
+pub const XEN_SYSCTL_cpu_policy_raw: u32 = 0;
+/// `XEN_SYSCTL_cpu_policy_host`
+pub const XEN_SYSCTL_cpu_policy_host: u32 = 1;
+/// `XEN_SYSCTL_cpu_policy_pv_max`
+pub const XEN_SYSCTL_cpu_policy_pv_max: u32 = 2;
+/// `XEN_SYSCTL_cpu_policy_hvm_max`
+pub const XEN_SYSCTL_cpu_policy_hvm_max: u32 = 3;
+/// `XEN_SYSCTL_cpu_policy_pv_default`
+pub const XEN_SYSCTL_cpu_policy_pv_default: u32 = 4;
+/// `XEN_SYSCTL_cpu_policy_hvm_default`
+pub const XEN_SYSCTL_cpu_policy_hvm_default: u32 = 5;
+
+/// `struct xen_sysctl_cpu_policy` (32 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenSysctlCpuPolicy {
+    /// `XEN_SYSCTL_cpu_policy_*`.
+    pub index: u32,
+    pub nr_leaves: u32,
+    pub nr_msrs: u32,
+    /// Must be zero.
+    pub _rsvd: u32,
+    /// Guest handle to `xen_cpuid_leaf_t[]`.
+    pub leaves: u64,
+    /// Guest handle to `xen_msr_entry_t[]`.
+    pub msrs: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,9 @@ pub struct ControlState {
     /// Pages still claimed by `XENMEM_claim_pages` (`outstanding_pages`): each page the
     /// domain is given lowers it, until it is spent or cancelled.
     pub claim: u64,
+    /// The CPU policy its toolstack set (`XEN_DOMCTL_set_cpu_policy`); `None`: the PV
+    /// domain policy.
+    pub cpu_policy: Option<alloc::boxed::Box<crate::cpuid_policy::CpuPolicy>>,
 }
 
 impl ControlState {

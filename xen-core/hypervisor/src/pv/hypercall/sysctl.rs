@@ -11,6 +11,7 @@ use crate::arch::x86_64::{clock, cpu, mem};
 use xen_abi::domctl::*;
 use xen_abi::errno::Errno;
 use xen_abi::sysctl::*;
+use zerocopy::IntoBytes;
 
 /// Xen's `getdomaininfo` for one of our domains.
 pub fn domain_info(d: &Domain, running: bool) -> XenDomctlGetdomaininfo {
@@ -187,10 +188,89 @@ pub fn sysctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
             ni.num_nodes = n;
             op.set_payload(&ni);
         }
+        XEN_SYSCTL_get_cpu_featureset => {
+            let mut fs: XenSysctlCpuFeatureset = op.payload().ok_or(Errno::EINVAL)?;
+            let words = xen_abi::cpufeatureset::FSCAPINTS as u32;
+            if fs.features == 0 {
+                fs.nr_features = words;
+            } else {
+                let nr = fs.nr_features.min(words);
+                let policy = match fs.index {
+                    XEN_SYSCTL_cpu_featureset_raw => 0,
+                    XEN_SYSCTL_cpu_featureset_host => 1,
+                    XEN_SYSCTL_cpu_featureset_pv => 4,
+                    XEN_SYSCTL_cpu_featureset_pv_max => 2,
+                    XEN_SYSCTL_cpu_featureset_hvm | XEN_SYSCTL_cpu_featureset_hvm_max => return Err(Errno::EOPNOTSUPP),
+                    _ => return Err(Errno::EINVAL),
+                };
+                let p = crate::pv::trap::emulate::system_policy(policy).ok_or(Errno::EOPNOTSUPP)?;
+                let set = p.featureset();
+                guest.copy_to(fs.features, set[..nr as usize].as_bytes())?;
+                fs.nr_features = nr;
+                if nr < words {
+                    op.set_payload(&fs);
+                    guest.write(arg, &op)?;
+                    return Err(Errno::ENOBUFS);
+                }
+            }
+            op.set_payload(&fs);
+        }
+        XEN_SYSCTL_get_cpu_policy => {
+            let mut cp: XenSysctlCpuPolicy = op.payload().ok_or(Errno::EINVAL)?;
+            if cp._rsvd != 0 || cp.index > XEN_SYSCTL_cpu_policy_hvm_default {
+                return Err(Errno::EINVAL);
+            }
+            let p = crate::pv::trap::emulate::system_policy(cp.index).ok_or(Errno::EOPNOTSUPP)?;
+            let pv = matches!(cp.index, XEN_SYSCTL_cpu_policy_pv_max | XEN_SYSCTL_cpu_policy_pv_default);
+            let msrs = crate::pv::trap::emulate::policy_msrs(&p, pv);
+            copy_policy_out(guest, &p, &msrs, cp.leaves, &mut cp.nr_leaves, cp.msrs, &mut cp.nr_msrs)?;
+            op.set_payload(&cp);
+        }
         _ => return Err(Errno::ENOSYS),
     }
     guest.write(arg, &op)?;
     Ok(0)
+}
+
+/// `x86_cpuid_copy_to_buffer` and `x86_msr_copy_to_buffer` into a caller's buffers: a
+/// null buffer asks for the most entries there can be; a buffer too small takes what
+/// fits, then `-ENOBUFS`; else the count written.
+pub fn copy_policy_out(
+    guest: &GuestView,
+    p: &crate::cpuid_policy::CpuPolicy,
+    msrs: &[(u32, u64)],
+    leaves_h: u64,
+    nr_leaves: &mut u32,
+    msrs_h: u64,
+    nr_msrs: &mut u32,
+) -> Result<(), Errno> {
+    use crate::cpuid_policy::{CPUID_MAX_SERIALISED_LEAVES, MSR_MAX_SERIALISED_ENTRIES};
+    if leaves_h == 0 {
+        *nr_leaves = CPUID_MAX_SERIALISED_LEAVES;
+    } else {
+        let size = core::mem::size_of::<XenCpuidLeaf>() as u64;
+        let leaves = p.serialise();
+        for (i, (leaf, subleaf, [a, b, c, d])) in leaves.iter().copied().enumerate() {
+            if i as u32 == *nr_leaves {
+                return Err(Errno::ENOBUFS);
+            }
+            guest.write(leaves_h.wrapping_add(i as u64 * size), &XenCpuidLeaf { leaf, subleaf, a, b, c, d })?;
+        }
+        *nr_leaves = leaves.len() as u32;
+    }
+    if msrs_h == 0 {
+        *nr_msrs = MSR_MAX_SERIALISED_ENTRIES;
+    } else {
+        let size = core::mem::size_of::<XenMsrEntry>() as u64;
+        for (i, &(idx, val)) in msrs.iter().enumerate() {
+            if i as u32 == *nr_msrs {
+                return Err(Errno::ENOBUFS);
+            }
+            guest.write(msrs_h.wrapping_add(i as u64 * size), &XenMsrEntry { idx, flags: 0, val })?;
+        }
+        *nr_msrs = msrs.len() as u32;
+    }
+    Ok(())
 }
 
 /// Xen's `bitmap_to_xenctl_bitmap` of a CPU mask: the mask's bytes, then zeroes to the
