@@ -233,6 +233,69 @@ pub fn check_node_affinity(first_byte: u8, nr_bits: u32) -> Result<(), Errno> {
     }
 }
 
+/// What `XENMEM_acquire_resource` does for a PV domain, once the arguments, the domain
+/// and the caller's privilege are checked ([`check_acquire_args`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acquire {
+    /// A null frame list: how many frames the resource has, written to `nr_frames`.
+    Size(u32),
+    /// The MFNs of grant table frames `first..first + count` (the table grown to hold
+    /// them) into the frame list.
+    GrantFrames { first: u32, count: u32 },
+}
+
+/// `acquire_resource`'s checks before the domain is looked up: `pad` must be 0 and
+/// `frame` and `frame + nr_frames` must fit in 32 bits (`-EINVAL`).
+pub fn check_acquire_args(pad: u32, frame: u64, nr_frames: u32) -> Result<(), Errno> {
+    if pad != 0 || frame >> 32 != 0 || (frame + u64::from(nr_frames)) >> 32 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
+/// `acquire_resource` after the domain and privilege checks, for a 64-bit PV domain
+/// whose grant table may grow to `max_grant_frames` (version 1 only: no status frames).
+/// The resource's size (`resource_max_frames`): the shared grant table frames; no
+/// status frames, ioreq servers (HVM only) or vmtrace buffers, so those are `-EINVAL`;
+/// an unknown type is Xen's `-EOPNOTSUPP`, which `resource_max_frames` returns as an
+/// unsigned count, so a size query answers that number (as Xen 4.17 does) and a map is
+/// refused with `-EOPNOTSUPP`. A null list needs `nr_frames` and the continuation 0; a
+/// map needs frames past the start extent and at most `UINT_MAX >> MEMOP_EXTENT_SHIFT`;
+/// the grant frames asked must lie below the table's limit (`-EINVAL`).
+pub fn acquire_plan(ty: u16, id: u32, frame: u64, nr_frames: u32, null_list: bool, start: u64, max_grant_frames: u32) -> Result<Acquire, Errno> {
+    use xen_abi::memory::*;
+    let eopnotsupp = Errno::EOPNOTSUPP.neg() as u32;
+    let max = match ty {
+        XENMEM_resource_grant_table => match id {
+            XENMEM_resource_grant_table_id_shared => max_grant_frames,
+            _ => 0,
+        },
+        XENMEM_resource_ioreq_server | XENMEM_resource_vmtrace_buf => 0,
+        _ => eopnotsupp,
+    };
+    if max == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if null_list {
+        if nr_frames != 0 || start != 0 {
+            return Err(Errno::EINVAL);
+        }
+        return Ok(Acquire::Size(max));
+    }
+    if start >= u64::from(nr_frames) || nr_frames > u32::MAX >> 6 {
+        return Err(Errno::EINVAL);
+    }
+    if ty != XENMEM_resource_grant_table {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let first = frame + start;
+    let count = u64::from(nr_frames) - start;
+    if first + count > u64::from(max_grant_frames) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Acquire::GrantFrames { first: first as u32, count: count as u32 })
+}
+
 /// `XEN_DOMCTL_set_address_size` for a 64-bit PV domain: 64 is what it is; 32 would
 /// switch to a compat guest, which this hypervisor does not build (Xen without
 /// `CONFIG_PV32`: `-EOPNOTSUPP`); anything else `-EINVAL`.
@@ -306,6 +369,28 @@ mod toolstack_tests {
         assert_eq!(claim_pages(10, 0, 0, 10, 15, 6), Err(Errno::ENOMEM));
         assert_eq!(claim_pages(10, 0, 0, 10, 16, 6), Ok(10));
         assert_eq!(claim_pages(u64::MAX, 0, 0, u64::MAX, 16, 600), Err(Errno::ENOMEM));
+    }
+
+    #[test]
+    fn acquire_resource_grant_table_only() {
+        use xen_abi::memory::*;
+        let gt = XENMEM_resource_grant_table;
+        assert_eq!(check_acquire_args(1, 0, 1), Err(Errno::EINVAL));
+        assert_eq!(check_acquire_args(0, 1 << 32, 1), Err(Errno::EINVAL));
+        assert_eq!(check_acquire_args(0, u64::from(u32::MAX), 1), Err(Errno::EINVAL));
+        assert_eq!(check_acquire_args(0, 3, 4), Ok(()));
+        assert_eq!(acquire_plan(gt, 0, 0, 0, true, 0, 64), Ok(Acquire::Size(64)));
+        assert_eq!(acquire_plan(gt, 0, 0, 1, true, 0, 64), Err(Errno::EINVAL));
+        assert_eq!(acquire_plan(gt, 0, 0, 1, false, 0, 64), Ok(Acquire::GrantFrames { first: 0, count: 1 }));
+        assert_eq!(acquire_plan(gt, 0, 60, 4, false, 1, 64), Ok(Acquire::GrantFrames { first: 61, count: 3 }));
+        assert_eq!(acquire_plan(gt, 0, 61, 4, false, 0, 64), Err(Errno::EINVAL));
+        assert_eq!(acquire_plan(gt, 0, 0, 2, false, 2, 64), Err(Errno::EINVAL));
+        assert_eq!(acquire_plan(gt, XENMEM_resource_grant_table_id_status, 0, 1, false, 0, 64), Err(Errno::EINVAL));
+        assert_eq!(acquire_plan(XENMEM_resource_ioreq_server, 0, 0, 1, false, 0, 64), Err(Errno::EINVAL));
+        assert_eq!(acquire_plan(XENMEM_resource_vmtrace_buf, 0, 0, 0, true, 0, 64), Err(Errno::EINVAL));
+        assert_eq!(acquire_plan(9, 0, 0, 0, true, 0, 64), Ok(Acquire::Size(-95i32 as u32)));
+        assert_eq!(acquire_plan(9, 0, 0, 1, false, 0, 64), Err(Errno::EOPNOTSUPP));
+        assert_eq!(acquire_plan(gt, 0, 0, u32::MAX, false, 0, 64), Err(Errno::EINVAL));
     }
 
     #[test]

@@ -27,7 +27,7 @@ fn gpfn_limit(d: &Domain) -> u64 {
 pub fn handles(cmd: u64) -> bool {
     matches!(
         (cmd & u64::from(MEMOP_CMD_MASK)) as u32,
-        XENMEM_populate_physmap | XENMEM_set_memory_map | XENMEM_memory_map | XENMEM_decrease_reservation | XENMEM_claim_pages
+        XENMEM_populate_physmap | XENMEM_set_memory_map | XENMEM_memory_map | XENMEM_decrease_reservation | XENMEM_claim_pages | XENMEM_acquire_resource
     )
 }
 
@@ -82,6 +82,7 @@ fn other_op(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -> HcResu
         }
         XENMEM_memory_map => memory_map(doms.cur(), guest, arg),
         XENMEM_claim_pages => claim_pages(doms, guest, cmd, arg),
+        XENMEM_acquire_resource => acquire_resource(doms, guest, cmd, arg),
         _ => Err(Errno::ENOSYS),
     }
 }
@@ -116,6 +117,46 @@ fn claim_pages(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -> HcR
     let new = ctl::claim_pages(r.nr_extents, d.ctl.claim, tot, d.max_pages, free, *out)?;
     *out = out.saturating_sub(d.ctl.claim) + new;
     d.ctl.claim = new;
+    Ok(0)
+}
+
+/// `XENMEM_acquire_resource` (Xen's `acquire_resource` for a PV caller): the
+/// arguments ([`ctl::check_acquire_args`]), the domain (none `-ESRCH`, the caller
+/// `-EPERM`), the control domain only (`-EPERM`), then [`ctl::acquire_plan`]: a size
+/// query, or the MFNs of grant table frames (the table grown to hold them, at most
+/// `MAX_GRANT_FRAMES`, so no continuation is needed) written to the frame list. The
+/// caller maps them with `mmu_update` naming the domain, as the frames are lent to it.
+fn acquire_resource(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -> HcResult {
+    let start = cmd >> MEMOP_EXTENT_SHIFT;
+    let mut x: XenMemAcquireResource = guest.read(arg)?;
+    ctl::check_acquire_args(x.pad, x.frame, x.nr_frames)?;
+    let me = doms.current_id();
+    if doms.get(x.domid).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    if x.domid == me {
+        return Err(Errno::EPERM);
+    }
+    if !doms.cur().privileged {
+        return Err(Errno::EPERM);
+    }
+    let max = crate::pv::grant::MAX_GRANT_FRAMES;
+    match ctl::acquire_plan(x.type_, x.id, x.frame, x.nr_frames, x.frame_list == 0, start, max)? {
+        ctl::Acquire::Size(n) => {
+            x.nr_frames = n;
+            guest.write(arg, &x)?;
+        }
+        ctl::Acquire::GrantFrames { first, count } => {
+            let d = doms.get_mut(x.domid).ok_or(Errno::ESRCH)?;
+            if crate::pv::grant::grow_table(d, first + count) != xen_abi::grant_table::GNTST_okay {
+                return Err(Errno::EINVAL);
+            }
+            for i in 0..count {
+                let mfn = d.grant_frames[(first + i) as usize];
+                guest.write(x.frame_list.wrapping_add(8 * u64::from(i + start as u32)), &mfn)?;
+            }
+        }
+    }
     Ok(0)
 }
 
