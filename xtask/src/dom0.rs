@@ -1505,6 +1505,12 @@ fn bench_boot_on(root: &Path, variant: Variant, log_stem: &str, hv: BenchHv) -> 
     let log_path = log_dir(root).join(format!("{log_stem}-{}.log", hv.tag()));
     println!("xtask: {log_stem} on {}", hv.label());
     let out = qemu::run(&m, &log_path, Duration::from_secs(1500), &[DOM0_POWEROFF, "Panic on CPU", "Hardware Dom0 crashed"], &[DONE])?;
+    Ok(bench_run_from_log(hv, &out.log, log_path, out.exit, out.elapsed))
+}
+
+/// A benchmark boot's results from its serial log.
+fn bench_run_from_log(hv: BenchHv, log: &str, log_path: PathBuf, exit: Exit, elapsed: Duration) -> BenchRun {
+    let out = BenchLog { log, exit, elapsed };
     let mut vals = BenchValues::new();
     let mut failures = Vec::new();
     for line in out.log.lines() {
@@ -1523,18 +1529,37 @@ fn bench_boot_on(root: &Path, variant: Variant, log_stem: &str, hv: BenchHv) -> 
     }
     let finished = out.log.contains(DONE);
     println!("  log: {} ({:?}, {} s)", log_path.display(), out.exit, out.elapsed.as_secs());
-    Ok(BenchRun { hv, vals, log: log_path, failures, finished, exit: out.exit })
+    BenchRun { hv, vals, log: log_path, failures, finished, exit: out.exit }
+}
+
+/// What [`bench_run_from_log`] reads.
+struct BenchLog<'a> {
+    log: &'a str,
+    exit: Exit,
+    elapsed: Duration,
 }
 
 /// [`bench_boot_on`] on each of [`BenchHv::ALL`], one after the other.
-/// `XTASK_BENCH_HVS=xen-core,xen,xen-1cpu` (log tags) boots only those.
+/// `XTASK_BENCH_HVS=xen-core,xen,xen-1cpu` (log tags) boots only those; with
+/// `XTASK_BENCH_REUSE_LOGS=1` the others' columns are read from their last logs (so that
+/// one long benchmark can be run a boot at a time).
 fn bench_boot_all(root: &Path, variant: Variant, log_stem: &str) -> Result<Vec<BenchRun>> {
     let only = std::env::var("XTASK_BENCH_HVS").ok();
-    BenchHv::ALL
-        .iter()
-        .filter(|hv| only.as_deref().is_none_or(|o| o.split(',').any(|t| t == hv.tag())))
-        .map(|&hv| bench_boot_on(root, variant, log_stem, hv))
-        .collect()
+    let reuse = std::env::var_os("XTASK_BENCH_REUSE_LOGS").is_some();
+    let mut runs = Vec::new();
+    for hv in BenchHv::ALL {
+        if only.as_deref().is_none_or(|o| o.split(',').any(|t| t == hv.tag())) {
+            runs.push(bench_boot_on(root, variant, log_stem, hv)?);
+        } else if reuse {
+            let path = log_dir(root).join(format!("{log_stem}-{}.log", hv.tag()));
+            if let Ok(log) = std::fs::read_to_string(&path) {
+                println!("xtask: {log_stem} on {}: from {}", hv.label(), path.display());
+                let exit = if log.contains(DONE) { Exit::Status(0) } else { Exit::TimedOut };
+                runs.push(bench_run_from_log(hv, &log, path, exit, Duration::ZERO));
+            }
+        }
+    }
+    Ok(runs)
 }
 
 /// The median of a side's values for `metric` (the upper middle one of an even count).
