@@ -456,7 +456,8 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
     }
     add_debian_packages(root, &mut t, DEBIAN_USERSPACE)?;
     add_debian_packages(root, &mut t, E2FSPROGS)?;
-    if variant == Variant::Bench {
+    // The benchmark compares it with ours; the tier's `debian-xl` section runs it.
+    if matches!(variant, Variant::Bench | Variant::Test | Variant::Base) {
         add_debian_packages(root, &mut t, DEBIAN_TOOLSTACK)?;
     }
     // domU payloads and their configurations.
@@ -605,7 +606,7 @@ fn all_steps() -> String {
 /// vCPUs), our blkback and Linux's kernel back-ends serving them, hostile front-ends,
 /// the lifecycle checks.
 const XEN_CORE_SECTIONS: &[&str] =
-    &["pv-guest", "blk", "blk-hostile", "kernel-blkback", "linux-blk", "net", "lifecycle", "restart", "memset", "console", "sched"];
+    &["pv-guest", "blk", "blk-hostile", "kernel-blkback", "linux-blk", "net", "lifecycle", "restart", "memset", "console", "sched", "debian-xl"];
 
 /// The xen-core run's steps: `base`, the [`XEN_CORE_SECTIONS`] that `wanted` (as
 /// `XTASK_DOM0_SECTIONS`; all when unset) names, `end`.
@@ -1313,6 +1314,23 @@ sleep 1; sa=$(oncpu soft-a 0); sb=$(oncpu soft-b 1)
 echo "  sched| after xl vcpu-pin: soft-a on CPU 0 in $sa of 10 samples, soft-b on CPU 1 in $sb of 10"
 check domus-follow-new-soft-affinity sh -c "[ $sa -ge 6 ] && [ $sb -ge 6 ]"
 xl destroy soft-a; xl destroy soft-b
+#@ debian-xl
+# ---- Debian's own C toolstack (xl/libxl 4.17) beside ours, over our xenstored and
+# xenconsoled: it lists the domains and creates and destroys a pv-guest domU
+X=/usr/lib/xen-4.17/bin
+mkdir -p /var/lib/xen /run/lock /var/run/xen
+check debian-xl-list sh -c "$X/xl list > /tmp/dlist 2>&1 && grep -q '^Domain-0  *0 ' /tmp/dlist"
+sed 's/^/  debian-xl| /' /tmp/dlist
+check debian-xl-info sh -c "$X/xl info > /tmp/dinfo 2>&1 && grep -q '^xen_version *: 4.17' /tmp/dinfo && grep -q '^xen_scheduler *: credit' /tmp/dinfo && grep -q '^free_cpus *: 0' /tmp/dinfo"
+grep -E '^(nr_cpus|nr_nodes|virt_caps|free_cpus|xen_scheduler|xen_version) ' /tmp/dinfo | sed 's/^/  debian-xl| /'
+check debian-xl-create-pv-guest sh -c "timeout 120 $X/xl create /etc/xen/pv-guest.cfg 'name=\"deb-pv\"' > /tmp/dcreate 2>&1"
+sed 's/^/  debian-xl| /' /tmp/dcreate | tail -5
+waitlog /var/log/xen/console/guest-deb-pv.log ' passed, ' 60
+check debian-xl-pv-guest-selftests grep -q ' passed, 0 failed' /var/log/xen/console/guest-deb-pv.log
+check debian-xl-lists-the-domu sh -c "$X/xl list | grep -q '^deb-pv  *[0-9]'"
+check our-xl-lists-the-domu sh -c "xl list | grep -q '^deb-pv  *[0-9]'"
+check debian-xl-destroy timeout 60 $X/xl destroy deb-pv
+check debian-xl-domu-gone sh -c "! $X/xl list | grep -q '^deb-pv '"
 
 #@ end
 dmesg | grep -i -E 'segfault|general protection|traps:' | sed 's/^/  dmesg| /'
