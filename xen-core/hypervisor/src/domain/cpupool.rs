@@ -175,6 +175,6 @@ mod tests {
         assert_eq!(bitmap_bytes(CpuMask(0b11), 0, 2), (vec![], 0));
         assert_eq!(bitmap_bytes(CpuMask(!0), 128, 64), (vec![0xff; 8], 8));
         // The largest guest bitmap: the zero fill is counted, never allocated.
-        assert_eq!(bitmap_bytes(CpuMask(1), u32::MAX, 1).1, (u64::from(u32::MAX) + 7) / 8 - 1);
+        assert_eq!(bitmap_bytes(CpuMask(1), u32::MAX, 1).1, u64::from(u32::MAX).div_ceil(8) - 1);
     }
 }
