@@ -33,6 +33,11 @@ pub fn domain_info(d: &Domain, running: bool) -> XenDomctlGetdomaininfo {
         // toolstack's domain's come from `adjust_info`.
         nr_online_vcpus: d.online_vcpus().max(1),
         max_vcpu_id: d.vcpus.len().saturating_sub(1) as u32,
+        // Xen's `getdomaininfo`: every vCPU's time running, in ns (`xl list`'s Time).
+        cpu_time: {
+            let now = clock::now_ns();
+            d.vcpus.iter().map(|v| v.runstate.snapshot(now).time[0]).fold(0, u64::saturating_add)
+        },
         ..Default::default()
     };
     crate::pv::domctl::adjust_info(d, &mut info);
