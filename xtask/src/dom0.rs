@@ -1323,12 +1323,18 @@ check debian-xl-list sh -c "$X/xl list > /tmp/dlist 2>&1 && grep -q '^Domain-0  
 sed 's/^/  debian-xl| /' /tmp/dlist
 check debian-xl-info sh -c "$X/xl info > /tmp/dinfo 2>&1 && grep -q '^xen_version *: 4.17' /tmp/dinfo && grep -q '^xen_scheduler *: credit' /tmp/dinfo && grep -q '^free_cpus *: 0' /tmp/dinfo"
 grep -E '^(nr_cpus|nr_nodes|virt_caps|free_cpus|xen_scheduler|xen_version) ' /tmp/dinfo | sed 's/^/  debian-xl| /'
+check debian-xl-info-numa sh -c "$X/xl info -n | grep -A1 '^cpu:  *core  *socket  *node' | grep -q '^  0:  *0  *0  *0'"
+check debian-xl-cpupool-list sh -c "$X/xl cpupool-list > /tmp/dpool 2>&1 && grep -q '^Pool-0  *[0-9]' /tmp/dpool"
+sed 's/^/  debian-xl| /' /tmp/dpool
 check debian-xl-create-pv-guest sh -c "timeout 120 $X/xl create /etc/xen/pv-guest.cfg 'name=\"deb-pv\"' > /tmp/dcreate 2>&1"
 sed 's/^/  debian-xl| /' /tmp/dcreate | tail -5
 waitlog /var/log/xen/console/guest-deb-pv.log ' passed, ' 60
 check debian-xl-pv-guest-selftests grep -q ' passed, 0 failed' /var/log/xen/console/guest-deb-pv.log
 check debian-xl-lists-the-domu sh -c "$X/xl list | grep -q '^deb-pv  *[0-9]'"
 check our-xl-lists-the-domu sh -c "xl list | grep -q '^deb-pv  *[0-9]'"
+check debian-xl-pause sh -c "$X/xl pause deb-pv && $X/xl list deb-pv | grep -q ' --p'"
+check debian-xl-unpause $X/xl unpause deb-pv
+check debian-xl-vcpu-list sh -c "$X/xl vcpu-list deb-pv | grep -q '^deb-pv  *[0-9]*  *0 '"
 check debian-xl-destroy timeout 60 $X/xl destroy deb-pv
 check debian-xl-domu-gone sh -c "! $X/xl list | grep -q '^deb-pv '"
 
