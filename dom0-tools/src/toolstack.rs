@@ -50,6 +50,9 @@ pub fn init_dom0(xs: &mut Xs) -> Result<()> {
     xs.write(0, "/local/domain/0/vm", format!("/vm/{uuid}").as_bytes())?;
     xs.write(0, &format!("/vm/{uuid}/name"), b"Domain-0")?;
     xs.write(0, &format!("/vm/{uuid}/uuid"), uuid.as_bytes())?;
+    // The CPU pools by name, as xen-init-dom0 lists them (libxl checks a new domain's
+    // pool here): Pool-0, the one pool at boot on Xen and the only one on xen-core.
+    xs.write(0, "/local/pool/0/name", b"Pool-0")?;
     Ok(())
 }
 

@@ -456,7 +456,8 @@ pub fn build_image(root: &Path, variant: Variant) -> Result<Dom0Image> {
     }
     add_debian_packages(root, &mut t, DEBIAN_USERSPACE)?;
     add_debian_packages(root, &mut t, E2FSPROGS)?;
-    if variant == Variant::Bench {
+    // The benchmark compares it with ours; the tier's `debian-xl` section runs it.
+    if matches!(variant, Variant::Bench | Variant::Test | Variant::Base) {
         add_debian_packages(root, &mut t, DEBIAN_TOOLSTACK)?;
     }
     // domU payloads and their configurations.
@@ -563,7 +564,12 @@ fn guest_configs() -> Vec<(String, DomU)> {
 fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<String> {
     let steps = match variant {
         Variant::Test => select_sections(&all_steps(), std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref())?,
-        Variant::Bench => BENCH_STEPS.to_string(),
+        // XTASK_BENCH_STEPS_FILE: a script of one's own in place of the benchmark's (for
+        // working on one step with the benchmark's dom0, which carries Debian's toolstack).
+        Variant::Bench => match std::env::var_os("XTASK_BENCH_STEPS_FILE") {
+            Some(f) => std::fs::read_to_string(&f).context(|| format!("reading {}", std::path::Path::new(&f).display()))?,
+            None => BENCH_STEPS.to_string(),
+        },
         Variant::BenchBlk => format!("{}{BENCH_BLK_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
         Variant::BenchNet => format!("{}{BENCH_NET_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
         Variant::Base => xen_core_steps(std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref()),
@@ -600,7 +606,7 @@ fn all_steps() -> String {
 /// vCPUs), our blkback and Linux's kernel back-ends serving them, hostile front-ends,
 /// the lifecycle checks.
 const XEN_CORE_SECTIONS: &[&str] =
-    &["pv-guest", "blk", "blk-hostile", "kernel-blkback", "linux-blk", "net", "lifecycle", "restart", "memset", "console", "sched"];
+    &["pv-guest", "blk", "blk-hostile", "kernel-blkback", "linux-blk", "net", "lifecycle", "restart", "memset", "console", "sched", "debian-xl"];
 
 /// The xen-core run's steps: `base`, the [`XEN_CORE_SECTIONS`] that `wanted` (as
 /// `XTASK_DOM0_SECTIONS`; all when unset) names, `end`.
@@ -1311,6 +1317,29 @@ sleep 1; sa=$(oncpu soft-a 0); sb=$(oncpu soft-b 1)
 echo "  sched| after xl vcpu-pin: soft-a on CPU 0 in $sa of 20 samples, soft-b on CPU 1 in $sb of 20"
 echo "BENCH sched_soft_affinity_after_swap_on_preferred_cpu_pct $(( (sa + sb) * 100 / 40 ))"
 xl destroy soft-a; xl destroy soft-b
+#@ debian-xl
+# ---- Debian's own C toolstack (xl/libxl 4.17) beside ours, over our xenstored and
+# xenconsoled: it lists the domains and creates and destroys a pv-guest domU
+X=/usr/lib/xen-4.17/bin
+mkdir -p /var/lib/xen /run/lock /var/run/xen
+check debian-xl-list sh -c "$X/xl list > /tmp/dlist 2>&1 && grep -q '^Domain-0  *0 ' /tmp/dlist"
+sed 's/^/  debian-xl| /' /tmp/dlist
+check debian-xl-info sh -c "$X/xl info > /tmp/dinfo 2>&1 && grep -q '^xen_version *: 4.17' /tmp/dinfo && grep -q '^xen_scheduler *: credit' /tmp/dinfo && grep -q '^free_cpus *: 0' /tmp/dinfo"
+grep -E '^(nr_cpus|nr_nodes|virt_caps|free_cpus|xen_scheduler|xen_version) ' /tmp/dinfo | sed 's/^/  debian-xl| /'
+check debian-xl-info-numa sh -c "$X/xl info -n | grep -A1 '^cpu:  *core  *socket  *node' | grep -q '^  0:  *0  *0  *0'"
+check debian-xl-cpupool-list sh -c "$X/xl cpupool-list > /tmp/dpool 2>&1 && grep -q '^Pool-0  *[0-9]' /tmp/dpool"
+sed 's/^/  debian-xl| /' /tmp/dpool
+check debian-xl-create-pv-guest sh -c "timeout 120 $X/xl create /etc/xen/pv-guest.cfg 'name=\"deb-pv\"' > /tmp/dcreate 2>&1"
+sed 's/^/  debian-xl| /' /tmp/dcreate | tail -5
+waitlog /var/log/xen/console/guest-deb-pv.log ' passed, ' 60
+check debian-xl-pv-guest-selftests grep -q ' passed, 0 failed' /var/log/xen/console/guest-deb-pv.log
+check debian-xl-lists-the-domu sh -c "$X/xl list | grep -q '^deb-pv  *[0-9]'"
+check our-xl-lists-the-domu sh -c "xl list | grep -q '^deb-pv  *[0-9]'"
+check debian-xl-pause sh -c "$X/xl pause deb-pv && $X/xl list deb-pv | grep -q ' --p'"
+check debian-xl-unpause $X/xl unpause deb-pv
+check debian-xl-vcpu-list sh -c "$X/xl vcpu-list deb-pv | grep -q '^deb-pv  *[0-9]*  *0 '"
+check debian-xl-destroy timeout 60 $X/xl destroy deb-pv
+check debian-xl-domu-gone sh -c "! $X/xl list | grep -q '^deb-pv '"
 
 #@ end
 dmesg | grep -i -E 'segfault|general protection|traps:' | sed 's/^/  dmesg| /'
@@ -1503,6 +1532,12 @@ fn bench_boot_on(root: &Path, variant: Variant, log_stem: &str, hv: BenchHv) -> 
     let log_path = log_dir(root).join(format!("{log_stem}-{}.log", hv.tag()));
     println!("xtask: {log_stem} on {}", hv.label());
     let out = qemu::run(&m, &log_path, Duration::from_secs(1500), &[DOM0_POWEROFF, "Panic on CPU", "Hardware Dom0 crashed"], &[DONE])?;
+    Ok(bench_run_from_log(hv, &out.log, log_path, out.exit, out.elapsed))
+}
+
+/// A benchmark boot's results from its serial log.
+fn bench_run_from_log(hv: BenchHv, log: &str, log_path: PathBuf, exit: Exit, elapsed: Duration) -> BenchRun {
+    let out = BenchLog { log, exit, elapsed };
     let mut vals = BenchValues::new();
     let mut failures = Vec::new();
     for line in out.log.lines() {
@@ -1521,12 +1556,37 @@ fn bench_boot_on(root: &Path, variant: Variant, log_stem: &str, hv: BenchHv) -> 
     }
     let finished = out.log.contains(DONE);
     println!("  log: {} ({:?}, {} s)", log_path.display(), out.exit, out.elapsed.as_secs());
-    Ok(BenchRun { hv, vals, log: log_path, failures, finished, exit: out.exit })
+    BenchRun { hv, vals, log: log_path, failures, finished, exit: out.exit }
+}
+
+/// What [`bench_run_from_log`] reads.
+struct BenchLog<'a> {
+    log: &'a str,
+    exit: Exit,
+    elapsed: Duration,
 }
 
 /// [`bench_boot_on`] on each of [`BenchHv::ALL`], one after the other.
+/// `XTASK_BENCH_HVS=xen-core,xen,xen-1cpu` (log tags) boots only those; with
+/// `XTASK_BENCH_REUSE_LOGS=1` the others' columns are read from their last logs (so that
+/// one long benchmark can be run a boot at a time).
 fn bench_boot_all(root: &Path, variant: Variant, log_stem: &str) -> Result<Vec<BenchRun>> {
-    BenchHv::ALL.iter().map(|&hv| bench_boot_on(root, variant, log_stem, hv)).collect()
+    let only = std::env::var("XTASK_BENCH_HVS").ok();
+    let reuse = std::env::var_os("XTASK_BENCH_REUSE_LOGS").is_some();
+    let mut runs = Vec::new();
+    for hv in BenchHv::ALL {
+        if only.as_deref().is_none_or(|o| o.split(',').any(|t| t == hv.tag())) {
+            runs.push(bench_boot_on(root, variant, log_stem, hv)?);
+        } else if reuse {
+            let path = log_dir(root).join(format!("{log_stem}-{}.log", hv.tag()));
+            if let Ok(log) = std::fs::read_to_string(&path) {
+                println!("xtask: {log_stem} on {}: from {}", hv.label(), path.display());
+                let exit = if log.contains(DONE) { Exit::Status(0) } else { Exit::TimedOut };
+                runs.push(bench_run_from_log(hv, &log, path, exit, Duration::ZERO));
+            }
+        }
+    }
+    Ok(runs)
 }
 
 /// The median of a side's values for `metric` (the upper middle one of an even count).

@@ -472,6 +472,75 @@ pub struct XenctlBitmap {
     pub _pad: u32,
 }
 
+/// `xen_cpuid_leaf_t` (24 bytes, `arch-x86/xen.h`): one CPUID leaf of a serialised policy.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenCpuidLeaf {
+    pub leaf: u32,
+    /// `XEN_CPUID_NO_SUBLEAF` (`!0`) for a leaf without subleaves.
+    pub subleaf: u32,
+    pub a: u32,
+    pub b: u32,
+    pub c: u32,
+    pub d: u32,
+}
+
+/// `xen_msr_entry_t` (16 bytes, `arch-x86/xen.h`): one MSR of a serialised policy.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenMsrEntry {
+    pub idx: u32,
+    /// Reserved, must be zero.
+    pub flags: u32,
+    pub val: u64,
+}
+
+/// `struct xen_domctl_cpu_policy` (40 bytes): `XEN_DOMCTL_{get,set}_cpu_policy`.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenDomctlCpuPolicy {
+    pub nr_leaves: u32,
+    pub nr_msrs: u32,
+    /// Guest handle to `xen_cpuid_leaf_t[]`.
+    pub leaves: u64,
+    /// Guest handle to `xen_msr_entry_t[]`.
+    pub msrs: u64,
+    /// OUT, set_cpu_policy: where the policy was refused (`!0`: not there).
+    pub err_leaf: u32,
+    pub err_subleaf: u32,
+    pub err_msr: u32,
+    pub _pad0: [u8; 4],
+}
+
+/// `struct xen_domctl_nodeaffinity` (16 bytes): `XEN_DOMCTL_{set,get}nodeaffinity`.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenDomctlNodeaffinity {
+    pub nodemap: XenctlBitmap,
+}
+
+/// `struct xen_domctl_tsc_info` (24 bytes): `XEN_DOMCTL_{set,get}tscinfo`.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenDomctlTscInfo {
+    /// `XEN_TSC_MODE_*` (0 default, 1 always emulate, 2 never emulate).
+    pub tsc_mode: u32,
+    pub gtsc_khz: u32,
+    pub incarnation: u32,
+    pub pad: u32,
+    pub elapsed_nsec: u64,
+}
+
 /// `XEN_VCPUAFFINITY_HARD`
 pub const XEN_VCPUAFFINITY_HARD: u32 = 1 << 0;
 /// `XEN_VCPUAFFINITY_SOFT`

@@ -1,6 +1,6 @@
 //! `sysctl.h` (tools interface, `XEN_SYSCTL_INTERFACE_VERSION` 0x15 for Xen 4.17):
 //! the `xen_sysctl` header with its 128-byte payload, `physinfo`,
-//! `getdomaininfolist` and `readconsole`.
+//! `getdomaininfolist`, `readconsole`, `cpupool_op`, `cputopoinfo` and `numainfo`.
 #![allow(non_upper_case_globals)]
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -189,6 +189,153 @@ pub struct XenSysctlGetdomaininfolist {
 )]
 pub struct XenSysctlSchedId {
     pub sched_id: u32,
+}
+
+/// `XEN_SYSCTL_CPUPOOL_OP_CREATE`
+pub const XEN_SYSCTL_CPUPOOL_OP_CREATE: u32 = 1;
+/// `XEN_SYSCTL_CPUPOOL_OP_DESTROY`
+pub const XEN_SYSCTL_CPUPOOL_OP_DESTROY: u32 = 2;
+/// `XEN_SYSCTL_CPUPOOL_OP_INFO`
+pub const XEN_SYSCTL_CPUPOOL_OP_INFO: u32 = 3;
+/// `XEN_SYSCTL_CPUPOOL_OP_ADDCPU`
+pub const XEN_SYSCTL_CPUPOOL_OP_ADDCPU: u32 = 4;
+/// `XEN_SYSCTL_CPUPOOL_OP_RMCPU`
+pub const XEN_SYSCTL_CPUPOOL_OP_RMCPU: u32 = 5;
+/// `XEN_SYSCTL_CPUPOOL_OP_MOVEDOMAIN`
+pub const XEN_SYSCTL_CPUPOOL_OP_MOVEDOMAIN: u32 = 6;
+/// `XEN_SYSCTL_CPUPOOL_OP_FREEINFO`
+pub const XEN_SYSCTL_CPUPOOL_OP_FREEINFO: u32 = 7;
+/// `XEN_SYSCTL_CPUPOOL_PAR_ANY`
+pub const XEN_SYSCTL_CPUPOOL_PAR_ANY: u32 = 0xffff_ffff;
+
+/// `struct xen_sysctl_cpupool_op` (40 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenSysctlCpupoolOp {
+    /// `XEN_SYSCTL_CPUPOOL_OP_*`.
+    pub op: u32,
+    pub cpupool_id: u32,
+    pub sched_id: u32,
+    pub domid: u32,
+    pub cpu: u32,
+    pub n_dom: u32,
+    pub cpumap: crate::domctl::XenctlBitmap,
+}
+
+/// `XEN_INVALID_CORE_ID`, `XEN_INVALID_SOCKET_ID`, `XEN_INVALID_NODE_ID`
+pub const XEN_INVALID_NODE_ID: u32 = !0;
+/// `XEN_INVALID_MEM_SZ` (an `unsigned int` all-ones, widened into the 64-bit fields)
+pub const XEN_INVALID_MEM_SZ: u32 = !0;
+/// `XEN_INVALID_NODE_DIST`
+pub const XEN_INVALID_NODE_DIST: u32 = !0;
+
+/// `struct xen_sysctl_cputopo` (12 bytes): one CPU of `XEN_SYSCTL_cputopoinfo`.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenSysctlCputopo {
+    pub core: u32,
+    pub socket: u32,
+    pub node: u32,
+}
+
+/// `struct xen_sysctl_cputopoinfo` (16 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenSysctlCputopoinfo {
+    /// IN: entries in `cputopo`; OUT: CPUs there are (or written).
+    pub num_cpus: u32,
+    pub _pad0: [u8; 4],
+    /// Guest handle to `xen_sysctl_cputopo[]` (null: only `num_cpus` asked).
+    pub cputopo: u64,
+}
+
+/// `struct xen_sysctl_meminfo` (16 bytes): one node of `XEN_SYSCTL_numainfo`.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenSysctlMeminfo {
+    pub memsize: u64,
+    pub memfree: u64,
+}
+
+/// `struct xen_sysctl_numainfo` (24 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenSysctlNumainfo {
+    /// IN: nodes the buffers hold; OUT: nodes there are (or written).
+    pub num_nodes: u32,
+    pub _pad0: [u8; 4],
+    /// Guest handle to `xen_sysctl_meminfo[]` (may be null).
+    pub meminfo: u64,
+    /// Guest handle to `uint32_t[num_nodes * num_nodes]` (may be null).
+    pub distance: u64,
+}
+
+/// `XEN_SYSCTL_cpu_featureset_*`: which featureset `get_cpu_featureset` reads.
+pub const XEN_SYSCTL_cpu_featureset_raw: u32 = 0;
+/// `XEN_SYSCTL_cpu_featureset_host`
+pub const XEN_SYSCTL_cpu_featureset_host: u32 = 1;
+/// `XEN_SYSCTL_cpu_featureset_pv`
+pub const XEN_SYSCTL_cpu_featureset_pv: u32 = 2;
+/// `XEN_SYSCTL_cpu_featureset_hvm`
+pub const XEN_SYSCTL_cpu_featureset_hvm: u32 = 3;
+/// `XEN_SYSCTL_cpu_featureset_pv_max`
+pub const XEN_SYSCTL_cpu_featureset_pv_max: u32 = 4;
+/// `XEN_SYSCTL_cpu_featureset_hvm_max`
+pub const XEN_SYSCTL_cpu_featureset_hvm_max: u32 = 5;
+
+/// `struct xen_sysctl_cpu_featureset` (16 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenSysctlCpuFeatureset {
+    /// `XEN_SYSCTL_cpu_featureset_*`.
+    pub index: u32,
+    /// IN: words in `features`; OUT: words written (or the most there are).
+    pub nr_features: u32,
+    /// Guest handle to `uint32_t[]` (null: only the count asked).
+    pub features: u64,
+}
+
+/// `XEN_SYSCTL_cpu_policy_*`: which system policy `get_cpu_policy` reads.
+pub const XEN_SYSCTL_cpu_policy_raw: u32 = 0;
+/// `XEN_SYSCTL_cpu_policy_host`
+pub const XEN_SYSCTL_cpu_policy_host: u32 = 1;
+/// `XEN_SYSCTL_cpu_policy_pv_max`
+pub const XEN_SYSCTL_cpu_policy_pv_max: u32 = 2;
+/// `XEN_SYSCTL_cpu_policy_hvm_max`
+pub const XEN_SYSCTL_cpu_policy_hvm_max: u32 = 3;
+/// `XEN_SYSCTL_cpu_policy_pv_default`
+pub const XEN_SYSCTL_cpu_policy_pv_default: u32 = 4;
+/// `XEN_SYSCTL_cpu_policy_hvm_default`
+pub const XEN_SYSCTL_cpu_policy_hvm_default: u32 = 5;
+
+/// `struct xen_sysctl_cpu_policy` (32 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenSysctlCpuPolicy {
+    /// `XEN_SYSCTL_cpu_policy_*`.
+    pub index: u32,
+    pub nr_leaves: u32,
+    pub nr_msrs: u32,
+    /// Must be zero.
+    pub _rsvd: u32,
+    /// Guest handle to `xen_cpuid_leaf_t[]`.
+    pub leaves: u64,
+    /// Guest handle to `xen_msr_entry_t[]`.
+    pub msrs: u64,
 }
 
 #[cfg(test)]

@@ -307,6 +307,15 @@ layout_table! {
     domctl::XenDomctlVcpuaffinity => "struct xen_domctl_vcpuaffinity" {
         vcpu, flags, cpumap_hard, cpumap_soft,
     },
+    domctl::XenCpuidLeaf => "xen_cpuid_leaf_t" { leaf, subleaf, a, b, c, d },
+    domctl::XenMsrEntry => "xen_msr_entry_t" { idx, flags, val },
+    domctl::XenDomctlCpuPolicy => "struct xen_domctl_cpu_policy" {
+        nr_leaves, nr_msrs, leaves, msrs, err_leaf, err_subleaf, err_msr,
+    },
+    domctl::XenDomctlNodeaffinity => "struct xen_domctl_nodeaffinity" { nodemap },
+    domctl::XenDomctlTscInfo => "struct xen_domctl_tsc_info" {
+        tsc_mode, gtsc_khz, incarnation, pad, elapsed_nsec,
+    },
     // ------------------------------------------------------------ sysctl.h
     sysctl::XenSysctl => "struct xen_sysctl" { cmd, interface_version, u },
     sysctl::XenSysctlReadconsole => "struct xen_sysctl_readconsole" {
@@ -321,6 +330,19 @@ layout_table! {
         first_domain, max_domains, buffer, num_domains,
     },
     sysctl::XenSysctlSchedId => "struct xen_sysctl_sched_id" { sched_id },
+    sysctl::XenSysctlCpupoolOp => "struct xen_sysctl_cpupool_op" {
+        op, cpupool_id, sched_id, domid, cpu, n_dom, cpumap,
+    },
+    sysctl::XenSysctlCputopo => "struct xen_sysctl_cputopo" { core, socket, node },
+    sysctl::XenSysctlCputopoinfo => "struct xen_sysctl_cputopoinfo" { num_cpus, cputopo },
+    sysctl::XenSysctlMeminfo => "struct xen_sysctl_meminfo" { memsize, memfree },
+    sysctl::XenSysctlCpuFeatureset => "struct xen_sysctl_cpu_featureset" {
+        index, nr_features, features,
+    },
+    sysctl::XenSysctlCpuPolicy => "struct xen_sysctl_cpu_policy" {
+        index, nr_leaves, nr_msrs, _rsvd, leaves, msrs,
+    },
+    sysctl::XenSysctlNumainfo => "struct xen_sysctl_numainfo" { num_nodes, meminfo, distance },
     // ------------------------------------------------------------ version.h
     version::XenCompileInfo => "struct xen_compile_info" {
         compiler, compile_by, compile_domain, compile_date,
@@ -617,6 +639,17 @@ const_table! {
         XEN_SYSCTL_PHYSCAP_iommu_hap_pt_share, XEN_SYSCTL_PHYSCAP_vmtrace,
         XEN_SYSCTL_PHYSCAP_vpmu, XEN_SYSCTL_PHYSCAP_gnttab_v1, XEN_SYSCTL_PHYSCAP_gnttab_v2,
         XEN_SYSCTL_PAYLOAD_SIZE => "sizeof(((struct xen_sysctl *)0)->u)",
+        XEN_SYSCTL_CPUPOOL_OP_CREATE, XEN_SYSCTL_CPUPOOL_OP_DESTROY, XEN_SYSCTL_CPUPOOL_OP_INFO,
+        XEN_SYSCTL_CPUPOOL_OP_ADDCPU, XEN_SYSCTL_CPUPOOL_OP_RMCPU,
+        XEN_SYSCTL_CPUPOOL_OP_MOVEDOMAIN, XEN_SYSCTL_CPUPOOL_OP_FREEINFO,
+        XEN_SYSCTL_CPUPOOL_PAR_ANY,
+        XEN_INVALID_NODE_ID, XEN_INVALID_MEM_SZ, XEN_INVALID_NODE_DIST,
+        XEN_SYSCTL_cpu_featureset_raw, XEN_SYSCTL_cpu_featureset_host,
+        XEN_SYSCTL_cpu_featureset_pv, XEN_SYSCTL_cpu_featureset_hvm,
+        XEN_SYSCTL_cpu_featureset_pv_max, XEN_SYSCTL_cpu_featureset_hvm_max,
+        XEN_SYSCTL_cpu_policy_raw, XEN_SYSCTL_cpu_policy_host, XEN_SYSCTL_cpu_policy_pv_max,
+        XEN_SYSCTL_cpu_policy_hvm_max, XEN_SYSCTL_cpu_policy_pv_default,
+        XEN_SYSCTL_cpu_policy_hvm_default,
     },
     version::{
         XENVER_version, XENVER_extraversion, XENVER_compile_info, XENVER_capabilities,

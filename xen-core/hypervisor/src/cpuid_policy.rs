@@ -753,10 +753,179 @@ pub fn guest_cpuid(host: &impl Fn(u32, u32) -> Leaf, p: &CpuPolicy, ctx: &GuestC
     res
 }
 
+/// `XEN_CPUID_NO_SUBLEAF`: a leaf without subleaves, in a serialised policy.
+pub const XEN_CPUID_NO_SUBLEAF: u32 = !0;
+
+/// `CPUID_MAX_SERIALISED_LEAVES`: the most leaves a serialised policy holds (Xen's
+/// leaf counts, each subleaf array less its first entry, and the two hypervisor limits).
+pub const CPUID_MAX_SERIALISED_LEAVES: u32 =
+    (NR_BASIC + NR_FEAT - 1 + NR_CACHE - 1 + NR_TOPO - 1 + NR_XSTATE - 1 + NR_EXTD + 2) as u32;
+
+/// `MSR_MAX_SERIALISED_ENTRIES`: MSR_INTEL_PLATFORM_INFO and MSR_ARCH_CAPABILITIES.
+pub const MSR_MAX_SERIALISED_ENTRIES: u32 = 2;
+
+/// Where a serialised policy went wrong (`struct cpu_policy_errors`; `!0`: nowhere).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyError {
+    pub errno: xen_abi::errno::Errno,
+    pub leaf: u32,
+    pub subleaf: u32,
+    pub msr: u32,
+}
+
+impl PolicyError {
+    fn cpuid(errno: xen_abi::errno::Errno, leaf: u32, subleaf: u32) -> Self {
+        PolicyError { errno, leaf, subleaf, msr: !0 }
+    }
+    fn msr(errno: xen_abi::errno::Errno, msr: u32) -> Self {
+        PolicyError { errno, leaf: !0, subleaf: !0, msr }
+    }
+}
+
+impl CpuPolicy {
+    /// `x86_cpuid_copy_to_buffer`'s leaves, in its order: the basic leaves up to the
+    /// maximum (leaf 4's subleaves up to the first null cache, 7's up to its maximum,
+    /// 0xb's up to the first null level, 0xd's 0 and 1 then one per state of XCR0|XSS
+    /// from 2), the two hypervisor limits (0: Xen's system policies have none), the
+    /// extended leaves up to their maximum.
+    pub fn serialise(&self) -> alloc::vec::Vec<(u32, u32, Leaf)> {
+        let mut out = alloc::vec::Vec::new();
+        for leaf in 0..=(self.basic[0][0] as usize).min(NR_BASIC - 1) {
+            match leaf {
+                0x4 => {
+                    for (i, l) in self.cache.iter().enumerate() {
+                        out.push((4, i as u32, *l));
+                        if l[0] & 0x1f == 0 {
+                            break;
+                        }
+                    }
+                }
+                0x7 => {
+                    for i in 0..=(self.feat[0][0] as usize).min(NR_FEAT - 1) {
+                        out.push((7, i as u32, self.feat[i]));
+                    }
+                }
+                0xb => {
+                    for (i, l) in self.topo.iter().enumerate() {
+                        out.push((0xb, i as u32, *l));
+                        if (l[2] >> 8) & 0xff == 0 {
+                            break;
+                        }
+                    }
+                }
+                0xd => {
+                    out.push((0xd, 0, self.xstate[0]));
+                    out.push((0xd, 1, self.xstate[1]));
+                    let mut xstates = self.xstates() >> 2;
+                    let mut i = 2;
+                    while xstates != 0 && i < NR_XSTATE {
+                        out.push((0xd, i as u32, self.xstate[i]));
+                        xstates >>= 1;
+                        i += 1;
+                    }
+                }
+                _ => out.push((leaf as u32, XEN_CPUID_NO_SUBLEAF, self.basic[leaf])),
+            }
+        }
+        out.push((0x4000_0000, XEN_CPUID_NO_SUBLEAF, [0; 4]));
+        out.push((0x4000_0100, XEN_CPUID_NO_SUBLEAF, [0; 4]));
+        for leaf in 0..=((self.extd[0][0] & 0xffff) as usize).min(NR_EXTD - 1) {
+            out.push((0x8000_0000 | leaf as u32, XEN_CPUID_NO_SUBLEAF, self.extd[leaf]));
+        }
+        out
+    }
+
+    /// One entry of `x86_cpuid_copy_from_buffer`: the leaf put in its slot; a leaf or
+    /// subleaf with no slot `-ERANGE`. The hypervisor limits are taken and dropped
+    /// (xen-core's leaves 0x40000000.. are fixed). Call [`CpuPolicy::recalc_synth`] after
+    /// the last one.
+    pub fn merge_leaf(&mut self, leaf: u32, subleaf: u32, l: Leaf) -> Result<(), PolicyError> {
+        let range = Err(PolicyError::cpuid(xen_abi::errno::Errno::ERANGE, leaf, subleaf));
+        let slot = match leaf {
+            0x4 => self.cache.get_mut(subleaf as usize),
+            0x7 => self.feat.get_mut(subleaf as usize),
+            0xb => self.topo.get_mut(subleaf as usize),
+            0xd => self.xstate.get_mut(subleaf as usize),
+            0x4000_0000 | 0x4000_0100 if subleaf == XEN_CPUID_NO_SUBLEAF => return Ok(()),
+            _ if subleaf != XEN_CPUID_NO_SUBLEAF => return range,
+            l if (l as usize) < NR_BASIC => self.basic.get_mut(l as usize),
+            l if (0x8000_0000..0x8000_0000 + NR_EXTD as u32).contains(&l) => self.extd.get_mut((l & 0xffff) as usize),
+            _ => return range,
+        };
+        match slot {
+            Some(s) => {
+                *s = l;
+                Ok(())
+            }
+            None => range,
+        }
+    }
+
+    /// `x86_cpu_policy_recalc_synth`: the vendor from leaf 0.
+    pub fn recalc_synth(&mut self) {
+        self.vendor = vendor_of(self.basic[0]);
+    }
+
+    /// `x86_cpu_policies_are_compatible`, CPUID part: no maximum leaf, leaf 7 subleaf or
+    /// extended leaf above `max`'s (`-EINVAL` naming the leaf).
+    pub fn compatible_with(&self, max: &CpuPolicy) -> Result<(), PolicyError> {
+        let inval = xen_abi::errno::Errno::EINVAL;
+        if self.basic[0][0] > max.basic[0][0] {
+            return Err(PolicyError::cpuid(inval, 0, XEN_CPUID_NO_SUBLEAF));
+        }
+        if self.feat[0][0] > max.feat[0][0] {
+            return Err(PolicyError::cpuid(inval, 7, 0));
+        }
+        if self.extd[0][0] > max.extd[0][0] {
+            return Err(PolicyError::cpuid(inval, 0x8000_0000, XEN_CPUID_NO_SUBLEAF));
+        }
+        Ok(())
+    }
+
+    /// A toolstack's policy for a PV domain (`XEN_DOMCTL_set_cpu_policy`): `self` (the
+    /// domain's policy with the toolstack's leaves merged) checked against the PV
+    /// maximum, then `recalculate_cpuid_policy`. The result is what the domain's CPUID
+    /// answers from then on.
+    pub fn set_for_domain(mut self, host: &impl Fn(u32, u32) -> Leaf) -> Result<Self, PolicyError> {
+        let host_p = Self::host(host);
+        let max = Self::pv_max(&host_p, host);
+        self.recalc_synth();
+        self.compatible_with(&max)?;
+        self.recalculate(host, &max);
+        Ok(self)
+    }
+}
+
+/// One entry of `x86_msr_copy_from_buffer` checked against the PV maximum (Xen's
+/// `x86_cpu_policies_are_compatible` for MSRs): flags must be 0 (`-EINVAL`);
+/// MSR_INTEL_PLATFORM_INFO is 32 bits (`-EOVERFLOW`) and may hold CPUID faulting only
+/// (`-EINVAL`); MSR_ARCH_CAPABILITIES is taken; any other MSR `-ERANGE`. xen-core's PV
+/// MSRs are fixed (CPUID faulting always offered): the values are checked, not kept.
+pub fn check_msr_entry(idx: u32, flags: u32, val: u64) -> Result<(), PolicyError> {
+    use xen_abi::errno::Errno;
+    if flags != 0 {
+        return Err(PolicyError::msr(Errno::EINVAL, idx));
+    }
+    match idx {
+        0xce => {
+            if val > u64::from(u32::MAX) {
+                return Err(PolicyError::msr(Errno::EOVERFLOW, idx));
+            }
+            if val & !(1 << 31) != 0 {
+                return Err(PolicyError::msr(Errno::EINVAL, idx));
+            }
+            Ok(())
+        }
+        0x10a => Ok(()),
+        _ => Err(PolicyError::msr(Errno::ERANGE, idx)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    use xen_abi::errno::Errno;
 
     /// A synthetic CPU: leaves by (leaf, sub-leaf), zero elsewhere.
     #[derive(Clone)]
@@ -843,6 +1012,63 @@ mod tests {
     fn sees(c: &Cpu, ctx: &GuestCpuidCtx, feat: Feature) -> bool {
         let (leaf, sub, _) = WORD_LOCATION[feat.word()].unwrap();
         bit(pv_cpuid(c.host(), ctx, leaf, sub), feat)
+    }
+
+    #[test]
+    fn serialised_policy_round_trips_and_is_bounded() {
+        for v in [INTEL, AMD] {
+            let c = cpu(v);
+            let host = c.host();
+            let p = CpuPolicy::pv_domain(&host, false);
+            let leaves = p.serialise();
+            assert!(leaves.len() as u32 <= CPUID_MAX_SERIALISED_LEAVES);
+            assert_eq!(leaves[0].0, 0);
+            assert!(leaves.iter().any(|l| l.0 == 0x4000_0000));
+            let mut q = CpuPolicy::empty(Vendor::Other);
+            for (leaf, sub, l) in &leaves {
+                q.merge_leaf(*leaf, *sub, *l).unwrap();
+            }
+            q.recalc_synth();
+            assert_eq!(q.serialise(), leaves);
+            // What libxc's xc_cpuid_apply_policy sends back: the same, accepted as it is.
+            let mut set = p.clone();
+            for (leaf, sub, l) in &leaves {
+                set.merge_leaf(*leaf, *sub, *l).unwrap();
+            }
+            assert_eq!(set.set_for_domain(&host).unwrap(), p);
+        }
+    }
+
+    #[test]
+    fn serialised_leaves_out_of_range_or_above_the_maximum() {
+        let c = cpu(INTEL);
+        let host = c.host();
+        let mut p = CpuPolicy::pv_domain(&host, false);
+        let e = |leaf, subleaf| Err(PolicyError { errno: Errno::ERANGE, leaf, subleaf, msr: !0 });
+        assert_eq!(p.merge_leaf(4, NR_CACHE as u32, [0; 4]), e(4, NR_CACHE as u32));
+        assert_eq!(p.merge_leaf(4, XEN_CPUID_NO_SUBLEAF, [0; 4]), e(4, XEN_CPUID_NO_SUBLEAF));
+        assert_eq!(p.merge_leaf(1, 0, [0; 4]), e(1, 0));
+        assert_eq!(p.merge_leaf(NR_BASIC as u32, XEN_CPUID_NO_SUBLEAF, [0; 4]), e(NR_BASIC as u32, XEN_CPUID_NO_SUBLEAF));
+        assert_eq!(p.merge_leaf(0x4000_0001, XEN_CPUID_NO_SUBLEAF, [0; 4]), e(0x4000_0001, XEN_CPUID_NO_SUBLEAF));
+        assert_eq!(p.merge_leaf(0x8000_0000 + NR_EXTD as u32, XEN_CPUID_NO_SUBLEAF, [0; 4]), e(0x8000_0000 + NR_EXTD as u32, XEN_CPUID_NO_SUBLEAF));
+        assert_eq!(p.merge_leaf(0x4000_0100, XEN_CPUID_NO_SUBLEAF, [7; 4]), Ok(()));
+        let mut big = p.clone();
+        big.merge_leaf(0, XEN_CPUID_NO_SUBLEAF, [0x20, INTEL[0], INTEL[1], INTEL[2]]).unwrap();
+        assert_eq!(big.set_for_domain(&host).unwrap_err(), PolicyError { errno: Errno::EINVAL, leaf: 0, subleaf: XEN_CPUID_NO_SUBLEAF, msr: !0 });
+        // Fewer features than the default: kept.
+        let mut fewer = p.clone();
+        let mut l1 = fewer.basic[1];
+        l1[2] &= !f::SSE4_2.mask();
+        fewer.merge_leaf(1, XEN_CPUID_NO_SUBLEAF, l1).unwrap();
+        let fewer = fewer.set_for_domain(&host).unwrap();
+        assert!(!fewer.has(f::SSE4_2));
+        p.recalc_synth();
+        assert_eq!(check_msr_entry(0xce, 0, 1 << 31), Ok(()));
+        assert_eq!(check_msr_entry(0xce, 0, 1).unwrap_err().errno, Errno::EINVAL);
+        assert_eq!(check_msr_entry(0xce, 0, 1 << 32).unwrap_err().errno, Errno::EOVERFLOW);
+        assert_eq!(check_msr_entry(0xce, 1, 0).unwrap_err().errno, Errno::EINVAL);
+        assert_eq!(check_msr_entry(0x10a, 0, 5), Ok(()));
+        assert_eq!(check_msr_entry(0x10, 0, 0).unwrap_err(), PolicyError { errno: Errno::ERANGE, leaf: !0, subleaf: !0, msr: 0x10 });
     }
 
     #[test]

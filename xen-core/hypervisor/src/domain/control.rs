@@ -54,6 +54,12 @@ pub struct ControlState {
     pub handle: [u8; 16],
     /// The E820 `XENMEM_set_memory_map` gave it (`XENMEM_memory_map` answers it).
     pub e820: Option<Vec<E820Entry>>,
+    /// Pages still claimed by `XENMEM_claim_pages` (`outstanding_pages`): each page the
+    /// domain is given lowers it, until it is spent or cancelled.
+    pub claim: u64,
+    /// The CPU policy its toolstack set (`XEN_DOMCTL_set_cpu_policy`); `None`: the PV
+    /// domain policy.
+    pub cpu_policy: Option<alloc::boxed::Box<crate::cpuid_policy::CpuPolicy>>,
 }
 
 impl ControlState {
@@ -181,6 +187,115 @@ pub fn max_mem_pages(max_memkb: u64) -> u64 {
     max_memkb >> 2
 }
 
+/// `XENMEM_claim_pages` (Xen's `domain_set_outstanding_pages`): the domain's new claim
+/// for a request of `pages` in total, given what it claims now, owns (`tot`) and may own
+/// (`max`), the free pages and everyone's outstanding claims. 0 cancels the claim; one
+/// claim at a time (`-EINVAL`); a total not above what it owns, or above `max`,
+/// `-EINVAL`; more than what is free and unclaimed `-ENOMEM`. The claim is what the
+/// total asks beyond the pages owned.
+pub fn claim_pages(pages: u64, claim: u64, tot: u64, max: u64, free: u64, outstanding: u64) -> Result<u64, Errno> {
+    if pages == 0 {
+        return Ok(0);
+    }
+    if claim != 0 || pages <= tot || pages > max {
+        return Err(Errno::EINVAL);
+    }
+    let want = pages - tot;
+    if want > free.saturating_sub(outstanding) {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(want)
+}
+
+/// `XEN_DOMCTL_settscinfo` for a domain other than the caller (Xen's `tsc_set_info`):
+/// the PV hardware domain keeps the native TSC whatever the mode; otherwise modes 0
+/// (default: native on a host whose TSC is safe, which is what xen-core gives) and 2
+/// (never emulate) are taken, 1 (always emulate) would need TSC emulation, which
+/// xen-core does not have (`-EOPNOTSUPP`), and any other `-EINVAL` (3 was PVRDTSCP,
+/// removed).
+pub fn check_tsc_mode(mode: u32, hardware: bool) -> Result<(), Errno> {
+    match mode {
+        _ if hardware => Ok(()),
+        0 | 2 => Ok(()),
+        1 => Err(Errno::EOPNOTSUPP),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `XEN_DOMCTL_setnodeaffinity` on a one-node machine (Xen's
+/// `domain_set_node_affinity`): the nodes asked (the first byte of the `xenctl_bitmap`,
+/// bits past `nr_bits` ignored) must include node 0, else `-EINVAL`.
+pub fn check_node_affinity(first_byte: u8, nr_bits: u32) -> Result<(), Errno> {
+    if nr_bits > 0 && first_byte & 1 != 0 {
+        Ok(())
+    } else {
+        Err(Errno::EINVAL)
+    }
+}
+
+/// What `XENMEM_acquire_resource` does for a PV domain, once the arguments, the domain
+/// and the caller's privilege are checked ([`check_acquire_args`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acquire {
+    /// A null frame list: how many frames the resource has, written to `nr_frames`.
+    Size(u32),
+    /// The MFNs of grant table frames `first..first + count` (the table grown to hold
+    /// them) into the frame list.
+    GrantFrames { first: u32, count: u32 },
+}
+
+/// `acquire_resource`'s checks before the domain is looked up: `pad` must be 0 and
+/// `frame` and `frame + nr_frames` must fit in 32 bits (`-EINVAL`).
+pub fn check_acquire_args(pad: u32, frame: u64, nr_frames: u32) -> Result<(), Errno> {
+    if pad != 0 || frame >> 32 != 0 || (frame + u64::from(nr_frames)) >> 32 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
+/// `acquire_resource` after the domain and privilege checks, for a 64-bit PV domain
+/// whose grant table may grow to `max_grant_frames` (version 1 only: no status frames).
+/// The resource's size (`resource_max_frames`): the shared grant table frames; no
+/// status frames, ioreq servers (HVM only) or vmtrace buffers, so those are `-EINVAL`;
+/// an unknown type is Xen's `-EOPNOTSUPP`, which `resource_max_frames` returns as an
+/// unsigned count, so a size query answers that number (as Xen 4.17 does) and a map is
+/// refused with `-EOPNOTSUPP`. A null list needs `nr_frames` and the continuation 0; a
+/// map needs frames past the start extent and at most `UINT_MAX >> MEMOP_EXTENT_SHIFT`;
+/// the grant frames asked must lie below the table's limit (`-EINVAL`).
+pub fn acquire_plan(ty: u16, id: u32, frame: u64, nr_frames: u32, null_list: bool, start: u64, max_grant_frames: u32) -> Result<Acquire, Errno> {
+    use xen_abi::memory::*;
+    let eopnotsupp = Errno::EOPNOTSUPP.neg() as u32;
+    let max = match ty {
+        XENMEM_resource_grant_table => match id {
+            XENMEM_resource_grant_table_id_shared => max_grant_frames,
+            _ => 0,
+        },
+        XENMEM_resource_ioreq_server | XENMEM_resource_vmtrace_buf => 0,
+        _ => eopnotsupp,
+    };
+    if max == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if null_list {
+        if nr_frames != 0 || start != 0 {
+            return Err(Errno::EINVAL);
+        }
+        return Ok(Acquire::Size(max));
+    }
+    if start >= u64::from(nr_frames) || nr_frames > u32::MAX >> 6 {
+        return Err(Errno::EINVAL);
+    }
+    if ty != XENMEM_resource_grant_table {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let first = frame + start;
+    let count = u64::from(nr_frames) - start;
+    if first + count > u64::from(max_grant_frames) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Acquire::GrantFrames { first: first as u32, count: count as u32 })
+}
+
 /// `XEN_DOMCTL_set_address_size` for a 64-bit PV domain: 64 is what it is; 32 would
 /// switch to a compat guest, which this hypervisor does not build (Xen without
 /// `CONFIG_PV32`: `-EOPNOTSUPP`); anything else `-EINVAL`.
@@ -237,6 +352,58 @@ pub fn check_memory_map(nr_entries: u32) -> Result<(), Errno> {
         return Err(Errno::EINVAL);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod toolstack_tests {
+    use super::*;
+
+    #[test]
+    fn claims_follow_domain_set_outstanding_pages() {
+        // (pages, claim, tot, max, free, outstanding)
+        assert_eq!(claim_pages(0, 5, 1, 10, 100, 5), Ok(0));
+        assert_eq!(claim_pages(8, 0, 2, 10, 100, 0), Ok(6));
+        assert_eq!(claim_pages(8, 3, 2, 10, 100, 3), Err(Errno::EINVAL));
+        assert_eq!(claim_pages(2, 0, 2, 10, 100, 0), Err(Errno::EINVAL));
+        assert_eq!(claim_pages(11, 0, 2, 10, 100, 0), Err(Errno::EINVAL));
+        assert_eq!(claim_pages(10, 0, 0, 10, 15, 6), Err(Errno::ENOMEM));
+        assert_eq!(claim_pages(10, 0, 0, 10, 16, 6), Ok(10));
+        assert_eq!(claim_pages(u64::MAX, 0, 0, u64::MAX, 16, 600), Err(Errno::ENOMEM));
+    }
+
+    #[test]
+    fn acquire_resource_grant_table_only() {
+        use xen_abi::memory::*;
+        let gt = XENMEM_resource_grant_table;
+        assert_eq!(check_acquire_args(1, 0, 1), Err(Errno::EINVAL));
+        assert_eq!(check_acquire_args(0, 1 << 32, 1), Err(Errno::EINVAL));
+        assert_eq!(check_acquire_args(0, u64::from(u32::MAX), 1), Err(Errno::EINVAL));
+        assert_eq!(check_acquire_args(0, 3, 4), Ok(()));
+        assert_eq!(acquire_plan(gt, 0, 0, 0, true, 0, 64), Ok(Acquire::Size(64)));
+        assert_eq!(acquire_plan(gt, 0, 0, 1, true, 0, 64), Err(Errno::EINVAL));
+        assert_eq!(acquire_plan(gt, 0, 0, 1, false, 0, 64), Ok(Acquire::GrantFrames { first: 0, count: 1 }));
+        assert_eq!(acquire_plan(gt, 0, 60, 4, false, 1, 64), Ok(Acquire::GrantFrames { first: 61, count: 3 }));
+        assert_eq!(acquire_plan(gt, 0, 61, 4, false, 0, 64), Err(Errno::EINVAL));
+        assert_eq!(acquire_plan(gt, 0, 0, 2, false, 2, 64), Err(Errno::EINVAL));
+        assert_eq!(acquire_plan(gt, XENMEM_resource_grant_table_id_status, 0, 1, false, 0, 64), Err(Errno::EINVAL));
+        assert_eq!(acquire_plan(XENMEM_resource_ioreq_server, 0, 0, 1, false, 0, 64), Err(Errno::EINVAL));
+        assert_eq!(acquire_plan(XENMEM_resource_vmtrace_buf, 0, 0, 0, true, 0, 64), Err(Errno::EINVAL));
+        assert_eq!(acquire_plan(9, 0, 0, 0, true, 0, 64), Ok(Acquire::Size(-95i32 as u32)));
+        assert_eq!(acquire_plan(9, 0, 0, 1, false, 0, 64), Err(Errno::EOPNOTSUPP));
+        assert_eq!(acquire_plan(gt, 0, 0, u32::MAX, false, 0, 64), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn tsc_modes_and_node_affinity() {
+        assert_eq!(check_tsc_mode(0, false), Ok(()));
+        assert_eq!(check_tsc_mode(2, false), Ok(()));
+        assert_eq!(check_tsc_mode(1, false), Err(Errno::EOPNOTSUPP));
+        assert_eq!(check_tsc_mode(3, false), Err(Errno::EINVAL));
+        assert_eq!(check_tsc_mode(77, true), Ok(()));
+        assert_eq!(check_node_affinity(0xff, 64), Ok(()));
+        assert_eq!(check_node_affinity(0b10, 8), Err(Errno::EINVAL));
+        assert_eq!(check_node_affinity(0xff, 0), Err(Errno::EINVAL));
+    }
 }
 
 #[cfg(test)]

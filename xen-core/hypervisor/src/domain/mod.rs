@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod control;
+pub mod cpupool;
 pub mod credit;
 pub mod elf;
 pub mod layout;

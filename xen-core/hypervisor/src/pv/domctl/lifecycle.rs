@@ -23,6 +23,7 @@ static ZOMBIES: Mutex<Vec<(u64, u16)>> = Mutex::new(Vec::new());
 /// scheduler's end-of-domain pass), with the reason it shut down for, if any.
 pub fn kill(d: &mut Domain) {
     d.ctl.killed = true;
+    super::memory::spend_claim(d, u64::MAX);
     d.ending = Some(d.ctl.shutdown.or(d.ending).unwrap_or(xen_abi::sched::SHUTDOWN_poweroff));
 }
 

@@ -27,7 +27,7 @@ fn gpfn_limit(d: &Domain) -> u64 {
 pub fn handles(cmd: u64) -> bool {
     matches!(
         (cmd & u64::from(MEMOP_CMD_MASK)) as u32,
-        XENMEM_populate_physmap | XENMEM_set_memory_map | XENMEM_memory_map | XENMEM_decrease_reservation
+        XENMEM_populate_physmap | XENMEM_set_memory_map | XENMEM_memory_map | XENMEM_decrease_reservation | XENMEM_claim_pages | XENMEM_acquire_resource
     )
 }
 
@@ -81,7 +81,92 @@ fn other_op(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -> HcResu
             Ok(0)
         }
         XENMEM_memory_map => memory_map(doms.cur(), guest, arg),
+        XENMEM_claim_pages => claim_pages(doms, guest, cmd, arg),
+        XENMEM_acquire_resource => acquire_resource(doms, guest, cmd, arg),
         _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// Pages claimed by every domain's `XENMEM_claim_pages` and not yet given to it
+/// (`outstanding_claims`, physinfo's `outstanding_pages`).
+pub static OUTSTANDING: spin::Mutex<u64> = spin::Mutex::new(0);
+
+/// `XENMEM_claim_pages`, in Xen's order: a continuation's start extent, an unreadable
+/// argument, an extent list, an order or flags `-EINVAL`/`-EFAULT`; the domain by id
+/// (`DOMID_SELF` is none: `-EINVAL`); the control domain only (`-EPERM`); then
+/// [`ctl::claim_pages`]. The claim is counted and reported; the frame allocator does
+/// not hold claimed pages back from other domains.
+fn claim_pages(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -> HcResult {
+    if cmd >> MEMOP_EXTENT_SHIFT != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let r: XenMemoryReservation = guest.read(arg)?;
+    if r.extent_start != 0 || r.extent_order != 0 || r.mem_flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if doms.get(r.domid).is_none() {
+        return Err(Errno::EINVAL);
+    }
+    if !doms.cur().privileged {
+        return Err(Errno::EPERM);
+    }
+    let free = mem::with_frames(|a| a.free_frames());
+    let d = doms.get_mut(r.domid).ok_or(Errno::EINVAL)?;
+    let tot = d.p2m.iter().filter(|&&m| m != m2p::INVALID_M2P_ENTRY).count() as u64;
+    let mut out = OUTSTANDING.lock();
+    let new = ctl::claim_pages(r.nr_extents, d.ctl.claim, tot, d.max_pages, free, *out)?;
+    *out = out.saturating_sub(d.ctl.claim) + new;
+    d.ctl.claim = new;
+    Ok(0)
+}
+
+/// `XENMEM_acquire_resource` (Xen's `acquire_resource` for a PV caller): the
+/// arguments ([`ctl::check_acquire_args`]), the domain (none `-ESRCH`, the caller
+/// `-EPERM`), the control domain only (`-EPERM`), then [`ctl::acquire_plan`]: a size
+/// query, or the MFNs of grant table frames (the table grown to hold them, at most
+/// `MAX_GRANT_FRAMES`, so no continuation is needed) written to the frame list. The
+/// caller maps them with `mmu_update` naming the domain, as the frames are lent to it.
+fn acquire_resource(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -> HcResult {
+    let start = cmd >> MEMOP_EXTENT_SHIFT;
+    let mut x: XenMemAcquireResource = guest.read(arg)?;
+    ctl::check_acquire_args(x.pad, x.frame, x.nr_frames)?;
+    let me = doms.current_id();
+    if doms.get(x.domid).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    if x.domid == me {
+        return Err(Errno::EPERM);
+    }
+    if !doms.cur().privileged {
+        return Err(Errno::EPERM);
+    }
+    let max = crate::pv::grant::MAX_GRANT_FRAMES;
+    match ctl::acquire_plan(x.type_, x.id, x.frame, x.nr_frames, x.frame_list == 0, start, max)? {
+        ctl::Acquire::Size(n) => {
+            x.nr_frames = n;
+            guest.write(arg, &x)?;
+        }
+        ctl::Acquire::GrantFrames { first, count } => {
+            let d = doms.get_mut(x.domid).ok_or(Errno::ESRCH)?;
+            if crate::pv::grant::grow_table(d, first + count) != xen_abi::grant_table::GNTST_okay {
+                return Err(Errno::EINVAL);
+            }
+            for i in 0..count {
+                let mfn = d.grant_frames[(first + i) as usize];
+                guest.write(x.frame_list.wrapping_add(8 * u64::from(i + start as u32)), &mfn)?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// A domain's claim given up (destroyed, or the claim spent `n` pages of it).
+pub fn spend_claim(d: &mut Domain, n: u64) {
+    let n = n.min(d.ctl.claim);
+    if n > 0 {
+        d.ctl.claim -= n;
+        let mut out = OUTSTANDING.lock();
+        *out = out.saturating_sub(n);
     }
 }
 
@@ -130,6 +215,13 @@ fn populate_physmap(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -
         if d.p2m.len() <= gpfn as usize && d.p2m.try_reserve(gpfn as usize + 1 - d.p2m.len()).is_err() {
             break;
         }
+        // Pages claimed by other domains are theirs (Xen's `alloc_heap_pages`).
+        if d.ctl.claim == 0 {
+            let out = *OUTSTANDING.lock();
+            if out > 0 && mem::with_frames(|a| a.free_frames()) <= out {
+                break;
+            }
+        }
         let Some(mfn) = mem::alloc_frame() else { break };
         phys::zero_frame(mfn);
         if super::super::mmu::with(|t, _| t.assign_frame(DomId(id), Mfn(mfn))).is_err() {
@@ -142,6 +234,7 @@ fn populate_physmap(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -
         }
         d.p2m[gpfn as usize] = mfn;
         tot += 1;
+        spend_claim(d, 1);
         // A list Xen can't write back ends the batch there; the page stays the domain's.
         if guest.write(at, &mfn).is_err() {
             break;

@@ -55,6 +55,12 @@ pub fn domctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
             | XEN_DOMCTL_scheduler_op
             | XEN_DOMCTL_setvcpuaffinity
             | XEN_DOMCTL_getvcpuaffinity
+            | XEN_DOMCTL_setnodeaffinity
+            | XEN_DOMCTL_getnodeaffinity
+            | XEN_DOMCTL_settscinfo
+            | XEN_DOMCTL_get_address_size
+            | XEN_DOMCTL_get_cpu_policy
+            | XEN_DOMCTL_set_cpu_policy
     );
     if !ours {
         return super::hypercall::sysctl::domctl(doms, guest, arg);
@@ -86,6 +92,58 @@ pub fn domctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
         XEN_DOMCTL_scheduler_op => {
             let d = doms.get_mut(op.domain).ok_or(Errno::ESRCH)?;
             crate::pv::credit::scheduler_op(d, &mut op)?;
+            true
+        }
+        // One node (0): a mask must include it; the domain's affinity is always it.
+        XEN_DOMCTL_setnodeaffinity => {
+            let n: XenDomctlNodeaffinity = op.payload().ok_or(Errno::EINVAL)?;
+            let mut first = [0u8];
+            if n.nodemap.nr_bits > 0 {
+                guest.copy_from(n.nodemap.bitmap, &mut first)?;
+            }
+            let bits = if n.nodemap.nr_bits < 8 { n.nodemap.nr_bits } else { 8 };
+            let byte = if bits < 8 { first[0] & ((1u8 << bits) - 1) } else { first[0] };
+            ctl::check_node_affinity(byte, n.nodemap.nr_bits)?;
+            false
+        }
+        XEN_DOMCTL_getnodeaffinity => {
+            let n: XenDomctlNodeaffinity = op.payload().ok_or(Errno::EINVAL)?;
+            super::hypercall::sysctl::write_cpu_bitmap(guest, &n.nodemap, crate::domain::credit::CpuMask(1))?;
+            false
+        }
+        XEN_DOMCTL_get_cpu_policy => {
+            let d = doms.get(op.domain).ok_or(Errno::ESRCH)?;
+            let p = crate::pv::trap::emulate::domain_policy(d);
+            let msrs = crate::pv::trap::emulate::policy_msrs(&p, true);
+            let mut cp: XenDomctlCpuPolicy = op.payload().ok_or(Errno::EINVAL)?;
+            super::hypercall::sysctl::copy_policy_out(guest, &p, &msrs, cp.leaves, &mut cp.nr_leaves, cp.msrs, &mut cp.nr_msrs)?;
+            op.set_payload(&cp);
+            true
+        }
+        XEN_DOMCTL_set_cpu_policy => {
+            if op.domain == me {
+                return Err(Errno::EINVAL);
+            }
+            let d = doms.get_mut(op.domain).ok_or(Errno::ESRCH)?;
+            if d.ctl.creation_finished {
+                return Err(Errno::EEXIST);
+            }
+            let mut cp: XenDomctlCpuPolicy = op.payload().ok_or(Errno::EINVAL)?;
+            match set_cpu_policy(d, guest, &cp) {
+                Ok(p) => d.ctl.cpu_policy = Some(alloc::boxed::Box::new(p)),
+                Err(e) => {
+                    cp.err_leaf = e.leaf;
+                    cp.err_subleaf = e.subleaf;
+                    cp.err_msr = e.msr;
+                    op.set_payload(&cp);
+                    guest.write(arg, &op)?;
+                    return Err(e.errno);
+                }
+            }
+            false
+        }
+        XEN_DOMCTL_get_address_size => {
+            op.set_payload(&XenDomctlAddressSize { size: 64 });
             true
         }
         XEN_DOMCTL_setvcpuaffinity | XEN_DOMCTL_getvcpuaffinity => {
@@ -134,6 +192,13 @@ pub fn domctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
                     }
                     vcpu::set_context(d, guest, &op)?;
                 }
+                XEN_DOMCTL_settscinfo => {
+                    if is_current {
+                        return Err(Errno::EINVAL);
+                    }
+                    let t: XenDomctlTscInfo = op.payload().ok_or(Errno::EINVAL)?;
+                    ctl::check_tsc_mode(t.tsc_mode, d.hardware)?;
+                }
                 XEN_DOMCTL_hypercall_init => {
                     let h: XenDomctlHypercallInit = op.payload().ok_or(Errno::EINVAL)?;
                     vcpu::hypercall_init(d, h.gmfn)?;
@@ -147,6 +212,38 @@ pub fn domctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
         guest.write(arg, &op)?;
     }
     Ok(0)
+}
+
+/// `update_domain_cpu_policy`: the domain's policy with the toolstack's leaves (at most
+/// `CPUID_MAX_SERIALISED_LEAVES`, else `-E2BIG`) and MSRs (at most
+/// `MSR_MAX_SERIALISED_ENTRIES`) merged, checked against the PV maximum and
+/// recalculated. The error says where it failed (`!0` elsewhere).
+fn set_cpu_policy(d: &Domain, guest: &GuestView, cp: &XenDomctlCpuPolicy) -> Result<crate::cpuid_policy::CpuPolicy, crate::cpuid_policy::PolicyError> {
+    use crate::cpuid_policy::*;
+    let plain = |errno| PolicyError { errno, leaf: !0, subleaf: !0, msr: !0 };
+    let mut p = crate::pv::trap::emulate::domain_policy(d);
+    if cp.nr_leaves > 0 {
+        if cp.nr_leaves > CPUID_MAX_SERIALISED_LEAVES {
+            return Err(plain(Errno::E2BIG));
+        }
+        let size = core::mem::size_of::<XenCpuidLeaf>() as u64;
+        for i in 0..u64::from(cp.nr_leaves) {
+            let l: XenCpuidLeaf = guest.read(cp.leaves.wrapping_add(i * size)).map_err(plain)?;
+            p.merge_leaf(l.leaf, l.subleaf, [l.a, l.b, l.c, l.d])?;
+        }
+        p.recalc_synth();
+    }
+    if cp.nr_msrs > 0 {
+        if cp.nr_msrs > MSR_MAX_SERIALISED_ENTRIES {
+            return Err(plain(Errno::E2BIG));
+        }
+        let size = core::mem::size_of::<XenMsrEntry>() as u64;
+        for i in 0..u64::from(cp.nr_msrs) {
+            let m: XenMsrEntry = guest.read(cp.msrs.wrapping_add(i * size)).map_err(plain)?;
+            check_msr_entry(m.idx, m.flags, m.val)?;
+        }
+    }
+    crate::pv::trap::emulate::set_domain_policy(p)
 }
 
 /// `XEN_DOMCTL_createdomain`: a 64-bit PV domain with no memory and no vCPU context,

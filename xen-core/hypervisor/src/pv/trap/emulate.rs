@@ -168,8 +168,50 @@ pub(crate) fn cpuid(d: &Domain, leaf: u32, subleaf: u32, forced: bool) -> (u32, 
         max_mfn: m2p::entries().saturating_sub(1),
     };
     let policies = POLICIES.call_once(|| [CpuPolicy::pv_domain(&host, false), CpuPolicy::pv_domain(&host, true)]);
-    let [a, b, c, dx] = guest_cpuid(&host, &policies[usize::from(d.hardware)], &ctx, leaf, subleaf);
+    // A toolstack's XEN_DOMCTL_set_cpu_policy, else the PV domain policy.
+    let policy = d.ctl.cpu_policy.as_deref().unwrap_or(&policies[usize::from(d.hardware)]);
+    let [a, b, c, dx] = guest_cpuid(&host, policy, &ctx, leaf, subleaf);
     (a, b, c, dx)
+}
+
+/// A domain's CPU policy as it stands (XEN_DOMCTL_get/set_cpu_policy start from it).
+pub fn domain_policy(d: &Domain) -> CpuPolicy {
+    match d.ctl.cpu_policy.as_deref() {
+        Some(p) => p.clone(),
+        None => CpuPolicy::pv_domain(&host, d.hardware),
+    }
+}
+
+/// Xen's system policies by `XEN_SYSCTL_cpu_policy_*` index: raw, host, PV maximum, PV
+/// default; `None` for the HVM ones (xen-core has no HVM: Xen built without it answers
+/// `-EOPNOTSUPP` for those).
+pub fn system_policy(index: u32) -> Option<CpuPolicy> {
+    let host_p = || CpuPolicy::host(&host);
+    match index {
+        0 => Some(CpuPolicy::raw(&host)),
+        1 => Some(host_p()),
+        2 => Some(CpuPolicy::pv_max(&host_p(), &host)),
+        4 => {
+            let h = host_p();
+            let max = CpuPolicy::pv_max(&h, &host);
+            Some(CpuPolicy::pv_default(&h, &max, &host))
+        }
+        _ => None,
+    }
+}
+
+/// `set_for_domain` over this CPU.
+pub fn set_domain_policy(p: CpuPolicy) -> Result<CpuPolicy, crate::cpuid_policy::PolicyError> {
+    p.set_for_domain(&host)
+}
+
+/// The serialised MSRs of a policy (`x86_msr_copy_to_buffer`): MSR_INTEL_PLATFORM_INFO
+/// (CPUID faulting: always for PV policies, the CPU's for raw and host) and
+/// MSR_ARCH_CAPABILITIES (the CPU's when the policy shows it, else 0).
+pub fn policy_msrs(p: &CpuPolicy, pv: bool) -> [(u32, u64); 2] {
+    let faulting = pv || cpu::rdmsr_safe(msr_policy::nr::INTEL_PLATFORM_INFO).is_some_and(|v| v & (1 << 31) != 0);
+    let arch_caps = if p.feat[0][3] & (1 << 29) != 0 { cpu::rdmsr_safe(msr_policy::nr::ARCH_CAPABILITIES).unwrap_or(0) } else { 0 };
+    [(msr_policy::nr::INTEL_PLATFORM_INFO, if faulting { 1 << 31 } else { 0 }), (msr_policy::nr::ARCH_CAPABILITIES, arch_caps)]
 }
 
 /// This CPU's native CPUID.
