@@ -26,21 +26,8 @@ use xen_abi::sysctl::*;
 /// Domains created and not yet destroyed, at most.
 pub const MAX_CREATED: usize = 4;
 
-// sysctl commands the ABI crate does not name (Xen 4.17's `sysctl.h`).
-const SYSCTL_cputopoinfo: u32 = 16;
-const SYSCTL_numainfo: u32 = 17;
-const SYSCTL_cpupool_op: u32 = 18;
-const SYSCTL_scheduler_op: u32 = 19;
-const SYSCTL_get_cpu_levelling_caps: u32 = 25;
-const SYSCTL_get_cpu_featureset: u32 = 26;
-const SYSCTL_get_cpu_policy: u32 = 29;
-/// `XEN_SYSCTL_CPUPOOL_OP_INFO` and `_FREEINFO`: the cpupool queries.
-const CPUPOOL_OP_INFO: u32 = 3;
-const CPUPOOL_OP_FREEINFO: u32 = 7;
 /// `XEN_SYSCTL_SCHEDOP_getinfo`.
 const SYSCTL_SCHEDOP_getinfo: u32 = 1;
-/// `XEN_DOMINF_paused`.
-const DOMINF_paused: u32 = 1 << 3;
 
 /// What the control calls did (printed at the end).
 #[derive(Default, Debug)]
@@ -259,13 +246,13 @@ impl Fuzz {
             XEN_SYSCTL_getdomaininfolist,
             XEN_SYSCTL_getcpuinfo,
             XEN_SYSCTL_availheap,
-            SYSCTL_cputopoinfo,
-            SYSCTL_numainfo,
-            SYSCTL_cpupool_op,
-            SYSCTL_scheduler_op,
-            SYSCTL_get_cpu_levelling_caps,
-            SYSCTL_get_cpu_featureset,
-            SYSCTL_get_cpu_policy,
+            XEN_SYSCTL_cputopoinfo,
+            XEN_SYSCTL_numainfo,
+            XEN_SYSCTL_cpupool_op,
+            XEN_SYSCTL_scheduler_op,
+            XEN_SYSCTL_get_cpu_levelling_caps,
+            XEN_SYSCTL_get_cpu_featureset,
+            XEN_SYSCTL_get_cpu_policy,
             0,
             99,
         ];
@@ -283,25 +270,25 @@ impl Fuzz {
                 u[0] = self.rng.below(16) | (self.count() << 32);
                 u[1] = self.ptr();
             }
-            XEN_SYSCTL_getcpuinfo | SYSCTL_cputopoinfo | SYSCTL_numainfo | SYSCTL_get_cpu_featureset => {
+            XEN_SYSCTL_getcpuinfo | XEN_SYSCTL_cputopoinfo | XEN_SYSCTL_numainfo | XEN_SYSCTL_get_cpu_featureset => {
                 u[0] = self.count();
                 u[1] = self.ptr();
                 u[2] = self.ptr();
                 u[3] = self.ptr();
             }
-            SYSCTL_cpupool_op => {
+            XEN_SYSCTL_cpupool_op => {
                 // op: info or freeinfo only (the others move CPUs and domains).
-                let op = if self.rng.chance(2) { CPUPOOL_OP_INFO } else { CPUPOOL_OP_FREEINFO };
+                let op = if self.rng.chance(2) { XEN_SYSCTL_CPUPOOL_OP_INFO } else { XEN_SYSCTL_CPUPOOL_OP_FREEINFO };
                 u[0] = u64::from(op) | (self.field(8) << 32);
                 u[1] = self.field(8) | (self.field(16) << 32);
                 u[2] = self.ptr();
                 u[3] = self.field(4096);
             }
-            SYSCTL_scheduler_op => {
+            XEN_SYSCTL_scheduler_op => {
                 u[0] = self.field(8) | (u64::from(XEN_SCHEDULER_CREDIT) << 32);
                 u[1] = u64::from(SYSCTL_SCHEDOP_getinfo);
             }
-            SYSCTL_get_cpu_policy => {
+            XEN_SYSCTL_get_cpu_policy => {
                 u[0] = self.field(16) | (self.field(64) << 32);
                 u[1] = self.ptr();
                 u[2] = self.field(64);
@@ -311,7 +298,7 @@ impl Fuzz {
                 for w in u.iter_mut().take(4) {
                     *w = self.word();
                 }
-                if cmd == XEN_SYSCTL_availheap || cmd == SYSCTL_get_cpu_levelling_caps {
+                if cmd == XEN_SYSCTL_availheap || cmd == XEN_SYSCTL_get_cpu_levelling_caps {
                     u[0] = self.field(64);
                 }
             }
@@ -400,7 +387,7 @@ impl Fuzz {
     /// domain's fuzzer must not have paused one): the first that is, if any.
     pub(super) fn paused_peer(&self) -> Option<u16> {
         let ids = self.peers[..self.nr_peers].iter().chain(&self.honest[..self.nr_honest]);
-        ids.copied().find(|&id| crate::hostile::domain_flags(id).ok().flatten().is_some_and(|f| f & DOMINF_paused != 0))
+        ids.copied().find(|&id| crate::hostile::domain_flags(id).ok().flatten().is_some_and(|f| f & XEN_DOMINF_paused != 0))
     }
 
     /// Destroys every domain that is neither us nor one of the boot's still running

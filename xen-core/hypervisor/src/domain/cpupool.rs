@@ -100,17 +100,6 @@ pub fn op<F: Fn(u32) -> Option<bool>>(o: &XenSysctlCpupoolOp, m: &Machine<F>, sc
     }
 }
 
-/// Xen's `bitmap_to_xenctl_bitmap` for a mask of `nr_cpus` CPUs into a guest bitmap of
-/// `nr_bits` bits: the mask's bytes (at most `ceil(nr_cpus / 8)`, bits past `nr_cpus`
-/// clear), and how many zero bytes follow them to the guest's end.
-pub fn bitmap_bytes(mask: CpuMask, nr_bits: u32, nr_cpus: usize) -> (alloc::vec::Vec<u8>, u64) {
-    let guest_bytes = u64::from(nr_bits).div_ceil(8);
-    let ours = (nr_cpus.div_ceil(8) as u64).min(guest_bytes);
-    let mask = mask.and(CpuMask::first(nr_cpus));
-    let bytes = (0..ours).map(|i| if i < 8 { (mask.0 >> (8 * i)) as u8 } else { 0 }).collect();
-    (bytes, guest_bytes - ours)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,15 +155,5 @@ mod tests {
         assert_eq!(op(&req(XEN_SYSCTL_CPUPOOL_OP_CREATE, 0), &m, 5), Err(Errno::EEXIST));
         assert_eq!(op(&req(XEN_SYSCTL_CPUPOOL_OP_CREATE, XEN_SYSCTL_CPUPOOL_PAR_ANY), &m, 5), Err(Errno::ENOSYS));
         assert_eq!(op(&req(99, 0), &m, 5), Err(Errno::ENOSYS));
-    }
-
-    #[test]
-    fn bitmaps_are_cut_to_the_cpus_and_zero_filled() {
-        assert_eq!(bitmap_bytes(CpuMask(0b11), 8, 2), (vec![0b11], 0));
-        assert_eq!(bitmap_bytes(CpuMask(0xff), 64, 2), (vec![0b11], 7));
-        assert_eq!(bitmap_bytes(CpuMask(0b11), 0, 2), (vec![], 0));
-        assert_eq!(bitmap_bytes(CpuMask(!0), 128, 64), (vec![0xff; 8], 8));
-        // The largest guest bitmap: the zero fill is counted, never allocated.
-        assert_eq!(bitmap_bytes(CpuMask(1), u32::MAX, 1).1, u64::from(u32::MAX).div_ceil(8) - 1);
     }
 }

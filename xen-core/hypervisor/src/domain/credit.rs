@@ -98,14 +98,16 @@ impl CpuMask {
         CpuMask(m)
     }
 
-    /// The first bytes of a `xenctl_bitmap` of `nr_bits` bits holding the mask (Xen's
-    /// `bitmap_to_xenctl_bitmap` of `nr_cpus` bits): at most the mask's 8 bytes, bits
-    /// past the CPUs the hypervisor knows zero. The caller zeroes the rest of the
-    /// guest's `ceil(nr_bits / 8)` bytes (which may be 512 MiB: never a buffer).
-    pub fn to_xenctl(self, nr_bits: u32, nr_cpus: usize) -> alloc::vec::Vec<u8> {
-        let guest_bytes = (xenctl_bytes(nr_bits) as usize).min(MASK_BITS / 8);
-        let ours = CpuMask(self.0 & CpuMask::first(nr_cpus.div_ceil(8) * 8).0);
-        (0..guest_bytes).map(|i| (ours.0 >> (8 * i)) as u8).collect()
+    /// Xen's `bitmap_to_xenctl_bitmap` of this mask (`nr_cpus` CPUs) into a guest bitmap
+    /// of `nr_bits` bits: the bytes holding the mask (`min(guest bytes, ceil(nr_cpus /
+    /// 8))`, whole bytes as `bitmap_long_to_byte` copies them), and how many zero bytes
+    /// follow to the end of the guest's [`xenctl_bytes`] (up to 512 MiB: counted, never
+    /// allocated).
+    pub fn to_xenctl(self, nr_bits: u32, nr_cpus: usize) -> (alloc::vec::Vec<u8>, u64) {
+        let guest_bytes = u64::from(xenctl_bytes(nr_bits));
+        let ours = (nr_cpus.div_ceil(8).min(MASK_BITS / 8) as u64).min(guest_bytes);
+        let bytes = (0..ours).map(|i| (self.0 >> (8 * i)) as u8).collect();
+        (bytes, guest_bytes - ours)
     }
 }
 
@@ -393,18 +395,17 @@ mod tests {
         assert_eq!(CpuMask::from_xenctl(&[0xff, 0x01], 9), CpuMask(0x1ff));
         assert_eq!(CpuMask::from_xenctl(&[], 0), CpuMask(0));
         // Given back in the guest's length, zero past the CPUs the hypervisor knows.
-        assert_eq!(CpuMask::ALL.to_xenctl(16, 2), [0xff, 0x00]);
-        assert_eq!(CpuMask(0b10).to_xenctl(8, 2), [0b10]);
-        assert_eq!(CpuMask(0b10).to_xenctl(0, 2), Vec::<u8>::new());
-        // A guest's huge bitmap: only the mask's bytes here (the rest is zeroed in
-        // the guest's memory page by page; found by the control-domain fuzzer, which
-        // had the hypervisor allocate 512 MiB for nr_bits 2^32 - 1).
-        assert_eq!(CpuMask(0b10).to_xenctl(0xffff_fff8, 2), [0b10, 0, 0, 0, 0, 0, 0, 0]);
+        // Whole bytes, as Xen's bitmap_long_to_byte: every CPU set reads 0xff.
+        assert_eq!(CpuMask::ALL.to_xenctl(16, 2), (vec![0xff], 1));
+        assert_eq!(CpuMask(0b10).to_xenctl(8, 2), (vec![0b10], 0));
+        assert_eq!(CpuMask(0b10).to_xenctl(0, 2), (vec![], 0));
+        assert_eq!(CpuMask(!0).to_xenctl(128, 64), (vec![0xff; 8], 8));
+        // A guest's huge bitmap: the zero fill is counted, never allocated (the
+        // control-domain fuzzer had the hypervisor allocate 512 MiB for it).
+        assert_eq!(CpuMask(0b10).to_xenctl(0xffff_fff8, 2), (vec![0b10], 0x1fff_fffe));
         // Xen's byte count wraps in unsigned int: 2^32 - 1 bits are no bytes at all.
         assert_eq!((xenctl_bytes(u32::MAX), xenctl_bytes(0xffff_fff8), xenctl_bytes(9)), (0, 0x1fff_ffff, 2));
-        assert_eq!(CpuMask(0b10).to_xenctl(u32::MAX, 2), Vec::<u8>::new());
-        assert_eq!(CpuMask::from_xenctl(&[0xff; 8], u32::MAX), CpuMask(0));
-        assert_eq!(CpuMask::ALL.to_xenctl(72, 64), [0xff; 8]);
+        assert_eq!(CpuMask(0b10).to_xenctl(u32::MAX, 2), (vec![], 0));
     }
 
     #[test]
@@ -545,7 +546,7 @@ mod tests {
         #[test]
         fn xenctl_bytes_round_trip(m in any::<u64>(), nr_cpus in 1usize..=64) {
             let mask = CpuMask(m).and(CpuMask::first(nr_cpus));
-            let bytes = mask.to_xenctl(64, nr_cpus);
+            let (bytes, _) = mask.to_xenctl(64, nr_cpus);
             prop_assert_eq!(CpuMask::from_xenctl(&bytes, 64), mask);
         }
     }

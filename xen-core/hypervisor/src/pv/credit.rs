@@ -130,27 +130,6 @@ fn read_mask(guest: &GuestView, b: &XenctlBitmap) -> Result<CpuMask, Errno> {
     Ok(CpuMask::from_xenctl(&bytes, nr_bits))
 }
 
-/// Writes `mask` into a guest `xenctl_bitmap` (`bitmap_to_xenctl_bitmap`): the bytes
-/// the hypervisor has, then zeros up to the guest's `ceil(nr_bits / 8)` bytes, a page
-/// at a time (up to 512 MiB: no buffer of that size; the first fault ends it with
-/// -EFAULT, as Xen's `clear_guest_offset`).
-fn write_mask(guest: &GuestView, b: &XenctlBitmap, mask: CpuMask) -> Result<(), Errno> {
-    let bytes = mask.to_xenctl(b.nr_bits, smp::online());
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    guest.copy_to(b.bitmap, &bytes)?;
-    const ZEROS: [u8; 4096] = [0; 4096];
-    let total = u64::from(policy::xenctl_bytes(b.nr_bits));
-    let mut done = bytes.len() as u64;
-    while done < total {
-        let n = (total - done).min(ZEROS.len() as u64);
-        guest.copy_to(b.bitmap.wrapping_add(done), &ZEROS[..n as usize])?;
-        done += n;
-    }
-    Ok(())
-}
-
 /// `XEN_DOMCTL_setvcpuaffinity` / `getvcpuaffinity` (Xen's `vcpu_affinity_domctl`):
 /// vCPU past the maximum -EINVAL, not created -ESRCH, no flag or a null bitmap for a
 /// flag -EINVAL, a hard mask with no online CPU -EINVAL; set writes back the effective
@@ -169,10 +148,10 @@ pub fn vcpu_affinity(d: &mut Domain, guest: &GuestView, op: &XenDomctl, max_vcpu
     let online = online();
     if op.cmd == XEN_DOMCTL_getvcpuaffinity {
         if hard {
-            write_mask(guest, &a.cpumap_hard, vc.sched.hard)?;
+            crate::pv::hypercall::sysctl::write_cpu_bitmap(guest, &a.cpumap_hard, vc.sched.hard)?;
         }
         if soft {
-            write_mask(guest, &a.cpumap_soft, vc.sched.soft)?;
+            crate::pv::hypercall::sysctl::write_cpu_bitmap(guest, &a.cpumap_soft, vc.sched.soft)?;
         }
         return Ok(());
     }
@@ -180,7 +159,7 @@ pub fn vcpu_affinity(d: &mut Domain, guest: &GuestView, op: &XenDomctl, max_vcpu
     if hard {
         let m = read_mask(guest, &a.cpumap_hard)?;
         let eff = vc.sched.set_hard(m, online).ok_or(Errno::EINVAL)?;
-        write_mask(guest, &a.cpumap_hard, eff)?;
+        crate::pv::hypercall::sysctl::write_cpu_bitmap(guest, &a.cpumap_hard, eff)?;
     }
     if soft {
         let m = match read_mask(guest, &a.cpumap_soft) {
@@ -191,7 +170,7 @@ pub fn vcpu_affinity(d: &mut Domain, guest: &GuestView, op: &XenDomctl, max_vcpu
             }
         };
         let eff = vc.sched.set_soft(m, online);
-        write_mask(guest, &a.cpumap_soft, eff)?;
+        crate::pv::hypercall::sysctl::write_cpu_bitmap(guest, &a.cpumap_soft, eff)?;
     }
     Ok(())
 }

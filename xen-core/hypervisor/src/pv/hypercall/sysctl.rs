@@ -278,10 +278,11 @@ pub fn copy_policy_out(
     Ok(())
 }
 
-/// Xen's `bitmap_to_xenctl_bitmap` of a CPU mask: the mask's bytes, then zeroes to the
-/// end of the guest's bitmap, written a page at a time (never allocated whole).
+/// Xen's `bitmap_to_xenctl_bitmap` of a CPU mask into a guest's `xenctl_bitmap`: the
+/// mask's bytes, then zeroes to the end of the guest's bitmap, written a page at a time
+/// (never allocated whole; the first fault ends it with -EFAULT, as Xen).
 pub fn write_cpu_bitmap(guest: &GuestView, b: &XenctlBitmap, cpus: crate::domain::credit::CpuMask) -> Result<(), Errno> {
-    let (bytes, mut zeroes) = crate::domain::cpupool::bitmap_bytes(cpus, b.nr_bits, crate::arch::x86_64::smp::online());
+    let (bytes, mut zeroes) = cpus.to_xenctl(b.nr_bits, crate::arch::x86_64::smp::online());
     if !bytes.is_empty() {
         guest.copy_to(b.bitmap, &bytes)?;
     }
