@@ -417,7 +417,7 @@ fn timer(_: &Env<'_>) -> TestResult {
     }
     hv::close(port);
     ensure!(fired, "timer never fired ({early} early events)");
-    ensure!(elapsed >= EARLIEST && elapsed < DELAY + 2_000_000_000, "fired after {elapsed} ns, wanted ~{DELAY}");
+    ensure!((EARLIEST..DELAY + 2_000_000_000).contains(&elapsed), "fired after {elapsed} ns, wanted ~{DELAY}");
     println!("pv-guest: timer: {DELAY} ns asked, fired after {elapsed} ns{}", if early > 0 { " (after an early event)" } else { "" });
     Ok(())
 }
