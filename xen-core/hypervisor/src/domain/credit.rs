@@ -13,8 +13,8 @@
 //!   affinity is any mask; where it holds some but not all of the hard ∧ online CPUs it
 //!   is a preference ([`VcpuSched::better_elsewhere`]): an idle CPU there takes the
 //!   vCPU before any other CPU does (credit1's soft-affinity step).
-//! - **Wake-up**: a woken vCPU preempts a busy CPU only with credit left (credit1's
-//!   BOOST is for UNDER vCPUs); without, it waits for the CPU's time slice to end.
+//! - **Wake-up** (`pv::sched`): a woken vCPU preempts a busy CPU whatever its credit,
+//!   where credit1 boosts only UNDER vCPUs (see there why).
 //! - **Credit**: every accounting period ([`PERIOD_NS`], Xen's 30 ms) the active vCPUs
 //!   (runnable, or ran during the period and spent their credit) earn credit in proportion to their domain's
 //!   weight, and burn it nanosecond for nanosecond while they run. A vCPU with credit
