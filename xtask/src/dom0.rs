@@ -1333,6 +1333,7 @@ check debian-xl-create-pv-guest sh -c "timeout 120 $X/xl create /etc/xen/pv-gues
 sed 's/^/  debian-xl| /' /tmp/dcreate | tail -5
 waitlog /var/log/xen/console/guest-deb-pv.log ' passed, ' 60
 check debian-xl-pv-guest-selftests grep -q ' passed, 0 failed' /var/log/xen/console/guest-deb-pv.log
+grep -a -E 'FAIL| passed, ' /var/log/xen/console/guest-deb-pv.log | head -6 | tr -d '\r' | sed 's/^/  debian-xl| /'
 check debian-xl-lists-the-domu sh -c "$X/xl list | grep -q '^deb-pv  *[0-9]'"
 check our-xl-lists-the-domu sh -c "xl list | grep -q '^deb-pv  *[0-9]'"
 check debian-xl-pause sh -c "$X/xl pause deb-pv && $X/xl list deb-pv | grep -q ' --p'"
