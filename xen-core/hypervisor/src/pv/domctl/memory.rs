@@ -94,8 +94,9 @@ pub static OUTSTANDING: spin::Mutex<u64> = spin::Mutex::new(0);
 /// `XENMEM_claim_pages`, in Xen's order: a continuation's start extent, an unreadable
 /// argument, an extent list, an order or flags `-EINVAL`/`-EFAULT`; the domain by id
 /// (`DOMID_SELF` is none: `-EINVAL`); the control domain only (`-EPERM`); then
-/// [`ctl::claim_pages`]. The claim is counted and reported; the frame allocator does
-/// not hold claimed pages back from other domains.
+/// [`ctl::claim_pages`]. The claim is counted and reported, and `populate_physmap`
+/// keeps the claimed pages for their claimant (only on that path: other allocations,
+/// the hypervisor's own among them, do not look at claims).
 fn claim_pages(doms: &mut Domains, guest: &GuestView, cmd: u64, arg: u64) -> HcResult {
     if cmd >> MEMOP_EXTENT_SHIFT != 0 {
         return Err(Errno::EINVAL);
