@@ -587,9 +587,15 @@ impl Fuzz {
     // ------------------------------------------------------------ argument memory
 
 
+    /// Where call slot `i` (a multicall entry's index) keeps its argument structure: its
+    /// own 256 bytes of page A.
+    fn slot_a(&self, i: usize) -> u64 {
+        self.arg_a + (i as u64 % 16) * 256
+    }
+
     /// A structure of `len` random words at slot `i` of page A: its address.
     fn random_struct(&mut self, i: usize, words: usize) -> u64 {
-        let base = self.arg_a + (i as u64 % 16) * 256;
+        let base = self.slot_a(i);
         for w in 0..words.min(32) {
             let v = match self.rng.below(3) {
                 0 => self.word(),
@@ -956,7 +962,7 @@ impl Fuzz {
         if i == 0 {
             self.grant_preset = n;
         }
-        let base = self.arg_a + (i as u64 % 16) * 256;
+        let base = self.slot_a(i);
         let stride = match op {
             GNTTABOP_map_grant_ref => 32,
             GNTTABOP_copy => 40,
@@ -1039,7 +1045,7 @@ impl Fuzz {
             // In a multicall the frames it gains would go unseen (and look foreign).
             op = XENMEM_current_reservation;
         }
-        let s = self.arg_a + (i as u64 % 16) * 256;
+        let s = self.slot_a(i);
         let list = self.arg_b + (i as u64 % 16) * 256;
         let n = [0, 1, 2, 8, 32, 1 << 20, u64::MAX][self.rng.below(7) as usize];
         for k in 0..n.min(32) {

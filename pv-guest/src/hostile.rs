@@ -158,6 +158,7 @@ const HOSTILE: &[Hostile] = &[
     ("remote_shutdown_no_domain", |_| remote_shutdown(NO_DOMAIN), ESRCH),
     // Found by the control-domain fuzzer (xen-core allocated 512 MiB and panicked).
     ("vcpu_affinity_bitmap_of_2_32_minus_1_bits", |c| affinity_bitmap_bytes_wrap(c), 0),
+    ("node_affinity_bitmap_as_xen_reads_it", |c| node_affinity_bitmap(c), 0),
     // --- a domain of our own, built as a toolstack builds one (findings 5 and 6)
     ("domu_create", |_| domu_create(), 0),
     ("domu_populate_physmap", |_| domu_populate(), DOMU_PAGES as i64),
@@ -1085,6 +1086,31 @@ fn affinity_bitmap_bytes_wrap(c: &Ctx) -> i64 {
         1001
     } else if set != EINVAL {
         1200 - set
+    } else {
+        0
+    }
+}
+
+/// `XEN_DOMCTL_setnodeaffinity` on itself, a map read as `xenctl_bitmap_to_bitmap` reads
+/// it: node 0 in a 1-bit map is accepted; a map of only node 1, and one of 2^32 - 1 bits
+/// (whose byte count wraps to 0: an empty map), are -EINVAL.
+fn node_affinity_bitmap(c: &Ctx) -> i64 {
+    const OFF: u64 = 27 * PAGE_SIZE;
+    let set = |byte: u64, nr_bits: u32| {
+        big_put(c, OFF, byte);
+        let mut d = XenDomctl::new(XEN_DOMCTL_setnodeaffinity, c.self_id);
+        d.set_payload(&XenDomctlNodeaffinity { nodemap: XenctlBitmap { bitmap: c.big + OFF, nr_bits, _pad: 0 } });
+        domctl(&mut d)
+    };
+    let node0 = set(0x01, 1);
+    let node1 = set(0x02, 8);
+    let wrapped = set(u64::MAX, u32::MAX);
+    if node0 != 0 {
+        1100 - node0
+    } else if node1 != EINVAL {
+        1200 - node1
+    } else if wrapped != EINVAL {
+        1300 - wrapped
     } else {
         0
     }

@@ -113,7 +113,7 @@ impl Fuzz {
 
     /// Writes `words` (the request's 144 or 136 bytes) to slot `i` of page A.
     fn put_request(&self, i: usize, words: &[u64]) -> u64 {
-        let base = self.arg_a + (i as u64 % 16) * 256;
+        let base = self.slot_a(i);
         for (k, w) in words.iter().enumerate() {
             put(base + k as u64 * 8, *w);
         }

@@ -222,11 +222,15 @@ pub fn check_tsc_mode(mode: u32, hardware: bool) -> Result<(), Errno> {
     }
 }
 
+/// Xen's `MAX_NUMNODES` (Debian's build: `CONFIG_NR_NUMA_NODES` 64): the bits of a node
+/// map the hypervisor reads from a `xenctl_bitmap`.
+pub const MAX_NUMNODES: usize = 64;
+
 /// `XEN_DOMCTL_setnodeaffinity` on a one-node machine (Xen's
-/// `domain_set_node_affinity`): the nodes asked (the first byte of the `xenctl_bitmap`,
-/// bits past `nr_bits` ignored) must include node 0, else `-EINVAL`.
-pub fn check_node_affinity(first_byte: u8, nr_bits: u32) -> Result<(), Errno> {
-    if nr_bits > 0 && first_byte & 1 != 0 {
+/// `domain_set_node_affinity`): the nodes asked, as read from the `xenctl_bitmap`, must
+/// include node 0, else `-EINVAL`.
+pub fn check_node_affinity(nodes: u64) -> Result<(), Errno> {
+    if nodes & 1 != 0 {
         Ok(())
     } else {
         Err(Errno::EINVAL)
@@ -400,9 +404,15 @@ mod toolstack_tests {
         assert_eq!(check_tsc_mode(1, false), Err(Errno::EOPNOTSUPP));
         assert_eq!(check_tsc_mode(3, false), Err(Errno::EINVAL));
         assert_eq!(check_tsc_mode(77, true), Ok(()));
-        assert_eq!(check_node_affinity(0xff, 64), Ok(()));
-        assert_eq!(check_node_affinity(0b10, 8), Err(Errno::EINVAL));
-        assert_eq!(check_node_affinity(0xff, 0), Err(Errno::EINVAL));
+        // The node map as `xenctl_bitmap_to_bitmap` reads it: node 0 must be in it.
+        use crate::domain::credit::CpuMask;
+        let nodes = |bytes: &[u8], nr_bits: u32| check_node_affinity(CpuMask::from_xenctl(bytes, nr_bits).0);
+        assert_eq!(nodes(&[0xff], 64), Ok(()));
+        assert_eq!(nodes(&[0b10], 8), Err(Errno::EINVAL));
+        assert_eq!(nodes(&[0xff], 0), Err(Errno::EINVAL));
+        // (2^32 - 1 + 7) / 8 wraps to no bytes in Xen's 32-bit arithmetic: an empty map.
+        assert_eq!(nodes(&[0xff], u32::MAX), Err(Errno::EINVAL));
+        assert_eq!(nodes(&[0x01], 1), Ok(()));
     }
 }
 

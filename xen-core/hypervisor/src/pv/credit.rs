@@ -116,10 +116,17 @@ pub fn scheduler_op(d: &mut Domain, op: &mut XenDomctl) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Reads a `xenctl_bitmap` from the guest (at most the bytes the hypervisor's CPUs
-/// need, as Xen's `xenctl_bitmap_to_bitmap`).
+/// Reads a `xenctl_bitmap` of CPUs from the guest (at most the bytes the hypervisor's
+/// CPUs need).
 fn read_mask(guest: &GuestView, b: &XenctlBitmap) -> Result<CpuMask, Errno> {
-    let ours = smp::online().div_ceil(8);
+    read_bitmap(guest, b, smp::online())
+}
+
+/// Xen's `xenctl_bitmap_to_bitmap` into a bitmap of `our_bits` bits: the guest's bytes
+/// (`(nr_bits + 7) / 8` in 32 bits, so it wraps) up to ours are read, and bits past
+/// `nr_bits` cleared in the guest's own last byte only.
+pub(crate) fn read_bitmap(guest: &GuestView, b: &XenctlBitmap, our_bits: usize) -> Result<CpuMask, Errno> {
+    let ours = our_bits.div_ceil(8);
     let n = (policy::xenctl_bytes(b.nr_bits) as usize).min(ours);
     let mut bytes = alloc::vec![0u8; n];
     if n > 0 {

@@ -97,13 +97,8 @@ pub fn domctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
         // One node (0): a mask must include it; the domain's affinity is always it.
         XEN_DOMCTL_setnodeaffinity => {
             let n: XenDomctlNodeaffinity = op.payload().ok_or(Errno::EINVAL)?;
-            let mut first = [0u8];
-            if n.nodemap.nr_bits > 0 {
-                guest.copy_from(n.nodemap.bitmap, &mut first)?;
-            }
-            let bits = if n.nodemap.nr_bits < 8 { n.nodemap.nr_bits } else { 8 };
-            let byte = if bits < 8 { first[0] & ((1u8 << bits) - 1) } else { first[0] };
-            ctl::check_node_affinity(byte, n.nodemap.nr_bits)?;
+            let nodes = crate::pv::credit::read_bitmap(guest, &n.nodemap, ctl::MAX_NUMNODES)?;
+            ctl::check_node_affinity(nodes.0)?;
             false
         }
         XEN_DOMCTL_getnodeaffinity => {
