@@ -574,7 +574,7 @@ fn init_script(modules: &str, later_modules: &str, variant: Variant) -> Result<S
         Variant::BenchNet => format!("{}{BENCH_NET_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
         Variant::Base => xen_core_steps(std::env::var("XTASK_DOM0_SECTIONS").ok().as_deref()),
         Variant::Interactive => INTERACTIVE_STEPS.to_string(),
-        Variant::Soak => format!("{}{}{}", section(TEST_STEPS, "base"), crate::soak::STEPS, section(TEST_STEPS, "end")),
+        Variant::Soak => format!("{}{}{}", section(TEST_STEPS, "base"), if crate::soak::linux() { crate::soak::LINUX_STEPS } else { crate::soak::STEPS }, section(TEST_STEPS, "end")),
         Variant::BenchInterdomain => format!("{}{BENCH_INTERDOMAIN_STEPS}{}", section(TEST_STEPS, "base"), section(TEST_STEPS, "end")),
     };
     Ok(INIT.replace("@STEPS@", &mark_sections(&steps))

@@ -2,7 +2,9 @@
 //! domU N times (default 1,000) with our `xl`, and the hypervisor's free page count
 //! (`xl info`'s `free_pages`, from `sysctl physinfo`) must come back exactly, with no
 //! xenstore entries of dead domains left. Not part of CI (it takes a while under TCG).
-//! `--xen` runs the same on Xen 4.17 for comparison.
+//! `--xen` runs the same on Xen 4.17 for comparison. `--linux`: Linux domUs instead, two
+//! at a time, each booted to its shell's loop (its first forks) with one ballooned down,
+//! then destroyed; every Linux oops or panic is printed with the console around it.
 
 use crate::dom0::{self, Variant};
 use crate::error::{Error, Result};
@@ -12,6 +14,52 @@ use std::path::Path;
 use std::time::Duration;
 
 const DEFAULT_CYCLES: u32 = 1000;
+
+/// Whether the soak boots Linux domUs (`--linux`) rather than pv-guests.
+pub fn linux() -> bool {
+    std::env::var("XTASK_SOAK_KIND").is_ok_and(|k| k == "linux")
+}
+
+/// dom0's steps after `base` for `--linux`: each cycle creates two Linux domUs at once (one
+/// ballooned to 96 MiB once its shell loop runs), waits for each to report its memory
+/// twice (so init has forked), looks for a kernel oops on their consoles, destroys them.
+pub const LINUX_STEPS: &str = r#"#@ soak
+pages() { xl info | sed -n 's/^free_pages *: //p'; }
+p0=$(pages); n=@SOAK_CYCLES@; i=0; broke=0; crashed=0; up=0
+read t0 _ < /proc/uptime
+echo "SOAK start free_pages $p0 linux cycles $n"
+while [ $i -lt $n ]; do
+  for s in a b; do
+    xl create /etc/xen/linux.cfg "name=\"lx$s$i\"" 'extra="@LINUX_CONSOLE@ memwatch"' 'disk=[]' 'vif=[]' >/tmp/soak 2>&1 || { broke=1; echo "SOAK create lx$s$i failed: $(cat /tmp/soak)"; }
+  done
+  waitlog /var/log/xen/console/guest-lxa$i.log 'MEM MemTotal' 120 && xl mem-set lxa$i 96m
+  for s in a b; do
+    L=/var/log/xen/console/guest-lx$s$i.log
+    read t _ < /proc/uptime; end=$(( ${t%.*} + 120 ))
+    mems() { c=$(grep -a -c 'MEM MemTotal' $L 2>/dev/null); echo ${c:-0}; }
+    while [ $(mems) -lt 3 ] && ! grep -a -q -E 'Oops|Kernel panic|BUG:|general protection' $L; do
+      read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && break; sleep 0.3
+    done
+    if grep -a -q -E 'Oops|Kernel panic|BUG:|general protection|Call Trace' $L; then
+      crashed=$((crashed+1)); sleep 2
+      echo "SOAK CRASH lx$s$i in cycle $i"; tr -d '\r' < $L | sed 's/^/SOAK con| /' | tail -120
+    elif [ $(mems) -ge 3 ]; then up=$((up+1))
+    else echo "SOAK lx$s$i never printed its memory three times"; tr -d '\r' < $L | sed 's/^/SOAK con| /' | tail -30; fi
+    xl destroy lx$s$i >/tmp/soak 2>&1 || { broke=1; echo "SOAK destroy lx$s$i failed: $(cat /tmp/soak)"; }
+    rm -f $L
+  done
+  i=$((i+1))
+  read t _ < /proc/uptime; echo "SOAK $i cycles, $up domUs up, $crashed crashed, free_pages $(pages) uptime ${t%.*}"
+done
+read t1 _ < /proc/uptime
+sleep 0.5
+pn=$(pages)
+echo "SOAK end free_pages $pn after $i cycles in $(echo "$t0 $t1" | awk '{printf "%d", $2-$1}') s"
+check soak-all-cycles test $broke = 0
+want soak-no-linux-crash 0 echo $crashed
+want soak-free-pages-exact "$p0" echo "$pn"
+want soak-no-stale-xenstore-domains 0 xenstore-list /local/domain
+"#;
 
 /// The cycles the soak image runs (`@SOAK_CYCLES@` in its script).
 pub fn cycles() -> u32 {
@@ -50,11 +98,12 @@ pub fn soak(root: &Path, args: &[&str]) -> Result<()> {
     while let Some(a) = it.next() {
         match *a {
             "--xen" => xen = true,
+            "--linux" => std::env::set_var("XTASK_SOAK_KIND", "linux"),
             "--cycles" => {
                 let n = it.next().and_then(|v| v.parse::<u32>().ok()).ok_or_else(|| Error::new("soak: --cycles needs a number"))?;
                 std::env::set_var("XTASK_SOAK_CYCLES", n.to_string());
             }
-            other => return Err(Error::new(format!("soak: unknown argument `{other}` (--cycles N, --xen)"))),
+            other => return Err(Error::new(format!("soak: unknown argument `{other}` (--cycles N, --xen, --linux)"))),
         }
     }
     crate::deps::ensure(root)?;
@@ -64,10 +113,11 @@ pub fn soak(root: &Path, args: &[&str]) -> Result<()> {
     let name = if xen { "Xen 4.17" } else { "xen-core" };
     let m = dom0::interactive_machine(hv, &image);
     let n = cycles();
-    println!("xtask: soak: {n} create/destroy cycles of a pv-guest domU from Linux dom0 on {name}");
+    let kind = if linux() { "two Linux domUs" } else { "a pv-guest domU" };
+    println!("xtask: soak: {n} create/destroy cycles of {kind} from Linux dom0 on {name}");
     let log = root.join(if xen { "target/logs/soak-xen.log" } else { "target/logs/soak.log" });
     // About a second per cycle under TCG; generous, as a stuck cycle shows in the log.
-    let timeout = Duration::from_secs(600 + 10 * u64::from(n));
+    let timeout = Duration::from_secs(600 + if linux() { 60 } else { 10 } * u64::from(n));
     let out = qemu::run(&m, &log, timeout, &[dom0::DOM0_POWEROFF, "Panic on CPU"], &[])?;
     for l in out.log.lines().filter(|l| l.contains("SOAK ")) {
         println!("  {}", l.trim_start_matches(|c: char| c != 'S'));
