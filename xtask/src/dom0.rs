@@ -1193,7 +1193,9 @@ if [ -z "$m0" ] || [ "$m1" -ge "$m0" ]; then
   mid=$(xl domid linux-mem 2>/dev/null)
   echo "  mem-set| no drop in 120 s; $(grep -a -c 'MEM MemTotal' $LM) MemTotal lines so far"
   xenstore-ls /local/domain/$mid/memory 2>&1 | sed 's/^/  mem-set| xs /'
-  grep -a -v 'MEM MemTotal' $LM | tail -15 | sed 's/^/  mem-set| domU /'
+  # All of it: a kernel oops here (seen once on xen-core) needs its first lines.
+  grep -a -v 'MEM MemTotal' $LM | tr -d '\r' | tail -100 | sed 's/^/  mem-set| domU /'
+  xl dmesg 2>&1 | tail -20 | sed 's/^/  mem-set| hv /'
   echo "  mem-set| writing the target again"
   xl mem-set linux-mem 96m
   memwait 60
