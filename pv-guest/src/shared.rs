@@ -93,6 +93,12 @@ pub struct VcpuEvents {
     pub cpu: usize,
 }
 
+/// vCPU `cpu`'s `evtchn_pending_sel`, read without clearing it (for diagnostics).
+pub fn pending_sel(cpu: usize) -> u64 {
+    let (p, off) = vcpu_field(cpu, offset_of!(VcpuInfo, evtchn_pending_sel));
+    p.u64(off).load(Ordering::SeqCst)
+}
+
 impl EventWords for VcpuEvents {
     fn clear_upcall_pending(&self) {
         let (p, off) = vcpu_field(self.cpu, offset_of!(VcpuInfo, evtchn_upcall_pending));
