@@ -2,9 +2,9 @@
 //! domU N times (default 1,000) with our `xl`, and the hypervisor's free page count
 //! (`xl info`'s `free_pages`, from `sysctl physinfo`) must come back exactly, with no
 //! xenstore entries of dead domains left. Not part of CI (it takes a while under TCG).
-//! `--xen` runs the same on Xen 4.17 for comparison. `--linux`: Linux domUs instead, two
-//! at a time, each booted to its shell's loop (its first forks) with one ballooned down,
-//! then destroyed; every Linux oops or panic is printed with the console around it.
+//! `--xen` runs the same on Xen 4.17 for comparison. `--linux`: Linux domUs instead (one
+//! restarted by a reboot, then two at a time, each booted to its shell's loop with one
+//! ballooned down), destroyed; every Linux oops or panic is printed with its console.
 
 use crate::dom0::{self, Variant};
 use crate::error::{Error, Result};
@@ -20,15 +20,26 @@ pub fn linux() -> bool {
     std::env::var("XTASK_SOAK_KIND").is_ok_and(|k| k == "linux")
 }
 
-/// dom0's steps after `base` for `--linux`: each cycle creates two Linux domUs at once (one
-/// ballooned to 96 MiB once its shell loop runs), waits for each to report its memory
-/// twice (so init has forked), looks for a kernel oops on their consoles, destroys them.
+/// dom0's steps after `base` for `--linux`: each cycle creates a Linux domU that reboots
+/// and is restarted (then destroyed), then two Linux domUs at once (one ballooned to
+/// 96 MiB once its shell loop runs), waits for each to report its memory three times (so
+/// init has forked), looks for a kernel oops on their consoles, destroys them.
 pub const LINUX_STEPS: &str = r#"#@ soak
 pages() { xl info | sed -n 's/^free_pages *: //p'; }
 p0=$(pages); n=@SOAK_CYCLES@; i=0; broke=0; crashed=0; up=0
 read t0 _ < /proc/uptime
 echo "SOAK start free_pages $p0 linux cycles $n"
+dom0kb() { cat /sys/devices/system/xen_memory/xen_memory0/info/current_kb 2>/dev/null; }
+echo "SOAK dom0 current_kb $(dom0kb)"
 while [ $i -lt $n ]; do
+  # As the dom0 tier's restart section before its memset one: a domU that reboots at
+  # once and is restarted under a new id by xl, then destroyed.
+  xl create /etc/xen/linux.cfg "name=\"lr$i\"" 'on_reboot="restart"' 'extra="@LINUX_CONSOLE@ selftest_reboot"' 'disk=[]' 'vif=[]' >/tmp/soak 2>&1 || { broke=1; echo "SOAK create lr$i failed: $(cat /tmp/soak)"; }
+  id0=$(xl domid lr$i); id1=$id0
+  read t _ < /proc/uptime; end=$(( ${t%.*} + 120 ))
+  while [ "$id1" = "$id0" ] || [ -z "$id1" ]; do read t _ < /proc/uptime; [ ${t%.*} -ge $end ] && break; sleep 0.2; id1=$(xl domid lr$i 2>/dev/null); done
+  [ "$id1" != "$id0" ] || echo "SOAK lr$i did not restart"
+  xl destroy lr$i >/dev/null 2>&1
   for s in a b; do
     xl create /etc/xen/linux.cfg "name=\"lx$s$i\"" 'extra="@LINUX_CONSOLE@ memwatch"' 'disk=[]' 'vif=[]' >/tmp/soak 2>&1 || { broke=1; echo "SOAK create lx$s$i failed: $(cat /tmp/soak)"; }
   done
@@ -54,6 +65,7 @@ done
 read t1 _ < /proc/uptime
 sleep 0.5
 pn=$(pages)
+echo "SOAK dom0 current_kb $(dom0kb)"
 echo "SOAK end free_pages $pn after $i cycles in $(echo "$t0 $t1" | awk '{printf "%d", $2-$1}') s"
 check soak-all-cycles test $broke = 0
 want soak-no-linux-crash 0 echo $crashed
