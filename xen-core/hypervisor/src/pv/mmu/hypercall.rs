@@ -151,6 +151,11 @@ pub fn mmuext_op(d: &mut Domain, guest: &GuestView, ops: u64, count: u64, pdone:
             if effect.reload_cr3 {
                 cpu::write_cr3(d.vcpus[d.cur_vcpu].current_l4() << 12);
             }
+            if effect.reload_ldt {
+                let v = d.cur_vcpu;
+                super::descriptors::release_ldt_pages(d, v);
+                crate::arch::x86_64::gdt::load_ldt(vm.ldt_ents, &d.vcpus[v].ldt_pages);
+            }
             Ok(())
         })
         .1
