@@ -667,10 +667,10 @@ fn ldt_checks(ldt: &crate::arch::x86_64::mem::WindowPage, ldt_mfn: u64, other: &
     ensure!(r == 0, "second LDT page read-only: {r}");
     let seen = traps::fs_read(sel(0), other.va());
     ensure!(seen == Ok(FLAT), "%fs from it once read-only: {seen:x?}");
-    // While it is the LDT (and mapped), it cannot be made writable.
+    // While it is the LDT (and mapped), it cannot be made writable: -EBUSY, as for a
+    // page table (real Xen 4.17).
     let r = hv::update_va_mapping(other.va(), pte::make(other_mfn, pte::KERNEL_RW), UVMF_INVLPG);
-    ensure!(r != 0, "writable mapping of a loaded LDT page accepted");
-    println!("pv-guest: LDT: writable mapping of a loaded LDT page refused with {r}");
+    ensure!(r == -16, "writable mapping of a loaded LDT page: {r}, wanted -16");
     Ok(())
 }
 
