@@ -87,6 +87,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("mmu_readonly_fault", mmu_readonly_fault),
     ("mmu_pagetable_writable_refused", mmu_pagetable_writable_refused),
     ("mmu_writable_pagetable", mmu_writable_pagetable),
+    ("mmu_ldt", mmu_ldt),
     ("cpuid_xen_leaves", cpuid_xen_leaves),
     ("cpuid_dump", cpuid_dump),
     ("xsave", xsave),
@@ -586,6 +587,90 @@ fn mmu_writable_pagetable(_: &Env<'_>) -> TestResult {
     ensure!(r == 0, "invlpg: {r}");
     ensure!(traps::read_u64(va) == Err(14), "still mapped after clearing the entry and invlpg");
     paging::unmap(table).map_err(|r| fail(format_args!("unmap the L1 view: {r}")))?;
+    Ok(())
+}
+
+/// An LDT of our own, as Linux sets one up (`xen_alloc_ldt`, `xen_set_ldt`): descriptors
+/// written to a page, the page made read-only, `MMUEXT_SET_LDT` with its address. Xen
+/// maps an LDT page on the first access through it, checking all its descriptors (and
+/// writing back DPL 0 raised to 3); %fs loads from it and reads through it;
+/// update_descriptor changes an entry at once (and refuses a TSS); a selector past the
+/// entry count is #GP(selector). A page still mapped writable cannot be an LDT page:
+/// the access is a #PF at the LDT's own address, until the page is read-only. Dropping
+/// the LDT releases its pages (writable again).
+fn mmu_ldt(_: &Env<'_>) -> TestResult {
+    use xen_abi::xen::{MMUEXT_SET_LDT, UVMF_INVLPG};
+    let (ldt, ldt_pfn, ldt_mfn) = paging::new_page().map_err(|r| fail(format_args!("new page: {r}")))?;
+    let (other, other_pfn, other_mfn) = paging::new_page().map_err(|r| fail(format_args!("new page: {r}")))?;
+    let r = ldt_checks(&ldt, ldt_mfn, &other, other_mfn);
+    // Whatever failed: no LDT, FS base 0 (%fs itself is null after each probe).
+    let dropped = hv::mmuext1(MMUEXT_SET_LDT, 0, 0);
+    let base = hypercall::call(xen_abi::hypercall::HYPERVISOR_set_segment_base, [xen_abi::arch_x86_64::SEGBASE_FS.into(), 0, 0, 0, 0]);
+    let rw = [(&ldt, ldt_mfn), (&other, other_mfn)].map(|(p, m)| hv::update_va_mapping(p.va(), pte::make(m, pte::KERNEL_RW), UVMF_INVLPG));
+    r?;
+    ensure!(dropped == 0 && base == 0, "SET_LDT(0, 0): {dropped}; FS base 0: {base}");
+    ensure!(rw == [0, 0], "writable again after the LDT was dropped: {rw:?}");
+    for (p, pfn) in [(ldt, ldt_pfn), (other, other_pfn)] {
+        paging::unmap(p.va()).map_err(|r| fail(format_args!("unmap: {r}")))?;
+        paging::free_frame(pfn);
+    }
+    Ok(())
+}
+
+fn ldt_checks(ldt: &crate::arch::x86_64::mem::WindowPage, ldt_mfn: u64, other: &crate::arch::x86_64::mem::WindowPage, other_mfn: u64) -> TestResult {
+    use xen_abi::xen::{MMUEXT_SET_LDT, UVMF_INVLPG};
+    const FLAT: u64 = 0x00cf_f300_0000_ffff; // DPL 3 data (accessed), base 0, 4 GiB
+    const SMALL: u64 = 0x0040_f300_0000_1234; // DPL 3 data, limit 0x1234
+    const DPL0: u64 = 0x0040_9300_0000_0042; // DPL 0 data, limit 0x42
+    const DPL0_RAISED: u64 = 0x0040_f300_0000_0042;
+    const ENTS: u64 = 4;
+    let sel = |i: u16| (i << 3) | 4 | 3; // TI, RPL 3
+    for (i, d) in [0, FLAT, SMALL, DPL0].into_iter().enumerate() {
+        ldt.u64(i * 8).store(d, Ordering::SeqCst);
+    }
+    let r = hv::update_va_mapping(ldt.va(), pte::make(ldt_mfn, pte::KERNEL_RO), UVMF_INVLPG);
+    ensure!(r == 0, "LDT page read-only: {r}");
+    let r = hv::mmuext1(MMUEXT_SET_LDT, ldt.va(), ENTS);
+    ensure!(r == 0, "SET_LDT({:#x}, {ENTS}): {r}", ldt.va());
+    // A FS base the LDT's descriptor replaces.
+    let r = hypercall::call(xen_abi::hypercall::HYPERVISOR_set_segment_base, [xen_abi::arch_x86_64::SEGBASE_FS.into(), 0x10_0000, 0, 0, 0]);
+    ensure!(r == 0, "FS base 1 MiB: {r}");
+    let seen = traps::fs_read(sel(1), ldt.va() + 8);
+    ensure!(seen == Ok(FLAT), "%fs = {:#x}, %fs:{:#x}: {seen:x?}, wanted {FLAT:#x}", sel(1), ldt.va() + 8);
+    let limit = traps::lsl(sel(2));
+    ensure!(limit == Ok(Some(0x1234)), "lsl {:#x}: {limit:x?}", sel(2));
+    let raised = ldt.u64(24).load(Ordering::SeqCst);
+    ensure!(raised == DPL0_RAISED, "DPL 0 descriptor reads back {raised:#x}, wanted {DPL0_RAISED:#x}");
+    let limit = traps::lsl(sel(3));
+    ensure!(limit == Ok(Some(0x42)), "lsl {:#x} (DPL raised): {limit:x?}", sel(3));
+    // update_descriptor on the LDT page: checked, and seen at once.
+    let update = |index: u64, d: u64| hypercall::call(xen_abi::hypercall::HYPERVISOR_update_descriptor, [(ldt_mfn << 12) + index * 8, d, 0, 0, 0]);
+    let r = update(2, 0x0040_f300_0000_5678);
+    ensure!(r == 0, "update_descriptor: {r}");
+    let limit = traps::lsl(sel(2));
+    ensure!(limit == Ok(Some(0x5678)), "lsl {:#x} after update_descriptor: {limit:x?}", sel(2));
+    let r = update(2, 0x0000_8900_0000_0067);
+    ensure!(r == -22, "update_descriptor with a TSS: {r}, wanted -22");
+    // Past the entry count: #GP with the selector (index and TI) as error code.
+    let past = traps::fs_read(sel(ENTS as u16), 0);
+    let c = trap::last_caught();
+    ensure!(past == Err(13) && c.error_code == u64::from(sel(ENTS as u16) & !3), "%fs = {:#x} (past {ENTS} entries): {past:x?}, error code {:#x}", sel(ENTS as u16), c.error_code);
+    // An LDT page mapped writable: SET_LDT takes it, the first access faults (#PF at
+    // the LDT's address, not present, kernel mode).
+    other.u64(0).store(FLAT, Ordering::SeqCst);
+    let r = hv::mmuext1(MMUEXT_SET_LDT, other.va(), 1);
+    ensure!(r == 0, "SET_LDT({:#x}, 1) of a writable page: {r}", other.va());
+    let seen = traps::fs_read(sel(0), 0);
+    let c = trap::last_caught();
+    ensure!(seen == Err(14) && c.cr2 == other.va() && c.error_code == 0, "%fs from a writable LDT page: {seen:x?}, cr2 {:#x}, error code {:#x}", c.cr2, c.error_code);
+    let r = hv::update_va_mapping(other.va(), pte::make(other_mfn, pte::KERNEL_RO), UVMF_INVLPG);
+    ensure!(r == 0, "second LDT page read-only: {r}");
+    let seen = traps::fs_read(sel(0), other.va());
+    ensure!(seen == Ok(FLAT), "%fs from it once read-only: {seen:x?}");
+    // While it is the LDT (and mapped), it cannot be made writable: -EBUSY, as for a
+    // page table (real Xen 4.17).
+    let r = hv::update_va_mapping(other.va(), pte::make(other_mfn, pte::KERNEL_RW), UVMF_INVLPG);
+    ensure!(r == -16, "writable mapping of a loaded LDT page: {r}, wanted -16");
     Ok(())
 }
 

@@ -288,6 +288,34 @@ probe_read:
 2:  ret
     extable 1b, 2b
 
+    /* probe_fs_read(sel: u16, addr: u64, out: *mut u64): loads %fs with sel, reads
+     * %fs:(addr) (the new FS base plus addr), and loads %fs with the null selector */
+    .global probe_fs_read
+probe_fs_read:
+    xorl %eax, %eax
+1:  movw %di, %fs
+3:  movq %fs:(%rsi), %rcx
+    movq %rcx, (%rdx)
+2:  xorl %ecx, %ecx
+    movw %cx, %fs               /* null again: nothing to reload after a context switch */
+    ret
+    extable 1b, 2b
+    extable 3b, 2b
+
+    /* probe_lsl(sel: u16, out: *mut [u32; 2]): the segment limit lsl reads for sel, and
+     * ZF (1: the descriptor was usable) */
+    .global probe_lsl
+probe_lsl:
+    xorl %eax, %eax
+    xorl %ecx, %ecx
+    xorl %r8d, %r8d
+1:  lsll %edi, %ecx
+    setz %r8b
+    movl %ecx, (%rsi)
+    movl %r8d, 4(%rsi)
+2:  ret
+    extable 1b, 2b
+
     /* probe_write(addr: *mut u64, value: u64) */
     .global probe_write
 probe_write:

@@ -83,6 +83,8 @@ extern "C" {
     fn probe_read(addr: u64, out: *mut u64) -> u64;
     fn probe_inb(port: u16) -> u64;
     fn probe_write(addr: u64, value: u64) -> u64;
+    fn probe_fs_read(sel: u16, addr: u64, out: *mut u64) -> u64;
+    fn probe_lsl(sel: u16, out: *mut [u32; 2]) -> u64;
 }
 
 /// Entry addresses for exception vectors 0-19.
@@ -227,6 +229,26 @@ pub fn read_u64(addr: u64) -> Probe<u64> {
     // that Rust code also uses is harmless (no reference is created).
     let r = unsafe { probe_read(addr, &mut v) };
     probe_result(r, v)
+}
+
+/// Loads %fs with `sel` and reads the u64 at %fs:`addr` (FS base from the descriptor
+/// plus `addr`); a fault of either is returned. %fs is null afterwards (its base is
+/// the caller's to reset).
+pub fn fs_read(sel: u16, addr: u64) -> Probe<u64> {
+    let mut v = 0;
+    // SAFETY: segment loads and a plain load, faults fixed up; `v` is a live local.
+    // Nothing of ours uses %fs.
+    let r = unsafe { probe_fs_read(sel, addr, &mut v) };
+    probe_result(r, v)
+}
+
+/// `lsl` of `sel`: the limit if the descriptor is usable, None if lsl says it is not
+/// (ZF clear); a fault (of reading the descriptor table) is returned.
+pub fn lsl(sel: u16) -> Probe<Option<u32>> {
+    let mut out = [0u32; 2];
+    // SAFETY: lsl only reads a descriptor; `out` is a live local.
+    let r = unsafe { probe_lsl(sel, &mut out) };
+    probe_result(r, (out[1] != 0).then_some(out[0]))
 }
 
 /// Writes a u64 to a page of the dynamic window (never memory Rust code uses); a fault

@@ -28,6 +28,7 @@
 //! `VMASST_TYPE_m2p_strict`, L1TF checks of non-present entries, hypercall preemption
 //! (all work is done at once; every recursion is bounded).
 
+mod ldt;
 mod page_info;
 pub mod pagetable;
 mod pv;
@@ -35,6 +36,7 @@ mod refs;
 #[cfg(test)]
 mod tests;
 
+pub use ldt::{ldt_fault, LdtFault, LdtPages, LDT_PAGES};
 pub use page_info::{FrameTable, Owner, PageInfo, PageType};
 pub use pv::{Flush, FrameRef, FrameRefError, MmuextEffect, ReleaseReport, VcpuMm};
 
@@ -72,9 +74,11 @@ pub trait Frames {
     fn flush_tlbs(&mut self, dom: DomId);
 
     /// Checks the 512 descriptors of `mfn` for `PGT_seg_desc_page` (Xen's
-    /// `check_descriptor`). The default refuses, so descriptor frames cannot be typed
+    /// `check_descriptor`) and, as Xen's `validate_segdesc_page`, writes each accepted
+    /// one back as checked (DPL raised), up to the first refused one: the CPU reads
+    /// LDT pages in place. The default refuses, so descriptor frames cannot be typed
     /// until the arch layer implements this.
-    fn validate_segdesc_frame(&self, mfn: Mfn) -> bool {
+    fn validate_segdesc_frame(&mut self, mfn: Mfn) -> bool {
         let _ = mfn;
         false
     }

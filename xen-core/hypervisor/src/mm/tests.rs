@@ -56,6 +56,15 @@ impl Frames for FakeHw {
     fn flush_tlbs(&mut self, _dom: DomId) {
         self.flushes += 1;
     }
+    fn validate_segdesc_frame(&mut self, mfn: Mfn) -> bool {
+        self.mem[mfn.0 as usize].iter_mut().all(|d| match crate::segdesc::check_descriptor(*d) {
+            Some(checked) => {
+                *d = checked;
+                true
+            }
+            None => false,
+        })
+    }
 }
 
 struct Env {
@@ -531,10 +540,58 @@ fn set_ldt_checks_arguments() {
 #[test]
 fn segdesc_typing_uses_the_arch_check() {
     let mut e = Env::built();
-    // The fake does not implement validate_segdesc_frame: the default refuses.
+    // A TSS descriptor is refused (nothing kept); a page of zeros is fine.
+    e.hw.mem[SPARE.0 as usize][3] = 0x0000_8900_0000_0067;
     assert_eq!(e.ft.get_segdesc_page(&mut e.hw, A, SPARE), Err(Errno::EINVAL));
     assert_eq!(e.p(SPARE).count, 1);
+    e.hw.mem[SPARE.0 as usize][3] = 0;
+    assert_eq!(e.ft.get_segdesc_page(&mut e.hw, A, SPARE), Ok(()));
+    e.ft.put_segdesc_page(&mut e.hw, SPARE);
     assert_eq!(e.ft.get_segdesc_page(&mut e.hw, A, L1), Err(Errno::EINVAL));
+}
+
+#[test]
+fn ldt_fault_classification() {
+    let vm = VcpuMm { ldt_base: 0x10000, ldt_ents: 600, ..Default::default() };
+    assert_eq!(ldt_fault(&vm, 0x18), LdtFault::Map { page: 0, linear: 0x10018 });
+    assert_eq!(ldt_fault(&vm, 0x1008), LdtFault::Map { page: 1, linear: 0x11008 });
+    // Past the entries (the CPU's limit check makes this a #GP first; never mapped).
+    assert_eq!(ldt_fault(&vm, 600 * 8), LdtFault::PageFault { linear: 0x10000 + 600 * 8 });
+    // An LDT ending past canonical space: #GP with the selector's index and TI.
+    let top = VcpuMm { ldt_base: 0x7fff_ffff_f000, ldt_ents: 8192, ..Default::default() };
+    assert_eq!(ldt_fault(&top, 0xff8), LdtFault::Map { page: 0, linear: 0x7fff_ffff_fff8 });
+    assert_eq!(ldt_fault(&top, 0x1008), LdtFault::GeneralProtection(0x100c));
+}
+
+#[test]
+fn ldt_pages_are_typed_when_mapped_and_released() {
+    let mut e = Env::built();
+    let map = |e: &mut Env, l1e| e.ft.map_ldt_page(&mut e.hw, A, l1e);
+    // Not present, another domain's frame, a page table, a frame mapped writable.
+    assert_eq!(map(&mut e, pte(SPARE, RO) & !PAGE_PRESENT), None);
+    assert_eq!(map(&mut e, pte(B_FRAME, RO)), None);
+    assert_eq!(map(&mut e, pte(L1, RO)), None);
+    assert_eq!(map(&mut e, pte(Mfn(DATA), RO)), None);
+    // A refused descriptor (a TSS) refuses the page; those before it are written back
+    // checked, as Xen does.
+    e.hw.mem[SPARE.0 as usize][0] = 0x00cf_9200_0000_ffff;
+    e.hw.mem[SPARE.0 as usize][1] = 0x0000_8900_0000_0067;
+    assert_eq!(map(&mut e, pte(SPARE, RO)), None);
+    assert_eq!(e.hw.mem[SPARE.0 as usize][0], 0x00cf_f200_0000_ffff);
+    assert_eq!(e.p(SPARE).count, 1);
+    e.hw.mem[SPARE.0 as usize][1] = 0;
+    let mut pages: LdtPages = [None; LDT_PAGES];
+    pages[3] = map(&mut e, pte(SPARE, RO));
+    assert_eq!(pages[3], Some(SPARE));
+    assert_eq!((e.p(SPARE).page_type(), e.p(SPARE).type_count(), e.p(SPARE).count), (PageType::SegDesc, 1, 2));
+    // While it is an LDT page, no writable mapping of it.
+    // (Straight to the table: the audit counts only what page tables hold.)
+    assert!(e.ft.update_va_mapping(&mut e.hw, A, L4, 0, pte(SPARE, RW), 0).is_err());
+    assert!(e.ft.release_ldt_pages(&mut e.hw, &mut pages));
+    assert_eq!(pages, [None; LDT_PAGES]);
+    assert_eq!((e.p(SPARE).type_count(), e.p(SPARE).count), (0, 1));
+    assert!(!e.ft.release_ldt_pages(&mut e.hw, &mut pages));
+    assert_eq!(e.uvm(0, pte(SPARE, RW), 0), Ok(Flush::None));
 }
 
 // ------------------------------------------------------------------ success paths

@@ -289,6 +289,7 @@ fn load(d: &mut Domain) {
     // The guest's CR4 bits (TSD, DE, FSGSBASE) are the vCPU's, not the CPU's.
     cpu::apply_guest_cr4(v.cr4_guest);
     gdt::load_guest_descriptors(&v.gdt_shadow);
+    gdt::load_ldt(v.mm.ldt_ents, &v.ldt_pages);
     cpu::write_cr3(v.current_l4() << 12);
     event::update_time(d);
     set_runstate(d, d.cur_vcpu, RUNSTATE_running, clock::now_ns());
@@ -431,6 +432,7 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) -> bool {
             doms.running[me] = None;
             smp::set_running_domain(None);
             smp::load_idle_page_tables();
+            gdt::unload_ldt();
         }
         let Some(d) = doms.by_id.remove(&id).map(spin::Mutex::into_inner) else { continue };
         let Some(reason) = d.ending else { continue };
@@ -498,6 +500,7 @@ fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> b
         smp::set_running_domain(next.map(|(id, _)| id));
         let Some((id, v)) = next else {
             smp::load_idle_page_tables();
+            gdt::unload_ldt();
             kick_others(doms);
             return false;
         };

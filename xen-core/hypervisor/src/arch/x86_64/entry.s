@@ -66,6 +66,8 @@ trap_common:
 return_to_frame:
     pop_gprs
     addq $8, %rsp          /* error_code:entry_vector */
+    .global iretq_to_frame
+iretq_to_frame:            /* a fault here is the guest's (handle_trap) */
     iretq
 
 /* SYSCALL from ring 3: a hypercall from the guest kernel, or a system call from guest

@@ -2,7 +2,8 @@
 //!
 //! Xen's reserved descriptors start at byte 0xe000 of the GDT (the pages below are the
 //! guest's, through `set_gdt`), so the selectors guests know are real: 0xe008 hypervisor
-//! code, 0xe023/0xe02b/0xe033 ring-3 compat code, data and 64-bit code.
+//! code, 0xe023/0xe02b/0xe033 ring-3 compat code, data and 64-bit code. The LDT of the
+//! vCPU a CPU runs is described at 0xe050 (Xen's `LDT_ENTRY`), over that CPU's LDT window.
 
 //!
 //! Descriptor encodings, the TSS and the loads come from the `x86_64` crate. The GDT and
@@ -18,6 +19,9 @@ use x86_64::structures::tss::TaskStateSegment;
 use x86_64::structures::DescriptorTablePointer;
 use x86_64::VirtAddr;
 use super::percpu::{self, MAX_CPUS};
+use super::paging;
+use crate::mm::{LdtPages, LDT_PAGES};
+use xen_abi::Mfn;
 
 pub const FIRST_RESERVED_GDT_ENTRY: usize = 0xe000 / 8;
 pub const HYPERVISOR_CS: u16 = 0xe008;
@@ -26,6 +30,7 @@ pub const FLAT_RING3_CS32: u16 = 0xe023;
 pub const FLAT_RING3_DS: u16 = 0xe02b;
 pub const FLAT_RING3_CS64: u16 = 0xe033;
 const TSS_SELECTOR: u16 = 0xe040;
+const LDT_SELECTOR: u16 = 0xe050;
 
 const GDT_ENTRIES: usize = FIRST_RESERVED_GDT_ENTRY + 16;
 
@@ -184,4 +189,75 @@ pub fn guest_selector_ok(sel: u64, code: bool) -> bool {
     let is_code = d.contains(DescriptorFlags::EXECUTABLE);
     let writable_data = !is_code && d.contains(DescriptorFlags::WRITABLE);
     present_user && if code { is_code } else { writable_data }
+}
+
+/// What each CPU's LDT window maps, by page, and how many descriptors its LDTR covers
+/// (0: a null LDTR).
+struct LdtWindow {
+    pages: LdtPages,
+    ents: u32,
+}
+
+static LDT_WINDOW: [spin::Mutex<LdtWindow>; MAX_CPUS] =
+    [const { spin::Mutex::new(LdtWindow { pages: [None; LDT_PAGES], ents: 0 }) }; MAX_CPUS];
+
+/// Loads the LDT of the vCPU this CPU runs next (or none, `ents` 0): `ents` descriptors
+/// seen through this CPU's LDT window, whose pages map the vCPU's mapped LDT pages
+/// `pages` (the others are mapped on their first fault, as Xen's). Only what changed is
+/// rewritten.
+pub fn load_ldt(ents: u32, pages: &LdtPages) {
+    let cpu = percpu::cpu_index();
+    let mut window = LDT_WINDOW[cpu].lock();
+    for (page, (cur, &new)) in window.pages.iter_mut().zip(pages).enumerate() {
+        if *cur != new {
+            paging::set_ldt_page(cpu, page, new.map(|m| m.0));
+            *cur = new;
+        }
+    }
+    let ents = ents.min((LDT_PAGES * 512) as u32);
+    if window.ents == ents {
+        return;
+    }
+    window.ents = ents;
+    let selector = if ents == 0 {
+        0
+    } else {
+        let base = paging::ldt_window(cpu);
+        let limit = u64::from(ents) * 8 - 1;
+        let lo = (limit & 0xffff)
+            | ((base & 0xff_ffff) << 16)
+            | (0x82 << 40) // present, DPL 0, LDT
+            | (((limit >> 16) & 0xf) << 48)
+            | (((base >> 24) & 0xff) << 56);
+        let mut gdt = GDT[cpu].lock();
+        gdt.0[FIRST_RESERVED_GDT_ENTRY + 10] = lo;
+        gdt.0[FIRST_RESERVED_GDT_ENTRY + 11] = base >> 32;
+        LDT_SELECTOR
+    };
+    // SAFETY: 0 (no LDT) or this CPU's LDT descriptor, just written into its own GDT,
+    // which GDTR names: an LDT over this CPU's window, where only pages holding checked
+    // descriptors are ever mapped. The hypervisor itself loads no selector from it.
+    unsafe {
+        core::arch::asm!("lldt {0:x}", in(reg) selector, options(nostack, preserves_flags));
+    }
+}
+
+/// Drops this CPU's LDT (nothing to run).
+pub fn unload_ldt() {
+    load_ldt(0, &[None; LDT_PAGES]);
+}
+
+/// The offset into the LDT if `va` is in this CPU's LDT window.
+pub fn ldt_window_offset(va: u64) -> Option<u64> {
+    let offset = va.wrapping_sub(paging::ldt_window(percpu::cpu_index()));
+    (offset < LDT_PAGES as u64 * 4096).then_some(offset)
+}
+
+/// Maps page `page` of the LDT this CPU runs with (its first fault).
+pub fn map_ldt_page(page: usize, mfn: Mfn) {
+    let cpu = percpu::cpu_index();
+    if let Some(slot) = LDT_WINDOW[cpu].lock().pages.get_mut(page) {
+        *slot = Some(mfn);
+        paging::set_ldt_page(cpu, page, Some(mfn.0));
+    }
 }

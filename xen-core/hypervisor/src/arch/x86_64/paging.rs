@@ -2,7 +2,9 @@
 //! and the direct map of machine memory (read/write, never executable) in 2 MiB pages.
 //! No identity map: the lower half belongs to guests.
 
-use super::layout::{l4_slot, phys_to_virt, DIRECTMAP_VIRT_START, XEN_VIRT_START};
+use super::layout::{l4_slot, phys_to_virt, DIRECTMAP_VIRT_START, LDT_VIRT_SIZE, LDT_VIRT_START, PAGE_SIZE, XEN_VIRT_START};
+use super::percpu::MAX_CPUS;
+use core::sync::atomic::{AtomicU64, Ordering};
 use super::{cpu, phys};
 use crate::frames::FrameAllocator;
 
@@ -88,9 +90,38 @@ pub fn init(frames: &mut FrameAllocator<'_>, phys_end: u64) -> u64 {
         map_2m(frames, pml4, DIRECTMAP_VIRT_START + pa, pa, PTE_RW | PTE_NX | PTE_G | PTE_A | PTE_D);
         pa += 2 << 20;
     }
+    // The LDT windows: one L1 table (entries written as LDT pages are mapped), made
+    // now so that every guest L4 gets slot 260 with the other hypervisor slots.
+    let l3 = next_level(frames, pml4, l4_slot(LDT_VIRT_START));
+    let l2 = next_level(frames, l3, ((LDT_VIRT_START >> 30) & 0x1ff) as usize);
+    LDT_L1.store(next_level(frames, l2, ((LDT_VIRT_START >> 21) & 0x1ff) as usize), Ordering::Relaxed);
+
     cpu::write_cr3(pml4 << 12);
     phys::set_mapped_limit(end);
     pml4
+}
+
+/// The L1 table behind the LDT windows of all CPUs.
+static LDT_L1: AtomicU64 = AtomicU64::new(0);
+const LDT_WINDOW_PAGES: usize = (LDT_VIRT_SIZE / PAGE_SIZE) as usize;
+const _: () = assert!(MAX_CPUS * LDT_WINDOW_PAGES <= 512 && LDT_VIRT_START & ((2 << 20) - 1) == 0);
+
+/// The start of CPU `cpu`'s LDT window.
+pub fn ldt_window(cpu: usize) -> u64 {
+    LDT_VIRT_START + cpu as u64 * LDT_VIRT_SIZE
+}
+
+/// Maps page `page` of CPU `cpu`'s LDT window to machine frame `mfn` (read/write, so
+/// the CPU can set descriptors' accessed bits, as through Xen's LDT mappings), or
+/// unmaps it, and flushes that page from this CPU's TLB. Only the CPU itself changes
+/// its window.
+pub fn set_ldt_page(cpu: usize, page: usize, mfn: Option<u64>) {
+    if cpu >= MAX_CPUS || page >= LDT_WINDOW_PAGES {
+        return;
+    }
+    let e = mfn.map_or(0, |m| (m << 12) | PTE_P | PTE_RW | PTE_NX | PTE_A | PTE_D);
+    phys::write_entry(LDT_L1.load(Ordering::Relaxed), cpu * LDT_WINDOW_PAGES + page, e);
+    cpu::invlpg(ldt_window(cpu) + page as u64 * PAGE_SIZE);
 }
 
 /// The virtual address of a machine frame in the direct map.

@@ -89,6 +89,9 @@ extern "C" fn handle_trap(regs: &mut Regs) {
         crate::guest_trap(regs);
         return;
     }
+    if regs.rip == core::ptr::addr_of!(iretq_to_frame) as u64 && matches!(regs.entry_vector, 10..=14) {
+        guest_iretq_fault(regs);
+    }
     if regs.entry_vector == 13 {
         if let Some(resume) = super::cpu::rdmsr_fixup(regs.rip) {
             regs.rip = resume;
@@ -115,6 +118,27 @@ extern "C" fn handle_syscall(regs: &mut Regs) {
 
 extern "C" {
     fn return_to_frame();
+    static iretq_to_frame: u8;
+}
+
+/// The `iretq` into a guest faulted on the code or stack segment it returns to (one of
+/// its LDT's descriptors, changed by another vCPU since it was loaded, say). As in Xen,
+/// the fault is the guest's, raised where it was returning to: its registers are still
+/// the CPU's (saved in `regs`), the rest is the frame `iretq` was popping.
+/// Returns if the frame was not a guest's. Either way nothing of the hypervisor's was
+/// live on the stack: the guest's frame becomes the one `enter_guest` writes.
+fn guest_iretq_fault(regs: &Regs) {
+    let mut guest = *regs;
+    // SAFETY: `regs.rsp` is the stack pointer at the faulting `iretq` in
+    // `return_to_frame`: it points at the five words of the frame being returned to, on
+    // this CPU's stack, just above the frame the fault itself pushed.
+    let frame = unsafe { (regs.rsp as *const [u64; 5]).read() };
+    [guest.rip, guest.cs, guest.rflags, guest.rsp, guest.ss] = frame;
+    if !guest.from_guest() {
+        return;
+    }
+    crate::guest_trap(&mut guest);
+    enter_guest(&guest)
 }
 
 /// Where an entry from ring 3 leaves its frame: the top of this CPU's hypervisor stack.
@@ -128,9 +152,11 @@ pub fn guest_frame_slot() -> *mut Regs {
 /// (Our own asm: the x86_64 crate has no way into a guest's frame.)
 pub fn enter_guest(regs: &Regs) -> ! {
     let frame = guest_frame_slot();
-    // SAFETY: the frame slot lies in the hypervisor stack, which nothing uses while we run
-    // on the boot stack; after the write we switch to that stack, abandoning the boot
-    // stack, and jump to the common exit path that pops exactly a `Regs`.
+    // SAFETY: the frame slot lies at the top of the hypervisor stack, which nothing uses
+    // while we run on the boot stack (or, after a guest's faulted iretq, holds only that
+    // fault's frames, copied already, above ours); after the write we switch to that
+    // stack, abandoning the one we ran on, and jump to the common exit path that pops
+    // exactly a `Regs`.
     unsafe {
         frame.write(*regs);
         core::arch::asm!(

@@ -76,9 +76,12 @@ pub fn destroy(doms: &mut Domains, mut d: Domain, reason: u32) {
         for r in vcpu_info {
             t.put_frame_ref(hw, r);
         }
-        // The descriptor-page references of the loaded GDTs.
+        // The descriptor-page references of the loaded GDTs and the mapped LDT pages.
         for &f in d.vcpus.iter().flat_map(|v| v.gdt_frames.iter()) {
             t.put_segdesc_page(hw, Mfn(f));
+        }
+        for v in d.vcpus.iter_mut() {
+            t.release_ldt_pages(hw, &mut v.ldt_pages);
         }
         let mut mms: Vec<_> = d.vcpus.iter().map(|v| v.mm).collect();
         t.release_domain(hw, DomId(id), &mut mms);

@@ -85,6 +85,10 @@ pub struct Vcpu {
     pub mm: VcpuMm,
     /// Frames of the guest's GDT (`set_gdt`), whose checked copy is loaded.
     pub gdt_frames: Vec<u64>,
+    /// The pages of its LDT mapped so far (on their first fault), by page of the LDT;
+    /// each holds a descriptor-page type reference until the LDT changes or the domain
+    /// goes (Xen's shadow LDT mappings).
+    pub ldt_pages: crate::mm::LdtPages,
     /// Virtual I/O privilege level (`PHYSDEVOP_set_iopl`).
     pub iopl: u32,
     /// The guest's I/O bitmap (`PHYSDEVOP_set_iobitmap`): its guest virtual address, read
@@ -134,6 +138,7 @@ impl Vcpu {
             fpu_ts: false,
             mm: VcpuMm::default(),
             gdt_frames: Vec::new(),
+            ldt_pages: [None; crate::mm::LDT_PAGES],
             iopl: 0,
             iobmp: 0,
             iobmp_limit: 0,

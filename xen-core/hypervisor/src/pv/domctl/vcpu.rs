@@ -136,6 +136,8 @@ pub fn load_context(d: &mut Domain, n: usize, c: &VcpuGuestContext) -> Result<()
         // the domain's destruction drops them).
         d.vcpus[n].set_mm(vm);
         rc?;
+        // (A vCPU never run has no LDT page mapped; were one, it goes with the LDT.)
+        super::super::mmu::descriptors::release_ldt_pages(d, n);
         vm.ldt_ents = c.ldt_ents as u32;
         vm.ldt_base = if c.ldt_ents != 0 { c.ldt_base } else { 0 };
         d.vcpus[n].set_mm(vm);

@@ -1,14 +1,15 @@
 //! Guest segment descriptors: `set_gdt` and `update_descriptor`. The guest's GDT frames
 //! are checked descriptor by descriptor (Xen's `check_descriptor`) and copied into the
 //! low part of the hypervisor's GDT, below Xen's reserved entries, so only checked
-//! descriptors are ever loaded.
+//! descriptors are ever loaded. The LDT is Xen's: `MMUEXT_SET_LDT` records it, and each
+//! of its pages is mapped (typed `PGT_seg_desc_page`, so checked) on its first fault.
 
 use crate::pv::domain::Domain;
 use crate::pv::hypercall::HcResult;
 use crate::arch::x86_64::gdt::{self, FIRST_RESERVED_GDT_ENTRY};
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::phys;
-use crate::mm::PageType;
+use crate::mm::{LdtFault, PageType};
 use crate::segdesc::check_descriptor;
 use alloc::vec::Vec;
 use xen_abi::errno::Errno;
@@ -117,4 +118,58 @@ pub fn update_descriptor(d: &mut Domain, maddr: u64, desc: u64) -> HcResult {
         }
     }
     Ok(0)
+}
+
+/// Drops vCPU `v`'s mapped LDT pages (`pv_destroy_ldt`: its LDT changed, or its
+/// domain is going). The caller reloads this CPU's LDT if `v` runs here.
+pub fn release_ldt_pages(d: &mut Domain, v: usize) {
+    let pages = &mut d.vcpus[v].ldt_pages;
+    if pages.iter().any(Option::is_some) {
+        super::with(|t, hw| t.release_ldt_pages(hw, pages));
+    }
+}
+
+/// What became of a fault in this CPU's LDT window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LdtOutcome {
+    /// The LDT page is mapped now: the guest retries the access.
+    Retry,
+    /// The guest gets a #PF at this address in its own LDT.
+    PageFault(u64),
+    /// The guest gets a #GP with this error code.
+    GeneralProtection(u16),
+}
+
+/// A fault `offset` bytes into the running vCPU's LDT (Xen's
+/// `handle_ldt_mapping_fault` and `pv_map_ldt_shadow_page`): the page is mapped from
+/// the guest's kernel page tables if it can be typed `PGT_seg_desc_page` (present, the
+/// domain's own, not mapped writable, not a page table, every descriptor accepted);
+/// otherwise the fault is the guest's, at its LDT's linear address.
+pub fn ldt_fault(d: &mut Domain, offset: u64, error_code: u32) -> LdtOutcome {
+    let v = d.cur_vcpu;
+    let (page, linear) = match crate::mm::ldt_fault(&d.vcpus[v].mm, offset) {
+        LdtFault::Map { page, linear } => (page, linear),
+        LdtFault::PageFault { linear } => return LdtOutcome::PageFault(linear),
+        LdtFault::GeneralProtection(e) => return LdtOutcome::GeneralProtection(e),
+    };
+    if error_code & 1 != 0 {
+        // A present mapping faulted (nothing the window's mappings allow).
+        return LdtOutcome::PageFault(linear);
+    }
+    if let Some(mfn) = d.vcpus[v].ldt_pages[page] {
+        gdt::map_ldt_page(page, mfn);
+        return LdtOutcome::Retry;
+    }
+    let l4 = d.vcpus[v].kernel_l4;
+    let slot = (l4 != 0).then(|| GuestView { l4_mfn: l4 }.l1_slot(linear)).flatten();
+    let Some((l1, index)) = slot else { return LdtOutcome::PageFault(linear) };
+    let l1e = phys::read_entry(l1, index);
+    match super::with(|t, hw| t.map_ldt_page(hw, DomId(d.id), l1e)) {
+        Some(mfn) => {
+            d.vcpus[v].ldt_pages[page] = Some(mfn);
+            gdt::map_ldt_page(page, mfn);
+            LdtOutcome::Retry
+        }
+        None => LdtOutcome::PageFault(linear),
+    }
 }

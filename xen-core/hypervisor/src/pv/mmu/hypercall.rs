@@ -145,11 +145,19 @@ pub fn mmuext_op(d: &mut Domain, guest: &GuestView, ops: u64, count: u64, pdone:
     batch
         .run(guest, |op: MmuextOp| {
             let mut vm = d.vcpus[d.cur_vcpu].mm;
+            let old_kernel_l4 = vm.kernel_l4;
             let effect = mmu::with(|t, hw| t.mmuext_op_one(hw, DomId(d.id), &mut vm, &op))?;
             d.vcpus[d.cur_vcpu].set_mm(vm);
             apply(guest, effect.flush, Errno::EINVAL)?;
             if effect.reload_cr3 {
                 cpu::write_cr3(d.vcpus[d.cur_vcpu].current_l4() << 12);
+            }
+            // A new kernel base drops the LDT's mappings too (Xen's new_guest_cr3), as
+            // does a new LDT; its pages are mapped again on their next fault.
+            if effect.reload_ldt || vm.kernel_l4 != old_kernel_l4 {
+                let v = d.cur_vcpu;
+                super::descriptors::release_ldt_pages(d, v);
+                crate::arch::x86_64::gdt::load_ldt(vm.ldt_ents, &d.vcpus[v].ldt_pages);
             }
             Ok(())
         })

@@ -44,8 +44,15 @@ impl Frames for MachineFrames {
         crate::arch::x86_64::smp::flush_tlb_domain(dom.0)
     }
 
-    fn validate_segdesc_frame(&self, mfn: Mfn) -> bool {
-        (0..512).all(|i| crate::segdesc::check_descriptor(phys::read_entry(mfn.0, i)).is_some())
+    fn validate_segdesc_frame(&mut self, mfn: Mfn) -> bool {
+        (0..512).all(|i| {
+            let raw = phys::read_entry(mfn.0, i);
+            let Some(checked) = crate::segdesc::check_descriptor(raw) else { return false };
+            if checked != raw {
+                phys::write_entry(mfn.0, i, checked);
+            }
+            true
+        })
     }
 }
 

@@ -9,6 +9,7 @@ use crate::pv::domain::Domain;
 use crate::arch::x86_64::guest::{GuestView, HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 use crate::arch::x86_64::trap::{Regs, EXCEPTION_NAMES};
 use crate::arch::x86_64::{cpu, gdt, phys};
+use crate::pv::mmu::descriptors::{self, LdtOutcome};
 use crate::println;
 use xen_abi::arch_x86_64::{IretContext, Vgcf};
 
@@ -149,12 +150,29 @@ pub fn guest_exception(d: &mut Domain, regs: &mut Regs) {
     let error = has_error_code(vector).then_some(u64::from(regs.error_code));
     match vector {
         14 => {
-            let cr2 = cpu::read_cr2();
+            let mut cr2 = cpu::read_cr2();
+            // The CPU reading the vCPU's LDT through this CPU's window (an implicit
+            // supervisor access: U/S and RSVD clear, as Xen checks): the LDT page is
+            // mapped now, or the fault is the guest's at its own LDT address.
+            const PFEC_USER_RSVD: u32 = (1 << 2) | (1 << 3);
+            let in_ldt = if regs.error_code & PFEC_USER_RSVD == 0 { gdt::ldt_window_offset(cr2) } else { None };
+            if let Some(offset) = in_ldt {
+                match descriptors::ldt_fault(d, offset, regs.error_code) {
+                    LdtOutcome::Retry => return,
+                    LdtOutcome::GeneralProtection(e) => return inject_exception(d, regs, 13, Some(u64::from(e))),
+                    LdtOutcome::PageFault(linear) => cr2 = linear,
+                }
+            }
             // A kernel write to a present, read-only page (error code P|W, not user).
             // Only for a domain that asked for writable page tables (Xen's
             // VM_ASSIST(d, writable_pagetables) check in fixup_page_fault).
             let ptwr = d.vm_assist & (1 << xen_abi::xen::VMASST_TYPE_writable_pagetables) != 0;
-            if ptwr && regs.error_code & 3 == 3 && d.vcpus[d.cur_vcpu].kernel_mode && crate::pv::mmu::ptwr::emulate(d, regs, cr2) {
+            if ptwr
+                && in_ldt.is_none()
+                && regs.error_code & 3 == 3
+                && d.vcpus[d.cur_vcpu].kernel_mode
+                && crate::pv::mmu::ptwr::emulate(d, regs, cr2)
+            {
                 return;
             }
             phys::write_bytes(d.vcpus[d.cur_vcpu].vcpu_info_maddr + VCPU_INFO_CR2, &cr2.to_le_bytes());
@@ -220,11 +238,13 @@ pub fn do_iret(d: &mut Domain, regs: &mut Regs) {
     // above them (bits 32-39), which a guest hands back unchanged.
     let cs = (ctx.cs & 0xffff) | 3;
     // Only selectors whose descriptors iretq can load (Xen's flat ones, or checked guest
-    // GDT entries); anything else would fault in the hypervisor's iretq, so the domain
-    // crashes instead, as its fault would.
-    let cs_ok = cs == FLAT_KERNEL_CS || cs == FLAT_RING3_CS32 || gdt::guest_selector_ok(cs, true);
+    // GDT entries), or LDT selectors: the LDT can change under the iretq (another vCPU's
+    // update_descriptor), so its faults are the guest's anyway (`trap::guest_iretq_fault`).
+    // Anything else crashes the domain.
+    const TI: u64 = 4;
+    let cs_ok = cs == FLAT_KERNEL_CS || cs == FLAT_RING3_CS32 || cs & TI != 0 || gdt::guest_selector_ok(cs, true);
     let ss = (ctx.ss & 0xffff) | 3;
-    let ss_ok = ss == FLAT_KERNEL_SS || gdt::guest_selector_ok(ss, false);
+    let ss_ok = ss == FLAT_KERNEL_SS || ss & TI != 0 || gdt::guest_selector_ok(ss, false);
     if !cs_ok || !ss_ok || !canonical(ctx.rip) || !canonical(ctx.rsp) {
         return crash_domain(d, format_args!("iret: bad frame cs {:#x} ss {:#x} rip {:#x}", ctx.cs, ctx.ss, ctx.rip), regs);
     }
