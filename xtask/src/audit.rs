@@ -5,9 +5,11 @@ use crate::error::{Error, Result};
 use std::path::Path;
 
 /// `unsafe {` blocks, `unsafe fn`s and `unsafe impl`s in xen-core/hypervisor/src after the
-/// arch layer moved onto the `x86_64` crate (61 before; 31 before the guest LDT's `lldt`
-/// and the read of a faulted guest `iretq`'s frame). Lower it when sites go.
-pub const UNSAFE_SITES_CEILING: usize = 33;
+/// arch layer moved onto the `x86_64` crate (61 before; 31 before the guest LDT, whose
+/// `lldt` and faulted-`iretq` frame read were paid for by one safe entry to the
+/// hypervisor's own legacy devices in `port.rs`, in place of seven blocks). Lower it when
+/// sites go.
+pub const UNSAFE_SITES_CEILING: usize = 29;
 /// Lines inside `asm!`/`global_asm!` invocations in the hypervisor's Rust sources (the
 /// `.s` files they include are counted apart, not held to this); 82 before, 33 before
 /// `lldt`.

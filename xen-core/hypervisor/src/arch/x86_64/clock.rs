@@ -2,7 +2,7 @@
 //! for one-shot deadlines, and the CMOS RTC for the wallclock at boot.
 
 use super::layout::phys_to_virt;
-use super::port::Port;
+use super::port::{own_read_u8, own_write_u8};
 use super::cpu;
 use crate::time::{unix_seconds, TimeScale};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -42,19 +42,17 @@ pub(crate) fn lapic_write(reg: u64, v: u32) {
 
 /// Waits `count` PIT ticks on channel 2 and returns the TSC ticks that passed.
 fn tsc_over_pit(count: u16) -> u64 {
-    // SAFETY: PIT channel 2 gate/speaker (port 0x61) and mode/count (0x42, 0x43) drive the
-    // PC speaker timer only; the speaker output stays disabled.
-    unsafe {
-        let (mut gate, mut mode, mut ch2) = (Port::<u8>::new(0x61), Port::<u8>::new(0x43), Port::<u8>::new(0x42));
-        let speaker = gate.read();
-        gate.write((speaker & !0x02) | 0x01);
-        mode.write(0xb0); // channel 2, lo/hi byte, mode 0, binary
-        ch2.write(count as u8);
-        ch2.write((count >> 8) as u8);
-        let t0 = cpu::rdtsc();
-        while gate.read() & 0x20 == 0 {}
-        cpu::rdtsc() - t0
-    }
+    // PIT channel 2's gate (port 0x61) and mode/count (0x42, 0x43) drive the PC speaker
+    // timer only; the speaker output stays disabled.
+    const GATE: u16 = 0x61;
+    let speaker = own_read_u8(GATE);
+    own_write_u8(GATE, (speaker & !0x02) | 0x01);
+    own_write_u8(0x43, 0xb0); // channel 2, lo/hi byte, mode 0, binary
+    own_write_u8(0x42, count as u8);
+    own_write_u8(0x42, (count >> 8) as u8);
+    let t0 = cpu::rdtsc();
+    while own_read_u8(GATE) & 0x20 == 0 {}
+    cpu::rdtsc() - t0
 }
 
 fn bcd(v: u8, binary: bool) -> u32 {
@@ -66,11 +64,9 @@ fn bcd(v: u8, binary: bool) -> u32 {
 }
 
 fn cmos(reg: u8) -> u8 {
-    // SAFETY: selecting a CMOS register (NMI stays enabled) and reading it.
-    unsafe {
-        Port::<u8>::new(0x70).write(reg);
-        Port::<u8>::new(0x71).read()
-    }
+    // Selecting a CMOS register (bit 7 clear: NMI stays enabled) and reading it.
+    own_write_u8(0x70, reg & 0x7f);
+    own_read_u8(0x71)
 }
 
 /// Wallclock seconds from the RTC (UTC, as QEMU keeps it by default).

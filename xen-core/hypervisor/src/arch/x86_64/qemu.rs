@@ -2,7 +2,7 @@
 //! `(v << 1) | 1`. The test harness reads that status; on real hardware (no device) the
 //! write is ignored and we halt.
 
-use super::port::Port;
+use super::port::own_write_u32;
 
 const DEBUG_EXIT_PORT: u16 = 0xf4;
 
@@ -15,8 +15,8 @@ pub enum ExitCode {
 }
 
 pub fn exit(code: ExitCode) -> ! {
-    // SAFETY: port 0xf4 is QEMU's debug-exit device when present (xtask always adds it)
-    // and unassigned otherwise; writing to it has no other effect.
-    unsafe { Port::<u32>::new(DEBUG_EXIT_PORT).write(code as u32) };
+    // Port 0xf4 is QEMU's debug-exit device when present (xtask always adds it) and
+    // unassigned otherwise.
+    own_write_u32(DEBUG_EXIT_PORT, code as u32);
     super::halt_forever()
 }
