@@ -63,8 +63,10 @@ while [ $i -lt $n ]; do
   read t _ < /proc/uptime; echo "SOAK $i cycles, $up domUs up, $crashed crashed, free_pages $(pages) uptime ${t%.*}"
 done
 read t1 _ < /proc/uptime
-sleep 0.5
-pn=$(pages)
+# The last domain's ring pages come back when the daemons unmap them: up to 30 s.
+k=0; pn=$(pages); while [ "$pn" != "$p0" ] && [ $k -lt 60 ]; do sleep 0.5; k=$((k+1)); pn=$(pages); done
+echo "SOAK free_pages $pn, $k half-seconds after the last destroy"
+xl list | sed 's/^/SOAK xl list| /'
 echo "SOAK dom0 current_kb $(dom0kb)"
 echo "SOAK end free_pages $pn after $i cycles in $(echo "$t0 $t1" | awk '{printf "%d", $2-$1}') s"
 check soak-all-cycles test $broke = 0
