@@ -14,7 +14,10 @@
 //!   is a preference ([`VcpuSched::better_elsewhere`]): an idle CPU there takes the
 //!   vCPU before any other CPU does (credit1's soft-affinity step).
 //! - **Wake-up** (`pv::sched`): a woken vCPU preempts a busy CPU whatever its credit,
-//!   where credit1 boosts only UNDER vCPUs (see there why).
+//!   where credit1 boosts only UNDER vCPUs (see there why), once the running vCPU has
+//!   had the pool's rate limit.
+//! - **Pool parameters** (`XEN_SYSCTL_scheduler_op`, Xen's `csched_sys_cntl`): time
+//!   slice, rate limit and migration delay ([`PoolParams`], [`pool_op`]).
 //! - **Credit**: every accounting period ([`PERIOD_NS`], Xen's 30 ms) the active vCPUs
 //!   (runnable, or ran during the period and spent their credit) earn credit in proportion to their domain's
 //!   weight, and burn it nanosecond for nanosecond while they run. A vCPU with credit
