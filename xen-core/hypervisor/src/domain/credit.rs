@@ -76,6 +76,20 @@ impl PoolParams {
         Ok(PoolParams { tslice_ms: p.tslice_ms, ratelimit_us: p.ratelimit_us, migr_delay_us: p.vcpu_migr_delay_us })
     }
 
+    /// Whether the rate limit holds a woken vCPU's boost back (credit1's
+    /// `csched_schedule`): the running vCPU is runnable, did not yield, and has run less
+    /// than the rate limit (`ran_ns`) since it was switched in; never with no rate limit.
+    pub fn holds_back(self, ran_ns: u64, yielded: bool) -> bool {
+        self.ratelimit_us != 0 && !yielded && ran_ns < self.ratelimit_ns()
+    }
+
+    /// When the CPU must look again after holding a boost back: once the running vCPU
+    /// (switched in at `switched_in`) has had the rate limit, and never sooner than
+    /// Xen's `CSCHED_MIN_TIMER` (100 µs) from `now`.
+    pub fn rate_limit_end(self, switched_in: u64, now: u64) -> u64 {
+        switched_in.saturating_add(self.ratelimit_ns()).max(now.saturating_add(MIN_TIMER_NS))
+    }
+
     fn to_abi(self) -> XenSysctlCreditSchedule {
         XenSysctlCreditSchedule { tslice_ms: self.tslice_ms, ratelimit_us: self.ratelimit_us, vcpu_migr_delay_us: self.migr_delay_us }
     }
@@ -103,6 +117,8 @@ pub fn pool_op(op: &mut XenSysctlSchedulerOp, params: &mut PoolParams) -> Result
     Ok(())
 }
 
+/// The shortest timer the rate limit arms (Xen's `CSCHED_MIN_TIMER`).
+pub const MIN_TIMER_NS: u64 = 100_000;
 /// Xen's `CSCHED_DEFAULT_WEIGHT`.
 pub const DEFAULT_WEIGHT: u16 = 256;
 /// The putinfo cap that means "leave the cap as it is" (`(uint16_t)~0U`).
@@ -423,6 +439,19 @@ mod tests {
         assert!(ok(30, 1000, 100_000).is_ok());
         assert_eq!(ok(30, 1000, 100_001), Err(Errno::EINVAL));
         assert_eq!(ok(u32::MAX, u32::MAX, u32::MAX), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn rate_limit_holds_a_boost_back_until_it_has_run() {
+        let p = PoolParams::DEFAULT;
+        assert!(p.holds_back(0, false) && p.holds_back(999_999, false));
+        assert!(!p.holds_back(1_000_000, false), "ran the whole rate limit");
+        assert!(!p.holds_back(10, true), "a yield is never held");
+        assert!(!PoolParams { ratelimit_us: 0, ..p }.holds_back(0, false), "no rate limit");
+        // The timer: the end of the rate limit, at least 100 µs ahead.
+        assert_eq!(p.rate_limit_end(5_000_000, 5_200_000), 6_000_000);
+        assert_eq!(p.rate_limit_end(5_000_000, 5_950_000), 6_050_000);
+        assert_eq!(p.rate_limit_end(u64::MAX - 10, 0), u64::MAX);
     }
 
     #[test]

@@ -23,8 +23,6 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// allocator must be back to this count (each domain returned every frame).
 pub static FREE_BEFORE_DOMAINS: AtomicU64 = AtomicU64::new(0);
 
-/// The shortest timer the rate limit arms (Xen's `CSCHED_MIN_TIMER`, 100 µs).
-const MIN_TIMER_NS: u64 = 100_000;
 
 #[derive(Debug, Default)]
 pub struct Domains {
@@ -501,8 +499,7 @@ fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, mut woken: Vec<VcpuRef>) 
     // Credit1's rate limit (`csched_schedule`): a runnable vCPU that has run less than
     // the rate limit since it was switched in, and did not yield, keeps the CPU until it
     // has; the woken one preempts it then.
-    let ratelimit = params.ratelimit_ns();
-    if boost.is_some() && cur_runnable && !yielded && !slice_over && ratelimit != 0 && now.saturating_sub(doms.switched_in[me]) < ratelimit {
+    if boost.is_some() && cur_runnable && !slice_over && params.holds_back(now.saturating_sub(doms.switched_in[me]), yielded) {
         doms.deferred[me] = boost.take();
     }
     let preempt = slice_over || yielded || boost.is_some();
@@ -545,7 +542,7 @@ fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, mut woken: Vec<VcpuRef>) 
     trap::deliver_events(d, regs);
     kick_others(doms);
     let others = doms.alive().flat_map(|d| d.vcpus.iter()).filter(|v| v.online).count() > smp::online();
-    let rate_limit_end = doms.deferred[me].map(|_| (doms.switched_in[me] + ratelimit).max(now + MIN_TIMER_NS));
+    let rate_limit_end = doms.deferred[me].map(|_| params.rate_limit_end(doms.switched_in[me], now));
     let deadline = [next_deadline(doms), periodic, others.then_some(doms.slice_end[me]), rate_limit_end].into_iter().flatten().min();
     clock::arm(deadline);
     true
