@@ -578,6 +578,52 @@ pub fn check_cap(c: i64, vcpus: u32) -> Result<u16> {
     }
 }
 
+/// libxl's checks of a credit pool's parameters (`libxl_sched_credit_params_set`), on
+/// its `int`s and with its words: the slice 1..=1000 ms, the rate limit 0 or
+/// 100..=500000 µs and not past the slice, the migration delay at most 100000 µs (a
+/// negative one passes libxl, as there, and the hypervisor refuses it).
+pub fn check_credit_params(tslice_ms: i32, ratelimit_us: i32, migr_delay_us: i32) -> Result<xen_abi::sysctl::XenSysctlCreditSchedule> {
+    use xen_abi::sysctl::*;
+    let (tmin, tmax) = (XEN_SYSCTL_CSCHED_TSLICE_MIN as i32, XEN_SYSCTL_CSCHED_TSLICE_MAX as i32);
+    if !(tmin..=tmax).contains(&tslice_ms) {
+        return Err(Error::Other(format!("Time slice out of range, valid range is from {tmin} to {tmax}")));
+    }
+    let (rmin, rmax) = (XEN_SYSCTL_SCHED_RATELIMIT_MIN as i32, XEN_SYSCTL_SCHED_RATELIMIT_MAX as i32);
+    if ratelimit_us != 0 && !(rmin..=rmax).contains(&ratelimit_us) {
+        return Err(Error::Other(format!("Ratelimit out of range, valid range is from {rmin} to {rmax}")));
+    }
+    if ratelimit_us > tslice_ms * 1000 {
+        return Err(Error::Other("Ratelimit cannot be greater than timeslice".into()));
+    }
+    if migr_delay_us > XEN_SYSCTL_CSCHED_MGR_DLY_MAX_US as i32 {
+        return Err(Error::Other(format!("vcpu migration delay should be >= 0 and <= {XEN_SYSCTL_CSCHED_MGR_DLY_MAX_US}us")));
+    }
+    Ok(XenSysctlCreditSchedule { tslice_ms: tslice_ms as u32, ratelimit_us: ratelimit_us as u32, vcpu_migr_delay_us: migr_delay_us as u32 })
+}
+
+/// `xl sched-credit`'s line for a pool (`sched_credit_pool_output`): its parameters, or
+/// that they could not be read.
+pub fn sched_credit_pool_line(pool: &str, p: Option<&xen_abi::sysctl::XenSysctlCreditSchedule>) -> String {
+    match p {
+        Some(p) => format!("Cpupool {pool}: tslice={}ms ratelimit={}us migration-delay={}us", p.tslice_ms, p.ratelimit_us, p.vcpu_migr_delay_us),
+        None => format!("Cpupool {pool}: [sched params unavailable]"),
+    }
+}
+
+/// A pool's name as libxl reads it (`/local/pool/<id>/name`).
+pub fn pool_name(xs: &mut Xs, poolid: u32) -> String {
+    xs.read_string(0, &format!("/local/pool/{poolid}/name")).unwrap_or_else(|_| "(null)".into())
+}
+
+/// `xl`'s `-p` argument (`libxl_cpupool_qualifier_to_cpupoolid`): a pool id or name;
+/// the one pool is Pool-0 (id 0).
+pub fn find_pool(xs: &mut Xs, q: &str) -> Result<u32> {
+    let by_id = q.parse::<u32>().ok().filter(|&id| id == 0);
+    by_id
+        .or_else(|| (pool_name(xs, 0) == q).then_some(0))
+        .ok_or_else(|| Error::Other(format!("unknown cpupool '{q}'")))
+}
+
 /// `xl sched-credit`'s header and one domain's line (`sched_credit_domain_output`).
 pub const SCHED_CREDIT_HEADER: &str = "Name                                ID Weight  Cap";
 
@@ -588,6 +634,26 @@ pub fn sched_credit_line(name: &str, domid: u16, weight: u16, cap: u16) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credit_params_checked_as_libxl() {
+        let err = |t, r, m| check_credit_params(t, r, m).unwrap_err().to_string();
+        let p = check_credit_params(30, 1000, 0).unwrap();
+        assert_eq!((p.tslice_ms, p.ratelimit_us, p.vcpu_migr_delay_us), (30, 1000, 0));
+        assert_eq!(err(0, 0, 0), "Time slice out of range, valid range is from 1 to 1000");
+        assert_eq!(err(1001, 0, 0), "Time slice out of range, valid range is from 1 to 1000");
+        assert_eq!(err(-5, 0, 0), "Time slice out of range, valid range is from 1 to 1000");
+        assert_eq!(err(30, 99, 0), "Ratelimit out of range, valid range is from 100 to 500000");
+        assert_eq!(err(1000, 500_001, 0), "Ratelimit out of range, valid range is from 100 to 500000");
+        assert_eq!(err(30, 30_001, 0), "Ratelimit cannot be greater than timeslice");
+        assert_eq!(err(30, 1000, 100_001), "vcpu migration delay should be >= 0 and <= 100000us");
+        assert!(check_credit_params(1, 0, 100_000).is_ok() && check_credit_params(1000, 500_000, 0).is_ok());
+        // libxl lets a negative delay through (its check is only the upper bound).
+        assert_eq!(check_credit_params(30, 0, -1).unwrap().vcpu_migr_delay_us, u32::MAX);
+        let p = xen_abi::sysctl::XenSysctlCreditSchedule { tslice_ms: 30, ratelimit_us: 1000, vcpu_migr_delay_us: 0 };
+        assert_eq!(sched_credit_pool_line("Pool-0", Some(&p)), "Cpupool Pool-0: tslice=30ms ratelimit=1000us migration-delay=0us");
+        assert_eq!(sched_credit_pool_line("Pool-0", None), "Cpupool Pool-0: [sched params unavailable]");
+    }
 
     #[test]
     fn sched_credit_as_xl() {

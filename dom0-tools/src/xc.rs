@@ -233,6 +233,25 @@ impl Xc {
         Ok(s.payload::<XenSysctlSchedId>().expect("fits").sched_id)
     }
 
+    /// `XEN_SYSCTL_scheduler_op` getinfo: the credit parameters of pool `poolid`.
+    pub fn sched_credit_params_get(&self, poolid: u32) -> Result<XenSysctlCreditSchedule> {
+        let mut s = XenSysctl::new(XEN_SYSCTL_scheduler_op);
+        s.set_payload(&XenSysctlSchedulerOp { cpupool_id: poolid, sched_id: XEN_SCHEDULER_CREDIT, cmd: XEN_SYSCTL_SCHEDOP_getinfo, ..Default::default() });
+        self.sysctl("sysctl scheduler_op getinfo", &mut s)?;
+        Ok(s.payload::<XenSysctlSchedulerOp>().expect("fits").credit())
+    }
+
+    /// `XEN_SYSCTL_scheduler_op` putinfo: sets pool `poolid`'s credit parameters; what
+    /// the hypervisor reports back.
+    pub fn sched_credit_params_set(&self, poolid: u32, p: XenSysctlCreditSchedule) -> Result<XenSysctlCreditSchedule> {
+        let mut op = XenSysctlSchedulerOp { cpupool_id: poolid, sched_id: XEN_SCHEDULER_CREDIT, cmd: XEN_SYSCTL_SCHEDOP_putinfo, ..Default::default() };
+        op.set_credit(p);
+        let mut s = XenSysctl::new(XEN_SYSCTL_scheduler_op);
+        s.set_payload(&op);
+        self.sysctl("sysctl scheduler_op putinfo", &mut s)?;
+        Ok(s.payload::<XenSysctlSchedulerOp>().expect("fits").credit())
+    }
+
     /// The credit scheduler's (weight, cap) of `domid`.
     pub fn sched_credit_get(&self, domid: u16) -> Result<XenDomctlSchedCredit> {
         let mut d = XenDomctl::new(XEN_DOMCTL_scheduler_op, domid);

@@ -159,6 +159,7 @@ const HOSTILE: &[Hostile] = &[
     // Found by the control-domain fuzzer (xen-core allocated 512 MiB and panicked).
     ("vcpu_affinity_bitmap_of_2_32_minus_1_bits", |c| affinity_bitmap_bytes_wrap(c), 0),
     ("node_affinity_bitmap_as_xen_reads_it", |c| node_affinity_bitmap(c), 0),
+    ("sysctl_scheduler_op_credit_pool_params", |_| sched_pool_params(), 0),
     // --- a domain of our own, built as a toolstack builds one (findings 5 and 6)
     ("domu_create", |_| domu_create(), 0),
     ("domu_populate_physmap", |_| domu_populate(), DOMU_PAGES as i64),
@@ -1114,6 +1115,79 @@ fn node_affinity_bitmap(c: &Ctx) -> i64 {
     } else {
         0
     }
+}
+
+/// `XEN_SYSCTL_scheduler_op` on Pool-0 (the hypervisors boot with `sched=credit`): the
+/// parameters' defaults (30 ms, 1000 µs, 0), every refusal of `sched_adjust_global` and
+/// `csched_sys_cntl` with its errno and nothing changed by it, a good putinfo read back
+/// (in its own answer and by getinfo), then the defaults restored. 0, or 100 × the step
+/// + 50 (when the call succeeded but the values differ) or minus the errno.
+fn sched_pool_params() -> i64 {
+    use xen_abi::sysctl::XenSysctlCreditSchedule as P;
+    let op = |pool: u32, sched: u32, cmd: u32, p: P| -> (i64, P) {
+        let mut o = XenSysctlSchedulerOp { cpupool_id: pool, sched_id: sched, cmd, ..Default::default() };
+        o.set_credit(p);
+        let mut s = XenSysctl::new(XEN_SYSCTL_scheduler_op);
+        s.set_payload(&o);
+        let r = sysctl(&mut s);
+        (r, s.payload::<XenSysctlSchedulerOp>().map_or(P::default(), |o| o.credit()))
+    };
+    let p = |tslice_ms, ratelimit_us, vcpu_migr_delay_us| P { tslice_ms, ratelimit_us, vcpu_migr_delay_us };
+    let (put, get) = (XEN_SYSCTL_SCHEDOP_putinfo, XEN_SYSCTL_SCHEDOP_getinfo);
+    let credit = XEN_SCHEDULER_CREDIT;
+    let defaults = p(30, 1000, 0);
+    // (pool, scheduler, command, parameters, errno expected)
+    let refused: [(u32, u32, u32, P, i64); 12] = [
+        (0, credit, put, p(0, 0, 0), EINVAL),
+        (0, credit, put, p(1001, 0, 0), EINVAL),
+        (0, credit, put, p(30, 30_001, 0), EINVAL),
+        (0, credit, put, p(1, 1001, 0), EINVAL),
+        (0, credit, put, p(30, 99, 0), EINVAL),
+        (0, credit, put, p(1000, 500_001, 0), EINVAL),
+        (0, credit, put, p(30, 1000, 100_001), EINVAL),
+        (0, XEN_SCHEDULER_CREDIT2, get, defaults, EINVAL),
+        (0, XEN_SCHEDULER_CREDIT2, put, p(30, 1000, 0), EINVAL),
+        (1, credit, get, defaults, ESRCH),
+        (u32::MAX, credit, put, defaults, ESRCH),
+        // The command is looked at before the pool.
+        (1, credit, 2, defaults, EINVAL),
+    ];
+    let (r, got) = op(0, credit, get, p(7, 7, 7));
+    if r != 0 {
+        return 100 - r;
+    }
+    if got != defaults {
+        return 150;
+    }
+    for (i, &(pool, sched, cmd, params, want)) in refused.iter().enumerate() {
+        let step = 200 + 100 * i as i64;
+        let (r, _) = op(pool, sched, cmd, params);
+        if r != want {
+            return step - r;
+        }
+        if op(0, credit, get, P::default()).1 != defaults {
+            return step + 50;
+        }
+    }
+    let good = [p(5, 0, 100_000), p(1000, 500_000, 0), p(1, 100, 0)];
+    for (i, &g) in good.iter().enumerate() {
+        let step = 2000 + 100 * i as i64;
+        let (r, back) = op(0, credit, put, g);
+        if r != 0 {
+            return step - r;
+        }
+        if back != g || op(0, credit, get, P::default()).1 != g {
+            return step + 50;
+        }
+    }
+    let (r, back) = op(0, credit, put, defaults);
+    if r != 0 {
+        return 3000 - r;
+    }
+    if back != defaults {
+        return 3050;
+    }
+    0
 }
 
 fn free_pages() -> Result<u64, i64> {

@@ -1258,6 +1258,26 @@ xl destroy pv-con >/dev/null 2>&1
 # pinned to CPU 1 with weights 256 and 512 share it (printed, not asserted), and soft
 # affinity.
 want xl-sched-credit-dom0-default 'Domain-0 0 256 0' sh -c 'xl sched-credit -d 0 | tail -1 | tr -s " "'
+# Pool-0's credit parameters (XEN_SYSCTL_scheduler_op): Xen's defaults, set and read
+# back, libxl's range checks with its words, xl's argument rules, the defaults restored;
+# the pool's line heads xl sched-credit's listing.
+want xl-sched-credit-s-defaults 'Cpupool Pool-0: tslice=30ms ratelimit=1000us migration-delay=0us' xl sched-credit -s
+want xl-sched-credit-s-pool-by-name 'Cpupool Pool-0: tslice=30ms ratelimit=1000us migration-delay=0us' xl sched-credit -s -p Pool-0
+check xl-sched-credit-s-set xl sched-credit -s -t 5 -r 0 -m 100000
+want xl-sched-credit-s-round-trip 'Cpupool Pool-0: tslice=5ms ratelimit=0us migration-delay=100000us' xl sched-credit -s
+check xl-sched-credit-s-set-one xl sched-credit -s -r 5000
+want xl-sched-credit-s-set-one-keeps-the-rest 'Cpupool Pool-0: tslice=5ms ratelimit=5000us migration-delay=100000us' xl sched-credit -s
+want xl-sched-credit-s-bad-tslice "$(printf 'xl: Time slice out of range, valid range is from 1 to 1000\nrc=1')" sh -c 'xl sched-credit -s -t 1001; echo rc=$?'
+want xl-sched-credit-s-bad-ratelimit "$(printf 'xl: Ratelimit out of range, valid range is from 100 to 500000\nrc=1')" sh -c 'xl sched-credit -s -r 99; echo rc=$?'
+want xl-sched-credit-s-ratelimit-past-tslice "$(printf 'xl: Ratelimit cannot be greater than timeslice\nrc=1')" sh -c 'xl sched-credit -s -t 5 -r 5001; echo rc=$?'
+want xl-sched-credit-s-bad-migr-delay "$(printf 'xl: vcpu migration delay should be >= 0 and <= 100000us\nrc=1')" sh -c 'xl sched-credit -s -m 100001; echo rc=$?'
+want xl-sched-credit-s-negative-migr-delay-refused-by-hypervisor 'rc=1 EINVAL' sh -c 'xl sched-credit -s -m -1 >/tmp/s 2>&1; echo rc=$? $(grep -o EINVAL /tmp/s)'
+want xl-sched-credit-s-refusals-change-nothing 'Cpupool Pool-0: tslice=5ms ratelimit=5000us migration-delay=100000us' xl sched-credit -s
+want xl-sched-credit-t-needs-s "$(printf 'xl: Must specify schedparam to set schedule parameter values.\nrc=1')" sh -c 'xl sched-credit -t 10; echo rc=$?'
+want xl-sched-credit-s-with-domain "$(printf 'xl: Specifying a cpupool or schedparam is not allowed with domain options.\nrc=1')" sh -c 'xl sched-credit -s -d 0; echo rc=$?'
+want xl-sched-credit-s-unknown-pool "$(printf "xl: unknown cpupool 'Pool-9'\\nrc=1")" sh -c 'xl sched-credit -s -p Pool-9; echo rc=$?'
+check xl-sched-credit-s-defaults-back xl sched-credit -s -t 30 -r 1000 -m 0
+want xl-sched-credit-lists-pool-first 'Cpupool Pool-0: tslice=30ms ratelimit=1000us migration-delay=0us' sh -c 'xl sched-credit | head -1'
 check xl-create-cpus-1 xl create /etc/xen/pv-guest.cfg 'name="sched-a"' 'extra="role=spin"' 'cpus="1"'
 check xl-create-cpu-weight-512 xl create /etc/xen/pv-guest.cfg 'name="sched-b"' 'extra="role=spin"' 'cpu_weight=512'
 waitlog /var/log/xen/console/guest-sched-a.log 'SPIN started' 60
@@ -1328,6 +1348,11 @@ check debian-xl-list sh -c "$X/xl list > /tmp/dlist 2>&1 && grep -q '^Domain-0  
 sed 's/^/  debian-xl| /' /tmp/dlist
 check debian-xl-info sh -c "$X/xl info > /tmp/dinfo 2>&1 && grep -q '^xen_version *: 4.17' /tmp/dinfo && grep -q '^xen_scheduler *: credit' /tmp/dinfo && grep -q '^free_cpus *: 0' /tmp/dinfo"
 grep -E '^(nr_cpus|nr_nodes|virt_caps|free_cpus|xen_scheduler|xen_version) ' /tmp/dinfo | sed 's/^/  debian-xl| /'
+# Debian's xl sched-credit lists the pool's parameters (XEN_SYSCTL_scheduler_op), and
+# sets one that ours reads back
+check debian-xl-sched-credit sh -c "$X/xl sched-credit > /tmp/dsched 2>&1 && grep -q '^Cpupool Pool-0: tslice=30ms ratelimit=1000us migration-delay=0us\$' /tmp/dsched && grep -q '^Domain-0  *0  *256  *0\$' /tmp/dsched && ! grep -q -i 'unavailable\|not implemented\|error' /tmp/dsched"
+sed 's/^/  debian-xl| /' /tmp/dsched
+check debian-xl-sched-credit-s-set sh -c "$X/xl sched-credit -s -r 2000 && xl sched-credit -s | grep -q 'ratelimit=2000us' && $X/xl sched-credit -s -r 1000 && $X/xl sched-credit -s | grep -q '^Cpupool Pool-0: tslice=30ms ratelimit=1000us migration-delay=0us\$'"
 check debian-xl-info-numa sh -c "$X/xl info -n | grep -A1 '^cpu:  *core  *socket  *node' | grep -q '^  0:  *0  *0  *0'"
 check debian-xl-cpupool-list sh -c "$X/xl cpupool-list > /tmp/dpool 2>&1 && grep -q '^Pool-0  *[0-9]' /tmp/dpool"
 sed 's/^/  debian-xl| /' /tmp/dpool

@@ -22,8 +22,10 @@ pub const HOSTILE_CMDLINE: &str = "tests=hostile";
 /// pv-guest's SMP self-tests (in `tests=all` too, where with one vCPU they report
 /// themselves skipped): run on a 2-CPU machine whose hypervisor gives dom0 2 vCPUs.
 pub const SMP_CMDLINE: &str = "tests=smp";
-/// The hypervisor command line: Xen's own options, so the same line boots both.
-const HV_CMDLINE: &str = "console=com1 dom0_mem=64M loglvl=all guest_loglvl=all";
+/// The hypervisor command line: Xen's own options, so the same line boots both. Xen
+/// 4.17 runs the credit scheduler, the one xen-core models (its default is credit2): the
+/// hostile suite's `XEN_SYSCTL_scheduler_op` checks ask Pool-0's credit parameters.
+const HV_CMDLINE: &str = "console=com1 dom0_mem=64M loglvl=all guest_loglvl=all sched=credit";
 /// CPUs (QEMU `-smp`) and dom0 vCPUs (`dom0_max_vcpus`, which xen-core takes too) of
 /// the SMP runs.
 const SMP_VCPUS: u32 = 2;

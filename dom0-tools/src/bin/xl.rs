@@ -86,7 +86,8 @@ enum Cmd {
         /// Soft affinity (`-` or absent: unchanged).
         soft: Option<String>,
     },
-    /// The credit scheduler's weight and cap: list them, or set a domain's.
+    /// The credit scheduler: list the pool's parameters and every domain's weight and
+    /// cap, set a domain's (`-d`), or show or set the pool's (`-s`, with `-t/-r/-m`).
     #[command(name = "sched-credit")]
     SchedCredit {
         #[arg(short = 'd', long = "domain")]
@@ -95,6 +96,21 @@ enum Cmd {
         weight: Option<String>,
         #[arg(short = 'c', long = "cap", allow_hyphen_values = true)]
         cap: Option<String>,
+        /// The pool's parameters rather than a domain's.
+        #[arg(short = 's', long = "schedparam")]
+        schedparam: bool,
+        /// Time slice, ms (with -s).
+        #[arg(short = 't', long = "tslice_ms", allow_hyphen_values = true)]
+        tslice: Option<String>,
+        /// Context-switch rate limit, µs (with -s; 0: none).
+        #[arg(short = 'r', long = "ratelimit_us", allow_hyphen_values = true)]
+        ratelimit: Option<String>,
+        /// vCPU migration delay, µs (with -s).
+        #[arg(short = 'm', long = "migration_delay_us", allow_hyphen_values = true)]
+        migration_delay: Option<String>,
+        /// The pool (its name or id): Pool-0, the only one.
+        #[arg(short = 'p', long = "cpupool")]
+        cpupool: Option<String>,
     },
     #[command(name = "mem-set")]
     MemSet { domain: String, memory: String },
@@ -308,16 +324,52 @@ fn run(cmd: Cmd) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::SchedCredit { domain, weight, cap } => {
+        Cmd::SchedCredit { domain, weight, cap, schedparam, tslice, ratelimit, migration_delay, cpupool } => {
+            // xl's own argument rules, in its order.
+            if (cpupool.is_some() || schedparam) && (domain.is_some() || weight.is_some() || cap.is_some()) {
+                return Err(Error::Other("Specifying a cpupool or schedparam is not allowed with domain options.".into()));
+            }
+            if domain.is_none() && (weight.is_some() || cap.is_some()) {
+                return Err(Error::Other("Must specify a domain.".into()));
+            }
+            let pool_set = tslice.is_some() || ratelimit.is_some() || migration_delay.is_some();
+            if !schedparam && pool_set {
+                return Err(Error::Other("Must specify schedparam to set schedule parameter values.".into()));
+            }
             let xc = xc()?;
             let mut xs = xs()?;
             if xc.sched_id()? != xen_abi::domctl::XEN_SCHEDULER_CREDIT {
                 return Err(Error::Other("the hypervisor's scheduler is not credit".into()));
             }
-            let Some(dom) = domain else {
-                if weight.is_some() || cap.is_some() {
-                    return Err(Error::Other("Must specify a domain.".into()));
+            let poolid = match &cpupool {
+                Some(q) => toolstack::find_pool(&mut xs, q)?,
+                None => 0,
+            };
+            // The pool's line (`sched_credit_pool_output`): its parameters, or, as xl, a
+            // note that they are unavailable (and the error on stderr).
+            let pool_line = |xs: &mut dom0_tools::xs::Xs| {
+                let p = xc.sched_credit_params_get(poolid).map_err(|e| eprintln!("xl: getting Credit scheduler parameters: {e}")).ok();
+                println!("{}", toolstack::sched_credit_pool_line(&toolstack::pool_name(xs, poolid), p.as_ref()));
+            };
+            if schedparam {
+                if !pool_set {
+                    pool_line(&mut xs);
+                    return Ok(());
                 }
+                // libxl reads the current values, takes the new ones, checks all three
+                // (as `int`s, strtol'd as xl does) and writes them.
+                let cur = xc.sched_credit_params_get(poolid).map_err(|e| Error::Other(format!("getting Credit scheduler parameters: {e}")))?;
+                let arg = |a: &Option<String>, cur: u32| a.as_deref().map_or(cur as i32, |v| toolstack::strtol(v) as i32);
+                let p = toolstack::check_credit_params(
+                    arg(&tslice, cur.tslice_ms),
+                    arg(&ratelimit, cur.ratelimit_us),
+                    arg(&migration_delay, cur.vcpu_migr_delay_us),
+                )?;
+                xc.sched_credit_params_set(poolid, p).map_err(|e| Error::Other(format!("Setting Credit scheduler parameters: {e}")))?;
+                return Ok(());
+            }
+            let Some(dom) = domain else {
+                pool_line(&mut xs);
                 println!("{}", toolstack::SCHED_CREDIT_HEADER);
                 for i in xc.domains()? {
                     let c = xc.sched_credit_get(i.domain)?;

@@ -191,6 +191,72 @@ pub struct XenSysctlSchedId {
     pub sched_id: u32,
 }
 
+/// `XEN_SYSCTL_SCHEDOP_putinfo`: set the pool's scheduler parameters (then read back).
+pub const XEN_SYSCTL_SCHEDOP_putinfo: u32 = 0;
+/// `XEN_SYSCTL_SCHEDOP_getinfo`
+pub const XEN_SYSCTL_SCHEDOP_getinfo: u32 = 1;
+/// `XEN_SYSCTL_SCHED_RATELIMIT_MAX`: the credit and credit2 rate limit's range in µs
+/// (0, no rate limit, is allowed too).
+pub const XEN_SYSCTL_SCHED_RATELIMIT_MAX: u32 = 500_000;
+/// `XEN_SYSCTL_SCHED_RATELIMIT_MIN`
+pub const XEN_SYSCTL_SCHED_RATELIMIT_MIN: u32 = 100;
+/// `XEN_SYSCTL_CSCHED_TSLICE_MAX`: the credit time slice's range in ms.
+pub const XEN_SYSCTL_CSCHED_TSLICE_MAX: u32 = 1000;
+/// `XEN_SYSCTL_CSCHED_TSLICE_MIN`
+pub const XEN_SYSCTL_CSCHED_TSLICE_MIN: u32 = 1;
+/// `XEN_SYSCTL_CSCHED_MGR_DLY_MAX_US`: the most vCPU migration delay, in µs.
+pub const XEN_SYSCTL_CSCHED_MGR_DLY_MAX_US: u32 = 100 * 1000;
+
+/// `struct xen_sysctl_credit_schedule` (12 bytes): a credit pool's parameters.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenSysctlCreditSchedule {
+    pub tslice_ms: u32,
+    /// 0: no rate limit.
+    pub ratelimit_us: u32,
+    pub vcpu_migr_delay_us: u32,
+}
+
+/// `struct xen_sysctl_credit2_schedule` (4 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenSysctlCredit2Schedule {
+    pub ratelimit_us: u32,
+}
+
+/// `struct xen_sysctl_scheduler_op` (32 bytes): `u` is the union of the arinc653
+/// schedule handle and the credit and credit2 parameters (16 bytes, 8-aligned).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenSysctlSchedulerOp {
+    /// The pool whose scheduler is meant.
+    pub cpupool_id: u32,
+    /// `XEN_SCHEDULER_*`: must be the pool's.
+    pub sched_id: u32,
+    /// `XEN_SYSCTL_SCHEDOP_*`.
+    pub cmd: u32,
+    pub _pad0: [u8; 4],
+    pub u: [u64; 2],
+}
+
+impl XenSysctlSchedulerOp {
+    /// The union read as credit parameters.
+    pub fn credit(&self) -> XenSysctlCreditSchedule {
+        crate::payload::read(self.u.as_bytes()).expect("fits")
+    }
+
+    /// Writes credit parameters into the union (the rest zeroed).
+    pub fn set_credit(&mut self, c: XenSysctlCreditSchedule) {
+        crate::payload::write(self.u.as_mut_bytes(), &c);
+    }
+}
+
 /// `XEN_SYSCTL_CPUPOOL_OP_CREATE`
 pub const XEN_SYSCTL_CPUPOOL_OP_CREATE: u32 = 1;
 /// `XEN_SYSCTL_CPUPOOL_OP_DESTROY`

@@ -330,6 +330,11 @@ layout_table! {
         first_domain, max_domains, buffer, num_domains,
     },
     sysctl::XenSysctlSchedId => "struct xen_sysctl_sched_id" { sched_id },
+    sysctl::XenSysctlCreditSchedule => "struct xen_sysctl_credit_schedule" {
+        tslice_ms, ratelimit_us, vcpu_migr_delay_us,
+    },
+    sysctl::XenSysctlCredit2Schedule => "struct xen_sysctl_credit2_schedule" { ratelimit_us },
+    sysctl::XenSysctlSchedulerOp => "struct xen_sysctl_scheduler_op" { cpupool_id, sched_id, cmd, u },
     sysctl::XenSysctlCpupoolOp => "struct xen_sysctl_cpupool_op" {
         op, cpupool_id, sched_id, domid, cpu, n_dom, cpumap,
     },
@@ -643,6 +648,10 @@ const_table! {
         XEN_SYSCTL_CPUPOOL_OP_ADDCPU, XEN_SYSCTL_CPUPOOL_OP_RMCPU,
         XEN_SYSCTL_CPUPOOL_OP_MOVEDOMAIN, XEN_SYSCTL_CPUPOOL_OP_FREEINFO,
         XEN_SYSCTL_CPUPOOL_PAR_ANY,
+        XEN_SYSCTL_SCHEDOP_putinfo, XEN_SYSCTL_SCHEDOP_getinfo,
+        XEN_SYSCTL_SCHED_RATELIMIT_MAX, XEN_SYSCTL_SCHED_RATELIMIT_MIN,
+        XEN_SYSCTL_CSCHED_TSLICE_MAX, XEN_SYSCTL_CSCHED_TSLICE_MIN,
+        XEN_SYSCTL_CSCHED_MGR_DLY_MAX_US,
         XEN_INVALID_NODE_ID, XEN_INVALID_MEM_SZ, XEN_INVALID_NODE_DIST,
         XEN_SYSCTL_cpu_featureset_raw, XEN_SYSCTL_cpu_featureset_host,
         XEN_SYSCTL_cpu_featureset_pv, XEN_SYSCTL_cpu_featureset_hvm,

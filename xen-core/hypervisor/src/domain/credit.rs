@@ -14,7 +14,10 @@
 //!   is a preference ([`VcpuSched::better_elsewhere`]): an idle CPU there takes the
 //!   vCPU before any other CPU does (credit1's soft-affinity step).
 //! - **Wake-up** (`pv::sched`): a woken vCPU preempts a busy CPU whatever its credit,
-//!   where credit1 boosts only UNDER vCPUs (see there why).
+//!   where credit1 boosts only UNDER vCPUs (see there why), once the running vCPU has
+//!   had the pool's rate limit.
+//! - **Pool parameters** (`XEN_SYSCTL_scheduler_op`, Xen's `csched_sys_cntl`): time
+//!   slice, rate limit and migration delay ([`PoolParams`], [`pool_op`]).
 //! - **Credit**: every accounting period ([`PERIOD_NS`], Xen's 30 ms) the active vCPUs
 //!   (runnable, or ran during the period and spent their credit) earn credit in proportion to their domain's
 //!   weight, and burn it nanosecond for nanosecond while they run. A vCPU with credit
@@ -31,6 +34,91 @@
 //! to weight; with no pinning the two agree.
 #![forbid(unsafe_code)]
 
+use xen_abi::domctl::XEN_SCHEDULER_CREDIT;
+use xen_abi::errno::Errno;
+use xen_abi::sysctl::*;
+
+/// A credit pool's parameters (`XEN_SYSCTL_scheduler_op`, Xen's `csched_sys_cntl`):
+/// the time slice a vCPU runs before another runnable one gets the CPU, the rate limit
+/// (a vCPU that has run less than this since it was switched in is not preempted by a
+/// woken one; 0: none) and the migration delay (kept and reported; xen-core's placement
+/// has no cache-hot test to use it in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolParams {
+    pub tslice_ms: u32,
+    pub ratelimit_us: u32,
+    pub migr_delay_us: u32,
+}
+
+impl PoolParams {
+    /// Xen 4.17's defaults: `sched_credit_tslice_ms` 30, `sched_ratelimit_us` 1000,
+    /// `vcpu_migration_delay` 0.
+    pub const DEFAULT: PoolParams = PoolParams { tslice_ms: 30, ratelimit_us: 1000, migr_delay_us: 0 };
+
+    pub fn tslice_ns(self) -> u64 {
+        u64::from(self.tslice_ms) * 1_000_000
+    }
+
+    pub fn ratelimit_ns(self) -> u64 {
+        u64::from(self.ratelimit_us) * 1000
+    }
+
+    /// A putinfo's parameters as `csched_sys_cntl` checks them: the slice within
+    /// 1..=1000 ms, the rate limit 0 or within 100..=500000 µs and not longer than the
+    /// slice, the migration delay at most 100 ms; anything else -EINVAL.
+    pub fn check(p: &XenSysctlCreditSchedule) -> Result<PoolParams, Errno> {
+        let tslice_ok = (XEN_SYSCTL_CSCHED_TSLICE_MIN..=XEN_SYSCTL_CSCHED_TSLICE_MAX).contains(&p.tslice_ms);
+        let ratelimit_ok = p.ratelimit_us == 0 || (XEN_SYSCTL_SCHED_RATELIMIT_MIN..=XEN_SYSCTL_SCHED_RATELIMIT_MAX).contains(&p.ratelimit_us);
+        let within_slice = u64::from(p.ratelimit_us) <= u64::from(p.tslice_ms) * 1000;
+        if !(tslice_ok && ratelimit_ok && within_slice && p.vcpu_migr_delay_us <= XEN_SYSCTL_CSCHED_MGR_DLY_MAX_US) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(PoolParams { tslice_ms: p.tslice_ms, ratelimit_us: p.ratelimit_us, migr_delay_us: p.vcpu_migr_delay_us })
+    }
+
+    /// Whether the rate limit holds a woken vCPU's boost back (credit1's
+    /// `csched_schedule`): the running vCPU is runnable, did not yield, and has run less
+    /// than the rate limit (`ran_ns`) since it was switched in; never with no rate limit.
+    pub fn holds_back(self, ran_ns: u64, yielded: bool) -> bool {
+        self.ratelimit_us != 0 && !yielded && ran_ns < self.ratelimit_ns()
+    }
+
+    /// When the CPU must look again after holding a boost back: once the running vCPU
+    /// (switched in at `switched_in`) has had the rate limit, and never sooner than
+    /// Xen's `CSCHED_MIN_TIMER` (100 µs) from `now`.
+    pub fn rate_limit_end(self, switched_in: u64, now: u64) -> u64 {
+        switched_in.saturating_add(self.ratelimit_ns()).max(now.saturating_add(MIN_TIMER_NS))
+    }
+
+    fn to_abi(self) -> XenSysctlCreditSchedule {
+        XenSysctlCreditSchedule { tslice_ms: self.tslice_ms, ratelimit_us: self.ratelimit_us, vcpu_migr_delay_us: self.migr_delay_us }
+    }
+}
+
+/// `XEN_SYSCTL_scheduler_op` on xen-core's machine, Pool-0 (id 0) under the credit
+/// scheduler, as Xen's `sched_adjust_global` and `csched_sys_cntl` answer it: a command
+/// other than put/getinfo -EINVAL (looked at first), another pool -ESRCH, another
+/// scheduler's id -EINVAL, bad parameters -EINVAL (nothing changed); putinfo sets them
+/// and, as getinfo, writes the pool's parameters back into `op`.
+pub fn pool_op(op: &mut XenSysctlSchedulerOp, params: &mut PoolParams) -> Result<(), Errno> {
+    if !matches!(op.cmd, XEN_SYSCTL_SCHEDOP_putinfo | XEN_SYSCTL_SCHEDOP_getinfo) {
+        return Err(Errno::EINVAL);
+    }
+    if op.cpupool_id != 0 {
+        return Err(Errno::ESRCH);
+    }
+    if op.sched_id != XEN_SCHEDULER_CREDIT {
+        return Err(Errno::EINVAL);
+    }
+    if op.cmd == XEN_SYSCTL_SCHEDOP_putinfo {
+        *params = PoolParams::check(&op.credit())?;
+    }
+    op.set_credit(params.to_abi());
+    Ok(())
+}
+
+/// The shortest timer the rate limit arms (Xen's `CSCHED_MIN_TIMER`).
+pub const MIN_TIMER_NS: u64 = 100_000;
 /// Xen's `CSCHED_DEFAULT_WEIGHT`.
 pub const DEFAULT_WEIGHT: u16 = 256;
 /// The putinfo cap that means "leave the cap as it is" (`(uint16_t)~0U`).
@@ -322,6 +410,72 @@ mod tests {
     use super::*;
     use alloc::vec::Vec;
     use proptest::prelude::*;
+
+    fn pool(cpupool_id: u32, sched_id: u32, cmd: u32, tslice_ms: u32, ratelimit_us: u32, vcpu_migr_delay_us: u32) -> XenSysctlSchedulerOp {
+        let mut op = XenSysctlSchedulerOp { cpupool_id, sched_id, cmd, ..Default::default() };
+        op.set_credit(XenSysctlCreditSchedule { tslice_ms, ratelimit_us, vcpu_migr_delay_us });
+        op
+    }
+
+    #[test]
+    fn pool_params_validated_as_csched_sys_cntl() {
+        let ok = |t, r, m| PoolParams::check(&XenSysctlCreditSchedule { tslice_ms: t, ratelimit_us: r, vcpu_migr_delay_us: m });
+        assert_eq!(ok(30, 1000, 0), Ok(PoolParams::DEFAULT));
+        assert_eq!(PoolParams::DEFAULT.tslice_ns(), 30_000_000);
+        assert_eq!(PoolParams::DEFAULT.ratelimit_ns(), 1_000_000);
+        // Slice bounds.
+        assert_eq!(ok(0, 0, 0), Err(Errno::EINVAL));
+        assert_eq!(ok(1001, 0, 0), Err(Errno::EINVAL));
+        assert!(ok(1, 0, 0).is_ok() && ok(1000, 0, 0).is_ok());
+        // Rate limit: 0, or 100..=500000, and never past the slice.
+        assert!(ok(1, 100, 0).is_ok() && ok(1, 1000, 0).is_ok());
+        assert_eq!(ok(1, 1001, 0), Err(Errno::EINVAL));
+        assert_eq!(ok(30, 99, 0), Err(Errno::EINVAL));
+        assert_eq!(ok(30, 30_001, 0), Err(Errno::EINVAL));
+        assert!(ok(1000, 500_000, 0).is_ok());
+        assert_eq!(ok(1000, 500_001, 0), Err(Errno::EINVAL));
+        assert_eq!(ok(1000, u32::MAX, 0), Err(Errno::EINVAL));
+        // Migration delay up to 100 ms.
+        assert!(ok(30, 1000, 100_000).is_ok());
+        assert_eq!(ok(30, 1000, 100_001), Err(Errno::EINVAL));
+        assert_eq!(ok(u32::MAX, u32::MAX, u32::MAX), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn rate_limit_holds_a_boost_back_until_it_has_run() {
+        let p = PoolParams::DEFAULT;
+        assert!(p.holds_back(0, false) && p.holds_back(999_999, false));
+        assert!(!p.holds_back(1_000_000, false), "ran the whole rate limit");
+        assert!(!p.holds_back(10, true), "a yield is never held");
+        assert!(!PoolParams { ratelimit_us: 0, ..p }.holds_back(0, false), "no rate limit");
+        // The timer: the end of the rate limit, at least 100 µs ahead.
+        assert_eq!(p.rate_limit_end(5_000_000, 5_200_000), 6_000_000);
+        assert_eq!(p.rate_limit_end(5_000_000, 5_950_000), 6_050_000);
+        assert_eq!(p.rate_limit_end(u64::MAX - 10, 0), u64::MAX);
+    }
+
+    #[test]
+    fn pool_op_as_sched_adjust_global() {
+        use xen_abi::domctl::XEN_SCHEDULER_CREDIT2;
+        let (put, get) = (XEN_SYSCTL_SCHEDOP_putinfo, XEN_SYSCTL_SCHEDOP_getinfo);
+        let mut p = PoolParams::DEFAULT;
+        // getinfo writes the parameters over whatever the union held.
+        let mut op = pool(0, XEN_SCHEDULER_CREDIT, get, 7, 7, 7);
+        assert_eq!(pool_op(&mut op, &mut p), Ok(()));
+        assert_eq!(op.credit(), XenSysctlCreditSchedule { tslice_ms: 30, ratelimit_us: 1000, vcpu_migr_delay_us: 0 });
+        // The command first, then the pool, then the scheduler, then the values.
+        assert_eq!(pool_op(&mut pool(1, XEN_SCHEDULER_CREDIT2, 2, 0, 0, 0), &mut p), Err(Errno::EINVAL));
+        assert_eq!(pool_op(&mut pool(1, XEN_SCHEDULER_CREDIT2, get, 0, 0, 0), &mut p), Err(Errno::ESRCH));
+        assert_eq!(pool_op(&mut pool(u32::MAX, XEN_SCHEDULER_CREDIT, get, 0, 0, 0), &mut p), Err(Errno::ESRCH));
+        assert_eq!(pool_op(&mut pool(0, XEN_SCHEDULER_CREDIT2, get, 0, 0, 0), &mut p), Err(Errno::EINVAL));
+        assert_eq!(pool_op(&mut pool(0, XEN_SCHEDULER_CREDIT, put, 0, 0, 0), &mut p), Err(Errno::EINVAL));
+        assert_eq!(p, PoolParams::DEFAULT, "a refused putinfo changes nothing");
+        // putinfo sets and reads back.
+        let mut op = pool(0, XEN_SCHEDULER_CREDIT, put, 5, 0, 100_000);
+        assert_eq!(pool_op(&mut op, &mut p), Ok(()));
+        assert_eq!(p, PoolParams { tslice_ms: 5, ratelimit_us: 0, migr_delay_us: 100_000 });
+        assert_eq!(op.credit(), XenSysctlCreditSchedule { tslice_ms: 5, ratelimit_us: 0, vcpu_migr_delay_us: 100_000 });
+    }
 
     #[test]
     fn putinfo_keeps_what_is_zero_or_unchanged() {

@@ -1,7 +1,8 @@
 //! The credit policy (`domain::credit`) on the domain table: accounting before each
 //! pick, what a CPU may run, and the control domain's operations on it
 //! (`XEN_DOMCTL_scheduler_op` for `XEN_SCHEDULER_CREDIT`, `XEN_DOMCTL_setvcpuaffinity`
-//! and `getvcpuaffinity` for hard and soft affinity, `XEN_SYSCTL_sched_id`).
+//! and `getvcpuaffinity` for hard and soft affinity, `XEN_SYSCTL_sched_id`,
+//! `XEN_SYSCTL_scheduler_op` for Pool-0's time slice and rate limit).
 
 use crate::arch::x86_64::guest::GuestView;
 use crate::arch::x86_64::smp;
@@ -17,6 +18,30 @@ use xen_abi::vcpu::RUNSTATE_running;
 static NEXT_ACCOUNTING: AtomicU64 = AtomicU64::new(0);
 /// Some vCPU is parked (capped, out of credit): a CPU must wake at the next accounting.
 static ANY_PARKED: AtomicBool = AtomicBool::new(false);
+
+/// Pool-0's parameters (`XEN_SYSCTL_scheduler_op`): time slice, rate limit, migration
+/// delay. Changed under the domain table's write side; read at every pick.
+static POOL: spin::Mutex<policy::PoolParams> = spin::Mutex::new(policy::PoolParams::DEFAULT);
+
+/// Pool-0's parameters now.
+pub fn pool_params() -> policy::PoolParams {
+    *POOL.lock()
+}
+
+/// `XEN_SYSCTL_scheduler_op` (Xen's `sched_adjust_global`): Pool-0's credit parameters
+/// (`domain::credit::pool_op` says what is refused).
+pub fn pool_op(op: &mut xen_abi::sysctl::XenSysctlSchedulerOp) -> Result<(), Errno> {
+    let mut p = POOL.lock();
+    let before = *p;
+    policy::pool_op(op, &mut p)?;
+    // Xen's messages when the rate limit is switched on or off.
+    if before.ratelimit_us == 0 && p.ratelimit_us != 0 {
+        crate::println!("Enabling context switch rate limiting");
+    } else if before.ratelimit_us != 0 && p.ratelimit_us == 0 {
+        crate::println!("Disabling context switch rate limiting");
+    }
+    Ok(())
+}
 
 /// The online CPUs.
 fn online() -> CpuMask {

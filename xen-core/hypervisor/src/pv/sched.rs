@@ -2,7 +2,10 @@
 //! takes which) and a round-robin scheduler of vCPUs over every CPU: which vCPU of
 //! which domain runs next on a CPU, context switches (registers, FPU, segment bases, page
 //! tables, guest GDT, run-state accounting), blocking and waking (a vCPU an event wakes
-//! runs at once, as Xen's credit scheduler boosts it), and the end of a domain.
+//! runs at once, as Xen's credit scheduler boosts it, unless the running one has had
+//! less than the pool's rate limit), and the end of a domain. The time slice and the
+//! rate limit are Pool-0's (`pv::credit::pool_params`, Xen's 30 ms and 1000 µs unless
+//! `XEN_SYSCTL_scheduler_op` changed them).
 
 use crate::domain::runstate::GuestWrite;
 use crate::pv::domain::{Domain, RunState, Vcpu};
@@ -20,8 +23,6 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// allocator must be back to this count (each domain returned every frame).
 pub static FREE_BEFORE_DOMAINS: AtomicU64 = AtomicU64::new(0);
 
-/// How long a vCPU runs before another runnable one gets the CPU.
-const TIME_SLICE_NS: u64 = 10_000_000;
 
 #[derive(Debug, Default)]
 pub struct Domains {
@@ -37,6 +38,11 @@ pub struct Domains {
     /// What each physical CPU runs (None: idle), and when its time slice ends.
     running: [Option<VcpuRef>; MAX_CPUS],
     slice_end: [u64; MAX_CPUS],
+    /// When each CPU's vCPU was switched in (the rate limit counts from there).
+    switched_in: [u64; MAX_CPUS],
+    /// A woken vCPU whose boost the rate limit held back on each CPU: it preempts once
+    /// the running one has had its rate limit.
+    deferred: [Option<VcpuRef>; MAX_CPUS],
     /// Whether any domain ended by crashing (the machine's exit status says so).
     any_crashed: bool,
     /// System time of the next serial-input poll.
@@ -260,7 +266,9 @@ pub fn start(doms: &mut Domains, id: u16) -> Regs {
     doms.current = id;
     doms.running[0] = Some((id, 0));
     smp::set_running_domain(Some(id));
-    doms.slice_end[0] = clock::now_ns() + TIME_SLICE_NS;
+    let now = clock::now_ns();
+    doms.slice_end[0] = now + credit::pool_params().tslice_ns();
+    doms.switched_in[0] = now;
     let d = doms.cur();
     d.cur_vcpu = 0;
     load(d);
@@ -454,9 +462,16 @@ pub fn exit_to_guest(doms: &mut Domains, regs: &mut Regs) -> bool {
 /// Chooses what this CPU runs next and loads it into `regs` (the frame of what ran
 /// before, if anything, is saved first); kicks idle CPUs when more is runnable than
 /// runs. False when there is nothing.
-fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> bool {
+fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, mut woken: Vec<VcpuRef>) -> bool {
     let me = percpu::cpu_index();
     let now = clock::now_ns();
+    let params = credit::pool_params();
+    // A boost the rate limit held back comes back as a wake-up, if the vCPU still waits.
+    if let Some(w) = doms.deferred[me].take() {
+        if !woken.contains(&w) && doms.any_mut(w.0).is_some_and(|d| runnable(d, w.1)) {
+            woken.push(w);
+        }
+    }
     credit::account(&mut doms.by_id, &doms.running, now, runnable);
     let cur_ent = doms.running[me].filter(|(id, _)| doms.by_id.contains_key(id));
     let cur_runnable = cur_ent.is_some_and(|e| doms.allowed(e, me) && doms.any_mut(e.0).is_some_and(|d| runnable(d, e.1)));
@@ -481,7 +496,15 @@ fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> b
             break;
         }
     }
-    let preempt = now >= doms.slice_end[me] || YIELD[me].swap(false, Ordering::Relaxed) || boost.is_some();
+    let slice_over = now >= doms.slice_end[me];
+    let yielded = YIELD[me].swap(false, Ordering::Relaxed);
+    // Credit1's rate limit (`csched_schedule`): a runnable vCPU that has run less than
+    // the rate limit since it was switched in, and did not yield, keeps the CPU until it
+    // has; the woken one preempts it then.
+    if boost.is_some() && cur_runnable && !slice_over && params.holds_back(now.saturating_sub(doms.switched_in[me]), yielded) {
+        doms.deferred[me] = boost.take();
+    }
+    let preempt = slice_over || yielded || boost.is_some();
     let next = if cur_runnable && !preempt {
         cur_ent
     } else {
@@ -505,6 +528,7 @@ fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> b
             return false;
         };
         doms.current = id;
+        doms.switched_in[me] = now;
         let d = doms.cur();
         d.cur_vcpu = v;
         load(d);
@@ -512,7 +536,7 @@ fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> b
     }
     let Some((id, v)) = next else { return false };
     if next != cur_ent || preempt {
-        doms.slice_end[me] = now + TIME_SLICE_NS;
+        doms.slice_end[me] = now + params.tslice_ns();
     }
     doms.current = id;
     let d = doms.cur();
@@ -521,7 +545,8 @@ fn pick_and_enter(doms: &mut Domains, regs: &mut Regs, woken: Vec<VcpuRef>) -> b
     trap::deliver_events(d, regs);
     kick_others(doms);
     let others = doms.alive().flat_map(|d| d.vcpus.iter()).filter(|v| v.online).count() > smp::online();
-    let deadline = [next_deadline(doms), periodic, others.then_some(doms.slice_end[me])].into_iter().flatten().min();
+    let rate_limit_end = doms.deferred[me].map(|_| params.rate_limit_end(doms.switched_in[me], now));
+    let deadline = [next_deadline(doms), periodic, others.then_some(doms.slice_end[me]), rate_limit_end].into_iter().flatten().min();
     clock::arm(deadline);
     true
 }

@@ -93,6 +93,12 @@ pub fn sysctl(doms: &mut Domains, guest: &GuestView, arg: u64) -> HcResult {
         XEN_SYSCTL_sched_id => {
             op.set_payload(&XenSysctlSchedId { sched_id: XEN_SCHEDULER_CREDIT });
         }
+        // Pool-0's credit parameters (time slice, rate limit, migration delay).
+        XEN_SYSCTL_scheduler_op => {
+            let mut s: XenSysctlSchedulerOp = op.payload().ok_or(Errno::EINVAL)?;
+            crate::pv::credit::pool_op(&mut s)?;
+            op.set_payload(&s);
+        }
         XEN_SYSCTL_getdomaininfolist => {
             let mut l: XenSysctlGetdomaininfolist = op.payload().ok_or(Errno::EINVAL)?;
             let running = doms.current_id();
