@@ -90,6 +90,16 @@ impl PoolParams {
         switched_in.saturating_add(self.ratelimit_ns()).max(now.saturating_add(MIN_TIMER_NS))
     }
 
+    /// One word for a lock-free read at every pick: each field in 21 bits, which holds
+    /// every value [`PoolParams::check`] accepts (at most 500000).
+    pub const fn pack(self) -> u64 {
+        (self.tslice_ms as u64 & FIELD) | (self.ratelimit_us as u64 & FIELD) << 21 | (self.migr_delay_us as u64 & FIELD) << 42
+    }
+
+    pub const fn unpack(w: u64) -> PoolParams {
+        PoolParams { tslice_ms: (w & FIELD) as u32, ratelimit_us: (w >> 21 & FIELD) as u32, migr_delay_us: (w >> 42 & FIELD) as u32 }
+    }
+
     fn to_abi(self) -> XenSysctlCreditSchedule {
         XenSysctlCreditSchedule { tslice_ms: self.tslice_ms, ratelimit_us: self.ratelimit_us, vcpu_migr_delay_us: self.migr_delay_us }
     }
@@ -116,6 +126,9 @@ pub fn pool_op(op: &mut XenSysctlSchedulerOp, params: &mut PoolParams) -> Result
     op.set_credit(params.to_abi());
     Ok(())
 }
+
+/// One packed field of [`PoolParams::pack`].
+const FIELD: u64 = (1 << 21) - 1;
 
 /// The shortest timer the rate limit arms (Xen's `CSCHED_MIN_TIMER`).
 pub const MIN_TIMER_NS: u64 = 100_000;
@@ -439,6 +452,11 @@ mod tests {
         assert!(ok(30, 1000, 100_000).is_ok());
         assert_eq!(ok(30, 1000, 100_001), Err(Errno::EINVAL));
         assert_eq!(ok(u32::MAX, u32::MAX, u32::MAX), Err(Errno::EINVAL));
+        // Everything accepted survives the one-word form the scheduler reads.
+        for (t, r, m) in [(30, 1000, 0), (1, 0, 0), (1000, 500_000, 100_000), (7, 100, 1)] {
+            let p = ok(t, r, m).unwrap();
+            assert_eq!(PoolParams::unpack(p.pack()), p);
+        }
     }
 
     #[test]

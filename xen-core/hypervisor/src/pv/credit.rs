@@ -20,20 +20,24 @@ static NEXT_ACCOUNTING: AtomicU64 = AtomicU64::new(0);
 static ANY_PARKED: AtomicBool = AtomicBool::new(false);
 
 /// Pool-0's parameters (`XEN_SYSCTL_scheduler_op`): time slice, rate limit, migration
-/// delay. Changed under the domain table's write side; read at every pick.
-static POOL: spin::Mutex<policy::PoolParams> = spin::Mutex::new(policy::PoolParams::DEFAULT);
+/// delay, packed into one word (`PoolParams::pack`), so that every pick on every CPU
+/// reads them without a lock. `POOL_WRITER` orders the rare writers.
+static POOL: AtomicU64 = AtomicU64::new(policy::PoolParams::DEFAULT.pack());
+static POOL_WRITER: spin::Mutex<()> = spin::Mutex::new(());
 
 /// Pool-0's parameters now.
 pub fn pool_params() -> policy::PoolParams {
-    *POOL.lock()
+    policy::PoolParams::unpack(POOL.load(Ordering::Relaxed))
 }
 
 /// `XEN_SYSCTL_scheduler_op` (Xen's `sched_adjust_global`): Pool-0's credit parameters
 /// (`domain::credit::pool_op` says what is refused).
 pub fn pool_op(op: &mut xen_abi::sysctl::XenSysctlSchedulerOp) -> Result<(), Errno> {
-    let mut p = POOL.lock();
-    let before = *p;
+    let _writer = POOL_WRITER.lock();
+    let before = pool_params();
+    let mut p = before;
     policy::pool_op(op, &mut p)?;
+    POOL.store(p.pack(), Ordering::Relaxed);
     // Xen's messages when the rate limit is switched on or off.
     if before.ratelimit_us == 0 && p.ratelimit_us != 0 {
         crate::println!("Enabling context switch rate limiting");

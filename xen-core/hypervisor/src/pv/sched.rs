@@ -23,7 +23,6 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// allocator must be back to this count (each domain returned every frame).
 pub static FREE_BEFORE_DOMAINS: AtomicU64 = AtomicU64::new(0);
 
-
 #[derive(Debug, Default)]
 pub struct Domains {
     /// Every domain by id: a hash map, so memory follows the number of domains rather
