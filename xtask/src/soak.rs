@@ -21,8 +21,8 @@ pub fn linux() -> bool {
 }
 
 /// dom0's steps after `base` for `--linux`: each cycle creates a Linux domU that reboots
-/// and is restarted (then destroyed), then two Linux domUs at once (one ballooned to
-/// 96 MiB once its shell loop runs), waits for each to report its memory three times (so
+/// and is restarted (then destroyed), then two Linux domUs at once (192 MiB, one ballooned to
+/// 128 MiB once its shell loop runs), waits for each to report its memory three times (so
 /// init has forked), looks for a kernel oops on their consoles, destroys them.
 pub const LINUX_STEPS: &str = r#"#@ soak
 pages() { xl info | sed -n 's/^free_pages *: //p'; }
@@ -41,9 +41,9 @@ while [ $i -lt $n ]; do
   [ "$id1" != "$id0" ] || echo "SOAK lr$i did not restart"
   xl destroy lr$i >/dev/null 2>&1
   for s in a b; do
-    xl create /etc/xen/linux.cfg "name=\"lx$s$i\"" 'extra="@LINUX_CONSOLE@ memwatch"' 'disk=[]' 'vif=[]' >/tmp/soak 2>&1 || { broke=1; echo "SOAK create lx$s$i failed: $(cat /tmp/soak)"; }
+    xl create /etc/xen/linux.cfg "name=\"lx$s$i\"" 'memory=192' 'extra="@LINUX_CONSOLE@ memwatch"' 'disk=[]' 'vif=[]' >/tmp/soak 2>&1 || { broke=1; echo "SOAK create lx$s$i failed: $(cat /tmp/soak)"; }
   done
-  waitlog /var/log/xen/console/guest-lxa$i.log 'MEM MemTotal' 120 && xl mem-set lxa$i 96m
+  waitlog /var/log/xen/console/guest-lxa$i.log 'MEM MemTotal' 120 && xl mem-set lxa$i 128m
   for s in a b; do
     L=/var/log/xen/console/guest-lx$s$i.log
     read t _ < /proc/uptime; end=$(( ${t%.*} + 120 ))
