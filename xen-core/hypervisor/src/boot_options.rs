@@ -125,6 +125,36 @@ const ACCEPTED: &[&str] = &[
     "vga", "no-real-mode", "edd", "watchdog", "cpufreq", "spec-ctrl", "pv-linear-pt",
 ];
 
+/// An `integer_param` value as Xen's `simple_strtoll(v, &end, 0)` reads it: decimal,
+/// `0x` hex or leading-`0` octal, an optional sign; anything left over is invalid.
+fn parse_int(v: &str) -> Result<i64, OptionError> {
+    let (neg, digits) = match v.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, v.strip_prefix('+').unwrap_or(v)),
+    };
+    let (radix, body) = if let Some(h) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+        (16, h)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        (8, &digits[1..])
+    } else {
+        (10, digits)
+    };
+    let n = i64::from_str_radix(body, radix).map_err(|_| OptionError::BadNumber)?;
+    Ok(if neg { -n } else { n })
+}
+
+/// The credit scheduler's boot parameters, as given (Xen checks their ranges when the
+/// scheduler starts: `domain::credit::PoolParams::from_boot`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CreditBoot {
+    /// `sched_credit_tslice_ms=`
+    pub tslice_ms: Option<i64>,
+    /// `sched_ratelimit_us=`
+    pub ratelimit_us: Option<i64>,
+    /// `vcpu_migration_delay=` (µs)
+    pub migr_delay_us: Option<i64>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BootOptions {
     /// `console=` lists `com1`; without a console option Xen defaults to VGA, which we
@@ -136,6 +166,7 @@ pub struct BootOptions {
     pub maxcpus: Option<u32>,
     pub loglvl: LogLevel,
     pub guest_loglvl: LogLevel,
+    pub credit: CreditBoot,
 }
 
 impl Default for BootOptions {
@@ -147,6 +178,7 @@ impl Default for BootOptions {
             maxcpus: None,
             loglvl: LogLevel::Warning,
             guest_loglvl: LogLevel::None,
+            credit: CreditBoot::default(),
         }
     }
 }
@@ -189,6 +221,9 @@ pub fn parse<'a>(cmdline: &'a str, mut reject: impl FnMut(Rejected<'a>)) -> Boot
             }
             "loglvl" => parse_loglvl(value).map(|l| o.loglvl = l),
             "guest_loglvl" => parse_loglvl(value).map(|l| o.guest_loglvl = l),
+            "sched_credit_tslice_ms" => parse_int(value).map(|n| o.credit.tslice_ms = Some(n)),
+            "sched_ratelimit_us" => parse_int(value).map(|n| o.credit.ratelimit_us = Some(n)),
+            "vcpu_migration_delay" => parse_int(value).map(|n| o.credit.migr_delay_us = Some(n)),
             n if ACCEPTED.contains(&n) || ACCEPTED.contains(&n.trim_start_matches("no-")) => Ok(()),
             _ => {
                 reject(Rejected::Unknown(name));
@@ -269,6 +304,17 @@ mod tests {
             ]
         );
         assert!(o.console_com1);
+    }
+
+    #[test]
+    fn credit_parameters_read_as_xen_integers() {
+        let (o, bad) = parse_all("xen sched_credit_tslice_ms=5 sched_ratelimit_us=0x64 vcpu_migration_delay=010");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(o.credit, CreditBoot { tslice_ms: Some(5), ratelimit_us: Some(100), migr_delay_us: Some(8) });
+        assert_eq!(parse_all("xen sched_ratelimit_us=-1").0.credit.ratelimit_us, Some(-1));
+        let (o, bad) = parse_all("xen sched_credit_tslice_ms=10ms sched_ratelimit_us=");
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert_eq!(o.credit, CreditBoot::default());
     }
 
     #[test]

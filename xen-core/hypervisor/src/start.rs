@@ -49,6 +49,10 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         opts.dom0_max_vcpus,
         opts.loglvl
     );
+    let pool = crate::domain::credit::PoolParams::from_boot(opts.credit, |w| println!("{w}"));
+    crate::pv::credit::set_boot_params(pool);
+    println!("Using scheduler: SMP Credit Scheduler (credit)");
+    println!("Pool-0: tslice={}ms ratelimit={}us migration-delay={}us", pool.tslice_ms, pool.ratelimit_us, pool.migr_delay_us);
     for r in boot.memory_map() {
         println!(" {:016x} - {:016x} ({:?})", r.base, r.base.saturating_add(r.len), r.kind);
     }

@@ -63,6 +63,47 @@ impl PoolParams {
         u64::from(self.ratelimit_us) * 1000
     }
 
+    /// The boot command line's values (`crate::boot_options::CreditBoot`) as Xen 4.17
+    /// starts credit1 with them (`csched_global_init`, `scheduler_init`, `csched_init`):
+    /// a slice outside 1..=1000 ms, a rate limit other than 0 outside 100..=500000 µs, a
+    /// migration delay outside 0..=100000 µs each go back to the default with Xen's
+    /// warning (`warn`); a rate limit longer than the slice becomes the slice.
+    pub fn from_boot(b: crate::boot_options::CreditBoot, mut warn: impl FnMut(core::fmt::Arguments)) -> PoolParams {
+        let d = PoolParams::DEFAULT;
+        let (tmin, tmax) = (XEN_SYSCTL_CSCHED_TSLICE_MIN, XEN_SYSCTL_CSCHED_TSLICE_MAX);
+        let tslice_ms = match b.tslice_ms {
+            None => d.tslice_ms,
+            Some(t) if (i64::from(tmin)..=i64::from(tmax)).contains(&t) => t as u32,
+            Some(_) => {
+                warn(format_args!("WARNING: sched_credit_tslice_ms outside of valid range [{tmin},{tmax}].\n Resetting to default {}", d.tslice_ms));
+                d.tslice_ms
+            }
+        };
+        let (rmin, rmax) = (XEN_SYSCTL_SCHED_RATELIMIT_MIN, XEN_SYSCTL_SCHED_RATELIMIT_MAX);
+        let mut ratelimit_us = match b.ratelimit_us {
+            None => d.ratelimit_us,
+            Some(0) => 0,
+            Some(r) if (i64::from(rmin)..=i64::from(rmax)).contains(&r) => r as u32,
+            Some(_) => {
+                warn(format_args!("WARNING: sched_ratelimit_us outside of valid range [{rmin},{rmax}].\n Resetting to default {}", d.ratelimit_us));
+                d.ratelimit_us
+            }
+        };
+        if u64::from(ratelimit_us) > u64::from(tslice_ms) * 1000 {
+            warn(format_args!("WARNING: sched_ratelimit_us >sched_credit_tslice_ms is undefined\nSetting ratelimit to tslice"));
+            ratelimit_us = tslice_ms * 1000;
+        }
+        let migr_delay_us = match b.migr_delay_us {
+            None => d.migr_delay_us,
+            Some(m) if (0..=i64::from(XEN_SYSCTL_CSCHED_MGR_DLY_MAX_US)).contains(&m) => m as u32,
+            Some(_) => {
+                warn(format_args!("WARNING: vcpu_migration_delay outside of valid range [0,{}]us.\nResetting to default: 0", XEN_SYSCTL_CSCHED_MGR_DLY_MAX_US));
+                0
+            }
+        };
+        PoolParams { tslice_ms, ratelimit_us, migr_delay_us }
+    }
+
     /// A putinfo's parameters as `csched_sys_cntl` checks them: the slice within
     /// 1..=1000 ms, the rate limit 0 or within 100..=500000 µs and not longer than the
     /// slice, the migration delay at most 100 ms; anything else -EINVAL.
@@ -456,6 +497,31 @@ mod tests {
         for (t, r, m) in [(30, 1000, 0), (1, 0, 0), (1000, 500_000, 100_000), (7, 100, 1)] {
             let p = ok(t, r, m).unwrap();
             assert_eq!(PoolParams::unpack(p.pack()), p);
+        }
+    }
+
+    #[test]
+    fn boot_parameters_checked_as_xen_starts_credit1() {
+        use crate::boot_options::CreditBoot;
+        let boot = |t, r, m| {
+            let mut warnings = 0;
+            let p = PoolParams::from_boot(CreditBoot { tslice_ms: t, ratelimit_us: r, migr_delay_us: m }, |_| warnings += 1);
+            (p.tslice_ms, p.ratelimit_us, p.migr_delay_us, warnings)
+        };
+        assert_eq!(boot(None, None, None), (30, 1000, 0, 0));
+        assert_eq!(boot(Some(5), Some(0), Some(100_000)), (5, 0, 100_000, 0));
+        assert_eq!(boot(Some(0), None, None), (30, 1000, 0, 1), "slice below 1 ms");
+        assert_eq!(boot(Some(1001), None, None), (30, 1000, 0, 1));
+        assert_eq!(boot(None, Some(99), None), (30, 1000, 0, 1), "rate limit below 100 us");
+        assert_eq!(boot(None, Some(-1), None), (30, 1000, 0, 1));
+        assert_eq!(boot(Some(1), Some(5000), None), (1, 1000, 0, 1), "rate limit past the slice becomes the slice");
+        assert_eq!(boot(None, None, Some(100_001)), (30, 1000, 0, 1));
+        assert_eq!(boot(None, None, Some(-5)), (30, 1000, 0, 1));
+        // Whatever the command line says, the pool starts with parameters putinfo takes.
+        for (t, r, m) in [(Some(-3), Some(i64::MAX), Some(7)), (Some(2), Some(2000), None)] {
+            let p = PoolParams::from_boot(CreditBoot { tslice_ms: t, ratelimit_us: r, migr_delay_us: m }, |_| ());
+            let abi = p.to_abi();
+            assert_eq!(PoolParams::check(&abi), Ok(p));
         }
     }
 

@@ -30,6 +30,12 @@ pub fn pool_params() -> policy::PoolParams {
     policy::PoolParams::unpack(POOL.load(Ordering::Relaxed))
 }
 
+/// Pool-0's parameters from the boot command line (before any domain runs).
+pub fn set_boot_params(p: policy::PoolParams) {
+    let _writer = POOL_WRITER.lock();
+    POOL.store(p.pack(), Ordering::Relaxed);
+}
+
 /// `XEN_SYSCTL_scheduler_op` (Xen's `sched_adjust_global`): Pool-0's credit parameters
 /// (`domain::credit::pool_op` says what is refused).
 pub fn pool_op(op: &mut xen_abi::sysctl::XenSysctlSchedulerOp) -> Result<(), Errno> {
