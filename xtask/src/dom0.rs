@@ -1369,6 +1369,9 @@ check our-xl-lists-the-domu sh -c "xl list | grep -q '^deb-pv  *[0-9]'"
 check debian-xl-pause sh -c "$X/xl pause deb-pv && $X/xl list deb-pv | grep -q ' --p'"
 check debian-xl-unpause $X/xl unpause deb-pv
 check debian-xl-vcpu-list sh -c "$X/xl vcpu-list deb-pv | grep -q '^deb-pv  *[0-9]*  *0 '"
+# Debian's libxl lowers the target (xenstore) and the domain's maximum (XEN_DOMCTL_max_mem)
+check debian-xl-mem-set $X/xl mem-set deb-pv 24m
+want debian-xl-mem-set-target 24576 sh -c 'xenstore-read /local/domain/$(xl domid deb-pv)/memory/target'
 check debian-xl-destroy timeout 60 $X/xl destroy deb-pv
 check debian-xl-domu-gone sh -c "! $X/xl list | grep -q '^deb-pv '"
 
